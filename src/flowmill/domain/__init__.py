@@ -1,0 +1,1 @@
+"""Pure data and rules: workflows, executions, states, events. No I/O here."""

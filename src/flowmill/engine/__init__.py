@@ -1,0 +1,1 @@
+"""The executor: planner, transitions, runner, templates, retry policy."""

@@ -1,0 +1,478 @@
+"""The engine: starts executions, runs steps, recovers what crashed processes left.
+
+One :class:`Engine` per process. It knows its ports (store, queue, worker registry),
+never which deployment it runs in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from flowmill.clock import Clock, SystemClock
+from flowmill.domain.execution import Effects, ExecutionRecord
+from flowmill.domain.states import ExecutionStatus
+from flowmill.engine import transitions as tx
+from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.hub import EventHub
+from flowmill.engine.middleware import (
+    Middleware,
+    chain,
+    logging_middleware,
+    output_limit_middleware,
+    timeout_middleware,
+)
+from flowmill.engine.ports import (
+    DefinitionSource,
+    DuplicateExecutionError,
+    ExecutionStore,
+    Job,
+    JobQueue,
+    LimitCounts,
+    StepJob,
+    TriggerJob,
+    WorkerInfo,
+    WorkerRegistry,
+)
+from flowmill.engine.runner import RunnerOptions, StepRunner, job_for
+from flowmill.engine.services import NodeServices
+from flowmill.engine.validation import load_and_compile
+from flowmill.ids import uuid7
+from flowmill.nodes.base import TriggerNodeType
+from flowmill.nodes.registry import NodeRegistry
+
+log = structlog.get_logger("flowmill.engine")
+
+
+@dataclass
+class EngineOptions:
+    """Tuning of one engine process.
+
+    Attributes:
+        concurrency: Jobs run at once by this worker.
+        sweep_interval_s: How often to look for orphaned steps, deadlines, limits.
+        heartbeat_interval_s: How often this worker says it is alive.
+        dead_after_s: A worker silent this long is dead; its steps are taken over.
+        orphan_grace_s: A queue-held step older than this and absent from the queue is
+            put back (covers a crash between commit and enqueue).
+        shutdown_grace_s: Time running steps get to finish on shutdown.
+        max_output_bytes: Largest node output accepted.
+    """
+
+    concurrency: int = 16
+    sweep_interval_s: float = 1.0
+    heartbeat_interval_s: float = 2.0
+    dead_after_s: float = 15.0
+    orphan_grace_s: float = 30.0
+    shutdown_grace_s: float = 10.0
+    max_output_bytes: int = 16 * 1024 * 1024
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
+
+
+class Engine:
+    """Runs workflows durably.
+
+    Args:
+        store: Execution state (the source of truth).
+        definitions: Stored workflow versions.
+        queue: Job transport.
+        registry: Node types.
+        services: Services handed to nodes.
+        workers: Worker liveness registry.
+        clock: Time.
+        options: Tuning.
+        middlewares: Extra node middleware (outermost first), around the built-in ones.
+        kind: What this process is (``embedded``, ``worker``, ``api``), for the registry.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ExecutionStore,
+        definitions: DefinitionSource,
+        queue: JobQueue,
+        registry: NodeRegistry,
+        services: NodeServices | None = None,
+        workers: WorkerRegistry,
+        clock: Clock | None = None,
+        options: EngineOptions | None = None,
+        middlewares: Sequence[Middleware] = (),
+        kind: str = "worker",
+    ) -> None:
+        self.store = store
+        self.definitions = definitions
+        self.queue = queue
+        self.registry = registry
+        self.services = services or NodeServices()
+        self.workers = workers
+        self.clock = clock or SystemClock()
+        self.options = options or EngineOptions()
+        self.kind = kind
+        self.worker_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid7()[-8:]}"
+        self._queue_owner = self.worker_id if queue.in_process else None
+        self.hub = EventHub()
+        self._cache: OrderedDict[tuple[str, int], CompiledWorkflow] = OrderedDict()
+        self._background: set[asyncio.Task[Any]] = set()
+        call = chain(
+            [
+                *middlewares,
+                logging_middleware,
+                output_limit_middleware(self.options.max_output_bytes),
+                timeout_middleware,
+            ]
+        )
+        self.runner = StepRunner(
+            store=store,
+            compiled=self.compiled,
+            services=self.services,
+            clock=self.clock,
+            call=call,
+            dispatch=self.dispatch,
+            notify=self._committed,
+            worker_id=self.worker_id,
+            queue_owner=self._queue_owner,
+            options=self.options.runner,
+        )
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+
+    # --- definitions ---------------------------------------------------------------
+
+    async def compiled(self, workflow_id: str, version: int) -> CompiledWorkflow:
+        """The compiled form of a stored version (cached: versions never change)."""
+        key = (workflow_id, version)
+        wf = self._cache.get(key)
+        if wf is not None:
+            self._cache.move_to_end(key)
+            return wf
+        definition = await self.definitions.get_definition(workflow_id, version)
+        wf = self.compile(definition)
+        self._cache[key] = wf
+        if len(self._cache) > 512:
+            self._cache.popitem(last=False)
+        return wf
+
+    def compile(self, definition: dict[str, Any]) -> CompiledWorkflow:
+        """Validate and compile a definition with this engine's node types.
+
+        Raises:
+            DefinitionError: It does not validate.
+        """
+        return load_and_compile(
+            definition, self.registry, expressions_enabled=self.services.sandbox_available
+        )
+
+    # --- executions ----------------------------------------------------------------
+
+    async def start_execution(
+        self,
+        *,
+        tenant_id: str,
+        workflow_id: str,
+        version: int,
+        data: Any = None,
+        trigger_type: str = "manual",
+        node_id: str | None = None,
+        dedupe_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_execution_id: str | None = None,
+        retry_of: str | None = None,
+    ) -> str:
+        """Create an execution of a stored version and dispatch its first steps.
+
+        Returns:
+            The execution id (the existing one when ``dedupe_key`` was seen before).
+        """
+        wf = await self.compiled(workflow_id, version)
+        now = self.clock.now()
+        trigger_node = node_id or wf.default_trigger(trigger_type)
+        trigger_type_impl = wf.node(trigger_node).type if trigger_node in wf.nodes else None
+        if not isinstance(trigger_type_impl, TriggerNodeType):
+            raise ValueError(f"node {trigger_node!r} is not a trigger of this workflow")
+        trigger_output = trigger_type_impl.build_output(
+            wf.node(trigger_node).config,
+            trigger_type=trigger_type,
+            data=data,
+            metadata=metadata or {},
+            received_at=now,
+        )
+        trigger_output["node_id"] = trigger_node
+        settings = wf.workflow.settings
+        ex = ExecutionRecord(
+            id=uuid7(),
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            version=version,
+            status=ExecutionStatus.PENDING,
+            trigger=trigger_output,
+            trigger_type=trigger_type,
+            created_at=now,
+            deadline_at=now + timedelta(seconds=settings.timeout_s) if settings.timeout_s else None,
+            parent_execution_id=parent_execution_id,
+            retry_of=retry_of,
+        )
+        limited = bool(settings.max_concurrent or settings.per_minute)
+
+        def _build(counts: LimitCounts) -> Effects:
+            if limited and not _may_start(wf, counts, fifo=True):
+                ex.status = ExecutionStatus.QUEUED
+            return tx.start_execution(wf, ex, trigger_node, data, now, owner=self._queue_owner)
+
+        try:
+            fx = await self.store.start(ex, _build, dedupe_key=dedupe_key, limited=limited)
+        except DuplicateExecutionError as dup:
+            return dup.execution_id
+        self._committed(fx)
+        await self.dispatch([job_for(r, tenant_id) for r in fx.ready])
+        return ex.id
+
+    async def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:
+        """Cancel an execution. Returns whether it was live (and is now cancelled)."""
+        fx = await self.store.checkpoint(
+            execution_id, lambda ex, _r: tx.cancel_execution(ex, self.clock.now(), reason)
+        )
+        self._committed(fx)
+        self.runner.cancel_local(execution_id)
+        return fx.execution_update is not None
+
+    async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionRecord:  # noqa: ASYNC109 - returns the record on timeout, unlike asyncio.timeout
+        """Wait until the execution ends (or ``timeout``); return it as it is then.
+
+        Raises:
+            LookupError: No such execution.
+        """
+        done = asyncio.Event()
+
+        def _listener(fx: Effects) -> None:
+            update = fx.execution_update
+            if fx.execution_id == execution_id and update is not None and update.status.terminal:
+                done.set()
+
+        unsubscribe = self.hub.subscribe(_listener)
+        try:
+            deadline = None if timeout is None else self.clock.monotonic() + timeout
+            while True:
+                ex = await self.store.get_execution(execution_id)
+                if ex is None:
+                    raise LookupError(execution_id)
+                if ex.status.terminal:
+                    return ex
+                left = 0.5 if deadline is None else min(0.5, deadline - self.clock.monotonic())
+                if left <= 0:
+                    return ex
+                # Another process may finish it: poll as well as listen.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), timeout=left)
+        finally:
+            unsubscribe()
+
+    # --- jobs ------------------------------------------------------------------------
+
+    async def dispatch(self, jobs: Sequence[Job]) -> None:
+        """Put jobs on the queue (after their rows are committed)."""
+        if jobs:
+            await self.queue.put(jobs)
+
+    async def handle(self, job: Job) -> None:
+        """Process one job from the queue."""
+        if isinstance(job, StepJob):
+            await self.runner.run_job(job)
+        else:
+            await self._handle_trigger(job)
+
+    async def _handle_trigger(self, job: TriggerJob) -> None:
+        version = job.version
+        if version is None:
+            version = await self._active_version(job.tenant_id, job.workflow_id)
+            if version is None:
+                log.warning(
+                    "trigger for a workflow with no active version; dropped",
+                    workflow_id=job.workflow_id,
+                    tenant_id=job.tenant_id,
+                )
+                return
+        await self.start_execution(
+            tenant_id=job.tenant_id,
+            workflow_id=job.workflow_id,
+            version=version,
+            data=job.data,
+            trigger_type=job.trigger_type,
+            node_id=job.node_id,
+            dedupe_key=job.dedupe_key,
+            metadata=job.metadata,
+        )
+
+    async def _active_version(self, tenant_id: str, workflow_id: str) -> int | None:
+        active = getattr(self.definitions, "active_version", None)
+        if active is None:
+            return None
+        result: int | None = await active(tenant_id, workflow_id)
+        return result
+
+    def _committed(self, fx: Effects) -> None:
+        self.hub.publish(fx)
+        update = fx.execution_update
+        if update is not None and update.status.terminal:
+            self._spawn(self._promote_all())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- worker lifecycle -----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Engine]:
+        """Run this engine's worker (consumer, sweeper, heartbeat) inside the block."""
+        task = asyncio.create_task(self.run())
+        try:
+            ready = asyncio.create_task(self._ready.wait())
+            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            if task.done():
+                task.result()
+            yield self
+        finally:
+            await self.stop()
+            await task
+
+    async def run(self) -> None:
+        """Work until :meth:`stop`: recover, consume jobs, sweep, heartbeat."""
+        self._stop.clear()
+        await self.workers.register(self.worker_id, self.kind, socket.gethostname(), os.getpid())
+        self._ready.set()
+        try:
+            await self.sweep()
+            loops = [
+                asyncio.create_task(self._every(self.options.sweep_interval_s, self.sweep)),
+                asyncio.create_task(
+                    self._every(self.options.heartbeat_interval_s, self._heartbeat)
+                ),
+            ]
+            try:
+                await self.queue.consume(self.handle, concurrency=self.options.concurrency)
+            finally:
+                for t in loops:
+                    t.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+        finally:
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+            # Unregistering lets any survivor take over what this worker leaves at once.
+            with contextlib.suppress(Exception):
+                await self.workers.unregister(self.worker_id)
+            self._ready.clear()
+
+    async def stop(self) -> None:
+        """Stop taking jobs; let running steps finish within the grace period."""
+        self._stop.set()
+        await self.queue.stop(self.options.shutdown_grace_s)
+
+    async def _every(self, seconds: float, fn: Any) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            if self._stop.is_set():
+                return
+            try:
+                await fn()
+            except Exception:
+                log.exception("background task failed", task=getattr(fn, "__name__", fn))
+
+    async def _heartbeat(self) -> None:
+        await self.workers.heartbeat(self.worker_id)
+
+    # --- sweeping ------------------------------------------------------------------------
+
+    def _dead(self, w: WorkerInfo, now: datetime) -> bool:
+        if w.id == self.worker_id:
+            return False
+        if w.heartbeat_at < now - timedelta(seconds=self.options.dead_after_s):
+            return True
+        return w.hostname == socket.gethostname() and not _pid_alive(w.pid)
+
+    async def sweep(self) -> None:
+        """One pass: take over orphaned steps, time out overdue executions, start
+        executions waiting for a limit."""
+        now = self.clock.now()
+        workers = await self.workers.list_workers()
+        dead = [w for w in workers if self._dead(w, now)]
+        alive = {w.id for w in workers if w not in dead} | {self.worker_id}
+        for w in dead:
+            await self.workers.unregister(w.id)
+        grace = None
+        if not self.queue.in_process:
+            grace = now - timedelta(seconds=self.options.orphan_grace_s)
+        orphans = await self.store.live_runs(alive_owners=alive, unowned_older_than=grace)
+        if orphans:
+            await self._readopt(orphans)
+        for execution_id in await self.store.overdue_executions(now):
+            fx = await self.store.checkpoint(
+                execution_id, lambda ex, _r: tx.time_out_execution(ex, self.clock.now())
+            )
+            self._committed(fx)
+            self.runner.cancel_local(execution_id)
+        await self._promote_all()
+
+    async def _readopt(self, runs: list[Any]) -> None:
+        jobs = {r.id: job_for(r, r.tenant_id) for r in runs}
+        if not self.queue.in_process:
+            present = await self.queue.present(list(jobs.values()))
+            runs = [r for r in runs if jobs[r.id].key not in present]
+        if not runs:
+            return
+        await self.store.set_owner([r.id for r in runs], self._queue_owner)
+        log.info("recovered steps left by stopped workers", count=len(runs))
+        await self.dispatch([jobs[r.id] for r in runs])
+
+    async def _promote_all(self) -> None:
+        blocked: set[str] = set()
+        for ex in await self.store.queued_executions():
+            if ex.workflow_id in blocked:
+                continue  # first in, first out within a workflow
+            wf = await self.compiled(ex.workflow_id, ex.version)
+
+            def _build(
+                e: ExecutionRecord, counts: LimitCounts, wf: CompiledWorkflow = wf
+            ) -> Effects | None:
+                if not _may_start(wf, counts, fifo=False):
+                    return None
+                return tx.promote_execution(wf, e, self.clock.now(), owner=self._queue_owner)
+
+            fx = await self.store.promote(ex.id, _build)
+            if fx is None:
+                blocked.add(ex.workflow_id)
+                continue
+            self.hub.publish(fx)
+            await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
+
+
+def _may_start(wf: CompiledWorkflow, counts: LimitCounts, *, fifo: bool) -> bool:
+    s = wf.workflow.settings
+    if fifo and counts.queued > 0:
+        return False
+    if s.max_concurrent is not None and counts.running >= s.max_concurrent:
+        return False
+    return not (s.per_minute is not None and counts.started_last_minute >= s.per_minute)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

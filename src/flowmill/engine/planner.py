@@ -1,0 +1,139 @@
+"""The planner: which nodes become ready or skipped when others finish. Pure.
+
+Given the graph and the states of nodes, it decides what follows from a node being
+resolved (finished with chosen outputs, failed and continued/routed, or skipped):
+
+* an edge is *taken* when its source resolved with an output the edge listens to;
+* a node with ``join: all`` starts once every predecessor is resolved and at least one
+  edge into it was taken; with ``join: any`` it starts on the first taken edge;
+* a node whose predecessors all resolved with no edge taken is *skipped*, and the skip
+  propagates to its successors (dead-path elimination).
+
+States of other nodes are read through ``lookup``, which is asked only for what a
+decision needs, so a step costs the same at node 10 and node 1,000 of a chain.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from flowmill.domain.execution import NodeState
+from flowmill.domain.graph import Graph
+from flowmill.domain.states import JoinMode, NodeRunStatus
+from flowmill.domain.workflow import ERROR_HANDLE, Edge
+
+StateLookup = Callable[[Collection[str]], Mapping[str, NodeState]]
+
+
+@dataclass(frozen=True)
+class ReadyNode:
+    """A node that may start, with the predecessors whose edges reached it."""
+
+    node_id: str
+    sources: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    """What follows from some nodes resolving."""
+
+    ready: list[ReadyNode] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def edge_taken(edge: Edge, source: NodeState) -> bool:
+    """Whether ``edge`` carries control, given its source's final state."""
+    if not source.resolved or source.status in (NodeRunStatus.SKIPPED, NodeRunStatus.CANCELLED):
+        return False
+    handles = source.handles
+    if handles is None:
+        return edge.source_handle is None
+    if ERROR_HANDLE in handles:
+        return edge.source_handle == ERROR_HANDLE
+    return edge.source_handle is None or edge.source_handle in handles
+
+
+def plan(graph: Graph, resolved: Mapping[str, NodeState], lookup: StateLookup) -> Plan:
+    """Decide the consequences of the nodes in ``resolved`` having just resolved.
+
+    Args:
+        graph: The workflow graph.
+        resolved: The nodes that just resolved, with their new states.
+        lookup: Returns the latest known state of the given nodes (absent: no run yet).
+
+    Returns:
+        Nodes now ready (with the predecessors that reached them) and nodes skipped.
+    """
+    known: dict[str, NodeState] = dict(resolved)
+    out = Plan()
+    decided: set[str] = set()
+    frontier: deque[str] = deque(resolved)
+    while frontier:
+        source = frontier.popleft()
+        successors = [s for s in graph.successors[source] if s not in decided]
+        _fetch(known, lookup, _needed(graph, successors, known))
+        for target in successors:
+            if target in decided:
+                continue
+            if graph.nodes[target].join is JoinMode.ANY and target in known:
+                decided.add(target)  # a join-any node that already started
+                continue
+            verdict = _decide(graph, target, known)
+            if verdict is None:
+                continue
+            decided.add(target)
+            if verdict:
+                out.ready.append(ReadyNode(target, verdict))
+            else:
+                out.skipped.append(target)
+                known[target] = NodeState(NodeRunStatus.SKIPPED)
+                frontier.append(target)
+    return out
+
+
+def _needed(graph: Graph, targets: Iterable[str], known: Mapping[str, NodeState]) -> set[str]:
+    need: set[str] = set()
+    for t in targets:
+        need.update(p for p in graph.predecessors[t] if p not in known)
+        if graph.nodes[t].join is JoinMode.ANY and t not in known:
+            need.add(t)
+    return need
+
+
+def _fetch(known: dict[str, NodeState], lookup: StateLookup, need: set[str]) -> None:
+    if need:
+        found = lookup(need)
+        for node_id in need:
+            if node_id in found:
+                known[node_id] = found[node_id]
+
+
+def _decide(graph: Graph, target: str, known: Mapping[str, NodeState]) -> tuple[str, ...] | None:
+    """``None``: not yet; empty tuple: skip; otherwise the sources that reached it."""
+    taken: list[str] = []
+    all_resolved = True
+    for edge in graph.incoming[target]:
+        state = known.get(edge.source)
+        if state is None or not state.resolved:
+            all_resolved = False
+            continue
+        if edge_taken(edge, state) and edge.source not in taken:
+            taken.append(edge.source)
+    if graph.nodes[target].join is JoinMode.ANY and taken:
+        return tuple(taken)
+    if not all_resolved:
+        return None
+    return tuple(taken)
+
+
+def start_plan(graph: Graph, fired_trigger: str, lookup: StateLookup) -> Plan:
+    """Plan a new execution: the fired trigger succeeded, every other trigger is skipped."""
+    resolved = {fired_trigger: NodeState(NodeRunStatus.SUCCEEDED)}
+    others = [t for t in graph.triggers if t != fired_trigger]
+    for t in others:
+        resolved[t] = NodeState(NodeRunStatus.SKIPPED)
+    result = plan(graph, resolved, lookup)
+    result.skipped[:0] = others
+    return result

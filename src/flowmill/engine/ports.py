@@ -1,0 +1,249 @@
+"""The ports the engine needs; adapters live in ``store`` and ``queue``, fakes in
+``flowmill.testing``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from flowmill.constants import step_job_id
+from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
+from flowmill.engine.transitions import StateReader
+
+
+@dataclass(frozen=True)
+class LimitCounts:
+    """How busy a workflow is, read under its lock when it has limits."""
+
+    running: int = 0
+    queued: int = 0
+    started_last_minute: int = 0
+
+
+@dataclass
+class LoadedStep:
+    """A step as read before running it."""
+
+    execution: ExecutionRecord
+    run: NodeRun
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class DuplicateExecutionError(Exception):
+    """An execution with the same dedupe key exists; ``execution_id`` names it."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(execution_id)
+        self.execution_id = execution_id
+
+
+class ExecutionStore(Protocol):
+    """Durable state of executions and node runs (command side)."""
+
+    async def start(
+        self,
+        execution: ExecutionRecord,
+        build: Callable[[LimitCounts], Effects],
+        *,
+        dedupe_key: str | None = None,
+        limited: bool = False,
+    ) -> Effects:
+        """Create an execution with the effects ``build`` returns, atomically.
+
+        Args:
+            execution: The new execution (its status may change in ``build``).
+            build: Called in the transaction with the workflow's counts.
+            dedupe_key: Unique per tenant; a second start with it is refused.
+            limited: Lock the workflow and count its executions for ``build``.
+
+        Raises:
+            DuplicateExecutionError: ``dedupe_key`` was used before.
+        """
+        ...
+
+    async def checkpoint(
+        self, execution_id: str, build: Callable[[ExecutionRecord, StateReader], Effects]
+    ) -> Effects:
+        """Lock the execution, let ``build`` decide, write its effects, commit.
+
+        Raises:
+            StaleStepError: A run update lost the race with a duplicate; nothing written.
+            LookupError: No such execution.
+        """
+        ...
+
+    async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
+        """The execution, the run and the outputs of ``references``; ``None`` if no run."""
+        ...
+
+    async def load_outputs(self, execution_id: str, node_ids: Collection[str]) -> dict[str, Any]:
+        """Outputs of the latest successful (or continued) attempts of ``node_ids``."""
+        ...
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        """One execution (not tenant-scoped: engine-internal)."""
+        ...
+
+    async def node_runs(self, execution_id: str) -> list[NodeRun]:
+        """Every attempt of every node of an execution, oldest first."""
+        ...
+
+    async def live_runs(
+        self,
+        *,
+        alive_owners: Collection[str],
+        unowned_older_than: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[NodeRun]:
+        """Unfinished runs needing a new home.
+
+        Runs owned by a worker not in ``alive_owners``; and, when
+        ``unowned_older_than`` is given, runs owned by no one (held by a shared queue)
+        created before it.
+        """
+        ...
+
+    async def set_owner(self, run_ids: Collection[str], owner: str | None) -> None:
+        """Hand live runs to ``owner`` (``None``: to the queue)."""
+        ...
+
+    async def overdue_executions(self, now: datetime, limit: int = 100) -> list[str]:
+        """Live executions whose deadline has passed."""
+        ...
+
+    async def queued_executions(
+        self, workflow_id: str | None = None, limit: int = 100
+    ) -> list[ExecutionRecord]:
+        """Executions held by limits, oldest first."""
+        ...
+
+    async def promote(
+        self, execution_id: str, build: Callable[[ExecutionRecord, LimitCounts], Effects | None]
+    ) -> Effects | None:
+        """Start a queued execution if ``build`` (given fresh counts) says so."""
+        ...
+
+
+class WorkerRegistry(Protocol):
+    """Liveness of worker processes, so work owned by a dead one is recovered."""
+
+    async def register(self, worker_id: str, kind: str, hostname: str, pid: int) -> None:
+        """Announce a worker."""
+        ...
+
+    async def heartbeat(self, worker_id: str) -> None:
+        """Say the worker is alive."""
+        ...
+
+    async def unregister(self, worker_id: str) -> None:
+        """Remove a worker that stopped cleanly."""
+        ...
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """Every registered worker."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A row of the workers table."""
+
+    id: str
+    kind: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+class DefinitionSource(Protocol):
+    """Reads stored workflow versions (immutable, so callers may cache them)."""
+
+    async def get_definition(self, workflow_id: str, version: int) -> dict[str, Any]:
+        """The definition document of one version.
+
+        Raises:
+            LookupError: No such version.
+        """
+        ...
+
+
+# --- queue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """Run one attempt of one node. The job id derives from the key, so enqueueing the
+    same step twice is harmless."""
+
+    execution_id: str
+    node_id: str
+    attempt: int
+    tenant_id: str = ""
+    not_before: datetime | None = None
+    priority: int = 0
+    wake: int = 0  # non-zero for the resumption of a suspended step (its own job id)
+
+    @property
+    def key(self) -> StepKey:
+        """The step this job runs."""
+        return StepKey(self.execution_id, self.node_id, self.attempt)
+
+    @property
+    def job_id(self) -> str:
+        """Deterministic queue id: enqueueing the same step twice adds one job."""
+        return step_job_id(self.execution_id, self.node_id, self.attempt, self.wake)
+
+
+@dataclass(frozen=True)
+class TriggerJob:
+    """Start an execution of a workflow (the ``flowmill-trigger`` queue).
+
+    Attributes:
+        dedupe_key: At most one execution is created per key (webhook event id...).
+    """
+
+    tenant_id: str
+    workflow_id: str
+    trigger_type: str
+    data: Any
+    version: int | None = None
+    node_id: str | None = None
+    dedupe_key: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+
+
+Job = StepJob | TriggerJob
+JobHandler = Callable[[Job], Awaitable[None]]
+
+
+class JobQueue(Protocol):
+    """Transport of jobs to workers. The database stays the source of truth."""
+
+    @property
+    def in_process(self) -> bool:
+        """Whether jobs live only in this process (embedded mode)."""
+        ...
+
+    async def put(self, jobs: Sequence[Job]) -> None:
+        """Enqueue jobs; a step job whose id is already queued is not added twice."""
+        ...
+
+    async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
+        """Which of these steps have a job waiting, delayed or active."""
+        ...
+
+    async def consume(self, handler: JobHandler, *, concurrency: int) -> None:
+        """Run ``handler`` on jobs until :meth:`stop`; returns when drained."""
+        ...
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking jobs; give running ones ``grace_s`` to finish."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

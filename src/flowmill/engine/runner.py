@@ -1,0 +1,325 @@
+"""Runs steps: load, execute the node, checkpoint, then hand on what became ready.
+
+The checkpoint commits the result, its events and the rows of the next steps in one
+transaction, and only then are jobs dispatched (DESIGN §4). A step found finished
+when its job runs again is not executed again. After a checkpoint the first step it
+made ready may run here at once, without a queue round trip: its row is already
+committed and owned by this worker, so a crash leaves it to the sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from flowmill.clock import Clock
+from flowmill.domain.errors import NodeError
+from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StaleStepError
+from flowmill.domain.states import NodeRunStatus
+from flowmill.engine import transitions as tx
+from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.middleware import Invocation, NodeCall
+from flowmill.engine.ports import ExecutionStore, Job, StepJob
+from flowmill.engine.services import NodeServices
+from flowmill.nodes.base import NodeContext, NodeLogger, NodeResult, Suspend
+
+log = structlog.get_logger("flowmill.runner")
+
+CompiledLookup = Callable[[str, int], Awaitable[CompiledWorkflow]]
+Dispatch = Callable[[Sequence[Job]], Awaitable[None]]
+Notify = Callable[[Effects], None]
+
+
+@dataclass
+class RunnerOptions:
+    """Tuning of the step runner.
+
+    Attributes:
+        inline_limit: Steps of one execution run back to back before yielding to the
+            queue (fairness between executions).
+        announce_after_s: A step still running after this long is recorded as
+            ``running`` (fast steps skip that extra write).
+        inline: Whether to run the next ready step without a queue round trip.
+    """
+
+    inline_limit: int = 100
+    announce_after_s: float = 0.2
+    inline: bool = True
+
+
+def job_for(run: NodeRun, tenant_id: str) -> StepJob:
+    """The queue job of a run that is ready, or parked until ``not_before``."""
+    wake = 0
+    if run.status is NodeRunStatus.WAITING and run.not_before is not None:
+        wake = int(run.not_before.timestamp() * 1000)
+    return StepJob(
+        run.execution_id,
+        run.node_id,
+        run.attempt,
+        tenant_id=tenant_id,
+        not_before=run.not_before,
+        wake=wake,
+    )
+
+
+class StepRunner:
+    """Executes step jobs for one worker.
+
+    Args:
+        store: Durable execution state.
+        compiled: Returns the compiled workflow of a (workflow id, version).
+        services: Handed to nodes.
+        clock: Time.
+        call: The node call, wrapped in middleware.
+        dispatch: Puts jobs on the queue (called only after commits).
+        notify: Told about every committed effect (progress displays, live streams).
+        worker_id: This worker; owner of the steps it runs inline.
+        queue_owner: Owner recorded on steps handed to the queue: this worker's id for
+            an in-process queue, ``None`` for a shared one.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ExecutionStore,
+        compiled: CompiledLookup,
+        services: NodeServices,
+        clock: Clock,
+        call: NodeCall,
+        dispatch: Dispatch,
+        notify: Notify,
+        worker_id: str,
+        queue_owner: str | None,
+        options: RunnerOptions | None = None,
+    ) -> None:
+        self.store = store
+        self._compiled = compiled
+        self.services = services
+        self.clock = clock
+        self._call = call
+        self._dispatch = dispatch
+        self._notify = notify
+        self.worker_id = worker_id
+        self._queue_owner = queue_owner
+        self.options = options or RunnerOptions()
+        self._rng = random.Random()
+        self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
+
+    async def run_job(self, job: StepJob) -> None:
+        """Run the step of ``job`` (and what follows inline), if it still needs running."""
+        loaded = await self.store.load_step(job.key, ())
+        if loaded is None:
+            log.warning("step has no record; dropping its job", job_id=job.job_id)
+            return
+        ex, run = loaded.execution, loaded.run
+        if run.status.terminal:
+            return  # already done: a repeated job must not run it again
+        if ex.status.terminal:
+            await self._checkpoint(ex.id, lambda e, _r: tx.abandon_run(e, run, self.clock.now()))
+            return
+        if run.not_before is not None and run.not_before > self.clock.now():
+            # Early (recovered, or the queue fired before the clock): park it again.
+            await self._dispatch([job_for(run, ex.tenant_id)])
+            return
+        wf = await self._compiled(ex.workflow_id, ex.version)
+        await self._run_chain(wf, ex, run)
+
+    async def _checkpoint(
+        self, execution_id: str, build: Callable[[ExecutionRecord, tx.StateReader], Effects]
+    ) -> Effects | None:
+        try:
+            fx = await self.store.checkpoint(execution_id, build)
+        except StaleStepError:
+            return None
+        self._notify(fx)
+        return fx
+
+    async def _run_chain(self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun) -> None:
+        chain_outputs: dict[str, Any] = {}
+        for depth in range(self.options.inline_limit + 1):
+            inline = self.options.inline and depth < self.options.inline_limit
+            fx = await self._run_one(wf, ex, run, chain_outputs, inline=inline)
+            if fx is None:
+                return
+            next_run = None
+            if inline:
+                next_run = next(
+                    (r for r in fx.ready if r.owner == self.worker_id and r.not_before is None),
+                    None,
+                )
+            to_queue = [job_for(r, ex.tenant_id) for r in fx.ready if r is not next_run]
+            if to_queue:
+                await self._dispatch(to_queue)
+            if next_run is None:
+                return
+            if fx.execution_update is not None:
+                ex.status = fx.execution_update.status
+            run = next_run
+
+    async def _run_one(
+        self,
+        wf: CompiledWorkflow,
+        ex: ExecutionRecord,
+        run: NodeRun,
+        chain_outputs: dict[str, Any],
+        *,
+        inline: bool,
+    ) -> Effects | None:
+        node = wf.node(run.node_id)
+        outputs = {k: chain_outputs[k] for k in node.references if k in chain_outputs}
+        missing = node.references - outputs.keys()
+        if missing:
+            outputs.update(await self.store.load_outputs(ex.id, missing))
+        started = self.clock.now()
+        timeout = node.timeout_s
+        if ex.deadline_at is not None:
+            left = (ex.deadline_at - started).total_seconds()
+            if left <= 0:
+                await self._checkpoint(
+                    ex.id, lambda e, _r: tx.time_out_execution(e, self.clock.now())
+                )
+                return None
+            timeout = min(timeout, left) if timeout is not None else left
+        ctx = self._context(wf, ex, run, outputs, started)
+        outcome = await self._execute(ex, run, Invocation(node, ctx, timeout))
+        if outcome is None:
+            return None
+        inline_owner = self.worker_id if inline else None
+        fx = await self._checkpoint(
+            ex.id,
+            lambda e, reader: tx.after_step(
+                wf,
+                e,
+                run,
+                outcome,
+                reader,
+                self.clock.now(),
+                owner=self._queue_owner,
+                inline_owner=inline_owner,
+                rng=self._rng,
+            ),
+        )
+        if fx is None:
+            log.info(
+                "step finished elsewhere; result dropped",
+                execution_id=ex.id,
+                node_id=run.node_id,
+                attempt=run.attempt,
+            )
+            return None
+        if isinstance(outcome, tx.Suspended):
+            parked = NodeRun(
+                id=run.id,
+                execution_id=ex.id,
+                tenant_id=ex.tenant_id,
+                node_id=run.node_id,
+                attempt=run.attempt,
+                status=NodeRunStatus.WAITING,
+                not_before=outcome.until,
+            )
+            await self._dispatch([job_for(parked, ex.tenant_id)])
+        elif isinstance(outcome, tx.Succeeded):
+            chain_outputs[run.node_id] = outcome.output
+        return fx
+
+    async def _execute(
+        self, ex: ExecutionRecord, run: NodeRun, inv: Invocation
+    ) -> tx.Outcome | None:
+        started = inv.ctx.now
+        logs = inv.ctx.log.lines
+        task = asyncio.ensure_future(self._call(inv))
+        tasks = self._tasks.setdefault(ex.id, set())
+        tasks.add(task)
+        announced = run.status is NodeRunStatus.RUNNING
+        try:
+            if not announced:
+                done, _ = await asyncio.wait({task}, timeout=self.options.announce_after_s)
+                if not done:
+                    marked = await self._checkpoint(
+                        ex.id, lambda e, _r: tx.mark_running(e, run, self.clock.now())
+                    )
+                    if marked is None:  # finished elsewhere meanwhile
+                        task.cancel()
+                        return None
+                    announced = True
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise  # this worker is shutting down
+                return None  # the execution was cancelled under the step
+            except NodeError as e:
+                return tx.Failed(e, started, logs, announced)
+            except Exception as e:
+                # A node's bug fails its attempt, never the worker.
+                log.exception("node raised", node_id=run.node_id, execution_id=ex.id)
+                err = NodeError(str(e) or type(e).__name__, type=type(e).__name__)
+                return tx.Failed(err, started, logs, announced)
+        finally:
+            tasks.discard(task)
+            if not tasks:
+                self._tasks.pop(ex.id, None)
+        if isinstance(result, Suspend):
+            return tx.Suspended(result.until, result.state, started, logs, announced)
+        if isinstance(result, NodeResult):
+            return tx.Succeeded(result.output, result.handles, started, logs, announced)
+        return tx.Succeeded(result, None, started, logs, announced)
+
+    def _context(
+        self,
+        wf: CompiledWorkflow,
+        ex: ExecutionRecord,
+        run: NodeRun,
+        outputs: dict[str, Any],
+        now: datetime,
+    ) -> NodeContext:
+        node = wf.node(run.node_id).node
+        return NodeContext(
+            node=node,
+            execution_id=ex.id,
+            workflow_id=ex.workflow_id,
+            tenant_id=ex.tenant_id,
+            attempt=run.attempt,
+            input=run.input,
+            trigger=ex.trigger,
+            nodes={k: {"output": v} for k, v in outputs.items()},
+            variables=wf.workflow.settings.variables,
+            execution={
+                "id": ex.id,
+                "workflow_id": ex.workflow_id,
+                "version": ex.version,
+                "started_at": ex.started_at.isoformat() if ex.started_at else None,
+                "attempt": run.attempt,
+            },
+            idempotency_key=run.key.idempotency_key,
+            now=now,
+            services=self.services,
+            log=NodeLogger(node.id, run.attempt, now),
+            resumed=run.status is NodeRunStatus.WAITING,
+            state=run.state,
+            predecessors=wf.graph.predecessors[node.id],
+        )
+
+    def cancel_local(self, execution_id: str) -> int:
+        """Interrupt this worker's running steps of an execution. Returns how many."""
+        tasks = self._tasks.get(execution_id, set())
+        for t in tasks:
+            t.cancel()
+        return len(tasks)
+
+    @property
+    def running(self) -> int:
+        """Steps running in this worker now."""
+        return sum(len(t) for t in self._tasks.values())
+
+
+def dispatchable(runs: Sequence[NodeRun], tenant_id: str) -> list[StepJob]:
+    """Jobs for every ready run of a set of effects."""
+    return [job_for(r, tenant_id) for r in runs if r.status is NodeRunStatus.QUEUED]

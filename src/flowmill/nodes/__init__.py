@@ -1,0 +1,1 @@
+"""Node types, one module each, registered under the ``flowmill.nodes`` entry points."""

@@ -1,0 +1,1 @@
+"""Job transport: the in-process queue (embedded) and BullMQ on Redis (distributed)."""

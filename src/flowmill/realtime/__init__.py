@@ -1,0 +1,1 @@
+"""Live execution event streams (SSE, Socket.IO)."""

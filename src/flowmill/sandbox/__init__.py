@@ -1,0 +1,1 @@
+"""User code in isolation: JavaScript engine, Python subprocess jail."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, repositories, event store, read models, migrations."""

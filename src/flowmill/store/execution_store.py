@@ -1,0 +1,250 @@
+"""The SQL adapter of the engine's :class:`~flowmill.engine.ports.ExecutionStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from flowmill.clock import Clock, SystemClock
+from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
+from flowmill.domain.states import ExecutionStatus
+from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
+from flowmill.engine.transitions import StateReader
+from flowmill.store import executions as repo
+from flowmill.store.database import Database
+from flowmill.store.tables import (
+    LIVE_STATUSES,
+    node_executions,
+    workers,
+    workflow_executions,
+    workflows,
+)
+
+ne = node_executions
+we = workflow_executions
+_LIVE_EXECUTION = ("pending", "running", "waiting")
+
+
+class SqlExecutionStore:
+    """Executions and node runs in SQLite or PostgreSQL."""
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+
+    async def start(
+        self,
+        execution: ExecutionRecord,
+        build: Callable[[LimitCounts], Effects],
+        *,
+        dedupe_key: str | None = None,
+        limited: bool = False,
+    ) -> Effects:
+        now = self.clock.now()
+        postgres = self.db.is_postgres
+
+        def _tx(conn: Connection) -> Effects:
+            if dedupe_key is not None:
+                existing = conn.execute(
+                    sa.select(we.c.id).where(
+                        we.c.tenant_id == execution.tenant_id, we.c.dedupe_key == dedupe_key
+                    )
+                ).scalar()
+                if existing is not None:
+                    raise DuplicateExecutionError(str(existing))
+            counts = (
+                _counts(conn, execution.workflow_id, now, postgres) if limited else LimitCounts()
+            )
+            fx = build(counts)
+            repo.apply_effects(conn, fx, now, dedupe_key=dedupe_key)
+            return fx
+
+        try:
+            return await self.db.write(_tx)
+        except sa.exc.IntegrityError as e:
+            if dedupe_key is None:
+                raise
+            # Lost a race with a concurrent start of the same event.
+            existing = await self.db.read(
+                lambda c: c.execute(
+                    sa.select(we.c.id).where(
+                        we.c.tenant_id == execution.tenant_id, we.c.dedupe_key == dedupe_key
+                    )
+                ).scalar()
+            )
+            if existing is None:
+                raise
+            raise DuplicateExecutionError(str(existing)) from e
+
+    async def checkpoint(
+        self, execution_id: str, build: Callable[[ExecutionRecord, StateReader], Effects]
+    ) -> Effects:
+        postgres = self.db.is_postgres
+        clock = self.clock
+
+        def _tx(conn: Connection) -> Effects:
+            ex = repo.lock_execution(conn, execution_id, postgres=postgres)
+            fx = build(ex, repo.SqlStateReader(conn, execution_id))
+            repo.apply_effects(conn, fx, clock.now())
+            return fx
+
+        return await self.db.write(_tx)
+
+    async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
+        def _tx(conn: Connection) -> LoadedStep | None:
+            run = repo.get_run(conn, key.execution_id, key.node_id, key.attempt)
+            if run is None:
+                return None
+            ex = repo.get_execution(conn, key.execution_id)
+            if ex is None:
+                return None
+            outs = repo.outputs(conn, key.execution_id, references) if references else {}
+            return LoadedStep(ex, run, outs)
+
+        return await self.db.read(_tx)
+
+    async def load_outputs(self, execution_id: str, node_ids: Collection[str]) -> dict[str, Any]:
+        if not node_ids:
+            return {}
+        return await self.db.read(lambda c: repo.outputs(c, execution_id, node_ids))
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        return await self.db.read(lambda c: repo.get_execution(c, execution_id))
+
+    async def node_runs(self, execution_id: str) -> list[NodeRun]:
+        stmt = sa.select(ne).where(ne.c.execution_id == execution_id).order_by(ne.c.id)
+        return await self.db.read(lambda c: [repo.run_from_row(r) for r in c.execute(stmt)])
+
+    async def live_runs(
+        self,
+        *,
+        alive_owners: Collection[str],
+        unowned_older_than: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[NodeRun]:
+        orphaned = sa.and_(ne.c.owner.is_not(None), ne.c.owner.not_in(list(alive_owners)))
+        who = [orphaned]
+        if unowned_older_than is not None:
+            who.append(sa.and_(ne.c.owner.is_(None), ne.c.created_at < unowned_older_than))
+        stmt = (
+            sa.select(ne)
+            .where(ne.c.status.in_(LIVE_STATUSES), sa.or_(*who))
+            .order_by(ne.c.id)
+            .limit(limit)
+        )
+        return await self.db.read(lambda c: [repo.run_from_row(r) for r in c.execute(stmt)])
+
+    async def set_owner(self, run_ids: Collection[str], owner: str | None) -> None:
+        if not run_ids:
+            return
+        stmt = (
+            ne.update()
+            .where(ne.c.id.in_(list(run_ids)), ne.c.status.in_(LIVE_STATUSES))
+            .values(owner=owner)
+        )
+        await self.db.write(lambda c: c.execute(stmt))
+
+    async def overdue_executions(self, now: datetime, limit: int = 100) -> list[str]:
+        stmt = (
+            sa.select(we.c.id)
+            .where(we.c.status.in_(_LIVE_EXECUTION), we.c.deadline_at < now)
+            .limit(limit)
+        )
+        return await self.db.read(lambda c: [str(x) for x in c.execute(stmt).scalars()])
+
+    async def queued_executions(
+        self, workflow_id: str | None = None, limit: int = 100
+    ) -> list[ExecutionRecord]:
+        stmt = sa.select(we).where(we.c.status == ExecutionStatus.QUEUED.value)
+        if workflow_id is not None:
+            stmt = stmt.where(we.c.workflow_id == workflow_id)
+        stmt = stmt.order_by(we.c.id).limit(limit)
+        return await self.db.read(lambda c: [repo.execution_from_row(r) for r in c.execute(stmt)])
+
+    async def promote(
+        self,
+        execution_id: str,
+        build: Callable[[ExecutionRecord, LimitCounts], Effects | None],
+    ) -> Effects | None:
+        postgres = self.db.is_postgres
+        clock = self.clock
+
+        def _tx(conn: Connection) -> Effects | None:
+            ex = repo.lock_execution(conn, execution_id, postgres=postgres)
+            if ex.status is not ExecutionStatus.QUEUED:
+                return None
+            now = clock.now()
+            fx = build(ex, _counts(conn, ex.workflow_id, now, postgres))
+            if fx is not None:
+                repo.apply_effects(conn, fx, now)
+            return fx
+
+        return await self.db.write(_tx)
+
+
+def _counts(conn: Connection, workflow_id: str, now: datetime, postgres: bool) -> LimitCounts:
+    """Count a workflow's executions under its row lock, so limits hold across workers."""
+    if postgres:
+        conn.execute(
+            sa.select(workflows.c.id).where(workflows.c.id == workflow_id).with_for_update()
+        )
+    running = conn.execute(
+        sa.select(sa.func.count()).where(
+            we.c.workflow_id == workflow_id, we.c.status.in_(_LIVE_EXECUTION)
+        )
+    ).scalar_one()
+    queued = conn.execute(
+        sa.select(sa.func.count()).where(
+            we.c.workflow_id == workflow_id, we.c.status == ExecutionStatus.QUEUED.value
+        )
+    ).scalar_one()
+    recent = conn.execute(
+        sa.select(sa.func.count()).where(
+            we.c.workflow_id == workflow_id, we.c.started_at >= now - timedelta(minutes=1)
+        )
+    ).scalar_one()
+    return LimitCounts(running=running, queued=queued, started_last_minute=recent)
+
+
+class SqlWorkerRegistry:
+    """Worker liveness in the ``workers`` table."""
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+
+    async def register(self, worker_id: str, kind: str, hostname: str, pid: int) -> None:
+        now = self.clock.now()
+        await self.db.write(
+            lambda c: c.execute(
+                workers.insert().values(
+                    id=worker_id,
+                    kind=kind,
+                    hostname=hostname,
+                    pid=pid,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+        )
+
+    async def heartbeat(self, worker_id: str) -> None:
+        now = self.clock.now()
+        await self.db.write(
+            lambda c: c.execute(
+                workers.update().where(workers.c.id == worker_id).values(heartbeat_at=now)
+            )
+        )
+
+    async def unregister(self, worker_id: str) -> None:
+        await self.db.write(lambda c: c.execute(workers.delete().where(workers.c.id == worker_id)))
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        rows = await self.db.read(lambda c: c.execute(sa.select(workers)).all())
+        return [
+            WorkerInfo(r.id, r.kind, r.hostname, r.pid, r.started_at, r.heartbeat_at) for r in rows
+        ]

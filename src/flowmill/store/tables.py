@@ -1,0 +1,289 @@
+"""Tables (DESIGN §5). Every tenant-owned table has ``tenant_id``, filtered on by every
+query. Indexes follow the queries that use them; each says which."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from flowmill.store.types import Id, Json, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+LIVE_STATUSES = ("pending", "queued", "running", "waiting")
+_live_sql = sa.text("status IN ('pending', 'queued', 'running', 'waiting')")
+_live_exec_sql = sa.text("status IN ('pending', 'queued', 'running', 'waiting')")
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # Last sequence number given to this tenant's events; the row lock taken to bump it
+    # orders the tenant's commits, so readers by sequence never miss a late commit.
+    sa.Column("event_seq", sa.BigInteger(), nullable=False, server_default="0"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_used_at", UTCDateTime()),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("tags", Json(), nullable=False),
+    sa.Column("latest_version", sa.Integer(), nullable=False),
+    sa.Column("active_version", sa.Integer()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("deleted_at", UTCDateTime()),
+    # listing a tenant's workflows, newest first, filtered by status
+    sa.Index("ix_workflows_tenant_status", "tenant_id", "status", "id"),
+    sa.Index("ix_workflows_tenant_name", "tenant_id", "name"),
+)
+
+workflow_versions = sa.Table(
+    "workflow_versions",
+    metadata,
+    sa.Column(
+        "workflow_id", Id(), sa.ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("definition", Json(), nullable=False),
+    sa.Column("definition_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("published_at", UTCDateTime()),
+    sa.Column("note", sa.Text(), nullable=False, server_default=""),
+)
+
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column(
+        "workflow_id", Id(), sa.ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("node_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # webhook | schedule | event
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("config", Json(), nullable=False),
+    sa.Column("secret", sa.LargeBinary()),  # encrypted
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("last_run_at", UTCDateTime()),
+    sa.Column("next_run_at", UTCDateTime()),
+    sa.Index("ix_triggers_tenant_workflow", "tenant_id", "workflow_id"),
+    # the scheduler's scan for due schedules
+    sa.Index("ix_triggers_due", "kind", "enabled", "next_run_at"),
+)
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("trigger_id", Id()),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("route", sa.String(500), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("headers", Json(), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("verified", sa.Boolean(), nullable=False),
+    sa.Column("verification_error", sa.String(200)),
+    sa.Column("dedupe_key", sa.String(300)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("execution_ids", Json(), nullable=False),
+    sa.Column("error", sa.Text()),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("processed_at", UTCDateTime()),
+    sa.UniqueConstraint("tenant_id", "dedupe_key"),
+    sa.Index("ix_webhook_events_trigger", "tenant_id", "trigger_id", "id"),
+)
+
+workflow_executions = sa.Table(
+    "workflow_executions",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("workflow_id", Id(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("trigger_type", sa.String(64), nullable=False),
+    sa.Column("trigger", Json(), nullable=False),
+    sa.Column("output", Json()),
+    sa.Column("error", Json()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("completed_at", UTCDateTime()),
+    sa.Column("deadline_at", UTCDateTime()),
+    sa.Column("parent_execution_id", Id()),
+    sa.Column("retry_of", Id()),
+    # one execution per outside event (webhook event id, schedule firing, trigger job)
+    sa.Column("dedupe_key", sa.String(300)),
+    sa.UniqueConstraint("tenant_id", "dedupe_key"),
+    # GET /api/executions: keyset pages by id, with or without a status filter
+    sa.Index("ix_executions_tenant_id", "tenant_id", "id"),
+    sa.Index("ix_executions_tenant_status", "tenant_id", "status", "id"),
+    sa.Index("ix_executions_tenant_workflow", "tenant_id", "workflow_id", "id"),
+    # concurrency limits count a workflow's live executions; the sweeper finds deadlines
+    sa.Index(
+        "ix_executions_live",
+        "workflow_id",
+        "status",
+        sqlite_where=_live_exec_sql,
+        postgresql_where=_live_exec_sql,
+    ),
+)
+
+node_executions = sa.Table(
+    "node_executions",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column(
+        "execution_id",
+        Id(),
+        sa.ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("node_id", sa.String(200), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("input", Json()),
+    sa.Column("output", Json()),
+    sa.Column("error", Json()),
+    sa.Column("handles", Json()),
+    sa.Column("state", Json()),
+    sa.Column("not_before", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("completed_at", UTCDateTime()),
+    sa.Column("owner", sa.String(64)),
+    # the planner's lookups by (execution, node); also makes each attempt unique
+    sa.UniqueConstraint("execution_id", "node_id", "attempt"),
+    # recovery and the sweeper scan only live runs
+    sa.Index(
+        "ix_node_executions_live",
+        "owner",
+        "not_before",
+        sqlite_where=_live_sql,
+        postgresql_where=_live_sql,
+    ),
+    # "is anything of this execution still running?" without reading finished runs
+    sa.Index(
+        "ix_node_executions_live_execution",
+        "execution_id",
+        sqlite_where=_live_sql,
+        postgresql_where=_live_sql,
+    ),
+)
+
+execution_logs = sa.Table(
+    "execution_logs",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column(
+        "execution_id",
+        Id(),
+        sa.ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("node_id", sa.String(200)),
+    sa.Column("attempt", sa.Integer()),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("metadata", Json(), nullable=False),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Index("ix_execution_logs_execution", "execution_id", "id"),
+)
+
+event_store = sa.Table(
+    "event_store",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("stream_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("payload", Json(), nullable=False),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Column("sequence_number", sa.BigInteger(), nullable=False),
+    # consumers read a tenant's feed by sequence
+    sa.UniqueConstraint("tenant_id", "sequence_number"),
+    sa.Index("ix_event_store_stream", "stream_id", "sequence_number"),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+agent_configs = sa.Table(
+    "agent_configs",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("model", sa.String(255), nullable=False),
+    sa.Column("character", Json(), nullable=False),
+    sa.Column("max_tokens", sa.Integer(), nullable=False),
+    sa.Column("temperature", sa.Float(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+conversation_history = sa.Table(
+    "conversation_history",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(50), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Index("ix_conversation_history_conv", "tenant_id", "conversation_id", "timestamp"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+)

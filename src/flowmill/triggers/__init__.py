@@ -1,0 +1,1 @@
+"""Webhook ingress and provider verifiers, schedules, events."""
