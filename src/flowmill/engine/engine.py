@@ -416,6 +416,7 @@ class Engine:
         orphans = await self.store.live_runs(alive_owners=alive, unowned_older_than=grace)
         if orphans:
             await self._readopt(orphans)
+        await self._redispatch_stranded(now)
         for execution_id in await self.store.overdue_executions(now):
             fx = await self.store.checkpoint(
                 execution_id, lambda ex, _r: tx.time_out_execution(ex, self.clock.now())
@@ -434,6 +435,27 @@ class Engine:
         await self.store.set_owner([r.id for r in runs], self._queue_owner)
         log.info("recovered steps left by stopped workers", count=len(runs))
         await self.dispatch([jobs[r.id] for r in runs])
+
+    async def _redispatch_stranded(self, now: datetime) -> None:
+        """Put back this worker's own live steps that are neither queued nor running.
+
+        A handler that failed on a transient error (a busy database, a dropped
+        connection) leaves its step committed but off the queue; this recovers it
+        without waiting for a restart.
+        """
+        older = now - timedelta(seconds=self.options.orphan_grace_s)
+        mine = await self.store.live_runs(
+            alive_owners=(), owner=self.worker_id, created_before=older
+        )
+        candidates = [r for r in mine if r.key not in self.runner.active]
+        if not candidates:
+            return
+        jobs = {r.id: job_for(r, r.tenant_id) for r in candidates}
+        present = await self.queue.present(list(jobs.values()))
+        lost = [jobs[r.id] for r in candidates if jobs[r.id].key not in present]
+        if lost:
+            log.warning("re-dispatching steps that fell off the queue", count=len(lost))
+            await self.dispatch(lost)
 
     async def _promote_all(self) -> None:
         blocked: set[str] = set()

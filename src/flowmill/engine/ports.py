@@ -95,13 +95,16 @@ class ExecutionStore(Protocol):
         *,
         alive_owners: Collection[str],
         unowned_older_than: datetime | None = None,
+        owner: str | None = None,
+        created_before: datetime | None = None,
         limit: int = 1000,
     ) -> list[NodeRun]:
         """Unfinished runs needing a new home.
 
-        Runs owned by a worker not in ``alive_owners``; and, when
+        Without ``owner``: runs owned by a worker not in ``alive_owners``, and, when
         ``unowned_older_than`` is given, runs owned by no one (held by a shared queue)
-        created before it.
+        created before it. With ``owner``: that worker's runs created before
+        ``created_before``.
         """
         ...
 

@@ -20,7 +20,13 @@ import structlog
 
 from flowmill.clock import Clock
 from flowmill.domain.errors import NodeError
-from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StaleStepError
+from flowmill.domain.execution import (
+    Effects,
+    ExecutionRecord,
+    NodeRun,
+    StaleStepError,
+    StepKey,
+)
 from flowmill.domain.states import NodeRunStatus
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
@@ -110,6 +116,7 @@ class StepRunner:
         self.options = options or RunnerOptions()
         self._rng = random.Random()
         self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
+        self.active: set[StepKey] = set()  # steps this worker is executing right now
 
     async def run_job(self, job: StepJob) -> None:
         """Run the step of ``job`` (and what follows inline), if it still needs running."""
@@ -163,6 +170,21 @@ class StepRunner:
             run = next_run
 
     async def _run_one(
+        self,
+        wf: CompiledWorkflow,
+        ex: ExecutionRecord,
+        run: NodeRun,
+        chain_outputs: dict[str, Any],
+        *,
+        inline: bool,
+    ) -> Effects | None:
+        self.active.add(run.key)
+        try:
+            return await self._run_step(wf, ex, run, chain_outputs, inline=inline)
+        finally:
+            self.active.discard(run.key)
+
+    async def _run_step(
         self,
         wf: CompiledWorkflow,
         ex: ExecutionRecord,

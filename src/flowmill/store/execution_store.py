@@ -124,12 +124,19 @@ class SqlExecutionStore:
         *,
         alive_owners: Collection[str],
         unowned_older_than: datetime | None = None,
+        owner: str | None = None,
+        created_before: datetime | None = None,
         limit: int = 1000,
     ) -> list[NodeRun]:
-        orphaned = sa.and_(ne.c.owner.is_not(None), ne.c.owner.not_in(list(alive_owners)))
-        who = [orphaned]
-        if unowned_older_than is not None:
-            who.append(sa.and_(ne.c.owner.is_(None), ne.c.created_at < unowned_older_than))
+        if owner is not None:
+            who = [ne.c.owner == owner]
+            if created_before is not None:
+                who = [sa.and_(ne.c.owner == owner, ne.c.created_at < created_before)]
+        else:
+            orphaned = sa.and_(ne.c.owner.is_not(None), ne.c.owner.not_in(list(alive_owners)))
+            who = [orphaned]
+            if unowned_older_than is not None:
+                who.append(sa.and_(ne.c.owner.is_(None), ne.c.created_at < unowned_older_than))
         stmt = (
             sa.select(ne)
             .where(ne.c.status.in_(LIVE_STATUSES), sa.or_(*who))

@@ -58,8 +58,8 @@ _UPDATE_RUN = (
 )
 _CANCEL_LIVE = (
     ne.update()
-    .where(ne.c.execution_id == _bp("execution_id"), ne.c.status.in_(LIVE_STATUSES))
-    .values(status=NodeRunStatus.CANCELLED.value, completed_at=_bp("now"))
+    .where(ne.c.execution_id == _bp("b_execution_id"), ne.c.status.in_(LIVE_STATUSES))
+    .values(status=NodeRunStatus.CANCELLED.value, completed_at=_bp("b_now"))
 )
 _UPDATE_EXECUTION = (
     we.update()
@@ -295,7 +295,7 @@ def apply_effects(
         if result.rowcount != 1:
             raise StaleStepError(u.run_id)
     if fx.cancel_live_runs:
-        conn.execute(_CANCEL_LIVE, {"execution_id": fx.execution_id, "now": now})
+        conn.execute(_CANCEL_LIVE, {"b_execution_id": fx.execution_id, "b_now": now})
     if fx.new_runs:
         conn.execute(_INSERT_RUN, [_run_values(r) for r in fx.new_runs])
     if fx.execution_update is not None:

@@ -346,6 +346,17 @@ class WorkflowRepository:
             ).scalar_one()
         return _record(row, definition)
 
+    async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
+        """The published version triggers start, or ``None``."""
+        q = sa.select(wt.c.active_version).where(
+            wt.c.id == workflow_id,
+            wt.c.tenant_id == tenant_id,
+            wt.c.deleted_at.is_(None),
+            wt.c.status == WorkflowStatus.ACTIVE.value,
+        )
+        result: int | None = await self.db.read(lambda c: c.execute(q).scalar())
+        return result
+
     async def get_definition(self, workflow_id: str, version: int) -> dict[str, Any]:
         """A stored version's definition (engine-internal; versions are immutable)."""
         q = sa.select(vt.c.definition).where(

@@ -1,0 +1,270 @@
+"""The ``flowmill`` command line. Thin: parses arguments, calls library code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+
+from flowmill import jsonutil
+from flowmill.config import Settings
+from flowmill.domain.errors import DefinitionError
+
+app = typer.Typer(
+    name="flowmill",
+    help="Flowmill: a durable workflow engine. Run workflows locally, serve the API, "
+    "run workers, manage the database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+FileArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Workflow definition (.json, .yaml or .yml) in the seed format.",
+        exists=False,
+        dir_okay=False,
+    ),
+]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str, hint: str | None = None, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    if hint:
+        err.print(f"[dim]{hint}[/dim]")
+    return typer.Exit(code)
+
+
+def _print_issues(e: DefinitionError, path: Path) -> None:
+    err.print(f"[red]{escape(str(path))}: the workflow is not valid[/red]")
+    for issue in e.issues:
+        err.print(f"  [bold]{escape(issue.path)}[/bold]: {escape(issue.message)}")
+
+
+def _parse_input(raw: str | None) -> Any:
+    if raw is None:
+        return {}
+    text = raw
+    if raw.startswith("@"):
+        try:
+            text = Path(raw[1:]).read_text()
+        except OSError as e:
+            raise _fail(f"cannot read input file {raw[1:]}: {e.strerror}") from e
+    try:
+        return jsonutil.loads(text)
+    except ValueError as e:
+        raise _fail(
+            f"--input is not valid JSON: {e}",
+            'Quote it for your shell, e.g. --input \'{"message": "hello"}\', or pass @file.json.',
+        ) from e
+
+
+@app.command()
+def run(
+    file: FileArg,
+    input: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="Trigger data as JSON, or @file.json."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the result, no display.")
+    ] = False,
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant to run as (default: the file's tenant_id).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Give up waiting after this many seconds.")
+    ] = None,
+) -> None:
+    """Run a workflow file to completion here, showing each node's progress.
+
+    The workflow is stored in the local database (a new version when it changed) and
+    executed on the embedded engine. Exit status: 0 when the execution succeeded, 1 when
+    it failed or was cancelled, 2 when the file or the input is invalid.
+    """
+    from flowmill.files import read_definition
+
+    data = _parse_input(input)
+    try:
+        document = read_definition(file)
+    except DefinitionError as e:
+        _print_issues(e, file)
+        raise typer.Exit(2) from e
+    code = asyncio.run(_run(file, document, data, tenant, timeout, json_output=json_output))
+    raise typer.Exit(code)
+
+
+async def _run(
+    file: Path,
+    document: dict[str, Any],
+    data: Any,
+    tenant: str | None,
+    wait_s: float | None,
+    *,
+    json_output: bool,
+) -> int:
+    from flowmill.domain.states import ExecutionStatus
+    from flowmill.progress import RunProgress
+    from flowmill.runs import register
+    from flowmill.runtime import open_runtime
+
+    settings = _settings()
+    async with open_runtime(settings, kind="cli") as rt:
+        try:
+            workflow_id, version, tenant_id = await register(rt, document, tenant)
+        except DefinitionError as e:
+            _print_issues(e, file)
+            return 2
+        compiled = await rt.engine.compiled(workflow_id, version)
+        progress = RunProgress(compiled)
+        unsubscribe = rt.engine.hub.subscribe(progress.listener)
+        live = None
+        if not json_output and sys.stdout.isatty():
+            live = Live(
+                progress.table(),
+                console=Console(),
+                refresh_per_second=12,
+                get_renderable=progress.table,
+            )
+        async with rt.engine.running():
+            if live is not None:
+                live.start()
+            try:
+                execution_id = await rt.engine.start_execution(
+                    tenant_id=tenant_id,
+                    workflow_id=workflow_id,
+                    version=version,
+                    data=data,
+                    trigger_type="manual",
+                )
+                progress.watch(execution_id)
+                execution = await rt.engine.wait(execution_id, timeout=wait_s)
+            finally:
+                if live is not None:
+                    live.stop()
+                unsubscribe()
+        from flowmill.runs import RunReport
+
+        report = RunReport(execution, await rt.executions.node_runs(execution.id))
+    result = report.as_json()
+    if json_output:
+        sys.stdout.write(jsonutil.dumps(result) + "\n")
+    else:
+        if live is None:
+            Console().print(progress.table())
+        status = execution.status
+        color = "green" if status is ExecutionStatus.SUCCEEDED else "red"
+        console = Console()
+        console.print(f"execution {execution.id} [{color}]{status.value}[/{color}]")
+        if execution.error:
+            console.print(
+                f"[red]{execution.error.get('type')}: {execution.error.get('message')}[/red]"
+            )
+        if execution.output is not None:
+            console.print_json(jsonutil.dumps(execution.output))
+    if not execution.status.terminal:
+        err.print(
+            f"[yellow]still {execution.status.value} after {wait_s} s; it goes on "
+            "when a worker runs again[/yellow]"
+        )
+        return 1
+    return 0 if execution.status is ExecutionStatus.SUCCEEDED else 1
+
+
+@app.command()
+def validate(file: FileArg) -> None:
+    """Check a workflow file: shapes, node configs, edges, cycles, reachability.
+
+    Prints every problem with where it is; exits 1 if there is any.
+    """
+    from flowmill.engine.validation import load_and_compile
+    from flowmill.files import read_definition
+    from flowmill.nodes.registry import NodeRegistry
+
+    try:
+        document = read_definition(file)
+        compiled = load_and_compile(
+            document, NodeRegistry.from_entry_points(), expressions_enabled=_sandbox_available()
+        )
+    except DefinitionError as e:
+        _print_issues(e, file)
+        raise typer.Exit(1) from e
+    Console().print(
+        f"[green]{file}: valid[/green] — {len(compiled.nodes)} nodes, "
+        f"{len(compiled.workflow.edges)} edges"
+    )
+
+
+def _sandbox_available() -> bool:
+    from flowmill.clock import SystemClock
+    from flowmill.runtime import build_services
+
+    return build_services(_settings(), SystemClock()).sandbox_available
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (also done automatically on start)."""
+    from flowmill.store import migrate
+    from flowmill.store.database import connect
+
+    settings = _settings()
+
+    async def _go() -> tuple[str | None, str | None]:
+        db = connect(settings.database)
+        try:
+            return await migrate.upgrade(db, revision)
+        finally:
+            await db.close()
+
+    before, after = asyncio.run(_go())
+    if before == after:
+        Console().print(f"database is up to date (revision {after})")
+    else:
+        Console().print(f"migrated {before or 'empty database'} → {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database and the newest one available."""
+    from flowmill.store import migrate
+    from flowmill.store.database import connect
+
+    settings = _settings()
+
+    async def _go() -> str | None:
+        db = connect(settings.database)
+        try:
+            return await db.read(migrate.current_revision)
+        finally:
+            await db.close()
+
+    current = asyncio.run(_go())
+    Console().print(f"database: {current or 'empty'}; newest: {migrate.head_revision()}")
+
+
+def main() -> None:
+    """Entry point of the ``flowmill`` script."""
+    from flowmill.logs import configure
+
+    settings = _settings()
+    configure(
+        settings.log_level if settings.log_level != "info" else "warning", settings.log_format
+    )
+    app()

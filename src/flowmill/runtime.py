@@ -1,0 +1,122 @@
+"""Assembles a deployment from settings: database, stores, queue, services, engine.
+
+Nothing above the ports knows which deployment it runs in; this is the one place
+that chooses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+
+from flowmill.clock import Clock, SystemClock
+from flowmill.config import Settings
+from flowmill.engine.engine import Engine, EngineOptions
+from flowmill.engine.ports import JobQueue
+from flowmill.engine.services import NodeServices
+from flowmill.nodes.registry import NodeRegistry
+from flowmill.queue.local import LocalQueue
+from flowmill.store import migrate
+from flowmill.store.database import Database, connect
+from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
+from flowmill.store.workflows import WorkflowRepository
+
+log = structlog.get_logger("flowmill")
+
+
+@dataclass
+class Runtime:
+    """The assembled parts of one process."""
+
+    settings: Settings
+    db: Database
+    workflows: WorkflowRepository
+    executions: SqlExecutionStore
+    engine: Engine
+    queue: JobQueue
+    services: NodeServices
+
+
+def build_queue(settings: Settings) -> JobQueue:
+    """The in-process queue, or BullMQ when a Redis URL is configured."""
+    if settings.redis_url:
+        from flowmill.queue.bullmq import BullMQQueue  # type: ignore[import-not-found]
+
+        queue: JobQueue = BullMQQueue(settings.redis_url)
+        return queue
+    return LocalQueue()
+
+
+def build_services(settings: Settings, clock: Clock) -> NodeServices:
+    """Services handed to nodes: outbound HTTP, sandbox, clock."""
+    return NodeServices(clock=clock)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings | None = None,
+    *,
+    kind: str = "embedded",
+    clock: Clock | None = None,
+    registry: NodeRegistry | None = None,
+    queue: JobQueue | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the database (migrating it if allowed) and assemble the engine.
+
+    The engine's worker is not started; use ``runtime.engine.running()`` for that.
+    """
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    db = connect(
+        settings.database,
+        pool_size=settings.db_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
+    services: NodeServices | None = None
+    try:
+        if settings.auto_migrate:
+            before, after = await migrate.upgrade(db)
+            if before != after:
+                log.info("database migrated", before=before, after=after)
+        elif not await migrate.is_current(db):
+            raise RuntimeError(
+                "the database schema is out of date; run `flowmill db upgrade` first"
+            )
+        workflows = WorkflowRepository(db, clock)
+        executions = SqlExecutionStore(db, clock)
+        services = build_services(settings, clock)
+        q = queue or build_queue(settings)
+        engine = Engine(
+            store=executions,
+            definitions=workflows,
+            queue=q,
+            registry=registry or NodeRegistry.from_entry_points(),
+            services=services,
+            workers=SqlWorkerRegistry(db, clock),
+            clock=clock,
+            options=EngineOptions(
+                concurrency=settings.concurrency,
+                sweep_interval_s=settings.sweep_interval_s,
+                dead_after_s=settings.dead_worker_after_s,
+                shutdown_grace_s=settings.shutdown_grace_s,
+                max_output_bytes=settings.max_output_bytes,
+            ),
+            kind=kind,
+        )
+        yield Runtime(settings, db, workflows, executions, engine, q, services)
+        await q.close()
+    finally:
+        await _close_services(services)
+        await db.close()
+
+
+async def _close_services(services: NodeServices | None) -> None:
+    if services is None:
+        return
+    for part in (services.http, services.code):
+        closer = getattr(part, "aclose", None)
+        if closer is not None:
+            await closer()
