@@ -106,7 +106,10 @@ class NodeState:
 
 @dataclass
 class RunUpdate:
-    """Change to an existing node run, applied only if its status is still ``expect``."""
+    """Change to an existing node run, applied only if its status is still ``expect``.
+
+    ``started_at``, ``not_before`` and ``owner`` left ``None`` keep their stored value.
+    """
 
     run_id: str
     expect: frozenset[NodeRunStatus]

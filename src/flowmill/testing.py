@@ -1,0 +1,379 @@
+"""In-memory fakes of the engine's ports, for unit tests. One per port.
+
+They keep the contracts of the real adapters (the SQL store, the worker registry, the
+clock) closely enough for the engine to run on them; integration tests use the real
+ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flowmill.domain.events import DomainEvent
+from flowmill.domain.execution import (
+    Effects,
+    ExecutionRecord,
+    LogLine,
+    NodeRun,
+    NodeState,
+    StaleStepError,
+    StepKey,
+)
+from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunStatus
+from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
+from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
+from flowmill.engine.transitions import StateReader
+
+__all__ = [
+    "FakeClock",
+    "FakeCodeRunner",
+    "FakeHttp",
+    "InMemoryDefinitions",
+    "InMemoryExecutionStore",
+    "InMemoryWorkerRegistry",
+]
+
+
+class FakeClock:
+    """A clock that only moves when told (``advance``) or when something sleeps."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._mono = 0.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self._now += timedelta(seconds=seconds)
+        self._mono += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+
+class _Reader:
+    def __init__(self, store: InMemoryExecutionStore, execution_id: str) -> None:
+        self._store = store
+        self._id = execution_id
+
+    def _latest(self, node_ids: Collection[str]) -> dict[str, NodeRun]:
+        latest: dict[str, NodeRun] = {}
+        wanted = set(node_ids)
+        for r in self._store.runs.get(self._id, []):
+            if r.node_id in wanted and (
+                r.node_id not in latest or r.attempt > latest[r.node_id].attempt
+            ):
+                latest[r.node_id] = r
+        return latest
+
+    def states(self, node_ids: Collection[str]) -> Mapping[str, NodeState]:
+        return {
+            k: NodeState(r.status, tuple(r.handles) if r.handles is not None else None)
+            for k, r in self._latest(node_ids).items()
+        }
+
+    def outputs(self, node_ids: Collection[str]) -> Mapping[str, Any]:
+        return {
+            k: r.output
+            for k, r in self._latest(node_ids).items()
+            if r.status in (NodeRunStatus.SUCCEEDED, NodeRunStatus.FAILED)
+        }
+
+    def has_live_runs(self, exclude: Collection[str]) -> bool:
+        return any(
+            r.status in LIVE_NODE_STATUSES and r.id not in exclude
+            for r in self._store.runs.get(self._id, [])
+        )
+
+
+class InMemoryExecutionStore:
+    """The :class:`~flowmill.engine.ports.ExecutionStore` port in dictionaries.
+
+    Transactions are emulated: effects are applied to copies and swapped in only when
+    every run update found its expected status, like a rollback on
+    :class:`StaleStepError`.
+    """
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.executions: dict[str, ExecutionRecord] = {}
+        self.runs: dict[str, list[NodeRun]] = {}
+        self.events: list[DomainEvent] = []
+        self.logs: list[LogLine] = []
+        self.dedupe: dict[tuple[str, str], str] = {}
+        self._lock = asyncio.Lock()
+        self.fail_next_checkpoint: Exception | None = None
+
+    def _apply(self, fx: Effects, dedupe_key: str | None = None) -> None:
+        runs = {k: [copy.copy(r) for r in v] for k, v in self.runs.items()}
+        by_id = {r.id: r for rs in runs.values() for r in rs}
+        for u in fx.run_updates:
+            r = by_id.get(u.run_id)
+            if r is None or r.status not in u.expect:
+                raise StaleStepError(u.run_id)
+            r.status, r.output, r.error, r.handles = u.status, u.output, u.error, u.handles
+            r.state, r.completed_at = u.state, u.completed_at
+            r.not_before = u.not_before or r.not_before
+            r.started_at = u.started_at or r.started_at
+            r.owner = u.owner or r.owner
+        if fx.new_execution is not None:
+            self.executions[fx.new_execution.id] = copy.copy(fx.new_execution)
+            if dedupe_key is not None:
+                self.dedupe[(fx.tenant_id, dedupe_key)] = fx.new_execution.id
+        if fx.cancel_live_runs:
+            for r in runs.get(fx.execution_id, []):
+                if r.status in LIVE_NODE_STATUSES:
+                    r.status = NodeRunStatus.CANCELLED
+                    r.completed_at = self.clock.now()
+        for r in fx.new_runs:
+            if any(
+                x.node_id == r.node_id and x.attempt == r.attempt
+                for x in runs.get(r.execution_id, [])
+            ):
+                raise RuntimeError(f"unique violation: {r.node_id} attempt {r.attempt}")
+            runs.setdefault(r.execution_id, []).append(copy.copy(r))
+        if fx.execution_update is not None:
+            ex = self.executions[fx.execution_id]
+            x = fx.execution_update
+            ex.status, ex.output, ex.error = x.status, x.output, x.error
+            ex.started_at = x.started_at or ex.started_at
+            ex.completed_at = x.completed_at
+        self.runs = runs
+        self.events.extend(fx.events)
+        self.logs.extend(fx.logs)
+
+    async def start(
+        self,
+        execution: ExecutionRecord,
+        build: Callable[[LimitCounts], Effects],
+        *,
+        dedupe_key: str | None = None,
+        limited: bool = False,
+    ) -> Effects:
+        async with self._lock:
+            if dedupe_key is not None and (execution.tenant_id, dedupe_key) in self.dedupe:
+                raise DuplicateExecutionError(self.dedupe[(execution.tenant_id, dedupe_key)])
+            fx = build(self._counts(execution.workflow_id) if limited else LimitCounts())
+            self._apply(fx, dedupe_key)
+            return fx
+
+    def _counts(self, workflow_id: str) -> LimitCounts:
+        mine = [e for e in self.executions.values() if e.workflow_id == workflow_id]
+        live = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
+        minute_ago = self.clock.now() - timedelta(minutes=1)
+        return LimitCounts(
+            running=sum(e.status in live for e in mine),
+            queued=sum(e.status is ExecutionStatus.QUEUED for e in mine),
+            started_last_minute=sum(
+                e.started_at is not None and e.started_at >= minute_ago for e in mine
+            ),
+        )
+
+    async def checkpoint(
+        self, execution_id: str, build: Callable[[ExecutionRecord, StateReader], Effects]
+    ) -> Effects:
+        async with self._lock:
+            if self.fail_next_checkpoint is not None:
+                error, self.fail_next_checkpoint = self.fail_next_checkpoint, None
+                raise error
+            ex = self.executions.get(execution_id)
+            if ex is None:
+                raise LookupError(execution_id)
+            fx = build(copy.copy(ex), _Reader(self, execution_id))
+            self._apply(fx)
+            return fx
+
+    async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
+        for r in self.runs.get(key.execution_id, []):
+            if r.node_id == key.node_id and r.attempt == key.attempt:
+                ex = self.executions[key.execution_id]
+                outs = dict(_Reader(self, key.execution_id).outputs(references))
+                return LoadedStep(copy.copy(ex), copy.copy(r), outs)
+        return None
+
+    async def load_outputs(self, execution_id: str, node_ids: Collection[str]) -> dict[str, Any]:
+        return dict(_Reader(self, execution_id).outputs(node_ids))
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        ex = self.executions.get(execution_id)
+        return copy.copy(ex) if ex is not None else None
+
+    async def node_runs(self, execution_id: str) -> list[NodeRun]:
+        return sorted((copy.copy(r) for r in self.runs.get(execution_id, [])), key=lambda r: r.id)
+
+    async def live_runs(
+        self,
+        *,
+        alive_owners: Collection[str],
+        unowned_older_than: datetime | None = None,
+        owner: str | None = None,
+        created_before: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[NodeRun]:
+        out = []
+        for rs in self.runs.values():
+            for r in rs:
+                if r.status not in LIVE_NODE_STATUSES:
+                    continue
+                created = r.created_at or self.clock.now()
+                if owner is not None:
+                    hit = r.owner == owner and (created_before is None or created < created_before)
+                else:
+                    hit = (r.owner is not None and r.owner not in alive_owners) or (
+                        r.owner is None
+                        and unowned_older_than is not None
+                        and created < unowned_older_than
+                    )
+                if hit:
+                    out.append(copy.copy(r))
+        return sorted(out, key=lambda r: r.id)[:limit]
+
+    async def set_owner(self, run_ids: Collection[str], owner: str | None) -> None:
+        for rs in self.runs.values():
+            for r in rs:
+                if r.id in run_ids and r.status in LIVE_NODE_STATUSES:
+                    r.owner = owner
+
+    async def overdue_executions(self, now: datetime, limit: int = 100) -> list[str]:
+        live = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
+        return [
+            e.id
+            for e in self.executions.values()
+            if e.status in live and e.deadline_at is not None and e.deadline_at < now
+        ][:limit]
+
+    async def queued_executions(
+        self, workflow_id: str | None = None, limit: int = 100
+    ) -> list[ExecutionRecord]:
+        out = [
+            copy.copy(e)
+            for e in sorted(self.executions.values(), key=lambda e: e.id)
+            if e.status is ExecutionStatus.QUEUED
+            and (workflow_id is None or e.workflow_id == workflow_id)
+        ]
+        return out[:limit]
+
+    async def promote(
+        self,
+        execution_id: str,
+        build: Callable[[ExecutionRecord, LimitCounts], Effects | None],
+    ) -> Effects | None:
+        async with self._lock:
+            ex = self.executions[execution_id]
+            if ex.status is not ExecutionStatus.QUEUED:
+                return None
+            fx = build(copy.copy(ex), self._counts(ex.workflow_id))
+            if fx is not None:
+                self._apply(fx)
+            return fx
+
+
+class InMemoryWorkerRegistry:
+    """The :class:`~flowmill.engine.ports.WorkerRegistry` port in a dictionary."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.workers: dict[str, WorkerInfo] = {}
+
+    async def register(self, worker_id: str, kind: str, hostname: str, pid: int) -> None:
+        now = self.clock.now()
+        self.workers[worker_id] = WorkerInfo(worker_id, kind, hostname, pid, now, now)
+
+    async def heartbeat(self, worker_id: str) -> None:
+        if worker_id in self.workers:
+            self.workers[worker_id] = replace(
+                self.workers[worker_id], heartbeat_at=self.clock.now()
+            )
+
+    async def unregister(self, worker_id: str) -> None:
+        self.workers.pop(worker_id, None)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return list(self.workers.values())
+
+
+class InMemoryDefinitions:
+    """The :class:`~flowmill.engine.ports.DefinitionSource` port: versions in a dict."""
+
+    def __init__(self) -> None:
+        self.versions: dict[tuple[str, int], dict[str, Any]] = {}
+        self.active: dict[str, int] = {}
+
+    def add(
+        self, workflow_id: str, definition: dict[str, Any], version: int = 1, *, active: bool = True
+    ) -> None:
+        """Store a version (and make it the active one)."""
+        self.versions[(workflow_id, version)] = definition
+        if active:
+            self.active[workflow_id] = version
+
+    async def get_definition(self, workflow_id: str, version: int) -> dict[str, Any]:
+        try:
+            return self.versions[(workflow_id, version)]
+        except KeyError:
+            raise LookupError(f"{workflow_id} v{version}") from None
+
+    async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
+        return self.active.get(workflow_id)
+
+
+@dataclass
+class FakeHttp:
+    """The :class:`~flowmill.engine.services.HttpClient` port answering from a script.
+
+    ``routes`` maps ``"METHOD url"`` to a response or an exception to raise; every
+    request is recorded in ``requests``.
+    """
+
+    routes: dict[str, HttpResponse | Exception] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
+        self.requests.append({"method": method, "url": url, **kwargs})
+        answer = self.routes.get(f"{method} {url}")
+        if answer is None:
+            return HttpResponse(404, {}, b"not found", url, 0.1)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@dataclass
+class FakeCodeRunner:
+    """The :class:`~flowmill.engine.services.CodeRunner` and expression ports, scripted.
+
+    Runs nothing: ``results`` maps code (or an expression) to the value it "returns",
+    or to a callable of the scope. Calls are recorded.
+    """
+
+    results: dict[str, Any] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def _answer(self, code: str, scope: Mapping[str, Any]) -> Any:
+        value = self.results[code]
+        if isinstance(value, Exception):
+            raise value
+        return value(scope) if callable(value) else value
+
+    async def run(
+        self, language: str, code: str, scope: Mapping[str, Any], limits: CodeLimits
+    ) -> CodeResult:
+        self.calls.append((language, code))
+        return CodeResult(self._answer(code, scope))
+
+    async def evaluate_many(
+        self, expressions: Sequence[str], scope: Mapping[str, Any]
+    ) -> list[Any]:
+        self.calls.extend(("expression", e) for e in expressions)
+        return [self._answer(e, scope) for e in expressions]

@@ -1,0 +1,79 @@
+"""Structured conditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from flowmill.engine import conditions
+from flowmill.engine.conditions import Condition
+
+adapter: TypeAdapter[Any] = TypeAdapter(Condition)
+
+
+def check(cond: dict[str, Any], scope: dict[str, Any]) -> bool:
+    def render(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith("{{") and v.endswith("}}"):
+            return scope.get(v[2:-2].strip())
+        return v
+
+    return conditions.evaluate(adapter.validate_python(cond), render)
+
+
+@pytest.mark.parametrize(
+    ("cond", "scope", "expected"),
+    [
+        ({"left": "{{total}}", "op": ">", "right": 100}, {"total": 120}, True),
+        ({"left": "{{total}}", "op": ">", "right": 100}, {"total": 80}, False),
+        ({"left": "{{total}}", "op": ">=", "right": "100"}, {"total": 100}, True),
+        ({"left": "{{total}}", "op": "<", "right": 100}, {"total": "99.5"}, True),
+        ({"left": "{{total}}", "op": ">", "right": 1}, {"total": "abc"}, False),
+        ({"left": "{{total}}", "op": ">", "right": 1}, {"total": None}, False),
+        ({"left": "{{s}}", "op": "==", "right": "x"}, {"s": "x"}, True),
+        ({"left": "{{s}}", "op": "==", "right": 5}, {"s": "5"}, True),
+        ({"left": "{{s}}", "op": "!=", "right": "x"}, {"s": "y"}, True),
+        ({"left": "{{s}}", "op": "contains", "right": "ell"}, {"s": "hello"}, True),
+        ({"left": "{{s}}", "op": "contains", "right": 2}, {"s": [1, 2]}, True),
+        ({"left": "{{s}}", "op": "not_contains", "right": 3}, {"s": [1, 2]}, True),
+        ({"left": "{{s}}", "op": "in", "right": ["a", "b"]}, {"s": "a"}, True),
+        ({"left": "{{s}}", "op": "exists"}, {"s": 0}, True),
+        ({"left": "{{s}}", "op": "exists"}, {}, False),
+        ({"left": "{{s}}", "op": "not_exists"}, {}, True),
+        ({"left": "{{s}}", "op": "is_empty"}, {"s": []}, True),
+        ({"left": "{{s}}", "op": "is_not_empty"}, {"s": "x"}, True),
+        ({"left": "{{s}}", "op": "matches", "right": "^a.c$"}, {"s": "abc"}, True),
+        ({"left": "{{s}}", "op": "matches", "right": "^a.c$"}, {"s": 5}, False),
+        ({"left": "{{s}}", "op": "starts_with", "right": "ab"}, {"s": "abc"}, True),
+        ({"left": "{{s}}", "op": "ends_with", "right": "bc"}, {"s": "abc"}, True),
+        ({"and": [{"left": 1, "op": "==", "right": 1}, {"left": 1, "op": "==", "right": 2}]},
+         {}, False),
+        ({"or": [{"left": 1, "op": "==", "right": 1}, {"left": 1, "op": "==", "right": 2}]},
+         {}, True),
+        ({"not": {"left": 1, "op": "==", "right": 2}}, {}, True),
+        ({"and": [{"or": [{"left": "{{a}}", "op": ">", "right": 1}]},
+                  {"not": {"left": "{{b}}", "op": "exists"}}]}, {"a": 2}, True),
+    ],
+)
+def test_conditions_evaluate(cond: dict[str, Any], scope: dict[str, Any], expected: bool) -> None:
+    assert check(cond, scope) is expected
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        {"left": 1, "op": "~=", "right": 2},
+        {"left": 1, "op": ">", "right": 2, "extra": 1},
+        {"and": []},
+        {"left": "x", "op": "matches", "right": "("},
+        {"nope": 1},
+    ],
+)
+def test_conditions_reject_bad_shapes(cond: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        adapter.validate_python(cond)
+
+
+def test_conditions_catastrophic_regex_times_out_as_false() -> None:
+    assert conditions.compare("a" * 5000 + "!", "matches", r"^(a|aa)+$") is False

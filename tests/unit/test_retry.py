@@ -1,0 +1,43 @@
+"""Retry backoff."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from flowmill.domain.workflow import RetryPolicy
+from flowmill.engine.retry import backoff_ms, should_retry
+
+
+@pytest.mark.parametrize(
+    ("policy", "attempt", "expected"),
+    [
+        (RetryPolicy(3, 100, "fixed"), 1, 100),
+        (RetryPolicy(3, 100, "fixed"), 2, 100),
+        (RetryPolicy(5, 100, "exponential"), 1, 100),
+        (RetryPolicy(5, 100, "exponential"), 2, 200),
+        (RetryPolicy(5, 100, "exponential"), 4, 800),
+        (RetryPolicy(9, 100, "exponential", max_backoff_ms=500), 6, 500),
+        (RetryPolicy(3, 0, "fixed"), 1, 0),
+    ],
+)
+def test_retry_backoff_without_jitter(policy: RetryPolicy, attempt: int, expected: int) -> None:
+    assert backoff_ms(policy, attempt) == expected
+
+
+def test_retry_jitter_stays_within_its_fraction() -> None:
+    policy = RetryPolicy(5, 1000, "fixed", jitter=0.5)
+    rng = random.Random(7)
+    delays = {backoff_ms(policy, 1, rng) for _ in range(200)}
+    assert min(delays) >= 500
+    assert max(delays) <= 1000
+    assert len(delays) > 50
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retriable", "expected"),
+    [(1, True, True), (2, True, True), (3, True, False), (1, False, False)],
+)
+def test_retry_should_retry(attempt: int, retriable: bool, expected: bool) -> None:
+    assert should_retry(RetryPolicy(max_attempts=3), attempt, retriable) is expected

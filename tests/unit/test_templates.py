@@ -1,0 +1,112 @@
+"""Templates: path resolution, type preservation, stringification, the expression seam."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowmill.engine import templates
+from flowmill.engine.templates import Expr, Path, Scope, TemplateError
+from flowmill.testing import FakeCodeRunner
+
+SCOPE = Scope(
+    {"result": "hello processed", "n": 5, "items": [{"id": 1}, {"id": 2}], "input": "shadow"},
+    {
+        "trigger": {"type": "webhook.test", "data": {"message": "hi", "total": 120.0}},
+        "nodes": {"fetch": {"output": {"body": {"ok": True}}}, "process-1": {"output": 7}},
+        "vars": {"region": "eu"},
+        "execution": {"id": "e1"},
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{result}}", "hello processed"),
+        ("The processed result is: {{result}}", "The processed result is: hello processed"),
+        ("{{n}}", 5),
+        ("n={{n}}", "n=5"),
+        ("{{ items[1].id }}", 2),
+        ("{{items[-1].id}}", 2),
+        ("{{items}}", [{"id": 1}, {"id": 2}]),
+        ("list: {{items}}", 'list: [{"id":1},{"id":2}]'),
+        ("{{items.length}}", 2),
+        ("{{trigger.data.message}}", "hi"),
+        ("{{trigger.data.total}}", 120.0),
+        ("total {{trigger.data.total}}", "total 120"),
+        ("{{nodes.fetch.output.body.ok}}", True),
+        ("{{nodes.fetch.output.body.ok}}!", "true!"),
+        ("{{nodes.process-1.output}}", 7),
+        ('{{nodes["process-1"].output}}', 7),
+        ("{{vars.region}}", "eu"),
+        ("{{execution.id}}", "e1"),
+        ("{{missing}}", None),
+        ("[{{missing.deep[3]}}]", "[]"),
+        ("{{input}}", "shadow"),  # input's own key wins over the context root
+        ("no tags", "no tags"),
+        ("{{a}} and {{b}}", " and "),
+    ],
+)
+def test_templates_render_paths(template: str, expected: Any) -> None:
+    assert templates.render(template, SCOPE) == expected
+
+
+def test_templates_render_nested_structures() -> None:
+    value = {"a": ["{{n}}", {"b": "x{{n}}"}], "c": 3}
+    assert templates.render(value, SCOPE) == {"a": [5, {"b": "x5"}], "c": 3}
+
+
+def test_templates_input_root_when_input_has_no_such_key() -> None:
+    scope = Scope({"data": {"message": "m"}}, {})
+    assert templates.render("{{input.data.message}}", scope) == "m"
+
+
+@pytest.mark.parametrize(
+    "body", ["a + 1", "x > 3", "foo()", "true", "null", "`t`", "a ? b : c", "a.b()"]
+)
+def test_templates_non_paths_are_expressions(body: str) -> None:
+    part = templates.parse("{{" + body + "}}").whole
+    assert isinstance(part, Expr)
+
+
+@pytest.mark.parametrize("body", ["a", "a.b", "a[0]", "a['x y']", 'a["k"].c[2]', "a-b.c"])
+def test_templates_paths_parse_as_paths(body: str) -> None:
+    assert isinstance(templates.parse("{{ " + body + " }}").whole, Path)
+
+
+def test_templates_expression_without_sandbox_is_an_error() -> None:
+    with pytest.raises(TemplateError, match="JavaScript sandbox"):
+        templates.render("{{ n + 1 }}", SCOPE)
+
+
+async def test_templates_expressions_go_to_the_evaluator_in_one_batch() -> None:
+    fake = FakeCodeRunner({"n + 1": lambda s: s["n"] + 1, "n * 2": 10})
+    out = await templates.render_async(
+        {"a": "{{ n + 1 }}", "b": "x{{n * 2}}y", "c": "{{n + 1}}"}, SCOPE, fake
+    )
+    assert out == {"a": 6, "b": "x10y", "c": 6}
+    assert fake.calls == [("expression", "n + 1"), ("expression", "n * 2")]
+
+
+def test_templates_validation_flags_expressions_only_without_sandbox() -> None:
+    assert templates.expression_issues("{{ a + 1 }}", expressions_enabled=True) == []
+    issues = templates.expression_issues("{{ a + 1 }}", expressions_enabled=False)
+    assert issues and "sandbox" in issues[0]
+    assert templates.expression_issues("{{ }}", expressions_enabled=True) == ["empty {{ }}"]
+    assert templates.expression_issues("{{a", expressions_enabled=True) == ["unbalanced {{ }}"]
+
+
+def test_templates_referenced_nodes() -> None:
+    value = {"u": "{{nodes.fetch.output.url}}", "v": ["{{nodes['b c'].output}}"], "w": "{{x}}"}
+    assert templates.referenced_nodes(value) == {"fetch", "b c"}
+    assert templates.nodes_in_code("return nodes.a.output + nodes['b'].output") == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, ""), (True, "true"), (1.0, "1"), (1.5, "1.5"), ({"a": 1}, '{"a":1}'), ("s", "s")],
+)
+def test_templates_stringify_like_javascript(value: Any, text: str) -> None:
+    assert templates.stringify(value) == text
