@@ -216,6 +216,49 @@ def _sandbox_available() -> bool:
     return build_services(_settings(), SystemClock()).sandbox_available
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Steps run at once (default FLOWMILL_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run a worker: take jobs, run steps, recover steps of workers that died.
+
+    With FLOWMILL_REDIS_URL it takes jobs from BullMQ; without, it works on the
+    embedded database alone (picking up what stopped processes left). Stops cleanly on
+    SIGTERM or Ctrl-C, giving running steps FLOWMILL_SHUTDOWN_GRACE_S to finish.
+    """
+    settings = _settings()
+    if concurrency is not None:
+        settings.concurrency = concurrency
+    asyncio.run(_worker(settings))
+
+
+async def _worker(settings: Settings) -> None:
+    import signal
+
+    from flowmill.runtime import open_runtime
+
+    async with open_runtime(settings, kind="worker") as rt:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        task = asyncio.create_task(rt.engine.run())
+        err.print(
+            f"worker {rt.engine.worker_id} running "
+            f"({'BullMQ' if settings.distributed else 'embedded'}, "
+            f"concurrency {settings.concurrency})"
+        )
+        done, _ = await asyncio.wait(
+            {task, asyncio.create_task(stopping.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task not in done:
+            err.print("stopping: finishing running steps…")
+            await rt.engine.stop()
+        await task
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",

@@ -37,8 +37,9 @@ class FlakyNode(NodeType[FlakyConfig]):
     async def execute(self, ctx: NodeContext, config: FlakyConfig) -> Any:
         CALLS.append((ctx.node.id, ctx.attempt, ctx.idempotency_key))
         if ctx.attempt <= config.fail_times:
-            raise NodeError(f"attempt {ctx.attempt} failed", type="Flaky",
-                            retriable=config.retriable)
+            raise NodeError(
+                f"attempt {ctx.attempt} failed", type="Flaky", retriable=config.retriable
+            )
         return config.output if config.output is not None else {"attempt": ctx.attempt}
 
 
@@ -72,15 +73,25 @@ class Harness:
     definitions: InMemoryDefinitions
 
     async def run(
-        self, definition: dict[str, Any], data: Any = None, *, timeout: float = 10,
+        self,
+        definition: dict[str, Any],
+        data: Any = None,
+        *,
+        timeout: float = 10,
         workflow_id: str = "wf",
     ) -> tuple[ExecutionRecord, dict[str, NodeRun]]:
         execution_id = await self.start(definition, data, workflow_id=workflow_id)
         ex = await self.engine.wait(execution_id, timeout=timeout)
         return ex, await self.latest(execution_id)
 
-    async def start(self, definition: dict[str, Any], data: Any = None, *,
-                    workflow_id: str = "wf", **kwargs: Any) -> str:
+    async def start(
+        self,
+        definition: dict[str, Any],
+        data: Any = None,
+        *,
+        workflow_id: str = "wf",
+        **kwargs: Any,
+    ) -> str:
         if (workflow_id, 1) not in self.definitions.versions:
             self.definitions.add(workflow_id, definition)
         return await self.engine.start_execution(
@@ -109,8 +120,12 @@ async def harness() -> AsyncIterator[Harness]:
         registry=registry(),
         services=NodeServices(),
         workers=InMemoryWorkerRegistry(),
-        options=EngineOptions(concurrency=8, sweep_interval_s=0.05, shutdown_grace_s=1,
-                              runner=RunnerOptions(announce_after_s=0.05)),
+        options=EngineOptions(
+            concurrency=8,
+            sweep_interval_s=0.05,
+            shutdown_grace_s=1,
+            runner=RunnerOptions(announce_after_s=0.05),
+        ),
     )
     async with engine.running():
         yield Harness(engine, store, definitions)

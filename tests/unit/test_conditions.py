@@ -47,13 +47,27 @@ def check(cond: dict[str, Any], scope: dict[str, Any]) -> bool:
         ({"left": "{{s}}", "op": "matches", "right": "^a.c$"}, {"s": 5}, False),
         ({"left": "{{s}}", "op": "starts_with", "right": "ab"}, {"s": "abc"}, True),
         ({"left": "{{s}}", "op": "ends_with", "right": "bc"}, {"s": "abc"}, True),
-        ({"and": [{"left": 1, "op": "==", "right": 1}, {"left": 1, "op": "==", "right": 2}]},
-         {}, False),
-        ({"or": [{"left": 1, "op": "==", "right": 1}, {"left": 1, "op": "==", "right": 2}]},
-         {}, True),
+        (
+            {"and": [{"left": 1, "op": "==", "right": 1}, {"left": 1, "op": "==", "right": 2}]},
+            {},
+            False,
+        ),
+        (
+            {"or": [{"left": 1, "op": "==", "right": 1}, {"left": 1, "op": "==", "right": 2}]},
+            {},
+            True,
+        ),
         ({"not": {"left": 1, "op": "==", "right": 2}}, {}, True),
-        ({"and": [{"or": [{"left": "{{a}}", "op": ">", "right": 1}]},
-                  {"not": {"left": "{{b}}", "op": "exists"}}]}, {"a": 2}, True),
+        (
+            {
+                "and": [
+                    {"or": [{"left": "{{a}}", "op": ">", "right": 1}]},
+                    {"not": {"left": "{{b}}", "op": "exists"}},
+                ]
+            },
+            {"a": 2},
+            True,
+        ),
     ],
 )
 def test_conditions_evaluate(cond: dict[str, Any], scope: dict[str, Any], expected: bool) -> None:

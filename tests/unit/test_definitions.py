@@ -44,7 +44,10 @@ def test_definitions_steps_become_a_chain_with_a_trigger() -> None:
     wf = load_definition(doc)
     assert [n.id for n in wf.nodes] == ["trigger", "fetch", "summarise", "pause", "notify"]
     assert [(e.source, e.target) for e in wf.edges] == [
-        ("trigger", "fetch"), ("fetch", "summarise"), ("summarise", "pause"), ("pause", "notify"),
+        ("trigger", "fetch"),
+        ("fetch", "summarise"),
+        ("summarise", "pause"),
+        ("pause", "notify"),
     ]
     assert wf.nodes[0].config == {"triggerType": "manual"}
     assert wf.settings.retry is not None and wf.settings.retry.max_attempts == 3
@@ -59,11 +62,21 @@ def test_definitions_export_import_round_trips() -> None:
 
 
 def test_definitions_yaml_booleans_as_handles() -> None:
-    doc = base(nodes=[{"id": "t", "type": "trigger"}, {"id": "c", "type": "conditional",
-               "config": {"condition": {"left": 1, "op": "==", "right": 1}}},
-               {"id": "y", "type": "noop"}],
-               edges=[{"source": "t", "target": "c"}, {"source": "c", "target": "y",
-                                                       "sourceHandle": True}])
+    doc = base(
+        nodes=[
+            {"id": "t", "type": "trigger"},
+            {
+                "id": "c",
+                "type": "conditional",
+                "config": {"condition": {"left": 1, "op": "==", "right": 1}},
+            },
+            {"id": "y", "type": "noop"},
+        ],
+        edges=[
+            {"source": "t", "target": "c"},
+            {"source": "c", "target": "y", "sourceHandle": True},
+        ],
+    )
     wf = load_definition(doc)
     assert wf.edges[1].source_handle == "true"
 
@@ -71,47 +84,114 @@ def test_definitions_yaml_booleans_as_handles() -> None:
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        (base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "nope"}]),
-         [("nodes[a].type", "unknown_node_type")]),
-        (base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"},
-                     {"id": "a", "type": "noop"}]),
-         [("nodes[a]", "duplicate_id")]),
-        (base(edges=[{"source": "t", "target": "a"}, {"source": "a", "target": "ghost"}]),
-         [("edges[1].target", "dangling_edge")]),
-        (base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"},
-                     {"id": "b", "type": "noop"}],
-              edges=[{"source": "t", "target": "a"}, {"source": "a", "target": "b"},
-                     {"source": "b", "target": "a"}]),
-         [("edges", "cycle")]),
-        (base(nodes=[{"id": "a", "type": "noop"}], edges=[]),
-         [("nodes", "no_trigger")]),
-        (base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"},
-                     {"id": "lost", "type": "noop"}]),
-         [("nodes[lost]", "unreachable")]),
-        (base(nodes=[{"id": "t", "type": "trigger"},
-                     {"id": "a", "type": "delay", "config": {"ms": 1, "seconds": 2}}]),
-         [("nodes[a].config", "invalid_config")]),
-        (base(nodes=[{"id": "t", "type": "trigger"},
-                     {"id": "a", "type": "transform", "config": {"mapping": {}, "bogus": 1}}]),
-         [("nodes[a].config.bogus", "invalid_config")]),
-        (base(edges=[{"source": "t", "target": "a", "sourceHandle": "true"}]),
-         [("edges[0].sourceHandle", "unknown_handle")]),
-        (base(edges=[{"source": "t", "target": "a", "sourceHandle": "error"}]),
-         [("edges[0].sourceHandle", "error_edge")]),
-        (base(nodes=[{"id": "t", "type": "trigger"},
-                     {"id": "a", "type": "noop", "on_error": "route"}]),
-         [("nodes[a].on_error", "error_edge")]),
-        (base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop", "retry":
-                      {"max_attempts": 0}}]),
-         [("nodes[a].retry.max_attempts", "range")]),
-        (base(nodes=[{"id": "t", "type": "trigger"},
-                     {"id": "a", "type": "noop", "on_eror": "route"}]),
-         [("nodes[a].on_eror", "unknown_field")]),
+        (
+            base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "nope"}]),
+            [("nodes[a].type", "unknown_node_type")],
+        ),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "noop"},
+                    {"id": "a", "type": "noop"},
+                ]
+            ),
+            [("nodes[a]", "duplicate_id")],
+        ),
+        (
+            base(edges=[{"source": "t", "target": "a"}, {"source": "a", "target": "ghost"}]),
+            [("edges[1].target", "dangling_edge")],
+        ),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "noop"},
+                    {"id": "b", "type": "noop"},
+                ],
+                edges=[
+                    {"source": "t", "target": "a"},
+                    {"source": "a", "target": "b"},
+                    {"source": "b", "target": "a"},
+                ],
+            ),
+            [("edges", "cycle")],
+        ),
+        (base(nodes=[{"id": "a", "type": "noop"}], edges=[]), [("nodes", "no_trigger")]),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "noop"},
+                    {"id": "lost", "type": "noop"},
+                ]
+            ),
+            [("nodes[lost]", "unreachable")],
+        ),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "delay", "config": {"ms": 1, "seconds": 2}},
+                ]
+            ),
+            [("nodes[a].config", "invalid_config")],
+        ),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "transform", "config": {"mapping": {}, "bogus": 1}},
+                ]
+            ),
+            [("nodes[a].config.bogus", "invalid_config")],
+        ),
+        (
+            base(edges=[{"source": "t", "target": "a", "sourceHandle": "true"}]),
+            [("edges[0].sourceHandle", "unknown_handle")],
+        ),
+        (
+            base(edges=[{"source": "t", "target": "a", "sourceHandle": "error"}]),
+            [("edges[0].sourceHandle", "error_edge")],
+        ),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "noop", "on_error": "route"},
+                ]
+            ),
+            [("nodes[a].on_error", "error_edge")],
+        ),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "noop", "retry": {"max_attempts": 0}},
+                ]
+            ),
+            [("nodes[a].retry.max_attempts", "range")],
+        ),
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "noop", "on_eror": "route"},
+                ]
+            ),
+            [("nodes[a].on_eror", "unknown_field")],
+        ),
         ({"nodes": []}, [("name", "missing")]),
         (base(settings={"timezone": "Mars/Olympus"}), [("settings.timezone", "enum")]),
-        (base(nodes=[{"id": "t", "type": "trigger"},
-                     {"id": "a", "type": "response", "config": {"template": "{{ a + }}"}}]),
-         []),  # an expression: fine when the sandbox exists (syntax checked when it runs)
+        (
+            base(
+                nodes=[
+                    {"id": "t", "type": "trigger"},
+                    {"id": "a", "type": "response", "config": {"template": "{{ a + }}"}},
+                ]
+            ),
+            [],
+        ),  # an expression: fine when the sandbox exists (syntax checked when it runs)
     ],
 )
 def test_definitions_validation_names_the_problem(
@@ -126,24 +206,41 @@ def test_definitions_validation_names_the_problem(
 
 
 def test_definitions_expressions_rejected_without_a_sandbox() -> None:
-    doc = base(nodes=[{"id": "t", "type": "trigger"},
-                      {"id": "a", "type": "response", "config": {"template": "{{ 1 + 1 }}"}}])
+    doc = base(
+        nodes=[
+            {"id": "t", "type": "trigger"},
+            {"id": "a", "type": "response", "config": {"template": "{{ 1 + 1 }}"}},
+        ]
+    )
     assert ("nodes[a].config", "invalid_config") in issues_of(doc, expressions=False)
 
 
 def test_definitions_every_problem_is_reported_at_once() -> None:
-    doc = base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "nope"},
-                      {"id": "b", "type": "noop"}],
-               edges=[{"source": "t", "target": "a"}, {"source": "a", "target": "zz"}])
+    doc = base(
+        nodes=[
+            {"id": "t", "type": "trigger"},
+            {"id": "a", "type": "nope"},
+            {"id": "b", "type": "noop"},
+        ],
+        edges=[{"source": "t", "target": "a"}, {"source": "a", "target": "zz"}],
+    )
     found = issues_of(doc)
     assert len(found) >= 3
 
 
 def test_definitions_compile_collects_references() -> None:
-    doc = base(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"},
-                      {"id": "b", "type": "response",
-                       "config": {"template": "{{nodes.a.output}} {{nodes.nothere.output}}"}}],
-               edges=[{"source": "t", "target": "a"}, {"source": "a", "target": "b"}])
+    doc = base(
+        nodes=[
+            {"id": "t", "type": "trigger"},
+            {"id": "a", "type": "noop"},
+            {
+                "id": "b",
+                "type": "response",
+                "config": {"template": "{{nodes.a.output}} {{nodes.nothere.output}}"},
+            },
+        ],
+        edges=[{"source": "t", "target": "a"}, {"source": "a", "target": "b"}],
+    )
     compiled = compile_workflow(load_definition(doc), REGISTRY)
     assert compiled.node("b").references == {"a"}
 
@@ -154,4 +251,3 @@ def test_definitions_registry_refuses_duplicates() -> None:
 
     with pytest.raises(DuplicateNodeTypeError, match="noop"):
         NodeRegistry([NoopNode, NoopNode])
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -36,22 +37,38 @@ async def test_engine_runs_a_chain_to_its_response(harness: Harness) -> None:
 async def test_engine_branches_skip_and_join(harness: Harness) -> None:
     definition = wf(
         [
-            {"id": "c", "type": "conditional",
-             "config": {"condition": {"left": "{{data.n}}", "op": ">", "right": 5}}},
+            {
+                "id": "c",
+                "type": "conditional",
+                "config": {"condition": {"left": "{{data.n}}", "op": ">", "right": 5}},
+            },
             {"id": "big", "type": "noop"},
             {"id": "small", "type": "noop"},
             {"id": "after_small", "type": "noop"},
             {"id": "side", "type": "transform", "config": {"mapping": {"side": True}}},
             {"id": "j", "type": "merge", "config": {"mode": "object"}},
         ],
-        [("t", "c"), ("c", "big", "true"), ("c", "small", "false"), ("small", "after_small"),
-         ("t", "side"), ("big", "j"), ("after_small", "j"), ("side", "j")],
+        [
+            ("t", "c"),
+            ("c", "big", "true"),
+            ("c", "small", "false"),
+            ("small", "after_small"),
+            ("t", "side"),
+            ("big", "j"),
+            ("after_small", "j"),
+            ("side", "j"),
+        ],
     )
     ex, runs = await harness.run(definition, {"n": 9})
     assert ex.status is X.SUCCEEDED
     assert statuses(runs) == {
-        "t": "succeeded", "c": "succeeded", "big": "succeeded", "small": "skipped",
-        "after_small": "skipped", "side": "succeeded", "j": "succeeded",
+        "t": "succeeded",
+        "c": "succeeded",
+        "big": "succeeded",
+        "small": "skipped",
+        "after_small": "skipped",
+        "side": "succeeded",
+        "j": "succeeded",
     }
     assert set(runs["j"].output) == {"big", "side"}
     assert ex.output == runs["j"].output
@@ -59,8 +76,14 @@ async def test_engine_branches_skip_and_join(harness: Harness) -> None:
 
 async def test_engine_retries_with_backoff_then_succeeds(harness: Harness) -> None:
     definition = wf(
-        [{"id": "f", "type": "flaky", "config": {"fail_times": 2},
-          "retry": {"max_attempts": 3, "backoff_ms": 20, "strategy": "exponential"}}],
+        [
+            {
+                "id": "f",
+                "type": "flaky",
+                "config": {"fail_times": 2},
+                "retry": {"max_attempts": 3, "backoff_ms": 20, "strategy": "exponential"},
+            }
+        ],
         [("t", "f")],
     )
     ex, _ = await harness.run(definition)
@@ -79,10 +102,16 @@ async def test_engine_retries_with_backoff_then_succeeds(harness: Harness) -> No
 
 async def test_engine_fails_after_last_attempt_and_cancels_the_rest(harness: Harness) -> None:
     definition = wf(
-        [{"id": "f", "type": "flaky", "config": {"fail_times": 5},
-          "retry": {"max_attempts": 2, "backoff_ms": 1}},
-         {"id": "slow", "type": "slow", "config": {"seconds": 5}},
-         {"id": "next", "type": "noop"}],
+        [
+            {
+                "id": "f",
+                "type": "flaky",
+                "config": {"fail_times": 5},
+                "retry": {"max_attempts": 2, "backoff_ms": 1},
+            },
+            {"id": "slow", "type": "slow", "config": {"seconds": 5}},
+            {"id": "next", "type": "noop"},
+        ],
         [("t", "f"), ("t", "slow"), ("f", "next")],
     )
     ex, runs = await harness.run(definition)
@@ -95,8 +124,14 @@ async def test_engine_fails_after_last_attempt_and_cancels_the_rest(harness: Har
 
 async def test_engine_non_retriable_error_is_not_retried(harness: Harness) -> None:
     definition = wf(
-        [{"id": "f", "type": "flaky", "config": {"fail_times": 5, "retriable": False},
-          "retry": {"max_attempts": 5, "backoff_ms": 1}}],
+        [
+            {
+                "id": "f",
+                "type": "flaky",
+                "config": {"fail_times": 5, "retriable": False},
+                "retry": {"max_attempts": 5, "backoff_ms": 1},
+            }
+        ],
         [("t", "f")],
     )
     ex, runs = await harness.run(definition)
@@ -106,8 +141,10 @@ async def test_engine_non_retriable_error_is_not_retried(harness: Harness) -> No
 
 async def test_engine_on_error_continue_passes_the_error_on(harness: Harness) -> None:
     definition = wf(
-        [{"id": "f", "type": "flaky", "config": {"fail_times": 1}, "on_error": "continue"},
-         {"id": "next", "type": "noop"}],
+        [
+            {"id": "f", "type": "flaky", "config": {"fail_times": 1}, "on_error": "continue"},
+            {"id": "next", "type": "noop"},
+        ],
         [("t", "f"), ("f", "next")],
     )
     ex, runs = await harness.run(definition)
@@ -119,13 +156,21 @@ async def test_engine_on_error_continue_passes_the_error_on(harness: Harness) ->
 
 async def test_engine_on_error_route_follows_the_error_edge(harness: Harness) -> None:
     definition = wf(
-        [{"id": "f", "type": "flaky", "config": {"fail_times": 1}, "on_error": "route"},
-         {"id": "ok_path", "type": "noop"},
-         {"id": "handler", "type": "error_handler", "config": {"output": {"recovered": True}}},
-         {"id": "fb", "type": "fallback", "config": {"value": {"plan": "b"}}},
-         {"id": "j", "type": "merge"}],
-        [("t", "f"), ("f", "ok_path"), ("f", "handler", "error"), ("handler", "fb"),
-         ("ok_path", "j"), ("fb", "j")],
+        [
+            {"id": "f", "type": "flaky", "config": {"fail_times": 1}, "on_error": "route"},
+            {"id": "ok_path", "type": "noop"},
+            {"id": "handler", "type": "error_handler", "config": {"output": {"recovered": True}}},
+            {"id": "fb", "type": "fallback", "config": {"value": {"plan": "b"}}},
+            {"id": "j", "type": "merge"},
+        ],
+        [
+            ("t", "f"),
+            ("f", "ok_path"),
+            ("f", "handler", "error"),
+            ("handler", "fb"),
+            ("ok_path", "j"),
+            ("fb", "j"),
+        ],
     )
     ex, runs = await harness.run(definition)
     assert ex.status is X.SUCCEEDED
@@ -137,8 +182,18 @@ async def test_engine_on_error_route_follows_the_error_edge(harness: Harness) ->
 
 
 async def test_engine_node_timeout_fails_the_attempt(harness: Harness) -> None:
-    definition = wf([{"id": "s", "type": "slow", "config": {"seconds": 5}, "timeout_s": 0.05,
-                      "retry": {"max_attempts": 2, "backoff_ms": 1}}], [("t", "s")])
+    definition = wf(
+        [
+            {
+                "id": "s",
+                "type": "slow",
+                "config": {"seconds": 5},
+                "timeout_s": 0.05,
+                "retry": {"max_attempts": 2, "backoff_ms": 1},
+            }
+        ],
+        [("t", "s")],
+    )
     ex, runs = await harness.run(definition)
     assert ex.status is X.FAILED
     assert ex.error is not None and ex.error["type"] == "NodeTimeout"
@@ -146,9 +201,11 @@ async def test_engine_node_timeout_fails_the_attempt(harness: Harness) -> None:
 
 
 async def test_engine_execution_timeout(harness: Harness) -> None:
-    definition = wf([{"id": "s", "type": "slow", "config": {"seconds": 5}},
-                     {"id": "after", "type": "noop"}],
-                    [("t", "s"), ("s", "after")], settings={"timeout_s": 0.1})
+    definition = wf(
+        [{"id": "s", "type": "slow", "config": {"seconds": 5}}, {"id": "after", "type": "noop"}],
+        [("t", "s"), ("s", "after")],
+        settings={"timeout_s": 0.1},
+    )
     ex, runs = await harness.run(definition)
     assert ex.status is X.FAILED
     assert ex.error is not None and ex.error["type"] in ("ExecutionTimeout", "NodeTimeout")
@@ -156,8 +213,10 @@ async def test_engine_execution_timeout(harness: Harness) -> None:
 
 
 async def test_engine_cancel_interrupts_a_running_execution(harness: Harness) -> None:
-    definition = wf([{"id": "s", "type": "slow", "config": {"seconds": 30}},
-                     {"id": "after", "type": "noop"}], [("t", "s"), ("s", "after")])
+    definition = wf(
+        [{"id": "s", "type": "slow", "config": {"seconds": 30}}, {"id": "after", "type": "noop"}],
+        [("t", "s"), ("s", "after")],
+    )
     execution_id = await harness.start(definition)
     for _ in range(200):
         runs = await harness.latest(execution_id)
@@ -174,8 +233,10 @@ async def test_engine_cancel_interrupts_a_running_execution(harness: Harness) ->
 
 
 async def test_engine_delay_is_durable_not_sleeping(harness: Harness) -> None:
-    definition = wf([{"id": "d", "type": "delay", "config": {"ms": 150}},
-                     {"id": "after", "type": "noop"}], [("t", "d"), ("d", "after")])
+    definition = wf(
+        [{"id": "d", "type": "delay", "config": {"ms": 150}}, {"id": "after", "type": "noop"}],
+        [("t", "d"), ("d", "after")],
+    )
     execution_id = await harness.start(definition, {"v": 1})
     await asyncio.sleep(0.05)
     ex = await harness.engine.store.get_execution(execution_id)
@@ -209,8 +270,11 @@ async def test_engine_dedupe_key_starts_one_execution(harness: Harness) -> None:
 
 
 async def test_engine_max_concurrent_queues_then_promotes(harness: Harness) -> None:
-    definition = wf([{"id": "s", "type": "slow", "config": {"seconds": 0.2}}], [("t", "s")],
-                    settings={"max_concurrent": 1})
+    definition = wf(
+        [{"id": "s", "type": "slow", "config": {"seconds": 0.2}}],
+        [("t", "s")],
+        settings={"max_concurrent": 1},
+    )
     a = await harness.start(definition)
     b = await harness.start(definition)
     c = await harness.start(definition)
@@ -219,7 +283,7 @@ async def test_engine_max_concurrent_queues_then_promotes(harness: Harness) -> N
     results = [await harness.engine.wait(x, timeout=5) for x in (a, b, c)]
     assert [r.status for r in results] == [X.SUCCEEDED] * 3
     spans = sorted((r.started_at, r.completed_at) for r in results)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start is not None and end is not None and start >= end  # never overlapping
 
 
@@ -227,15 +291,24 @@ async def test_engine_recovers_steps_of_a_dead_worker(harness: Harness) -> None:
     definition = wf([{"id": "f", "type": "flaky"}], [("t", "f")])
     harness.definitions.add("wf", definition)
     # Simulate another process that committed the start and died before running it.
-    from flowmill.engine import transitions as tx
+    from datetime import UTC, datetime
+
     from flowmill.domain.execution import ExecutionRecord
     from flowmill.domain.states import ExecutionStatus
-    from datetime import UTC, datetime
+    from flowmill.engine import transitions as tx
 
     compiled = await harness.engine.compiled("wf", 1)
     now = datetime.now(UTC)
-    ex = ExecutionRecord("e-dead", "t1", "wf", 1, ExecutionStatus.PENDING,
-                         {"type": "manual", "data": None}, "manual", now)
+    ex = ExecutionRecord(
+        "e-dead",
+        "t1",
+        "wf",
+        1,
+        ExecutionStatus.PENDING,
+        {"type": "manual", "data": None},
+        "manual",
+        now,
+    )
     fx = tx.start_execution(compiled, ex, "t", None, now, owner="ghost-worker")
     await harness.store.start(ex, lambda _c: fx)
     done = await harness.engine.wait("e-dead", timeout=3)
@@ -254,14 +327,16 @@ async def test_engine_stranded_own_step_is_redispatched(harness: Harness) -> Non
 
 async def test_engine_other_triggers_are_skipped(harness: Harness) -> None:
     definition = wf(
-        [{"id": "t2", "type": "trigger", "config": {"triggerType": "schedule"}},
-         {"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}],
+        [
+            {"id": "t2", "type": "trigger", "config": {"triggerType": "schedule"}},
+            {"id": "a", "type": "noop"},
+            {"id": "b", "type": "noop"},
+        ],
         [("t", "a"), ("t2", "b")],
     )
     ex, runs = await harness.run(definition)
     assert ex.status is X.SUCCEEDED
-    assert statuses(runs) == {"t": "succeeded", "t2": "skipped", "a": "succeeded",
-                              "b": "skipped"}
+    assert statuses(runs) == {"t": "succeeded", "t2": "skipped", "a": "succeeded", "b": "skipped"}
 
 
 async def test_engine_events_tell_the_story_in_order(harness: Harness) -> None:
@@ -269,6 +344,10 @@ async def test_engine_events_tell_the_story_in_order(harness: Harness) -> None:
     ex, _ = await harness.run(definition)
     types = [e.type for e in harness.store.events if e.stream_id == ex.id]
     assert types == [
-        "execution.started", "node.started", "node.completed",
-        "node.started", "node.completed", "execution.completed",
+        "execution.started",
+        "node.started",
+        "node.completed",
+        "node.started",
+        "node.completed",
+        "execution.completed",
     ]
