@@ -239,11 +239,13 @@ async def _worker(settings: Settings) -> None:
 
     from flowmill.runtime import open_runtime
 
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
     async with open_runtime(settings, kind="worker") as rt:
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
+        if stopping.is_set():
+            return
         task = asyncio.create_task(rt.engine.run())
         err.print(
             f"worker {rt.engine.worker_id} running "

@@ -347,12 +347,16 @@ class Engine:
             await task
 
     async def run(self) -> None:
-        """Work until :meth:`stop`: recover, consume jobs, sweep, heartbeat."""
-        self._stop.clear()
+        """Work until :meth:`stop`: recover, consume jobs, sweep, heartbeat.
+
+        Stopping is final: a stopped engine does not run again (make a new one).
+        """
         await self.workers.register(self.worker_id, self.kind, socket.gethostname(), os.getpid())
         self._ready.set()
         try:
             await self.sweep()
+            if self._stop.is_set():
+                return
             loops = [
                 asyncio.create_task(self._every(self.options.sweep_interval_s, self.sweep)),
                 asyncio.create_task(

@@ -94,7 +94,7 @@ class LocalQueue:
         return None
 
     async def consume(self, handler: JobHandler, *, concurrency: int) -> None:
-        self._stopping = False
+        # A stop that came first wins: consume then returns at once (stop is final).
 
         async def _consumer() -> None:
             while True:

@@ -15,6 +15,7 @@ from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.transitions import StateReader
 from flowmill.store import executions as repo
+from flowmill.store import sqlite_fast as fast
 from flowmill.store.database import Database
 from flowmill.store.tables import (
     LIVE_STATUSES,
@@ -87,6 +88,12 @@ class SqlExecutionStore:
         clock = self.clock
 
         def _tx(conn: Connection) -> Effects:
+            if not postgres:
+                db = fast.raw(conn)
+                ex = fast.lock_execution(db, execution_id)
+                fx = build(ex, fast.FastStateReader(db, execution_id))
+                fast.apply_effects(db, fx, clock.now())
+                return fx
             ex = repo.lock_execution(conn, execution_id, postgres=postgres)
             fx = build(ex, repo.SqlStateReader(conn, execution_id))
             repo.apply_effects(conn, fx, clock.now())
@@ -181,7 +188,7 @@ class SqlExecutionStore:
         clock = self.clock
 
         def _tx(conn: Connection) -> Effects | None:
-            ex = repo.lock_execution(conn, execution_id, postgres=postgres)
+            ex = repo.lock_execution(conn, execution_id, postgres=postgres, payload=True)
             if ex.status is not ExecutionStatus.QUEUED:
                 return None
             now = clock.now()

@@ -79,6 +79,10 @@ _BUMP_SEQUENCE = (
     .returning(tenants.c.event_seq)
 )
 _SELECT_EXECUTION = sa.select(we).where(we.c.id == _bp("execution_id"))
+# A checkpoint needs the execution's state, not its (possibly large) trigger payload.
+_LIGHT_COLUMNS = [c for c in we.c if c.name not in ("trigger", "output", "error")]
+_SELECT_LIGHT = sa.select(*_LIGHT_COLUMNS).where(we.c.id == _bp("execution_id"))
+_LOCK_LIGHT = _SELECT_LIGHT.with_for_update()
 _LOCK_EXECUTION = _SELECT_EXECUTION.with_for_update()
 _SELECT_RUN = sa.select(ne).where(
     ne.c.execution_id == _bp("execution_id"),
@@ -107,14 +111,14 @@ def execution_from_row(row: Row[Any] | Mapping[str, Any]) -> ExecutionRecord:
         workflow_id=str(m["workflow_id"]),
         version=m["version"],
         status=ExecutionStatus(m["status"]),
-        trigger=m["trigger"],
+        trigger=m.get("trigger") or {},
         trigger_type=m["trigger_type"],
         created_at=m["created_at"],
         started_at=m["started_at"],
         completed_at=m["completed_at"],
         deadline_at=m["deadline_at"],
-        output=m["output"],
-        error=m["error"],
+        output=m.get("output"),
+        error=m.get("error"),
         parent_execution_id=m["parent_execution_id"],
         retry_of=m["retry_of"],
     )
@@ -186,15 +190,21 @@ def execution_values(ex: ExecutionRecord, dedupe_key: str | None = None) -> dict
     }
 
 
-def lock_execution(conn: Connection, execution_id: str, *, postgres: bool) -> ExecutionRecord:
+def lock_execution(
+    conn: Connection, execution_id: str, *, postgres: bool, payload: bool = False
+) -> ExecutionRecord:
     """Load the execution and lock its row until commit (PostgreSQL).
 
     On SQLite the write transaction (``BEGIN IMMEDIATE``) already excludes other writers.
+    Without ``payload`` the trigger, output and error are not read (left empty).
 
     Raises:
         LookupError: No such execution.
     """
-    stmt = _LOCK_EXECUTION if postgres else _SELECT_EXECUTION
+    if payload:
+        stmt = _LOCK_EXECUTION if postgres else _SELECT_EXECUTION
+    else:
+        stmt = _LOCK_LIGHT if postgres else _SELECT_LIGHT
     row = conn.execute(stmt, {"execution_id": execution_id}).first()
     if row is None:
         raise LookupError(f"execution {execution_id} not found")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 02:16:20.603990
+Create Date: 2026-11-22 02:42:51.301549
 """
 
 from collections.abc import Sequence
@@ -23,7 +23,7 @@ def upgrade() -> None:
 
     op.create_table(
         "conversation_history",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("conversation_id", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=50), nullable=False),
@@ -40,7 +40,7 @@ def upgrade() -> None:
 
     op.create_table(
         "event_store",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("stream_id", sa.String(length=64), nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
@@ -71,9 +71,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_events",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
-        sa.Column("trigger_id", sa.Uuid(as_uuid=False), nullable=True),
+        sa.Column("trigger_id", flowmill.store.types.Id(length=36), nullable=True),
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("route", sa.String(length=500), nullable=False),
         sa.Column("method", sa.String(length=8), nullable=False),
@@ -117,9 +117,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "workflow_executions",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
-        sa.Column("workflow_id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("workflow_id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("trigger_type", sa.String(length=64), nullable=False),
@@ -142,8 +142,8 @@ def upgrade() -> None:
         sa.Column("started_at", flowmill.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("completed_at", flowmill.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deadline_at", flowmill.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("parent_execution_id", sa.Uuid(as_uuid=False), nullable=True),
-        sa.Column("retry_of", sa.Uuid(as_uuid=False), nullable=True),
+        sa.Column("parent_execution_id", flowmill.store.types.Id(length=36), nullable=True),
+        sa.Column("retry_of", flowmill.store.types.Id(length=36), nullable=True),
         sa.Column("dedupe_key", sa.String(length=300), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workflow_executions")),
         sa.UniqueConstraint(
@@ -168,7 +168,7 @@ def upgrade() -> None:
 
     op.create_table(
         "agent_configs",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("model", sa.String(length=255), nullable=False),
@@ -191,7 +191,7 @@ def upgrade() -> None:
 
     op.create_table(
         "api_keys",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), server_default="", nullable=False),
         sa.Column("prefix", sa.String(length=32), nullable=False),
@@ -210,7 +210,7 @@ def upgrade() -> None:
 
     op.create_table(
         "credentials",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
@@ -226,9 +226,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "execution_logs",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
-        sa.Column("execution_id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("execution_id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("node_id", sa.String(length=200), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=True),
         sa.Column("level", sa.String(length=8), nullable=False),
@@ -252,9 +252,9 @@ def upgrade() -> None:
 
     op.create_table(
         "node_executions",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
-        sa.Column("execution_id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("execution_id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("node_id", sa.String(length=200), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -320,7 +320,7 @@ def upgrade() -> None:
 
     op.create_table(
         "workflows",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=300), nullable=False),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
@@ -348,9 +348,9 @@ def upgrade() -> None:
 
     op.create_table(
         "triggers",
-        sa.Column("id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
-        sa.Column("workflow_id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("workflow_id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("node_id", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("name", sa.String(length=200), server_default="", nullable=False),
@@ -385,7 +385,7 @@ def upgrade() -> None:
 
     op.create_table(
         "workflow_versions",
-        sa.Column("workflow_id", sa.Uuid(as_uuid=False), nullable=False),
+        sa.Column("workflow_id", flowmill.store.types.Id(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column(

@@ -1,0 +1,30 @@
+"""Helpers shared by the benchmarks: statistics and table printing."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+
+def median_ms(samples: Sequence[float]) -> float:
+    """Median of durations in seconds, in milliseconds."""
+    return statistics.median(samples) * 1000
+
+
+def p95_ms(samples: Sequence[float]) -> float:
+    """95th percentile of durations in seconds, in milliseconds."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print a table of results."""
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, justify="right" if c != columns[0] else "left")
+    for row in rows:
+        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
