@@ -17,7 +17,7 @@ def median_ms(samples: Sequence[float]) -> float:
 def p95_ms(samples: Sequence[float]) -> float:
     """95th percentile of durations in seconds, in milliseconds."""
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

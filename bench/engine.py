@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sqlite3
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _util import median_ms, print_table  # noqa: E402
-
-from flowmill.config import Settings  # noqa: E402
-from flowmill.domain.states import ExecutionStatus  # noqa: E402
-from flowmill.runs import register  # noqa: E402
-from flowmill.runtime import Runtime, open_runtime  # noqa: E402
+from _util import median_ms, print_table
+from flowmill.config import Settings
+from flowmill.domain.states import ExecutionStatus
+from flowmill.runs import register
+from flowmill.runtime import Runtime, open_runtime
 
 
 def chain(n: int) -> dict[str, Any]:
@@ -114,7 +109,7 @@ async def main(runs: int) -> None:
     per10 = median_ms(c10) / 10
     per1000 = median_ms(c1000) / 1000
     print_table(
-        f"Embedded engine (SQLite WAL, synchronous=NORMAL), median of {runs} runs, pid {os.getpid()}",
+        f"Embedded engine (SQLite WAL, synchronous=NORMAL), median of {runs} runs",
         ["scenario", "ours (ms)", "floor: bare SQLite commits (ms)", "ours / floor", "target"],
         [
             [
