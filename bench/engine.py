@@ -84,7 +84,7 @@ def sqlite_floor(path: Path, steps: int, runs: int) -> list[float]:
             conn.execute("BEGIN IMMEDIATE")
             if prev is not None:
                 conn.execute(
-                    "UPDATE step SET status='done', output=? WHERE id=?", ('{"step": %d}' % i, prev)
+                    "UPDATE step SET status='done', output=? WHERE id=?", (f'{{"step": {i}}}', prev)
                 )
             prev = conn.execute(
                 "INSERT INTO step (run, n, status) VALUES (?, ?, 'queued')", (r, i)

@@ -132,7 +132,8 @@ class FastStateReader:
 
     def has_live_runs(self, exclude: Collection[str]) -> bool:
         rows = self._db.execute(
-            f"SELECT id FROM node_executions WHERE execution_id = ? AND status IN {_LIVE} LIMIT ?",
+            f"SELECT id FROM node_executions WHERE execution_id = ? AND status IN {_LIVE} "  # noqa: S608
+            "LIMIT ?",
             (self._id, len(exclude) + 1),
         ).fetchall()
         return any(r[0] not in exclude for r in rows)
