@@ -7,6 +7,7 @@ saw, so tests can prove a blocked request never reached it. TLS certificates com
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import shutil
@@ -22,6 +23,8 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import httpx
 
 
 @dataclass
@@ -50,6 +53,12 @@ class Certs:
         ctx.load_cert_chain(str(self.cert), str(self.key))
         ctx.sni_callback = lambda _sock, name, _ctx: sni_seen.append(name or "")  # type: ignore[assignment,misc]
         return ctx
+
+
+@functools.cache
+def system_tls() -> ssl.SSLContext:
+    """httpx's default TLS context, made once: loading the CA bundle takes ~30 ms."""
+    return httpx.create_ssl_context()
 
 
 def make_certs(directory: Path, names: Iterable[str]) -> Certs | None:
@@ -81,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     timeout = 5
-    server: TestHTTPServer
+    server: LoopbackServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -266,7 +275,7 @@ ROUTES: dict[str, Route] = {
 }
 
 
-class TestHTTPServer(ThreadingHTTPServer):
+class LoopbackServer(ThreadingHTTPServer):
     """A threaded server that records requests; TLS when given a context."""
 
     daemon_threads = True
@@ -282,14 +291,14 @@ class TestHTTPServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.host = host
         self.port: int = self.server_address[1]
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05})
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.01})
 
     def url(self, path: str = "/", *, host: str | None = None) -> str:
         scheme = "https" if self.tls else "http"
         where = host or (f"[{self.host}]" if ":" in self.host else self.host)
         return f"{scheme}://{where}:{self.port}{path}"
 
-    def start(self) -> TestHTTPServer:
+    def start(self) -> LoopbackServer:
         self._thread.start()
         return self
 
@@ -320,16 +329,16 @@ class TestHTTPServer(ThreadingHTTPServer):
 class Servers:
     """Servers started for one test; stopped together."""
 
-    started: list[TestHTTPServer] = field(default_factory=list)
+    started: list[LoopbackServer] = field(default_factory=list)
 
     def start(
         self, name: str, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
-    ) -> TestHTTPServer:
-        server = TestHTTPServer(name, host, port, tls).start()
+    ) -> LoopbackServer:
+        server = LoopbackServer(name, host, port, tls).start()
         self.started.append(server)
         return server
 
-    def pair(self) -> tuple[TestHTTPServer, TestHTTPServer]:
+    def pair(self) -> tuple[LoopbackServer, LoopbackServer]:
         """A "public" server on 127.0.0.2 and an internal one on 127.0.0.1, same port.
 
         127.0.0.2 stands in for a public address: tests allow it with ``allow_cidrs``.

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpcore
 import pytest
-from http_servers import Certs, Servers, free_port, make_certs
+from http_servers import Certs, Servers, free_port, make_certs, system_tls
 
 from flowmill.net.addresses import IPAddress
 from flowmill.net.errors import (
@@ -99,7 +99,7 @@ async def make_client() -> AsyncIterator[MakeClient]:
         client = GuardedHttpClient(
             HttpSettings(**settings),
             resolver=resolver,
-            ssl_context=ssl_context,
+            ssl_context=ssl_context or system_tls(),
             network_backend=backend,
         )
         clients.append(client)

@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
@@ -36,6 +36,9 @@ from flowmill.net.errors import (
 from flowmill.net.settings import HttpSettings
 from flowmill.net.ssrf import Resolver, SsrfGuard, SsrfPolicy, SystemResolver, port_of
 from flowmill.net.transport import GuardedTransport
+
+if TYPE_CHECKING:
+    from flowmill.engine.services import HttpClient
 
 __all__ = ["GuardedHttpClient", "HttpSettings"]
 
@@ -393,3 +396,9 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(client: GuardedHttpClient) -> HttpClient:
+        return client  # mypy proves GuardedHttpClient satisfies the HttpClient port
