@@ -243,6 +243,51 @@ async def test_dns_rebinding_cannot_switch_the_address_after_the_check(
     assert internal.seen == []
 
 
+async def test_concurrent_rebinding_never_reaches_the_internal_server(
+    servers: Servers, make_client: MakeClient
+) -> None:
+    public, internal = servers.pair()
+
+    class Flipping:
+        """Public and internal answers in turn, as a rebinding DNS server would give."""
+
+        calls = 0
+
+        async def resolve(self, host: str, port: int) -> list[IPAddress]:
+            Flipping.calls += 1
+            answer = "127.0.0.1" if Flipping.calls % 2 else "127.0.0.2"
+            await asyncio.sleep(0)  # let the other requests interleave
+            return [ipaddress.ip_address(answer)]
+
+    # No keep-alive: every request opens (and vets) its own connection.
+    client = make_client(resolver=Flipping(), allow_cidrs=(PUBLIC,), max_keepalive_connections=0)
+    url = public.url("/json", host="flip.test")
+    results = await asyncio.gather(
+        *(client.request("GET", url) for _ in range(30)), return_exceptions=True
+    )
+    blocked = [r for r in results if isinstance(r, SsrfBlocked)]
+    served = [r for r in results if not isinstance(r, BaseException)]
+    assert len(blocked) + len(served) == 30
+    assert blocked
+    assert served
+    assert internal.seen == []
+    assert len(public.seen) == len(served)
+
+
+async def test_pooled_connections_are_not_shared_between_names_on_one_address(
+    servers: Servers, make_client: MakeClient
+) -> None:
+    public = servers.start("public", "127.0.0.2")
+    backend = RecordingBackend()
+    resolver = Resolver(a_test="127.0.0.2", b_test="127.0.0.2")
+    client = make_client(resolver=resolver, backend=backend, allow_cidrs=(PUBLIC,))
+    await client.request("GET", public.url("/json", host="a.test"))
+    await client.request("GET", public.url("/json", host="b.test"))
+    await client.request("GET", public.url("/json", host="a.test"))
+    assert len(backend.connects) == 2  # one per name; a.test's was reused
+    assert resolver.calls == ["a.test", "b.test"]
+
+
 async def test_one_internal_answer_among_public_ones_refuses_the_request(
     servers: Servers, make_client: MakeClient
 ) -> None:
@@ -350,12 +395,15 @@ async def test_redirects_cannot_reach_the_allow_list_from_another_origin_by_defa
     # by address (caught before sending) or by name (caught when connecting).
     resolver = Resolver(inside_test="127.0.0.1")
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC, INTERNAL))
+    # Direct calls work, and leave pooled connections to the internal server behind...
+    assert (await client.request("GET", internal.url("/json"))).status == 200
+    assert (await client.request("GET", internal.url("/json", host="inside.test"))).status == 200
+    seen = len(internal.seen)
+    # ...which a redirect from another origin must not be able to borrow.
     for target in (internal.url("/json"), internal.url("/json", host="inside.test")):
         with pytest.raises(SsrfBlocked):
             await client.request("GET", public.url(f"/redirect?to={target}"))
-    assert internal.seen == []
-    assert (await client.request("GET", internal.url("/json"))).status == 200
-    assert (await client.request("GET", internal.url("/json", host="inside.test"))).status == 200
+    assert len(internal.seen) == seen
 
 
 async def test_same_origin_redirects_inside_the_allow_list_are_followed(
@@ -497,6 +545,15 @@ async def test_bodies_over_the_limit_are_refused(
         await client.request(
             "GET", internal.url(f"/bytes?n=100001&length={length}"), max_response_bytes=10**9
         )
+
+
+async def test_head_of_a_large_resource_is_fine(servers: Servers, make_client: MakeClient) -> None:
+    internal = servers.start("internal")
+    client = make_client(allow_cidrs=(INTERNAL,), max_response_bytes=1000)
+    response = await client.request("HEAD", internal.url("/bytes?n=5000000"))
+    assert response.status == 200
+    assert response.headers["content-length"] == "5000000"
+    assert response.body == b""
 
 
 async def test_a_gzip_bomb_is_refused_by_its_decompressed_size(

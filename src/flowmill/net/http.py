@@ -292,7 +292,10 @@ class GuardedHttpClient:
             data = await read_limited(
                 chunks,
                 content_encoding=response.headers.get("content-encoding"),
-                content_length=response.headers.get("content-length"),
+                # A HEAD (or 204/304) response declares a length it does not send.
+                content_length=None
+                if request.method == "HEAD" or response.status_code in (204, 304)
+                else response.headers.get("content-length"),
                 limit=limit,
             )
         finally:

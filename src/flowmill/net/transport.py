@@ -49,12 +49,15 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         except TimeoutError as e:
             raise httpcore.ConnectTimeout(f"resolving {host!r} timed out") from e
         failure: Exception | None = None
+        # Share the connect timeout between the addresses, so one black-holed address
+        # (often a broken IPv6 route) cannot use it all; never below a second each.
+        each = None if timeout is None else min(timeout, max(timeout / len(target.addresses), 1))
         for ip in target.addresses:
             try:
                 return await self._inner.connect_tcp(
                     str(ip),
                     port,
-                    timeout=timeout,
+                    timeout=each,
                     local_address=local_address,
                     socket_options=socket_options,
                 )
