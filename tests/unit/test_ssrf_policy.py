@@ -342,6 +342,12 @@ async def test_allowed_ports() -> None:
     "settings",
     [
         {"allow_hosts": ("*",)},
+        {"allow_hosts": ("*.com",)},
+        {"allow_hosts": ("*.internal",)},
+        {"allow_hosts": ("crm.internal:8080",)},
+        {"allow_hosts": ("crm.internal/path",)},
+        {"allow_hosts": ("*.*.corp.test",)},
+        {"allow_hosts": ("a.*.corp.test",)},
         {"allow_hosts": ("exa mple.com",)},
         {"allow_hosts": ("2130706433",)},
         {"allow_cidrs": ("10.0.0.1/8",)},

@@ -107,6 +107,7 @@ def normalise_host(raw: str) -> Host:
     each library reads them differently.
 
     Raises:
+        InvalidUrl: There is no host.
         SsrfBlocked: The host is not a plain DNS name or IP address.
     """
     host = raw.strip("[]").lower()
@@ -137,6 +138,11 @@ def _host_pattern(entry: str) -> str:
     """An allow-list host entry normalised like URL hosts (``*.`` kept)."""
     wildcard = entry.startswith("*.")
     body = entry[2:] if wildcard else entry
+    if any(c in body for c in ":/@?#*"):
+        raise ValueError(f"allow-list host {entry!r} must be a bare host name (no port or path)")
+    if wildcard and "." not in body.rstrip("."):
+        # "*.com" would trust every name anyone can register under it.
+        raise ValueError(f"allow-list wildcard {entry!r} is too broad; use *.<domain>.<tld>")
     try:
         encoded = httpx.URL(f"http://{body}/").raw_host.decode("ascii")
         name = normalise_host(encoded).name
