@@ -17,6 +17,8 @@ from flowmill.config import Settings
 from flowmill.engine.engine import Engine, EngineOptions
 from flowmill.engine.ports import JobQueue
 from flowmill.engine.services import NodeServices
+from flowmill.net.http import GuardedHttpClient
+from flowmill.net.settings import HttpSettings
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.queue.local import LocalQueue
 from flowmill.store import migrate
@@ -51,8 +53,15 @@ def build_queue(settings: Settings) -> JobQueue:
 
 
 def build_services(settings: Settings, clock: Clock) -> NodeServices:
-    """Services handed to nodes: outbound HTTP, sandbox, clock."""
-    return NodeServices(clock=clock)
+    """Services handed to nodes: outbound HTTP (SSRF-guarded), sandbox, clock."""
+    http = GuardedHttpClient(
+        HttpSettings(
+            allow_hosts=tuple(settings.http_allow_hosts),
+            allow_cidrs=tuple(settings.http_allow_cidrs),
+            max_response_bytes=settings.http_max_response_bytes,
+        )
+    )
+    return NodeServices(http=http, clock=clock)
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpcore
 import pytest
-from http_servers import Certs, Servers, free_port, make_certs, system_tls
 
 from flowmill.net.addresses import IPAddress
 from flowmill.net.errors import (
@@ -32,6 +31,7 @@ from flowmill.net.errors import (
 )
 from flowmill.net.http import GuardedHttpClient, HttpSettings
 from flowmill.net.ssrf import SystemResolver
+from tests.integration.http_servers import Certs, Servers, free_port, make_certs, system_tls
 
 PUBLIC = "127.0.0.2/32"  # our stand-in for the internet
 INTERNAL = "127.0.0.1/32"

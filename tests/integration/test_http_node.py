@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from http_servers import LoopbackServer, Servers, free_port, system_tls
 
 from flowmill.domain.errors import NodeError
 from flowmill.domain.workflow import Node
@@ -17,6 +16,7 @@ from flowmill.engine.services import NodeServices
 from flowmill.net.http import GuardedHttpClient, HttpSettings
 from flowmill.nodes.base import NodeContext, NodeLogger
 from flowmill.nodes.http_request import HttpRequestNode
+from tests.integration.http_servers import LoopbackServer, Servers, free_port, system_tls
 
 
 @pytest.fixture
