@@ -23,7 +23,8 @@ CALLS: list[tuple[str, int, str]] = []  # (node id, attempt, idempotency key)
 
 
 class FlakyConfig(NodeConfig):
-    fail_times: int = 0
+    fail_times: int = 0  # fail attempts 1..fail_times
+    fail_calls: int = 0  # fail the first fail_calls calls of this node id (any execution)
     retriable: bool = True
     output: Any = None
 
@@ -36,7 +37,8 @@ class FlakyNode(NodeType[FlakyConfig]):
 
     async def execute(self, ctx: NodeContext, config: FlakyConfig) -> Any:
         CALLS.append((ctx.node.id, ctx.attempt, ctx.idempotency_key))
-        if ctx.attempt <= config.fail_times:
+        calls = sum(1 for c in CALLS if c[0] == ctx.node.id)
+        if ctx.attempt <= config.fail_times or calls <= config.fail_calls:
             raise NodeError(
                 f"attempt {ctx.attempt} failed", type="Flaky", retriable=config.retriable
             )

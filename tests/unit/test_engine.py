@@ -351,3 +351,46 @@ async def test_engine_events_tell_the_story_in_order(harness: Harness) -> None:
         "node.completed",
         "execution.completed",
     ]
+
+
+async def test_engine_retry_from_the_failed_node_reuses_earlier_outputs(
+    harness: Harness,
+) -> None:
+    definition = wf(
+        [
+            {"id": "a", "type": "flaky", "config": {"output": {"v": 1}}},
+            {
+                "id": "c",
+                "type": "conditional",
+                "config": {"condition": {"left": "{{v}}", "op": "==", "right": 1}},
+            },
+            {"id": "b", "type": "flaky", "config": {"fail_times": 1}},
+            {"id": "no", "type": "noop"},
+            {"id": "after", "type": "noop"},
+        ],
+        [("t", "a"), ("a", "c"), ("c", "b", "true"), ("c", "no", "false"), ("b", "after")],
+    )
+    ex, runs = await harness.run(definition)
+    assert ex.status is X.FAILED
+    CALLS.clear()
+    new_id = await harness.engine.retry(ex.id)
+    retried = await harness.engine.wait(new_id, timeout=5)
+    assert retried.status is X.SUCCEEDED
+    assert retried.retry_of == ex.id
+    assert [c[0] for c in CALLS] == ["b"]  # a was not run again
+    new_runs = await harness.latest(new_id)
+    assert new_runs["a"].output == {"v": 1}
+    assert new_runs["a"].state == {"copied_from": runs["a"].id}
+    assert new_runs["no"].status is S.SKIPPED
+    assert new_runs["b"].input == runs["b"].input
+
+
+async def test_engine_retry_from_start_runs_everything_again(harness: Harness) -> None:
+    definition = wf([{"id": "a", "type": "flaky", "config": {"fail_times": 1}}], [("t", "a")])
+    ex, _ = await harness.run(definition, {"k": 1})
+    assert ex.status is X.FAILED
+    new_id = await harness.engine.retry(ex.id, from_start=True)
+    retried = await harness.engine.wait(new_id, timeout=5)
+    assert retried.status is X.SUCCEEDED
+    assert retried.trigger["data"] == {"k": 1}
+    assert [c[0] for c in CALLS] == ["a", "a"]

@@ -235,6 +235,64 @@ class Engine:
         await self.dispatch([job_for(r, tenant_id) for r in fx.ready])
         return ex.id
 
+    async def retry(self, execution_id: str, *, from_start: bool = False) -> str:
+        """Run a finished execution again as a new one (``retry_of`` points back).
+
+        Args:
+            execution_id: The execution to retry (failed or cancelled, usually).
+            from_start: Run every node again; otherwise keep the outputs of nodes that
+                succeeded and resume from the failed ones.
+
+        Returns:
+            The new execution's id.
+
+        Raises:
+            LookupError: No such execution.
+        """
+        old = await self.store.get_execution(execution_id)
+        if old is None:
+            raise LookupError(execution_id)
+        if from_start:
+            return await self.start_execution(
+                tenant_id=old.tenant_id,
+                workflow_id=old.workflow_id,
+                version=old.version,
+                data=old.trigger.get("data"),
+                trigger_type=old.trigger_type,
+                node_id=old.trigger.get("node_id"),
+                retry_of=old.id,
+                metadata={
+                    k: v
+                    for k, v in old.trigger.items()
+                    if k not in ("type", "data", "node_id", "received_at", "source")
+                },
+            )
+        wf = await self.compiled(old.workflow_id, old.version)
+        runs = await self.store.node_runs(execution_id)
+        now = self.clock.now()
+        ex = ExecutionRecord(
+            id=uuid7(),
+            tenant_id=old.tenant_id,
+            workflow_id=old.workflow_id,
+            version=old.version,
+            status=ExecutionStatus.PENDING,
+            trigger=old.trigger,
+            trigger_type=old.trigger_type,
+            created_at=now,
+            retry_of=old.id,
+            deadline_at=(
+                now + timedelta(seconds=wf.workflow.settings.timeout_s)
+                if wf.workflow.settings.timeout_s
+                else None
+            ),
+        )
+        fx = await self.store.start(
+            ex, lambda _c: tx.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
+        )
+        self._committed(fx)
+        await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
+        return ex.id
+
     async def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:
         """Cancel an execution. Returns whether it was live (and is now cancelled)."""
         fx = await self.store.checkpoint(

@@ -553,3 +553,103 @@ def time_out_execution(ex: ExecutionRecord, now: datetime) -> Effects:
 
 def _ms(delta: timedelta) -> int:
     return max(0, int(delta.total_seconds() * 1000))
+
+
+def retry_from_failure(
+    wf: CompiledWorkflow,
+    old_runs: list[NodeRun],
+    ex: ExecutionRecord,
+    now: datetime,
+    *,
+    owner: str | None = None,
+) -> Effects:
+    """Effects of a new execution ``ex`` that re-runs an old one from where it failed.
+
+    Nodes that succeeded in the old execution keep their outputs (copied, not run);
+    the planner then readies what follows them, so the failed node and everything
+    after it run again on the same inputs.
+    """
+    b = _Builder(ex, now)
+    b.fx.new_execution = ex
+    ex.status = ExecutionStatus.RUNNING
+    ex.started_at = now
+    b.event(
+        EventType.EXECUTION_STARTED,
+        workflow_id=ex.workflow_id,
+        version=ex.version,
+        trigger_type=ex.trigger_type,
+        retry_of=ex.retry_of,
+    )
+    latest: dict[str, NodeRun] = {}
+    for r in old_runs:
+        if r.node_id not in latest or r.attempt > latest[r.node_id].attempt:
+            latest[r.node_id] = r
+    copied = {
+        n: r
+        for n, r in latest.items()
+        if r.status is NodeRunStatus.SUCCEEDED and n in wf.graph.nodes
+    }
+    for node_id, old in copied.items():
+        b.fx.new_runs.append(
+            NodeRun(
+                id=uuid7(),
+                execution_id=ex.id,
+                tenant_id=ex.tenant_id,
+                node_id=node_id,
+                attempt=1,
+                status=NodeRunStatus.SUCCEEDED,
+                input=old.input,
+                output=old.output,
+                handles=old.handles,
+                created_at=now,
+                started_at=now,
+                completed_at=now,
+                state={"copied_from": old.id},
+            )
+        )
+    resolved = {
+        n: NodeState(NodeRunStatus.SUCCEEDED, tuple(r.handles) if r.handles is not None else None)
+        for n, r in copied.items()
+    }
+    result = planner.plan(
+        wf.graph, resolved, lambda ids: {i: resolved[i] for i in ids if i in resolved}
+    )
+    outputs = {n: r.output for n, r in copied.items()}
+    for node_id in result.skipped:
+        if node_id not in copied:
+            _skip(b, node_id)
+    ready = [r for r in result.ready if r.node_id not in copied]
+    for ready_node in ready:
+        preds = wf.graph.predecessors[ready_node.node_id]
+        node_input = (
+            outputs.get(preds[0])
+            if len(preds) == 1
+            else {s: outputs.get(s) for s in ready_node.sources}
+        )
+        b.fx.new_runs.append(
+            NodeRun(
+                id=uuid7(),
+                execution_id=ex.id,
+                tenant_id=ex.tenant_id,
+                node_id=ready_node.node_id,
+                attempt=1,
+                status=NodeRunStatus.QUEUED,
+                input=node_input,
+                created_at=now,
+                owner=owner,
+            )
+        )
+    if not ready:
+        last = next(iter(copied)) if copied else wf.graph.triggers[0]
+        _complete(wf, b, last, outputs.get(last), _MapReader(outputs))
+    return b.fx
+
+
+class _MapReader(_EmptyReader):
+    """Reads the outputs copied into a retried execution (nothing is live yet)."""
+
+    def __init__(self, outputs: Mapping[str, Any]) -> None:
+        self._outputs = outputs
+
+    def outputs(self, node_ids: Collection[str]) -> Mapping[str, Any]:
+        return {n: self._outputs[n] for n in node_ids if n in self._outputs}
