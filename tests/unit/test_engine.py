@@ -364,7 +364,7 @@ async def test_engine_retry_from_the_failed_node_reuses_earlier_outputs(
                 "type": "conditional",
                 "config": {"condition": {"left": "{{v}}", "op": "==", "right": 1}},
             },
-            {"id": "b", "type": "flaky", "config": {"fail_times": 1}},
+            {"id": "b", "type": "flaky", "config": {"fail_calls": 1}},
             {"id": "no", "type": "noop"},
             {"id": "after", "type": "noop"},
         ],
@@ -386,7 +386,7 @@ async def test_engine_retry_from_the_failed_node_reuses_earlier_outputs(
 
 
 async def test_engine_retry_from_start_runs_everything_again(harness: Harness) -> None:
-    definition = wf([{"id": "a", "type": "flaky", "config": {"fail_times": 1}}], [("t", "a")])
+    definition = wf([{"id": "a", "type": "flaky", "config": {"fail_calls": 1}}], [("t", "a")])
     ex, _ = await harness.run(definition, {"k": 1})
     assert ex.status is X.FAILED
     new_id = await harness.engine.retry(ex.id, from_start=True)
