@@ -372,12 +372,12 @@ async def test_engine_retry_from_the_failed_node_reuses_earlier_outputs(
     )
     ex, runs = await harness.run(definition)
     assert ex.status is X.FAILED
-    CALLS.clear()
+    before = len(CALLS)
     new_id = await harness.engine.retry(ex.id)
     retried = await harness.engine.wait(new_id, timeout=5)
     assert retried.status is X.SUCCEEDED
     assert retried.retry_of == ex.id
-    assert [c[0] for c in CALLS] == ["b"]  # a was not run again
+    assert [c[0] for c in CALLS[before:]] == ["b"]  # a was not run again
     new_runs = await harness.latest(new_id)
     assert new_runs["a"].output == {"v": 1}
     assert new_runs["a"].state == {"copied_from": runs["a"].id}
