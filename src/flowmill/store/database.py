@@ -13,7 +13,9 @@ Repository functions are plain synchronous SQLAlchemy Core code taking a
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from flowmill import jsonutil
 
 T = TypeVar("T")
+log = logging.getLogger("flowmill.store")
 Work = Callable[[Connection], T]
 
 
@@ -81,23 +84,42 @@ def _json_serializer(obj: Any) -> str:
 
 
 class SqliteDatabase(Database):
-    """SQLite in WAL mode: one writer thread, a few reader threads."""
+    """SQLite in WAL mode: one writer thread, a few reader threads.
+
+    The writer never checkpoints the WAL itself (a checkpoint fsyncs and would stall
+    whichever step's commit crossed the threshold); every ``checkpoint_every`` commits a
+    passive checkpoint runs on its own connection and thread, beside the writer.
+    """
 
     dialect = "sqlite"
 
-    def __init__(self, url: str, *, synchronous: str = "NORMAL", readers: int = 3) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "NORMAL",
+        readers: int = 3,
+        checkpoint_every: int = 500,
+    ) -> None:
         self.url = sync_url(url)
         path = sa.engine.make_url(self.url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._path = path if path and path != ":memory:" else None
+        if self._path:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        self._checkpoint_every = checkpoint_every
+        self._commits = 0
+        self._checkpointing = False
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="flowmill-sqlite-ckpt")
         self._synchronous = synchronous
-        self.writer_engine = self._engine(immediate=True, pool_size=1)
+        self.writer_engine = self._engine(
+            immediate=True, pool_size=1, autocheckpoint=self._path is None
+        )
         self.reader_engine = self._engine(immediate=False, pool_size=readers)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="flowmill-sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="flowmill-sqlite-reader")
         self._write_conn: Connection | None = None
 
-    def _engine(self, *, immediate: bool, pool_size: int) -> Engine:
+    def _engine(self, *, immediate: bool, pool_size: int, autocheckpoint: bool = True) -> Engine:
         engine = sa.create_engine(
             self.url,
             json_serializer=_json_serializer,
@@ -116,6 +138,8 @@ class SqliteDatabase(Database):
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if not autocheckpoint:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -132,12 +156,29 @@ class SqliteDatabase(Database):
         conn = self._write_conn
         try:
             with conn.begin():
-                return fn(conn)
+                result = fn(conn)
         except sa.exc.OperationalError:
             # A broken connection must not poison every later write.
             conn.invalidate()
             self._write_conn = None
             raise
+        self._commits += 1
+        if self._path and self._commits % self._checkpoint_every == 0 and not self._checkpointing:
+            self._checkpointing = True
+            self._checkpointer.submit(self._checkpoint)
+        return result
+
+    def _checkpoint(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path or "", isolation_level=None, timeout=30)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            log.warning("WAL checkpoint failed; the next one will catch up", exc_info=True)
+        finally:
+            self._checkpointing = False
 
     def _run_read(self, fn: Work[T]) -> T:
         with self.reader_engine.connect() as conn, conn.begin():
@@ -161,6 +202,9 @@ class SqliteDatabase(Database):
 
         await asyncio.get_running_loop().run_in_executor(self._writer, _close)
         self._writer.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)
+        if self._path:
+            self._checkpoint()  # leave a small WAL behind
         self._readers.shutdown(wait=True)
         self.writer_engine.dispose()
         self.reader_engine.dispose()
