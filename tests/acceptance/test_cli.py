@@ -87,7 +87,7 @@ nodes:
   - id: c
     type: conditional
     config: {condition: {left: "{{data.ok}}", op: "==", right: true}}
-  - id: yes
+  - id: "yes"
     type: response
     config: {body: {answer: "{{trigger.data.ok}}"}}
 edges:
@@ -98,6 +98,16 @@ edges:
     result = flowmill("run", str(tmp_path / "wf.yaml"), "--input", '{"ok": true}', "--json")
     assert result.code == 0, result.stderr
     assert result.json()["output"] == {"answer": True}
+
+
+def test_cli_yaml_boolean_id_is_explained(flowmill: Flowmill, tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(
+        "name: y\nnodes: [{id: t, type: trigger}, {id: on, "
+        "type: noop}]\nedges: [{source: t, target: 'on'}]\n"
+    )
+    result = flowmill("validate", str(tmp_path / "wf.yaml"))
+    assert result.code == 1
+    assert "put it in quotes" in result.stderr
 
 
 def test_cli_run_stores_a_new_version_only_when_changed(flowmill: Flowmill, tmp_path: Path) -> None:

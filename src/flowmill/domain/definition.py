@@ -90,6 +90,14 @@ class _Reader:
             if required:
                 self.add(path, "is required", "missing")
             return None
+        if isinstance(value, bool):
+            self.add(
+                path,
+                "must be a string, not a boolean (YAML reads yes/no/on/off/true/"
+                "false as booleans: put it in quotes)",
+                "type",
+            )
+            return None
         if not isinstance(value, str) or (required and not value.strip()):
             self.add(path, "must be a non-empty string", "type")
             return None
