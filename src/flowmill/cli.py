@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[
     Path,
@@ -50,6 +50,9 @@ def _fail(message: str, hint: str | None = None, code: int = 2) -> typer.Exit:
 
 
 def _print_issues(e: DefinitionError, path: Path) -> None:
+    if len(e.issues) == 1 and e.issues[0].code in ("io", "syntax"):
+        err.print(f"[red]error:[/red] {escape(e.issues[0].path)}: {escape(e.issues[0].message)}")
+        return
     err.print(f"[red]{escape(str(path))}: the workflow is not valid[/red]")
     for issue in e.issues:
         err.print(f"  [bold]{escape(issue.path)}[/bold]: {escape(issue.message)}")
