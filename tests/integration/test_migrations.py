@@ -28,6 +28,12 @@ async def test_migrations_upgrade_from_empty_then_no_diff(empty_url: str) -> Non
         await db.close()
 
 
+def test_migrations_head_constant_is_alembics_head() -> None:
+    from flowmill.store.migrations import HEAD
+
+    assert migrate.head_revision() == HEAD
+
+
 async def test_migrations_downgrade_to_empty_and_back(sqlite_url: str) -> None:
     db = connect(sqlite_url)
     try:

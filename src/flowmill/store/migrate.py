@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.store.database import Database
+from flowmill.store.migrations import HEAD
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config pointing at Flowmill's migrations."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -25,13 +28,18 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str | None:
-    """The newest revision shipped with this version of Flowmill."""
+    """The newest revision shipped with this version of Flowmill (asks Alembic)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(conn: Connection) -> str | None:
-    """The revision the database is at (``None`` when empty)."""
-    return MigrationContext.configure(conn).get_current_revision()
+    """The revision the database is at (``None`` when empty), read without Alembic."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return rows[0] if len(rows) == 1 else None
 
 
 async def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | None]:
@@ -39,6 +47,10 @@ async def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str
 
     def _run(conn: Connection) -> tuple[str | None, str | None]:
         before = current_revision(conn)
+        if revision == "head" and before == HEAD:
+            return before, before  # nothing to do: don't pay for importing Alembic
+        from alembic import command
+
         command.upgrade(alembic_config(conn), revision)
         return before, current_revision(conn)
 
@@ -47,13 +59,13 @@ async def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str
 
 async def is_current(db: Database) -> bool:
     """Whether ``db`` is at the head revision (used by readiness checks)."""
-    head = head_revision()
-    return await db.read(lambda conn: current_revision(conn) == head)
+    return await db.read(lambda conn: current_revision(conn) == HEAD)
 
 
 async def pending_diff(db: Database) -> list[Any]:
     """Differences between the tables in code and the migrated database (should be none)."""
     from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
 
     from flowmill.store.tables import metadata
 
