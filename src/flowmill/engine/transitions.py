@@ -406,18 +406,41 @@ def _advance(
     need = {s for r in result.ready for s in r.sources if s != run.node_id}
     outputs: dict[str, Any] = dict(reader.outputs(need)) if need else {}
     outputs[run.node_id] = output
-    for i, ready in enumerate(result.ready):
-        preds = graph.predecessors[ready.node_id]
+    _queue_ready(wf, b, result.ready, outputs, owner=owner, inline_owner=inline_owner)
+    if result.ready:
+        return
+    finished = {r.id for r in b.fx.new_runs} | {run.id}
+    if reader.has_live_runs(exclude=finished):
+        return
+    _complete(wf, b, run.node_id, output, reader)
+
+
+def _queue_ready(
+    wf: CompiledWorkflow,
+    b: _Builder,
+    ready: list[planner.ReadyNode],
+    outputs: Mapping[str, Any],
+    *,
+    owner: str | None,
+    inline_owner: str | None,
+) -> None:
+    """Queue runs for ready nodes; the first goes to ``inline_owner`` if given.
+
+    A node's input is its predecessor's output; with several predecessors in the graph,
+    an object keyed by the ids of those that reached it.
+    """
+    for i, node in enumerate(ready):
+        preds = wf.graph.predecessors[node.node_id]
         if len(preds) == 1:
             node_input = outputs.get(preds[0])
         else:
-            node_input = {s: outputs.get(s) for s in ready.sources}
+            node_input = {s: outputs.get(s) for s in node.sources}
         b.fx.new_runs.append(
             NodeRun(
                 id=uuid7(),
                 execution_id=b.ex.id,
                 tenant_id=b.ex.tenant_id,
-                node_id=ready.node_id,
+                node_id=node.node_id,
                 attempt=1,
                 status=NodeRunStatus.QUEUED,
                 input=node_input,
@@ -425,12 +448,6 @@ def _advance(
                 owner=inline_owner if (i == 0 and inline_owner) else owner,
             )
         )
-    if result.ready:
-        return
-    finished = {r.id for r in b.fx.new_runs} | {run.id}
-    if reader.has_live_runs(exclude=finished):
-        return
-    _complete(wf, b, run.node_id, output, reader)
 
 
 def _complete(
@@ -619,26 +636,7 @@ def retry_from_failure(
         if node_id not in copied:
             _skip(b, node_id)
     ready = [r for r in result.ready if r.node_id not in copied]
-    for ready_node in ready:
-        preds = wf.graph.predecessors[ready_node.node_id]
-        node_input = (
-            outputs.get(preds[0])
-            if len(preds) == 1
-            else {s: outputs.get(s) for s in ready_node.sources}
-        )
-        b.fx.new_runs.append(
-            NodeRun(
-                id=uuid7(),
-                execution_id=ex.id,
-                tenant_id=ex.tenant_id,
-                node_id=ready_node.node_id,
-                attempt=1,
-                status=NodeRunStatus.QUEUED,
-                input=node_input,
-                created_at=now,
-                owner=owner,
-            )
-        )
+    _queue_ready(wf, b, ready, outputs, owner=owner, inline_owner=None)
     if not ready:
         last = next(iter(copied)) if copied else wf.graph.triggers[0]
         _complete(wf, b, last, outputs.get(last), _MapReader(outputs))

@@ -27,16 +27,22 @@ def _job_id(job: Job) -> str | None:
 
 
 class LocalQueue:
-    """A priority queue with delays, deduplicating step jobs by id."""
+    """A priority queue with delays, deduplicating step jobs by id.
+
+    Like BullMQ, a step job whose id is already waiting is not added twice. A job that
+    re-adds its own id while its handler runs (a step parking itself until later) is
+    queued again once the handler returns.
+    """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, int, Job]] = []
+        self._ready: list[tuple[int, int, Job]] = []  # (-priority, seq): highest first
+        self._delayed: list[tuple[float, int, Job]] = []  # (due, seq)
         self._seq = itertools.count()
-        self._ids: set[str] = set()  # waiting, delayed or active step jobs
-        self._keys: dict[StepKey, int] = {}
+        self._waiting: set[str] = set()  # ids in the heap (ready or delayed)
+        self._running: dict[str, StepKey] = {}  # ids whose handler runs now
+        self._rerun: dict[str, Job] = {}  # re-added by their own handler
         self._wakeup = asyncio.Event()
         self._stopping = False
-        self._active: set[asyncio.Task[None]] = set()
         self._consumers: list[asyncio.Task[None]] = []
 
     @property
@@ -44,54 +50,60 @@ class LocalQueue:
         return True
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._ready) + len(self._delayed)
 
     async def put(self, jobs: Sequence[Job]) -> None:
-        now_wall = datetime.now(UTC)
-        now = time.monotonic()
         for job in jobs:
             jid = _job_id(job)
             if jid is not None:
-                if jid in self._ids:
+                if jid in self._waiting:
                     continue
-                self._ids.add(jid)
-                key = job.key  # type: ignore[union-attr]
-                self._keys[key] = self._keys.get(key, 0) + 1
-            due = now
-            not_before = getattr(job, "not_before", None)
-            if not_before is not None:
-                due = now + max(0.0, (not_before - now_wall).total_seconds())
-            heapq.heappush(self._heap, (due, -job.priority, next(self._seq), job))
+                if jid in self._running:
+                    self._rerun[jid] = job
+                    continue
+                self._waiting.add(jid)
+            self._push(job)
         self._wakeup.set()
 
-    async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
-        return {j.key for j in jobs if j.key in self._keys}
-
-    def _forget(self, job: Job) -> None:
-        jid = _job_id(job)
-        if jid is None:
-            return
-        self._ids.discard(jid)
-        key = job.key  # type: ignore[union-attr]
-        left = self._keys.get(key, 1) - 1
-        if left <= 0:
-            self._keys.pop(key, None)
+    def _push(self, job: Job) -> None:
+        not_before = getattr(job, "not_before", None)
+        wait = 0.0 if not_before is None else (not_before - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            heapq.heappush(self._delayed, (time.monotonic() + wait, next(self._seq), job))
         else:
-            self._keys[key] = left
+            heapq.heappush(self._ready, (-job.priority, next(self._seq), job))
+
+    async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
+        return {j.key for j in jobs if j.job_id in self._waiting or j.job_id in self._running}
 
     async def _next(self) -> Job | None:
         while not self._stopping:
-            if self._heap:
-                due = self._heap[0][0]
-                wait = due - time.monotonic()
-                if wait <= 0:
-                    return heapq.heappop(self._heap)[3]
-            else:
-                wait = None
+            now = time.monotonic()
+            while self._delayed and self._delayed[0][0] <= now:
+                _, seq, due_job = heapq.heappop(self._delayed)
+                heapq.heappush(self._ready, (-due_job.priority, seq, due_job))
+            if self._ready:
+                job = heapq.heappop(self._ready)[2]
+                jid = _job_id(job)
+                if jid is not None:
+                    self._waiting.discard(jid)
+                    self._running[jid] = job.key  # type: ignore[union-attr]
+                return job
+            wait = self._delayed[0][0] - now if self._delayed else None
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
         return None
+
+    def _finished(self, job: Job) -> None:
+        jid = _job_id(job)
+        if jid is None:
+            return
+        self._running.pop(jid, None)
+        again = self._rerun.pop(jid, None)
+        if again is not None:
+            self._waiting.add(jid)
+            self._push(again)
 
     async def consume(self, handler: JobHandler, *, concurrency: int) -> None:
         # A stop that came first wins: consume then returns at once (stop is final).
@@ -101,16 +113,14 @@ class LocalQueue:
                 job = await self._next()
                 if job is None:
                     return
-                task = asyncio.current_task()
-                assert task is not None
                 try:
                     await handler(job)
                 except Exception:
                     log.exception("job handler failed", job=repr(job))
                 finally:
-                    self._forget(job)
-                    # Wake another consumer: the heap may hold more due jobs.
-                    if self._heap:
+                    self._finished(job)
+                    # Wake another consumer: more jobs may be due.
+                    if self._ready or self._delayed:
                         self._wakeup.set()
 
         self._consumers = [asyncio.create_task(_consumer()) for _ in range(concurrency)]

@@ -1,0 +1,66 @@
+"""The in-process queue."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from flowmill.engine.ports import Job, StepJob
+from flowmill.queue.local import LocalQueue
+
+
+async def _drain(queue: LocalQueue, seen: list[Job], until: int, handler=None) -> None:  # type: ignore[no-untyped-def]
+    async def _handle(job: Job) -> None:
+        seen.append(job)
+        if handler is not None:
+            await handler(job)
+        if len(seen) >= until:
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(queue.stop(1)))
+
+    await asyncio.wait_for(queue.consume(_handle, concurrency=2), timeout=5)
+
+
+async def test_local_queue_dedupes_waiting_step_jobs() -> None:
+    q = LocalQueue()
+    job = StepJob("e", "n", 1)
+    await q.put([job, job])
+    await q.put([job])
+    assert len(q) == 1
+    assert await q.present([job]) == {job.key}
+
+
+async def test_local_queue_orders_by_due_time_then_priority() -> None:
+    q = LocalQueue()
+    later = datetime.now(UTC) + timedelta(milliseconds=80)
+    await q.put(
+        [
+            StepJob("e", "late", 1, not_before=later),
+            StepJob("e", "low", 1),
+            StepJob("e", "high", 1, priority=5),
+        ]
+    )
+    seen: list[Job] = []
+    await _drain(q, seen, 3)
+    assert [j.node_id for j in seen] == ["high", "low", "late"]  # type: ignore[union-attr]
+
+
+async def test_local_queue_reruns_a_job_its_own_handler_re_added() -> None:
+    q = LocalQueue()
+    job = StepJob("e", "park", 1)
+    await q.put([job])
+    seen: list[Job] = []
+
+    async def _repark(j: Job) -> None:
+        if len(seen) == 1:  # first run: the step parks itself a little later
+            await q.put(
+                [StepJob("e", "park", 1, not_before=datetime.now(UTC) + timedelta(milliseconds=20))]
+            )
+
+    await _drain(q, seen, 2, _repark)
+    assert len(seen) == 2
+
+
+async def test_local_queue_stop_is_final() -> None:
+    q = LocalQueue()
+    await q.stop(0)
+    await asyncio.wait_for(q.consume(lambda j: asyncio.sleep(0), concurrency=1), timeout=1)
