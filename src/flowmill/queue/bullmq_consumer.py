@@ -89,7 +89,7 @@ class Consumer:
                 client = make_client(self._url)
                 self._clients.append(client)
                 self._workers.append(self._worker(queue, concurrency, decode, client))
-            if not await self._wait_for_redis(self._clients[0]):
+            if not await self._connect():
                 return
             self._runs = [asyncio.ensure_future(w.run()) for w in self._workers]
             done, _ = await asyncio.wait(self._runs, return_when=asyncio.FIRST_COMPLETED)
@@ -140,11 +140,16 @@ class Consumer:
         worker.on("failed", lambda job, err, *_: _log_failed(queue, job, err))
         return worker
 
-    async def _wait_for_redis(self, client: Any) -> bool:
+    async def _connect(self) -> bool:
         """Wait until Redis answers (or stop); whether to go on."""
         while not self._stopping.is_set():
             try:
-                await client.ping()
+                for worker in self._workers:
+                    # The port only learns the server's version (so that it may block
+                    # for fractions of a second) when asked; unasked, it rounds every
+                    # blocking wait up to whole seconds and delayed jobs run up to a
+                    # second late.
+                    await worker.blockingRedisConnection.getRedisVersion()
                 return True
             except (RedisError, OSError) as e:
                 log.warning("redis unreachable; retrying", error=repr(e))

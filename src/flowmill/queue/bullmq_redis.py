@@ -7,13 +7,23 @@ layout is BullMQ's wire format, shared with Node.js, so it is stable across vers
 
 from __future__ import annotations
 
+import socket
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
-# Longest BZPOPMIN a bullmq Worker issues (its blocking wait is capped at 10 s).
-_MAX_BLOCK_S = 10.0
+# A peer silent for 10 s is probed every 5 s; three lost probes close the connection.
+_KEEPALIVE = {
+    opt: value
+    for opt, value in (
+        (getattr(socket, "TCP_KEEPIDLE", None), 10),
+        (getattr(socket, "TCP_KEEPINTVL", None), 5),
+        (getattr(socket, "TCP_KEEPCNT", None), 3),
+    )
+    if opt is not None
+}
 
 # 1 for each job id that exists and is not finished: waiting, prioritized, delayed or
 # active, i.e. a worker will still run it. A hash lookup and two ZSCOREs per id, so
@@ -74,6 +84,11 @@ def make_client(url: str, *, retries: int = 3) -> aioredis.Redis:
     down), and redis-py 8's default 5 s socket timeout is shorter than the worker's
     blocking wait, so a job delayed by more than 5 s is picked up minutes late.
 
+    No socket timeout at all, in fact: with one, redis-py sends through
+    ``asyncio.wait_for``, which on Python 3.11 swallows a cancellation that lands as
+    the send completes (fixed in 3.12); a worker's cancelled blocking wait then ran
+    to its end and shutdown took a second longer. TCP keepalive finds dead peers.
+
     Args:
         url: ``redis://`` or ``rediss://`` URL.
         retries: Attempts of a command on connection errors before it raises.
@@ -84,6 +99,7 @@ def make_client(url: str, *, retries: int = 3) -> aioredis.Redis:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
         retry_on_error=[BusyLoadingError, ConnectionError, TimeoutError],
         socket_connect_timeout=5.0,
-        socket_timeout=_MAX_BLOCK_S + 20.0,
+        socket_timeout=None,
         socket_keepalive=True,
+        socket_keepalive_options=_KEEPALIVE,
     )
