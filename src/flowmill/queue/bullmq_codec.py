@@ -49,8 +49,8 @@ def _id_text(value: Any) -> Any:
 
 Id = Annotated[
     str,
-    BeforeValidator(_id_text),
     StringConstraints(strict=True, min_length=1, max_length=255),
+    BeforeValidator(_id_text),
 ]
 
 
