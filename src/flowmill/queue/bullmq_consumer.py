@@ -96,7 +96,7 @@ class Consumer:
             if not self._stopping.is_set():
                 ended = next(iter(done))
                 cause = None if ended.cancelled() else ended.exception()
-                log.error("a bullmq worker loop ended by itself; stopping", error=repr(cause))
+                log.error("a bullmq worker loop ended by itself; stopping", error=_describe(cause))
                 await self.stop(0)
                 raise RuntimeError("bullmq worker loop ended unexpectedly") from cause
             await asyncio.gather(*self._runs, return_exceptions=True)
@@ -135,7 +135,7 @@ class Consumer:
         )
         worker.late = late
         bound = log.bind(queue=queue)
-        worker.on("error", lambda err, *_: bound.warning("bullmq worker error", error=repr(err)))
+        worker.on("error", lambda err, *_: bound.warning("bullmq error", error=_describe(err)))
         worker.on("stalled", lambda job_id, *_: bound.warning("stalled job back", job_id=job_id))
         worker.on("failed", lambda job, err, *_: _log_failed(queue, job, err))
         return worker
@@ -152,7 +152,7 @@ class Consumer:
                     await worker.blockingRedisConnection.getRedisVersion()
                 return True
             except (RedisError, OSError) as e:
-                log.warning("redis unreachable; retrying", error=repr(e))
+                log.warning("redis unreachable; retrying", error=_describe(e))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), self._options.reconnect_delay_ms / 1000
@@ -219,7 +219,7 @@ class Consumer:
             log.warning(
                 "could not hand a job back; it returns when its lock expires",
                 job_id=job.id,
-                error=repr(e),
+                error=_describe(e),
             )
         raise DelayedError()
 
@@ -281,13 +281,24 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fetching = asyncio.Lock()
+        self._unreachable = False
         self.late: Callable[[Any, str], Awaitable[None]] | None = None
 
     async def getNextJob(self, token: str) -> Any:
         async with self._fetching:
             if self.closing or self.paused:
                 return None
-            job = await super().getNextJob(token)
+            try:
+                job = await super().getNextJob(token)
+            except Exception as e:
+                # bullmq retries connection errors without a word: say it once.
+                if self.isConnectionError(e) and not self._unreachable:
+                    self._unreachable = True
+                    log.warning("redis unreachable; retrying", queue=self.name, error=_describe(e))
+                raise
+            if self._unreachable:
+                self._unreachable = False
+                log.info("redis reachable again", queue=self.name)
             if job is not None and (self.closing or self.paused) and self.late is not None:
                 await self.late(job, token)
                 return None
@@ -297,6 +308,11 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
         """Wait for a fetch under way to end (after :meth:`pause`, none starts)."""
         async with self._fetching:
             pass
+
+
+def _describe(err: BaseException | None) -> str:
+    # redis-py 8's exceptions print as "network:ConnectionError"; say what happened.
+    return f"{type(err).__name__}: {err}" if err is not None else "none"
 
 
 def _log_failed(queue: str, job: Any, err: BaseException) -> None:
