@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from flowmill.engine.ports import Job, StepJob, TriggerJob
 from flowmill.queue.bullmq import BullMQQueue
 from tests.integration.bullmq_support import Recorder, consuming, fast_options, step
 from tests.integration.conftest import unavailable
@@ -28,6 +29,7 @@ LOCK_MS, STALLED_MS = 1000, 500
 # A consumer process that announces each job and then hangs on it.
 CHILD = f"""
 import asyncio, sys
+from flowmill.engine.ports import Job, StepJob, TriggerJob
 from flowmill.queue.bullmq import BullMQQueue
 from tests.integration.bullmq_support import fast_options
 
@@ -159,11 +161,19 @@ async def test_consumer_rides_out_a_redis_restart(
         await asyncio.sleep(1.5)
         assert not consumer.done()  # and the consumer did not crash
 
-        private_redis.start()  # empty: nothing was persisted
-        await queue.put([step("after")])
-        jobs = await recorder.wait_for(2, timeout=10)
-    assert [j.key.node_id for j in jobs] == ["before", "after"]
+        # Empty: no jobs, and no Lua scripts either (the adds are redone once loaded).
+        private_redis.start()
+        await queue.put([TriggerJob("t", "first", "manual", None)])
+        # The add script is loaded now, the revive script not: only the step part is redone.
+        await queue.put([step("after"), TriggerJob("t", "second", "manual", None)])
+        await recorder.wait_for(4, timeout=10)
+        await asyncio.sleep(0.3)  # nothing more comes
+    assert sorted(_name(j) for j in recorder.jobs) == ["after", "before", "first", "second"]
     assert consumer.exception() is None
+
+
+def _name(job: Job) -> str:
+    return job.key.node_id if isinstance(job, StepJob) else job.workflow_id
 
 
 async def test_stop_returns_while_redis_is_down(

@@ -169,9 +169,10 @@ class BullMQQueue:
                 data = encode_trigger(trigger)
                 await self._add(pipe, self._triggers, TRIGGER_JOB_NAME, data, opts)
             if not load_scripts:
-                # redis-py checks with SCRIPT EXISTS before every pipeline holding
-                # scripts: a round trip that doubled the cost of a put. The scripts are
-                # loaded (from this or any process) but after a Redis restart.
+                # redis-py sends SCRIPT EXISTS before every pipeline holding scripts: a
+                # round trip that doubled the cost of a put. The scripts are loaded
+                # already (by this process or another) except after a Redis restart,
+                # when the adds fail with NOSCRIPT and are redone below.
                 pipe.scripts.clear()
             replies = await pipe.execute(raise_on_error=False)
         for reply in replies:
