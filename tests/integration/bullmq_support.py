@@ -15,6 +15,22 @@ from flowmill.engine.ports import Job, JobHandler, StepJob
 from flowmill.queue.bullmq import BullMQOptions, BullMQQueue
 from flowmill.queue.bullmq_redis import make_client
 
+MakeQueue = Callable[[], BullMQQueue]
+
+
+async def queue_factory(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeQueue]:
+    """Fixture body (``make_queue = pytest.fixture(queue_factory)``): makes queues on
+    the test's prefix and closes them afterwards."""
+    made: list[BullMQQueue] = []
+
+    def make() -> BullMQQueue:
+        made.append(BullMQQueue(redis_url, fast_options(redis_prefix)))
+        return made[-1]
+
+    yield make
+    for queue in made:
+        await queue.close()
+
 
 def fast_options(prefix: str, **overrides: Any) -> BullMQOptions:
     """Options with test-sized timings."""

@@ -4,31 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from flowmill.engine.ports import Job, StepJob, TriggerJob
-from flowmill.queue.bullmq import BullMQQueue
-from tests.integration.bullmq_support import Recorder, bull_queue, consuming, fast_options, step
+from tests.integration.bullmq_support import (
+    MakeQueue,
+    Recorder,
+    bull_queue,
+    consuming,
+    queue_factory,
+    step,
+)
 
 pytestmark = pytest.mark.redis
 
-MakeQueue = Callable[[], BullMQQueue]
-
-
-@pytest.fixture
-async def make_queue(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeQueue]:
-    made: list[BullMQQueue] = []
-
-    def make() -> BullMQQueue:
-        made.append(BullMQQueue(redis_url, fast_options(redis_prefix)))
-        return made[-1]
-
-    yield make
-    for queue in made:
-        await queue.close()
+make_queue = pytest.fixture(queue_factory)
 
 
 async def test_concurrency_caps_handlers_over_both_queues(make_queue: MakeQueue) -> None:

@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from flowmill.constants import TRIGGER_QUEUE
 from flowmill.engine.ports import Job, StepJob, TriggerJob
-from flowmill.queue.bullmq import BullMQQueue
-from tests.integration.bullmq_support import Recorder, bull_queue, consuming, fast_options, step
+from tests.integration.bullmq_support import (
+    MakeQueue,
+    Recorder,
+    bull_queue,
+    consuming,
+    queue_factory,
+    step,
+)
 
 pytestmark = pytest.mark.redis
 
-MakeQueue = Callable[[], BullMQQueue]
-
-
-@pytest.fixture
-async def make_queue(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeQueue]:
-    made: list[BullMQQueue] = []
-
-    def make() -> BullMQQueue:
-        made.append(BullMQQueue(redis_url, fast_options(redis_prefix)))
-        return made[-1]
-
-    yield make
-    for queue in made:
-        await queue.close()
+make_queue = pytest.fixture(queue_factory)
 
 
 async def test_putting_a_step_twice_adds_one_job(

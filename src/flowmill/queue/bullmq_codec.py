@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -72,6 +72,9 @@ class _Wire(BaseModel):
         return data
 
 
+W = TypeVar("W", bound=_Wire)
+
+
 def _either(snake: str, camel: str) -> Any:
     return AliasChoices(snake, camel)
 
@@ -103,12 +106,15 @@ class TriggerData(_Wire):
     metadata: dict[str, Any] | None = None
 
 
-def _reason(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors(include_url=False):
-        where = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{where}: {e['msg']}" if where else str(e["msg"]))
-    return "; ".join(parts)
+def _validate(model: type[W], data: Any) -> W:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        parts = []
+        for e in err.errors(include_url=False):
+            where = ".".join(str(p) for p in e["loc"])
+            parts.append(f"{where}: {e['msg']}" if where else str(e["msg"]))
+        raise JobDataError("; ".join(parts)) from None
 
 
 def encode_step(job: StepJob) -> dict[str, Any]:
@@ -128,10 +134,7 @@ def decode_step(data: Any, priority: int = 0) -> StepJob:
     Raises:
         JobDataError: It does not follow the schema.
     """
-    try:
-        d = StepData.model_validate(data)
-    except ValidationError as e:
-        raise JobDataError(_reason(e)) from None
+    d = _validate(StepData, data)
     return StepJob(
         d.execution_id,
         d.node_id,
@@ -169,10 +172,7 @@ def decode_trigger(data: Any, priority: int = 0) -> TriggerJob:
     Raises:
         JobDataError: It does not follow the schema.
     """
-    try:
-        d = TriggerData.model_validate(data)
-    except ValidationError as e:
-        raise JobDataError(_reason(e)) from None
+    d = _validate(TriggerData, data)
     return TriggerJob(
         tenant_id=d.tenant_id,
         workflow_id=d.workflow_id,
