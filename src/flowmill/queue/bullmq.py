@@ -1,0 +1,265 @@
+"""The job queue of the distributed deployment: BullMQ queues on Redis.
+
+Wire-compatible with Node.js BullMQ (same key layout and Lua scripts), so Node.js
+services can add trigger jobs (schema in ``docs/queues.md``). The database stays the
+source of truth (DESIGN §4): a job is only a reminder to run a step, the engine's
+sweeper re-dispatches what the queue lost, and running a job twice is harmless.
+
+- Step jobs go to ``flowmill-node`` under their deterministic id, so adding one twice
+  adds one job. A finished (completed or failed) job with that id is replaced in the
+  same atomic MULTI: BullMQ would otherwise ignore the add while the old job is kept.
+- Trigger jobs go to ``flowmill-trigger`` with BullMQ's own ids.
+- ``attempts`` is 1: the engine retries, from the database. A handler error marks the
+  job failed in Redis, with its reason, for dashboards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bullmq import Job as BullJob
+from bullmq import Queue
+from redis.exceptions import NoScriptError
+
+from flowmill.constants import NODE_QUEUE, REDIS_PREFIX, TRIGGER_QUEUE
+from flowmill.domain.execution import StepKey
+from flowmill.engine.ports import Job, JobHandler, StepJob, TriggerJob
+from flowmill.queue.bullmq_codec import (
+    STEP_JOB_NAME,
+    TRIGGER_JOB_NAME,
+    delay_ms,
+    encode_step,
+    encode_trigger,
+    to_bullmq_priority,
+)
+from flowmill.queue.bullmq_consumer import Consumer
+from flowmill.queue.bullmq_redis import PRESENT_LUA, REVIVE_LUA, make_client
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_PRESENT_BATCH = 500  # ids per Lua call: keeps each call short for other clients
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many finished jobs BullMQ keeps, for dashboards (the database keeps the record).
+
+    Attributes:
+        count: Newest jobs kept; 0 removes each job when it finishes; None: no limit.
+        age_s: Jobs older than this are removed; None: no limit.
+    """
+
+    count: int | None = None
+    age_s: int | None = None
+
+    def to_bullmq(self) -> bool | dict[str, int]:
+        """The ``removeOnComplete``/``removeOnFail`` option value."""
+        if self.count is None and self.age_s is None:
+            return False  # keep everything
+        out: dict[str, int] = {}
+        if self.count is not None:
+            out["count"] = self.count
+        if self.age_s is not None:
+            out["age"] = self.age_s
+        return out
+
+
+@dataclass(frozen=True)
+class BullMQOptions:
+    """Settings of the BullMQ adapter; the defaults suit production.
+
+    Attributes:
+        prefix: Redis key prefix (BullMQ's default, so Node.js producers find the queues).
+        remove_on_complete: Completed jobs kept.
+        remove_on_fail: Failed jobs kept (they carry the failure reason).
+        lock_duration_ms: A job whose worker stops renewing its lock this long is stalled.
+        stalled_interval_ms: How often workers look for stalled jobs; a dead worker's job
+            is back in wait after at most about ``lock_duration_ms + 2 * stalled_interval_ms``.
+        max_stalled_count: Stalls after which BullMQ fails a job (the sweeper re-adds it
+            while the database says it is not done).
+        drain_delay_s: Longest blocking wait of an idle worker before it polls again.
+        reconnect_delay_ms: Pause between attempts while Redis is unreachable.
+        trigger_concurrency: Trigger jobs taken at once (default: a quarter of the
+            consumer's concurrency, at least 1); all handlers share the concurrency.
+        hand_back_timeout_s: Time allowed to put a job back on shutdown.
+    """
+
+    prefix: str = REDIS_PREFIX
+    remove_on_complete: Retention = field(default_factory=lambda: Retention(1000, 24 * 3600))
+    remove_on_fail: Retention = field(default_factory=lambda: Retention(10_000, 7 * 24 * 3600))
+    lock_duration_ms: int = 30_000
+    stalled_interval_ms: int = 30_000
+    max_stalled_count: int = 1
+    drain_delay_s: int = 5
+    reconnect_delay_ms: int = 1_000
+    trigger_concurrency: int | None = None
+    hand_back_timeout_s: float = 5.0
+
+
+class BullMQQueue:
+    """:class:`~flowmill.engine.ports.JobQueue` on BullMQ.
+
+    Args:
+        url: Redis URL.
+        options: Settings.
+    """
+
+    def __init__(self, url: str = DEFAULT_REDIS_URL, options: BullMQOptions | None = None) -> None:
+        self.url = url
+        self.options = options or BullMQOptions()
+        # One pooled client for adding and querying; each worker gets its own, since
+        # closing a bullmq object closes the client it was given.
+        self._client = make_client(url)
+        conn = {"connection": self._client, "prefix": self.options.prefix}
+        self._triggers = Queue(TRIGGER_QUEUE, conn)
+        self._nodes = Queue(NODE_QUEUE, conn)
+        self._present = self._client.register_script(PRESENT_LUA)
+        self._revive = self._client.register_script(REVIVE_LUA)
+        self._own: dict[str, int | None] = {}
+        self._consumer: Consumer | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return False
+
+    # --- producing ----------------------------------------------------------------------
+
+    async def put(self, jobs: Sequence[Job]) -> None:
+        """Add jobs, in one round trip; a step job already waiting, delayed or active is
+        not added twice, a finished one is added again."""
+        now_ms = int(time.time() * 1000)
+        steps: dict[str, StepJob] = {}
+        triggers: list[TriggerJob] = []
+        for job in jobs:
+            if isinstance(job, TriggerJob):
+                triggers.append(job)
+            elif job.job_id in self._own:
+                self._rerun_later(job, now_ms)
+            else:
+                steps.setdefault(job.job_id, job)
+        if steps or triggers:
+            await self._send(steps, triggers, now_ms, load_scripts=False)
+
+    async def _send(
+        self,
+        steps: dict[str, StepJob],
+        triggers: list[TriggerJob],
+        now_ms: int,
+        *,
+        load_scripts: bool,
+    ) -> None:
+        """Add jobs in one MULTI: each finished step job is replaced atomically."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            if steps:
+                keys = self._nodes.keys
+                await self._revive(
+                    keys=[keys["completed"], keys["failed"], keys["events"], keys["meta"]],
+                    args=[keys[""], *steps],
+                    client=pipe,
+                )
+                for job_id, step in steps.items():
+                    opts = self._job_opts(step.priority, step.not_before, now_ms)
+                    opts["jobId"] = job_id
+                    await self._add(pipe, self._nodes, STEP_JOB_NAME, encode_step(step), opts)
+            for trigger in triggers:
+                opts = self._job_opts(trigger.priority, None, now_ms)
+                data = encode_trigger(trigger)
+                await self._add(pipe, self._triggers, TRIGGER_JOB_NAME, data, opts)
+            if not load_scripts:
+                # redis-py sends SCRIPT EXISTS before every pipeline holding scripts: a
+                # round trip that doubled the cost of a put. The scripts are loaded
+                # already (by this process or another) except after a Redis restart,
+                # when the adds fail with NOSCRIPT and are redone below.
+                pipe.scripts.clear()
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+                raise reply
+        if load_scripts or not any(isinstance(r, NoScriptError) for r in replies):
+            return
+        # Redis lost its scripts (a restart): load them and redo what did not run. The
+        # step part is idempotent as a whole; a trigger added must not be added twice.
+        missing = [isinstance(r, NoScriptError) for r in replies]
+        split = 1 + len(steps) if steps else 0
+        redo_steps = steps if any(missing[:split]) else {}
+        redo_triggers = [t for t, m in zip(triggers, missing[split:], strict=True) if m]
+        await self._send(redo_steps, redo_triggers, now_ms, load_scripts=True)
+
+    def _rerun_later(self, job: StepJob, now_ms: int) -> None:
+        # The handler of this very job asks for it again (a step woken early parks
+        # itself). BullMQ would ignore the add while the job is active, so the consumer
+        # moves the job back to delayed when the handler returns.
+        due = now_ms + delay_ms(job.not_before, now_ms)
+        earlier = self._own[job.job_id]
+        self._own[job.job_id] = due if earlier is None else min(earlier, due)
+
+    def _job_opts(self, priority: int, not_before: datetime | None, now_ms: int) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "attempts": 1,
+            "timestamp": now_ms,
+            "priority": to_bullmq_priority(priority),
+            "removeOnComplete": self.options.remove_on_complete.to_bullmq(),
+            "removeOnFail": self.options.remove_on_fail.to_bullmq(),
+        }
+        delay = delay_ms(not_before, now_ms)
+        if delay:
+            opts["delay"] = delay
+        return opts
+
+    @staticmethod
+    async def _add(pipe: Any, queue: Any, name: str, data: Any, opts: dict[str, Any]) -> None:
+        # BullMQ's own add script (through its Scripts helper), queued on the pipeline.
+        await queue.scripts.addJob(BullJob(queue, name, data, opts), pipe)
+
+    async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
+        """Which of these steps have a job waiting, prioritized, delayed or active."""
+        by_id = {j.job_id: j.key for j in jobs}
+        if not by_id:
+            return set()
+        ids = list(by_id)
+        keys = self._nodes.keys
+        async with self._client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(ids), _PRESENT_BATCH):
+                chunk = ids[start : start + _PRESENT_BATCH]
+                await self._present(
+                    keys=[keys["completed"], keys["failed"]], args=[keys[""], *chunk], client=pipe
+                )
+            replies = await pipe.execute()
+        flags = [flag for reply in replies for flag in reply]
+        return {by_id[job_id] for job_id, flag in zip(ids, flags, strict=True) if flag}
+
+    # --- consuming ----------------------------------------------------------------------
+
+    async def consume(self, handler: JobHandler, *, concurrency: int) -> None:
+        """Run ``handler`` on jobs of both queues until :meth:`stop`.
+
+        Raises:
+            RuntimeError: Already consuming, or a bullmq worker loop died.
+        """
+        if self._consumer is not None:
+            raise RuntimeError("this queue is already consuming")
+        self._consumer = Consumer(
+            url=self.url,
+            options=self.options,
+            handler=handler,
+            concurrency=concurrency,
+            own=self._own,
+        )
+        try:
+            await self._consumer.run()
+        finally:
+            self._consumer = None
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking jobs; running handlers get ``grace_s`` to finish, then their jobs
+        are handed back to the queue for another worker."""
+        if self._consumer is not None:
+            await self._consumer.stop(grace_s)
+
+    async def close(self) -> None:
+        """Stop at once and release connections."""
+        await self.stop(0)
+        await self._client.aclose()

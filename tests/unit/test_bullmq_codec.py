@@ -1,0 +1,105 @@
+"""The job data schema of the BullMQ queues (no Redis needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from flowmill.engine.ports import StepJob, TriggerJob
+from flowmill.queue.bullmq_codec import (
+    JobDataError,
+    decode_step,
+    decode_trigger,
+    delay_ms,
+    encode_step,
+    encode_trigger,
+    from_bullmq_priority,
+    to_bullmq_priority,
+)
+
+
+def test_seed_style_trigger_data_is_understood() -> None:
+    # As the seed's webhook handler adds it (extra keys such as webhookId are ignored).
+    job = decode_trigger(
+        {
+            "workflowId": 7,
+            "tenantId": "client-1",
+            "triggerType": "webhook.test",
+            "triggerData": {"message": "hi"},
+            "webhookId": "wh-1",
+        }
+    )
+    assert job == TriggerJob("client-1", "7", "webhook.test", {"message": "hi"})
+
+
+def test_trigger_data_round_trips() -> None:
+    job = TriggerJob("t", "w", "schedule", [1, {"a": None}], 2, "cron", "k", {"m": 1}, priority=4)
+    assert decode_trigger(encode_trigger(job), to_bullmq_priority(4)) == job
+
+
+def test_trigger_data_is_json_whatever_python_handed_in() -> None:
+    data = encode_trigger(TriggerJob("t", "w", "manual", {"tags": ("a", "b")}))
+    assert data == {"tenant_id": "t", "workflow_id": "w", "trigger_type": "manual",
+                    "data": {"tags": ["a", "b"]}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({}, "tenant_id: Field required; workflow_id: Field required"),
+        ({"tenant_id": "", "workflow_id": "w", "trigger_type": "x"}, "tenant_id: String should"),
+        ({"tenant_id": True, "workflow_id": "w", "trigger_type": "x"}, "tenant_id: Input should"),
+        ({"workflow_id": "w", "workflowId": "v", "tenant_id": "t", "trigger_type": "x"},
+         "workflow_id and workflowId disagree"),
+        ({"tenant_id": "t", "workflow_id": "w", "trigger_type": "x", "metadata": []},
+         "metadata: Input should be a valid dictionary"),
+        ({"tenant_id": "t", "workflow_id": "w", "trigger_type": "x", "version": 0}, "version"),
+        (None, "job data must be a JSON object, not NoneType"),
+    ],
+)  # fmt: skip
+def test_bad_trigger_data_is_refused_naming_the_field(data: object, reason: str) -> None:
+    with pytest.raises(JobDataError) as e:
+        decode_trigger(data)
+    assert reason in str(e.value)
+
+
+def test_the_same_value_under_both_spellings_is_fine() -> None:
+    data = {"tenant_id": "t", "tenantId": "t", "workflow_id": "w", "trigger_type": "x"}
+    assert decode_trigger(data).tenant_id == "t"
+
+
+def test_step_data_round_trips() -> None:
+    job = StepJob("ex", "node with spaces", 3, tenant_id="t", wake=1234, priority=-2)
+    back = decode_step(encode_step(job), to_bullmq_priority(-2))
+    assert back == job
+    assert back.job_id == job.job_id
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"execution_id": "e", "node_id": "n", "attempt": 0},
+     {"execution_id": "e", "node_id": "n", "attempt": "1"},
+     {"execution_id": "e", "attempt": 1},
+     ["e", "n", 1]],
+)  # fmt: skip
+def test_bad_step_data_is_refused(data: object) -> None:
+    with pytest.raises(JobDataError):
+        decode_step(data)
+
+
+def test_priorities_keep_their_order_within_bullmq_range() -> None:
+    engine = [10**9, 100, 1, 0, -1, -100, -(10**9)]
+    bull = [to_bullmq_priority(p) for p in engine]
+    assert bull == sorted(bull)  # BullMQ runs lower numbers first
+    assert all(1 <= b <= 2**21 for b in bull)
+    assert [from_bullmq_priority(to_bullmq_priority(p)) for p in (100, 0, -100)] == [100, 0, -100]
+    assert from_bullmq_priority(0) == 0  # a job added without priority
+
+
+def test_delays_round_up_so_a_job_never_fires_early() -> None:
+    now_ms = 1_700_000_000_000
+    just_after = datetime.fromtimestamp(now_ms / 1000, UTC) + timedelta(microseconds=1)
+    assert delay_ms(just_after, now_ms) == 1
+    assert delay_ms(just_after - timedelta(seconds=5), now_ms) == 0
+    assert delay_ms(None, now_ms) == 0
