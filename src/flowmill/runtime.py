@@ -45,7 +45,7 @@ class Runtime:
 def build_queue(settings: Settings) -> JobQueue:
     """The in-process queue, or BullMQ when a Redis URL is configured."""
     if settings.redis_url:
-        from flowmill.queue.bullmq import BullMQQueue  # type: ignore[import-not-found]
+        from flowmill.queue.bullmq import BullMQQueue
 
         queue: JobQueue = BullMQQueue(settings.redis_url)
         return queue
