@@ -165,6 +165,7 @@ class Jail:
         args += ["--unshare-all", "--hostname", "sandbox", "--uid", str(NOBODY)]
         args += ["--gid", str(NOBODY), "--die-with-parent", "--new-session", "--clearenv"]
         args += ["--setenv", "HOME", tmp, "--setenv", "LANG", "C.UTF-8", "--cap-drop", "ALL"]
+        args += ["--remount-ro", "/"]  # the jail's root too: only /tmp is writable
         if seccomp_fd >= 0:
             args += ["--seccomp", str(seccomp_fd)]
         return [*args, "--", *argv]

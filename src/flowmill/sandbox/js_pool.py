@@ -200,7 +200,26 @@ class JsPool:
             "max_log_bytes": self.settings.max_log_bytes,
         }
         data = frame(jsonutil.dumpb(header), jsonutil.dumpb(scope))
-        worker = await self._idle.get()
+        try:
+            return await self._send(data, limits)
+        except _WorkerDied:
+            # JavaScript has no I/O, so running it again is harmless: a worker that was
+            # killed from outside costs a retry, not a failed node. A second death is
+            # the code's doing.
+            try:
+                return await self._send(data, limits)
+            except _WorkerDied as e:
+                raise errors.crashed("JavaScript", e.reason) from None
+
+    async def _acquire(self) -> _Worker:
+        while True:
+            worker = await self._idle.get()
+            if worker.proc.alive:
+                return worker
+            self._replace(worker)
+
+    async def _send(self, data: bytes, limits: CodeLimits) -> JsReply:
+        worker = await self._acquire()
         healthy = False
         try:
             worker.proc.write(data)
@@ -213,12 +232,18 @@ class JsPool:
             raise errors.timeout("JavaScript", limits.timeout_s) from None
         except (EOFError, OverflowError) as e:
             await asyncio.sleep(0)  # let the exit status arrive
-            raise errors.crashed("JavaScript", _reason(worker, e)) from None
+            raise _WorkerDied(_reason(worker, e)) from None
         finally:
             if healthy:
                 self._idle.put_nowait(worker)
             else:
                 self._replace(worker)
+
+
+class _WorkerDied(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _reason(worker: _Worker, e: Exception) -> str:

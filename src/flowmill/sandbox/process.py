@@ -103,6 +103,11 @@ class ChildProcess:
         return self._transport.get_returncode()
 
     @property
+    def alive(self) -> bool:
+        """Whether the child runs and its stdout is open."""
+        return self.returncode is None and not self._protocol.eof
+
+    @property
     def stdout(self) -> bytearray:
         """What the child has written to stdout so far (up to the limit)."""
         return self._protocol.out

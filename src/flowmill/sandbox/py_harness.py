@@ -32,9 +32,19 @@ def _limit(res: int, value: int) -> None:
     resource.setrlimit(res, (cap, cap))
 
 
+# Imported before privileges drop: without bubblewrap, a root engine's interpreter may
+# live where ``nobody`` cannot read (e.g. under /root), so later imports would fail.
+PRELOAD = (
+    "base64 collections csv datetime decimal functools hashlib hmac itertools math "
+    "operator random re statistics string textwrap time unicodedata urllib.parse uuid"
+)
+
+
 def _drop_privileges() -> None:
     # Without bubblewrap a root engine would hand root to the code: become nobody.
     if os.getuid() == 0:
+        for name in PRELOAD.split():
+            __import__(name)
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
