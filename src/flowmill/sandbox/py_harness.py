@@ -69,6 +69,8 @@ def _seccomp(program_hex: str) -> None:
 
 def _lock_down(req: dict[str, Any]) -> None:
     limits = req["limits"]
+    if req.get("seccomp"):
+        import ctypes  # noqa: F401 - loaded while the interpreter's files are readable
     if not req.get("jailed"):
         _drop_privileges()
     _limit(resource.RLIMIT_CORE, 0)
