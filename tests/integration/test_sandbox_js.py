@@ -185,8 +185,22 @@ async def test_js_expression_syntax_error_names_the_expression(sandbox: Sandbox)
 async def test_js_pool_recovers_from_a_killed_worker(sandbox: Sandbox) -> None:
     (pid,) = sandbox.js.pids
     os.kill(pid, signal.SIGKILL)
+    for _ in range(100):  # until the pool has seen it die
+        if pid not in sandbox.js.pids:
+            break
+        await asyncio.sleep(0.01)
     await still_serves(sandbox)
     assert sandbox.js.pids != [pid]
+
+
+async def test_js_pool_retries_an_evaluation_whose_worker_was_killed(sandbox: Sandbox) -> None:
+    code = "const t = Date.now(); while (Date.now() - t < 300) {}; return 'done'"
+    task = asyncio.create_task(js(sandbox, code, CodeLimits(timeout_s=5)))
+    await asyncio.sleep(0.1)
+    (pid,) = sandbox.js.pids
+    os.kill(pid, signal.SIGKILL)
+    assert await task == "done"
+    await still_serves(sandbox)
 
 
 async def test_js_pool_replaces_a_worker_abandoned_mid_evaluation(sandbox: Sandbox) -> None:

@@ -116,7 +116,7 @@ class JsPool:
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
-        return [w.proc.pid for w in self._all]
+        return [w.proc.pid for w in self._all if w.proc.alive]
 
     async def _spawn(self) -> _Worker:
         address_space = self.settings.max_memory_mb + _ADDRESS_SPACE_HEADROOM_MB

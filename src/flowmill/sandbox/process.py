@@ -160,9 +160,11 @@ class ChildProcess:
     async def wait(self) -> int:
         """Wait for the child to exit and its output to end; its exit status."""
         await asyncio.shield(self._protocol.exited)
-        while not self._protocol.eof:
-            # A grandchild may hold stdout open; a killed group closes it soon.
-            await asyncio.wait_for(self._protocol.wait_data(), 5.0)
+        # The end-of-output check and the wait for it must happen in one task step (no
+        # wait_for, which would start the wait in a new task and could miss the wake-up).
+        async with asyncio.timeout(5.0):
+            while not self._protocol.eof:
+                await self._protocol.wait_data()
         code = self.returncode
         return -1 if code is None else code
 
