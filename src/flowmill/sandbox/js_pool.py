@@ -85,6 +85,7 @@ class JsPool:
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reaping: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
         self.respawns = 0
@@ -108,10 +109,15 @@ class JsPool:
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(w.proc.close() for w in list(self._all)), return_exceptions=True)
-        self._all.clear()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for worker in list(self._all):
+            self._replace(worker)
+        await asyncio.gather(*self._reaping, return_exceptions=True)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
     @property
     def pids(self) -> list[int]:
@@ -122,16 +128,18 @@ class JsPool:
         address_space = self.settings.max_memory_mb + _ADDRESS_SPACE_HEADROOM_MB
         extension = _quickjs_extension()
         worker = _WORKER_FILE
+        s = self.settings
+        tail = [str(address_space), str(s.max_log_lines), str(s.max_log_bytes)]
         fd = -1
         if self.jailed:
             binds = [(worker, _WORKER_IN_JAIL)]
             binds.append((extension, f"{_LIB_IN_JAIL}/{os.path.basename(extension)}"))
             argv = [self.jail.runtime.executable, "-I", "-S", _WORKER_IN_JAIL, _LIB_IN_JAIL]
             fd = self.jail.seccomp_fd()
-            argv = self.jail.command([*argv, str(address_space)], binds=binds, seccomp_fd=fd)
+            argv = self.jail.command([*argv, *tail], binds=binds, seccomp_fd=fd)
         else:
             argv = [self.jail.runtime.executable, "-I", "-S", worker]
-            argv += [os.path.dirname(extension), str(address_space)]
+            argv += [os.path.dirname(extension), *tail]
         try:
             proc = await ChildProcess.start(
                 argv,
@@ -154,25 +162,32 @@ class JsPool:
     def _replace(self, worker: _Worker) -> None:
         """Kill ``worker`` and start another in the background."""
         self._all.discard(worker)
-        if self._closed:
-            task = asyncio.create_task(worker.proc.close())
-        else:
+        # Reaping is never cancelled (close() waits for it), so no pipe or process
+        # outlives the pool; starting a replacement is.
+        reap = asyncio.create_task(worker.proc.close())
+        self._reaping.add(reap)
+        reap.add_done_callback(self._reaping.discard)
+        if not self._closed:
             self.respawns += 1
-            task = asyncio.create_task(self._respawn(worker))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            task = asyncio.create_task(self._respawn())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _respawn(self, old: _Worker) -> None:
-        await old.proc.close()
+    async def _respawn(self) -> None:
         delay = 0.05
         while not self._closed:
             try:
-                self._idle.put_nowait(await self._spawn())
-                return
+                worker = await self._spawn()
             except Exception as e:  # keep trying: the pool must not shrink for good
                 log.warning("JavaScript worker did not start", error=str(e))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            if self.closed:  # closed while it started
+                self._replace(worker)
+            else:
+                self._idle.put_nowait(worker)
+            return
 
     async def request(
         self,
@@ -196,8 +211,6 @@ class JsPool:
             "timeout_s": limits.timeout_s,
             "memory_mb": limits.memory_mb,
             "max_output": limits.max_output_bytes,
-            "max_log_lines": self.settings.max_log_lines,
-            "max_log_bytes": self.settings.max_log_bytes,
         }
         data = frame(jsonutil.dumpb(header), jsonutil.dumpb(scope))
         try:

@@ -43,6 +43,8 @@ PRELUDE = r"""
   "use strict";
   const g = globalThis, stringify = JSON.stringify, parse = JSON.parse, Str = String;
   const P = Promise, then = Promise.prototype.then, apply = Reflect.apply;
+  // Array methods are captured: code may replace them before its result is read.
+  const { push, join, map } = Array.prototype;
   const MAX_LINES = %(max_lines)d, MAX_BYTES = %(max_bytes)d;
   const logs = [];
   let bytes = 0, dropped = 0;
@@ -53,10 +55,10 @@ PRELUDE = r"""
   };
   const emit = (level) => (...args) => {
     const text = (level === "log" || level === "info" ? "" : "[" + level + "] ") +
-      args.map(fmt).join(" ");
+      apply(join, apply(map, args, [fmt]), [" "]);
     if (logs.length >= MAX_LINES || bytes + text.length > MAX_BYTES) { dropped++; return; }
     bytes += text.length;
-    logs.push(text);
+    apply(push, logs, [text]);
   };
   const fixed = (obj, name, value) =>
     Object.defineProperty(obj, name, { value, writable: false, configurable: false });
@@ -75,13 +77,22 @@ PRELUDE = r"""
     log: emit("log"), info: emit("info"), debug: emit("debug"),
     warn: emit("warn"), error: emit("error"),
   }));
-  const scope = parse(g.__fm_scope);
-  delete g.__fm_scope;
-  const state = { settled: false, value: undefined, error: undefined, index: -1 };
-  const isObj = scope !== null && typeof scope === "object";
-  const args = (names) => names.map((n) => (isObj ? scope[n] : undefined));
+  let scope = null;
+  const state = { settled: false, value: undefined, error: undefined, index: -1, text: "" };
+  const args = (names) => apply(map, names, [(n) => (scope !== null &&
+    typeof scope === "object" ? scope[n] : undefined)]);
   const json = (v) => { const s = stringify(v); return s === undefined ? "null" : s; };
+  const describe = (e) => {
+    const isErr = e !== null && typeof e === "object";
+    return {
+      isNull: e === null, index: state.index,
+      name: isErr ? Str(e.name) : "Error",
+      message: isErr ? Str(e.message) : fmt(e),
+      stack: isErr && e.stack ? Str(e.stack) : "",
+    };
+  };
   fixed(g, "__fm", Object.freeze({
+    begin() { scope = parse(g.__fm_scope); delete g.__fm_scope; },
     run(fn, names) {
       let r;
       try { r = apply(fn, undefined, args(names)); }
@@ -95,25 +106,25 @@ PRELUDE = r"""
       const a = args(names), out = [];
       for (let i = 0; i < fns.length; i++) {
         state.index = i;
-        try { out.push(json(apply(fns[i], undefined, a))); }
+        // Encoded once here so a value that is not JSON is blamed on its expression.
+        try { const v = apply(fns[i], undefined, a); json(v); apply(push, out, [v]); }
         catch (e) { state.error = e; state.settled = true; return; }
       }
       state.value = out; state.settled = true;
     },
-    settled() { return state.settled; },
-    error() {
-      const e = state.error;
-      if (e === undefined) return null;
-      const isErr = e !== null && typeof e === "object";
-      return stringify({
-        isNull: e === null, index: state.index,
-        name: isErr ? Str(e.name) : "Error",
-        message: isErr ? Str(e.message) : fmt(e),
-        stack: isErr && e.stack ? Str(e.stack) : "",
-      });
+    // What the worker reads afterwards: a JSON header, then (separately, because the
+    // binding cannot read a concatenated "rope" string) the value as JSON text.
+    finish() {
+      const out = { settled: state.settled, logs: { lines: logs, dropped } };
+      state.text = "";
+      if (state.error !== undefined) {
+        out.error = describe(state.error);
+      } else if (state.settled) {
+        try { state.text = json(state.value); } catch (e) { out.notJson = describe(e); }
+      }
+      return stringify(out);
     },
-    value(isList) { return isList ? "[" + state.value.join(",") + "]" : json(state.value); },
-    logs() { return stringify({ lines: logs, dropped }); },
+    text() { return state.text; },
   }));
 })();
 """
@@ -163,23 +174,20 @@ def _classify(ctx: Any, message: str, limit_bytes: int) -> dict[str, Any] | None
 
 
 class Evaluation:
-    """One request in one fresh context."""
+    """One fresh context, built before its request arrives, used for one request."""
 
-    def __init__(self, quickjs: Any, header: dict[str, Any], scope: str) -> None:
+    def __init__(self, quickjs: Any, max_log_lines: int, max_log_bytes: int) -> None:
         self.q = quickjs
-        self.header = header
-        self.deadline = time.monotonic() + float(header["timeout_s"])
-        self.limit_bytes = int(header["memory_mb"]) << 20
         ctx = quickjs.Context()
-        ctx.set_memory_limit(self.limit_bytes)
         ctx.set_max_stack_size(STACK_BYTES)
         self.ctx = ctx
-        ctx.set("__fm_scope", scope)
-        prelude = PRELUDE % {
-            "max_lines": int(header.get("max_log_lines", 200)),
-            "max_bytes": int(header.get("max_log_bytes", 65536)),
-        }
-        self.eval(prelude)
+        self.deadline = time.monotonic() + 10.0
+        self.limit_bytes = 64 << 20
+        ctx.set_memory_limit(self.limit_bytes)
+        self.eval(PRELUDE % {"max_lines": max_log_lines, "max_bytes": max_log_bytes})
+        self.header: dict[str, Any] = {}
+        self.spans: list[tuple[int, int]] = []
+        self.logs: dict[str, Any] | None = None
 
     def eval(self, text: str) -> Any:
         remaining = self.deadline - time.monotonic()
@@ -193,16 +201,23 @@ class Evaluation:
             kind = _classify(self.ctx, message, self.limit_bytes)
             raise _Fail(kind or {"kind": "user", "message": message, "stack": message}) from e
 
-    def run(self) -> str:
-        names = _names(self.header.get("names", []))
+    def run(self, header: dict[str, Any], scope: str) -> str:
+        """Evaluate the request; the value as JSON text."""
+        self.header = header
+        self.deadline = time.monotonic() + float(header["timeout_s"])
+        self.limit_bytes = int(header["memory_mb"]) << 20
+        self.ctx.set_memory_limit(self.limit_bytes)
+        self.ctx.set("__fm_scope", scope)
+        self.eval("__fm.begin()")
+        names = _names(header.get("names", []))
         params = ", ".join(names)
-        if self.header["op"] == "code":
-            text = f"__fm.run(async function ({params}) {{\n{self.header['code']}\n}}, "
+        if header["op"] == "code":
+            text = f"__fm.run(async function ({params}) {{\n{header['code']}\n}}, "
             text += json.dumps(names) + ")"
-            spans = [(2, 2 + len(self.header["code"].split("\n")))]
+            spans = [(2, 2 + len(header["code"].split("\n")))]
         else:
             parts, spans, line = [], [], 2
-            for expr in self.header["exprs"]:
+            for expr in header["exprs"]:
                 parts.append(f"function ({params}) {{ return (\n{expr}\n); }}")
                 height = len(expr.split("\n"))
                 # The closing line counts as the expression's: a parser reports there.
@@ -215,19 +230,17 @@ class Evaluation:
         except _Fail as f:
             raise self._located(f.error) from f
         self._drain()
-        if not self.eval("__fm.settled()"):
+        out = json.loads(str(self.eval("__fm.finish()")))
+        self.logs = out["logs"]
+        if "error" in out:
+            raise self._located(self._rejected(out["error"]))
+        if "notJson" in out:
+            err = out["notJson"]
+            message = f"the result is not JSON: {err['name']}: {err['message']}"
+            raise _Fail({"kind": "user", "message": message})
+        if not out["settled"]:
             raise _Fail({"kind": "user", "message": "Error: the code's promise never settled"})
-        error = self.eval("__fm.error()")
-        if error is not None:
-            raise self._located(self._rejected(json.loads(error)))
-        try:
-            is_list = "false" if self.header["op"] == "code" else "true"
-            return str(self.eval(f"__fm.value({is_list})"))
-        except _Fail as f:
-            if f.error["kind"] == "user":
-                f.error["message"] = "the result is not JSON: " + f.error["message"].split("\n")[0]
-                f.error["stack"] = ""
-            raise
+        return str(self.eval("__fm.text()"))
 
     def _drain(self) -> None:
         # Promise jobs run one at a time; a chain of awaits that never ends is stopped
@@ -290,25 +303,30 @@ def _user_frames(stack: str, first: int, last: int) -> list[str]:
     return out
 
 
-def _handle(quickjs: Any, header: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
-    ev: Evaluation | None = None
+def _handle(ev: Evaluation, header: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+    ev.logs = None
     try:
-        ev = Evaluation(quickjs, header, body.decode("utf-8"))
-        value = ev.run().encode("utf-8")
+        value = ev.run(header, body.decode("utf-8")).encode("utf-8")
         reply: dict[str, Any] = {"ok": True}
-        limit = int(header["max_output"])
-        if len(value) > limit:
+        if len(value) > int(header["max_output"]):
             reply, value = {"ok": False, "error": {"kind": "output", "size": len(value)}}, b""
     except _Fail as f:
         reply, value = {"ok": False, "error": f.error}, b""
     except MemoryError:
         reply, value = {"ok": False, "error": {"kind": "memory"}}, b""
-    if ev is not None:
+    except Exception as e:  # a binding error must cost this request, not the worker
+        error = {"kind": "user", "message": f"InternalError: {e}"}
+        reply, value = {"ok": False, "error": error}, b""
+    if ev.logs is None:
+        # The run failed before its logs were read; read them now (best effort: the
+        # context may be broken after an engine error).
         try:
-            reply["logs"] = json.loads(ev.eval("__fm.logs()"))
-        except Exception:  # logs are best effort once the context is broken
-            reply["logs"] = {"lines": [], "dropped": 0}
-        ev.ctx = None
+            ev.deadline = time.monotonic() + 1.0
+            ev.ctx.set_memory_limit(ev.limit_bytes + (8 << 20))
+            ev.logs = json.loads(str(ev.eval("__fm.finish()")))["logs"]
+        except Exception:
+            ev.logs = {"lines": [], "dropped": 0}
+    reply["logs"] = ev.logs
     return reply, value
 
 
@@ -329,22 +347,26 @@ def _limit_self(address_space_mb: int) -> None:
 def main() -> None:
     """Serve requests until stdin closes."""
     sys.path.insert(0, sys.argv[1])
-    address_space_mb = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    address_space_mb = int(sys.argv[2])
     # The C extension alone: the `quickjs` package starts a thread pool on import,
     # which the jail's seccomp filter (rightly) refuses.
     import _quickjs as quickjs  # type: ignore[import-not-found]
 
-    if address_space_mb:
-        _limit_self(address_space_mb)
+    _limit_self(address_space_mb)
+    max_lines, max_bytes = int(sys.argv[3]), int(sys.argv[4])
     _write_all(_HEAD.pack(2, 0) + b"{}")  # ready
     while True:
+        # The next request's context is built while waiting for it: its cost is
+        # off the critical path, and each context still serves exactly one request.
+        ev = Evaluation(quickjs, max_lines, max_bytes)
         try:
             hlen, blen = _HEAD.unpack(_read_exact(_HEAD.size))
             header = json.loads(_read_exact(hlen))
             body = _read_exact(blen)
         except EOFError:
             return
-        reply, value = _handle(quickjs, header, body)
+        reply, value = _handle(ev, header, body)
+        ev.ctx = None
         head = json.dumps(reply).encode()
         _write_all(_HEAD.pack(len(head), len(value)) + head + value)
 
