@@ -3,7 +3,8 @@
 Runs as ``python -I -S -c <this file's text>`` in a fresh process (in bubblewrap when
 present), so it uses the standard library only. stdin carries one JSON request
 ``{code, scope, names, limits, ...}``. The result goes out on a private copy of fd 1 as
-JSON ``{"ok": true, "value": ...}`` or ``{"ok": false, "error": {...}}``; the code's
+one frame (two big-endian ``u32`` lengths, then JSON ``{"ok": true, "value": ...}`` or
+``{"ok": false, "error": {...}}``); the code's
 own stdout and stderr both go to fd 2, which the engine turns into log lines.
 
 The user's code is the body of a function whose parameters are the scope's names
@@ -14,12 +15,11 @@ are the user's.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import resource
+import struct
 import sys
-import traceback
 from typing import Any
 
 FILENAME = "<code>"
@@ -84,25 +84,43 @@ def _lock_down(req: dict[str, Any]) -> None:
 
 
 def _compile(code: str, names: list[str]) -> Any:
-    """The user's code as the body of ``main(<names>)``, keeping their line numbers."""
-    tree = ast.parse(code, FILENAME)
-    args = ast.arguments(
+    """The user's code as the body of ``main(<names>)``, keeping their line numbers.
+
+    Built from the syntax tree of the code itself (``_ast``, not the slow-to-import
+    ``ast`` module), so nothing is re-indented and lines stay the user's.
+    """
+    import _ast
+
+    tree: Any = compile(code, FILENAME, "exec", _ast.PyCF_ONLY_AST)
+    at: dict[str, Any] = {"lineno": 1, "col_offset": 0, "end_lineno": 1, "end_col_offset": 0}
+    args = _ast.arguments(
         posonlyargs=[],
-        args=[ast.arg(arg=n) for n in names],
+        args=[_ast.arg(arg=n, annotation=None, **at) for n in names],
+        vararg=None,
         kwonlyargs=[],
         kw_defaults=[],
+        kwarg=None,
         defaults=[],
     )
-    body = tree.body or [ast.Pass()]
-    fn = ast.FunctionDef(name="main", args=args, body=body, decorator_list=[], returns=None)
-    module = ast.Module(body=[fn], type_ignores=[])
-    ast.fix_missing_locations(module)
+    extra: dict[str, Any] = {"type_params": []} if "type_params" in _ast.FunctionDef._fields else {}
+    fn = _ast.FunctionDef(
+        name="main",
+        args=args,
+        body=tree.body or [_ast.Pass(**at)],
+        decorator_list=[],
+        returns=None,
+        **extra,
+        **at,
+    )
+    module = _ast.Module(body=[fn], type_ignores=[])
     namespace: dict[str, Any] = {"__name__": "__flowmill__"}
     exec(compile(module, FILENAME, "exec"), namespace)  # noqa: S102 - inside the jail
     return namespace["main"]
 
 
 def _user_error(e: BaseException, code: str) -> dict[str, Any]:
+    import traceback  # only on the error path: it is slow to import
+
     lines = code.splitlines()
     line = None
     if isinstance(e, SyntaxError) and e.filename == FILENAME:
@@ -149,6 +167,7 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     data = text.encode()
+    data = struct.pack(">II", len(data), 0) + data  # one frame: the engine reads no more
     view = memoryview(data)
     while view:
         view = view[os.write(out, view) :]

@@ -18,6 +18,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ def python_names(scope: Mapping[str, Any]) -> list[str]:
     return [k for k in scope if isinstance(k, str) and k.isidentifier() and k not in _KEYWORDS]
 
 
+@dataclass
+class _Process:
+    proc: ChildProcess
+    workdir: str | None
+
+
+async def _end(process: _Process) -> None:
+    await process.proc.close()
+    if process.workdir:
+        shutil.rmtree(process.workdir, ignore_errors=True)
+
+
 class PythonRunner:
     """Runs Python code nodes in a jail.
 
@@ -51,6 +64,10 @@ class PythonRunner:
     def __init__(self, settings: SandboxSettings, jail: Jail) -> None:
         self.settings = settings
         self.jail = jail
+        self._spares: list[_Process] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaping: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def available(self) -> bool:
@@ -64,8 +81,79 @@ class PythonRunner:
             return "bubblewrap"
         return "rlimit-only" if self.settings.allow_rlimit_only_python else "refused"
 
+    async def start(self) -> None:
+        """Start the spare processes (otherwise they start on first use)."""
+        if self.available:
+            self._refill()
+
+    async def close(self) -> None:
+        """Stop the spare processes."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        spares, self._spares = self._spares, []
+        await asyncio.gather(*(_end(s) for s in spares), *self._reaping, return_exceptions=True)
+
+    def _refill(self) -> None:
+        missing = self.settings.python_spare_processes - len(self._spares) - len(self._tasks)
+        for _ in range(max(missing, 0)):
+            task = asyncio.create_task(self._add_spare())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _add_spare(self) -> None:
+        spare = await self._spawn()
+        if self._closed:
+            await _end(spare)
+        else:
+            self._spares.append(spare)
+
+    async def _spawn(self) -> _Process:
+        """A fresh harness process, waiting for its one request on stdin."""
+        fd, workdir = -1, None
+        argv = [self.jail.runtime.executable, "-I", "-S", "-c", _HARNESS]
+        if self.jail.available:
+            fd = self.jail.seccomp_fd()
+            argv = self.jail.command(
+                argv, tmpfs_bytes=self.settings.python_max_file_bytes, seccomp_fd=fd
+            )
+        else:
+            workdir = tempfile.mkdtemp(prefix="flowmill-py-")
+            os.chmod(workdir, 0o777)  # noqa: S103 - the code runs as nobody in it
+        try:
+            proc = await ChildProcess.start(
+                argv,
+                env=cleanup_env({"HOME": workdir or "/tmp"}),  # noqa: S108 - the jail's tmpfs
+                pass_fds=(fd,) if fd >= 0 else (),
+                cwd=workdir,
+                stdout_limit=self.settings.max_output_bytes + 64 * 1024,
+                stderr_limit=self.settings.max_log_bytes,
+            )
+        except BaseException:
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return _Process(proc, workdir)
+
+    async def _take(self) -> _Process:
+        while self._spares:
+            spare = self._spares.pop(0)
+            if spare.proc.alive:
+                self._refill()
+                return spare
+            await _end(spare)
+        self._refill()
+        return await self._spawn()
+
     async def run(self, code: str, scope: Mapping[str, Any], limits: CodeLimits) -> CodeResult:
         """Run ``code`` (a function body) with ``scope`` bound; return what it returns.
+
+        Every run gets a process of its own (started ahead of time: spares wait for
+        their one request, so the interpreter's start-up is off the critical path).
 
         Raises:
             NodeError: ``SandboxUnavailable``, ``SandboxTimeout``,
@@ -77,13 +165,17 @@ class PythonRunner:
                 f"({self.jail.problem}); install bubblewrap, or set "
                 "allow_rlimit_only_python to run Python code with rlimits only"
             )
-        jailed = self.jail.available
+        if self._closed:
+            raise errors.unavailable("the Python sandbox is closed")
         names = python_names(scope)
+        program = self.jail.seccomp_program
         request: dict[str, Any] = {
             "code": code,
             "names": names,
             "scope": {n: scope[n] for n in names},
-            "jailed": jailed,
+            "jailed": self.jail.available,
+            # Without bubblewrap the harness loads the filter itself.
+            "seccomp": program.hex() if program and not self.jail.available else None,
             "limits": {
                 "cpu_s": math.ceil(limits.timeout_s) + 1,
                 "address_space_bytes": (limits.memory_mb + _ADDRESS_SPACE_BASE_MB) << 20,
@@ -92,70 +184,56 @@ class PythonRunner:
                 "processes": self.settings.python_max_processes,
             },
         }
-        fd, workdir = -1, None
-        argv = [self.jail.runtime.executable, "-I", "-S", "-c", _HARNESS]
-        if jailed:
-            fd = self.jail.seccomp_fd()
-            argv = self.jail.command(
-                argv, tmpfs_bytes=self.settings.python_max_file_bytes, seccomp_fd=fd
-            )
-        else:
-            workdir = tempfile.mkdtemp(prefix="flowmill-py-")
-            os.chmod(workdir, 0o777)  # noqa: S103 - the code runs as nobody in it
-            program = self.jail.seccomp_program
-            request["seccomp"] = program.hex() if program else None
+        process = await self._take()
         try:
-            proc = await ChildProcess.start(
-                argv,
-                env=cleanup_env({"HOME": workdir or "/tmp"}),  # noqa: S108 - the jail's tmpfs
-                pass_fds=(fd,) if fd >= 0 else (),
-                cwd=workdir,
-                stdout_limit=limits.max_output_bytes + 64 * 1024,
-                stderr_limit=self.settings.max_log_bytes,
-            )
+            return await self._finish(process.proc, jsonutil.dumpb(request), code, limits)
         finally:
-            if fd >= 0:
-                os.close(fd)
-        try:
-            return await self._finish(proc, jsonutil.dumpb(request), code, limits)
-        finally:
-            await proc.close()
-            if workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+            process.proc.kill()
+            reap = asyncio.create_task(_end(process))
+            self._reaping.add(reap)
+            reap.add_done_callback(self._reaping.discard)
 
     async def _finish(
         self, proc: ChildProcess, request: bytes, code: str, limits: CodeLimits
     ) -> CodeResult:
         proc.write(request)
         proc.close_stdin()
+        reply: Any = None
+        status: int | None = None
         try:
             async with asyncio.timeout(limits.timeout_s):
-                status = await proc.wait()
+                try:
+                    # The result is one frame; it counts as soon as it is whole (the
+                    # process is reaped afterwards, off the critical path).
+                    head, _ = await proc.read_frame()
+                    reply = jsonutil.loads(head)
+                except (EOFError, ValueError):
+                    status = await proc.wait()
+                except OverflowError:
+                    status = None
         except TimeoutError:
-            error = errors.timeout("Python", limits.timeout_s)
-            logs = self._logs(proc)
-            if logs:
-                error.details["logs"] = logs
-            raise error from None
+            reply, status = {"ok": False, "error": {"kind": "timeout"}}, None
         logs = self._logs(proc)
         try:
-            return self._result(proc, status, code, limits, logs)
+            return self._result(proc, reply, status, code, limits, logs)
         except NodeError as e:
             if logs:
                 e.details["logs"] = logs
             raise
 
     def _result(
-        self, proc: ChildProcess, status: int, code: str, limits: CodeLimits, logs: list[str]
+        self,
+        proc: ChildProcess,
+        reply: Any,
+        status: int | None,
+        code: str,
+        limits: CodeLimits,
+        logs: list[str],
     ) -> CodeResult:
         if proc.overflowed(1):
             raise errors.output_too_large("Python", len(proc.stdout), limits.max_output_bytes)
         if status == -signal.SIGXCPU:
             raise errors.timeout("Python", limits.timeout_s)
-        try:
-            reply = jsonutil.loads(bytes(proc.stdout))
-        except ValueError:
-            reply = None
         if not isinstance(reply, dict):
             if status == -signal.SIGKILL or (status == -signal.SIGSEGV and _oom_hint(logs)):
                 raise errors.memory("Python", limits.memory_mb)
@@ -181,6 +259,8 @@ def _oom_hint(logs: list[str]) -> bool:
 
 
 def _error(err: Mapping[str, Any], code: str, limits: CodeLimits) -> Exception:
+    if err.get("kind") == "timeout":
+        return errors.timeout("Python", limits.timeout_s)
     if err.get("kind") == "memory":
         return errors.memory("Python", limits.memory_mb)
     line = err.get("line")

@@ -55,12 +55,14 @@ class Sandbox:
         return sandbox
 
     async def start(self) -> None:
-        """Start the JavaScript workers (otherwise they start on first use)."""
+        """Start the JavaScript workers and Python spares (else they start on first use)."""
         await self.js.start()
+        await self.python.start()
 
     async def close(self) -> None:
         """Stop every sandbox process."""
         await self.js.close()
+        await self.python.close()
 
     async def __aenter__(self) -> Sandbox:
         await self.start()

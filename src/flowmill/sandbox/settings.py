@@ -33,6 +33,8 @@ class SandboxSettings:
             but without bubblewrap. Off by default: without bubblewrap the code can read
             the host's files and open network connections.
         python_executable: Interpreter for Python code nodes; empty for the engine's own.
+        python_spare_processes: Python jails started ahead, each waiting for one run
+            (hides the interpreter's start-up; 0 starts one per run, on demand).
         python_max_processes: ``RLIMIT_NPROC`` of Python code nodes.
         python_max_open_files: ``RLIMIT_NOFILE`` of Python code nodes.
         python_max_file_bytes: ``RLIMIT_FSIZE`` of Python code nodes (also the tmpfs size).
@@ -53,6 +55,7 @@ class SandboxSettings:
     jail_js_workers: bool = True
     allow_rlimit_only_python: bool = False
     python_executable: str = ""
+    python_spare_processes: int = 2
     python_max_processes: int = 1
     python_max_open_files: int = 64
     python_max_file_bytes: int = 16 * 1024 * 1024
