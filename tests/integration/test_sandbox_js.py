@@ -249,3 +249,18 @@ async def test_js_close_reaps_every_worker() -> None:
     with pytest.raises(NodeError) as info:
         await sb.evaluate_many(["1"], {})
     assert info.value.type == "SandboxUnavailable"
+
+
+async def test_js_unicode_and_escaped_logs_survive(sandbox: Sandbox) -> None:
+    code = "console.log('\\u0001'.repeat(60000)); return 'héllo ✓'.repeat(1000)"
+    result = await sandbox.run("javascript", code, SCOPE, CodeLimits(max_output_bytes=1 << 20))
+    assert result.value == "héllo ✓" * 1000
+    assert len(result.logs) == 1
+
+
+async def test_js_lone_surrogates_do_not_break_the_worker(sandbox: Sandbox) -> None:
+    result = await sandbox.run(
+        "javascript", "console.log('\\ud800'); return ['\\ud800x']", SCOPE, FAST
+    )
+    assert len(result.value) == 1
+    await still_serves(sandbox)

@@ -211,3 +211,22 @@ async def test_python_rlimit_only_when_allowed() -> None:
         await py(sb, "while True: pass", CodeLimits(timeout_s=0.5, memory_mb=64))
     assert info.value.type == "SandboxTimeout"
     await sb.close()
+
+
+@needs_bwrap
+async def test_python_unicode_result_and_logs(sandbox: Sandbox) -> None:
+    limits = CodeLimits(timeout_s=2, memory_mb=64, max_output_bytes=64 * 1024)
+    result = await sandbox.run("python", "print('été ✓')\nreturn 'é' * 20000", SCOPE, limits)
+    assert result.value == "é" * 20000
+    assert result.logs == ["été ✓"]
+
+
+@needs_bwrap
+async def test_python_lone_surrogate_result_is_kept_readable(sandbox: Sandbox) -> None:
+    assert await py(sandbox, "return ['\\ud800']") == ["\ufffd"]
+
+
+@needs_bwrap
+async def test_python_error_with_a_lone_surrogate_is_reported(sandbox: Sandbox) -> None:
+    with pytest.raises(NodeError, match="ValueError"):
+        await py(sandbox, "raise ValueError('\\ud800')")

@@ -145,7 +145,10 @@ class JsPool:
                 argv,
                 env=cleanup_env(),
                 pass_fds=(fd,) if fd >= 0 else (),
-                stdout_limit=self.settings.max_output_bytes + 4 * self.settings.max_log_bytes,
+                # Log text may grow sixfold as escaped JSON in the reply header.
+                stdout_limit=self.settings.max_output_bytes
+                + 8 * self.settings.max_log_bytes
+                + 64 * 1024,
             )
         finally:
             if fd >= 0:

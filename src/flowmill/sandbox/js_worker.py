@@ -28,6 +28,7 @@ from typing import Any
 _HEAD = struct.Struct(">II")
 IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _INPUT_POS = re.compile(r"<input>:(\d+)")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _THROWS_NULL = re.compile(r"\b(?:throw\s*\(?\s*null|reject\s*\(\s*null)\b")
 _RESERVED_WORDS = """
 break case catch class const continue debugger default delete do else enum export extends
@@ -303,10 +304,19 @@ def _user_frames(stack: str, first: int, last: int) -> list[str]:
     return out
 
 
+def _well_formed(text: str) -> bytes:
+    """UTF-8 JSON of ``text``; escaped lone surrogates (which JavaScript strings may
+    hold and strict JSON readers refuse) become U+FFFD."""
+    if _SURROGATE_ESCAPE.search(text):
+        text = json.dumps(json.loads(text), ensure_ascii=False)
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.encode("utf-8", "replace")
+
+
 def _handle(ev: Evaluation, header: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
     ev.logs = None
     try:
-        value = ev.run(header, body.decode("utf-8")).encode("utf-8")
+        value = _well_formed(ev.run(header, body.decode("utf-8")))
         reply: dict[str, Any] = {"ok": True}
         if len(value) > int(header["max_output"]):
             reply, value = {"ok": False, "error": {"kind": "output", "size": len(value)}}, b""
@@ -367,7 +377,7 @@ def main() -> None:
             return
         reply, value = _handle(ev, header, body)
         ev.ctx = None
-        head = json.dumps(reply).encode()
+        head = json.dumps(reply, ensure_ascii=False).encode("utf-8", "replace")
         _write_all(_HEAD.pack(len(head), len(value)) + head + value)
 
 

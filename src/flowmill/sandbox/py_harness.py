@@ -23,6 +23,13 @@ import sys
 from typing import Any
 
 FILENAME = "<code>"
+
+
+def _dumps(value: Any, allow_nan: bool = True) -> str:
+    # Never \ud800-style escapes: the engine's JSON reader refuses lone surrogates.
+    return json.dumps(value, ensure_ascii=False, allow_nan=allow_nan)
+
+
 NOBODY = 65534
 
 
@@ -152,21 +159,22 @@ def main() -> None:
         fn = _compile(code, req["names"])
         value = fn(*(req["scope"].get(n) for n in req["names"]))
         try:
-            text = json.dumps({"ok": True, "value": value}, allow_nan=False)
+            text = _dumps({"ok": True, "value": value}, allow_nan=False)
         except (TypeError, ValueError) as e:
-            text = json.dumps(
+            text = _dumps(
                 {
                     "ok": False,
                     "error": {"kind": "user", "message": (f"the result is not JSON: {e}")},
                 }
             )
     except MemoryError:
-        text = json.dumps({"ok": False, "error": {"kind": "memory"}})
+        text = _dumps({"ok": False, "error": {"kind": "memory"}})
     except BaseException as e:  # the user's error, reported with their line
-        text = json.dumps({"ok": False, "error": _user_error(e, code)})
+        text = _dumps({"ok": False, "error": _user_error(e, code)})
     sys.stdout.flush()
     sys.stderr.flush()
-    data = text.encode()
+    # A lone surrogate (valid in a Python str, not in UTF-8) becomes U+FFFD.
+    data = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
     data = struct.pack(">II", len(data), 0) + data  # one frame: the engine reads no more
     view = memoryview(data)
     while view:
