@@ -264,3 +264,10 @@ async def test_js_lone_surrogates_do_not_break_the_worker(sandbox: Sandbox) -> N
     )
     assert len(result.value) == 1
     await still_serves(sandbox)
+
+
+async def test_js_scope_that_is_not_json_is_the_nodes_error(sandbox: Sandbox) -> None:
+    with pytest.raises(NodeError) as info:
+        await sandbox.run("javascript", "return 1", {"input": 2**70}, FAST)
+    assert info.value.type == "SandboxError"
+    assert "not JSON" in info.value.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
 
 TIMEOUT = "SandboxTimeout"
@@ -94,3 +95,11 @@ def source_line(code: str, line: int | None) -> str | None:
         return None
     lines = code.splitlines()
     return lines[line - 1] if line <= len(lines) else None
+
+
+def encode_scope(scope: Any) -> bytes:
+    """The scope as JSON for a sandbox; a value JSON cannot carry is the node's error."""
+    try:
+        return jsonutil.dumpb(scope)
+    except TypeError as e:
+        raise NodeError(f"the code's input is not JSON: {e}", type=ERROR, retriable=False) from None

@@ -215,7 +215,7 @@ class JsPool:
             "memory_mb": limits.memory_mb,
             "max_output": limits.max_output_bytes,
         }
-        data = frame(jsonutil.dumpb(header), jsonutil.dumpb(scope))
+        data = frame(jsonutil.dumpb(header), errors.encode_scope(scope))
         try:
             return await self._send(data, limits)
         except _WorkerDied:

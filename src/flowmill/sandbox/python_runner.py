@@ -67,6 +67,7 @@ class PythonRunner:
         self._spares: list[_Process] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaping: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.python_max_concurrent)
         self._closed = False
 
     @property
@@ -184,9 +185,14 @@ class PythonRunner:
                 "processes": self.settings.python_max_processes,
             },
         }
+        data = errors.encode_scope(request)
+        async with self._slots:
+            return await self._run(data, code, limits)
+
+    async def _run(self, data: bytes, code: str, limits: CodeLimits) -> CodeResult:
         process = await self._take()
         try:
-            return await self._finish(process.proc, jsonutil.dumpb(request), code, limits)
+            return await self._finish(process.proc, data, code, limits)
         finally:
             process.proc.kill()
             reap = asyncio.create_task(_end(process))

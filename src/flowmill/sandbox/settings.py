@@ -35,6 +35,7 @@ class SandboxSettings:
         python_executable: Interpreter for Python code nodes; empty for the engine's own.
         python_spare_processes: Python jails started ahead, each waiting for one run
             (hides the interpreter's start-up; 0 starts one per run, on demand).
+        python_max_concurrent: Python code nodes running at once (more wait their turn).
         python_max_processes: ``RLIMIT_NPROC`` of Python code nodes.
         python_max_open_files: ``RLIMIT_NOFILE`` of Python code nodes.
         python_max_file_bytes: ``RLIMIT_FSIZE`` of Python code nodes (also the tmpfs size).
@@ -56,6 +57,7 @@ class SandboxSettings:
     allow_rlimit_only_python: bool = False
     python_executable: str = ""
     python_spare_processes: int = 2
+    python_max_concurrent: int = 8
     python_max_processes: int = 1
     python_max_open_files: int = 64
     python_max_file_bytes: int = 16 * 1024 * 1024
