@@ -169,7 +169,23 @@ class ChildProcess:
         return -1 if code is None else code
 
     def kill(self) -> None:
-        """SIGKILL the child's whole process group (it leads its own session)."""
+        """SIGKILL what runs under the child, then (if it has no children) the child.
+
+        Under bubblewrap the child is bwrap's monitor and its child the jail's PID 1:
+        killing that one ends everything in the jail, and bwrap, seeing it die, exits
+        by itself. Killing bwrap first would orphan the jail's PID 1 to the host's init
+        (a zombie where init does not reap, e.g. an engine running as PID 1).
+        """
+        if self.returncode is not None:
+            return
+        children = _children(self.pid)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
+        if not children:
+            self._kill_group()
+
+    def _kill_group(self) -> None:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
@@ -178,12 +194,27 @@ class ChildProcess:
 
     async def close(self) -> None:
         """Kill the child if it still runs, reap it and release the pipes."""
+        exited = self._protocol.exited
         try:
+            self.close_stdin()
             self.kill()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._protocol.exited), 5.0)
+                await asyncio.wait_for(asyncio.shield(exited), 1.0)
+            if not exited.done():
+                self._kill_group()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), 5.0)
         finally:
             self._transport.close()
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux ``/proc``; empty where unavailable)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            return [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def frame(header: bytes, body: bytes = b"") -> bytes:
