@@ -12,7 +12,7 @@ import pytest
 
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import CodeLimits
-from flowmill.sandbox import Sandbox, SandboxSettings
+from flowmill.sandbox import Jail, Sandbox, SandboxSettings
 
 SCOPE: dict[str, Any] = {
     "input": {"data": {"message": "hello", "total": 150}},
@@ -271,3 +271,18 @@ async def test_js_scope_that_is_not_json_is_the_nodes_error(sandbox: Sandbox) ->
         await sandbox.run("javascript", "return 1", {"input": 2**70}, FAST)
     assert info.value.type == "SandboxError"
     assert "not JSON" in info.value.message
+
+
+async def test_js_workers_without_bubblewrap_still_isolate() -> None:
+    jail = Jail.detect("none")
+    async with Sandbox(SandboxSettings(js_workers=1, python_spare_processes=0), jail) as sb:
+        assert sb.describe()["javascript"] == "quickjs worker processes (no bubblewrap)"
+        assert await js(sb, "return [typeof process, typeof require, input.data.total]") == [
+            "undefined",
+            "undefined",
+            150,
+        ]
+        with pytest.raises(NodeError) as info:
+            await js(sb, "while (true) {}")
+        assert info.value.type == "SandboxTimeout"
+        await still_serves(sb)
