@@ -23,15 +23,24 @@ def limits_for(ctx: NodeContext, timeout_s: float | None, memory_mb: int | None)
 async def run_code(
     ctx: NodeContext, language: str, code: str, timeout_s: float | None, memory_mb: int | None
 ) -> Any:
-    """Run ``code`` in the sandbox with the node's scope; its console goes to the log."""
+    """Run ``code`` in the sandbox with the node's scope; its console goes to the log.
+
+    The console lines of a failed run are logged too (the sandbox hands them over in
+    the error's ``details["logs"]``), so users can see what happened before it failed.
+    """
     runner = ctx.services.code
     if runner is None:
         raise NodeError(
             "no sandbox is configured to run code", type="SandboxUnavailable", retriable=False
         )
-    result = await runner.run(
-        language, code, ctx.scope().names(), limits_for(ctx, timeout_s, memory_mb)
-    )
+    try:
+        result = await runner.run(
+            language, code, ctx.scope().names(), limits_for(ctx, timeout_s, memory_mb)
+        )
+    except NodeError as e:
+        for line in e.details.pop("logs", None) or ():
+            ctx.log.info(str(line), source="console")
+        raise
     for line in result.logs:
         ctx.log.info(line, source="console")
     return result.value

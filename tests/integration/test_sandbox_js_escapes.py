@@ -1,0 +1,99 @@
+"""The JavaScript escape corpus: every attempt fails, and the sandbox keeps serving."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from flowmill.domain.errors import NodeError
+from flowmill.engine.services import CodeLimits
+from flowmill.sandbox import Sandbox, SandboxSettings
+
+LIMITS = CodeLimits(timeout_s=1, memory_mb=32)
+SCOPE = {"input": {"data": {}}, "trigger": {}, "nodes": {}, "vars": {}, "execution": {}}
+
+ESCAPES = [
+    "return this.constructor.constructor('return process')()",
+    "return this.constructor.constructor`return process`()",
+    "return (() => {}).constructor('return process')()",
+    "return (async () => {}).constructor('return process')()",
+    "return (function* () {}).constructor('yield process')().next()",
+    "return Object.getPrototypeOf(async function* () {}).constructor('return 1')",
+    "return Function('return this')().process.env",
+    "return new Function('return process')()",
+    "return Reflect.construct(Function, ['return process'])()",
+    "return ''.constructor.constructor('return process')()",
+    "return input.constructor.constructor('return process')()",
+    "return eval('process')",
+    "return (0, eval)('this')",
+    "return globalThis['ev' + 'al']('1')",
+    "return await import('os')",
+    "return await import('child_process')",
+    "return require('fs')",
+    "return process.env",
+    "return std.getenviron()",
+    "return os.exec(['/bin/sh'])",
+    "return __fm.run.constructor('return 1')()",
+]
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxSettings(js_workers=1)) as sb:
+        yield sb
+
+
+@pytest.mark.parametrize("code", ESCAPES)
+async def test_js_escape_attempt_fails(sandbox: Sandbox, code: str) -> None:
+    with pytest.raises(NodeError) as info:
+        await sandbox.run("javascript", code, SCOPE, LIMITS)
+    assert info.value.type == "SandboxError"
+    result = await sandbox.run("javascript", "return 6 * 7", SCOPE, LIMITS)
+    assert result.value == 42
+
+
+async def test_js_no_host_objects_are_reachable(sandbox: Sandbox) -> None:
+    code = """
+    const names = Object.getOwnPropertyNames(globalThis);
+    return {
+      host: ['process', 'require', 'module', 'std', 'os', 'Deno', 'Bun', 'print', 'setTimeout']
+        .filter((n) => typeof globalThis[n] !== 'undefined'),
+      evalType: typeof eval,
+    };
+    """
+    result = await sandbox.run("javascript", code, SCOPE, LIMITS)
+    assert result.value == {"host": [], "evalType": "function"}
+
+
+async def test_js_prototype_pollution_does_not_leak_into_the_next_evaluation(
+    sandbox: Sandbox,
+) -> None:
+    pollute = """
+    Object.prototype.polluted = 'yes';
+    Array.prototype.map = null;
+    JSON.stringify = () => '"hacked"';
+    Object.defineProperty(Object.prototype, 'isAdmin', { get() { return true } });
+    return 1
+    """
+    await sandbox.run("javascript", pollute, SCOPE, LIMITS)
+    check = "return [({}).polluted, typeof [].map, ({}).isAdmin, JSON.stringify({a: 1})]"
+    result = await sandbox.run("javascript", check, SCOPE, LIMITS)
+    assert result.value == [None, "function", None, '{"a":1}']
+    assert await sandbox.evaluate_many(["({}).polluted"], {}) == [None]
+
+
+async def test_js_globals_of_a_previous_evaluation_are_gone(sandbox: Sandbox) -> None:
+    await sandbox.run(
+        "javascript", "globalThis.secret = 's3cret'; var leaked = 1; return 1", SCOPE, LIMITS
+    )
+    await sandbox.evaluate_many(["(globalThis.other = 'tenant-a')"], {})
+    code = "return [typeof secret, typeof leaked, typeof other]"
+    result = await sandbox.run("javascript", code, SCOPE, LIMITS)
+    assert result.value == ["undefined", "undefined", "undefined"]
+
+
+async def test_js_scope_of_a_previous_evaluation_is_gone(sandbox: Sandbox) -> None:
+    await sandbox.run("javascript", "return 1", {"input": {"card": "4111"}}, LIMITS)
+    result = await sandbox.run("javascript", "return typeof input", {}, LIMITS)
+    assert result.value == "undefined"
