@@ -213,10 +213,7 @@ def validate(file: FileArg) -> None:
 
 
 def _sandbox_available() -> bool:
-    from flowmill.clock import SystemClock
-    from flowmill.runtime import build_services
-
-    return build_services(_settings(), SystemClock()).sandbox_available
+    return _settings().sandbox_enabled
 
 
 @app.command()

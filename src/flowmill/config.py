@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flowmill.sandbox.settings import SandboxSettings
+
 
 class Settings(BaseSettings):
     """Flowmill's configuration.
@@ -25,6 +27,10 @@ class Settings(BaseSettings):
             survives power loss, at a cost per commit.
         http_allow_hosts: Host names outbound HTTP may reach despite the SSRF guard.
         http_allow_cidrs: Networks outbound HTTP may reach despite the SSRF guard.
+        sandbox_enabled: Run user code (JavaScript, Python) and ``{{ }}`` expressions in
+            the sandbox; off, such workflows do not validate.
+        sandbox_allow_rlimit_only_python: Let Python code nodes run without bubblewrap
+            (rlimits and seccomp only). Off by default: see docs/sandbox.md.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -48,6 +54,17 @@ class Settings(BaseSettings):
     http_allow_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
     http_max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 
+    sandbox_enabled: bool = True
+    sandbox_timeout_s: float = Field(5.0, gt=0)
+    sandbox_max_timeout_s: float = Field(60.0, gt=0)
+    sandbox_memory_mb: int = Field(128, ge=16)
+    sandbox_max_memory_mb: int = Field(1024, ge=16)
+    sandbox_max_output_bytes: int = Field(1024 * 1024, ge=1024)
+    sandbox_js_workers: int = Field(0, ge=0)
+    sandbox_bwrap: str = ""
+    sandbox_allow_rlimit_only_python: bool = False
+    sandbox_python_executable: str = ""
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
@@ -64,6 +81,20 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'flowmill.db').resolve()}"
+
+    def sandbox_settings(self) -> SandboxSettings:
+        """The sandbox's own settings, from the ``FLOWMILL_SANDBOX_*`` variables."""
+        return SandboxSettings(
+            timeout_s=self.sandbox_timeout_s,
+            max_timeout_s=self.sandbox_max_timeout_s,
+            memory_mb=self.sandbox_memory_mb,
+            max_memory_mb=self.sandbox_max_memory_mb,
+            max_output_bytes=self.sandbox_max_output_bytes,
+            js_workers=self.sandbox_js_workers,
+            bwrap=self.sandbox_bwrap,
+            allow_rlimit_only_python=self.sandbox_allow_rlimit_only_python,
+            python_executable=self.sandbox_python_executable,
+        )
 
     @property
     def distributed(self) -> bool:

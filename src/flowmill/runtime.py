@@ -21,6 +21,7 @@ from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.queue.local import LocalQueue
+from flowmill.sandbox.sandbox import Sandbox
 from flowmill.store import migrate
 from flowmill.store.database import Database, connect
 from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
@@ -52,8 +53,8 @@ def build_queue(settings: Settings) -> JobQueue:
     return LocalQueue()
 
 
-def build_services(settings: Settings, clock: Clock) -> NodeServices:
-    """Services handed to nodes: outbound HTTP (SSRF-guarded), sandbox, clock."""
+async def build_services(settings: Settings, clock: Clock) -> NodeServices:
+    """Services handed to nodes: outbound HTTP (SSRF-guarded), the sandbox, the clock."""
     http = GuardedHttpClient(
         HttpSettings(
             allow_hosts=tuple(settings.http_allow_hosts),
@@ -61,7 +62,23 @@ def build_services(settings: Settings, clock: Clock) -> NodeServices:
             max_response_bytes=settings.http_max_response_bytes,
         )
     )
-    return NodeServices(http=http, clock=clock)
+    if not settings.sandbox_enabled:
+        return NodeServices(http=http, clock=clock)
+    sandbox_settings = settings.sandbox_settings()
+    sandbox = await Sandbox.create(sandbox_settings)
+    info = sandbox.describe()
+    if "warning" in info:
+        # The server says so at start: Python code nodes are refused (or unjailed).
+        log.warning("sandbox isolation is reduced", detail=info["warning"])
+    log.debug("sandbox ready", **{k: v for k, v in info.items() if k != "warning"})
+    return NodeServices(
+        http=http,
+        expressions=sandbox,
+        code=sandbox,
+        clock=clock,
+        code_limits=sandbox_settings.default_limits,
+        max_code_limits=sandbox_settings.max_limits,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -96,7 +113,7 @@ async def open_runtime(
             )
         workflows = WorkflowRepository(db, clock)
         executions = SqlExecutionStore(db, clock)
-        services = build_services(settings, clock)
+        services = await build_services(settings, clock)
         q = queue or build_queue(settings)
         engine = Engine(
             store=executions,
@@ -126,6 +143,6 @@ async def _close_services(services: NodeServices | None) -> None:
     if services is None:
         return
     for part in (services.http, services.code):
-        closer = getattr(part, "aclose", None)
+        closer = getattr(part, "aclose", None) or getattr(part, "close", None)
         if closer is not None:
             await closer()

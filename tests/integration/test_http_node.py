@@ -91,11 +91,11 @@ async def test_the_graph_example_get(http: GuardedHttpClient, server: LoopbackSe
         trigger={"type": "webhook", "data": {"enrich_url": url, "budget": 20000}},
     )
     assert out["status"] == 200
-    assert out["body"] == {"ok": True, "server": "internal"}
+    assert out["data"] == {"ok": True, "server": "internal"}
     assert out["url"] == url
     assert out["headers"]["content-type"] == "application/json"
     assert out["elapsed_ms"] > 0
-    assert set(out) == {"status", "headers", "body", "url", "elapsed_ms"}
+    assert set(out) == {"status", "headers", "data", "url", "elapsed_ms"}
     assert "idempotency-key" not in server.seen[0].headers
     json.dumps(out)  # outputs are stored as JSON
 
@@ -117,7 +117,7 @@ async def test_the_steps_example_post_sends_typed_json_and_an_idempotency_key(
         trigger={"data": {"notify_url": server.url("/echo")}},
         nodes={"summarise": {"output": {"text": "Order 7 totals 42.5", "total": 42.5}}},
     )
-    echoed = out["body"]
+    echoed = out["data"]
     assert json.loads(echoed["body"]) == {"text": "Order 7 totals 42.5", "total": 42.5}
     assert echoed["headers"]["content-type"] == "application/json"
     assert echoed["headers"]["idempotency-key"] == "ex1:notify:1"
@@ -162,7 +162,7 @@ async def test_headers_and_query_are_rendered(
         input={"count": 3, "term": "two words & more", "tag": "b", "obj": {"k": [1]}},
         variables={"token": "t0k"},
     )
-    echoed = out["body"]
+    echoed = out["data"]
     assert echoed["path"] == "/echo?fixed=1&q=two+words+%26+more&tags=a&tags=b&n=5&flag=true"
     headers = echoed["headers"]
     assert headers["authorization"] == "Bearer t0k"
@@ -200,8 +200,8 @@ async def test_bodies(
         {"method": "PUT", "url": server.url("/echo"), **body_config},
         input={"word": "hi", "obj": {"k": "v"}},
     )
-    assert out["body"]["body"] == sent
-    assert out["body"]["headers"]["content-type"] == content_type
+    assert out["data"]["body"] == sent
+    assert out["data"]["headers"]["content-type"] == content_type
 
 
 async def test_a_given_content_type_is_kept(
@@ -216,8 +216,8 @@ async def test_a_given_content_type_is_kept(
             "body": '{"raw": true}',
         },
     )
-    assert out["body"]["headers"]["content-type"] == "application/json"
-    assert out["body"]["body"] == '{"raw": true}'
+    assert out["data"]["headers"]["content-type"] == "application/json"
+    assert out["data"]["body"] == '{"raw": true}'
 
 
 async def test_a_url_that_renders_to_nothing_is_invalid(http: GuardedHttpClient) -> None:
@@ -311,14 +311,14 @@ async def test_long_error_bodies_are_cut(http: GuardedHttpClient, server: Loopba
 async def test_statuses_can_be_outputs(http: GuardedHttpClient, server: LoopbackServer) -> None:
     out = await run(http, {"url": server.url("/status/404"), "fail_on_status": False})
     assert out["status"] == 404
-    assert out["body"]["error"] == "status 404"
+    assert out["data"]["error"] == "status 404"
 
 
 async def test_redirects_can_be_outputs(http: GuardedHttpClient, server: LoopbackServer) -> None:
     out = await run(http, {"url": server.url("/redirect?to=/json"), "follow_redirects": False})
     assert out["status"] == 302
     assert out["headers"]["location"] == "/json"
-    assert out["body"] is None
+    assert out["data"] is None
 
 
 # --- response bodies -----------------------------------------------------------------
@@ -347,7 +347,7 @@ async def test_response_formats(
     http: GuardedHttpClient, server: LoopbackServer, path: str, fmt: str, expected: Any
 ) -> None:
     out = await run(http, {"url": server.url(path), "response_format": fmt})
-    assert out["body"] == expected
+    assert out["data"] == expected
 
 
 async def test_json_format_refuses_a_body_that_is_not_json(
@@ -364,7 +364,7 @@ async def test_head_requests_output_no_body(
 ) -> None:
     out = await run(http, {"method": "HEAD", "url": server.url("/json")})
     assert out["status"] == 200
-    assert out["body"] is None
+    assert out["data"] is None
 
 
 async def test_the_request_is_logged_without_its_query(

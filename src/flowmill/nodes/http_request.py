@@ -1,6 +1,6 @@
 """``http_request``: call an HTTP API through the SSRF-guarded client.
 
-Output: ``{"status", "headers", "body", "url", "elapsed_ms"}``, the body parsed as JSON
+Output: ``{"status", "headers", "data", "url", "elapsed_ms"}``, the body parsed as JSON
 when the response is JSON. See ``docs/http.md`` for the whole reference.
 """
 
@@ -153,7 +153,8 @@ class HttpRequestNode(NodeType[HttpRequestConfig]):
         return {
             "status": response.status,
             "headers": response.headers,
-            "body": _parse_body(ctx, config.response_format, response),
+            # "data", like the seeds' axios runner: examples read input.data.id
+            "data": _parse_body(ctx, config.response_format, response),
             "url": response.url,
             "elapsed_ms": response.elapsed_ms,
         }
