@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from flowmill import jsonutil
+
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware UTC in Python; ``timestamptz`` on PostgreSQL, UTC text on SQLite."""
@@ -32,9 +34,27 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class JsonText(sa.TypeDecorator[Any]):
+    """JSON stored as TEXT on SQLite.
+
+    A column declared ``JSON`` gets NUMERIC affinity in SQLite, which turns a stored
+    ``25.0`` (a node whose whole output is a number) into a REAL that no longer decodes
+    as JSON, and loses precision on big integers. TEXT affinity keeps the text as is.
+    """
+
+    impl = sa.Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str:
+        return jsonutil.dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else jsonutil.loads(value)
+
+
 def Json() -> sa.types.TypeEngine[Any]:
-    """JSON on SQLite, JSONB on PostgreSQL."""
-    return sa.JSON().with_variant(JSONB(), "postgresql")
+    """JSON as TEXT on SQLite, JSONB on PostgreSQL."""
+    return JsonText().with_variant(JSONB(), "postgresql")
 
 
 class Id(sa.TypeDecorator[str]):
