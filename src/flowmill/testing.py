@@ -181,7 +181,11 @@ class InMemoryExecutionStore:
         )
 
     async def checkpoint(
-        self, execution_id: str, build: Callable[[ExecutionRecord, StateReader], Effects]
+        self,
+        execution_id: str,
+        build: Callable[[ExecutionRecord, StateReader], Effects],
+        *,
+        assumed: ExecutionRecord | None = None,
     ) -> Effects:
         async with self._lock:
             if self.fail_next_checkpoint is not None:

@@ -7,9 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from flowmill.config import Settings
+from flowmill.domain.execution import StaleStepError
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.domain.states import NodeRunStatus as S
 from flowmill.engine.ports import StepJob
@@ -230,3 +232,39 @@ async def test_runner_sql_concurrency_limit(database_url: str) -> None:
         for i, (start, _) in enumerate(spans):
             overlapping = sum(1 for s, end in spans if s <= start < end)  # type: ignore[operator]
             assert overlapping <= 2, (i, spans)
+
+
+async def test_runner_sql_checkpoint_rechecks_a_status_that_changed(database_url: str) -> None:
+    """A cancel that lands between a worker's read and its checkpoint wins: the step's
+    result is not recorded as a success and nothing after it is queued."""
+    from flowmill.engine import transitions as tx
+
+    doc = {
+        "name": "race",
+        "nodes": [
+            {"id": "t", "type": "trigger"},
+            {"id": "a", "type": "noop"},
+            {"id": "b", "type": "noop"},
+        ],
+        "edges": [{"source": "t", "target": "a"}, {"source": "a", "target": "b"}],
+    }
+    async with runtime(database_url) as rt:
+        wf_id, version, tenant = await register(rt, doc, None)
+        execution_id = await rt.engine.start_execution(
+            tenant_id=tenant, workflow_id=wf_id, version=version, data={}
+        )
+        loaded = await rt.executions.load_step(StepJob(execution_id, "a", 1).key, ())
+        assert loaded is not None
+        seen = loaded.execution  # what the worker believes: running
+        assert await rt.engine.cancel(execution_id)
+        compiled = await rt.engine.compiled(wf_id, version)
+        with pytest.raises(StaleStepError):
+            await rt.executions.checkpoint(
+                execution_id,
+                lambda e, r: tx.after_step(
+                    compiled, e, loaded.run, tx.Succeeded({"x": 1}), r, rt.engine.clock.now()
+                ),
+                assumed=seen,
+            )
+        statuses = {r.node_id: r.status for r in await rt.executions.node_runs(execution_id)}
+        assert statuses == {"t": S.SUCCEEDED, "a": S.CANCELLED}

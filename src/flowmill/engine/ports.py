@@ -64,9 +64,17 @@ class ExecutionStore(Protocol):
         ...
 
     async def checkpoint(
-        self, execution_id: str, build: Callable[[ExecutionRecord, StateReader], Effects]
+        self,
+        execution_id: str,
+        build: Callable[[ExecutionRecord, StateReader], Effects],
+        *,
+        assumed: ExecutionRecord | None = None,
     ) -> Effects:
         """Lock the execution, let ``build`` decide, write its effects, commit.
+
+        ``assumed`` is the execution as the caller last saw it; a store may use it to
+        write a simple step without a separate lock round trip, provided it checks,
+        atomically with the write, that the status is still the same.
 
         Raises:
             StaleStepError: A run update lost the race with a duplicate; nothing written.

@@ -138,10 +138,13 @@ class StepRunner:
         await self._run_chain(wf, ex, run)
 
     async def _checkpoint(
-        self, execution_id: str, build: Callable[[ExecutionRecord, tx.StateReader], Effects]
+        self,
+        execution_id: str,
+        build: Callable[[ExecutionRecord, tx.StateReader], Effects],
+        assumed: ExecutionRecord | None = None,
     ) -> Effects | None:
         try:
-            fx = await self.store.checkpoint(execution_id, build)
+            fx = await self.store.checkpoint(execution_id, build, assumed=assumed)
         except StaleStepError:
             return None
         self._notify(fx)
@@ -226,6 +229,7 @@ class StepRunner:
                 inline_owner=inline_owner,
                 rng=self._rng,
             ),
+            assumed=ex,
         )
         if fx is None:
             log.info(

@@ -15,8 +15,9 @@ from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.transitions import StateReader
 from flowmill.store import executions as repo
+from flowmill.store import postgres_fast as pg_fast
 from flowmill.store import sqlite_fast as fast
-from flowmill.store.database import Database
+from flowmill.store.database import Database, PostgresDatabase
 from flowmill.store.tables import (
     LIVE_STATUSES,
     node_executions,
@@ -82,21 +83,21 @@ class SqlExecutionStore:
             raise DuplicateExecutionError(str(existing)) from e
 
     async def checkpoint(
-        self, execution_id: str, build: Callable[[ExecutionRecord, StateReader], Effects]
+        self,
+        execution_id: str,
+        build: Callable[[ExecutionRecord, StateReader], Effects],
+        *,
+        assumed: ExecutionRecord | None = None,
     ) -> Effects:
-        postgres = self.db.is_postgres
         clock = self.clock
+        if isinstance(self.db, PostgresDatabase):
+            return await pg_fast.checkpoint(self.db.engine, execution_id, build, clock.now, assumed)
 
         def _tx(conn: Connection) -> Effects:
-            if not postgres:
-                db = fast.raw(conn)
-                ex = fast.lock_execution(db, execution_id)
-                fx = build(ex, fast.FastStateReader(db, execution_id))
-                fast.apply_effects(db, fx, clock.now())
-                return fx
-            ex = repo.lock_execution(conn, execution_id, postgres=postgres)
-            fx = build(ex, repo.SqlStateReader(conn, execution_id))
-            repo.apply_effects(conn, fx, clock.now())
+            db = fast.raw(conn)
+            ex = fast.lock_execution(db, execution_id)
+            fx = build(ex, fast.FastStateReader(db, execution_id))
+            fast.apply_effects(db, fx, clock.now())
             return fx
 
         return await self.db.write(_tx)
