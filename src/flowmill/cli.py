@@ -26,6 +26,11 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+cred_app = typer.Typer(
+    help="Manage credentials (sealed with AES-256-GCM; their secrets are never shown).",
+    no_args_is_help=True,
+)
+app.add_typer(cred_app, name="credentials")
 err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[
@@ -259,6 +264,82 @@ async def _worker(settings: Settings) -> None:
             err.print("stopping: finishing running steps…")
             await rt.engine.stop()
         await task
+
+
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant that owns the credential.")]
+
+
+@cred_app.command("create")
+def credentials_create(
+    tenant: TenantOpt,
+    name: Annotated[str, typer.Option(help="Name nodes use, e.g. http_request credential.")],
+    type_: Annotated[str, typer.Option("--type", help="bearer, basic, header or query.")],
+    data: Annotated[
+        str, typer.Option(help='The secret as JSON, e.g. \'{"token": "..."}\', or @file.json.')
+    ],
+) -> None:
+    """Store a credential. Prints its id; the secret is sealed and never shown again."""
+    secret = _parse_input(data)
+    if not isinstance(secret, dict):
+        raise _fail("--data must be a JSON object")
+
+    async def _go() -> str:
+        from flowmill.credentials.crypto import CredentialError
+        from flowmill.credentials.vault import DuplicateCredentialError
+        from flowmill.runtime import open_store
+
+        async with open_store(_settings()) as store:
+            await store.workflows.ensure_tenant(tenant)
+            try:
+                info = await store.credentials.create(tenant, name, type_, secret)
+            except (ValueError, DuplicateCredentialError, CredentialError) as e:
+                raise _fail(str(e)) from None
+            return info.id
+
+    print(asyncio.run(_go()))
+
+
+@cred_app.command("list")
+def credentials_list(tenant: TenantOpt) -> None:
+    """List a tenant's credentials: name, type, key id, dates (no secrets)."""
+    from flowmill.runtime import open_store
+
+    async def _go() -> list[Any]:
+        async with open_store(_settings()) as store:
+            return await store.credentials.list(tenant)
+
+    for c in asyncio.run(_go()):
+        print(f"{c.id}  {c.name}  {c.type}  key={c.key_id}  updated={c.updated_at.isoformat()}")
+
+
+@cred_app.command("delete")
+def credentials_delete(
+    tenant: TenantOpt, credential_id: Annotated[str, typer.Argument(help="Credential id.")]
+) -> None:
+    """Delete a credential."""
+    from flowmill.runtime import open_store
+
+    async def _go() -> bool:
+        async with open_store(_settings()) as store:
+            return await store.credentials.delete(tenant, credential_id)
+
+    if not asyncio.run(_go()):
+        raise _fail(f"tenant {tenant} has no credential {credential_id}", code=1)
+
+
+@cred_app.command("rotate")
+def credentials_rotate() -> None:
+    """Re-seal every credential with the active key (the first of FLOWMILL_SECRET_KEYS).
+
+    Put the new key first and keep the old one after it, run this, then drop the old key.
+    """
+    from flowmill.runtime import open_store
+
+    async def _go() -> int:
+        async with open_store(_settings()) as store:
+            return await store.credentials.rotate()
+
+    print(f"re-sealed {asyncio.run(_go())} credential(s)")
 
 
 @db_app.command("upgrade")

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flowmill.credentials.crypto import Keyring, load_or_create_keyring
 from flowmill.sandbox.settings import SandboxSettings
 
 
@@ -27,6 +28,9 @@ class Settings(BaseSettings):
             survives power loss, at a cost per commit.
         http_allow_hosts: Host names outbound HTTP may reach despite the SSRF guard.
         http_allow_cidrs: Networks outbound HTTP may reach despite the SSRF guard.
+        secret_keys: Keys sealing credentials at rest, ``"kid1:base64,kid2:base64"``;
+            the first seals, all open (rotation). Default for an embedded SQLite
+            database: a key file ``secret.key`` in ``home``, made on first use.
         sandbox_enabled: Run user code (JavaScript, Python) and ``{{ }}`` expressions in
             the sandbox; off, such workflows do not validate.
         sandbox_allow_rlimit_only_python: Let Python code nodes run without bubblewrap
@@ -49,6 +53,8 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(1.0, gt=0)
     dead_worker_after_s: float = Field(15.0, gt=0)
     max_output_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+
+    secret_keys: str = Field("", repr=False)
 
     http_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     http_allow_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -95,6 +101,18 @@ class Settings(BaseSettings):
             allow_rlimit_only_python=self.sandbox_allow_rlimit_only_python,
             python_executable=self.sandbox_python_executable,
         )
+
+    def keyring(self) -> Keyring | None:
+        """The credential keys: from ``secret_keys``, else the embedded key file.
+
+        PostgreSQL deployments must set ``FLOWMILL_SECRET_KEYS`` (every process needs the
+        same keys), so there is no file default for them.
+        """
+        if self.secret_keys.strip():
+            return Keyring.parse(self.secret_keys)
+        if self.database.startswith("sqlite"):
+            return load_or_create_keyring(self.home / "secret.key")
+        return None
 
     @property
     def distributed(self) -> bool:

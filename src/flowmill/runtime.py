@@ -14,6 +14,7 @@ import structlog
 
 from flowmill.clock import Clock, SystemClock
 from flowmill.config import Settings
+from flowmill.credentials.vault import CredentialVault
 from flowmill.engine.engine import Engine, EngineOptions
 from flowmill.engine.ports import JobQueue
 from flowmill.engine.services import NodeServices
@@ -41,6 +42,7 @@ class Runtime:
     engine: Engine
     queue: JobQueue
     services: NodeServices
+    credentials: CredentialVault
 
 
 def build_queue(settings: Settings) -> JobQueue:
@@ -53,7 +55,9 @@ def build_queue(settings: Settings) -> JobQueue:
     return LocalQueue()
 
 
-async def build_services(settings: Settings, clock: Clock) -> NodeServices:
+async def build_services(
+    settings: Settings, clock: Clock, credentials: CredentialVault | None = None
+) -> NodeServices:
     """Services handed to nodes: outbound HTTP (SSRF-guarded), the sandbox, the clock."""
     http = GuardedHttpClient(
         HttpSettings(
@@ -63,7 +67,7 @@ async def build_services(settings: Settings, clock: Clock) -> NodeServices:
         )
     )
     if not settings.sandbox_enabled:
-        return NodeServices(http=http, clock=clock)
+        return NodeServices(http=http, clock=clock, credentials=credentials)
     sandbox_settings = settings.sandbox_settings()
     sandbox = await Sandbox.create(sandbox_settings)
     info = sandbox.describe()
@@ -75,10 +79,45 @@ async def build_services(settings: Settings, clock: Clock) -> NodeServices:
         http=http,
         expressions=sandbox,
         code=sandbox,
+        credentials=credentials,
         clock=clock,
         code_limits=sandbox_settings.default_limits,
         max_code_limits=sandbox_settings.max_limits,
     )
+
+
+@dataclass
+class Stores:
+    """The repositories alone, for commands that run no engine."""
+
+    db: Database
+    workflows: WorkflowRepository
+    credentials: CredentialVault
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings | None = None) -> AsyncIterator[Stores]:
+    """Open (and migrate) the database without starting sandboxes or queues."""
+    settings = settings or Settings()
+    db = connect(
+        settings.database,
+        pool_size=settings.db_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
+    try:
+        await _migrate(db, settings)
+        yield Stores(db, WorkflowRepository(db), CredentialVault(db, settings.keyring()))
+    finally:
+        await db.close()
+
+
+async def _migrate(db: Database, settings: Settings) -> None:
+    if settings.auto_migrate:
+        before, after = await migrate.upgrade(db)
+        if before != after:
+            log.info("database migrated", before=before, after=after)
+    elif not await migrate.is_current(db):
+        raise RuntimeError("the database schema is out of date; run `flowmill db upgrade` first")
 
 
 @contextlib.asynccontextmanager
@@ -103,17 +142,11 @@ async def open_runtime(
     )
     services: NodeServices | None = None
     try:
-        if settings.auto_migrate:
-            before, after = await migrate.upgrade(db)
-            if before != after:
-                log.info("database migrated", before=before, after=after)
-        elif not await migrate.is_current(db):
-            raise RuntimeError(
-                "the database schema is out of date; run `flowmill db upgrade` first"
-            )
+        await _migrate(db, settings)
         workflows = WorkflowRepository(db, clock)
         executions = SqlExecutionStore(db, clock)
-        services = await build_services(settings, clock)
+        vault = CredentialVault(db, settings.keyring(), clock)
+        services = await build_services(settings, clock, vault)
         q = queue or build_queue(settings)
         engine = Engine(
             store=executions,
@@ -132,7 +165,7 @@ async def open_runtime(
             ),
             kind=kind,
         )
-        yield Runtime(settings, db, workflows, executions, engine, q, services)
+        yield Runtime(settings, db, workflows, executions, engine, q, services, vault)
         await q.close()
     finally:
         await _close_services(services)

@@ -33,6 +33,7 @@ __all__ = [
     "FakeClock",
     "FakeCodeRunner",
     "FakeHttp",
+    "InMemoryCredentials",
     "InMemoryDefinitions",
     "InMemoryExecutionStore",
     "InMemoryWorkerRegistry",
@@ -330,6 +331,25 @@ class InMemoryDefinitions:
 
     async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
         return self.active.get(workflow_id)
+
+
+@dataclass
+class InMemoryCredentials:
+    """The :class:`~flowmill.engine.services.CredentialResolver` port, in plain text.
+
+    ``secrets`` maps ``(tenant_id, name)`` to ``(type, data)``.
+    """
+
+    secrets: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+    async def resolve(self, tenant_id: str, name: str) -> tuple[str, dict[str, Any]]:
+        from flowmill.credentials.crypto import CredentialError
+
+        try:
+            kind, data = self.secrets[(tenant_id, name)]
+        except KeyError:
+            raise CredentialError(f"no credential named {name!r}") from None
+        return kind, dict(data)
 
 
 @dataclass

@@ -72,6 +72,18 @@ class CodeRunner(Protocol):
         ...
 
 
+class CredentialResolver(Protocol):
+    """Opens a tenant's named credential for the node that uses it."""
+
+    async def resolve(self, tenant_id: str, name: str) -> tuple[str, dict[str, Any]]:
+        """(credential type, secret data).
+
+        Raises:
+            CredentialError: No such credential for the tenant, or it does not open.
+        """
+        ...
+
+
 class _NoHttp:
     async def request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
         raise RuntimeError("no HTTP client configured")
@@ -85,6 +97,7 @@ class NodeServices:
         http: Outbound HTTP (SSRF-guarded in production).
         expressions: Evaluator of ``{{ }}`` expressions (JS sandbox), if any.
         code: Sandbox for user code, if any.
+        credentials: Opens tenants' credentials, if configured.
         clock: Time.
         code_limits: Default and maximum limits for code nodes.
     """
@@ -92,6 +105,7 @@ class NodeServices:
     http: HttpClient = field(default_factory=_NoHttp)
     expressions: ExpressionEvaluator | None = None
     code: CodeRunner | None = None
+    credentials: CredentialResolver | None = None
     clock: Clock = field(default_factory=SystemClock)
     code_limits: CodeLimits = field(default_factory=CodeLimits)
     max_code_limits: CodeLimits = field(

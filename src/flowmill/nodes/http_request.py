@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 from pydantic import Field, field_validator, model_validator
 
 from flowmill import jsonutil
+from flowmill.credentials.crypto import CredentialError
+from flowmill.credentials.kinds import apply_to_request
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import HttpResponse
 from flowmill.engine.templates import stringify
@@ -63,6 +65,7 @@ class HttpRequestConfig(NodeConfig):
     response_format: Literal["auto", "json", "text", "binary"] = "auto"
     fail_on_status: bool = True
     idempotency_header: str | None = "Idempotency-Key"
+    credential: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -132,12 +135,15 @@ class HttpRequestNode(NodeType[HttpRequestConfig]):
         key_header = config.idempotency_header
         if key_header and config.method in UNSAFE_METHODS and not _has(headers, key_header):
             headers[key_header] = ctx.idempotency_key
+        params = _query(rendered["query"])
+        if config.credential is not None:
+            await _use_credential(ctx, config.credential, headers, params)
         send = functools.partial(
             ctx.services.http.request,
             config.method,
             url.strip(),
             headers=headers,
-            params=_query(rendered["query"]),
+            params=params,
             content=content,
             follow_redirects=config.follow_redirects,
         )
@@ -165,6 +171,25 @@ def _headers(raw: Any) -> dict[str, str]:
     if not isinstance(raw, Mapping):
         raise NodeError("headers must be an object", type="InvalidRequest", retriable=False)
     return {str(k): stringify(v) for k, v in raw.items() if v is not None}
+
+
+async def _use_credential(
+    ctx: NodeContext, name: str, headers: dict[str, str], params: dict[str, Any]
+) -> None:
+    """Open the execution's tenant's credential ``name`` and put it on the request.
+
+    The secret is decrypted here, for this request only; it is never logged or output.
+    """
+    vault = ctx.services.credentials
+    if vault is None:
+        raise NodeError(
+            "credentials are not available here", type="CredentialError", retriable=False
+        )
+    try:
+        kind, secret = await vault.resolve(ctx.tenant_id, name)
+        apply_to_request(kind, secret, headers, params)
+    except (CredentialError, ValueError) as e:
+        raise NodeError(str(e), type="CredentialError", retriable=False) from None
 
 
 def _query(raw: Any) -> dict[str, str | list[str]]:

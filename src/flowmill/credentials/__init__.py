@@ -1,0 +1,1 @@
+"""Credentials: encrypted at rest, never returned, decrypted only in the node using them."""
