@@ -9,14 +9,13 @@ from a request that was not verified first.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flowmill import jsonutil
+from flowmill.triggers.keys import webhook_dedupe_key
 from flowmill.triggers.providers.base import (
     FailureReason,
     ProviderConfig,
@@ -26,8 +25,14 @@ from flowmill.triggers.providers.base import (
 from flowmill.triggers.providers.payload import PayloadError
 from flowmill.triggers.providers.request import IncomingWebhook
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-MAX_DEDUPE_KEY_LENGTH = 300  # workflow_executions.dedupe_key is String(300)
+__all__ = [
+    "Accepted",
+    "Challenge",
+    "Rejected",
+    "WebhookOutcome",
+    "inspect_webhook",
+    "webhook_dedupe_key",
+]
 
 
 @dataclass(frozen=True)
@@ -115,23 +120,3 @@ def inspect_webhook(
         event_type=provider.event_type(request, payload, config),
         payload=payload,
     )
-
-
-def webhook_dedupe_key(trigger_id: str, event_id: str) -> str:
-    """The execution dedupe key of a webhook event: one execution per trigger and event.
-
-    Dedupe keys are unique per tenant, so the trigger is part of the key (two
-    triggers may well receive the same provider event). Fits the 300-character column.
-    """
-    key = f"webhook-{_compact(trigger_id)}-{event_id}"
-    if len(key) <= MAX_DEDUPE_KEY_LENGTH:
-        return key
-    digest = hashlib.sha256(event_id.encode()).hexdigest()
-    return f"webhook-{_compact(trigger_id)}-sha256-{digest}"
-
-
-def _compact(identifier: str) -> str:
-    """An id as is when short and plain, else a hash (stable across processes)."""
-    if _SAFE_ID.match(identifier):
-        return identifier
-    return hashlib.blake2s(identifier.encode(), digest_size=12).hexdigest()
