@@ -221,3 +221,44 @@ def test_webhook_dedupe_key_scoped_by_trigger_and_bounded():
     assert webhook_dedupe_key("trg_1", "evt_1") != webhook_dedupe_key("trg_2", "evt_1")
     assert len(webhook_dedupe_key("t:with:colons" * 20, "e" * 290)) <= 300
     assert webhook_dedupe_key("t/x", "e") == webhook_dedupe_key("t/x", "e")
+
+
+HOSTILE_VALUES = [
+    "",
+    " ",
+    "é",
+    "\x00",
+    "v1,",
+    ",",
+    "=",
+    "t=,v1=",
+    "sha256=",
+    "v0=",
+    "9" * 400,
+    "\ufb00=\uff11",  # a ligature and a fullwidth digit
+]
+
+
+@pytest.mark.parametrize("name", ["standard", "github", "stripe", "slack", "meta", "hmac"])
+def test_every_provider_answers_hostile_headers_with_a_reason(name):
+    # Whatever arrives, verify() returns a Verification; it never raises.
+    subject = provider(name)
+    config = subject.parse_config({"verify_token": "t"} if name == "meta" else {})
+    headers = [
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "X-Hub-Signature-256",
+        "Stripe-Signature",
+        "X-Slack-Signature",
+        "X-Slack-Request-Timestamp",
+        "X-Signature",
+    ]
+    for value in HOSTILE_VALUES:
+        for method, query in [("POST", ""), ("GET", f"hub.mode={value}&hub.challenge={value}")]:
+            request = post(b"\xff\x00{", [(h, value) for h in headers], method=method, query=query)
+            result = subject.verify(
+                request, ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], config, NOW
+            )
+            assert not result.ok
+            assert result.reason in FailureReason
