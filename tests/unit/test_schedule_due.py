@@ -177,3 +177,21 @@ def test_two_replicas_from_the_same_watermark_agree_on_keys():
     a = due_firings(HOURLY, last, utc(2026, 1, 1, 13, 20), MissedFirePolicy.RUN_ONCE)
     b = due_firings(HOURLY, last, utc(2026, 1, 1, 13, 20, 40), MissedFirePolicy.RUN_ONCE)
     assert [firing_key("t", x) for x in a.fire_at] == [firing_key("t", x) for x in b.fire_at]
+
+
+def test_due_large_on_time_burst_comes_in_bounded_batches():
+    every_second = parse_schedule({"cron": "* * * * * *", "misfire_grace_s": 1500})
+    now = utc(2026, 1, 1, 1)
+    last: datetime | None = now - timedelta(seconds=1500)
+    started: list[datetime] = []
+    calls = 0
+    while True:
+        due = due_firings(every_second, last, now)
+        calls += 1
+        started.extend(due.fire_at)
+        last = due.last_fire_at
+        if due.next_fire_at is None or due.next_fire_at > now:
+            break
+    assert calls == 2
+    assert len(started) == len(set(started)) == 1500
+    assert started[-1] == now

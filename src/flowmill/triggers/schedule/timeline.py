@@ -29,6 +29,10 @@ from flowmill.triggers.schedule.spec import MissedFirePolicy, Schedule
 from flowmill.triggers.schedule.zones import last_transition, next_transition, offset_at
 
 MAX_PREVIEW = 1000
+# Firings returned by one due_firings call. A dense schedule with a long grace could
+# otherwise have tens of thousands on time at once; the rest come on the next call,
+# which is due at once since next_fire_at is then not in the future.
+MAX_FIRINGS_PER_CALL = 1000
 _MAX_SEGMENTS = 1000  # transitions crossed while looking for one fire time
 # Windows (seconds back from a bound) tried, smallest first, to find the latest fire
 # time before it without walking a dense schedule from the distant past.
@@ -110,11 +114,11 @@ class _Finder:
             return None
         return found
 
-    def between(self, lo: int, hi: int) -> list[int]:
-        """Every fire instant in ``[lo, hi]``."""
+    def between(self, lo: int, hi: int, limit: int | None = None) -> list[int]:
+        """Fire instants in ``[lo, hi]``, the first ``limit`` of them when given."""
         out: list[int] = []
         found = self.at_or_after(lo)
-        while found is not None and found <= hi:
+        while found is not None and found <= hi and (limit is None or len(out) < limit):
             out.append(found)
             found = self.at_or_after(found + 1)
         return out
@@ -235,7 +239,7 @@ def due_firings(
         following = _utc(first) if first is not None else None
         return DueFirings((), None, None, False, last_fire_at, following)
     cutoff = now_s - schedule.spec.misfire_grace_s  # older than this: missed
-    on_time = finder.between(max(first, cutoff), now_s)
+    on_time = finder.between(max(first, cutoff), now_s, MAX_FIRINGS_PER_CALL)
     missed_from = missed_until = None
     if first < cutoff:
         missed_from = first
@@ -245,7 +249,8 @@ def due_firings(
     if caught_up and missed_until is not None:
         fire.insert(0, _utc(missed_until))
     watermark = on_time[-1] if on_time else missed_until
-    upcoming = finder.at_or_after(now_s + 1)
+    # After the watermark: beyond now, unless MAX_FIRINGS_PER_CALL cut the batch short.
+    upcoming = finder.at_or_after(watermark + 1) if watermark is not None else None
     return DueFirings(
         fire_at=tuple(fire),
         missed_from=_utc(missed_from) if missed_from is not None else None,
