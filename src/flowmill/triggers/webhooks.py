@@ -1,0 +1,122 @@
+"""One webhook request in, one decision out: accept, answer a handshake, or reject.
+
+The ingress (phase 2) does the I/O around this: it builds an
+:class:`~flowmill.triggers.providers.request.IncomingWebhook` from the raw request,
+calls :func:`inspect_webhook`, records the outcome, and writes the response. Keeping
+the order of checks here means no route can read an event id or answer a challenge
+from a request that was not verified first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flowmill import jsonutil
+from flowmill.triggers.keys import webhook_dedupe_key
+from flowmill.triggers.providers.base import (
+    FailureReason,
+    ProviderConfig,
+    WebhookProvider,
+    WebhookResponse,
+)
+from flowmill.triggers.providers.payload import PayloadError
+from flowmill.triggers.providers.request import IncomingWebhook
+
+__all__ = [
+    "Accepted",
+    "Challenge",
+    "Rejected",
+    "WebhookOutcome",
+    "inspect_webhook",
+    "webhook_dedupe_key",
+]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An authentic event: record it and start the workflow (unless its id repeats).
+
+    Attributes:
+        event_id: The provider's event id, the dedupe key (``None``: no dedupe).
+        event_type: The provider's kind of event, for filtering and the record.
+        payload: The decoded body (JSON, form dict, text, or ``None``).
+    """
+
+    event_id: str | None
+    event_type: str | None
+    payload: Any
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A verified subscription handshake: answer with ``response``, start nothing."""
+
+    response: WebhookResponse
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A refused request: record ``reason`` and ``detail``, answer :attr:`response`.
+
+    Attributes:
+        reason: Why, for the record.
+        detail: A few words for the record; never sent.
+    """
+
+    reason: FailureReason
+    detail: str | None = None
+
+    @property
+    def response(self) -> WebhookResponse:
+        """The answer: the same bare body for every reason, so it tells an attacker
+        nothing about which check failed. A verified body that does not decode is
+        the sender's bug, not an attack, and gets 400."""
+        if self.reason is FailureReason.MALFORMED_BODY:
+            return _error(400, "bad_request", "the request body could not be read")
+        return _error(401, "unauthorized", "webhook verification failed")
+
+
+WebhookOutcome = Accepted | Challenge | Rejected
+
+
+def _error(status: int, code: str, message: str) -> WebhookResponse:
+    body = jsonutil.dumpb({"error": {"code": code, "message": message, "details": {}}})
+    return WebhookResponse(status, body, content_type="application/json")
+
+
+def inspect_webhook(
+    provider: WebhookProvider[Any],
+    config: ProviderConfig,
+    request: IncomingWebhook,
+    secrets: str | Sequence[str],
+    now: datetime,
+) -> WebhookOutcome:
+    """Verify, decode, and classify one request. Pure: no I/O.
+
+    Args:
+        provider: The trigger's provider.
+        config: The trigger's provider config, from ``provider.parse_config``.
+        request: The request as received (raw body).
+        secrets: The trigger's secret, or the current and previous ones while rotating.
+        now: The current time, aware, from the ``Clock`` port.
+    """
+    verification = provider.verify(request, secrets, config, now)
+    if not verification.ok:
+        # Fail closed even if a provider forgot to give a reason.
+        reason = verification.reason or FailureReason.SIGNATURE_MISMATCH
+        return Rejected(reason, verification.detail)
+    try:
+        payload = provider.parse_payload(request, config)
+    except PayloadError as e:
+        return Rejected(FailureReason.MALFORMED_BODY, str(e))
+    response = provider.handshake(request, payload, config)
+    if response is not None:
+        return Challenge(response)
+    return Accepted(
+        event_id=provider.event_id(request, payload, config),
+        event_type=provider.event_type(request, payload, config),
+        payload=payload,
+    )

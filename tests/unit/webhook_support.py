@@ -1,0 +1,75 @@
+"""Helpers for the webhook provider tests: requests, a clock, and independent signers.
+
+The signers here follow each provider's documentation directly with ``hmac`` and
+``base64``, separately from the code under test, so a test that passes shows the
+verifier agrees with the scheme, not merely with itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flowmill.testing import FakeClock
+from flowmill.triggers.providers import IncomingWebhook, WebhookProviderRegistry
+from flowmill.triggers.providers.base import WebhookProvider
+
+REGISTRY = WebhookProviderRegistry.from_entry_points()
+
+
+def provider(name: str) -> WebhookProvider[Any]:
+    return REGISTRY.get(name)
+
+
+def clock_at(unix: float) -> FakeClock:
+    return FakeClock(datetime.fromtimestamp(unix, UTC))
+
+
+def post(
+    body: bytes | str,
+    headers: Mapping[str, str] | list[tuple[str, str]],
+    *,
+    content_type: str | None = "application/json",
+    method: str = "POST",
+    query: str = "",
+) -> IncomingWebhook:
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    if content_type is not None:
+        pairs.append(("Content-Type", content_type))
+    return IncomingWebhook.build(method, "/hooks/t1", headers=pairs, body=body, query=query)
+
+
+def hex_hmac(key: bytes | str, message: bytes | str, algorithm: str = "sha256") -> str:
+    k = key.encode() if isinstance(key, str) else key
+    m = message.encode() if isinstance(message, str) else message
+    return hmac.new(k, m, getattr(hashlib, algorithm)).hexdigest()
+
+
+def b64_hmac(key: bytes | str, message: bytes | str, algorithm: str = "sha256") -> str:
+    k = key.encode() if isinstance(key, str) else key
+    m = message.encode() if isinstance(message, str) else message
+    return base64.b64encode(hmac.new(k, m, getattr(hashlib, algorithm)).digest()).decode()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    return "v1," + b64_hmac(key, f"{msg_id}.{timestamp}.{body}")
+
+
+def stripe_header(secret: str, timestamp: int, body: str) -> str:
+    return f"t={timestamp},v1={hex_hmac(secret, f'{timestamp}.{body}')}"
+
+
+def slack_headers(secret: str, timestamp: int, body: str) -> dict[str, str]:
+    return {
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": "v0=" + hex_hmac(secret, f"v0:{timestamp}:{body}"),
+    }
+
+
+def hub_signature(secret: str, body: bytes | str) -> str:
+    return "sha256=" + hex_hmac(secret, body)
