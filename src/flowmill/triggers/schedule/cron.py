@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -75,7 +75,7 @@ class CronExpression:
             probe.get_next(datetime)
         except CroniterBadDateError as e:
             raise CronError(f"cron expression {text!r} never matches a date") from e
-        except (CroniterBadCronError, CroniterError, ValueError, KeyError) as e:
+        except (CroniterBadCronError, ValueError, KeyError) as e:
             raise CronError(f"invalid cron expression {text!r}: {e}") from e
 
     def _iterator(self, start: datetime) -> Any:
