@@ -25,9 +25,9 @@ from flowmill.domain.execution import (
     StepKey,
 )
 from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunStatus
+from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
-from flowmill.engine.transitions import StateReader
 
 __all__ = [
     "FakeClock",

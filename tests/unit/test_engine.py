@@ -295,7 +295,7 @@ async def test_engine_recovers_steps_of_a_dead_worker(harness: Harness) -> None:
 
     from flowmill.domain.execution import ExecutionRecord
     from flowmill.domain.states import ExecutionStatus
-    from flowmill.engine import transitions as tx
+    from flowmill.engine import starts
 
     compiled = await harness.engine.compiled("wf", 1)
     now = datetime.now(UTC)
@@ -309,7 +309,7 @@ async def test_engine_recovers_steps_of_a_dead_worker(harness: Harness) -> None:
         "manual",
         now,
     )
-    fx = tx.start_execution(compiled, ex, "t", None, now, owner="ghost-worker")
+    fx = starts.start_execution(compiled, ex, "t", None, now, owner="ghost-worker")
     await harness.store.start(ex, lambda _c: fx)
     done = await harness.engine.wait("e-dead", timeout=3)
     assert done.status is X.SUCCEEDED

@@ -21,6 +21,7 @@ import structlog
 from flowmill.clock import Clock, SystemClock
 from flowmill.domain.execution import Effects, ExecutionRecord
 from flowmill.domain.states import ExecutionStatus
+from flowmill.engine import starts
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
 from flowmill.engine.hub import EventHub
@@ -225,7 +226,7 @@ class Engine:
         def _build(counts: LimitCounts) -> Effects:
             if limited and not _may_start(wf, counts, fifo=True):
                 ex.status = ExecutionStatus.QUEUED
-            return tx.start_execution(wf, ex, trigger_node, data, now, owner=self._queue_owner)
+            return starts.start_execution(wf, ex, trigger_node, data, now, owner=self._queue_owner)
 
         try:
             fx = await self.store.start(ex, _build, dedupe_key=dedupe_key, limited=limited)
@@ -287,7 +288,7 @@ class Engine:
             ),
         )
         fx = await self.store.start(
-            ex, lambda _c: tx.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
+            ex, lambda _c: starts.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
         )
         self._committed(fx)
         await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
@@ -531,7 +532,7 @@ class Engine:
             ) -> Effects | None:
                 if not _may_start(wf, counts, fifo=False):
                     return None
-                return tx.promote_execution(wf, e, self.clock.now(), owner=self._queue_owner)
+                return starts.promote_execution(wf, e, self.clock.now(), owner=self._queue_owner)
 
             fx = await self.store.promote(ex.id, _build)
             if fx is None:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from flowmill.constants import step_job_id
 from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
-from flowmill.engine.transitions import StateReader
+from flowmill.engine.effects import StateReader
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from flowmill.clock import Clock, SystemClock
 from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
 from flowmill.domain.states import ExecutionStatus
+from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
-from flowmill.engine.transitions import StateReader
 from flowmill.store import executions as repo
 from flowmill.store import postgres_fast as pg_fast
 from flowmill.store import sqlite_fast as fast

@@ -31,7 +31,7 @@ from flowmill.domain.execution import (
     StaleStepError,
 )
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
-from flowmill.engine.transitions import StateReader
+from flowmill.engine.effects import StateReader
 from flowmill.ids import uuid7
 
 _LOCK = (
