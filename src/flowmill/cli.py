@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from flowmill import jsonutil
+from flowmill.cli_api import register as register_api_commands
 from flowmill.config import Settings
 from flowmill.domain.errors import DefinitionError
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+register_api_commands(app)
 err = Console(stderr=True)
 
 FileArg = Annotated[
