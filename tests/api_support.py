@@ -74,6 +74,7 @@ class Api:
 
     runtime: Runtime
     ctx: ApiContext
+    app: Any
     a: httpx.AsyncClient  # tenant "tenant-a"
     b: httpx.AsyncClient  # tenant "tenant-b"
     anon: httpx.AsyncClient  # no credentials
@@ -122,4 +123,4 @@ async def open_api(url: str, *, worker: bool = True, **settings: Any) -> AsyncIt
             a = await stack.enter_async_context(client(app, keys["tenant-a"]))
             b = await stack.enter_async_context(client(app, keys["tenant-b"]))
             anon = await stack.enter_async_context(client(app, None))
-            yield Api(rt, ctx, a, b, anon)
+            yield Api(rt, ctx, app, a, b, anon)
