@@ -190,7 +190,7 @@ async def test_errors_body_over_the_limit_is_413(api: Api) -> None:
                 ]
             },
             "body.input",
-        ),  # noqa: E501
+        ),
     ],
 )
 async def test_errors_unstorable_json_is_422_naming_the_field(
