@@ -167,6 +167,8 @@ async def list_workflow_executions(
     cursor: Cursor = None,
 ) -> ExecutionPage:
     """The workflow's executions, newest first (also those of a deleted workflow)."""
+    if not await ctx.workflows.exists(caller.tenant_id, str(workflow_id)):
+        raise not_found("workflow", workflow_id)
     f = ExecutionFilter(
         workflow_id=str(workflow_id),
         statuses=tuple(dict.fromkeys(status or ())),

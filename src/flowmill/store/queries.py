@@ -137,6 +137,15 @@ def _summary(row: Any) -> ExecutionSummary:
     )
 
 
+def explain(conn: Connection, q: sa.Select[Any]) -> list[str]:
+    """PostgreSQL's plan of a query, one line per row (for tests and the benchmark)."""
+    compiled = q.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    positional = tuple(params[k] for k in compiled.positiontup or ())
+    rows = conn.exec_driver_sql(f"EXPLAIN {compiled}", positional).all()
+    return [str(r[0]) for r in rows]
+
+
 class ExecutionQueries:
     """Tenant-scoped reads of executions, node runs and logs."""
 

@@ -90,6 +90,11 @@ class WorkflowQueries:
         rows = await self.db.read(lambda c: c.execute(q).all())
         return [workflow_from_row(r) for r in rows[:limit]], len(rows) > limit
 
+    async def exists(self, tenant_id: str, workflow_id: str) -> bool:
+        """Whether the tenant has (or had: deleted ones count) this workflow."""
+        q = sa.select(wt.c.id).where(wt.c.id == workflow_id, wt.c.tenant_id == tenant_id)
+        return await self.db.read(lambda c: c.execute(q).first()) is not None
+
     async def versions(
         self, tenant_id: str, workflow_id: str, before: int | None, limit: int
     ) -> tuple[list[VersionRecord], bool] | None:
