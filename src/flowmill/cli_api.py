@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -15,7 +16,8 @@ from rich.table import Table
 from flowmill.config import Settings
 
 if TYPE_CHECKING:
-    from flowmill.api.deps import ApiContext
+    from flowmill.store.api_keys import ApiKeyStore
+    from flowmill.store.tenants import TenantStore
 
 T = TypeVar("T")
 tenants_app = typer.Typer(help="Manage tenants (each has its own workflows and keys).")
@@ -64,16 +66,32 @@ def serve(
     )
 
 
-def _with_stores(
-    fn: Callable[[ApiContext], Awaitable[T]],
-) -> T:
-    """Run ``fn(ctx)`` with the API's stores over the configured database."""
-    from flowmill.api.app import build_context
-    from flowmill.runtime import open_runtime
+@dataclass
+class _Stores:
+    tenants: TenantStore
+    keys: ApiKeyStore
+
+
+def _with_stores(fn: Callable[[_Stores], Awaitable[T]]) -> T:
+    """Run ``fn`` with the tenant and key stores over the configured (migrated)
+    database; no engine is assembled, so these commands start quickly."""
+    from flowmill.store import migrate
+    from flowmill.store.api_keys import ApiKeyStore
+    from flowmill.store.database import connect
+    from flowmill.store.tenants import TenantStore
+    from flowmill.store.workflows import WorkflowRepository
+
+    settings = Settings()
 
     async def _go() -> T:
-        async with open_runtime(Settings(), kind="cli") as rt:
-            return await fn(build_context(rt))
+        db = connect(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
+        try:
+            if settings.auto_migrate:
+                await migrate.upgrade(db)
+            stores = _Stores(TenantStore(db, WorkflowRepository(db)), ApiKeyStore(db))
+            return await fn(stores)
+        finally:
+            await db.close()
 
     return asyncio.run(_go())
 
@@ -87,7 +105,7 @@ def tenants_create(
 ) -> None:
     """Create a tenant and print its id (the last line of the output)."""
 
-    async def _go(ctx: ApiContext) -> str:
+    async def _go(ctx: _Stores) -> str:
         return (await ctx.tenants.create(name, tenant_id)).id
 
     try:
@@ -105,7 +123,7 @@ def tenants_create(
 def tenants_list() -> None:
     """List tenants."""
 
-    async def _go(ctx: ApiContext) -> list[tuple[str, str, str]]:
+    async def _go(ctx: _Stores) -> list[tuple[str, str, str]]:
         return [(t.id, t.name, t.created_at.isoformat()) for t in await ctx.tenants.all()]
 
     table = Table("id", "name", "created")
@@ -121,7 +139,7 @@ def keys_create(
 ) -> None:
     """Create an API key and print it as the last line. It is not shown again."""
 
-    async def _go(ctx: ApiContext) -> str:
+    async def _go(ctx: _Stores) -> str:
         return (await ctx.keys.create(tenant, name)).secret
 
     try:
@@ -137,7 +155,7 @@ def keys_create(
 def keys_list(tenant: Annotated[str, typer.Option(help="Tenant id.")]) -> None:
     """List a tenant's keys (prefixes only; secrets are never stored)."""
 
-    async def _go(ctx: ApiContext) -> list[tuple[str, ...]]:
+    async def _go(ctx: _Stores) -> list[tuple[str, ...]]:
         return [
             (
                 k.id,
@@ -162,7 +180,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: requests with it are refused from now on."""
 
-    async def _go(ctx: ApiContext) -> bool:
+    async def _go(ctx: _Stores) -> bool:
         return await ctx.keys.revoke(key) is not None
 
     if not _with_stores(_go):
