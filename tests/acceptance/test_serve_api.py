@@ -147,18 +147,17 @@ async def test_serve_cli_tenants_and_keys_scope_requests(tmp_path: Path) -> None
     other_key = last_line(await cli(tmp_path, "keys", "create", "--tenant", other))
     listing = await cli(tmp_path, "keys", "list", "--tenant", tenant)
     assert key.split("_")[1] in listing and key not in listing  # prefix shown, secret not
-    async with serve(tmp_path) as s:
-        async with httpx.AsyncClient(base_url=s.url) as c:
-            acme = {"Authorization": f"Bearer {key}"}
-            me = (await c.get("/api/tenant", headers=acme)).json()
-            assert me["id"] == tenant
-            wf = (await c.post("/api/workflows", headers=acme, json=THREE_NODES)).json()["id"]
-            assert s.key is None  # keys existed already: no bootstrap key
-            stranger = {"Authorization": f"Bearer {other_key}"}
-            assert (await c.get(f"/api/workflows/{wf}", headers=stranger)).status_code == 404
-            prefix = "_".join(key.split("_")[:2])
-            await cli(tmp_path, "keys", "revoke", prefix)
-            assert (await c.get("/api/tenant", headers=acme)).status_code == 401
+    async with serve(tmp_path) as s, httpx.AsyncClient(base_url=s.url) as c:
+        acme = {"Authorization": f"Bearer {key}"}
+        me = (await c.get("/api/tenant", headers=acme)).json()
+        assert me["id"] == tenant
+        wf = (await c.post("/api/workflows", headers=acme, json=THREE_NODES)).json()["id"]
+        assert s.key is None  # keys existed already: no bootstrap key
+        stranger = {"Authorization": f"Bearer {other_key}"}
+        assert (await c.get(f"/api/workflows/{wf}", headers=stranger)).status_code == 404
+        prefix = "_".join(key.split("_")[:2])
+        await cli(tmp_path, "keys", "revoke", prefix)
+        assert (await c.get("/api/tenant", headers=acme)).status_code == 401
 
 
 async def test_serve_no_worker_with_a_separate_worker_process(tmp_path: Path) -> None:
