@@ -14,6 +14,7 @@ from flowmill.api.auth import Authenticator, JwtVerifier
 from flowmill.api.deps import ApiContext
 from flowmill.api.errors import install_error_handlers
 from flowmill.api.limits import BodyLimitMiddleware
+from flowmill.config import Settings
 from flowmill.runtime import Runtime
 from flowmill.store.api_keys import ApiKeyStore
 from flowmill.store.queries import ExecutionQueries
@@ -51,13 +52,9 @@ def build_context(runtime: Runtime) -> ApiContext:
     )
 
 
-def create_app(runtime: Runtime, *, context: ApiContext | None = None) -> FastAPI:
-    """The API over ``runtime``.
-
-    Args:
-        runtime: Open database, stores and engine (its worker may run elsewhere).
-        context: Parts to use instead of building them (tests swap one).
-    """
+def build_app(settings: Settings) -> FastAPI:
+    """Routes, error handlers and limits, not yet bound to a runtime (enough to render
+    the OpenAPI document)."""
     app = FastAPI(
         title="Flowmill API",
         version=__version__,
@@ -65,9 +62,20 @@ def create_app(runtime: Runtime, *, context: ApiContext | None = None) -> FastAP
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.flowmill = context or build_context(runtime)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     for module in (health, workflows, versions, executions, keys):
         app.include_router(module.router)
+    return app
+
+
+def create_app(runtime: Runtime, *, context: ApiContext | None = None) -> FastAPI:
+    """The API over ``runtime``.
+
+    Args:
+        runtime: Open database, stores and engine (its worker may run elsewhere).
+        context: Parts to use instead of building them (tests swap one).
+    """
+    app = build_app(runtime.settings)
+    app.state.flowmill = context or build_context(runtime)
     return app

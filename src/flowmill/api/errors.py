@@ -37,6 +37,7 @@ _CODES = {
 
 # Shown in the OpenAPI document on every route that can answer with them.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body is not JSON (or not UTF-8)."},
     401: {"model": ErrorResponse, "description": "Missing, unknown or expired credentials."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "The request is not valid; see details."},
@@ -144,6 +145,8 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        code, message = "invalid_json", "the request body is not valid JSON in UTF-8"
     return error_json(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 

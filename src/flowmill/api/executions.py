@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
 
 from flowmill.api.deps import (
     Caller,
@@ -47,12 +48,26 @@ Statuses = Annotated[
 TriggerType = Annotated[
     SafeStr | None, Query(max_length=64, description="Only started this way (manual...).")
 ]
+
+
+def _iso_datetime(value: object) -> datetime:
+    """Only ISO 8601 date-times (as documented); not the Unix numbers pydantic would
+    also take. No offset means UTC."""
+    if isinstance(value, str) and ("T" in value.upper() or " " in value.strip()):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 From = Annotated[
-    datetime | None,
+    IsoDateTime | None,
     Query(description="Only executions started at or after this time (ISO 8601)."),
 ]
 To = Annotated[
-    datetime | None,
+    IsoDateTime | None,
     Query(description="Only executions started at or before this time (ISO 8601)."),
 ]
 
