@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass
 
 import uvicorn
@@ -19,6 +19,8 @@ from flowmill.api.app import build_context, create_app
 from flowmill.api.deps import ApiContext
 from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
+from flowmill.domain.execution import StepKey
+from flowmill.engine.ports import Job, JobHandler, StepJob
 from flowmill.runtime import open_runtime
 
 
@@ -61,6 +63,35 @@ def first_key_message(first: Bootstrap, base_url: str) -> list[str]:
     ]
 
 
+class HandOffQueue:
+    """The queue of an API process without a worker and without Redis.
+
+    Jobs are not kept: nothing here would ever take them, so holding them would only
+    grow memory. The database is the source of truth: the steps stay committed,
+    owned by this process's engine, which never registers as a worker, so a
+    ``flowmill worker`` sharing the database adopts them on its next sweep.
+    """
+
+    @property
+    def in_process(self) -> bool:
+        return True
+
+    async def put(self, jobs: Sequence[Job]) -> None:
+        return None
+
+    async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
+        return set()
+
+    async def consume(self, handler: JobHandler, *, concurrency: int) -> None:
+        raise RuntimeError("an API process without a worker takes no jobs")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server without re-raising the stop signal after shutdown: the worker
     and the database still have to close after it returns."""
@@ -88,7 +119,8 @@ async def serve(
     say: Callable[[str], None] = print,
 ) -> None:
     """Run the API (and the worker) until SIGTERM or Ctrl-C."""
-    async with open_runtime(settings, kind="embedded" if worker else "api") as rt:
+    queue = None if worker or settings.redis_url else HandOffQueue()
+    async with open_runtime(settings, kind="embedded" if worker else "api", queue=queue) as rt:
         ctx = build_context(rt)
         app = create_app(rt, context=ctx)
         base = _base_url(host, port)
