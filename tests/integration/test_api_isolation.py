@@ -53,6 +53,7 @@ async def test_api_isolation_every_route_across_tenants_is_404(database_url: str
             ("GET", f"/api/workflows/{wf}/executions", None),
             ("GET", f"/api/executions/{done}", None),
             ("GET", f"/api/executions/{done}/logs", None),
+            ("GET", f"/api/executions/{done}/events", None),
             ("POST", f"/api/executions/{live}/cancel", None),
             ("POST", f"/api/executions/{failed}/retry", {}),
             ("POST", f"/api/executions/{done}/retry", {"from_start": True}),

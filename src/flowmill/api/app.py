@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from flowmill import __version__
-from flowmill.api import executions, health, keys, versions, workflows
+from flowmill.api import events, executions, health, keys, versions, workflows
 from flowmill.api.auth import Authenticator, JwtVerifier
 from flowmill.api.deps import ApiContext
 from flowmill.api.errors import install_error_handlers
@@ -64,7 +64,7 @@ def build_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    for module in (health, workflows, versions, executions, keys):
+    for module in (health, workflows, versions, executions, events, keys):
         app.include_router(module.router)
     return app
 

@@ -19,7 +19,12 @@ from flowmill.domain.execution import ExecutionRecord, NodeRun
 from flowmill.ids import uuid7_floor
 from flowmill.store.database import Database
 from flowmill.store.executions import execution_from_row, run_from_row
-from flowmill.store.tables import execution_logs, node_executions, workflow_executions
+from flowmill.store.tables import (
+    event_store,
+    execution_logs,
+    node_executions,
+    workflow_executions,
+)
 
 we = workflow_executions
 ne = node_executions
@@ -88,8 +93,19 @@ class LogEntry:
     timestamp: datetime
 
 
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event of a stream, with its place in the tenant's sequence."""
+
+    sequence: int
+    type: str
+    timestamp: datetime
+    payload: dict[str, Any]
+
+
 def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
+    # Before 1970 there are no ids; clamp instead of wrapping into the far future.
+    return max(0, int(t.timestamp() * 1000))
 
 
 def list_executions_query(tenant_id: str, f: ExecutionFilter, limit: int) -> sa.Select[Any]:
@@ -209,3 +225,21 @@ class ExecutionQueries:
             for r in rows[:limit]
         ]
         return items, len(rows) > limit
+
+    async def events(
+        self, tenant_id: str, stream_id: str, after: int, limit: int
+    ) -> list[StoredEvent]:
+        """A stream's events after sequence ``after``, in order."""
+        es = event_store
+        q = (
+            sa.select(es.c.sequence_number, es.c.event_type, es.c.timestamp, es.c.payload)
+            .where(
+                es.c.stream_id == stream_id,
+                es.c.tenant_id == tenant_id,
+                es.c.sequence_number > after,
+            )
+            .order_by(es.c.sequence_number)
+            .limit(limit)
+        )
+        rows = await self.db.read(lambda c: c.execute(q).all())
+        return [StoredEvent(r[0], r[1], r[2], dict(r[3] or {})) for r in rows]
