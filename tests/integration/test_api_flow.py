@@ -108,3 +108,24 @@ async def test_api_list_query_walks_the_status_index(postgres_url: str) -> None:
             "/api/executions", params={"status": "failed", "cursor": page.json()["next_cursor"]}
         )
         assert deep.json()["items"][0]["id"] < page.json()["items"][-1]["id"]
+
+
+async def test_api_workflow_filters_on_both_databases(database_url: str) -> None:
+    async with open_api(database_url, worker=False) as api:
+        for i, (tags, desc) in enumerate([(["crm"], ""), (["crm", "eu"], "100% sure"), ([], "")]):
+            doc = {**THREE_NODES, "name": f"Flow_{i}", "tags": tags, "description": desc}
+            assert (await api.a.post("/api/workflows", json=doc)).status_code == 201
+
+        async def names(**params: Any) -> list[str]:
+            r = await api.a.get("/api/workflows", params=params)
+            assert r.status_code == 200, r.text
+            return [w["name"] for w in r.json()["items"]]
+
+        assert await names(tag="crm") == ["Flow_1", "Flow_0"]
+        assert await names(tag="eu") == ["Flow_1"]
+        assert await names(tag="none") == []
+        assert await names(search="FLOW_2") == ["Flow_2"]
+        assert await names(search="100%") == ["Flow_1"]
+        assert await names(search="w_") == ["Flow_2", "Flow_1", "Flow_0"]
+        assert await names(status="active") == []
+        assert (await api.b.get("/api/workflows", params={"tag": "crm"})).json()["items"] == []
