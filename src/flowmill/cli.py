@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from flowmill import jsonutil
+from flowmill.cli_api import register as register_api_commands
 from flowmill.config import Settings
 from flowmill.domain.errors import DefinitionError
 
@@ -31,6 +32,7 @@ cred_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(cred_app, name="credentials")
+register_api_commands(app)
 err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
             the sandbox; off, such workflows do not validate.
         sandbox_allow_rlimit_only_python: Let Python code nodes run without bubblewrap
             (rlimits and seccomp only). Off by default: see docs/sandbox.md.
+        max_request_bytes: Largest request body the API accepts (413 beyond).
+        api_max_wait_s: Longest ``?wait=`` an execute request may ask for.
+        jwt_algorithm: Accept JWT bearer tokens signed with this one algorithm; unset
+            means API keys only. ``HS256`` needs ``jwt_secret``; ``RS256`` needs
+            ``jwt_jwks_url`` or ``jwt_public_key``.
+        jwt_issuer: Required ``iss`` of accepted tokens.
+        jwt_audience: Required ``aud`` of accepted tokens.
+        jwt_tenant_claim: Claim naming the caller's tenant.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -70,6 +78,18 @@ class Settings(BaseSettings):
     sandbox_bwrap: str = ""
     sandbox_allow_rlimit_only_python: bool = False
     sandbox_python_executable: str = ""
+    # --- HTTP API (flowmill serve) ---
+    max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    api_max_wait_s: float = Field(60.0, ge=0)
+    jwt_algorithm: Literal["HS256", "RS256"] | None = None
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_tenant_claim: str = "tenant_id"
+    jwt_leeway_s: float = Field(30.0, ge=0)
+    jwt_jwks_cache_s: float = Field(300.0, ge=0)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"

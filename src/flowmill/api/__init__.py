@@ -1,1 +1,1 @@
-"""The HTTP API (FastAPI): one router module per resource."""
+"""The HTTP API (FastAPI): ``create_app(runtime)`` and ``flowmill serve``."""

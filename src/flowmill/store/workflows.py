@@ -71,6 +71,9 @@ def _record(row: Any, definition: dict[str, Any] | None = None) -> WorkflowRecor
     )
 
 
+workflow_from_row = _record
+
+
 def _event(
     tenant_id: str, stream: str, type_: EventType, now: datetime, **payload: Any
 ) -> DomainEvent:
@@ -304,6 +307,44 @@ class WorkflowRepository:
             self._publish(conn, tenant_id, workflow_id, v, now, events)
             append_events(conn, tenant_id, events)
             return self._get(conn, tenant_id, workflow_id, with_definition=True)  # type: ignore[return-value]
+
+        return await self.db.write(_tx)
+
+    async def delete(self, tenant_id: str, workflow_id: str) -> bool:
+        """Delete a workflow: it disappears from lists and lookups and its triggers stop,
+        but the row stays (archived) so its executions keep their history.
+
+        Returns:
+            Whether a live workflow of this tenant was deleted.
+        """
+        now = self.clock.now()
+
+        def _tx(conn: Connection) -> bool:
+            done = conn.execute(
+                wt.update()
+                .where(
+                    wt.c.id == workflow_id,
+                    wt.c.tenant_id == tenant_id,
+                    wt.c.deleted_at.is_(None),
+                )
+                .values(deleted_at=now, updated_at=now, status=WorkflowStatus.ARCHIVED.value)
+            )
+            if done.rowcount != 1:
+                return False
+            append_events(
+                conn,
+                tenant_id,
+                [
+                    _event(
+                        tenant_id,
+                        workflow_id,
+                        EventType.WORKFLOW_DELETED,
+                        now,
+                        workflow_id=workflow_id,
+                    )
+                ],
+            )
+            return True
 
         return await self.db.write(_tx)
 

@@ -1,0 +1,116 @@
+"""What routes depend on: the API's parts, the caller, ids from the path, cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from flowmill import jsonutil
+from flowmill.api.auth import Authenticator, Principal
+from flowmill.api.errors import ApiError
+from flowmill.config import Settings
+from flowmill.runtime import Runtime
+from flowmill.store.api_keys import ApiKeyStore
+from flowmill.store.queries import ExecutionQueries
+from flowmill.store.tenants import TenantStore
+from flowmill.store.workflow_queries import WorkflowQueries
+
+
+@dataclass
+class ApiContext:
+    """The parts of one API process, shared by every request."""
+
+    runtime: Runtime
+    settings: Settings
+    executions: ExecutionQueries
+    workflows: WorkflowQueries
+    keys: ApiKeyStore
+    tenants: TenantStore
+    auth: Authenticator
+
+
+def _context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.flowmill
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(_context)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key (`fm_...`) or, when configured, a JWT.",
+)
+
+
+async def _principal(
+    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    return await ctx.auth.authenticate(credentials.credentials if credentials else None)
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+"""The authenticated caller; every route that touches tenant data takes it."""
+
+WorkflowIdPath = Annotated[uuid.UUID, Path(description="Workflow id.")]
+ExecutionIdPath = Annotated[uuid.UUID, Path(description="Execution id.")]
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number.")]
+
+
+# --- cursors ----------------------------------------------------------------------------
+# Opaque to clients (base64url of a small JSON document), so the keyset behind them can
+# change without breaking anyone who stores one.
+
+
+def encode_cursor(kind: str, value: Any) -> str:
+    """The cursor continuing after ``value`` in a list of ``kind``."""
+    raw = jsonutil.dumpb({"k": kind, "v": value})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _invalid_cursor() -> ApiError:
+    return ApiError(
+        422,
+        "invalid_request",
+        "invalid request: query.cursor",
+        [
+            {
+                "field": "query.cursor",
+                "message": "not a cursor from this list; pass next_cursor unchanged",
+                "code": "invalid_cursor",
+            }
+        ],
+    )
+
+
+def decode_cursor(cursor: str | None, kind: str) -> Any:
+    """The value inside a cursor of ``kind`` (``None`` when no cursor was given).
+
+    Raises:
+        ApiError: 422 when it is not such a cursor.
+    """
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        doc = jsonutil.loads(raw)
+    except (ValueError, binascii.Error):
+        raise _invalid_cursor() from None
+    if not isinstance(doc, dict) or doc.get("k") != kind:
+        raise _invalid_cursor()
+    value = doc.get("v")
+    if kind == "version":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31:
+            raise _invalid_cursor()
+        return value
+    if not isinstance(value, str):
+        raise _invalid_cursor()
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise _invalid_cursor() from None

@@ -1,0 +1,164 @@
+"""One error shape for every failure: ``{"error": {"code", "message", "details"}}``.
+
+``details`` lists the problems, each naming its field (``body.nodes[0].type``,
+``query.limit``), so a client can point at what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from flowmill.api.schemas import ErrorResponse
+from flowmill.domain.errors import DefinitionError
+
+log = structlog.get_logger("flowmill.api")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+# Shown in the OpenAPI document on every route that can answer with them.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body is not JSON (or not UTF-8)."},
+    401: {"model": ErrorResponse, "description": "Missing, unknown or expired credentials."},
+    413: {"model": ErrorResponse, "description": "The request body is too large."},
+    422: {"model": ErrorResponse, "description": "The request is not valid; see details."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such object for this tenant."}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The object is not in a state for this."}
+}
+
+
+class ApiError(Exception):
+    """An error answered as JSON with ``status``.
+
+    Args:
+        status: HTTP status code.
+        code: Stable machine-readable code.
+        message: What happened, for people.
+        details: ``{"field", "message", "code"}`` items.
+        headers: Extra response headers (``WWW-Authenticate``...).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Sequence[dict[str, Any]] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = list(details)
+        self.headers = headers
+
+
+def not_found(what: str, ident: object) -> ApiError:
+    """A 404 for an object that does not exist for this tenant."""
+    return ApiError(404, "not_found", f"{what} {ident} not found")
+
+
+def error_json(
+    status: int,
+    code: str,
+    message: str,
+    details: Sequence[dict[str, Any]] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON response of an error."""
+    body = {"error": {"code": code, "message": message, "details": list(details)}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``("body", "nodes", 0, "type")`` → ``body.nodes[0].type``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_json(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = errors[0].get("ctx", {}).get("error", "JSON decode error")
+        return error_json(
+            400,
+            "invalid_json",
+            "the request body is not valid JSON",
+            [{"field": "body", "message": str(detail), "code": "json_invalid"}],
+        )
+    details = [
+        {
+            "field": field_path(e.get("loc", ())),
+            "message": str(e.get("msg", "invalid")),
+            "code": str(e.get("type", "invalid")),
+        }
+        for e in errors
+    ]
+    fields = ", ".join(sorted({d["field"] for d in details})) or "request"
+    return error_json(422, "invalid_request", f"invalid request: {fields}", details)
+
+
+async def _definition_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DefinitionError)
+    details = [{"field": i.path or None, "message": i.message, "code": i.code} for i in exc.issues]
+    return error_json(
+        422, "invalid_definition", f"the workflow definition is not valid: {exc}", details
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        code, message = "invalid_json", "the request body is not valid JSON in UTF-8"
+    return error_json(exc.status_code, code, message, headers=dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
+    return error_json(500, "internal_error", "internal error; it has been logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error in the one shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DefinitionError, _definition_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

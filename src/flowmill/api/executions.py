@@ -1,0 +1,325 @@
+"""Executions: start one, list, read with node runs, logs, cancel, retry."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
+
+from flowmill.api.deps import (
+    Caller,
+    Ctx,
+    ExecutionIdPath,
+    WorkflowIdPath,
+    decode_cursor,
+    encode_cursor,
+)
+from flowmill.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError, not_found
+from flowmill.api.jsonvalue import SafeStr
+from flowmill.api.schemas import (
+    CancelResult,
+    ExecuteIn,
+    ExecutionAccepted,
+    ExecutionDetail,
+    ExecutionPage,
+    ExecutionStatusName,
+    LogLineOut,
+    LogPage,
+    RetryExecutionIn,
+)
+from flowmill.api.views import execution_detail, execution_summary
+from flowmill.domain.states import ExecutionStatus
+from flowmill.store.queries import ExecutionFilter
+
+router = APIRouter(tags=["executions"], responses=ERROR_RESPONSES)
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+]
+Statuses = Annotated[
+    list[ExecutionStatusName] | None,
+    Query(description="Only these statuses (repeat the parameter for several)."),
+]
+TriggerType = Annotated[
+    SafeStr | None, Query(max_length=64, description="Only started this way (manual...).")
+]
+
+
+def _iso_datetime(value: object) -> datetime:
+    """Only ISO 8601 date-times (as documented); not the Unix numbers pydantic would
+    also take. No offset means UTC."""
+    if isinstance(value, str) and ("T" in value.upper() or " " in value.strip()):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+From = Annotated[
+    IsoDateTime | None,
+    Query(description="Only executions started at or after this time (ISO 8601)."),
+]
+To = Annotated[
+    IsoDateTime | None,
+    Query(description="Only executions started at or before this time (ISO 8601)."),
+]
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _accepted(execution_id: str, workflow_id: str, version: int, status: str) -> JSONResponse:
+    body = ExecutionAccepted(
+        execution_id=execution_id,
+        workflow_id=workflow_id,
+        version=version,
+        status=status,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/api/executions/{execution_id}"},
+    )
+
+
+async def _page(
+    ctx: Ctx,
+    caller: Caller,
+    f: ExecutionFilter,
+    limit: int,
+) -> ExecutionPage:
+    items, more = await ctx.executions.page(caller.tenant_id, f, limit)
+    return ExecutionPage(
+        items=[execution_summary(s) for s in items],
+        next_cursor=encode_cursor("execution", items[-1].id) if more and items else None,
+    )
+
+
+@router.post(
+    "/api/workflows/{workflow_id}/execute",
+    status_code=202,
+    response_model=ExecutionAccepted,
+    responses={
+        **NOT_FOUND,
+        **CONFLICT,
+        200: {"model": ExecutionDetail, "description": "It ended within `wait` seconds."},
+    },
+    summary="Execute a workflow",
+)
+async def execute_workflow(
+    ctx: Ctx,
+    caller: Caller,
+    workflow_id: WorkflowIdPath,
+    body: Annotated[ExecuteIn | None, Body()] = None,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=300,
+            description="Wait up to this many seconds (capped by FLOWMILL_API_MAX_WAIT_S) "
+            "and answer 200 with the execution if it ended by then.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Start an execution of the published version (or ``version``) with ``input`` as
+    its trigger data. Answers 202 with its id at once, or, with ``wait``, 200 with the
+    whole execution if it ended in time."""
+    body = body or ExecuteIn()
+    rt = ctx.runtime
+    tenant, wf_id = caller.tenant_id, str(workflow_id)
+    record = await rt.workflows.get(tenant, wf_id)
+    if record is None:
+        raise not_found("workflow", wf_id)
+    version = body.version or record.active_version
+    if version is None:
+        raise ApiError(
+            409,
+            "not_published",
+            "the workflow has no published version: publish it, or pass a version",
+            [{"field": "body.version", "message": "required for drafts", "code": "missing"}],
+        )
+    if body.version is not None and await ctx.workflows.version(tenant, wf_id, version) is None:
+        raise not_found("version", f"{wf_id}/{version}")
+    execution_id = await rt.engine.start_execution(
+        tenant_id=tenant, workflow_id=wf_id, version=version, data=body.input
+    )
+    if wait:
+        ex = await rt.engine.wait(execution_id, timeout=min(wait, ctx.settings.api_max_wait_s))
+        if ex.status.terminal:
+            detail = await ctx.executions.detail(tenant, execution_id)
+            assert detail is not None
+            out = execution_detail(*detail)
+            return JSONResponse(out.model_dump(mode="json"), status_code=200)
+        return _accepted(execution_id, wf_id, version, ex.status.value)
+    return _accepted(execution_id, wf_id, version, ExecutionStatus.PENDING.value)
+
+
+@router.get(
+    "/api/workflows/{workflow_id}/executions",
+    response_model=ExecutionPage,
+    responses=NOT_FOUND,
+    summary="List a workflow's executions",
+)
+async def list_workflow_executions(
+    ctx: Ctx,
+    caller: Caller,
+    workflow_id: WorkflowIdPath,
+    status: Statuses = None,
+    trigger_type: TriggerType = None,
+    started_from: From = None,
+    started_to: To = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ExecutionPage:
+    """The workflow's executions, newest first (also those of a deleted workflow)."""
+    if not await ctx.workflows.exists(caller.tenant_id, str(workflow_id)):
+        raise not_found("workflow", workflow_id)
+    f = ExecutionFilter(
+        workflow_id=str(workflow_id),
+        statuses=tuple(dict.fromkeys(status or ())),
+        trigger_type=trigger_type,
+        created_from=_utc(started_from),
+        created_to=_utc(started_to),
+        before_id=decode_cursor(cursor, "execution"),
+    )
+    return await _page(ctx, caller, f, limit)
+
+
+@router.get("/api/executions", response_model=ExecutionPage, summary="List executions")
+async def list_executions(
+    ctx: Ctx,
+    caller: Caller,
+    workflow_id: Annotated[uuid.UUID | None, Query(description="Only of this workflow.")] = None,
+    status: Statuses = None,
+    trigger_type: TriggerType = None,
+    started_from: From = None,
+    started_to: To = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ExecutionPage:
+    """The tenant's executions, newest first, a keyset page at a time: pass
+    ``next_cursor`` back as ``cursor`` for the next page (stable while new ones start).
+    """
+    f = ExecutionFilter(
+        workflow_id=str(workflow_id) if workflow_id is not None else None,
+        statuses=tuple(dict.fromkeys(status or ())),
+        trigger_type=trigger_type,
+        created_from=_utc(started_from),
+        created_to=_utc(started_to),
+        before_id=decode_cursor(cursor, "execution"),
+    )
+    return await _page(ctx, caller, f, limit)
+
+
+@router.get(
+    "/api/executions/{execution_id}",
+    response_model=ExecutionDetail,
+    responses=NOT_FOUND,
+    summary="Get an execution",
+)
+async def get_execution(ctx: Ctx, caller: Caller, execution_id: ExecutionIdPath) -> ExecutionDetail:
+    """An execution with every attempt of every node (input, output, error, timings)."""
+    detail = await ctx.executions.detail(caller.tenant_id, str(execution_id))
+    if detail is None:
+        raise not_found("execution", execution_id)
+    return execution_detail(*detail)
+
+
+@router.get(
+    "/api/executions/{execution_id}/logs",
+    response_model=LogPage,
+    responses=NOT_FOUND,
+    summary="Read an execution's log",
+)
+async def execution_logs(
+    ctx: Ctx,
+    caller: Caller,
+    execution_id: ExecutionIdPath,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: Cursor = None,
+) -> LogPage:
+    """The execution's log lines, oldest first."""
+    eid = str(execution_id)
+    if await ctx.executions.get(caller.tenant_id, eid) is None:
+        raise not_found("execution", eid)
+    items, more = await ctx.executions.logs(
+        caller.tenant_id, eid, decode_cursor(cursor, "log"), limit
+    )
+    return LogPage(
+        items=[
+            LogLineOut(
+                id=i.id,
+                node_id=i.node_id,
+                attempt=i.attempt,
+                level=i.level,
+                message=i.message,
+                metadata=i.metadata,
+                timestamp=i.timestamp,
+            )
+            for i in items
+        ],
+        next_cursor=encode_cursor("log", items[-1].id) if more and items else None,
+    )
+
+
+@router.post(
+    "/api/executions/{execution_id}/cancel",
+    response_model=CancelResult,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Cancel an execution",
+)
+async def cancel_execution(ctx: Ctx, caller: Caller, execution_id: ExecutionIdPath) -> CancelResult:
+    """Cancel a live execution: its running steps are cancelled, nothing more starts."""
+    eid = str(execution_id)
+    ex = await ctx.executions.get(caller.tenant_id, eid)
+    if ex is None:
+        raise not_found("execution", eid)
+    if ex.status.terminal or not await ctx.runtime.engine.cancel(eid):
+        current = await ctx.executions.get(caller.tenant_id, eid)
+        status = current.status.value if current else ex.status.value
+        raise ApiError(409, "not_cancellable", f"the execution has ended already ({status})")
+    return CancelResult(execution_id=eid, status=ExecutionStatus.CANCELLED.value)
+
+
+@router.post(
+    "/api/executions/{execution_id}/retry",
+    status_code=202,
+    response_model=ExecutionAccepted,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Retry an execution",
+)
+async def retry_execution(
+    ctx: Ctx,
+    caller: Caller,
+    execution_id: ExecutionIdPath,
+    body: Annotated[RetryExecutionIn | None, Body()] = None,
+) -> JSONResponse:
+    """Run an ended execution again as a new one (its ``retry_of`` points back): from
+    the failed node on, reusing the outputs of the nodes that succeeded, or with
+    ``from_start`` every node again."""
+    body = body or RetryExecutionIn()
+    eid = str(execution_id)
+    ex = await ctx.executions.get(caller.tenant_id, eid)
+    if ex is None:
+        raise not_found("execution", eid)
+    if not ex.status.terminal:
+        raise ApiError(409, "not_retryable", f"the execution is still {ex.status.value}")
+    if ex.status is ExecutionStatus.SUCCEEDED and not body.from_start:
+        raise ApiError(
+            409,
+            "not_retryable",
+            "the execution succeeded: nothing failed to resume from; retry from_start",
+            [{"field": "body.from_start", "message": "must be true", "code": "conflict"}],
+        )
+    new_id = await ctx.runtime.engine.retry(eid, from_start=body.from_start)
+    return _accepted(new_id, ex.workflow_id, ex.version, ExecutionStatus.PENDING.value)

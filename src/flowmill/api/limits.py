@@ -1,0 +1,79 @@
+"""Request body size limit, as plain ASGI middleware.
+
+A declared ``Content-Length`` over the limit is refused before the body is read; a
+chunked body is counted as it arrives and refused as soon as it passes the limit, so
+no request makes the server buffer more than the limit.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flowmill.api.errors import error_json
+
+
+class _TooLarge(HTTPException):
+    """Raised from ``receive``; an HTTPException so that FastAPI's body parsing passes it
+    on (to the 413 handler) instead of turning it into a generic 400."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes")
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to requests whose body is larger than ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0:
+                    await self._refuse(scope, receive, send, 400, "bad Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await self._refuse(scope, receive, send, 413, self._message())
+                    return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send, 413, self._message())
+
+    def _message(self) -> str:
+        return f"the request body is larger than {self.max_bytes} bytes"
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, msg: str) -> None:
+        code = "payload_too_large" if status == 413 else "bad_request"
+        response = error_json(status, code, msg, headers={"Connection": "close"})
+        await response(scope, receive, send)

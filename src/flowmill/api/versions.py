@@ -1,0 +1,158 @@
+"""``/api/workflows/{id}/versions``: immutable versions, publishing one, diffs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from flowmill.api.deps import (
+    Caller,
+    Ctx,
+    VersionPath,
+    WorkflowIdPath,
+    decode_cursor,
+    encode_cursor,
+)
+from flowmill.api.errors import ERROR_RESPONSES, NOT_FOUND, not_found
+from flowmill.api.schemas import (
+    EdgeOut,
+    FieldChangeOut,
+    NodeChangeOut,
+    Version,
+    VersionCreated,
+    VersionDiff,
+    VersionIn,
+    VersionPage,
+    Workflow,
+)
+from flowmill.api.views import canonical, document_of, version_out, version_summary, workflow_out
+from flowmill.diffing import FieldChange, diff_definitions
+
+router = APIRouter(
+    prefix="/api/workflows/{workflow_id}/versions", tags=["versions"], responses=ERROR_RESPONSES
+)
+
+
+@router.get("", response_model=VersionPage, responses=NOT_FOUND, summary="List versions")
+async def list_versions(
+    ctx: Ctx,
+    caller: Caller,
+    workflow_id: WorkflowIdPath,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> VersionPage:
+    """A workflow's versions, newest first (definitions left out; get one to see it)."""
+    page = await ctx.workflows.versions(
+        caller.tenant_id, str(workflow_id), decode_cursor(cursor, "version"), limit
+    )
+    if page is None:
+        raise not_found("workflow", workflow_id)
+    items, more = page
+    return VersionPage(
+        items=[version_summary(v) for v in items],
+        next_cursor=encode_cursor("version", items[-1].version) if more and items else None,
+    )
+
+
+@router.post(
+    "",
+    response_model=VersionCreated,
+    status_code=201,
+    responses={
+        **NOT_FOUND,
+        200: {"model": VersionCreated, "description": "Equal to the latest; nothing added."},
+    },
+    summary="Add a version",
+)
+async def create_version(
+    ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, body: VersionIn
+) -> JSONResponse:
+    """Add a definition as the workflow's next version (201), optionally publishing it.
+
+    A definition equal to the latest version adds nothing and answers 200 with that one.
+    """
+    rt = ctx.runtime
+    definition = canonical(rt.engine, document_of(body.definition), caller.tenant_id)
+    try:
+        record, created = await rt.workflows.add_version(
+            caller.tenant_id, str(workflow_id), definition, publish=body.publish, note=body.note
+        )
+    except LookupError:
+        raise not_found("workflow", workflow_id) from None
+    v = await ctx.workflows.version(caller.tenant_id, str(workflow_id), record.latest_version)
+    if v is None:  # deleted in between
+        raise not_found("workflow", workflow_id)
+    out = VersionCreated(**version_out(v).model_dump(), created=created)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+@router.get("/{version}", response_model=Version, responses=NOT_FOUND, summary="Get a version")
+async def get_version(
+    ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, version: VersionPath
+) -> Version:
+    """One version with its definition."""
+    v = await ctx.workflows.version(caller.tenant_id, str(workflow_id), version)
+    if v is None:
+        raise not_found("version", f"{workflow_id}/{version}")
+    return version_out(v)
+
+
+@router.post(
+    "/{version}/publish",
+    response_model=Workflow,
+    responses=NOT_FOUND,
+    summary="Publish a version",
+)
+async def publish_version(
+    ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, version: VersionPath
+) -> Workflow:
+    """Make this version the active one (also to roll back to an older one)."""
+    try:
+        record = await ctx.runtime.workflows.publish(caller.tenant_id, str(workflow_id), version)
+    except LookupError:
+        raise not_found("version", f"{workflow_id}/{version}") from None
+    return workflow_out(record)
+
+
+def _changes(items: list[FieldChange]) -> list[FieldChangeOut]:
+    return [FieldChangeOut(path=c.path, before=c.before, after=c.after) for c in items]
+
+
+@router.get(
+    "/{a}/diff/{b}", response_model=VersionDiff, responses=NOT_FOUND, summary="Compare versions"
+)
+async def diff_versions(
+    ctx: Ctx,
+    caller: Caller,
+    workflow_id: WorkflowIdPath,
+    a: VersionPath,
+    b: VersionPath,
+) -> VersionDiff:
+    """What changed from version ``a`` to version ``b``: fields, nodes and edges."""
+    va = await ctx.workflows.version(caller.tenant_id, str(workflow_id), a)
+    vb = await ctx.workflows.version(caller.tenant_id, str(workflow_id), b)
+    if va is None or vb is None:
+        raise not_found("version", f"{workflow_id}/{a if va is None else b}")
+    d = diff_definitions(va.definition or {}, vb.definition or {})
+    return VersionDiff(
+        workflow_id=str(workflow_id),
+        from_version=a,
+        to_version=b,
+        identical=d.identical,
+        fields=_changes(d.fields),
+        nodes_added=d.nodes_added,
+        nodes_removed=d.nodes_removed,
+        nodes_changed=[
+            NodeChangeOut(id=k, changes=_changes(v)) for k, v in d.nodes_changed.items()
+        ],
+        edges_added=[
+            EdgeOut(source=e.source, target=e.target, sourceHandle=e.source_handle)
+            for e in d.edges_added
+        ],
+        edges_removed=[
+            EdgeOut(source=e.source, target=e.target, sourceHandle=e.source_handle)
+            for e in d.edges_removed
+        ],
+    )

@@ -1,0 +1,167 @@
+"""Records → response bodies, and request bodies → stored definitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flowmill.api.schemas import (
+    ExecutionDetail,
+    ExecutionSummaryOut,
+    NodeRunOut,
+    Version,
+    VersionSummary,
+    Workflow,
+    WorkflowDefinitionIn,
+    WorkflowPatchIn,
+    WorkflowSummary,
+)
+from flowmill.domain.definition import dump_definition, load_definition
+from flowmill.domain.execution import ExecutionRecord, NodeRun
+from flowmill.engine.engine import Engine
+from flowmill.store.queries import ExecutionSummary
+from flowmill.store.workflow_queries import VersionRecord
+from flowmill.store.workflows import WorkflowRecord
+
+# What ``{"name": "..."}`` alone creates: a workflow that can be started by hand and
+# grown version by version (as in the seeds' "create, then add a version" flow).
+_STARTER_NODES = [{"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}}]
+_NOT_STORED = ("id", "version", "active", "status", "tenant_id")
+
+
+def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
+    """Milliseconds from ``start`` to ``end`` (``None`` until both are known)."""
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds() * 1000, 3)
+
+
+def document_of(body: WorkflowDefinitionIn) -> dict[str, Any]:
+    """The seed-format document a request carried, without the fields the API owns."""
+    doc = body.model_dump(exclude_none=True)
+    for key in _NOT_STORED:
+        doc.pop(key, None)
+    if "nodes" not in doc and "steps" not in doc:
+        doc["nodes"] = [dict(n) for n in _STARTER_NODES]
+    return doc
+
+
+def patched_document(latest: dict[str, Any], patch: WorkflowPatchIn) -> dict[str, Any]:
+    """``latest`` with the patch's top-level fields replacing its own."""
+    changes = patch.model_dump(exclude_none=True)
+    doc = {k: v for k, v in latest.items() if k not in _NOT_STORED}
+    if "steps" in changes:
+        doc.pop("nodes", None)
+        doc.pop("edges", None)
+    if "nodes" in changes or "edges" in changes:
+        doc.pop("steps", None)
+        doc.pop("trigger", None)
+    doc.update(changes)
+    return doc
+
+
+def canonical(engine: Engine, document: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Validate ``document`` against this engine's node types and return the stored
+    form: graph shape (``steps`` expanded), the caller's tenant.
+
+    Raises:
+        DefinitionError: It does not load or validate; each issue names its place.
+    """
+    workflow = load_definition(document)
+    out = dump_definition(workflow)
+    out.pop("status", None)
+    out["tenant_id"] = tenant_id
+    engine.compile(out)
+    return out
+
+
+def workflow_summary(r: WorkflowRecord) -> WorkflowSummary:
+    """A workflow for lists."""
+    return WorkflowSummary(
+        id=r.id,
+        name=r.name,
+        description=r.description,
+        status=r.status.value,
+        tags=r.tags,
+        latest_version=r.latest_version,
+        active_version=r.active_version,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def workflow_out(r: WorkflowRecord) -> Workflow:
+    """A workflow with its latest definition."""
+    return Workflow(**workflow_summary(r).model_dump(), definition=r.definition)
+
+
+def version_summary(v: VersionRecord) -> VersionSummary:
+    """A version for lists."""
+    return VersionSummary(
+        workflow_id=v.workflow_id,
+        version=v.version,
+        definition_hash=v.definition_hash,
+        note=v.note,
+        created_at=v.created_at,
+        published_at=v.published_at,
+        active=v.active,
+        latest=v.latest,
+    )
+
+
+def version_out(v: VersionRecord) -> Version:
+    """A version with its definition."""
+    return Version(**version_summary(v).model_dump(), definition=v.definition or {})
+
+
+def execution_summary(s: ExecutionSummary) -> ExecutionSummaryOut:
+    """An execution for lists."""
+    return ExecutionSummaryOut(
+        id=s.id,
+        workflow_id=s.workflow_id,
+        version=s.version,
+        status=s.status,
+        trigger_type=s.trigger_type,
+        created_at=s.created_at,
+        started_at=s.started_at,
+        completed_at=s.completed_at,
+        duration_ms=duration_ms(s.started_at, s.completed_at),
+        retry_of=s.retry_of,
+        parent_execution_id=s.parent_execution_id,
+    )
+
+
+def node_run_out(r: NodeRun) -> NodeRunOut:
+    """One attempt of one node."""
+    return NodeRunOut(
+        node_id=r.node_id,
+        status=r.status.value,
+        attempt=r.attempt,
+        input=r.input,
+        output=r.output,
+        error=r.error,
+        started_at=r.started_at,
+        completed_at=r.completed_at,
+        duration_ms=duration_ms(r.started_at, r.completed_at),
+    )
+
+
+def execution_detail(ex: ExecutionRecord, runs: list[NodeRun]) -> ExecutionDetail:
+    """An execution with its node runs."""
+    return ExecutionDetail(
+        id=ex.id,
+        workflow_id=ex.workflow_id,
+        version=ex.version,
+        status=ex.status.value,
+        trigger_type=ex.trigger_type,
+        input=ex.trigger.get("data"),
+        output=ex.output,
+        error=ex.error,
+        created_at=ex.created_at,
+        started_at=ex.started_at,
+        completed_at=ex.completed_at,
+        duration_ms=duration_ms(ex.started_at, ex.completed_at),
+        retry_of=ex.retry_of,
+        parent_execution_id=ex.parent_execution_id,
+        nodes=[node_run_out(r) for r in runs],
+    )

@@ -1,0 +1,77 @@
+"""Tenant isolation: tenant B, with its own valid key, tries every route on tenant A's
+objects. Each answers 404 and nothing of A's changes. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.api_support import FAILING, THREE_NODES, WAITING, Api, open_api
+
+
+async def _snapshot(api: Api, wf: str, executions: list[str]) -> dict[str, Any]:
+    workflow = (await api.a.get(f"/api/workflows/{wf}")).json()
+    versions = (await api.a.get(f"/api/workflows/{wf}/versions")).json()
+    runs = [(await api.a.get(f"/api/executions/{e}")).json() for e in executions]
+    listed = (await api.a.get("/api/executions")).json()
+    keys = (await api.a.get("/api/keys")).json()
+    for k in keys["items"]:
+        k.pop("last_used_at")
+    return {"wf": workflow, "versions": versions, "runs": runs, "list": listed, "keys": keys}
+
+
+async def test_api_isolation_every_route_across_tenants_is_404(database_url: str) -> None:
+    async with open_api(database_url) as api:
+        wf = await api.workflow(THREE_NODES)
+        bad = await api.workflow(FAILING)
+        slow = await api.workflow(WAITING)
+        done = (await api.run(wf, {"message": "a"}))["id"]
+        failed = (await api.run(bad, {"x": 1}))["id"]
+        live = (await api.a.post(f"/api/workflows/{slow}/execute", json={})).json()["execution_id"]
+        for _ in range(200):
+            if (await api.a.get(f"/api/executions/{live}")).json()["status"] == "waiting":
+                break
+            await asyncio.sleep(0.02)
+        key_id = (await api.a.get("/api/keys")).json()["items"][0]["id"]
+        before = await _snapshot(api, wf, [done, failed, live])
+
+        definition = {**THREE_NODES, "name": "hijacked"}
+        attempts: list[tuple[str, str, dict[str, Any] | None]] = [
+            ("GET", f"/api/workflows/{wf}", None),
+            ("PUT", f"/api/workflows/{wf}", definition),
+            ("PATCH", f"/api/workflows/{wf}", {"name": "hijacked"}),
+            ("DELETE", f"/api/workflows/{wf}", None),
+            ("POST", f"/api/workflows/{wf}/publish", None),
+            ("GET", f"/api/workflows/{wf}/export", None),
+            ("GET", f"/api/workflows/{wf}/versions", None),
+            ("POST", f"/api/workflows/{wf}/versions", {"definition": definition}),
+            ("GET", f"/api/workflows/{wf}/versions/1", None),
+            ("POST", f"/api/workflows/{wf}/versions/1/publish", None),
+            ("GET", f"/api/workflows/{wf}/versions/1/diff/1", None),
+            ("POST", f"/api/workflows/{wf}/execute", {"input": {"message": "b"}}),
+            ("POST", f"/api/workflows/{wf}/execute?wait=1", {"input": {}, "version": 1}),
+            ("GET", f"/api/workflows/{wf}/executions", None),
+            ("GET", f"/api/executions/{done}", None),
+            ("GET", f"/api/executions/{done}/logs", None),
+            ("GET", f"/api/executions/{done}/events", None),
+            ("POST", f"/api/executions/{live}/cancel", None),
+            ("POST", f"/api/executions/{failed}/retry", {}),
+            ("POST", f"/api/executions/{done}/retry", {"from_start": True}),
+            ("DELETE", f"/api/keys/{key_id}", None),
+        ]
+        for method, path, body in attempts:
+            r = await api.b.request(method, path, json=body)
+            assert r.status_code == 404, (method, path, r.status_code, r.text)
+            assert r.json()["error"]["code"] == "not_found"
+
+        # Lists are scoped too: B sees none of A's objects.
+        assert (await api.b.get("/api/workflows")).json()["items"] == []
+        assert (await api.b.get("/api/executions")).json()["items"] == []
+        filtered = await api.b.get("/api/executions", params={"workflow_id": wf})
+        assert filtered.json()["items"] == []
+        assert key_id not in [k["id"] for k in (await api.b.get("/api/keys")).json()["items"]]
+
+        await asyncio.sleep(0.2)  # anything wrongly started would have shown by now
+        after = await _snapshot(api, wf, [done, failed, live])
+        assert after == before
+        assert (await api.a.get("/api/tenant")).status_code == 200  # A's key still works

@@ -1,0 +1,224 @@
+"""Executions over the API: execute, wait, detail, lists, logs, cancel, retry (SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.api_support import FAILING, THREE_NODES, WAITING, Api, open_api
+
+
+@pytest.fixture
+async def api(sqlite_url: str) -> AsyncIterator[Api]:
+    async with open_api(sqlite_url) as api:
+        yield api
+
+
+async def test_execute_wait_returns_the_execution_with_node_timings(api: Api) -> None:
+    wf = await api.workflow()
+    body = await api.run(wf, {"message": "hello"})
+    assert body["status"] == "succeeded"
+    assert body["input"] == {"message": "hello"}
+    assert body["output"] == "The processed result is: hello processed"
+    assert (body["workflow_id"], body["version"]) == (wf, 1)
+    assert [n["node_id"] for n in body["nodes"]] == ["trigger-1", "process-1", "response-1"]
+    for node in body["nodes"]:
+        assert node["status"] == "succeeded"
+        assert node["attempt"] == 1
+        assert node["duration_ms"] is not None and node["duration_ms"] >= 0
+        assert node["started_at"] <= node["completed_at"]
+    assert body["nodes"][1]["output"] == {"result": "hello processed"}
+    assert body["duration_ms"] >= 0
+
+
+async def test_execute_without_wait_answers_202_with_the_id(api: Api) -> None:
+    wf = await api.workflow()
+    r = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {"message": "x"}})
+    assert r.status_code == 202
+    execution_id = r.json()["execution_id"]
+    assert r.headers["location"] == f"/api/executions/{execution_id}"
+    ex = await api.runtime.engine.wait(execution_id, timeout=10)
+    assert ex.status.value == "succeeded"
+    detail = (await api.a.get(f"/api/executions/{execution_id}")).json()
+    assert detail["status"] == "succeeded"
+
+
+async def test_execute_wait_that_runs_out_answers_202(api: Api) -> None:
+    wf = await api.workflow(WAITING)
+    r = await api.a.post(f"/api/workflows/{wf}/execute", params={"wait": 0.2}, json={})
+    assert r.status_code == 202
+    assert r.json()["status"] in ("running", "waiting")
+
+
+async def test_execute_draft_needs_a_version(api: Api) -> None:
+    wf = await api.workflow(publish=False)
+    r = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {"message": "m"}})
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "not_published"
+    ok = await api.a.post(
+        f"/api/workflows/{wf}/execute",
+        params={"wait": 10},
+        json={"input": {"message": "m"}, "version": 1},
+    )
+    assert ok.status_code == 200
+    missing = await api.a.post(f"/api/workflows/{wf}/execute", json={"version": 5})
+    assert missing.status_code == 404
+
+
+async def test_executions_list_filters_and_keyset_pages(api: Api) -> None:
+    ok_wf = await api.workflow()
+    bad_wf = await api.workflow(FAILING)
+    succeeded = [(await api.run(ok_wf, {"message": str(i)}))["id"] for i in range(5)]
+    failed = [(await api.run(bad_wf, {"x": i}))["id"] for i in range(2)]
+    everything = list(reversed(succeeded + failed))  # newest first
+
+    async def ids(path: str = "/api/executions", **params: Any) -> list[str]:
+        r = await api.a.get(path, params=params)
+        assert r.status_code == 200, r.text
+        return [e["id"] for e in r.json()["items"]]
+
+    assert await ids() == everything
+    assert await ids(status="failed") == list(reversed(failed))
+    assert await ids(status=["failed", "succeeded"]) == everything
+    assert await ids(workflow_id=ok_wf) == list(reversed(succeeded))
+    assert await ids(f"/api/workflows/{bad_wf}/executions") == list(reversed(failed))
+    assert await ids(trigger_type="manual") == everything
+    assert await ids(trigger_type="webhook") == []
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3, "status": "succeeded"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await api.a.get("/api/executions", params=params)).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(succeeded))
+
+    now = datetime.now(UTC)
+    assert await ids(started_from=(now + timedelta(minutes=1)).isoformat()) == []
+    assert await ids(started_to=(now - timedelta(minutes=5)).isoformat()) == []
+    assert len(await ids(started_from=(now - timedelta(minutes=5)).isoformat())) == 7
+    item = (await api.a.get("/api/executions", params={"limit": 1})).json()["items"][0]
+    assert set(item) >= {"id", "workflow_id", "version", "status", "trigger_type", "duration_ms"}
+
+
+async def test_executions_detail_of_a_failure_carries_the_node_error(api: Api) -> None:
+    wf = await api.workflow(FAILING)
+    body = await api.run(wf, {"x": 1})
+    assert body["status"] == "failed"
+    boom = next(n for n in body["nodes"] if n["node_id"] == "boom")
+    assert boom["status"] == "failed"
+    assert boom["error"]["message"] == "no"
+    assert body["error"] is not None
+
+
+LOGGING = {
+    "name": "Logs twice",
+    "nodes": [
+        {"id": "t", "type": "trigger"},
+        {"id": "one", "type": "error_handler", "config": {"message": "first {{data.x}}"}},
+        {"id": "two", "type": "error_handler", "config": {"message": "second", "level": "info"}},
+    ],
+    "edges": [{"source": "t", "target": "one"}, {"source": "one", "target": "two"}],
+}
+
+
+async def test_executions_logs_are_paged_oldest_first(api: Api) -> None:
+    wf = await api.workflow(LOGGING)
+    body = await api.run(wf, {"x": 1})
+    r = await api.a.get(f"/api/executions/{body['id']}/logs")
+    assert r.status_code == 200
+    lines = r.json()["items"]
+    assert [(x["node_id"], x["level"], x["message"]) for x in lines] == [
+        ("one", "warn", "first 1"),
+        ("two", "info", "second"),
+    ]
+    first = (await api.a.get(f"/api/executions/{body['id']}/logs", params={"limit": 1})).json()
+    assert [x["message"] for x in first["items"]] == ["first 1"]
+    rest = await api.a.get(
+        f"/api/executions/{body['id']}/logs", params={"cursor": first["next_cursor"]}
+    )
+    assert [x["message"] for x in rest.json()["items"]] == ["second"]
+    assert rest.json()["next_cursor"] is None
+
+
+async def test_executions_cancel_a_waiting_execution_then_refuse_again(api: Api) -> None:
+    wf = await api.workflow(WAITING)
+    started = await api.a.post(f"/api/workflows/{wf}/execute", json={})
+    execution_id = started.json()["execution_id"]
+    for _ in range(100):
+        status = (await api.a.get(f"/api/executions/{execution_id}")).json()["status"]
+        if status == "waiting":
+            break
+        await asyncio.sleep(0.02)
+    r = await api.a.post(f"/api/executions/{execution_id}/cancel")
+    assert r.status_code == 200
+    assert r.json() == {"execution_id": execution_id, "status": "cancelled"}
+    detail = (await api.a.get(f"/api/executions/{execution_id}")).json()
+    assert detail["status"] == "cancelled"
+    again = await api.a.post(f"/api/executions/{execution_id}/cancel")
+    assert again.status_code == 409
+
+
+async def test_executions_retry_from_failure_reuses_earlier_outputs(api: Api) -> None:
+    wf = await api.workflow(FAILING)
+    failed = await api.run(wf, {"x": 7})
+    r = await api.a.post(f"/api/executions/{failed['id']}/retry", json={})
+    assert r.status_code == 202
+    new_id = r.json()["execution_id"]
+    ex = await api.runtime.engine.wait(new_id, timeout=10)
+    assert ex.status.value == "failed"
+    detail = (await api.a.get(f"/api/executions/{new_id}")).json()
+    assert detail["retry_of"] == failed["id"]
+    a = next(n for n in detail["nodes"] if n["node_id"] == "a")
+    old_a = next(n for n in failed["nodes"] if n["node_id"] == "a")
+    assert a["output"] == old_a["output"] == {"x": 7}
+    runs = await api.runtime.executions.node_runs(new_id)
+    copied = next(x for x in runs if x.node_id == "a").state
+    assert copied is not None and "copied_from" in copied  # reused, not run again
+
+
+async def test_executions_retry_from_start_and_refusals(api: Api) -> None:
+    wf = await api.workflow()
+    done = await api.run(wf, {"message": "again"})
+    refused = await api.a.post(f"/api/executions/{done['id']}/retry")
+    assert refused.status_code == 409
+    r = await api.a.post(f"/api/executions/{done['id']}/retry", json={"from_start": True})
+    assert r.status_code == 202
+    ex = await api.runtime.engine.wait(r.json()["execution_id"], timeout=10)
+    assert ex.output == "The processed result is: again processed"
+
+    live_wf = await api.workflow(WAITING)
+    live = (await api.a.post(f"/api/workflows/{live_wf}/execute", json={})).json()
+    running = await api.a.post(f"/api/executions/{live['execution_id']}/retry")
+    assert running.status_code == 409
+
+
+async def test_executions_unknown_ids_are_404(api: Api) -> None:
+    ghost = "01900000-0000-7000-8000-000000000000"
+    for method, path in [
+        ("GET", f"/api/executions/{ghost}"),
+        ("GET", f"/api/executions/{ghost}/logs"),
+        ("POST", f"/api/executions/{ghost}/cancel"),
+        ("POST", f"/api/executions/{ghost}/retry"),
+        ("POST", f"/api/workflows/{ghost}/execute"),
+    ]:
+        r = await api.a.request(method, path)
+        assert r.status_code == 404, (method, path)
+        assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_three_node_seed_shape_runs_as_in_the_seed(api: Api) -> None:
+    # The seed's expected answer, with its function node as a mapping transform.
+    wf = await api.workflow(THREE_NODES)
+    body = await api.run(wf, {"message": "Hello"})
+    assert body["output"] == "The processed result is: Hello processed"
+    assert body["nodes"][0]["output"]["type"] == "webhook.test"
