@@ -28,7 +28,7 @@ from flowmill.api.schemas import (
     Workflow,
 )
 from flowmill.api.views import canonical, document_of, version_out, version_summary, workflow_out
-from flowmill.diffing import FieldChange, diff_definitions
+from flowmill.domain.diffing import FieldChange, diff_definitions
 
 router = APIRouter(
     prefix="/api/workflows/{workflow_id}/versions", tags=["versions"], responses=ERROR_RESPONSES
