@@ -147,7 +147,8 @@ def run_from_row(row: Row[Any] | Mapping[str, Any]) -> NodeRun:
     )
 
 
-def _run_values(r: NodeRun) -> dict[str, Any]:
+def run_values(r: NodeRun) -> dict[str, Any]:
+    """Column values of a new ``node_executions`` row."""
     return {
         "id": r.id,
         "tenant_id": r.tenant_id,
@@ -307,7 +308,7 @@ def apply_effects(
     if fx.cancel_live_runs:
         conn.execute(_CANCEL_LIVE, {"b_execution_id": fx.execution_id, "b_now": now})
     if fx.new_runs:
-        conn.execute(_INSERT_RUN, [_run_values(r) for r in fx.new_runs])
+        conn.execute(_INSERT_RUN, [run_values(r) for r in fx.new_runs])
     if fx.execution_update is not None:
         x = fx.execution_update
         conn.execute(

@@ -26,13 +26,13 @@ from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
     LogLine,
-    NodeRun,
     NodeState,
     StaleStepError,
 )
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine.effects import StateReader
 from flowmill.ids import uuid7
+from flowmill.store.executions import run_values
 
 _LOCK = (
     "SELECT id, tenant_id, workflow_id, version, status, trigger_type, created_at, "
@@ -354,7 +354,7 @@ def _statement(fx: Effects, assumed: ExecutionRecord) -> tuple[str, list[Any]]:
     ]
     done = "EXISTS (SELECT 1 FROM u)"
     if fx.new_runs:
-        rows = [_run_json(r) for r in fx.new_runs]
+        rows = [run_values(r) for r in fx.new_runs]
         ctes.append(
             "r AS (INSERT INTO node_executions SELECT * FROM jsonb_populate_recordset("
             f"NULL::node_executions, {p(_json(rows), '::jsonb')}) WHERE {done} RETURNING 1)"
@@ -405,27 +405,6 @@ def _statement(fx: Effects, assumed: ExecutionRecord) -> tuple[str, list[Any]]:
         + "\nSELECT EXISTS (SELECT 1 FROM ok) AS ok, EXISTS (SELECT 1 FROM u) AS updated"
     )
     return sql, params
-
-
-def _run_json(r: NodeRun) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "tenant_id": r.tenant_id,
-        "execution_id": r.execution_id,
-        "node_id": r.node_id,
-        "attempt": r.attempt,
-        "status": r.status.value,
-        "input": r.input,
-        "output": r.output,
-        "error": r.error,
-        "handles": r.handles,
-        "state": r.state,
-        "not_before": r.not_before,
-        "created_at": r.created_at,
-        "started_at": r.started_at,
-        "completed_at": r.completed_at,
-        "owner": r.owner,
-    }
 
 
 def _log_json(fx: Effects, line: LogLine) -> dict[str, Any]:
