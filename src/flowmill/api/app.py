@@ -12,6 +12,7 @@ from flowmill import __version__
 from flowmill.api import events, executions, health, keys, versions, workflows
 from flowmill.api.auth import Authenticator, JwtVerifier
 from flowmill.api.deps import ApiContext
+from flowmill.api.docs import install_docs
 from flowmill.api.errors import install_error_handlers
 from flowmill.api.limits import BodyLimitMiddleware
 from flowmill.config import Settings
@@ -59,9 +60,10 @@ def build_app(settings: Settings) -> FastAPI:
         title="Flowmill API",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     for module in (health, workflows, versions, executions, events, keys):
