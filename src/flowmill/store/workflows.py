@@ -158,6 +158,7 @@ class WorkflowRepository:
                 ),
             ]
             if publish:
+                sync_definition_triggers(conn, tenant_id, wf_id, definition, now)
                 events.append(
                     _event(
                         tenant_id,
