@@ -50,15 +50,23 @@ class Live:
     url: str
     http: httpx.AsyncClient  # no credentials: what a webhook sender is
     keys: dict[str, str]
+    clients: list[httpx.AsyncClient]
 
     def as_tenant(self, tenant: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+        """A client authenticated as ``tenant`` (closed with the server)."""
+        client = httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {self.keys[tenant]}"}
         )
+        self.clients.append(client)
+        return client
 
-    async def wait_event(self, client: httpx.AsyncClient, webhook_id: str, event_id: str,
-                         done: tuple[str, ...] = ("processed", "no_match", "failed"),
-                         ) -> dict[str, Any]:  # fmt: skip
+    async def wait_event(
+        self,
+        client: httpx.AsyncClient,
+        webhook_id: str,
+        event_id: str,
+        done: tuple[str, ...] = ("processed", "no_match", "failed"),
+    ) -> dict[str, Any]:
         for _ in range(300):
             page = (await client.get(f"/api/webhooks/{webhook_id}/events")).json()
             for item in page["items"]:
@@ -78,9 +86,13 @@ class Live:
 
 @contextlib.asynccontextmanager
 async def live_api(
-    url: str, *, tenants: tuple[str, ...] = ("tenant-a", "tenant-b"), worker: bool = True,
-    scheduler: bool = False, **settings: Any,
-) -> AsyncIterator[Live]:  # fmt: skip
+    url: str,
+    *,
+    tenants: tuple[str, ...] = ("tenant-a", "tenant-b"),
+    worker: bool = True,
+    scheduler: bool = False,
+    **settings: Any,
+) -> AsyncIterator[Live]:
     options: dict[str, Any] = {
         "database_url": url,
         "secret_keys": KEYS,
@@ -109,7 +121,12 @@ async def live_api(
                     await asyncio.sleep(0.01)
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(base_url=base) as http:
-                    yield Live(rt, base, http, keys)
+                    live = Live(rt, base, http, keys, [])
+                    try:
+                        yield live
+                    finally:
+                        for c in live.clients:
+                            await c.aclose()
             finally:
                 server.should_exit = True
                 await serving
