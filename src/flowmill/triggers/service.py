@@ -117,6 +117,7 @@ class TriggerService:
         self.holder = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid7()[-8:]}"
         self._stop = asyncio.Event()
         self._leading = False
+        self._feed_ready = False
 
     @property
     def leading(self) -> bool:
@@ -170,6 +171,11 @@ class TriggerService:
         self._leading = await self.leases.acquire(LEASE, self.holder, now, self.options.lease_ttl_s)
         if not self._leading:
             return Started(False)
+        if not self._feed_ready:
+            # A consumer new to a tenant's feed starts at its end: turning the service
+            # on does not act on history (tenants made later are read from the start).
+            await self.feed.start_at_end(CONSUMER)
+            self._feed_ready = True
         firings = await self.fire_schedules(now)
         starts = await self.consume_events()
         recovered = await self.recover_webhooks()
