@@ -34,7 +34,7 @@ _ANY_BODY: dict[str, Any] = {
         "required": False,
         "description": "The sender's payload, verified on its raw bytes.",
         "content": {
-            "application/json": {"schema": {}},
+            "application/json": {"schema": {"description": "Any JSON value."}},
             "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
             "text/plain": {"schema": {"type": "string"}},
         },
@@ -121,9 +121,13 @@ async def by_trigger(ctx: Ctx, request: Request, webhook_id: str, provider: str 
     )
 
 
-@router.api_route(
+@router.get(
     "/webhooks/{webhook_id}/{provider}",
-    methods=["POST", "GET"],
+    responses=INGRESS_RESPONSES,
+    summary="Answer a webhook handshake (by webhook id)",
+)
+@router.post(
+    "/webhooks/{webhook_id}/{provider}",
     responses=INGRESS_RESPONSES,
     openapi_extra=_ANY_BODY,
     summary="Receive a webhook (by webhook id)",
@@ -138,9 +142,13 @@ async def receive_by_id(
     return await by_trigger(ctx, request, webhook_id, provider)
 
 
-@router.api_route(
+@router.get(
     "/webhooks/{client_id}/{trigger_type}/{action_type}",
-    methods=["POST", "GET"],
+    responses=INGRESS_RESPONSES,
+    summary="Answer a webhook handshake (seed route)",
+)
+@router.post(
+    "/webhooks/{client_id}/{trigger_type}/{action_type}",
     responses=INGRESS_RESPONSES,
     openapi_extra=_ANY_BODY,
     summary="Receive a webhook (seed route)",

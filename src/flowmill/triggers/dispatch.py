@@ -9,6 +9,7 @@ late) starts nothing twice. Then mark the event ``processed`` with the execution
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,9 +54,23 @@ class WebhookDispatcher:
         self.providers = providers
 
     async def handle_job(self, job: TriggerJob) -> None:
-        """The engine's handler of webhook-event trigger jobs."""
+        """The engine's handler of webhook-event trigger jobs (one event, or the batch
+        the ingress recorded together in ``data.webhook_event_ids``)."""
         assert job.webhook_event_id is not None
-        await self.dispatch(job.webhook_event_id)
+        ids = [job.webhook_event_id]
+        if isinstance(job.data, dict) and isinstance(job.data.get("webhook_event_ids"), list):
+            ids = [str(i) for i in job.data["webhook_event_ids"]]
+        limit = asyncio.Semaphore(8)
+
+        async def _one(event_id: str) -> None:
+            async with limit:
+                await self.dispatch(event_id)
+
+        results = await asyncio.gather(*(_one(i) for i in ids), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            # The events stay "received"; the trigger service dispatches them later.
+            raise failed[0]
 
     async def dispatch(self, event_id: str) -> list[str] | None:
         """Start the executions of a received event. Returns their ids, or ``None`` when

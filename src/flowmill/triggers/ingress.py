@@ -340,23 +340,33 @@ class WebhookIngress:
 
     async def _flush(self, rows: Sequence[WebhookEventRow]) -> list[WebhookEventStatus]:
         statuses = await self.events.insert(rows)
-        jobs = [
-            TriggerJob(r.tenant_id, "", "webhook", None, webhook_event_id=r.id)
-            for r, s in zip(rows, statuses, strict=True)
-            if s is WebhookEventStatus.RECEIVED
+        received = [
+            r.id for r, s in zip(rows, statuses, strict=True) if s is WebhookEventStatus.RECEIVED
         ]
-        if jobs:
+        if received:
+            # One job per batch: adding a BullMQ job costs more CPU than recording the
+            # event, so the batch travels together (workers dispatch its events).
+            job = TriggerJob(
+                rows[0].tenant_id,
+                "",
+                "webhook",
+                {"webhook_event_ids": received} if len(received) > 1 else None,
+                webhook_event_id=received[0],
+            )
             try:
-                await self.queue.put(jobs)
+                await self.queue.put([job])
             except Exception:
                 # Committed already: the trigger service finds received events whose job
                 # never arrived, so the acknowledgement still holds.
-                log.exception("could not enqueue webhook events; recovery will", count=len(jobs))
+                log.exception(
+                    "could not enqueue webhook events; recovery will", count=len(received)
+                )
         return statuses
 
     async def close(self) -> None:
-        """Wait for writes under way."""
+        """Wait for writes under way; release connections."""
         await self._writer.drain()
+        await self.events.close()
 
 
 def _distinct(targets: Sequence[Target]) -> list[Target]:
