@@ -243,6 +243,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument(
+        "--no-worker", action="store_true", help="Ingress alone: no worker dispatching meanwhile."
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     url = await fresh_database()
@@ -275,7 +278,8 @@ async def main() -> None:
         path = f"/webhooks/{hook_id}/hmac"
         post_raw = request_bytes("POST", path, port, BODY)
         health_raw = request_bytes("GET", "/health", port, None)
-        async with process(["worker"], env, worker_log):
+        worker_args = ["--help"] if args.no_worker else ["worker"]
+        async with process(worker_args, env, worker_log):
             await throughput(port, path, post_raw, True, 2, tmp)  # warm up
             acks_s, acks = await throughput(port, path, post_raw, True, args.seconds, tmp)
             health_s, _ = await throughput(port, "/health", health_raw, False, args.seconds, tmp)
@@ -291,7 +295,8 @@ async def main() -> None:
                 await conn.close()
     tool = "wrk -t2 -c64" if shutil.which("wrk") else "python, 64 connections"
     print_table(
-        f"Webhook ingress, PostgreSQL + Redis, 1 API process + 1 worker ({os.cpu_count()} CPUs)",
+        f"Webhook ingress, PostgreSQL + Redis, 1 API process"
+        f"{'' if args.no_worker else ' + 1 worker dispatching'} ({os.cpu_count()} CPUs)",
         ["measure", "webhook POST (durable ack)", "GET /health (reference)", "target"],
         [
             [f"acks/s, closed loop ({tool}, {args.seconds} s)", f"{acks_s:,.0f}",
