@@ -45,6 +45,14 @@ def serve(
             "(the distributed layout).",
         ),
     ] = False,
+    no_scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--no-scheduler",
+            help="Do not run a trigger-service replica (schedules, event triggers) here; "
+            "run `flowmill scheduler` instead.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API, with the engine's worker in the same process.
 
@@ -61,6 +69,7 @@ def serve(
             host=host or settings.host,
             port=port or settings.port,
             worker=not no_worker,
+            scheduler=not no_scheduler,
             say=_say,
         )
     )

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
         jwt_issuer: Required ``iss`` of accepted tokens.
         jwt_audience: Required ``aud`` of accepted tokens.
         jwt_tenant_claim: Claim naming the caller's tenant.
+        webhook_max_body_bytes: Largest webhook request body (413 beyond).
+        webhook_cache_s: How long the ingress reuses a resolved webhook (a deactivated
+            one may still record requests this long; dispatch checks again).
+        webhook_recovery_s: A webhook event still ``received`` this long after it
+            arrived is dispatched by the trigger service (its job was lost).
+        webhook_max_wait_s: Longest a ``last_node``/``response_node`` webhook waits.
+        scheduler_tick_s: Longest pause between rounds of the trigger service.
+        scheduler_lease_s: Lease of the leading trigger service replica; a dead
+            leader is replaced within this time.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -90,6 +99,14 @@ class Settings(BaseSettings):
     jwt_tenant_claim: str = "tenant_id"
     jwt_leeway_s: float = Field(30.0, ge=0)
     jwt_jwks_cache_s: float = Field(300.0, ge=0)
+
+    # --- triggers: webhooks, schedules, events ---
+    webhook_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    webhook_cache_s: float = Field(1.0, ge=0)
+    webhook_recovery_s: float = Field(10.0, gt=0)
+    webhook_max_wait_s: float = Field(30.0, ge=0)
+    scheduler_tick_s: float = Field(1.0, gt=0)
+    scheduler_lease_s: float = Field(15.0, gt=0)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"

@@ -27,6 +27,7 @@ from flowmill.store import migrate
 from flowmill.store.database import Database, connect
 from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
 from flowmill.store.workflows import WorkflowRepository
+from flowmill.triggers.parts import TriggerParts, build_trigger_parts
 
 log = structlog.get_logger("flowmill")
 
@@ -43,6 +44,7 @@ class Runtime:
     queue: JobQueue
     services: NodeServices
     credentials: CredentialVault
+    triggers: TriggerParts
 
 
 def build_queue(settings: Settings) -> JobQueue:
@@ -165,7 +167,11 @@ async def open_runtime(
             ),
             kind=kind,
         )
-        yield Runtime(settings, db, workflows, executions, engine, q, services, vault)
+        parts = build_trigger_parts(
+            settings=settings, db=db, engine=engine, workflows=workflows, clock=clock, vault=vault
+        )
+        yield Runtime(settings, db, workflows, executions, engine, q, services, vault, parts)
+        await parts.ingress.close()
         await q.close()
     finally:
         await _close_services(services)

@@ -33,6 +33,15 @@ async def test_api_isolation_every_route_across_tenants_is_404(database_url: str
                 break
             await asyncio.sleep(0.02)
         key_id = (await api.a.get("/api/keys")).json()["items"][0]["id"]
+        hook_body = {
+            "workflow_id": wf,
+            "node_id": "trigger-1",
+            "provider": "none",
+            "config": {"allow_unverified": True},
+        }
+        hook = (await api.a.post("/api/webhooks", json=hook_body)).json()["id"]
+        route = (await api.a.get("/api/triggers", params={"workflow_id": wf})).json()["items"]
+        hook_before = (await api.a.get(f"/api/webhooks/{hook}")).json()
         before = await _snapshot(api, wf, [done, failed, live])
 
         definition = {**THREE_NODES, "name": "hijacked"}
@@ -58,6 +67,15 @@ async def test_api_isolation_every_route_across_tenants_is_404(database_url: str
             ("POST", f"/api/executions/{failed}/retry", {}),
             ("POST", f"/api/executions/{done}/retry", {"from_start": True}),
             ("DELETE", f"/api/keys/{key_id}", None),
+            ("POST", f"/api/workflows/{wf}/unpublish", None),
+            ("POST", "/api/webhooks", hook_body),
+            ("GET", f"/api/webhooks/{hook}", None),
+            ("DELETE", f"/api/webhooks/{hook}", None),
+            ("GET", f"/api/webhooks/{hook}/events", None),
+            ("GET", f"/api/triggers/{hook}", None),
+            ("PATCH", f"/api/triggers/{hook}", {"enabled": False}),
+            ("GET", f"/api/triggers/{hook}/next_runs", None),
+            *[("PATCH", f"/api/triggers/{t['id']}", {"enabled": False}) for t in route],
         ]
         for method, path, body in attempts:
             r = await api.b.request(method, path, json=body)
@@ -70,8 +88,11 @@ async def test_api_isolation_every_route_across_tenants_is_404(database_url: str
         filtered = await api.b.get("/api/executions", params={"workflow_id": wf})
         assert filtered.json()["items"] == []
         assert key_id not in [k["id"] for k in (await api.b.get("/api/keys")).json()["items"]]
+        assert (await api.b.get("/api/webhooks")).json()["items"] == []
+        assert (await api.b.get("/api/triggers")).json()["items"] == []
 
         await asyncio.sleep(0.2)  # anything wrongly started would have shown by now
         after = await _snapshot(api, wf, [done, failed, live])
         assert after == before
+        assert (await api.a.get(f"/api/webhooks/{hook}")).json() == hook_before
         assert (await api.a.get("/api/tenant")).status_code == 200  # A's key still works

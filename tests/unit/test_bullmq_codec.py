@@ -47,7 +47,8 @@ def test_trigger_data_is_json_whatever_python_handed_in() -> None:
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        ({}, "tenant_id: Field required; workflow_id: Field required"),
+        ({}, "tenant_id: Field required"),
+        ({"tenant_id": "t", "trigger_type": "x"}, "workflow_id: Field required"),
         ({"tenant_id": "", "workflow_id": "w", "trigger_type": "x"}, "tenant_id: String should"),
         ({"tenant_id": True, "workflow_id": "w", "trigger_type": "x"}, "tenant_id: Input should"),
         ({"workflow_id": "w", "workflowId": "v", "tenant_id": "t", "trigger_type": "x"},
@@ -62,6 +63,15 @@ def test_bad_trigger_data_is_refused_naming_the_field(data: object, reason: str)
     with pytest.raises(JobDataError) as e:
         decode_trigger(data)
     assert reason in str(e.value)
+
+
+def test_trigger_data_of_a_webhook_event_round_trips_without_a_workflow() -> None:
+    job = TriggerJob("t", "", "webhook", None, webhook_event_id="0190-evt")
+    data = encode_trigger(job)
+    assert data == {"tenant_id": "t", "trigger_type": "webhook", "data": None,
+                    "webhook_event_id": "0190-evt"}  # fmt: skip
+    assert decode_trigger(data) == job
+    assert decode_trigger({**data, "webhookEventId": "0190-evt"}) == job
 
 
 def test_the_same_value_under_both_spellings_is_fine() -> None:

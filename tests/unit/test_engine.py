@@ -328,7 +328,11 @@ async def test_engine_stranded_own_step_is_redispatched(harness: Harness) -> Non
 async def test_engine_other_triggers_are_skipped(harness: Harness) -> None:
     definition = wf(
         [
-            {"id": "t2", "type": "trigger", "config": {"triggerType": "schedule"}},
+            {
+                "id": "t2",
+                "type": "trigger",
+                "config": {"triggerType": "schedule", "cron": "0 * * * *"},
+            },
             {"id": "a", "type": "noop"},
             {"id": "b", "type": "noop"},
         ],

@@ -9,7 +9,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from flowmill import __version__
-from flowmill.api import events, executions, health, keys, versions, workflows
+from flowmill.api import (
+    events,
+    executions,
+    health,
+    ingress,
+    keys,
+    triggers,
+    versions,
+    webhooks,
+    workflows,
+)
 from flowmill.api.auth import Authenticator, JwtVerifier
 from flowmill.api.deps import ApiContext
 from flowmill.api.docs import install_docs
@@ -65,8 +75,22 @@ def build_app(settings: Settings) -> FastAPI:
     )
     install_docs(app)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    for module in (health, workflows, versions, executions, events, keys):
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        webhook_max_bytes=settings.webhook_max_body_bytes,
+    )
+    for module in (
+        health,
+        workflows,
+        versions,
+        executions,
+        events,
+        keys,
+        webhooks,
+        triggers,
+        ingress,
+    ):
         app.include_router(module.router)
     return app
 

@@ -7,6 +7,8 @@ no request makes the server buffer more than the limit.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,17 +23,31 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than {max_bytes} bytes")
 
 
-class BodyLimitMiddleware:
-    """Answer 413 to requests whose body is larger than ``max_bytes``."""
+_WEBHOOK_PATH = re.compile(r"^/webhooks/|^/api/webhooks/[^/]+/?$")
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+def is_webhook_ingress(scope: Scope) -> bool:
+    """Whether the request goes to a webhook URL (which has its own, larger limit)."""
+    return bool(_WEBHOOK_PATH.match(scope.get("path", ""))) and scope.get("method") == "POST"
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to requests whose body is larger than ``max_bytes`` (``webhook_max_bytes``
+    for webhook ingress URLs, whose senders post whole documents)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, webhook_max_bytes: int | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.api_max_bytes = max_bytes
+        self.webhook_max_bytes = webhook_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.webhook_max_bytes if is_webhook_ingress(scope) else self.api_max_bytes
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -41,8 +57,8 @@ class BodyLimitMiddleware:
                 if declared < 0:
                     await self._refuse(scope, receive, send, 400, "bad Content-Length header")
                     return
-                if declared > self.max_bytes:
-                    await self._refuse(scope, receive, send, 413, self._message())
+                if declared > limit:
+                    await self._refuse(scope, receive, send, 413, self._message(limit))
                     return
         seen = 0
         started = False
@@ -52,8 +68,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(self.max_bytes)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -67,10 +83,11 @@ class BodyLimitMiddleware:
         except _TooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send, 413, self._message())
+            await self._refuse(scope, receive, send, 413, self._message(limit))
 
-    def _message(self) -> str:
-        return f"the request body is larger than {self.max_bytes} bytes"
+    @staticmethod
+    def _message(limit: int) -> str:
+        return f"the request body is larger than {limit} bytes"
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, msg: str) -> None:

@@ -116,9 +116,11 @@ async def serve(
     host: str,
     port: int,
     worker: bool = True,
+    scheduler: bool = True,
     say: Callable[[str], None] = print,
 ) -> None:
-    """Run the API (and the worker) until SIGTERM or Ctrl-C."""
+    """Run the API (and the worker, and a trigger-service replica) until SIGTERM or
+    Ctrl-C. Any number of processes may run the trigger service: one leads."""
     queue = None if worker or settings.redis_url else HandOffQueue()
     async with open_runtime(settings, kind="embedded" if worker else "api", queue=queue) as rt:
         ctx = build_context(rt)
@@ -141,8 +143,9 @@ async def serve(
             server_header=False,
         )
         server = _Server(config)
-        if worker:
-            async with rt.engine.running():
-                await server.serve()
-        else:
+        async with contextlib.AsyncExitStack() as stack:
+            if worker:
+                await stack.enter_async_context(rt.engine.running())
+            if scheduler:
+                await stack.enter_async_context(rt.triggers.service.running())
             await server.serve()

@@ -191,3 +191,20 @@ async def export_workflow(
         document,
         headers={"Content-Disposition": f'attachment; filename="{slug}.v{v.version}.json"'},
     )
+
+
+@router.post(
+    "/{workflow_id}/unpublish",
+    response_model=Workflow,
+    responses=NOT_FOUND,
+    summary="Deactivate a workflow",
+)
+async def unpublish_workflow(ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath) -> Workflow:
+    """No version is active any more: its schedules, event triggers and seed routes stop
+    (in the same transaction). Publishing again brings them back."""
+    try:
+        record = await ctx.runtime.workflows.unpublish(caller.tenant_id, str(workflow_id))
+    except LookupError:
+        raise not_found("workflow", workflow_id) from None
+    ctx.runtime.triggers.ingress.forget()
+    return workflow_out(record)

@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,6 +145,8 @@ class Engine:
         )
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
+        # Set by the trigger service: handles TriggerJobs that carry a webhook event.
+        self.webhook_handler: Callable[[TriggerJob], Awaitable[None]] | None = None
 
     # --- definitions ---------------------------------------------------------------
 
@@ -349,6 +351,13 @@ class Engine:
             await self._handle_trigger(job)
 
     async def _handle_trigger(self, job: TriggerJob) -> None:
+        if job.webhook_event_id is not None:
+            if self.webhook_handler is None:
+                # The event stays "received"; a trigger service recovers it.
+                log.warning("webhook event job without a handler", event=job.webhook_event_id)
+                return
+            await self.webhook_handler(job)
+            return
         version = job.version
         if version is None:
             version = await self._active_version(job.tenant_id, job.workflow_id)

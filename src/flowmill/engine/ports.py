@@ -214,6 +214,9 @@ class TriggerJob:
 
     Attributes:
         dedupe_key: At most one execution is created per key (webhook event id...).
+        webhook_event_id: Dispatch this recorded webhook event instead (its targets are
+            on the row; ``workflow_id`` is then empty). The event row is the truth: a
+            lost job is found again by the trigger service.
     """
 
     tenant_id: str
@@ -225,6 +228,7 @@ class TriggerJob:
     dedupe_key: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
+    webhook_event_id: str | None = None
 
 
 Job = StepJob | TriggerJob

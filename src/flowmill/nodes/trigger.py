@@ -32,4 +32,28 @@ class TriggerNode(TriggerNodeType[TriggerConfig]):
         return f"{base}.{config.action_type}" if config.action_type else base
 
     def config_issues(self, config: TriggerConfig, *, expressions_enabled: bool) -> list[str]:
+        # Schedules and event triggers are checked when saved, not when they would fire.
+        from flowmill.triggers.definitions import (
+            EVENT_TYPE,
+            SCHEDULE_TYPES,
+            RespondMode,
+            compile_schedule,
+            event_config_issue,
+        )
+        from flowmill.triggers.schedule import ScheduleError
+
+        raw = config.model_dump(by_alias=True)
+        kind = config.trigger_type
+        if kind in SCHEDULE_TYPES:
+            try:
+                compile_schedule(raw)
+            except ScheduleError as e:
+                return [str(e)]
+        elif kind == EVENT_TYPE:
+            issue = event_config_issue(raw)
+            return [issue] if issue else []
+        respond = raw.get("respond")
+        mode = respond.get("mode") if isinstance(respond, dict) else respond
+        if mode is not None and mode not in {m.value for m in RespondMode}:
+            return [f"respond must be one of {', '.join(m.value for m in RespondMode)}"]
         return []

@@ -93,7 +93,9 @@ class TriggerData(_Wire):
     """Data of a ``flowmill-trigger`` job (camelCase as in the seed documents works too)."""
 
     tenant_id: Id = Field(validation_alias=_either("tenant_id", "tenantId"))
-    workflow_id: Id = Field(validation_alias=_either("workflow_id", "workflowId"))
+    workflow_id: Id | None = Field(
+        default=None, validation_alias=_either("workflow_id", "workflowId")
+    )
     trigger_type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)] = (
         Field(validation_alias=_either("trigger_type", "triggerType"))
     )
@@ -104,6 +106,15 @@ class TriggerData(_Wire):
         default=None, validation_alias=_either("dedupe_key", "dedupeKey")
     )
     metadata: dict[str, Any] | None = None
+    webhook_event_id: Id | None = Field(
+        default=None, validation_alias=_either("webhook_event_id", "webhookEventId")
+    )
+
+    @model_validator(mode="after")
+    def _has_target(self) -> TriggerData:
+        if self.workflow_id is None and self.webhook_event_id is None:
+            raise ValueError("workflow_id: Field required")
+        return self
 
 
 def _validate(model: type[W], data: Any) -> W:
@@ -149,12 +160,15 @@ def encode_trigger(job: TriggerJob) -> dict[str, Any]:
     """The data of a trigger job; optional fields only when set."""
     out: dict[str, Any] = {
         "tenant_id": job.tenant_id,
-        "workflow_id": job.workflow_id,
         "trigger_type": job.trigger_type,
         # Round trip through the house JSON helper: the payload may hold values (sets,
         # bytes) the bullmq package's json.dumps refuses.
         "data": jsonutil.loads(jsonutil.dumps(job.data)),
     }
+    if job.workflow_id:
+        out["workflow_id"] = job.workflow_id
+    if job.webhook_event_id is not None:
+        out["webhook_event_id"] = job.webhook_event_id
     if job.version is not None:
         out["version"] = job.version
     if job.node_id is not None:
@@ -175,7 +189,7 @@ def decode_trigger(data: Any, priority: int = 0) -> TriggerJob:
     d = _validate(TriggerData, data)
     return TriggerJob(
         tenant_id=d.tenant_id,
-        workflow_id=d.workflow_id,
+        workflow_id=d.workflow_id or "",
         trigger_type=d.trigger_type,
         data=d.data,
         version=d.version,
@@ -183,6 +197,7 @@ def decode_trigger(data: Any, priority: int = 0) -> TriggerJob:
         dedupe_key=d.dedupe_key,
         metadata=d.metadata or {},
         priority=from_bullmq_priority(priority),
+        webhook_event_id=d.webhook_event_id,
     )
 
 

@@ -96,9 +96,16 @@ triggers = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("last_run_at", UTCDateTime()),
     sa.Column("next_run_at", UTCDateTime()),
+    # "api": registered with POST /api/webhooks; "definition": a trigger node of the
+    # workflow's published version, kept in step with it when it is published.
+    sa.Column("origin", sa.String(16), nullable=False, server_default="api"),
+    # "{triggerType}/{actionType}" of a definition's webhook node: the seed route
+    # /webhooks/{tenant}/{triggerType}/{actionType} finds its targets by it
+    sa.Column("route", sa.String(300)),
     sa.Index("ix_triggers_tenant_workflow", "tenant_id", "workflow_id"),
     # the scheduler's scan for due schedules
     sa.Index("ix_triggers_due", "kind", "enabled", "next_run_at"),
+    sa.Index("ix_triggers_route", "tenant_id", "route"),
 )
 
 webhook_events = sa.Table(
@@ -116,12 +123,22 @@ webhook_events = sa.Table(
     sa.Column("verification_error", sa.String(200)),
     sa.Column("dedupe_key", sa.String(300)),
     sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("event_type", sa.String(200)),  # the provider's kind of event
+    # trigger ids the event was verified for (the seed route may fan out to several)
+    sa.Column("targets", Json()),
     sa.Column("execution_ids", Json(), nullable=False),
     sa.Column("error", sa.Text()),
     sa.Column("received_at", UTCDateTime(), nullable=False),
     sa.Column("processed_at", UTCDateTime()),
     sa.UniqueConstraint("tenant_id", "dedupe_key"),
     sa.Index("ix_webhook_events_trigger", "tenant_id", "trigger_id", "id"),
+    # the sweeper's look for received events whose job was lost
+    sa.Index(
+        "ix_webhook_events_received",
+        "received_at",
+        sqlite_where=sa.text("status = 'received'"),
+        postgresql_where=sa.text("status = 'received'"),
+    ),
 )
 
 workflow_executions = sa.Table(
@@ -286,4 +303,24 @@ workers = sa.Table(
     sa.Column("pid", sa.Integer(), nullable=False),
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+)
+
+# One row per leader-elected role ("scheduler"): whoever holds an unexpired lease leads.
+scheduler_leases = sa.Table(
+    "scheduler_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# How far each consumer of the event store has read each tenant's feed.
+event_consumers = sa.Table(
+    "event_consumers",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("last_sequence", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -18,6 +18,7 @@ from flowmill.ids import uuid7
 from flowmill.store.database import Database
 from flowmill.store.executions import append_events
 from flowmill.store.tables import tenants, workflow_versions, workflows
+from flowmill.store.triggers import sync_definition_triggers
 
 wt = workflows
 vt = workflow_versions
@@ -157,6 +158,7 @@ class WorkflowRepository:
                 ),
             ]
             if publish:
+                sync_definition_triggers(conn, tenant_id, wf_id, definition, now)
                 events.append(
                     _event(
                         tenant_id,
@@ -272,6 +274,14 @@ class WorkflowRepository:
             .where(wt.c.id == workflow_id)
             .values(active_version=version, status=WorkflowStatus.ACTIVE.value, updated_at=now)
         )
+        # The published version's trigger nodes become trigger rows in this very
+        # transaction: a crash cannot leave schedules or routes out of step with it.
+        definition = conn.execute(
+            sa.select(vt.c.definition).where(
+                vt.c.workflow_id == workflow_id, vt.c.version == version
+            )
+        ).scalar_one()
+        sync_definition_triggers(conn, tenant_id, workflow_id, definition, now)
         events.append(
             _event(
                 tenant_id,
@@ -310,6 +320,48 @@ class WorkflowRepository:
 
         return await self.db.write(_tx)
 
+    async def unpublish(self, tenant_id: str, workflow_id: str) -> WorkflowRecord:
+        """Deactivate a workflow: no version is active, its triggers stop (their rows go
+        in the same transaction). Publishing again brings them back.
+
+        Raises:
+            LookupError: No such workflow for this tenant.
+        """
+        now = self.clock.now()
+
+        def _tx(conn: Connection) -> WorkflowRecord:
+            rec = self._get(conn, tenant_id, workflow_id)
+            if rec is None:
+                raise LookupError(workflow_id)
+            if rec.active_version is not None:
+                conn.execute(
+                    wt.update()
+                    .where(wt.c.id == workflow_id)
+                    .values(
+                        active_version=None,
+                        status=WorkflowStatus.INACTIVE.value,
+                        updated_at=now,
+                    )
+                )
+                sync_definition_triggers(conn, tenant_id, workflow_id, None, now)
+                append_events(
+                    conn,
+                    tenant_id,
+                    [
+                        _event(
+                            tenant_id,
+                            workflow_id,
+                            EventType.WORKFLOW_UPDATED,
+                            now,
+                            workflow_id=workflow_id,
+                            status=WorkflowStatus.INACTIVE.value,
+                        )
+                    ],
+                )
+            return self._get(conn, tenant_id, workflow_id, with_definition=True)  # type: ignore[return-value]
+
+        return await self.db.write(_tx)
+
     async def delete(self, tenant_id: str, workflow_id: str) -> bool:
         """Delete a workflow: it disappears from lists and lookups and its triggers stop,
         but the row stays (archived) so its executions keep their history.
@@ -331,6 +383,7 @@ class WorkflowRepository:
             )
             if done.rowcount != 1:
                 return False
+            sync_definition_triggers(conn, tenant_id, workflow_id, None, now)
             append_events(
                 conn,
                 tenant_id,

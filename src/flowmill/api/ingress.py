@@ -1,0 +1,174 @@
+"""Webhook ingress over HTTP: the URLs senders call (no API key: each request is
+verified by its webhook's provider instead).
+
+- ``POST /webhooks/{webhook_id}/{provider}`` (``GET`` for handshakes)
+- ``POST /webhooks/{client_id}/{trigger_type}/{action_type}`` (the seed route)
+- ``POST /api/webhooks/{webhook_id}`` (in ``webhooks.py``, beside the webhook's ``GET``)
+
+Raw body → verify → record → enqueue → acknowledge; see ``triggers/ingress.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+
+from flowmill.api.deps import Ctx
+from flowmill.api.errors import ApiError
+from flowmill.api.schemas import ErrorResponse
+from flowmill.api.trigger_schemas import WebhookAck
+from flowmill.store.tenants import TENANT_ID_PATTERN
+from flowmill.triggers.definitions import RespondMode
+from flowmill.triggers.ingress import IngressResult, UnknownWebhook
+from flowmill.triggers.providers import IncomingWebhook
+from flowmill.triggers.respond import Responder
+
+router = APIRouter(tags=["webhook ingress"])
+
+_ANY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "description": "The sender's payload, verified on its raw bytes.",
+        "content": {
+            "application/json": {"schema": {"description": "Any JSON value."}},
+            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+INGRESS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Recorded (`received`, or `duplicate` of an event seen before); "
+        "a handshake's answer; or the workflow's answer for late respond modes.",
+        "content": {
+            "application/json": {"schema": WebhookAck.model_json_schema()},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    },
+    202: {"model": WebhookAck, "description": "Recorded; the workflow had not answered in time."},
+    400: {"model": ErrorResponse, "description": "Verified, but the body does not decode."},
+    401: {"model": ErrorResponse, "description": "Verification failed (recorded with why)."},
+    404: {"model": ErrorResponse, "description": "No active webhook at this URL."},
+    413: {"model": ErrorResponse, "description": "The body is larger than the limit."},
+    502: {"model": ErrorResponse, "description": "The workflow's execution failed (late modes)."},
+}
+_TENANT = re.compile(TENANT_ID_PATTERN)
+_PART = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+WebhookIdPath = Annotated[str, Path(max_length=64, description="Webhook (trigger) id.")]
+PartPath = Annotated[str, Path(max_length=100)]
+
+
+def _nowhere() -> ApiError:
+    return ApiError(404, "not_found", "no active webhook at this URL")
+
+
+def is_uuid(text: str) -> bool:
+    """Whether ``text`` is a UUID (ids that are not cannot name a webhook)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def incoming(request: Request) -> IncomingWebhook:
+    """The request as a provider sees it: method, path, raw headers, raw body, query."""
+    body = await request.body()
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+    return IncomingWebhook.build(
+        request.method, request.url.path, headers=headers, body=body, query=request.url.query
+    )
+
+
+def to_response(result: IngressResult) -> Response:
+    """The HTTP answer of an ingress result."""
+    return Response(
+        content=result.body,
+        status_code=result.status,
+        media_type=result.content_type,
+        headers=result.headers,
+    )
+
+
+async def handle(
+    ctx: Ctx, request: Request, call: Callable[[IncomingWebhook], Awaitable[IngressResult]]
+) -> Response:
+    """Run one ingress call and answer it (waiting for late respond modes)."""
+    webhook = await incoming(request)
+    try:
+        result = await call(webhook)
+    except UnknownWebhook:
+        raise _nowhere() from None
+    if result.respond is not RespondMode.IMMEDIATE and result.event_id is not None:
+        rt = ctx.runtime
+        responder = Responder(rt.triggers.events, rt.engine)
+        result = await responder.answer(result, ctx.settings.webhook_max_wait_s)
+    return to_response(result)
+
+
+async def by_trigger(ctx: Ctx, request: Request, webhook_id: str, provider: str | None) -> Response:
+    """Ingress for a webhook named by its id."""
+    if not is_uuid(webhook_id):
+        raise _nowhere()
+    ingress = ctx.runtime.triggers.ingress
+    return await handle(
+        ctx, request, lambda w: ingress.receive_trigger(str(uuid.UUID(webhook_id)), provider, w)
+    )
+
+
+@router.get(
+    "/webhooks/{webhook_id}/{provider}",
+    responses=INGRESS_RESPONSES,
+    summary="Answer a webhook handshake (by webhook id)",
+)
+@router.post(
+    "/webhooks/{webhook_id}/{provider}",
+    responses=INGRESS_RESPONSES,
+    openapi_extra=_ANY_BODY,
+    summary="Receive a webhook (by webhook id)",
+)
+async def receive_by_id(
+    ctx: Ctx, request: Request, webhook_id: WebhookIdPath, provider: PartPath
+) -> Response:
+    """A sender's request to a registered webhook; ``provider`` must be its provider.
+
+    ``GET`` answers handshakes (Meta's ``hub.challenge``).
+    """
+    return await by_trigger(ctx, request, webhook_id, provider)
+
+
+@router.get(
+    "/webhooks/{client_id}/{trigger_type}/{action_type}",
+    responses=INGRESS_RESPONSES,
+    summary="Answer a webhook handshake (seed route)",
+)
+@router.post(
+    "/webhooks/{client_id}/{trigger_type}/{action_type}",
+    responses=INGRESS_RESPONSES,
+    openapi_extra=_ANY_BODY,
+    summary="Receive a webhook (seed route)",
+)
+async def receive_by_route(
+    ctx: Ctx,
+    request: Request,
+    client_id: Annotated[str, Path(max_length=64, description="The tenant id.")],
+    trigger_type: PartPath,
+    action_type: PartPath,
+) -> Response:
+    """The seed documents' route: starts every active workflow of tenant ``client_id``
+    whose trigger node has this ``triggerType`` and ``actionType`` (e.g.
+    ``/webhooks/acme/instagram/message``). Verified with the provider the trigger
+    node names; a node that names none is explicitly unverified."""
+    if not (
+        _TENANT.fullmatch(client_id) and _PART.match(trigger_type) and _PART.match(action_type)
+    ):
+        raise _nowhere()
+    ingress = ctx.runtime.triggers.ingress
+    return await handle(
+        ctx, request, lambda w: ingress.receive_route(client_id, trigger_type, action_type, w)
+    )

@@ -1,0 +1,146 @@
+"""Dispatch of recorded webhook events to workflows, in a worker (off the request path).
+
+For each trigger the event was verified for, start an execution of the workflow's
+active version with a dedupe key derived from the event row and the trigger, so a job
+delivered twice (or an event recovered by the trigger service while its job was only
+late) starts nothing twice. Then mark the event ``processed`` with the execution ids,
+``no_match`` when no target remains, or ``failed`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from flowmill.api.jsonvalue import check_json
+from flowmill.domain.errors import DefinitionError
+from flowmill.engine.engine import Engine
+from flowmill.engine.ports import TriggerJob
+from flowmill.store.triggers import TriggerRecord, TriggerRepository
+from flowmill.store.webhook_events import WebhookEventRow, WebhookEventStatus, WebhookEventStore
+from flowmill.triggers.keys import webhook_dedupe_key
+from flowmill.triggers.providers import IncomingWebhook, PayloadError, WebhookProviderRegistry
+
+log = structlog.get_logger("flowmill.webhooks")
+
+
+class WebhookDispatcher:
+    """Starts the executions of recorded webhook events.
+
+    Args:
+        engine: Starts executions.
+        triggers: Trigger rows.
+        events: The ``webhook_events`` table.
+        providers: Decode payloads as the provider does.
+        versions: The active version of a workflow (``WorkflowRepository.active_version``).
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        triggers: TriggerRepository,
+        events: WebhookEventStore,
+        providers: WebhookProviderRegistry,
+        versions: Callable[[str, str], Awaitable[int | None]],
+    ) -> None:
+        self.versions = versions
+        self.engine = engine
+        self.triggers = triggers
+        self.events = events
+        self.providers = providers
+
+    async def handle_job(self, job: TriggerJob) -> None:
+        """The engine's handler of webhook-event trigger jobs (one event, or the batch
+        the ingress recorded together in ``data.webhook_event_ids``)."""
+        assert job.webhook_event_id is not None
+        ids = [job.webhook_event_id]
+        if isinstance(job.data, dict) and isinstance(job.data.get("webhook_event_ids"), list):
+            ids = [str(i) for i in job.data["webhook_event_ids"]]
+        limit = asyncio.Semaphore(8)
+
+        async def _one(event_id: str) -> None:
+            async with limit:
+                await self.dispatch(event_id)
+
+        results = await asyncio.gather(*(_one(i) for i in ids), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            # The events stay "received"; the trigger service dispatches them later.
+            raise failed[0]
+
+    async def dispatch(self, event_id: str) -> list[str] | None:
+        """Start the executions of a received event. Returns their ids, or ``None`` when
+        the event was not waiting (done already, or unknown)."""
+        event = await self.events.get(event_id)
+        if event is None or event.status is not WebhookEventStatus.RECEIVED:
+            return None
+        ids = event.targets or ([event.trigger_id] if event.trigger_id else [])
+        started: list[str] = []
+        errors: list[str] = []
+        for trigger in await self.triggers.by_ids(ids):
+            try:
+                execution_id = await self._start(event, trigger)
+            except (DefinitionError, LookupError, ValueError) as e:
+                # Permanent for this event (the workflow or node is gone or invalid).
+                errors.append(f"{trigger.id}: {e}"[:500])
+                continue
+            if execution_id is not None:
+                started.append(execution_id)
+        if started:
+            status = WebhookEventStatus.PROCESSED
+        elif errors:
+            status = WebhookEventStatus.FAILED
+        else:
+            status = WebhookEventStatus.NO_MATCH
+        await self.events.finish(event, status, started, "; ".join(errors) or None)
+        return started
+
+    async def _start(self, event: WebhookEventRow, trigger: TriggerRecord) -> str | None:
+        if not trigger.enabled or trigger.tenant_id != event.tenant_id:
+            return None
+        version = await self.versions(trigger.tenant_id, trigger.workflow_id)
+        if version is None:
+            return None
+        return await self.engine.start_execution(
+            tenant_id=trigger.tenant_id,
+            workflow_id=trigger.workflow_id,
+            version=version,
+            data=self._payload(event, trigger),
+            trigger_type="webhook",
+            node_id=trigger.node_id,
+            dedupe_key=webhook_dedupe_key(trigger.id, event.id),
+            metadata={"webhook": self._metadata(event, trigger)},
+        )
+
+    def _payload(self, event: WebhookEventRow, trigger: TriggerRecord) -> Any:
+        request = IncomingWebhook.build(
+            event.method, event.route, headers=[(k, v) for k, v in event.headers], body=event.body
+        )
+        name = trigger.provider or "none"
+        if name not in self.providers:
+            return None
+        provider = self.providers.get(name)
+        try:
+            config = provider.parse_config(trigger.config.get("provider") or {})
+            payload = provider.parse_payload(request, config)
+        except (PayloadError, ValueError):
+            return None
+        # Text the database cannot store (NUL, lone surrogates): refuse the event for
+        # good, with the reason, rather than fail its start over and over.
+        check_json(payload)
+        return payload
+
+    @staticmethod
+    def _metadata(event: WebhookEventRow, trigger: TriggerRecord) -> dict[str, Any]:
+        return {
+            "event_id": event.id,
+            "trigger_id": trigger.id,
+            "provider": event.provider,
+            "event_type": event.event_type,
+            "headers": {k.lower(): v for k, v in event.headers},
+            "received_at": event.received_at.isoformat(),
+        }

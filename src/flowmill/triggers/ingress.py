@@ -1,0 +1,379 @@
+"""Webhook ingress: raw request in → verify → record durably → enqueue → acknowledge.
+
+In that order, so an acknowledged event is never lost: the answer is sent only after
+the ``webhook_events`` row is committed (and its job handed to the queue; if the
+queue is down the row is still there, and the trigger service dispatches it). Starting
+workflows happens off the request path, in a worker (:mod:`flowmill.triggers.dispatch`).
+
+Two ways to name the target:
+
+- a trigger row's id (``/webhooks/{id}/{provider}``, ``/api/webhooks/{id}``): one
+  trigger, verified with its provider and secret;
+- the seed route ``/webhooks/{tenant}/{triggerType}/{actionType}``: every enabled
+  webhook node of the tenant's active workflows with that ``triggerType`` and
+  ``actionType``. The request must pass the verification of each of them (usually
+  one provider and secret for the route; a node that names no provider is explicitly
+  unverified). The event fans out to all of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from flowmill import jsonutil
+from flowmill.clock import Clock, SystemClock
+from flowmill.credentials.crypto import CredentialError, Keyring
+from flowmill.engine.ports import JobQueue, TriggerJob
+from flowmill.ids import uuid7
+from flowmill.store.triggers import TriggerRecord, TriggerRepository
+from flowmill.store.webhook_events import WebhookEventRow, WebhookEventStatus, WebhookEventStore
+from flowmill.triggers.batching import GroupCommit
+from flowmill.triggers.definitions import RespondMode, TriggerKind, respond_of, route_of
+from flowmill.triggers.keys import webhook_dedupe_key
+from flowmill.triggers.providers import (
+    FailureReason,
+    IncomingWebhook,
+    ProviderConfig,
+    WebhookProvider,
+    WebhookProviderRegistry,
+)
+from flowmill.triggers.secrets import open_secrets
+from flowmill.triggers.webhooks import Accepted, Challenge, Rejected, inspect_webhook
+
+log = structlog.get_logger("flowmill.webhooks")
+REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_SECRET_FIELDS = ("secret", "token", "value", "password")
+
+
+class UnknownWebhook(LookupError):
+    """No enabled webhook at this URL (answered 404, not recorded)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A trigger row with what verifying a request for it takes.
+
+    ``problem`` is set when the row cannot verify anything (bad provider config, a
+    secret that does not open): requests for it are refused and recorded.
+    """
+
+    trigger: TriggerRecord
+    provider: WebhookProvider[Any] | None
+    config: ProviderConfig | None
+    secrets: tuple[str, ...]
+    problem: str | None = None
+
+    @property
+    def verifier(self) -> tuple[str, str, tuple[str, ...]]:
+        """What makes two targets verify alike (provider, config, secrets)."""
+        config = self.config.model_dump_json() if self.config is not None else ""
+        return (self.trigger.provider or "none", config, self.secrets)
+
+
+@dataclass
+class IngressResult:
+    """What to answer, and what to wait for when the webhook answers late.
+
+    Attributes:
+        status: HTTP status.
+        body: Response body.
+        content_type: Its type.
+        headers: Extra headers.
+        event_id: The recorded event (``None`` for handshakes and 404s).
+        event_status: Its status as recorded.
+        respond: The webhook's respond mode.
+        timeout_s: How long a late answer may wait.
+        targets: The triggers the event is for.
+    """
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    event_id: str | None = None
+    event_status: WebhookEventStatus | None = None
+    respond: RespondMode = RespondMode.IMMEDIATE
+    timeout_s: float = 10.0
+    targets: tuple[TriggerRecord, ...] = ()
+
+
+def ack_body(event_id: str, status: str, **extra: Any) -> bytes:
+    """The acknowledgement: ``{"event_id", "status"}``."""
+    return jsonutil.dumpb({"event_id": event_id, "status": status, **extra})
+
+
+def recorded_headers(request: IncomingWebhook) -> list[list[str]]:
+    """The headers as received, credentials redacted."""
+    return [
+        [name, "[redacted]" if name.lower() in REDACTED_HEADERS else value]
+        for name, value in request.headers.items_raw()
+    ]
+
+
+class WebhookIngress:
+    """Turns webhook requests into recorded, queued events.
+
+    Args:
+        triggers: Trigger rows.
+        events: The ``webhook_events`` table.
+        queue: Where dispatch jobs go.
+        providers: Webhook providers.
+        keyring: Opens webhook secrets.
+        vault: Resolves the credentials named by definition webhook nodes.
+        clock: Time (verification windows, record times).
+        cache_s: How long a resolved trigger is reused; a deactivated webhook may
+            accept requests this long (they are recorded, and dispatch checks again).
+    """
+
+    def __init__(
+        self,
+        *,
+        triggers: TriggerRepository,
+        events: WebhookEventStore,
+        queue: JobQueue,
+        providers: WebhookProviderRegistry,
+        keyring: Keyring | None,
+        vault: Any = None,
+        clock: Clock | None = None,
+        cache_s: float = 1.0,
+    ) -> None:
+        self.triggers = triggers
+        self.events = events
+        self.queue = queue
+        self.providers = providers
+        self.keyring = keyring
+        self.vault = vault
+        self.clock = clock or SystemClock()
+        self.cache_s = cache_s
+        self._cache: dict[str, tuple[float, list[Target]]] = {}
+        self._writer: GroupCommit[WebhookEventRow, WebhookEventStatus] = GroupCommit(self._flush)
+
+    # --- resolving targets ------------------------------------------------------------
+
+    async def _cached(self, key: str, load: Any) -> list[Target]:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        targets: list[Target] = await load()
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + self.cache_s, targets)
+        return targets
+
+    def forget(self) -> None:
+        """Drop cached triggers (after a change made in this process)."""
+        self._cache.clear()
+
+    async def _target(self, trigger: TriggerRecord) -> Target:
+        provider_name = trigger.provider or "none"
+        if provider_name not in self.providers:
+            return Target(trigger, None, None, (), f"unknown provider {provider_name!r}")
+        provider = self.providers.get(provider_name)
+        try:
+            config = provider.parse_config(trigger.config.get("provider") or {})
+        except ValidationError as e:
+            return Target(trigger, provider, None, (), f"provider config invalid: {e}"[:200])
+        try:
+            secrets = await self._secrets(trigger)
+        except (CredentialError, LookupError, ValueError) as e:
+            return Target(trigger, provider, config, (), f"secret unavailable: {e}"[:200])
+        return Target(trigger, provider, config, secrets)
+
+    async def _secrets(self, trigger: TriggerRecord) -> tuple[str, ...]:
+        if trigger.secret:
+            return open_secrets(self.keyring, trigger.tenant_id, trigger.id, trigger.secret)
+        name = trigger.config.get("secret_credential")
+        if not name:
+            return ()
+        if self.vault is None:
+            raise LookupError("no credential vault to resolve the secret")
+        _kind, data = await self.vault.resolve(trigger.tenant_id, str(name))
+        for key in _SECRET_FIELDS:
+            if isinstance(data.get(key), str) and data[key]:
+                return (data[key],)
+        raise LookupError(f"credential {name!r} holds no secret")
+
+    async def by_trigger(self, trigger_id: str) -> list[Target]:
+        """The enabled webhook trigger ``trigger_id`` (empty when there is none)."""
+
+        async def _load() -> list[Target]:
+            trigger = await self.triggers.by_id(trigger_id)
+            if trigger is None or trigger.kind is not TriggerKind.WEBHOOK or not trigger.enabled:
+                return []
+            return [await self._target(trigger)]
+
+        return await self._cached(f"id:{trigger_id}", _load)
+
+    async def by_route(self, tenant_id: str, trigger_type: str, action_type: str) -> list[Target]:
+        """The targets of a seed route (empty when no active workflow listens on it)."""
+        route = route_of(trigger_type, action_type)
+
+        async def _load() -> list[Target]:
+            return [await self._target(t) for t in await self.triggers.routed(tenant_id, route)]
+
+        return await self._cached(f"route:{tenant_id}\x00{route}", _load)
+
+    # --- receiving --------------------------------------------------------------------
+
+    async def receive_trigger(
+        self, trigger_id: str, provider: str | None, request: IncomingWebhook
+    ) -> IngressResult:
+        """A request to a trigger's own URL.
+
+        Raises:
+            UnknownWebhook: No enabled webhook with this id (and this provider).
+        """
+        targets = await self.by_trigger(trigger_id)
+        if not targets or (provider is not None and targets[0].trigger.provider != provider):
+            raise UnknownWebhook(trigger_id)
+        return await self._receive(targets, targets[0].trigger.id, request)
+
+    async def receive_route(
+        self, tenant_id: str, trigger_type: str, action_type: str, request: IncomingWebhook
+    ) -> IngressResult:
+        """A request to the seed route of a tenant.
+
+        Raises:
+            UnknownWebhook: No active workflow of the tenant listens on the route.
+        """
+        targets = await self.by_route(tenant_id, trigger_type, action_type)
+        if not targets:
+            raise UnknownWebhook(route_of(trigger_type, action_type))
+        scope = "route-" + route_of(trigger_type, action_type)
+        return await self._receive(targets, scope, request)
+
+    async def _receive(
+        self, targets: Sequence[Target], scope: str, request: IncomingWebhook
+    ) -> IngressResult:
+        now = self.clock.now()
+        first = targets[0].trigger
+        accepted: Accepted | None = None
+        for target in _distinct(targets):
+            if target.provider is None or target.config is None or target.problem:
+                log.warning("webhook cannot verify", trigger=target.trigger.id, why=target.problem)
+                outcome: Accepted | Challenge | Rejected = Rejected(
+                    FailureReason.NO_SECRET, target.problem
+                )
+            else:
+                outcome = inspect_webhook(
+                    target.provider, target.config, request, target.secrets, now
+                )
+            if isinstance(outcome, Challenge):
+                r = outcome.response
+                return IngressResult(r.status, r.body, r.content_type, dict(r.headers))
+            if isinstance(outcome, Rejected):
+                reason = outcome.reason.value
+                detail = f"{reason}: {outcome.detail}" if outcome.detail else reason
+                event_id = await self._record_refusal(targets, request, now, detail)
+                r = outcome.response
+                return IngressResult(
+                    r.status,
+                    r.body,
+                    r.content_type,
+                    dict(r.headers),
+                    event_id=event_id,
+                    event_status=WebhookEventStatus.REJECTED,
+                )
+            if accepted is None:
+                accepted = outcome
+        assert accepted is not None
+        dedupe = webhook_dedupe_key(scope, accepted.event_id) if accepted.event_id else None
+        row = self._row(targets, request, now, verified=True)
+        row.dedupe_key = dedupe
+        row.event_type = accepted.event_type
+        status = await self._writer.submit(row)
+        mode, timeout = (
+            respond_of(first.config)
+            if len(targets) == 1
+            else (
+                RespondMode.IMMEDIATE,
+                0.0,
+            )
+        )
+        return IngressResult(
+            200,
+            ack_body(row.id, status.value),
+            event_id=row.id,
+            event_status=status,
+            respond=mode if status is WebhookEventStatus.RECEIVED else RespondMode.IMMEDIATE,
+            timeout_s=timeout,
+            targets=tuple(t.trigger for t in targets),
+        )
+
+    def _row(
+        self, targets: Sequence[Target], request: IncomingWebhook, now: Any, *, verified: bool
+    ) -> WebhookEventRow:
+        first = targets[0].trigger
+        return WebhookEventRow(
+            id=uuid7(),
+            tenant_id=first.tenant_id,
+            trigger_id=first.id if len(targets) == 1 else None,
+            provider=first.provider or "none",
+            route=request.path,
+            method=request.method,
+            headers=recorded_headers(request),
+            body=request.body,
+            verified=verified,
+            status=WebhookEventStatus.RECEIVED if verified else WebhookEventStatus.REJECTED,
+            received_at=now,
+            targets=[t.trigger.id for t in targets],
+        )
+
+    async def _record_refusal(
+        self, targets: Sequence[Target], request: IncomingWebhook, now: Any, error: str
+    ) -> str:
+        # A refused request is recorded without a dedupe key: a forger must not be able
+        # to reserve the id of a genuine event.
+        row = self._row(targets, request, now, verified=False)
+        row.verification_error = error
+        row.targets = None
+        row.processed_at = now
+        await self._writer.submit(row)
+        return row.id
+
+    async def _flush(self, rows: Sequence[WebhookEventRow]) -> list[WebhookEventStatus]:
+        statuses = await self.events.insert(rows)
+        received = [
+            r.id for r, s in zip(rows, statuses, strict=True) if s is WebhookEventStatus.RECEIVED
+        ]
+        if received:
+            # One job per batch: adding a BullMQ job costs more CPU than recording the
+            # event, so the batch travels together (workers dispatch its events).
+            job = TriggerJob(
+                rows[0].tenant_id,
+                "",
+                "webhook",
+                {"webhook_event_ids": received} if len(received) > 1 else None,
+                webhook_event_id=received[0],
+            )
+            try:
+                await self.queue.put([job])
+            except Exception:
+                # Committed already: the trigger service finds received events whose job
+                # never arrived, so the acknowledgement still holds.
+                log.exception(
+                    "could not enqueue webhook events; recovery will", count=len(received)
+                )
+        return statuses
+
+    async def close(self) -> None:
+        """Wait for writes under way; release connections."""
+        await self._writer.drain()
+        await self.events.close()
+
+
+def _distinct(targets: Sequence[Target]) -> list[Target]:
+    seen: set[tuple[str, str, tuple[str, ...]]] = set()
+    out = []
+    for t in targets:
+        if t.verifier not in seen:
+            seen.add(t.verifier)
+            out.append(t)
+    return out

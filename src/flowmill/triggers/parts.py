@@ -1,0 +1,83 @@
+"""The trigger side of one process, assembled over an open database and engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flowmill.clock import Clock
+from flowmill.config import Settings
+from flowmill.engine.engine import Engine
+from flowmill.store.database import Database
+from flowmill.store.event_feed import EventFeed
+from flowmill.store.leases import LeaseStore
+from flowmill.store.triggers import TriggerRepository
+from flowmill.store.webhook_events import WebhookEventStore
+from flowmill.store.workflows import WorkflowRepository
+from flowmill.triggers.dispatch import WebhookDispatcher
+from flowmill.triggers.ingress import WebhookIngress
+from flowmill.triggers.providers import WebhookProviderRegistry
+from flowmill.triggers.service import TriggerService, TriggerServiceOptions
+
+
+@dataclass
+class TriggerParts:
+    """Webhook ingress and dispatch, the trigger service, and their stores."""
+
+    triggers: TriggerRepository
+    events: WebhookEventStore
+    feed: EventFeed
+    providers: WebhookProviderRegistry
+    ingress: WebhookIngress
+    dispatcher: WebhookDispatcher
+    service: TriggerService
+
+
+def build_trigger_parts(
+    *,
+    settings: Settings,
+    db: Database,
+    engine: Engine,
+    workflows: WorkflowRepository,
+    clock: Clock,
+    vault: Any = None,
+) -> TriggerParts:
+    """Assemble the trigger side, and let ``engine`` hand webhook jobs to its dispatcher."""
+    triggers = TriggerRepository(db, clock)
+    events = WebhookEventStore(db, clock)
+    feed = EventFeed(db, clock)
+    providers = WebhookProviderRegistry.from_entry_points()
+    ingress = WebhookIngress(
+        triggers=triggers,
+        events=events,
+        queue=engine.queue,
+        providers=providers,
+        keyring=settings.keyring(),
+        vault=vault,
+        clock=clock,
+        cache_s=settings.webhook_cache_s,
+    )
+    dispatcher = WebhookDispatcher(
+        engine=engine,
+        triggers=triggers,
+        events=events,
+        providers=providers,
+        versions=workflows.active_version,
+    )
+    engine.webhook_handler = dispatcher.handle_job
+    service = TriggerService(
+        engine=engine,
+        triggers=triggers,
+        leases=LeaseStore(db),
+        feed=feed,
+        events=events,
+        dispatcher=dispatcher,
+        versions=workflows.active_version,
+        clock=clock,
+        options=TriggerServiceOptions(
+            tick_s=settings.scheduler_tick_s,
+            lease_ttl_s=settings.scheduler_lease_s,
+            webhook_grace_s=settings.webhook_recovery_s,
+        ),
+    )
+    return TriggerParts(triggers, events, feed, providers, ingress, dispatcher, service)

@@ -1,0 +1,124 @@
+"""Late answers of webhooks: ``last_node`` and ``response_node`` respond modes.
+
+The request waits (without blocking the event loop) for its event to be dispatched and
+its execution to end, up to the webhook's timeout. In the process that runs the
+execution the engine's hub wakes the wait at once; otherwise (an API process without a
+worker) the database is polled every ``poll_s`` (50 ms). Past the timeout the answer
+is ``202`` with the event and execution ids: the work goes on, only the answer stops
+waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from flowmill import jsonutil
+from flowmill.domain.execution import Effects, ExecutionRecord
+from flowmill.domain.states import ExecutionStatus
+from flowmill.engine.engine import Engine
+from flowmill.store.webhook_events import WebhookEventStatus, WebhookEventStore
+from flowmill.triggers.definitions import RespondMode
+from flowmill.triggers.ingress import IngressResult, ack_body
+
+
+class Responder:
+    """Waits for a webhook's execution and shapes the answer its respond mode asks for."""
+
+    def __init__(self, events: WebhookEventStore, engine: Engine, poll_s: float = 0.05) -> None:
+        self.events = events
+        self.engine = engine
+        self.poll_s = poll_s
+
+    async def answer(self, result: IngressResult, max_wait_s: float) -> IngressResult:
+        """The answer to a received event of a ``last_node``/``response_node`` webhook."""
+        assert result.event_id is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(result.timeout_s, max_wait_s)
+        event_id = result.event_id
+        status: WebhookEventStatus = WebhookEventStatus.RECEIVED
+        ids: list[str] = []
+        while True:
+            found = await self.events.status(event_id)
+            if found is not None:
+                status, ids = found
+            if status is not WebhookEventStatus.RECEIVED or loop.time() >= deadline:
+                break
+            await asyncio.sleep(min(self.poll_s, max(0.0, deadline - loop.time())))
+        if status is WebhookEventStatus.RECEIVED:
+            return _later(event_id, status.value)
+        if status is not WebhookEventStatus.PROCESSED or not ids:
+            return IngressResult(200, ack_body(event_id, status.value), event_id=event_id)
+        execution = await self._wait(ids[0], deadline)
+        if execution is None or not execution.status.terminal:
+            return _later(event_id, status.value, execution_id=ids[0])
+        if execution.status is not ExecutionStatus.SUCCEEDED:
+            body = {
+                "error": {
+                    "code": "execution_failed",
+                    "message": f"the workflow's execution {execution.status.value}",
+                    "details": [],
+                },
+                "event_id": event_id,
+                "execution_id": execution.id,
+            }
+            return IngressResult(502, jsonutil.dumpb(body), event_id=event_id)
+        if result.respond is RespondMode.RESPONSE_NODE:
+            shaped = await self._response_node(execution)
+            if shaped is not None:
+                return shaped
+        return _value(200, execution.output, {}, event_id)
+
+    async def _wait(self, execution_id: str, deadline: float) -> ExecutionRecord | None:
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def _listener(fx: Effects) -> None:
+            update = fx.execution_update
+            if fx.execution_id == execution_id and update is not None and update.status.terminal:
+                done.set()
+
+        unsubscribe = self.engine.hub.subscribe(_listener)
+        try:
+            while True:
+                ex = await self.engine.store.get_execution(execution_id)
+                left = deadline - loop.time()
+                if ex is None or ex.status.terminal or left <= 0:
+                    return ex
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), timeout=min(self.poll_s, left))
+        finally:
+            unsubscribe()
+
+    async def _response_node(self, execution: ExecutionRecord) -> IngressResult | None:
+        wf = await self.engine.compiled(execution.workflow_id, execution.version)
+        nodes = [n for n, c in wf.nodes.items() if c.node.type == "response"]
+        if not nodes:
+            return None
+        outputs = await self.engine.store.load_outputs(execution.id, nodes)
+        for node_id in nodes:
+            if node_id in outputs:
+                config: Any = wf.node(node_id).config
+                status = int(getattr(config, "status_code", 200))
+                headers = dict(getattr(config, "headers", {}) or {})
+                return _value(status, outputs[node_id], headers, None)
+        return None
+
+
+def _later(event_id: str, status: str, **extra: Any) -> IngressResult:
+    return IngressResult(202, ack_body(event_id, status, **extra), event_id=event_id)
+
+
+def _value(status: int, value: Any, headers: dict[str, str], event_id: str | None) -> IngressResult:
+    if isinstance(value, str):
+        content_type = "text/plain; charset=utf-8"
+        body = value.encode()
+    else:
+        content_type = "application/json"
+        body = jsonutil.dumpb(value)
+    given = {k.lower(): v for k, v in headers.items()}
+    if "content-type" in given:
+        content_type = given.pop("content-type")
+    safe = {k: v for k, v in given.items() if k not in ("content-length", "transfer-encoding")}
+    return IngressResult(status, body, content_type, safe, event_id=event_id)

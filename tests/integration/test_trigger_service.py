@@ -1,0 +1,141 @@
+"""The trigger service on a real database with a fake clock: schedules across DST,
+two replicas over an hour of simulated time, and missed fires after downtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowmill.config import Settings
+from flowmill.runtime import Runtime, open_runtime
+from flowmill.store.tables import workflow_executions
+from flowmill.testing import FakeClock
+from flowmill.triggers.service import TriggerService
+
+TENANT = "sched"
+
+
+def schedule_workflow(**trigger: Any) -> dict[str, Any]:
+    return {
+        "name": "scheduled",
+        "tenant_id": TENANT,
+        "nodes": [
+            {"id": "tick", "type": "trigger", "config": {"triggerType": "schedule", **trigger}},
+            {"id": "noop", "type": "noop"},
+        ],
+        "edges": [{"source": "tick", "target": "noop"}],
+    }
+
+
+@contextlib.asynccontextmanager
+async def runtime(url: str, clock: FakeClock) -> AsyncIterator[Runtime]:
+    settings = Settings(database_url=url, sandbox_enabled=False, scheduler_lease_s=15)
+    async with open_runtime(settings, clock=clock) as rt:
+        yield rt
+
+
+async def publish(rt: Runtime, doc: dict[str, Any]) -> str:
+    await rt.workflows.ensure_tenant(TENANT)
+    record = await rt.workflows.create(TENANT, doc, publish=True)
+    return record.id
+
+
+async def fire_times(rt: Runtime) -> list[str]:
+    we = workflow_executions
+    q = sa.select(we.c.trigger, we.c.dedupe_key).where(we.c.trigger_type == "schedule")
+    rows = await rt.db.read(lambda c: c.execute(q).all())
+    return sorted(r[0]["data"]["fire_at"] for r in rows)
+
+
+async def run_for(svc: TriggerService, clock: FakeClock, seconds: int, step: int) -> None:
+    for _ in range(seconds // step):
+        clock.advance(step)
+        await svc.round()
+
+
+async def test_trigger_service_fires_0230_new_york_once_across_both_dst_changes(
+    sqlite_url: str,
+) -> None:
+    clock = FakeClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
+    async with runtime(sqlite_url, clock) as rt:
+        svc = rt.triggers.service
+        await publish(rt, schedule_workflow(cron="30 2 * * *", timezone="America/New_York"))
+        await run_for(svc, clock, 3 * 86400, 600)  # 7 March noon → 10 March noon
+        spring = await fire_times(rt)
+        clock.advance((datetime(2026, 10, 31, 12, tzinfo=UTC) - clock.now()).total_seconds())
+        [trigger] = (await rt.triggers.triggers.due_schedules(clock.now(), 10)) or [None]
+        assert trigger is not None
+        # Re-enable so the months in between are not "missed" (disabled meanwhile).
+        await rt.triggers.triggers.set_enabled(TENANT, trigger.id, False)
+        await rt.triggers.triggers.set_enabled(TENANT, trigger.id, True)
+        await run_for(svc, clock, 3 * 86400, 600)
+        autumn = (await fire_times(rt))[len(spring) :]
+    assert spring == [
+        "2026-03-08T07:00:00+00:00",  # 02:30 does not exist: 03:00 EDT, once
+        "2026-03-09T06:30:00+00:00",  # 02:30 EDT
+        "2026-03-10T06:30:00+00:00",
+    ]
+    assert autumn == [
+        "2026-11-01T07:30:00+00:00",  # 02:30 EST (after the repeated 01:xx hour), once
+        "2026-11-02T07:30:00+00:00",
+        "2026-11-03T07:30:00+00:00",
+    ]
+
+
+async def test_trigger_service_two_replicas_over_an_hour_start_each_firing_once(
+    postgres_url: str,
+) -> None:
+    start = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    async with runtime(postgres_url, clock) as a, runtime(postgres_url, clock) as b:
+        await publish(a, schedule_workflow(cron="* * * * *"))
+        replicas = [a.triggers.service, b.triggers.service]
+        leaders: list[str] = []
+        for i in range(3600 // 15):
+            clock.advance(15)
+            if i == 100:
+                # Both believe they lead (a paused leader, a partition): both fire.
+                await asyncio.gather(*(r.fire_schedules(clock.now()) for r in replicas))
+            if i == 120:
+                # The leader dies without a word: the survivor takes over once the
+                # lease has expired.
+                replicas = [r for r in replicas if r.holder != leaders[-1]]
+            done = await asyncio.gather(*(r.round() for r in replicas))
+            led = [r.holder for r, d in zip(replicas, done, strict=True) if d.leader]
+            assert len(led) <= 1  # never two leaders in one round
+            leaders.extend(led)
+        times = await fire_times(a)
+    assert len(times) == 60
+    assert times == [
+        (start + timedelta(minutes=m)).isoformat() for m in range(1, 61)
+    ]  # each minute once
+    assert len(set(leaders)) == 2  # the lease moved when the leader died
+    # ... after at most the lease's 15 s (one round of 15 s without a leader)
+    assert len(leaders) >= 3600 // 15 - 2
+
+
+async def test_trigger_service_missed_fires_skip_or_run_once_after_downtime(
+    sqlite_url: str,
+) -> None:
+    clock = FakeClock(datetime(2026, 6, 1, 0, 0, 30, tzinfo=UTC))
+    async with runtime(sqlite_url, clock) as rt:
+        svc = rt.triggers.service
+        await publish(rt, schedule_workflow(every="10m"))
+        doc = schedule_workflow(every="10m", missed_fire_policy="run_once")
+        await publish(rt, {**doc, "name": "catch up"})
+        clock.advance(600)
+        await svc.round()  # 00:10 fires for both
+        clock.advance(3600)  # down for an hour: 00:20 … 01:10 pass unseen
+        await svc.round()
+        times = await fire_times(rt)
+    # skip: only the on-time 01:10; run_once: one catch-up (01:00) plus 01:10.
+    assert times == sorted(
+        ["2026-06-01T00:10:00+00:00"] * 2
+        + ["2026-06-01T01:00:00+00:00"]
+        + ["2026-06-01T01:10:00+00:00"] * 2
+    )
