@@ -24,6 +24,7 @@ from flowmill.api.auth import Authenticator, JwtVerifier
 from flowmill.api.deps import ApiContext
 from flowmill.api.docs import install_docs
 from flowmill.api.errors import install_error_handlers
+from flowmill.api.front_door import WebhookFrontDoor
 from flowmill.api.limits import BodyLimitMiddleware
 from flowmill.config import Settings
 from flowmill.runtime import Runtime
@@ -75,6 +76,7 @@ def build_app(settings: Settings) -> FastAPI:
     )
     install_docs(app)
     install_error_handlers(app)
+    app.add_middleware(WebhookFrontDoor)  # inside the body limit: added first
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from flowmill.api.deps import Ctx
+from flowmill.api.deps import ApiContext, Ctx
 from flowmill.api.errors import ApiError
 from flowmill.api.schemas import ErrorResponse
 from flowmill.api.trigger_schemas import WebhookAck
@@ -95,11 +95,39 @@ def to_response(result: IngressResult) -> Response:
     )
 
 
-async def handle(
-    ctx: Ctx, request: Request, call: Callable[[IncomingWebhook], Awaitable[IngressResult]]
-) -> Response:
-    """Run one ingress call and answer it (waiting for late respond modes)."""
-    webhook = await incoming(request)
+Call = Callable[[IncomingWebhook], Awaitable[IngressResult]]
+
+
+def resolve(ctx: ApiContext, parts: tuple[str, ...]) -> Call:
+    """The ingress call for a URL's path parts after ``/webhooks/``.
+
+    Two parts name a webhook and its provider; three are the seed route (tenant,
+    trigger type, action type).
+
+    Raises:
+        ApiError: 404, the URL cannot name an active webhook.
+    """
+    ingress = ctx.runtime.triggers.ingress
+    if len(parts) == 2:
+        webhook_id, provider = parts
+        if not is_uuid(webhook_id):
+            raise _nowhere()
+        canonical = str(uuid.UUID(webhook_id))
+        return lambda w: ingress.receive_trigger(canonical, provider, w)
+    client_id, trigger_type, action_type = parts
+    if not (
+        _TENANT.fullmatch(client_id) and _PART.match(trigger_type) and _PART.match(action_type)
+    ):
+        raise _nowhere()
+    return lambda w: ingress.receive_route(client_id, trigger_type, action_type, w)
+
+
+async def answer(ctx: ApiContext, webhook: IncomingWebhook, call: Call) -> IngressResult:
+    """Run one ingress call (waiting for late respond modes).
+
+    Raises:
+        ApiError: 404, no active webhook at this URL.
+    """
     try:
         result = await call(webhook)
     except UnknownWebhook:
@@ -108,17 +136,23 @@ async def handle(
         rt = ctx.runtime
         responder = Responder(rt.triggers.events, rt.engine)
         result = await responder.answer(result, ctx.settings.webhook_max_wait_s)
-    return to_response(result)
+    return result
+
+
+async def handle(ctx: Ctx, request: Request, call: Call) -> Response:
+    """Answer one ingress request that came through the router."""
+    return to_response(await answer(ctx, await incoming(request), call))
 
 
 async def by_trigger(ctx: Ctx, request: Request, webhook_id: str, provider: str | None) -> Response:
     """Ingress for a webhook named by its id."""
-    if not is_uuid(webhook_id):
-        raise _nowhere()
-    ingress = ctx.runtime.triggers.ingress
-    return await handle(
-        ctx, request, lambda w: ingress.receive_trigger(str(uuid.UUID(webhook_id)), provider, w)
-    )
+    if provider is None:
+        if not is_uuid(webhook_id):
+            raise _nowhere()
+        ingress = ctx.runtime.triggers.ingress
+        canonical = str(uuid.UUID(webhook_id))
+        return await handle(ctx, request, lambda w: ingress.receive_trigger(canonical, None, w))
+    return await handle(ctx, request, resolve(ctx, (webhook_id, provider)))
 
 
 @router.get(
@@ -164,11 +198,4 @@ async def receive_by_route(
     whose trigger node has this ``triggerType`` and ``actionType`` (e.g.
     ``/webhooks/acme/instagram/message``). Verified with the provider the trigger
     node names; a node that names none is explicitly unverified."""
-    if not (
-        _TENANT.fullmatch(client_id) and _PART.match(trigger_type) and _PART.match(action_type)
-    ):
-        raise _nowhere()
-    ingress = ctx.runtime.triggers.ingress
-    return await handle(
-        ctx, request, lambda w: ingress.receive_route(client_id, trigger_type, action_type, w)
-    )
+    return await handle(ctx, request, resolve(ctx, (client_id, trigger_type, action_type)))

@@ -222,7 +222,7 @@ class PostgresDatabase(Database):
             json_serializer=_json_serializer,
             json_deserializer=jsonutil.loads,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=0,
             pool_pre_ping=True,
             connect_args={"server_settings": {"application_name": f"flowmill-{os.getpid()}"}},
         )

@@ -18,6 +18,7 @@ Two ways to name the target:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -152,20 +153,40 @@ class WebhookIngress:
         self.clock = clock or SystemClock()
         self.cache_s = cache_s
         self._cache: dict[str, tuple[float, list[Target]]] = {}
+        self._loading: dict[str, asyncio.Future[list[Target]]] = {}
         self._writer: GroupCommit[WebhookEventRow, WebhookEventStatus] = GroupCommit(self._flush)
 
     # --- resolving targets ------------------------------------------------------------
 
     async def _cached(self, key: str, load: Any) -> list[Target]:
+        """Targets of ``key``, loaded once per ``cache_s`` however many requests ask.
+
+        When an entry expires, the first request starts one refresh and every request
+        meanwhile gets the previous value: without this, all requests in flight missed
+        at the same instant and queued on the connection pool (a stall every second).
+        Only a key never seen waits for its load, and then all its callers share it.
+        """
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        targets: list[Target] = await load()
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (now + self.cache_s, targets)
-        return targets
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(key, load))
+            self._loading[key] = pending
+        if hit is not None:
+            return hit[1]  # stale for at most one refresh
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: str, load: Any) -> list[Target]:
+        try:
+            targets: list[Target] = await load()
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic() + self.cache_s, targets)
+            return targets
+        finally:
+            self._loading.pop(key, None)
 
     def forget(self) -> None:
         """Drop cached triggers (after a change made in this process)."""
