@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from flowmill.store import migrate
@@ -48,3 +50,21 @@ async def test_migrations_downgrade_to_empty_and_back(sqlite_url: str) -> None:
         assert await migrate.pending_diff(db) == []
     finally:
         await db.close()
+
+
+async def test_migrations_processes_starting_together_migrate_once(
+    empty_postgres_url: str,
+) -> None:
+    """An API and its workers started at once on a new database: one migrates, the
+    others wait for it and find nothing to do (no "relation already exists")."""
+    dbs = [connect(empty_postgres_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate.upgrade(db) for db in dbs))
+        head = migrate.head_revision()
+        assert sorted(results, key=str) == sorted(
+            [(None, head), (head, head), (head, head)], key=str
+        )
+        assert await migrate.pending_diff(dbs[0]) == []
+    finally:
+        for db in dbs:
+            await db.close()

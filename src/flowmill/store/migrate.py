@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Serializes migrations of processes starting together on one PostgreSQL database (an
+# API and its workers): the second waits for the first, then finds nothing to do.
+_MIGRATION_LOCK_KEY = 0x466C6F776D696C6C  # "Flowmill"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -46,6 +49,8 @@ async def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str
     """Migrate ``db`` to ``revision``. Returns (revision before, revision after)."""
 
     def _run(conn: Connection) -> tuple[str | None, str | None]:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
         before = current_revision(conn)
         if revision == "head" and before == HEAD:
             return before, before  # nothing to do: don't pay for importing Alembic
