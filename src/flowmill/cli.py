@@ -270,6 +270,72 @@ async def _worker(settings: Settings) -> None:
         await task
 
 
+@app.command()
+def queues(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show how many jobs each BullMQ queue holds, per state (needs FLOWMILL_REDIS_URL).
+
+    ``wait``/``prioritized`` are ready for a worker, ``delayed`` wait for their time
+    (durable delays, retry backoff), ``active`` are being run, ``completed``/``failed``
+    are the finished jobs kept for dashboards (FLOWMILL_QUEUE_KEEP_*).
+    """
+    settings = _settings()
+    if not settings.redis_url:
+        raise _fail(
+            "no queue to show: Flowmill runs on its in-process queue",
+            "set FLOWMILL_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to use BullMQ",
+        )
+    counts = asyncio.run(_queue_counts(settings))
+    if as_json:
+        typer.echo(jsonutil.dumps(counts))
+        return
+    from rich.table import Table
+
+    from flowmill.queue.bullmq import JOB_STATES
+
+    table = Table(title=f"BullMQ queues on {_redact(settings.redis_url)}", title_justify="left")
+    table.add_column("queue")
+    for state in JOB_STATES:
+        table.add_column(state, justify="right")
+    for name, by_state in counts.items():
+        table.add_row(name, *(str(by_state[s]) for s in JOB_STATES))
+    out = Console()
+    out.width = max(out.width, 110)  # a pipe gets 80 columns: too few for the states
+    out.print(table)
+
+
+async def _queue_counts(settings: Settings) -> dict[str, dict[str, int]]:
+    from redis.exceptions import RedisError
+
+    from flowmill.runtime import build_queue
+
+    queue = build_queue(settings)
+    try:
+        counts: dict[str, dict[str, int]] = await queue.counts()  # type: ignore[attr-defined]
+    except (RedisError, OSError) as e:
+        raise _fail(
+            f"cannot reach Redis at {_redact(settings.redis_url or '')}: {e}",
+            "check that Redis is running and FLOWMILL_REDIS_URL is right",
+        ) from None
+    finally:
+        await queue.close()
+    return counts
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant that owns the credential.")]
 
 

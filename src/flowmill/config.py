@@ -52,6 +52,18 @@ class Settings(BaseSettings):
         scheduler_tick_s: Longest pause between rounds of the trigger service.
         scheduler_lease_s: Lease of the leading trigger service replica; a dead
             leader is replaced within this time.
+        orphan_grace_s: Distributed mode: a live step absent from the queue this long
+            after it was written is put back (its worker died between commit and
+            enqueue, or Redis lost it in a restart).
+        queue_prefix: Redis key prefix of the BullMQ queues (``bull``, as Node.js
+            BullMQ, so Node.js producers find them).
+        queue_keep_completed: Completed jobs kept in Redis for dashboards (0: none).
+        queue_keep_completed_s: Completed jobs older than this are removed.
+        queue_keep_failed: Failed jobs kept in Redis (they carry the failure reason).
+        queue_keep_failed_s: Failed jobs older than this are removed.
+        queue_lock_s: A job whose worker stops renewing its lock this long is stalled
+            and goes back to wait (a worker killed mid-step is noticed this fast).
+        queue_stalled_check_s: How often workers look for stalled jobs.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -69,6 +81,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0)
     sweep_interval_s: float = Field(1.0, gt=0)
     dead_worker_after_s: float = Field(15.0, gt=0)
+    orphan_grace_s: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
     secret_keys: str = Field("", repr=False)
@@ -107,6 +120,15 @@ class Settings(BaseSettings):
     webhook_max_wait_s: float = Field(30.0, ge=0)
     scheduler_tick_s: float = Field(1.0, gt=0)
     scheduler_lease_s: float = Field(15.0, gt=0)
+
+    # --- distributed queue (BullMQ on Redis) ---
+    queue_prefix: str = Field("bull", min_length=1)
+    queue_keep_completed: int = Field(1000, ge=0)
+    queue_keep_completed_s: int = Field(24 * 3600, ge=1)
+    queue_keep_failed: int = Field(10_000, ge=0)
+    queue_keep_failed_s: int = Field(7 * 24 * 3600, ge=1)
+    queue_lock_s: float = Field(30.0, ge=1)
+    queue_stalled_check_s: float = Field(30.0, ge=0.5)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"

@@ -50,9 +50,18 @@ class Runtime:
 def build_queue(settings: Settings) -> JobQueue:
     """The in-process queue, or BullMQ when a Redis URL is configured."""
     if settings.redis_url:
-        from flowmill.queue.bullmq import BullMQQueue
+        from flowmill.queue.bullmq import BullMQOptions, BullMQQueue, Retention
 
-        queue: JobQueue = BullMQQueue(settings.redis_url)
+        options = BullMQOptions(
+            prefix=settings.queue_prefix,
+            remove_on_complete=Retention(
+                settings.queue_keep_completed, settings.queue_keep_completed_s
+            ),
+            remove_on_fail=Retention(settings.queue_keep_failed, settings.queue_keep_failed_s),
+            lock_duration_ms=int(settings.queue_lock_s * 1000),
+            stalled_interval_ms=int(settings.queue_stalled_check_s * 1000),
+        )
+        queue: JobQueue = BullMQQueue(settings.redis_url, options)
         return queue
     return LocalQueue()
 
@@ -162,6 +171,7 @@ async def open_runtime(
                 concurrency=settings.concurrency,
                 sweep_interval_s=settings.sweep_interval_s,
                 dead_after_s=settings.dead_worker_after_s,
+                orphan_grace_s=settings.orphan_grace_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
                 max_output_bytes=settings.max_output_bytes,
             ),

@@ -40,6 +40,7 @@ from flowmill.queue.bullmq_consumer import Consumer
 from flowmill.queue.bullmq_redis import PRESENT_LUA, REVIVE_LUA, make_client
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+JOB_STATES = ("wait", "prioritized", "delayed", "active", "completed", "failed", "paused")
 _PRESENT_BATCH = 500  # ids per Lua call: keeps each call short for other clients
 
 
@@ -230,6 +231,14 @@ class BullMQQueue:
             replies = await pipe.execute()
         flags = [flag for reply in replies for flag in reply]
         return {by_id[job_id] for job_id, flag in zip(ids, flags, strict=True) if flag}
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per state in each queue: ``{"flowmill-node": {"wait": 3, ...}, ...}``."""
+        out: dict[str, dict[str, int]] = {}
+        for queue in (self._triggers, self._nodes):
+            raw = await queue.getJobCounts(*JOB_STATES)
+            out[queue.name] = {state: int(raw.get(state, 0)) for state in JOB_STATES}
+        return out
 
     # --- consuming ----------------------------------------------------------------------
 
