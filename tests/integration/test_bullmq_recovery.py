@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from flowmill.engine.ports import Job, StepJob, TriggerJob
 from flowmill.queue.bullmq import BullMQQueue
 from tests.integration.bullmq_support import Recorder, consuming, fast_options, step
-from tests.integration.conftest import unavailable
+from tests.integration.private_servers import PrivateRedis
 
 pytestmark = pytest.mark.redis
 
@@ -88,50 +84,9 @@ async def test_the_job_of_a_killed_consumer_goes_to_another(
     assert recovered_after < (LOCK_MS + 2 * STALLED_MS) / 1000 + 1.0
 
 
-# --- a private Redis we may kill ----------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrivateRedis:
-    """A throwaway redis-server (no persistence) on its own port."""
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary, self.directory = binary, directory
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        unavailable("redis-server is not installed (needed to restart a private Redis)")
-    server = PrivateRedis(binary, tmp_path)
+    server = PrivateRedis(tmp_path)
     server.start()
     yield server
     server.kill()

@@ -1,0 +1,438 @@
+"""Distributed mode end to end: ``flowmill worker`` processes over PostgreSQL and Redis.
+
+Every test runs real worker processes (the CLI) on its own database and Redis key
+prefix, does something unkind to them, and then checks the records in PostgreSQL: every
+execution finished, and no node was recorded (or announced) as succeeded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from flowmill.config import Settings
+from flowmill.runs import register
+from flowmill.runtime import open_runtime
+from tests.integration.distributed_support import Deployment, read_records, wait_all_done
+from tests.integration.private_servers import PrivatePostgres, PrivateRedis
+from tests.integration.test_bullmq_interop import _node_modules
+from tests.integration.test_crash import WORKFLOW as BRANCHY
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+# t, a, wait1, b1, b2, b3, j, c, out and one of hi/lo succeed in each execution.
+BRANCHY_SUCCESSES = 10
+
+
+@pytest.fixture
+def deployment(
+    postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> Iterator[Deployment]:
+    d = Deployment(postgres_url, redis_url, redis_prefix, tmp_path)
+    yield d
+    d.stop_all()
+
+
+def _assert_clean(records: Any, executions: int, per_execution: int) -> None:
+    assert records.statuses == {"succeeded": executions}, records.statuses
+    assert records.succeeded_twice == []
+    assert records.completed_twice == []
+    assert records.succeeded_rows == executions * per_execution
+
+
+# --- crashes -------------------------------------------------------------------------------
+
+
+async def test_distributed_sigkill_of_workers_loses_nothing_runs_nothing_twice(
+    deployment: Deployment,
+) -> None:
+    batches, per_batch = 8, 40
+    total = batches * per_batch
+    for _ in range(2):
+        await deployment.start_worker()
+    rng = random.Random(int(os.environ.get("FLOWMILL_CRASH_SEED", "4321")))
+    killed_mid_work = 0
+    for batch in range(batches):
+        # New work before each kill keeps executions in flight whatever the speed.
+        await deployment.start_executions(
+            BRANCHY, ({"n": n} for n in range(batch * per_batch, (batch + 1) * per_batch))
+        )
+        await asyncio.sleep(rng.uniform(0.05, 0.6))
+        victim = rng.choice(deployment.alive())
+        deployment.kill(victim)
+        if (await read_records(deployment.database_url)).count("succeeded") < total:
+            killed_mid_work += 1
+        await deployment.start_worker()  # two workers again
+    # Killed mid-flight several times, or the test proves nothing.
+    assert killed_mid_work >= 5, f"the run finished before most kills ({killed_mid_work})"
+    records = await wait_all_done(deployment, total, timeout=120)
+    _assert_clean(records, total, BRANCHY_SUCCESSES)
+
+
+async def test_distributed_redis_restart_mid_run(
+    postgres_url: str, tmp_path: Path, redis_prefix: str
+) -> None:
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    deployment = Deployment(postgres_url, redis.url, redis_prefix, tmp_path)
+    try:
+        workers = [await deployment.start_worker() for _ in range(2)]
+        total = 80
+        await deployment.start_executions(BRANCHY, ({"n": n} for n in range(total)))
+        await asyncio.sleep(0.5)
+        before = (await read_records(postgres_url)).count("succeeded")
+        redis.kill()  # and with it every job: it keeps nothing on disk
+        await asyncio.sleep(2)
+        redis.start()
+        records = await wait_all_done(deployment, total, timeout=60)
+        assert before < total, "the run finished before Redis went away"
+        _assert_clean(records, total, BRANCHY_SUCCESSES)
+        assert all(w.poll() is None for w in workers), deployment.log_text()
+        for w in workers:
+            assert await deployment.terminate(w) == 0, deployment.log_text()
+    finally:
+        deployment.stop_all()
+        redis.kill()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    server.init()
+    server.start()
+    yield server
+    server.destroy()
+
+
+async def test_distributed_postgres_restart_mid_run(
+    private_postgres: PrivatePostgres, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    deployment = Deployment(private_postgres.url, redis_url, redis_prefix, tmp_path)
+    try:
+        total = 80
+        # Migrates the new database before the workers start.
+        ids = await deployment.start_executions(BRANCHY, ({"n": n} for n in range(total)))
+        assert len(ids) == total
+        workers = [await deployment.start_worker() for _ in range(2)]
+        await asyncio.sleep(0.3)
+        before = (await read_records(private_postgres.url)).count("succeeded")
+        private_postgres.crash()
+        await asyncio.sleep(2)
+        private_postgres.start()
+        records = await wait_all_done(deployment, total, timeout=90)
+        assert before < total, "the run finished before PostgreSQL went away"
+        _assert_clean(records, total, BRANCHY_SUCCESSES)
+        assert all(w.poll() is None for w in workers), deployment.log_text()
+        for w in workers:
+            assert await deployment.terminate(w) == 0, deployment.log_text()
+    finally:
+        deployment.stop_all()
+
+
+# --- limits --------------------------------------------------------------------------------
+
+
+def _limited(settings: dict[str, int]) -> dict[str, Any]:
+    return {
+        "name": f"limited {settings}",
+        "settings": settings,
+        "nodes": [
+            {"id": "t", "type": "trigger"},
+            {"id": "d", "type": "delay", "config": {"ms": 150}},
+            {"id": "out", "type": "transform", "config": {"mapping": {"n": "{{trigger.data}}"}}},
+        ],
+        "edges": [{"source": "t", "target": "d"}, {"source": "d", "target": "out"}],
+    }
+
+
+async def _spans(database_url: str) -> list[tuple[datetime, datetime]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT started_at, completed_at FROM workflow_executions")
+    finally:
+        await conn.close()
+    return sorted((r[0], r[1]) for r in rows)
+
+
+async def test_distributed_max_concurrent_holds_across_workers(deployment: Deployment) -> None:
+    for _ in range(2):
+        await deployment.start_worker()
+    total = 30
+    await deployment.start_executions(_limited({"max_concurrent": 3}), range(total))
+    peak = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        records = await read_records(deployment.database_url)
+        peak = max(peak, records.count("running"))
+        assert records.count("running") <= 3, records.statuses
+        if records.count("succeeded") == total:
+            break
+        await asyncio.sleep(0.05)
+    records = await wait_all_done(deployment, total, timeout=5)
+    assert records.statuses == {"succeeded": total}
+    spans = await _spans(deployment.database_url)
+    overlaps = [sum(1 for s, e in spans if s <= start < e) for start, _ in spans]
+    assert max(overlaps) <= 3, spans
+    assert max(overlaps) == 3 and peak >= 2, "the limit was never reached: proves nothing"
+
+
+async def test_distributed_per_minute_holds_across_workers(deployment: Deployment) -> None:
+    for _ in range(2):
+        await deployment.start_worker()
+    await deployment.start_executions(_limited({"per_minute": 5}), range(8))
+    await wait_all_done(deployment, 5, timeout=30)
+    await asyncio.sleep(2)  # several sweeps of both workers: still only five
+    records = await read_records(deployment.database_url)
+    assert records.statuses == {"succeeded": 5, "queued": 3}
+
+
+# --- graceful shutdown ---------------------------------------------------------------------
+
+
+class SlowServer:
+    """A loopback HTTP server that answers each GET after ``delay_s``; counts requests."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.paths: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.paths.append(self.path)
+                time.sleep(server.delay_s)
+                body = json.dumps({"path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def slow_server() -> Iterator[SlowServer]:
+    server = SlowServer(1.5)
+    yield server
+    server.close()
+
+
+def _calls(url: str) -> dict[str, Any]:
+    return {
+        "name": "slow call",
+        "nodes": [
+            {"id": "t", "type": "trigger"},
+            {
+                "id": "call",
+                "type": "http_request",
+                "config": {"url": f"{url}/{{{{trigger.data.n}}}}", "timeout_s": 30},
+            },
+            {"id": "after", "type": "transform", "config": {"mapping": {"got": "{{input.data}}"}}},
+        ],
+        "edges": [{"source": "t", "target": "call"}, {"source": "call", "target": "after"}],
+    }
+
+
+async def _until(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_distributed_sigterm_lets_running_steps_finish(
+    deployment: Deployment, slow_server: SlowServer
+) -> None:
+    deployment.env["FLOWMILL_HTTP_ALLOW_CIDRS"] = "127.0.0.1/32"
+    first = await deployment.start_worker(FLOWMILL_SHUTDOWN_GRACE_S="10")
+    total = 4
+    await deployment.start_executions(_calls(slow_server.url), ({"n": n} for n in range(total)))
+    await _until(lambda: len(slow_server.paths) == total, 15, "all calls in flight")
+    t0 = time.monotonic()
+    assert await deployment.terminate(first) == 0, deployment.log_text()
+    took = time.monotonic() - t0
+    # It waited for the calls (1.5 s each, in flight) rather than dropping them.
+    assert 0.5 < took < 10, took
+    conn = await asyncpg.connect(deployment.database_url)
+    try:
+        calls = await conn.fetch(
+            "SELECT status FROM node_executions WHERE node_id = 'call' ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    assert [r[0] for r in calls] == ["succeeded"] * total
+    # What the stopped worker did not take is left for the next one.
+    await deployment.start_worker()
+    records = await wait_all_done(deployment, total, timeout=30)
+    _assert_clean(records, total, 3)
+    assert sorted(slow_server.paths) == [f"/{n}" for n in range(total)]  # each called once
+
+
+async def test_distributed_sigterm_hands_back_steps_past_the_grace_period(
+    deployment: Deployment, slow_server: SlowServer
+) -> None:
+    slow_server.delay_s = 4.0
+    deployment.env["FLOWMILL_HTTP_ALLOW_CIDRS"] = "127.0.0.1/32"
+    first = await deployment.start_worker(FLOWMILL_SHUTDOWN_GRACE_S="0.5")
+    await deployment.start_executions(_calls(slow_server.url), [{"n": 1}])
+    await _until(lambda: len(slow_server.paths) == 1, 15, "the call in flight")
+    t0 = time.monotonic()
+    assert await deployment.terminate(first) == 0, deployment.log_text()
+    assert time.monotonic() - t0 < 3.5  # did not wait for the 4 s call
+    slow_server.delay_s = 0.1
+    await deployment.start_worker()
+    records = await wait_all_done(deployment, 1, timeout=30)
+    # The interrupted call ran again (at least once, as DESIGN §4 says), then all of it.
+    assert records.statuses == {"succeeded": 1}
+    assert records.succeeded_twice == []
+    assert slow_server.paths == ["/1", "/1"]
+
+
+# --- a Node.js producer --------------------------------------------------------------------
+
+NODE_PRODUCER = """
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+
+const [url, prefix, workflowId, tenantId] = process.argv.slice(2);
+const connection = new Redis(url, { maxRetriesPerRequest: null });
+const queue = new Queue('flowmill-trigger', { connection, prefix });
+for (let i = 0; i < 5; i++) {
+  await queue.add('trigger', {
+    tenant_id: tenantId, workflow_id: workflowId, trigger_type: 'node.service',
+    data: { message: `hello ${i}` }, dedupe_key: `node-${i}`,
+  });
+}
+await queue.close();
+await connection.quit();
+"""
+
+GREETER = {
+    "name": "greeter",
+    "nodes": [
+        {"id": "t", "type": "trigger"},
+        {"id": "shape", "type": "transform", "config": {"mapping": {"text": "{{data.message}}"}}},
+        {"id": "out", "type": "response", "config": {"body": {"said": "{{input.text}}"}}},
+    ],
+    "edges": [{"source": "t", "target": "shape"}, {"source": "shape", "target": "out"}],
+}
+
+
+@pytest.fixture
+async def greeter(deployment: Deployment) -> tuple[str, str]:
+    async with open_runtime(deployment.settings(), kind="api") as rt:
+        wf_id, _version, tenant = await register(rt, {**GREETER, "status": "active"}, None)
+    return wf_id, tenant
+
+
+async def test_distributed_node_bullmq_job_runs_a_workflow_on_the_workers(
+    deployment: Deployment, greeter: tuple[str, str]
+) -> None:
+    home = await asyncio.to_thread(_node_modules)
+    for _ in range(2):
+        await deployment.start_worker()
+    script = home / f"producer-{deployment.prefix}.mjs"
+    script.write_text(NODE_PRODUCER)
+    try:
+        node = await asyncio.create_subprocess_exec(
+            "node", str(script), deployment.redis_url, deployment.prefix, *greeter,
+            cwd=home, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(node.communicate(), 60)
+    finally:
+        script.unlink()
+    assert node.returncode == 0, (out + err).decode()
+    records = await wait_all_done(deployment, 5, timeout=30)
+    _assert_clean(records, 5, 3)
+    conn = await asyncpg.connect(deployment.database_url)
+    try:
+        rows = await conn.fetch("SELECT trigger_type, output FROM workflow_executions")
+    finally:
+        await conn.close()
+    outputs = sorted(json.loads(r[1])["said"] for r in rows)
+    assert outputs == [f"hello {i}" for i in range(5)]
+    assert {r[0] for r in rows} == {"node.service"}
+
+
+async def test_distributed_settings_reach_the_queue() -> None:
+    """The FLOWMILL_QUEUE_* settings are what the BullMQ adapter is built with."""
+    from flowmill.queue.bullmq import BullMQQueue, Retention
+    from flowmill.runtime import build_queue
+
+    queue = build_queue(
+        Settings(
+            redis_url="redis://127.0.0.1:6379/0",
+            queue_prefix="elsewhere",
+            queue_keep_completed=0,
+            queue_keep_failed=5,
+            queue_keep_failed_s=60,
+            queue_lock_s=7,
+        )
+    )
+    try:
+        assert isinstance(queue, BullMQQueue)
+        assert queue.options.prefix == "elsewhere"
+        assert queue.options.remove_on_complete == Retention(0, 24 * 3600)
+        assert queue.options.remove_on_fail.to_bullmq() == {"count": 5, "age": 60}
+        assert queue.options.lock_duration_ms == 7000
+    finally:
+        await queue.close()
+
+
+def _cli(deployment: Deployment, *args: str, redis_url: str | None = None) -> Any:
+    env = {
+        **os.environ,
+        "FLOWMILL_DATABASE_URL": deployment.database_url,
+        "FLOWMILL_REDIS_URL": redis_url or deployment.redis_url,
+        "FLOWMILL_QUEUE_PREFIX": deployment.prefix,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "flowmill", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_distributed_queues_command_counts_jobs_per_state(deployment: Deployment) -> None:
+    # No worker: the start steps of two executions wait in the node queue.
+    await deployment.start_executions(GREETER, [{"message": "a"}, {"message": "b"}])
+    shown = await asyncio.to_thread(_cli, deployment, "queues", "--json")
+    assert shown.returncode == 0, shown.stderr
+    counts = json.loads(shown.stdout)
+    assert counts["flowmill-node"]["wait"] + counts["flowmill-node"]["prioritized"] == 2
+    assert counts["flowmill-node"]["active"] == 0
+    assert sum(counts["flowmill-trigger"].values()) == 0
+    table = await asyncio.to_thread(_cli, deployment, "queues")
+    assert "flowmill-node" in table.stdout and "delayed" in table.stdout
+
+    gone = await asyncio.to_thread(
+        _cli, deployment, "queues", redis_url="redis://:secret@127.0.0.1:1/0"
+    )
+    assert gone.returncode == 2
+    assert "cannot reach Redis" in gone.stderr and "FLOWMILL_REDIS_URL" in gone.stderr
+    assert "secret" not in gone.stderr  # the password is not printed
