@@ -16,6 +16,7 @@ from flowmill.clock import Clock, SystemClock
 from flowmill.config import Settings
 from flowmill.credentials.vault import CredentialVault
 from flowmill.engine.engine import Engine, EngineOptions
+from flowmill.engine.news import NewsChannel
 from flowmill.engine.ports import JobQueue
 from flowmill.engine.services import NodeServices
 from flowmill.net.http import GuardedHttpClient
@@ -64,6 +65,15 @@ def build_queue(settings: Settings) -> JobQueue:
         queue: JobQueue = BullMQQueue(settings.redis_url, options)
         return queue
     return LocalQueue()
+
+
+def build_news(settings: Settings) -> NewsChannel | None:
+    """News of ended executions between processes: Redis pub/sub when distributed."""
+    if not settings.redis_url:
+        return None
+    from flowmill.queue.redis_news import RedisNews
+
+    return RedisNews(settings.redis_url, settings.queue_prefix)
 
 
 async def build_services(
@@ -159,6 +169,7 @@ async def open_runtime(
         vault = CredentialVault(db, settings.keyring(), clock)
         services = await build_services(settings, clock, vault)
         q = queue or build_queue(settings)
+        news = build_news(settings)
         engine = Engine(
             store=executions,
             definitions=workflows,
@@ -176,6 +187,7 @@ async def open_runtime(
                 max_output_bytes=settings.max_output_bytes,
             ),
             kind=kind,
+            news=news,
         )
         parts = build_trigger_parts(
             settings=settings, db=db, engine=engine, workflows=workflows, clock=clock, vault=vault
@@ -183,6 +195,8 @@ async def open_runtime(
         yield Runtime(settings, db, workflows, executions, engine, q, services, vault, parts)
         await parts.ingress.close()
         await q.close()
+        if news is not None:
+            await news.close()
     finally:
         await _close_services(services)
         await db.close()

@@ -401,3 +401,24 @@ class FakeCodeRunner:
     ) -> list[Any]:
         self.calls.extend(("expression", e) for e in expressions)
         return [self._answer(e, scope) for e in expressions]
+
+
+class InMemoryNewsChannel:
+    """:class:`~flowmill.engine.news.NewsChannel` between engines of one test: every
+    engine given the same instance hears the others' news (as over Redis)."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self._listeners: list[Callable[[str], None]] = []
+
+    async def publish_ended(self, execution_id: str) -> None:
+        self.published.append(execution_id)
+        for listener in list(self._listeners):
+            listener(execution_id)
+
+    def listen(self, on_ended: Callable[[str], None]) -> None:
+        if on_ended not in self._listeners:
+            self._listeners.append(on_ended)
+
+    async def close(self) -> None:
+        self._listeners.clear()

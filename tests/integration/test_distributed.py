@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
@@ -436,3 +437,27 @@ async def test_distributed_queues_command_counts_jobs_per_state(deployment: Depl
     assert gone.returncode == 2
     assert "cannot reach Redis" in gone.stderr and "FLOWMILL_REDIS_URL" in gone.stderr
     assert "secret" not in gone.stderr  # the password is not printed
+
+
+async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
+    deployment: Deployment, greeter: tuple[str, str]
+) -> None:
+    """``?wait=`` in a process without a worker is woken by the worker's news over
+    Redis, not by polling the database (every 2 s with news, 0.5 s without)."""
+    await deployment.start_worker()
+    wf_id, tenant = greeter
+    async with open_runtime(deployment.settings(), kind="api") as rt:
+        version = await rt.workflows.active_version(tenant, wf_id)
+        assert version is not None
+        took: list[float] = []
+        for n in range(7):
+            t0 = time.monotonic()
+            execution_id = await rt.engine.start_execution(
+                tenant_id=tenant, workflow_id=wf_id, version=version, data={"message": n}
+            )
+            ex = await rt.engine.wait(execution_id, timeout=10)
+            took.append(time.monotonic() - t0)
+            assert ex.status.value == "succeeded"
+            assert ex.output == {"said": n}
+    # A 3-node run takes milliseconds; a waiter left to its poll takes 0.5 s or more.
+    assert statistics.median(took) < 0.3, f"woken by a poll, not the news: {took}"

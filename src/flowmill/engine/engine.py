@@ -32,6 +32,7 @@ from flowmill.engine.middleware import (
     output_limit_middleware,
     timeout_middleware,
 )
+from flowmill.engine.news import EndedNews, NewsChannel
 from flowmill.engine.ports import (
     DefinitionSource,
     DuplicateExecutionError,
@@ -108,6 +109,7 @@ class Engine:
         options: EngineOptions | None = None,
         middlewares: Sequence[Middleware] = (),
         kind: str = "worker",
+        news: NewsChannel | None = None,
     ) -> None:
         self.store = store
         self.definitions = definitions
@@ -121,6 +123,7 @@ class Engine:
         self.worker_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid7()[-8:]}"
         self._queue_owner = self.worker_id if queue.in_process else None
         self.hub = EventHub()
+        self.news = EndedNews(news)
         self._cache: OrderedDict[tuple[str, int], CompiledWorkflow] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
         call = chain(
@@ -311,15 +314,10 @@ class Engine:
         Raises:
             LookupError: No such execution.
         """
-        done = asyncio.Event()
-
-        def _listener(fx: Effects) -> None:
-            update = fx.execution_update
-            if fx.execution_id == execution_id and update is not None and update.status.terminal:
-                done.set()
-
-        unsubscribe = self.hub.subscribe(_listener)
-        try:
+        # Other processes' news arrives by the channel when there is one; the poll is
+        # the fallback for news lost on the way.
+        poll_s = 2.0 if self.news.crosses_processes else 0.5
+        with self.news.watch(execution_id) as done:
             deadline = None if timeout is None else self.clock.monotonic() + timeout
             while True:
                 ex = await self.store.get_execution(execution_id)
@@ -327,14 +325,14 @@ class Engine:
                     raise LookupError(execution_id)
                 if ex.status.terminal:
                     return ex
-                left = 0.5 if deadline is None else min(0.5, deadline - self.clock.monotonic())
+                left = poll_s
+                if deadline is not None:
+                    left = min(poll_s, deadline - self.clock.monotonic())
                 if left <= 0:
                     return ex
-                # Another process may finish it: poll as well as listen.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), timeout=left)
-        finally:
-            unsubscribe()
+                done.clear()
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -390,6 +388,9 @@ class Engine:
         self.hub.publish(fx)
         update = fx.execution_update
         if update is not None and update.status.terminal:
+            self.news.ended(fx.execution_id)
+            if self.news.channel is not None:
+                self._spawn(self.news.channel.publish_ended(fx.execution_id))
             self._spawn(self._promote_all())
 
     def _spawn(self, coro: Any) -> None:

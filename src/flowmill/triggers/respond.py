@@ -1,9 +1,10 @@
 """Late answers of webhooks: ``last_node`` and ``response_node`` respond modes.
 
 The request waits (without blocking the event loop) for its event to be dispatched and
-its execution to end, up to the webhook's timeout. In the process that runs the
-execution the engine's hub wakes the wait at once; otherwise (an API process without a
-worker) the database is polled every ``poll_s`` (50 ms). Past the timeout the answer
+its execution to end, up to the webhook's timeout. The engine's news of ended
+executions wakes the wait at once (from other processes too, in distributed mode); the
+database is polled every ``poll_s`` (50 ms) all the same, since the request is also
+waiting for its event to be dispatched. Past the timeout the answer
 is ``202`` with the event and execution ids: the work goes on, only the answer stops
 waiting.
 """
@@ -15,7 +16,7 @@ import contextlib
 from typing import Any
 
 from flowmill import jsonutil
-from flowmill.domain.execution import Effects, ExecutionRecord
+from flowmill.domain.execution import ExecutionRecord
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.engine import Engine
 from flowmill.store.webhook_events import WebhookEventStatus, WebhookEventStore
@@ -72,15 +73,7 @@ class Responder:
 
     async def _wait(self, execution_id: str, deadline: float) -> ExecutionRecord | None:
         loop = asyncio.get_running_loop()
-        done = asyncio.Event()
-
-        def _listener(fx: Effects) -> None:
-            update = fx.execution_update
-            if fx.execution_id == execution_id and update is not None and update.status.terminal:
-                done.set()
-
-        unsubscribe = self.engine.hub.subscribe(_listener)
-        try:
+        with self.engine.news.watch(execution_id) as done:
             while True:
                 ex = await self.engine.store.get_execution(execution_id)
                 left = deadline - loop.time()
@@ -88,8 +81,6 @@ class Responder:
                     return ex
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), timeout=min(self.poll_s, left))
-        finally:
-            unsubscribe()
 
     async def _response_node(self, execution: ExecutionRecord) -> IngressResult | None:
         wf = await self.engine.compiled(execution.workflow_id, execution.version)
