@@ -124,6 +124,10 @@ class Engine:
         self._queue_owner = self.worker_id if queue.in_process else None
         self.hub = EventHub()
         self.news = EndedNews(news)
+        # Whether this process has met a workflow with limits: only then can an ended
+        # execution free a place for a queued one at once (the sweeper promotes in any
+        # case), so only then is the queued list read after each end.
+        self._limited_seen = False
         self._cache: OrderedDict[tuple[str, int], CompiledWorkflow] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
         call = chain(
@@ -162,6 +166,9 @@ class Engine:
             return wf
         definition = await self.definitions.get_definition(workflow_id, version)
         wf = self.compile(definition)
+        limits = wf.workflow.settings
+        if limits.max_concurrent is not None or limits.per_minute is not None:
+            self._limited_seen = True
         self._cache[key] = wf
         if len(self._cache) > 512:
             self._cache.popitem(last=False)
@@ -391,7 +398,8 @@ class Engine:
             self.news.ended(fx.execution_id)
             if self.news.channel is not None:
                 self._spawn(self.news.channel.publish_ended(fx.execution_id))
-            self._spawn(self._promote_all())
+            if self._limited_seen:
+                self._spawn(self._promote_all())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -107,13 +107,27 @@ async def checkpoint(
         raw = await conn.get_raw_connection()
         pg = raw.driver_connection
         assert isinstance(pg, asyncpg.Connection)
-        if assumed is not None:
-            quick: Effects | None = await greenlet_spawn(_single_statement, pg, assumed, build)
-            if quick is not None:
-                return quick
-        async with pg.transaction():
-            fx: Effects = await greenlet_spawn(_checkpoint, pg, execution_id, build, now)
-            return fx
+        try:
+            if assumed is not None:
+                quick: Effects | None = await greenlet_spawn(_single_statement, pg, assumed, build)
+                if quick is not None:
+                    return quick
+            async with pg.transaction():
+                fx: Effects = await greenlet_spawn(_checkpoint, pg, execution_id, build, now)
+                return fx
+        except _CONNECTION_LOST:
+            # Raw asyncpg errors bypass SQLAlchemy's disconnect handling: drop this
+            # connection so it does not go back to the pool.
+            await conn.invalidate()
+            raise
+
+
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
 
 
 def _checkpoint(
