@@ -139,3 +139,42 @@ async def test_trigger_service_missed_fires_skip_or_run_once_after_downtime(
         + ["2026-06-01T01:00:00+00:00"]
         + ["2026-06-01T01:10:00+00:00"] * 2
     )
+
+
+async def test_trigger_service_outlives_a_database_error_between_rounds(
+    sqlite_url: str, monkeypatch: Any
+) -> None:
+    """The leader's pause reads the next due time; that read failing (the database away)
+    must not end the loop while the process carries on looking alive."""
+    settings = Settings(database_url=sqlite_url, sandbox_enabled=False, scheduler_tick_s=0.01)
+    async with open_runtime(settings) as rt:
+        svc = rt.triggers.service
+        rounds = 0
+        real_round, real_next_due = svc.round, svc.triggers.next_due_at
+        failures = iter([OSError("connection refused")] * 3)
+
+        async def counting_round() -> None:
+            nonlocal rounds
+            rounds += 1
+            await real_round()
+
+        async def flaky_next_due() -> Any:
+            error = next(failures, None)
+            if error is not None:
+                raise error
+            return await real_next_due()
+
+        monkeypatch.setattr(svc, "round", counting_round)
+        monkeypatch.setattr(svc.triggers, "next_due_at", flaky_next_due)
+        task = asyncio.create_task(svc.run())
+        try:
+            for _ in range(500):
+                if rounds >= 6:
+                    break
+                await asyncio.sleep(0.01)
+            assert svc.leading
+            assert not task.done(), task
+            assert rounds >= 6  # went on after the three failures
+        finally:
+            svc.stop()
+            await asyncio.wait_for(task, 5)

@@ -132,10 +132,14 @@ class TriggerService:
             while not self._stop.is_set():
                 try:
                     await self.round()
+                    pause = await self._pause()
                 except Exception:
+                    # A database outage included: the loop must outlive it, or schedules
+                    # stop for good while the process looks alive.
                     log.exception("trigger service round failed; trying again")
+                    pause = self.options.tick_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=await self._pause())
+                    await asyncio.wait_for(self._stop.wait(), timeout=pause)
         finally:
             if self._leading:
                 with contextlib.suppress(Exception):
