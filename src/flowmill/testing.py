@@ -295,11 +295,11 @@ class InMemoryWorkerRegistry:
         now = self.clock.now()
         self.workers[worker_id] = WorkerInfo(worker_id, kind, hostname, pid, now, now)
 
-    async def heartbeat(self, worker_id: str) -> None:
-        if worker_id in self.workers:
-            self.workers[worker_id] = replace(
-                self.workers[worker_id], heartbeat_at=self.clock.now()
-            )
+    async def heartbeat(self, worker_id: str) -> bool:
+        if worker_id not in self.workers:
+            return False
+        self.workers[worker_id] = replace(self.workers[worker_id], heartbeat_at=self.clock.now())
+        return True
 
     async def unregister(self, worker_id: str) -> None:
         self.workers.pop(worker_id, None)

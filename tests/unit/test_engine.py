@@ -398,3 +398,12 @@ async def test_engine_retry_from_start_runs_everything_again(harness: Harness) -
     assert retried.status is X.SUCCEEDED
     assert retried.trigger["data"] == {"k": 1}
     assert [c[0] for c in CALLS] == ["a", "a"]
+
+
+async def test_engine_worker_taken_for_dead_registers_again(harness: Harness) -> None:
+    """After an outage longer than dead_after_s others remove this worker's row; its
+    next heartbeat puts it back, or its steps would look orphaned to them for good."""
+    engine = harness.engine
+    await engine.workers.unregister(engine.worker_id)
+    await engine._heartbeat()
+    assert engine.worker_id in {w.id for w in await engine.workers.list_workers()}

@@ -344,9 +344,23 @@ class Engine:
     # --- jobs ------------------------------------------------------------------------
 
     async def dispatch(self, jobs: Sequence[Job]) -> None:
-        """Put jobs on the queue (after their rows are committed)."""
-        if jobs:
+        """Put jobs on the queue (after their rows are committed).
+
+        A queue that cannot take them (Redis down) is logged, not raised: the rows are
+        committed, so the work exists, and the sweeper puts back live steps that are
+        missing from the queue. Raising would tell an API caller its execution failed
+        to start when it will run (and a retrying caller would start it twice).
+        """
+        if not jobs:
+            return
+        try:
             await self.queue.put(jobs)
+        except Exception as e:
+            log.warning(
+                "queue unavailable; the sweeper will dispatch these steps",
+                jobs=len(jobs),
+                error=str(e) or type(e).__name__,
+            )
 
     async def handle(self, job: Job) -> None:
         """Process one job from the queue."""
@@ -460,6 +474,8 @@ class Engine:
         await self.queue.stop(self.options.shutdown_grace_s)
 
     async def _every(self, seconds: float, fn: Any) -> None:
+        name = getattr(fn, "__name__", str(fn)).lstrip("_")
+        failing = False
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=seconds)
@@ -467,11 +483,27 @@ class Engine:
                 return
             try:
                 await fn()
-            except Exception:
-                log.exception("background task failed", task=getattr(fn, "__name__", fn))
+            except Exception as e:
+                # Once per outage, with the traceback; not twice a second while the
+                # database is away.
+                if not failing:
+                    log.exception("background task failing; retrying", task=name)
+                else:
+                    log.debug("background task still failing", task=name, error=str(e))
+                failing = True
+            else:
+                if failing:
+                    log.info("background task working again", task=name)
+                failing = False
 
     async def _heartbeat(self) -> None:
-        await self.workers.heartbeat(self.worker_id)
+        if not await self.workers.heartbeat(self.worker_id):
+            # Others took this worker for dead (a long database outage) and removed it;
+            # without its row every step it runs would look orphaned to them.
+            log.warning("worker was taken for dead; registering again", worker=self.worker_id)
+            await self.workers.register(
+                self.worker_id, self.kind, socket.gethostname(), os.getpid()
+            )
 
     # --- sweeping ------------------------------------------------------------------------
 

@@ -144,8 +144,9 @@ class WorkerRegistry(Protocol):
         """Announce a worker."""
         ...
 
-    async def heartbeat(self, worker_id: str) -> None:
-        """Say the worker is alive."""
+    async def heartbeat(self, worker_id: str) -> bool:
+        """Say the worker is alive. Returns False when it is not registered (any more:
+        others took it for dead during an outage)."""
         ...
 
     async def unregister(self, worker_id: str) -> None:

@@ -247,13 +247,16 @@ class SqlWorkerRegistry:
             )
         )
 
-    async def heartbeat(self, worker_id: str) -> None:
+    async def heartbeat(self, worker_id: str) -> bool:
         now = self.clock.now()
-        await self.db.write(
-            lambda c: c.execute(
-                workers.update().where(workers.c.id == worker_id).values(heartbeat_at=now)
+        updated: int = await self.db.write(
+            lambda c: (
+                c.execute(
+                    workers.update().where(workers.c.id == worker_id).values(heartbeat_at=now)
+                ).rowcount
             )
         )
+        return updated > 0
 
     async def unregister(self, worker_id: str) -> None:
         await self.db.write(lambda c: c.execute(workers.delete().where(workers.c.id == worker_id)))
