@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown joins the lines of a docstring paragraph (rich mode keeps each break).
+    rich_markup_mode="markdown",
 )
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -276,9 +279,9 @@ def queues(
 ) -> None:
     """Show how many jobs each BullMQ queue holds, per state (needs FLOWMILL_REDIS_URL).
 
-    ``wait``/``prioritized`` are ready for a worker, ``delayed`` wait for their time
-    (durable delays, retry backoff), ``active`` are being run, ``completed``/``failed``
-    are the finished jobs kept for dashboards (FLOWMILL_QUEUE_KEEP_*).
+    wait and prioritized: ready for a worker; delayed: waiting for their time (durable
+    delays, retry backoff); active: being run; completed and failed: finished jobs
+    kept for dashboards (FLOWMILL_QUEUE_KEEP_*).
     """
     settings = _settings()
     if not settings.redis_url:
@@ -460,7 +463,12 @@ def main() -> None:
     from flowmill.logs import configure
 
     settings = _settings()
-    configure(
-        settings.log_level if settings.log_level != "info" else "warning", settings.log_format
-    )
+    level = settings.log_level
+    # One-shot commands keep their output clean unless a level is asked for; the
+    # services (serve, worker, scheduler) log at the configured level, info by default,
+    # so recoveries and reconnections show up.
+    services = {"serve", "worker", "scheduler"}
+    if "FLOWMILL_LOG_LEVEL" not in os.environ and not services & set(sys.argv[1:2]):
+        level = "warning"
+    configure(level, settings.log_format)
     app()

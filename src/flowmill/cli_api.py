@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 tenants_app = typer.Typer(help="Manage tenants (each has its own workflows and keys).")
-keys_app = typer.Typer(help="Manage API keys (Authorization: Bearer <key>).")
+keys_app = typer.Typer(help="Manage API keys (sent as `Authorization: Bearer KEY`).")
 err = Console(stderr=True)
 
 

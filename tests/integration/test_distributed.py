@@ -461,3 +461,24 @@ async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
             assert ex.output == {"said": n}
     # A 3-node run takes milliseconds; a waiter left to its poll takes 0.5 s or more.
     assert statistics.median(took) < 0.3, f"woken by a poll, not the news: {took}"
+
+
+async def test_distributed_start_while_redis_is_down_runs_once_it_is_back(
+    postgres_url: str, tmp_path: Path, redis_prefix: str
+) -> None:
+    """The execution is committed before its jobs are sent: with Redis down the start
+    still answers with the id (no error that would make a caller start it again), and
+    the sweeper sends the jobs once Redis is back."""
+    redis = PrivateRedis(tmp_path)
+    deployment = Deployment(postgres_url, redis.url, redis_prefix, tmp_path)
+    try:
+        ids = await deployment.start_executions(GREETER, [{"message": "while down"}])
+        assert len(ids) == 1
+        assert (await read_records(postgres_url)).statuses == {"running": 1}
+        redis.start()
+        await deployment.start_worker()
+        records = await wait_all_done(deployment, 1, timeout=30)
+        _assert_clean(records, 1, 3)
+    finally:
+        deployment.stop_all()
+        redis.kill()
