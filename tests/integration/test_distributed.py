@@ -92,10 +92,9 @@ async def test_distributed_redis_restart_mid_run(
     deployment = Deployment(postgres_url, redis.url, redis_prefix, tmp_path)
     try:
         workers = [await deployment.start_worker() for _ in range(2)]
-        total = 80
+        total = 200
         await deployment.start_executions(BRANCHY, ({"n": n} for n in range(total)))
-        await asyncio.sleep(0.5)
-        before = (await read_records(postgres_url)).count("succeeded")
+        before = await _some_done(postgres_url)
         redis.kill()  # and with it every job: it keeps nothing on disk
         await asyncio.sleep(2)
         redis.start()
@@ -108,6 +107,17 @@ async def test_distributed_redis_restart_mid_run(
     finally:
         deployment.stop_all()
         redis.kill()
+
+
+async def _some_done(database_url: str, at_least: int = 5) -> int:
+    """Wait until the workers are under way: a few executions succeeded."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = (await read_records(database_url)).count("succeeded")
+        if done >= at_least:
+            return done
+        await asyncio.sleep(0.01)
+    raise AssertionError("the workers did not get going")
 
 
 @pytest.fixture
@@ -124,13 +134,12 @@ async def test_distributed_postgres_restart_mid_run(
 ) -> None:
     deployment = Deployment(private_postgres.url, redis_url, redis_prefix, tmp_path)
     try:
-        total = 80
+        total = 200
         # Migrates the new database before the workers start.
         ids = await deployment.start_executions(BRANCHY, ({"n": n} for n in range(total)))
         assert len(ids) == total
         workers = [await deployment.start_worker() for _ in range(2)]
-        await asyncio.sleep(0.3)
-        before = (await read_records(private_postgres.url)).count("succeeded")
+        before = await _some_done(private_postgres.url)
         private_postgres.crash()
         await asyncio.sleep(2)
         private_postgres.start()

@@ -13,7 +13,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -42,11 +42,11 @@ from flowmill.engine.ports import (
     LimitCounts,
     StepJob,
     TriggerJob,
-    WorkerInfo,
     WorkerRegistry,
 )
 from flowmill.engine.runner import RunnerOptions, StepRunner, job_for
 from flowmill.engine.services import NodeServices
+from flowmill.engine.sweeper import Sweeper, may_start
 from flowmill.engine.validation import load_and_compile
 from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
@@ -150,6 +150,20 @@ class Engine:
             queue_owner=self._queue_owner,
             options=self.options.runner,
         )
+        self._sweeper = Sweeper(
+            store=store,
+            workers=workers,
+            queue=queue,
+            runner=self.runner,
+            clock=self.clock,
+            options=self.options,
+            worker_id=self.worker_id,
+            queue_owner=self._queue_owner,
+            compiled=self.compiled,
+            dispatch=self.dispatch,
+            committed=self._committed,
+            publish=self.hub.publish,
+        )
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         # Set by the trigger service: handles TriggerJobs that carry a webhook event.
@@ -236,7 +250,7 @@ class Engine:
         limited = bool(settings.max_concurrent or settings.per_minute)
 
         def _build(counts: LimitCounts) -> Effects:
-            if limited and not _may_start(wf, counts, fifo=True):
+            if limited and not may_start(wf, counts, fifo=True):
                 ex.status = ExecutionStatus.QUEUED
             return starts.start_execution(wf, ex, trigger_node, data, now, owner=self._queue_owner)
 
@@ -507,107 +521,9 @@ class Engine:
 
     # --- sweeping ------------------------------------------------------------------------
 
-    def _dead(self, w: WorkerInfo, now: datetime) -> bool:
-        if w.id == self.worker_id:
-            return False
-        if w.heartbeat_at < now - timedelta(seconds=self.options.dead_after_s):
-            return True
-        return w.hostname == socket.gethostname() and not _pid_alive(w.pid)
-
     async def sweep(self) -> None:
-        """One pass: take over orphaned steps, time out overdue executions, start
-        executions waiting for a limit."""
-        now = self.clock.now()
-        workers = await self.workers.list_workers()
-        dead = [w for w in workers if self._dead(w, now)]
-        alive = {w.id for w in workers if w not in dead} | {self.worker_id}
-        for w in dead:
-            await self.workers.unregister(w.id)
-        grace = None
-        if not self.queue.in_process:
-            grace = now - timedelta(seconds=self.options.orphan_grace_s)
-        orphans = await self.store.live_runs(alive_owners=alive, unowned_older_than=grace)
-        if orphans:
-            await self._readopt(orphans)
-        await self._redispatch_stranded(now)
-        for execution_id in await self.store.overdue_executions(now):
-            fx = await self.store.checkpoint(
-                execution_id, lambda ex, _r: tx.time_out_execution(ex, self.clock.now())
-            )
-            self._committed(fx)
-            self.runner.cancel_local(execution_id)
-        await self._promote_all()
-
-    async def _readopt(self, runs: list[Any]) -> None:
-        jobs = {r.id: job_for(r, r.tenant_id) for r in runs}
-        if not self.queue.in_process:
-            present = await self.queue.present(list(jobs.values()))
-            runs = [r for r in runs if jobs[r.id].key not in present]
-        if not runs:
-            return
-        await self.store.set_owner([r.id for r in runs], self._queue_owner)
-        log.info("recovered steps left by stopped workers", count=len(runs))
-        await self.dispatch([jobs[r.id] for r in runs])
-
-    async def _redispatch_stranded(self, now: datetime) -> None:
-        """Put back this worker's own live steps that are neither queued nor running.
-
-        A handler that failed on a transient error (a busy database, a dropped
-        connection) leaves its step committed but off the queue; this recovers it
-        without waiting for a restart.
-        """
-        older = now - timedelta(seconds=self.options.orphan_grace_s)
-        mine = await self.store.live_runs(
-            alive_owners=(), owner=self.worker_id, created_before=older
-        )
-        candidates = [r for r in mine if r.key not in self.runner.active]
-        if not candidates:
-            return
-        jobs = {r.id: job_for(r, r.tenant_id) for r in candidates}
-        present = await self.queue.present(list(jobs.values()))
-        lost = [jobs[r.id] for r in candidates if jobs[r.id].key not in present]
-        if lost:
-            log.warning("re-dispatching steps that fell off the queue", count=len(lost))
-            await self.dispatch(lost)
+        """One pass of the sweeper (see :class:`~flowmill.engine.sweeper.Sweeper`)."""
+        await self._sweeper.sweep()
 
     async def _promote_all(self) -> None:
-        blocked: set[str] = set()
-        for ex in await self.store.queued_executions():
-            if ex.workflow_id in blocked:
-                continue  # first in, first out within a workflow
-            wf = await self.compiled(ex.workflow_id, ex.version)
-
-            def _build(
-                e: ExecutionRecord, counts: LimitCounts, wf: CompiledWorkflow = wf
-            ) -> Effects | None:
-                if not _may_start(wf, counts, fifo=False):
-                    return None
-                return starts.promote_execution(wf, e, self.clock.now(), owner=self._queue_owner)
-
-            fx = await self.store.promote(ex.id, _build)
-            if fx is None:
-                blocked.add(ex.workflow_id)
-                continue
-            self.hub.publish(fx)
-            await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
-
-
-def _may_start(wf: CompiledWorkflow, counts: LimitCounts, *, fifo: bool) -> bool:
-    s = wf.workflow.settings
-    if fifo and counts.queued > 0:
-        return False
-    if s.max_concurrent is not None and counts.running >= s.max_concurrent:
-        return False
-    return not (s.per_minute is not None and counts.started_last_minute >= s.per_minute)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        await self._sweeper.promote_queued()

@@ -1,0 +1,200 @@
+"""The sweeper: the periodic pass that keeps the durability invariant (DESIGN §4).
+
+Every worker runs it every ``sweep_interval_s``. It takes over the live steps of dead
+workers, puts back steps the queue lost, times out executions past their deadline and
+starts ``queued`` executions whose limits now allow it. Everything it does is safe to
+do twice: a step that already succeeded is never run again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from flowmill.clock import Clock
+from flowmill.domain.execution import Effects, ExecutionRecord
+from flowmill.engine import starts
+from flowmill.engine import transitions as tx
+from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.ports import (
+    ExecutionStore,
+    Job,
+    JobQueue,
+    LimitCounts,
+    WorkerInfo,
+    WorkerRegistry,
+)
+from flowmill.engine.runner import StepRunner, job_for
+
+if TYPE_CHECKING:
+    from flowmill.engine.engine import EngineOptions
+
+log = structlog.get_logger("flowmill.sweeper")
+
+
+class Sweeper:
+    """One worker's sweeper.
+
+    Args:
+        store: Execution state.
+        workers: Worker liveness registry.
+        queue: Job transport.
+        runner: This worker's step runner (its running steps are not stranded).
+        clock: Time.
+        options: The engine's tuning (dead_after_s, orphan_grace_s).
+        worker_id: This worker.
+        queue_owner: Owner recorded on steps this worker dispatches (None when the
+            queue is shared by all workers).
+        compiled: Compiled workflow by (id, version).
+        dispatch: Puts jobs on the queue.
+        committed: Tells the engine about committed effects (news, listeners).
+        publish: Tells listeners about committed effects only.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ExecutionStore,
+        workers: WorkerRegistry,
+        queue: JobQueue,
+        runner: StepRunner,
+        clock: Clock,
+        options: EngineOptions,
+        worker_id: str,
+        queue_owner: str | None,
+        compiled: Callable[[str, int], Awaitable[CompiledWorkflow]],
+        dispatch: Callable[[Sequence[Job]], Awaitable[None]],
+        committed: Callable[[Effects], None],
+        publish: Callable[[Effects], None],
+    ) -> None:
+        self.store = store
+        self.workers = workers
+        self.queue = queue
+        self.runner = runner
+        self.clock = clock
+        self.options = options
+        self.worker_id = worker_id
+        self.queue_owner = queue_owner
+        self.compiled = compiled
+        self.dispatch = dispatch
+        self.committed = committed
+        self.publish = publish
+
+    async def sweep(self) -> None:
+        """One pass: take over orphaned steps, time out overdue executions, start
+        executions waiting for a limit."""
+        now = self.clock.now()
+        workers = await self.workers.list_workers()
+        dead = [w for w in workers if self._dead(w, now)]
+        alive = {w.id for w in workers if w not in dead} | {self.worker_id}
+        for w in dead:
+            await self.workers.unregister(w.id)
+        grace = None
+        if not self.queue.in_process:
+            grace = now - timedelta(seconds=self.options.orphan_grace_s)
+        orphans = await self.store.live_runs(alive_owners=alive, unowned_older_than=grace)
+        if orphans:
+            await self._readopt(orphans)
+        await self._redispatch_stranded(now)
+        for execution_id in await self.store.overdue_executions(now):
+            fx = await self.store.checkpoint(
+                execution_id, lambda ex, _r: tx.time_out_execution(ex, self.clock.now())
+            )
+            self.committed(fx)
+            self.runner.cancel_local(execution_id)
+        await self.promote_queued()
+
+    def _dead(self, w: WorkerInfo, now: datetime) -> bool:
+        if w.id == self.worker_id:
+            return False
+        if w.heartbeat_at < now - timedelta(seconds=self.options.dead_after_s):
+            return True
+        return w.hostname == socket.gethostname() and not pid_alive(w.pid)
+
+    async def _readopt(self, runs: list[Any]) -> None:
+        jobs = {r.id: job_for(r, r.tenant_id) for r in runs}
+        if not self.queue.in_process:
+            present = await self.queue.present(list(jobs.values()))
+            runs = [r for r in runs if jobs[r.id].key not in present]
+        if not runs:
+            return
+        await self.store.set_owner([r.id for r in runs], self.queue_owner)
+        log.info("recovered steps left by stopped workers", count=len(runs))
+        await self.dispatch([jobs[r.id] for r in runs])
+
+    async def _redispatch_stranded(self, now: datetime) -> None:
+        """Put back this worker's own live steps that are neither queued nor running.
+
+        A handler that failed on a transient error (a busy database, a dropped
+        connection) leaves its step committed but off the queue; this recovers it
+        without waiting for a restart.
+        """
+        older = now - timedelta(seconds=self.options.orphan_grace_s)
+        mine = await self.store.live_runs(
+            alive_owners=(), owner=self.worker_id, created_before=older
+        )
+        candidates = [r for r in mine if r.key not in self.runner.active]
+        if not candidates:
+            return
+        jobs = {r.id: job_for(r, r.tenant_id) for r in candidates}
+        present = await self.queue.present(list(jobs.values()))
+        lost = [jobs[r.id] for r in candidates if jobs[r.id].key not in present]
+        if lost:
+            log.warning("re-dispatching steps that fell off the queue", count=len(lost))
+            await self.dispatch(lost)
+
+    async def promote_queued(self) -> None:
+        """Start ``queued`` executions whose workflow's limits allow it, oldest first."""
+        blocked: set[str] = set()
+        for ex in await self.store.queued_executions():
+            if ex.workflow_id in blocked:
+                continue  # first in, first out within a workflow
+            wf = await self.compiled(ex.workflow_id, ex.version)
+
+            def _build(
+                e: ExecutionRecord, counts: LimitCounts, wf: CompiledWorkflow = wf
+            ) -> Effects | None:
+                if not may_start(wf, counts, fifo=False):
+                    return None
+                return starts.promote_execution(wf, e, self.clock.now(), owner=self.queue_owner)
+
+            fx = await self.store.promote(ex.id, _build)
+            if fx is None:
+                blocked.add(ex.workflow_id)
+                continue
+            self.publish(fx)
+            await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
+
+
+def may_start(wf: CompiledWorkflow, counts: LimitCounts, *, fifo: bool) -> bool:
+    """Whether the workflow's limits let one more execution start now.
+
+    Args:
+        wf: The workflow.
+        counts: Its executions, counted under its row lock.
+        fifo: A new start must also wait behind executions already queued.
+    """
+    s = wf.workflow.settings
+    if fifo and counts.queued > 0:
+        return False
+    if s.max_concurrent is not None and counts.running >= s.max_concurrent:
+        return False
+    return not (s.per_minute is not None and counts.started_last_minute >= s.per_minute)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host is alive (ours always is)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
