@@ -129,3 +129,27 @@ async def test_api_workflow_filters_on_both_databases(database_url: str) -> None
         assert await names(search="w_") == ["Flow_2", "Flow_1", "Flow_0"]
         assert await names(status="active") == []
         assert (await api.b.get("/api/workflows", params={"tag": "crm"})).json()["items"] == []
+
+
+async def test_api_execute_beyond_a_limit_answers_queued(database_url: str) -> None:
+    limited = {
+        "name": "one at a time",
+        "settings": {"max_concurrent": 1},
+        "nodes": [
+            {"id": "t", "type": "trigger"},
+            {"id": "d", "type": "delay", "config": {"ms": 300}},
+        ],
+        "edges": [{"source": "t", "target": "d"}],
+    }
+    async with open_api(database_url) as api:
+        wf = (await api.a.post("/api/workflows", json=limited)).json()["id"]
+        await api.a.post(f"/api/workflows/{wf}/publish")
+        first = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {}})
+        second = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {}})
+        assert (first.status_code, second.status_code) == (202, 202)
+        assert first.json()["status"] in ("pending", "running")
+        assert second.json()["status"] == "queued"  # waits for the first to end
+        waited = await api.a.post(
+            f"/api/workflows/{wf}/execute", params={"wait": 10}, json={"input": {}}
+        )
+        assert waited.json()["status"] == "succeeded"

@@ -161,7 +161,14 @@ async def execute_workflow(
             out = execution_detail(*detail)
             return JSONResponse(out.model_dump(mode="json"), status_code=200)
         return _accepted(execution_id, wf_id, version, ex.status.value)
-    return _accepted(execution_id, wf_id, version, ExecutionStatus.PENDING.value)
+    status = ExecutionStatus.PENDING
+    limits = (await rt.engine.compiled(wf_id, version)).workflow.settings
+    if limits.max_concurrent is not None or limits.per_minute is not None:
+        # It may wait for its turn: say so rather than "pending".
+        started = await rt.executions.get_execution(execution_id)
+        if started is not None:
+            status = started.status
+    return _accepted(execution_id, wf_id, version, status.value)
 
 
 @router.get(
