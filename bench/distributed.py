@@ -54,12 +54,13 @@ import redis.asyncio as aioredis
 
 from _util import median_ms, print_table
 from bullmq_floor import Stats, _drop_prefix, floor_chain, floor_throughput
+from engine import time_runs
 from flowmill.config import Settings
 from flowmill.constants import NODE_QUEUE
 from flowmill.domain.states import ExecutionStatus
 from flowmill.logs import configure
 from flowmill.runs import register
-from flowmill.runtime import Runtime, open_runtime
+from flowmill.runtime import open_runtime
 
 DEFAULT_PG = os.environ.get(
     "FLOWMILL_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -184,26 +185,9 @@ async def chain_latency(
     async with open_runtime(settings, kind="worker") as rt:
         rt.engine.runner.options = replace(rt.engine.runner.options, inline=inline)
         async with rt.engine.running():
-            samples = await _time_runs(rt, noop_chain(length), runs, warmup)
+            samples = await time_runs(rt, noop_chain(length), runs, warmup)
     jobs = await completed_step_jobs(redis_url, prefix)
     return ChainResult(samples, jobs / (runs + warmup))
-
-
-async def _time_runs(rt: Runtime, doc: dict[str, Any], runs: int, warmup: int) -> list[float]:
-    wf_id, version, tenant = await register(rt, doc, None)
-    samples = []
-    for i in range(warmup + runs):
-        t0 = time.perf_counter()
-        execution_id = await rt.engine.start_execution(
-            tenant_id=tenant, workflow_id=wf_id, version=version, data={"i": i}
-        )
-        ex = await rt.engine.wait(execution_id, timeout=60)
-        elapsed = time.perf_counter() - t0
-        if ex.status is not ExecutionStatus.SUCCEEDED:
-            raise RuntimeError(f"run {i} of {doc['name']} ended {ex.status}: {ex.error}")
-        if i >= warmup:
-            samples.append(elapsed)
-    return samples
 
 
 # --- throughput: worker processes -----------------------------------------------------------

@@ -75,22 +75,27 @@ def _node_modules() -> Path:
     return home
 
 
-async def test_node_bullmq_trigger_jobs_reach_the_python_consumer(
-    redis_url: str, redis_prefix: str
-) -> None:
+async def run_node_script(source: str, name: str, *args: str) -> None:
+    """Run a Node.js ES module with the BullMQ packages installed; it must succeed."""
     home = await asyncio.to_thread(_node_modules)
     # Inside the install directory: ES modules resolve packages from the script's place.
-    script = home / f"producer-{redis_prefix}.mjs"
-    script.write_text(PRODUCER)
+    script = home / f"script-{name}.mjs"
+    script.write_text(source)
     try:
         node = await asyncio.create_subprocess_exec(
-            "node", str(script), redis_url, redis_prefix,
+            "node", str(script), *args,
             cwd=home, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(node.communicate(), 60)
     finally:
         script.unlink()
     assert node.returncode == 0, (out + err).decode()
+
+
+async def test_node_bullmq_trigger_jobs_reach_the_python_consumer(
+    redis_url: str, redis_prefix: str
+) -> None:
+    await run_node_script(PRODUCER, redis_prefix, redis_url, redis_prefix)
 
     queue = BullMQQueue(redis_url, fast_options(redis_prefix))
     recorder = Recorder()

@@ -30,7 +30,7 @@ from flowmill.runs import register
 from flowmill.runtime import open_runtime
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
 from tests.integration.private_servers import PrivatePostgres, PrivateRedis
-from tests.integration.test_bullmq_interop import _node_modules
+from tests.integration.test_bullmq_interop import run_node_script
 from tests.integration.test_crash import WORKFLOW as BRANCHY
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -98,15 +98,22 @@ async def test_distributed_redis_restart_mid_run(
         redis.kill()  # and with it every job: it keeps nothing on disk
         await asyncio.sleep(2)
         redis.start()
-        records = await wait_all_done(deployment, total, timeout=60)
         assert before < total, "the run finished before Redis went away"
-        _assert_clean(records, total, BRANCHY_SUCCESSES)
-        assert all(w.poll() is None for w in workers), deployment.log_text()
-        for w in workers:
-            assert await deployment.terminate(w) == 0, deployment.log_text()
+        await _all_done_by_survivors(deployment, workers, total)
     finally:
         deployment.stop_all()
         redis.kill()
+
+
+async def _all_done_by_survivors(
+    deployment: Deployment, workers: list[subprocess.Popen[bytes]], total: int
+) -> None:
+    """Every execution finished cleanly, by the same workers, which still stop cleanly."""
+    records = await wait_all_done(deployment, total, timeout=90)
+    _assert_clean(records, total, BRANCHY_SUCCESSES)
+    assert all(w.poll() is None for w in workers), deployment.log_text()
+    for w in workers:
+        assert await deployment.terminate(w) == 0, deployment.log_text()
 
 
 async def _some_done(database_url: str, at_least: int = 5) -> int:
@@ -143,12 +150,8 @@ async def test_distributed_postgres_restart_mid_run(
         private_postgres.crash()
         await asyncio.sleep(2)
         private_postgres.start()
-        records = await wait_all_done(deployment, total, timeout=90)
         assert before < total, "the run finished before PostgreSQL went away"
-        _assert_clean(records, total, BRANCHY_SUCCESSES)
-        assert all(w.poll() is None for w in workers), deployment.log_text()
-        for w in workers:
-            assert await deployment.terminate(w) == 0, deployment.log_text()
+        await _all_done_by_survivors(deployment, workers, total)
     finally:
         deployment.stop_all()
 
@@ -364,20 +367,10 @@ async def greeter(deployment: Deployment) -> tuple[str, str]:
 async def test_distributed_node_bullmq_job_runs_a_workflow_on_the_workers(
     deployment: Deployment, greeter: tuple[str, str]
 ) -> None:
-    home = await asyncio.to_thread(_node_modules)
     for _ in range(2):
         await deployment.start_worker()
-    script = home / f"producer-{deployment.prefix}.mjs"
-    script.write_text(NODE_PRODUCER)
-    try:
-        node = await asyncio.create_subprocess_exec(
-            "node", str(script), deployment.redis_url, deployment.prefix, *greeter,
-            cwd=home, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(node.communicate(), 60)
-    finally:
-        script.unlink()
-    assert node.returncode == 0, (out + err).decode()
+    prefix = deployment.prefix
+    await run_node_script(NODE_PRODUCER, prefix, deployment.redis_url, prefix, *greeter)
     records = await wait_all_done(deployment, 5, timeout=30)
     _assert_clean(records, 5, 3)
     conn = await asyncpg.connect(deployment.database_url)
