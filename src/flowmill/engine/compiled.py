@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,18 @@ class CompiledWorkflow:
     def node(self, node_id: str) -> CompiledNode:
         """The compiled node ``node_id``."""
         return self.nodes[node_id]
+
+    @functools.cached_property
+    def linear(self) -> bool:
+        """Whether the graph is one path from one trigger (no fan-out, no joins).
+
+        Then at most one step of an execution is live at a time, so a step that ends
+        the path needs not ask the database whether anything else is still running.
+        """
+        g = self.graph
+        return len(g.triggers) == 1 and all(
+            len(g.successors[n]) <= 1 and len(g.predecessors[n]) <= 1 for n in g.nodes
+        )
 
     def default_trigger(self, trigger_type: str | None = None) -> str:
         """The trigger node an execution starts from.

@@ -107,7 +107,7 @@ def advance(
     if result.ready:
         return
     finished = {r.id for r in b.fx.new_runs} | {run.id}
-    if reader.has_live_runs(exclude=finished):
+    if not wf.linear and reader.has_live_runs(exclude=finished):
         return
     complete(wf, b, run.node_id, output, reader)
 
