@@ -47,6 +47,12 @@ class Database(ABC):
     async def read(self, fn: Work[T]) -> T:
         """Run ``fn`` in a read transaction."""
 
+    async def read_statements(self, fn: Work[T]) -> T:
+        """Run ``fn``'s reads each as its own statement, without a transaction around
+        them: cheaper (no BEGIN/ROLLBACK round trips) where the caller checks what it
+        read again later (a step's checkpoint does). SQLite: same as :meth:`read`."""
+        return await self.read(fn)
+
     @abstractmethod
     async def close(self) -> None:
         """Release connections and threads."""
@@ -249,6 +255,19 @@ class PostgresDatabase(Database):
             result = await conn.run_sync(fn)
             await conn.rollback()
             return result
+
+    async def read_statements(self, fn: Work[T]) -> T:
+        try:
+            return await self._read_statements(fn)
+        except sa.exc.DBAPIError as e:
+            if not e.connection_invalidated:
+                raise
+            return await self._read_statements(fn)
+
+    async def _read_statements(self, fn: Work[T]) -> T:
+        async with self.engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await auto.run_sync(fn)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -113,7 +113,9 @@ class SqlExecutionStore:
             outs = repo.outputs(conn, key.execution_id, references) if references else {}
             return LoadedStep(ex, run, outs)
 
-        return await self.db.read(_tx)
+        # Not one snapshot: the checkpoint re-checks the run and the execution under
+        # their guards, and two round trips of a transaction are a tenth of a step.
+        return await self.db.read_statements(_tx)
 
     async def load_outputs(self, execution_id: str, node_ids: Collection[str]) -> dict[str, Any]:
         if not node_ids:
