@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import pytest
@@ -33,14 +34,21 @@ def reachable(url: str) -> bool:
         return False
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test (locally) or fail it (CI) because something it needs is missing.
+
+    The one place a test may skip: CI installs and starts everything, so there a
+    missing piece is a broken build, never a skip.
+    """
+    if IN_CI:
+        pytest.fail(f"{reason}; CI needs it (./dev test installs and starts it)", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_service(name: str, url: str) -> None:
     """Skip (locally) or fail (CI) when a service is down."""
-    if reachable(url):
-        return
-    message = f"{name} is not reachable at {url}"
-    if IN_CI:
-        pytest.fail(f"{message}; CI needs it (./dev test starts it when it can)")
-    pytest.skip(f"{message}; start it or set the test URL")
+    if not reachable(url):
+        unavailable(f"{name} is not reachable at {url}; start it or set the test URL")
 
 
 def _with_db(url: str, name: str) -> str:

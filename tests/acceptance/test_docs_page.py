@@ -8,23 +8,17 @@ also proves every asset is served locally.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.acceptance.test_serve_api import serve
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.conftest import unavailable
 
 
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if IN_CI:
-            pytest.fail("chromium is not installed; ./dev test installs it in CI")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        unavailable("chromium is not installed (apt-get install chromium)")
     return path
 
 

@@ -9,19 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import NoReturn
 
 import pytest
 import redis
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.conftest import unavailable
 
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip the test (locally) or fail it (CI) because something it needs is missing."""
-    if IN_CI:
-        pytest.fail(f"{reason}; CI needs it", pytrace=False)
-    pytest.skip(reason)
+__all__ = ["unavailable"]
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
+
+from tests.conftest import unavailable
 
 
 @dataclass
@@ -340,7 +341,7 @@ class Servers:
             server = LoopbackServer(name, host, port, tls).start()
         except OSError as e:
             if e.errno == errno.EADDRNOTAVAIL:  # macOS has only 127.0.0.1 on lo0
-                pytest.skip(f"{host} is not a local address here (macOS: ifconfig lo0 alias)")
+                unavailable(f"{host} is not a local address here (macOS: ifconfig lo0 alias)")
             raise
         self.started.append(server)
         return server

@@ -16,14 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.conftest import unavailable
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on (at the time of asking)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import unavailable
+from tests.integration.http_servers import free_port
 
 
 def _wait_port(port: int, seconds: float) -> None:

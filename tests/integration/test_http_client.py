@@ -31,6 +31,7 @@ from flowmill.net.errors import (
 )
 from flowmill.net.http import GuardedHttpClient, HttpSettings
 from flowmill.net.ssrf import SystemResolver
+from tests.conftest import unavailable
 from tests.integration.http_servers import Certs, Servers, free_port, make_certs, system_tls
 
 PUBLIC = "127.0.0.2/32"  # our stand-in for the internet
@@ -114,7 +115,7 @@ async def make_client() -> AsyncIterator[MakeClient]:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     made = make_certs(tmp_path_factory.mktemp("certs"), ["pinned.test"])
     if made is None:
-        pytest.skip("needs the openssl command to make test certificates")
+        unavailable("needs the openssl command to make test certificates")
     return made
 
 
@@ -153,9 +154,9 @@ async def test_names_resolving_internally_are_unreachable_through_the_real_resol
     try:
         infos = socket.getaddrinfo(name, internal.port, type=socket.SOCK_STREAM)
     except OSError:
-        pytest.skip("this machine's name does not resolve")
+        unavailable("this machine's name does not resolve")
     if all(ipaddress.ip_address(info[4][0]).is_global for info in infos):
-        pytest.skip("this machine's name resolves to a public address")
+        unavailable("this machine's name resolves to a public address")
     client = make_client(resolver=SystemResolver())
     with pytest.raises(SsrfBlocked):
         await client.request("GET", internal.url("/json", host=name))
@@ -170,7 +171,7 @@ async def test_an_ipv6_loopback_server_is_unreachable(
     try:
         v6 = servers.start("v6", "::1")
     except OSError:
-        pytest.skip("no IPv6 loopback here")
+        unavailable("no IPv6 loopback here")
     client = make_client()
     with pytest.raises(SsrfBlocked):
         await client.request("GET", v6.url("/json"))

@@ -16,6 +16,7 @@ from flowmill.nodes.custom_code import CustomCodeNode
 from flowmill.nodes.function import FunctionNode
 from flowmill.nodes.response import ResponseNode
 from flowmill.sandbox import Jail, Sandbox, SandboxSettings
+from tests.conftest import unavailable
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 JAIL = Jail.detect()
@@ -97,8 +98,9 @@ async def test_custom_code_node_runs_javascript(services: NodeServices) -> None:
     assert await node.execute(ctx, config) == [2, 4]
 
 
-@pytest.mark.skipif(not JAIL.available, reason="no bubblewrap")
 async def test_custom_code_node_runs_python_and_logs_prints(services: NodeServices) -> None:
+    if not JAIL.available:
+        unavailable("no bubblewrap")
     node = CustomCodeNode()
     code = "print('adding')\nreturn {'sum': sum(input['data']['items']), 'hi': vars['greeting']}"
     config = node.parse_config({"language": "python", "code": code, "memory_mb": 64})

@@ -13,6 +13,7 @@ import pytest
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import CodeLimits
 from flowmill.sandbox import Jail, Sandbox, SandboxSettings
+from tests.conftest import unavailable
 
 SCOPE: dict[str, Any] = {
     "input": {"data": {"message": "hello", "lines": [{"amount": 2}, {"amount": 3}]}},
@@ -23,7 +24,15 @@ SCOPE: dict[str, Any] = {
 }
 LIMITS = CodeLimits(timeout_s=2, memory_mb=64, max_output_bytes=64 * 1024)
 JAIL = Jail.detect()
-needs_bwrap = pytest.mark.skipif(not JAIL.available, reason=f"no bubblewrap: {JAIL.problem}")
+
+
+@pytest.fixture
+def bwrap() -> None:
+    if not JAIL.available:
+        unavailable(f"no bubblewrap: {JAIL.problem}")
+
+
+needs_bwrap = pytest.mark.usefixtures("bwrap")
 
 
 @pytest.fixture
