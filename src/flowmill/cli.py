@@ -311,11 +311,11 @@ def queues(
 async def _queue_counts(settings: Settings) -> dict[str, dict[str, int]]:
     from redis.exceptions import RedisError
 
-    from flowmill.runtime import build_queue
+    from flowmill.runtime import bullmq_queue
 
-    queue = build_queue(settings)
+    queue = bullmq_queue(settings)
     try:
-        counts: dict[str, dict[str, int]] = await queue.counts()  # type: ignore[attr-defined]
+        counts = await queue.counts()
     except (RedisError, OSError) as e:
         raise _fail(
             f"cannot reach Redis at {_redact(settings.redis_url or '')}: {e}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -29,6 +30,9 @@ from flowmill.store.database import Database, connect
 from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
 from flowmill.store.workflows import WorkflowRepository
 from flowmill.triggers.parts import TriggerParts, build_trigger_parts
+
+if TYPE_CHECKING:
+    from flowmill.queue.bullmq import BullMQQueue
 
 log = structlog.get_logger("flowmill")
 
@@ -51,20 +55,29 @@ class Runtime:
 def build_queue(settings: Settings) -> JobQueue:
     """The in-process queue, or BullMQ when a Redis URL is configured."""
     if settings.redis_url:
-        from flowmill.queue.bullmq import BullMQOptions, BullMQQueue, Retention
-
-        options = BullMQOptions(
-            prefix=settings.queue_prefix,
-            remove_on_complete=Retention(
-                settings.queue_keep_completed, settings.queue_keep_completed_s
-            ),
-            remove_on_fail=Retention(settings.queue_keep_failed, settings.queue_keep_failed_s),
-            lock_duration_ms=int(settings.queue_lock_s * 1000),
-            stalled_interval_ms=int(settings.queue_stalled_check_s * 1000),
-        )
-        queue: JobQueue = BullMQQueue(settings.redis_url, options)
-        return queue
+        return bullmq_queue(settings)
     return LocalQueue()
+
+
+def bullmq_queue(settings: Settings) -> BullMQQueue:
+    """The BullMQ queue of ``FLOWMILL_REDIS_URL`` with the ``FLOWMILL_QUEUE_*`` settings.
+
+    Raises:
+        ValueError: No Redis URL is set.
+    """
+    if not settings.redis_url:
+        raise ValueError("FLOWMILL_REDIS_URL is not set")
+    from flowmill.queue.bullmq import BullMQOptions, BullMQQueue, Retention
+
+    kept = Retention(settings.queue_keep_completed, settings.queue_keep_completed_s)
+    options = BullMQOptions(
+        prefix=settings.queue_prefix,
+        remove_on_complete=kept,
+        remove_on_fail=Retention(settings.queue_keep_failed, settings.queue_keep_failed_s),
+        lock_duration_ms=int(settings.queue_lock_s * 1000),
+        stalled_interval_ms=int(settings.queue_stalled_check_s * 1000),
+    )
+    return BullMQQueue(settings.redis_url, options)
 
 
 def build_news(settings: Settings) -> NewsChannel | None:

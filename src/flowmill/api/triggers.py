@@ -72,10 +72,13 @@ async def list_triggers(
     )
 
 
-async def _mine(ctx: Ctx, tenant_id: str, trigger_id: uuid.UUID) -> TriggerRecord:
+async def owned_trigger(
+    ctx: Ctx, tenant_id: str, trigger_id: uuid.UUID, kind: TriggerKind | None = None
+) -> TriggerRecord:
+    """The caller's trigger (of ``kind`` when given), else a 404 naming it."""
     t = await ctx.runtime.triggers.triggers.get(tenant_id, str(trigger_id))
-    if t is None:
-        raise not_found("trigger", trigger_id)
+    if t is None or (kind is not None and t.kind is not kind):
+        raise not_found(kind.value if kind is not None else "trigger", trigger_id)
     return t
 
 
@@ -87,7 +90,7 @@ async def _mine(ctx: Ctx, tenant_id: str, trigger_id: uuid.UUID) -> TriggerRecor
 )
 async def get_trigger(ctx: Ctx, caller: Caller, trigger_id: uuid.UUID) -> TriggerOut:
     """One trigger."""
-    return trigger_out(await _mine(ctx, caller.tenant_id, trigger_id))
+    return trigger_out(await owned_trigger(ctx, caller.tenant_id, trigger_id))
 
 
 @router.patch(
@@ -101,7 +104,7 @@ async def patch_trigger(
 ) -> TriggerOut:
     """Switch a trigger on or off. A schedule switched on starts from now: the fire
     times it had while off are not "missed"."""
-    await _mine(ctx, caller.tenant_id, trigger_id)
+    await owned_trigger(ctx, caller.tenant_id, trigger_id)
     t = await ctx.runtime.triggers.triggers.set_enabled(
         caller.tenant_id, str(trigger_id), body.enabled
     )
@@ -124,7 +127,7 @@ async def trigger_next_runs(
     n: Annotated[int, Query(ge=1, le=100, description="How many.")] = 5,
 ) -> NextRunsOut:
     """The next `n` fire times of a schedule trigger (UTC), from now."""
-    t = await _mine(ctx, caller.tenant_id, trigger_id)
+    t = await owned_trigger(ctx, caller.tenant_id, trigger_id)
     if t.kind is not TriggerKind.SCHEDULE:
         raise ApiError(409, "not_a_schedule", f"trigger {trigger_id} is a {t.kind.value} trigger")
     try:

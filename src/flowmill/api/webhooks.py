@@ -29,6 +29,7 @@ from flowmill.api.trigger_schemas import (
     WebhookOut,
     WebhookPage,
 )
+from flowmill.api.triggers import owned_trigger
 from flowmill.credentials.crypto import CredentialError
 from flowmill.store.triggers import TriggerFilter, TriggerRecord
 from flowmill.store.webhook_events import EventFilter, WebhookEventRow
@@ -161,13 +162,6 @@ async def list_webhooks(
     )
 
 
-async def _mine(ctx: Ctx, tenant_id: str, webhook_id: uuid.UUID) -> TriggerRecord:
-    t = await ctx.runtime.triggers.triggers.get(tenant_id, str(webhook_id))
-    if t is None or t.kind is not TriggerKind.WEBHOOK:
-        raise not_found("webhook", webhook_id)
-    return t
-
-
 @router.get(
     "/{webhook_id}",
     response_model=WebhookOut,
@@ -181,7 +175,8 @@ async def get_webhook(ctx: Ctx, request: Request, webhook_id: uuid.UUID) -> Any:
         return await by_trigger(ctx, request, str(webhook_id), None)
     credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
     caller = await ctx.auth.authenticate(credentials.credentials if credentials else None)
-    return webhook_out(request, await _mine(ctx, caller.tenant_id, webhook_id))
+    webhook = await owned_trigger(ctx, caller.tenant_id, webhook_id, TriggerKind.WEBHOOK)
+    return webhook_out(request, webhook)
 
 
 @router.post(
@@ -201,7 +196,7 @@ async def receive_webhook(ctx: Ctx, request: Request, webhook_id: str) -> Respon
 @router.delete("/{webhook_id}", status_code=204, responses=NOT_FOUND, summary="Deactivate")
 async def delete_webhook(ctx: Ctx, caller: Caller, webhook_id: uuid.UUID) -> Response:
     """Deactivate a webhook: its URLs answer 404 from now on; its history stays."""
-    await _mine(ctx, caller.tenant_id, webhook_id)
+    await owned_trigger(ctx, caller.tenant_id, webhook_id, TriggerKind.WEBHOOK)
     await ctx.runtime.triggers.triggers.set_enabled(caller.tenant_id, str(webhook_id), False)
     ctx.runtime.triggers.ingress.forget()
     return Response(status_code=204)
@@ -251,7 +246,7 @@ async def webhook_events(
 ) -> WebhookEventPage:
     """Requests the webhook received, newest first: status, verification result,
     execution ids. Keyset pages: pass `next_cursor` back as `cursor`."""
-    await _mine(ctx, caller.tenant_id, webhook_id)
+    await owned_trigger(ctx, caller.tenant_id, webhook_id, TriggerKind.WEBHOOK)
     f = EventFilter(
         trigger_id=str(webhook_id),
         statuses=tuple(dict.fromkeys(status or ())),

@@ -243,31 +243,28 @@ class PostgresDatabase(Database):
             return await conn.run_sync(fn)
 
     async def read(self, fn: Work[T]) -> T:
-        try:
-            return await self._read(fn)
-        except sa.exc.DBAPIError as e:
-            if not e.connection_invalidated:
-                raise
-            return await self._read(fn)  # on a fresh connection: the server restarted
-
-    async def _read(self, fn: Work[T]) -> T:
-        async with self.engine.connect() as conn:
-            result = await conn.run_sync(fn)
-            await conn.rollback()
-            return result
+        return await self._read(fn, in_transaction=True)
 
     async def read_statements(self, fn: Work[T]) -> T:
+        return await self._read(fn, in_transaction=False)
+
+    async def _read(self, fn: Work[T], *, in_transaction: bool) -> T:
         try:
-            return await self._read_statements(fn)
+            return await self._read_once(fn, in_transaction)
         except sa.exc.DBAPIError as e:
             if not e.connection_invalidated:
                 raise
-            return await self._read_statements(fn)
+            # On a fresh connection: the server restarted under the pooled one.
+            return await self._read_once(fn, in_transaction)
 
-    async def _read_statements(self, fn: Work[T]) -> T:
+    async def _read_once(self, fn: Work[T], in_transaction: bool) -> T:
         async with self.engine.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await auto.run_sync(fn)
+            if not in_transaction:  # no BEGIN/ROLLBACK round trips
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await conn.run_sync(fn)
+            if in_transaction:
+                await conn.rollback()
+            return result
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -81,6 +81,12 @@ def _event(
     return DomainEvent(uuid7(), tenant_id, stream, type_.value, payload, now)
 
 
+def _append_one(
+    conn: Connection, tenant_id: str, stream: str, type_: EventType, now: datetime, **payload: Any
+) -> None:
+    append_events(conn, tenant_id, [_event(tenant_id, stream, type_, now, **payload)])
+
+
 class WorkflowRepository:
     """Tenants, workflows and versions. Every method is scoped to a tenant."""
 
@@ -101,11 +107,7 @@ class WorkflowRepository:
                     id=tenant_id, name=name or tenant_id, created_at=now, event_seq=0
                 )
             )
-            append_events(
-                conn,
-                tenant_id,
-                [_event(tenant_id, tenant_id, EventType.TENANT_CREATED, now, name=name)],
-            )
+            _append_one(conn, tenant_id, tenant_id, EventType.TENANT_CREATED, now, name=name)
             return True
 
         return await self.db.write(_tx)
@@ -344,19 +346,14 @@ class WorkflowRepository:
                     )
                 )
                 sync_definition_triggers(conn, tenant_id, workflow_id, None, now)
-                append_events(
+                _append_one(
                     conn,
                     tenant_id,
-                    [
-                        _event(
-                            tenant_id,
-                            workflow_id,
-                            EventType.WORKFLOW_UPDATED,
-                            now,
-                            workflow_id=workflow_id,
-                            status=WorkflowStatus.INACTIVE.value,
-                        )
-                    ],
+                    workflow_id,
+                    EventType.WORKFLOW_UPDATED,
+                    now,
+                    workflow_id=workflow_id,
+                    status=WorkflowStatus.INACTIVE.value,
                 )
             return self._get(conn, tenant_id, workflow_id, with_definition=True)  # type: ignore[return-value]
 
@@ -384,19 +381,8 @@ class WorkflowRepository:
             if done.rowcount != 1:
                 return False
             sync_definition_triggers(conn, tenant_id, workflow_id, None, now)
-            append_events(
-                conn,
-                tenant_id,
-                [
-                    _event(
-                        tenant_id,
-                        workflow_id,
-                        EventType.WORKFLOW_DELETED,
-                        now,
-                        workflow_id=workflow_id,
-                    )
-                ],
-            )
+            deleted = EventType.WORKFLOW_DELETED
+            _append_one(conn, tenant_id, workflow_id, deleted, now, workflow_id=workflow_id)
             return True
 
         return await self.db.write(_tx)
