@@ -6,18 +6,22 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.clock import Clock, SystemClock
-from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
+from flowmill.coalesce import Coalescer
+from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StaleStepError, StepKey
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.store import executions as repo
+from flowmill.store import postgres_batch as pg_batch
 from flowmill.store import postgres_fast as pg_fast
 from flowmill.store import sqlite_fast as fast
 from flowmill.store.database import Database, PostgresDatabase
+from flowmill.store.postgres_batch import WriteItem, WriteResult
 from flowmill.store.tables import (
     LIVE_STATUSES,
     node_executions,
@@ -37,6 +41,30 @@ class SqlExecutionStore:
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock = clock or SystemClock()
+        self._writes: Coalescer[WriteItem, WriteResult] | None = None
+        self._loads: Coalescer[StepKey, LoadedStep | None] | None = None
+        if isinstance(db, PostgresDatabase):
+            engine = db.engine
+            self._writes = Coalescer(self._write_batch, key=lambda item: item.fx.execution_id)
+            self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys))
+
+    async def _write_batch(self, items: list[WriteItem]) -> list[WriteResult | BaseException]:
+        assert isinstance(self.db, PostgresDatabase)
+        engine, now = self.db.engine, self.clock.now()
+        try:
+            return list(await pg_batch.write(engine, items, now))
+        except asyncpg.PostgresError as e:
+            if len(items) == 1 or isinstance(e, pg_fast.CONNECTION_LOST):
+                raise
+        # One item's error (or a deadlock between two batches) must not fail the
+        # others: each alone, so that only the culprit gets the error.
+        out: list[WriteResult | BaseException] = []
+        for item in items:
+            try:
+                out.extend(await pg_batch.write(engine, [item], now))
+            except Exception as e:
+                out.append(e)
+        return out
 
     async def start(
         self,
@@ -46,6 +74,8 @@ class SqlExecutionStore:
         dedupe_key: str | None = None,
         limited: bool = False,
     ) -> Effects:
+        if self._writes is not None and not limited:
+            return await self._start_batched(execution, build(LimitCounts()), dedupe_key)
         now = self.clock.now()
         postgres = self.db.is_postgres
 
@@ -82,6 +112,24 @@ class SqlExecutionStore:
                 raise
             raise DuplicateExecutionError(str(existing)) from e
 
+    async def _start_batched(
+        self, execution: ExecutionRecord, fx: Effects, dedupe_key: str | None
+    ) -> Effects:
+        assert self._writes is not None
+        result = await self._writes.submit(WriteItem(fx, dedupe_key=dedupe_key))
+        if result.done:
+            return fx
+        existing = await self.db.read(
+            lambda c: c.execute(
+                sa.select(we.c.id).where(
+                    we.c.tenant_id == execution.tenant_id, we.c.dedupe_key == dedupe_key
+                )
+            ).scalar()
+        )
+        if dedupe_key is None or existing is None:  # pragma: no cover - the insert would say
+            raise RuntimeError(f"execution {execution.id} was not written")
+        raise DuplicateExecutionError(str(existing))
+
     async def checkpoint(
         self,
         execution_id: str,
@@ -91,7 +139,16 @@ class SqlExecutionStore:
     ) -> Effects:
         clock = self.clock
         if isinstance(self.db, PostgresDatabase):
-            return await pg_fast.checkpoint(self.db.engine, execution_id, build, clock.now, assumed)
+            if assumed is not None and self._writes is not None:
+                fx = pg_fast.quick_effects(assumed, build)
+                if fx is not None and pg_batch.fits(fx):
+                    result = await self._writes.submit(WriteItem(fx, assumed=assumed.status))
+                    if result.done:
+                        return fx
+                    if result.ok:  # the run had moved on: a duplicate finished it
+                        raise StaleStepError(fx.run_updates[0].run_id)
+                    # The execution changed under us: decide again under its lock.
+            return await pg_fast.checkpoint(self.db.engine, execution_id, build, clock.now)
 
         def _tx(conn: Connection) -> Effects:
             db = fast.raw(conn)
@@ -103,6 +160,12 @@ class SqlExecutionStore:
         return await self.db.write(_tx)
 
     async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
+        if self._loads is not None:
+            loaded = await self._loads.submit(key)
+            if loaded is not None and references:
+                loaded.outputs = await self.load_outputs(key.execution_id, references)
+            return loaded
+
         def _tx(conn: Connection) -> LoadedStep | None:
             run = repo.get_run(conn, key.execution_id, key.node_id, key.attempt)
             if run is None:

@@ -1,5 +1,3 @@
-# ruff: noqa: S608 - SQL here is built from constants and $n placeholders only; values
-# always travel as parameters.
 """The step checkpoint on PostgreSQL through the raw asyncpg connection.
 
 The same statements as ``store.executions`` (SQLAlchemy Core), written out for
@@ -32,7 +30,6 @@ from flowmill.domain.execution import (
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine.effects import StateReader
 from flowmill.ids import uuid7
-from flowmill.store.executions import run_values
 
 _LOCK = (
     "SELECT id, tenant_id, workflow_id, version, status, trigger_type, created_at, "
@@ -91,13 +88,13 @@ async def checkpoint(
     execution_id: str,
     build: Build,
     now: Callable[[], datetime],
-    assumed: ExecutionRecord | None = None,
 ) -> Effects:
     """Lock the execution, let ``build`` decide, write its effects: one transaction.
 
-    With ``assumed`` (the execution as the caller last saw it), a step that needs no
-    other run's state is written by a single statement guarded by the execution's
-    status; any other case, or a changed status, takes the locked transaction.
+    The common step does not come here: its effects need no reads and go in a batch
+    (:mod:`flowmill.store.postgres_batch`); this is for the steps that ask the planner
+    about other runs (joins, the end of a branching workflow) and whatever a batch
+    could not write.
 
     Raises:
         StaleStepError: A run update lost the race with a duplicate; rolled back.
@@ -108,21 +105,17 @@ async def checkpoint(
         pg = raw.driver_connection
         assert isinstance(pg, asyncpg.Connection)
         try:
-            if assumed is not None:
-                quick: Effects | None = await greenlet_spawn(_single_statement, pg, assumed, build)
-                if quick is not None:
-                    return quick
             async with pg.transaction():
                 fx: Effects = await greenlet_spawn(_checkpoint, pg, execution_id, build, now)
                 return fx
-        except _CONNECTION_LOST:
+        except CONNECTION_LOST:
             # Raw asyncpg errors bypass SQLAlchemy's disconnect handling: drop this
             # connection so it does not go back to the pool.
             await conn.invalidate()
             raise
 
 
-_CONNECTION_LOST = (
+CONNECTION_LOST = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     ConnectionError,
@@ -323,117 +316,11 @@ class _NoReads:
         raise _NeedsLock
 
 
-def _single_statement(
-    pg: asyncpg.Connection, assumed: ExecutionRecord, build: Build
-) -> Effects | None:
-    """The common step (a chain link) in one round trip, or ``None`` to take the lock.
-
-    Data-modifying CTEs lock the execution row, check its status is still the one the
-    effects were built from, finish the run (only if still live), and only then insert
-    the next runs, logs and events and bump the tenant's sequence. Autocommit makes the
-    single statement atomic.
-    """
+def quick_effects(assumed: ExecutionRecord, build: Build) -> Effects | None:
+    """The effects of the common step (a chain link), built without reading anything,
+    or ``None`` when the planner needs other runs' states (then only the locked
+    transaction may decide). ``assumed`` is not changed."""
     try:
-        fx = build(copy.copy(assumed), _NoReads())
+        return build(copy.copy(assumed), _NoReads())
     except _NeedsLock:
         return None
-    if len(fx.run_updates) != 1 or fx.cancel_live_runs or fx.new_execution is not None:
-        return None
-    sql, params = _statement(fx, assumed)
-    row = await_(pg.fetchrow(sql, *params))
-    if not row["ok"]:
-        return None  # the execution changed under us: decide again under the lock
-    if not row["updated"]:
-        raise StaleStepError(fx.run_updates[0].run_id)
-    return fx
-
-
-def _statement(fx: Effects, assumed: ExecutionRecord) -> tuple[str, list[Any]]:
-    params: list[Any] = []
-
-    def p(value: Any, cast: str = "") -> str:
-        params.append(value)
-        return f"${len(params)}{cast}"
-
-    u = fx.run_updates[0]
-    ctes = [
-        f"lock AS (SELECT status FROM workflow_executions WHERE id = {p(fx.execution_id)} "
-        "FOR UPDATE)",
-        f"ok AS (SELECT 1 FROM lock WHERE status = {p(assumed.status.value)})",
-        f"u AS (UPDATE node_executions SET status = {p(u.status.value)}, "
-        f"output = {p(_json(u.output))}, error = {p(_json(u.error))}, "
-        f"handles = {p(_json(u.handles))}, state = {p(_json(u.state))}, "
-        f"completed_at = {p(u.completed_at)}, "
-        f"not_before = coalesce({p(u.not_before)}, not_before), "
-        f"started_at = coalesce({p(u.started_at)}, started_at), "
-        f"owner = coalesce({p(u.owner)}, owner) "
-        f"WHERE id = {p(u.run_id)} AND status = ANY({p([s.value for s in u.expect])}"
-        "::varchar[]) AND EXISTS (SELECT 1 FROM ok) RETURNING 1)",
-    ]
-    done = "EXISTS (SELECT 1 FROM u)"
-    if fx.new_runs:
-        rows = [run_values(r) for r in fx.new_runs]
-        ctes.append(
-            "r AS (INSERT INTO node_executions SELECT * FROM jsonb_populate_recordset("
-            f"NULL::node_executions, {p(_json(rows), '::jsonb')}) WHERE {done} RETURNING 1)"
-        )
-    x = fx.execution_update
-    if x is not None:
-        ctes.append(
-            f"x AS (UPDATE workflow_executions SET status = {p(x.status.value)}, "
-            f"output = {p(_json(x.output), '::jsonb')}, error = {p(_json(x.error), '::jsonb')}, "
-            f"started_at = coalesce({p(x.started_at, '::timestamptz')}, started_at), "
-            f"completed_at = {p(x.completed_at, '::timestamptz')} "
-            f"WHERE id = $1 AND {done} RETURNING 1)"
-        )
-    if fx.logs:
-        logs = [_log_json(fx, line) for line in fx.logs]
-        ctes.append(
-            "l AS (INSERT INTO execution_logs SELECT * FROM jsonb_populate_recordset("
-            f"NULL::execution_logs, {p(_json(logs), '::jsonb')}) WHERE {done} RETURNING 1)"
-        )
-    if fx.events:
-        n = p(len(fx.events), "::bigint")
-        events = [
-            {
-                "id": e.id,
-                "tenant_id": fx.tenant_id,
-                "stream_id": e.stream_id,
-                "event_type": e.type,
-                "payload": e.payload,
-                "timestamp": e.timestamp,
-            }
-            for e in fx.events
-        ]
-        ctes.append(
-            f"s AS (UPDATE tenants SET event_seq = event_seq + {n} "
-            f"WHERE id = {p(fx.tenant_id)} AND {done} RETURNING event_seq)"
-        )
-        ctes.append(
-            "e AS (INSERT INTO event_store (id, tenant_id, stream_id, event_type, payload, "
-            "timestamp, sequence_number) SELECT v.id, v.tenant_id, v.stream_id, v.event_type, "
-            f"v.payload, v.timestamp, s.event_seq - {n} + v.ord FROM s, "
-            f"jsonb_populate_recordset(NULL::event_store, {p(_json(events), '::jsonb')}) "
-            "WITH ORDINALITY AS v(id, tenant_id, stream_id, event_type, payload, timestamp, "
-            "sequence_number, ord) RETURNING 1)"
-        )
-    sql = (
-        "WITH "
-        + ",\n".join(ctes)
-        + "\nSELECT EXISTS (SELECT 1 FROM ok) AS ok, EXISTS (SELECT 1 FROM u) AS updated"
-    )
-    return sql, params
-
-
-def _log_json(fx: Effects, line: LogLine) -> dict[str, Any]:
-    return {
-        "id": uuid7(),
-        "tenant_id": fx.tenant_id,
-        "execution_id": fx.execution_id,
-        "node_id": line.node_id,
-        "attempt": line.attempt,
-        "level": line.level,
-        "message": line.message,
-        "metadata": line.metadata,
-        "timestamp": line.timestamp,
-    }

@@ -1,0 +1,112 @@
+"""Group commit: concurrent requests gathered into one call, so into one round trip.
+
+On this kind of machine a socket write costs more than the statement it carries (a
+third of a worker's CPU was ``send``), and a PostgreSQL commit that bumps a tenant's
+event sequence holds that row until its WAL flush: commits of one tenant run one after
+another. Both costs are per call, not per item, so a worker with 32 steps finishing at
+once pays them once for all 32 when the calls are merged.
+
+A :class:`Coalescer` adds no delay: a request that finds nothing under way is flushed at
+the next turn of the event loop; requests made while a flush is under way go together in
+the next one (the way PostgreSQL's own group commit works).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Flush = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class Coalescer(Generic[T, R]):
+    """Runs the requests of concurrent callers as batches, one batch at a time.
+
+    Args:
+        flush: Does a batch; returns one result per item, in order. An exception in
+            place of a result fails that item alone; an exception raised fails the
+            whole batch.
+        max_batch: Most items in one flush.
+        key: Items with the same key never share a batch (a later one waits for the
+            next flush): two steps of one execution must not be one statement.
+    """
+
+    def __init__(
+        self,
+        flush: Flush[T, R],
+        *,
+        max_batch: int = 64,
+        key: Callable[[T], Hashable] | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._flush = flush
+        self._max_batch = max_batch
+        self._key = key
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # flushes done (for tests and benchmarks)
+        self.items = 0  # items flushed
+
+    async def submit(self, item: T) -> R:
+        """Have ``item`` done in the next batch; its result (or its exception)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain())
+        return await future
+
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        rest: list[tuple[T, asyncio.Future[R]]] = []
+        keys: set[Hashable] = set()
+        for entry in self._pending:
+            item, future = entry
+            if future.done():  # its caller gave up before the flush began
+                continue
+            if len(batch) >= self._max_batch:
+                rest.append(entry)
+                continue
+            if self._key is not None:
+                k = self._key(item)
+                if k in keys:
+                    rest.append(entry)
+                    continue
+                keys.add(k)
+            batch.append(entry)
+        self._pending = rest
+        return batch
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._take()
+            if not batch:
+                continue
+            try:
+                results = await self._flush([item for item, _ in batch])
+            except Exception as e:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            except BaseException:
+                # Cancelled (the loop is closing): nobody is left to flush for the rest.
+                for _, future in batch + self._pending:
+                    if not future.done():
+                        future.cancel()
+                self._pending = []
+                raise
+            self.batches += 1
+            self.items += len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
