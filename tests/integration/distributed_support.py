@@ -141,6 +141,12 @@ class Records:
         """Executions in ``status``."""
         return self.statuses.get(status, 0)
 
+    @property
+    def live(self) -> int:
+        """Executions that hold a concurrency slot: started and not ended (a delay
+        parks its execution as ``waiting``, and it still counts against the limit)."""
+        return sum(self.count(s) for s in ("pending", "running", "waiting"))
+
 
 async def read_records(database_url: str) -> Records:
     """Execution statuses and any node recorded (or announced) as succeeded twice."""

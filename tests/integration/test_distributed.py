@@ -190,8 +190,8 @@ async def test_distributed_max_concurrent_holds_across_workers(deployment: Deplo
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         records = await read_records(deployment.database_url)
-        peak = max(peak, records.count("running"))
-        assert records.count("running") <= 3, records.statuses
+        peak = max(peak, records.live)
+        assert records.live <= 3, records.statuses
         if records.count("succeeded") == total:
             break
         await asyncio.sleep(0.05)

@@ -25,6 +25,7 @@ from bullmq import Job as BullJob
 from bullmq import Queue
 from redis.exceptions import NoScriptError
 
+from flowmill.coalesce import Coalescer
 from flowmill.constants import NODE_QUEUE, REDIS_PREFIX, TRIGGER_QUEUE
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, StepJob, TriggerJob
@@ -42,6 +43,14 @@ from flowmill.queue.bullmq_redis import PRESENT_LUA, REVIVE_LUA, make_client
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 JOB_STATES = ("wait", "prioritized", "delayed", "active", "completed", "failed", "paused")
 _PRESENT_BATCH = 500  # ids per Lua call: keeps each call short for other clients
+
+
+@dataclass(frozen=True)
+class _Put:
+    """The jobs of one :meth:`BullMQQueue.put`."""
+
+    steps: dict[str, StepJob]
+    triggers: list[TriggerJob]
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,8 @@ class BullMQQueue:
         self._revive = self._client.register_script(REVIVE_LUA)
         self._own: dict[str, int | None] = {}
         self._consumer: Consumer | None = None
+        # Concurrent puts (every start and step of this process) share one MULTI.
+        self._puts: Coalescer[_Put, None] = Coalescer(self._put_batch)
 
     @property
     def in_process(self) -> bool:
@@ -129,20 +140,28 @@ class BullMQQueue:
     # --- producing ----------------------------------------------------------------------
 
     async def put(self, jobs: Sequence[Job]) -> None:
-        """Add jobs, in one round trip; a step job already waiting, delayed or active is
-        not added twice, a finished one is added again."""
+        """Add jobs, in one round trip with those of concurrent calls; a step job already
+        waiting, delayed or active is not added twice, a finished one is added again."""
         now_ms = int(time.time() * 1000)
-        steps: dict[str, StepJob] = {}
-        triggers: list[TriggerJob] = []
+        put = _Put({}, [])
         for job in jobs:
             if isinstance(job, TriggerJob):
-                triggers.append(job)
+                put.triggers.append(job)
             elif job.job_id in self._own:
                 self._rerun_later(job, now_ms)
             else:
-                steps.setdefault(job.job_id, job)
-        if steps or triggers:
-            await self._send(steps, triggers, now_ms, load_scripts=False)
+                put.steps.setdefault(job.job_id, job)
+        if put.steps or put.triggers:
+            await self._puts.submit(put)
+
+    async def _put_batch(self, puts: list[_Put]) -> list[None]:
+        steps: dict[str, StepJob] = {}
+        for put in puts:
+            for job_id, job in put.steps.items():
+                steps.setdefault(job_id, job)
+        triggers = [t for put in puts for t in put.triggers]
+        await self._send(steps, triggers, int(time.time() * 1000), load_scripts=False)
+        return [None] * len(puts)
 
     async def _send(
         self,

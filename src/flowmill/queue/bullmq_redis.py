@@ -8,11 +8,13 @@ layout is BullMQ's wire format, shared with Node.js, so it is stable across vers
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, NoScriptError, TimeoutError
 
 # A peer silent for 10 s is probed every 5 s; three lost probes close the connection.
 _KEEPALIVE = {
@@ -103,3 +105,35 @@ def make_client(url: str, *, retries: int = 3) -> aioredis.Redis:
         socket_keepalive=True,
         socket_keepalive_options=_KEEPALIVE,
     )
+
+
+ScriptCall = tuple[Any, list[Any], list[Any]]  # (registered script, keys, args)
+
+
+async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run Lua scripts in one round trip (a pipeline, not a transaction); each reply,
+    or the exception it raised, in order.
+
+    redis-py asks ``SCRIPT EXISTS`` before every pipeline holding scripts, a second
+    round trip; the scripts are loaded already (by this process or another) except
+    after a Redis restart, when the calls that got ``NOSCRIPT`` are run once more with
+    their scripts loaded.
+    """
+    replies = await _pipeline(client, calls, load=False)
+    missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+    if missing:
+        again = await _pipeline(client, [calls[i] for i in missing], load=True)
+        for i, reply in zip(missing, again, strict=True):
+            replies[i] = reply
+    return replies
+
+
+async def _pipeline(
+    client: aioredis.Redis, calls: Sequence[ScriptCall], *, load: bool
+) -> list[Any]:
+    async with client.pipeline(transaction=False) as pipe:
+        for script, keys, args in calls:
+            await script(keys=keys, args=args, client=pipe)
+        if not load:
+            pipe.scripts.clear()
+        return list(await pipe.execute(raise_on_error=False))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import structlog
 from redis.exceptions import RedisError
 
+from flowmill.coalesce import Coalescer
 from flowmill.queue.bullmq_redis import make_client
 
 log = structlog.get_logger("flowmill.news")
@@ -34,10 +35,16 @@ class RedisNews:
         self.channel = f"{prefix}:flowmill:ended"
         self._reconnect_delay_s = reconnect_delay_s
         self._listener: asyncio.Task[None] | None = None
+        # Executions that end together are told in one message (space-separated ids).
+        self._ended: Coalescer[str, None] = Coalescer(self._publish, max_batch=256)
 
     async def publish_ended(self, execution_id: str) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self._client.publish(self.channel, execution_id)
+            await self._ended.submit(execution_id)
+
+    async def _publish(self, execution_ids: list[str]) -> list[None]:
+        await self._client.publish(self.channel, " ".join(execution_ids))
+        return [None] * len(execution_ids)
 
     def listen(self, on_ended: Callable[[str], None]) -> None:
         if self._listener is None:
@@ -51,7 +58,8 @@ class RedisNews:
                 async for message in pubsub.listen():
                     data = message.get("data")
                     if isinstance(data, str):
-                        on_ended(data)
+                        for execution_id in data.split():
+                            on_ended(execution_id)
             except (RedisError, OSError) as e:
                 log.debug("news listener reconnecting", error=str(e))
             finally:
