@@ -43,16 +43,17 @@ class SqlExecutionStore:
         self.clock = clock or SystemClock()
         self._writes: Coalescer[WriteItem, WriteResult] | None = None
         self._loads: Coalescer[StepKey, LoadedStep | None] | None = None
+        self._plans = pg_batch.Plans()
         if isinstance(db, PostgresDatabase):
             engine = db.engine
             self._writes = Coalescer(self._write_batch, key=lambda item: item.fx.execution_id)
-            self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys))
+            self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys, self._plans))
 
     async def _write_batch(self, items: list[WriteItem]) -> list[WriteResult | BaseException]:
         assert isinstance(self.db, PostgresDatabase)
         engine, now = self.db.engine, self.clock.now()
         try:
-            return list(await pg_batch.write(engine, items, now))
+            return list(await pg_batch.write(engine, items, now, self._plans))
         except asyncpg.PostgresError as e:
             if len(items) == 1 or isinstance(e, pg_fast.CONNECTION_LOST):
                 raise
@@ -61,7 +62,7 @@ class SqlExecutionStore:
         out: list[WriteResult | BaseException] = []
         for item in items:
             try:
-                out.extend(await pg_batch.write(engine, [item], now))
+                out.extend(await pg_batch.write(engine, [item], now, self._plans))
             except Exception as e:
                 out.append(e)
         return out
