@@ -45,7 +45,7 @@ class Coalescer(Generic[T, R]):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._flush = flush
-        self._max_batch = max_batch
+        self.max_batch = max_batch  # may be changed between flushes
         self._key = key
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +69,7 @@ class Coalescer(Generic[T, R]):
             item, future = entry
             if future.done():  # its caller gave up before the flush began
                 continue
-            if len(batch) >= self._max_batch:
+            if len(batch) >= self.max_batch:
                 rest.append(entry)
                 continue
             if self._key is not None:

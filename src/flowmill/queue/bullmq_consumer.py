@@ -272,6 +272,7 @@ _MOVE_TO_ACTIVE_KEYS = [
     "wait", "active", "prioritized", "events", "stalled", "limiter", "delayed", "paused",
     "meta", "pc", "marker",
 ]  # fmt: skip
+_MAX_FETCH = 32  # most moveToActive calls in one round trip
 _Finish = tuple[str, list[Any], list[Any]]  # job id, moveToFinished's keys and args
 
 
@@ -296,7 +297,7 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
         self._fetching = asyncio.Lock()
         self._unreachable = False
         self.late: Callable[[Any, str], Awaitable[None]] | None = None
-        self._actives: Coalescer[str, Any] = Coalescer(self._move_to_active_batch, max_batch=32)
+        self._actives: Coalescer[str, Any] = Coalescer(self._move_to_active_batch, max_batch=1)
         self._completions: Coalescer[_Finish, Any] = Coalescer(self._finish_batch)
         self.backend.moveToCompleted = self._move_to_completed
 
@@ -347,7 +348,13 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
             )
             calls.append((scripts.commands["moveToActive"], keys, [scripts.keys[""], now, packed]))
         replies = await run_scripts(self.backend.conn, calls)
-        return [r if isinstance(r, Exception) else raw2NextJobData(r) for r in replies]
+        out = [r if isinstance(r, Exception) else raw2NextJobData(r) for r in replies]
+        # As many fetches at once as the queue has lately had jobs for: all taken, twice
+        # as many next time (up to 32); some came back empty, one more than it had.
+        got = sum(1 for r in out if isinstance(r, list) and r[0])
+        width = min(2 * got, _MAX_FETCH) if got == len(tokens) else got + 1
+        self._actives.max_batch = max(1, width)
+        return out
 
     async def _move_to_completed(
         self, job: Any, value: Any, remove: Any, token: str, fetch_next: bool = True

@@ -105,6 +105,8 @@ ev AS (
     i int, ord int, id uuid, tenant_id varchar, stream_id varchar, event_type varchar,
     payload jsonb, "timestamp" timestamptz)
   WHERE v.i IN (SELECT i FROM done)),
+tl AS (
+  SELECT id FROM tenants WHERE id IN (SELECT tenant_id FROM ev) ORDER BY id FOR UPDATE),
 s AS (
   UPDATE tenants t SET event_seq = t.event_seq + c.n
   FROM (SELECT tenant_id, count(*) AS n FROM ev GROUP BY tenant_id) c
@@ -118,8 +120,18 @@ e AS (
   FROM ev JOIN s ON s.id = ev.tenant_id
   RETURNING 1)
 SELECT (SELECT coalesce(array_agg(i), '{}') FROM ok) AS ok,
-       (SELECT coalesce(array_agg(i), '{}') FROM done) AS done
+       (SELECT coalesce(array_agg(i), '{}') FROM done) AS done,
+       (SELECT count(*) FROM r) AS runs,
+       (SELECT count(*) FROM xu) AS updates,
+       (SELECT count(*) FROM l) AS logs,
+       (SELECT count(*) FROM tl) AS tenants,
+       (SELECT count(*) FROM e) AS events
 """
+# The columns are computed left to right, and each sub-statement runs when first read:
+# the tenants' sequence rows are locked last, so that other writers of a tenant wait
+# for this statement's commit only, not for its inserts; and all of them at once, in
+# the order of their ids (``tl``), so that two batches of several tenants each cannot
+# deadlock (PostgreSQL would break it only after deadlock_timeout, a second).
 
 
 @dataclass(frozen=True)
