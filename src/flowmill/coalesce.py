@@ -65,15 +65,20 @@ class Coalescer(Generic[T, R]):
         batch: list[tuple[T, asyncio.Future[R]]] = []
         rest: list[tuple[T, asyncio.Future[R]]] = []
         keys: set[Hashable] = set()
+        limit = max(1, self.max_batch)
         for entry in self._pending:
             item, future = entry
             if future.done():  # its caller gave up before the flush began
                 continue
-            if len(batch) >= self.max_batch:
+            if len(batch) >= limit:
                 rest.append(entry)
                 continue
             if self._key is not None:
-                k = self._key(item)
+                try:
+                    k = self._key(item)
+                except Exception as e:
+                    future.set_exception(e)
+                    continue
                 if k in keys:
                     rest.append(entry)
                     continue
@@ -89,6 +94,8 @@ class Coalescer(Generic[T, R]):
                 continue
             try:
                 results = await self._flush([item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"flush gave {len(results)} results for {len(batch)}")
             except Exception as e:
                 for _, future in batch:
                     if not future.done():

@@ -1,0 +1,239 @@
+"""Group commit with :class:`flowmill.coalesce.Coalescer`.
+
+Tests that a lone submit is flushed alone, that submits made while a flush is under way
+go together in the next flush, that each caller gets its own result, that ``max_batch``
+(also when changed between flushes) and ``key`` split batches in submission order, that
+a per-item exception fails that caller only while a raised one fails the whole batch
+without wedging the coalescer, that a caller cancelled before its batch is not flushed,
+and the ``batches`` / ``items`` counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from flowmill.coalesce import Coalescer
+
+
+class Flush:
+    """A flush that records its batches, answers ``item * 10``, and can be held."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.gate: asyncio.Event | None = None  # if given, each flush waits until it is set
+        self.on_call: Callable[[list[int]], None] | None = None
+        self.running = 0
+        self.most_running = 0  # flushes under way at once, at most
+
+    async def __call__(self, items: list[int]) -> list[int | BaseException]:
+        self.calls.append(list(items))
+        if self.on_call is not None:
+            self.on_call(items)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+        finally:
+            self.running -= 1
+        return [item * 10 for item in items]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+async def _spin(turns: int = 10) -> None:
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+async def _hold_first_flush(flush: Flush, coalescer: Coalescer[int, int]) -> asyncio.Task[int]:
+    """Start a flush of item 0 and leave it waiting on ``flush.gate``."""
+    flush.gate = asyncio.Event()
+    first = asyncio.create_task(coalescer.submit(0))
+    await _until(lambda: len(flush.calls) == 1)
+    return first
+
+
+def test_coalescer_rejects_max_batch_below_one() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        Coalescer(Flush(), max_batch=0)
+
+
+async def test_coalescer_flushes_a_lone_submit_alone() -> None:
+    flush = Flush()
+    coalescer = Coalescer(flush)
+
+    assert await coalescer.submit(7) == 70
+    assert flush.calls == [[7]]
+
+
+async def test_coalescer_gathers_submits_made_during_a_flush_into_the_next() -> None:
+    flush = Flush()
+    coalescer = Coalescer(flush)
+    first = await _hold_first_flush(flush, coalescer)
+
+    rest = [asyncio.create_task(coalescer.submit(i)) for i in range(1, 5)]
+    await _spin()
+    assert flush.calls == [[0]]  # nothing else flushed while the first is under way
+    assert flush.gate is not None
+    flush.gate.set()
+
+    assert await first == 0
+    assert await asyncio.gather(*rest) == [10, 20, 30, 40]
+    assert flush.calls == [[0], [1, 2, 3, 4]]
+    assert flush.most_running == 1
+
+
+async def test_coalescer_gives_each_caller_its_own_result_in_order() -> None:
+    flush = Flush()
+    coalescer = Coalescer(flush)
+
+    results = await asyncio.gather(*(coalescer.submit(i) for i in (3, 1, 2)))
+
+    assert results == [30, 10, 20]
+    assert flush.calls == [[3, 1, 2]]
+
+
+async def test_coalescer_splits_pending_items_by_max_batch() -> None:
+    flush = Flush()
+    coalescer = Coalescer(flush, max_batch=2)
+
+    results = await asyncio.gather(*(coalescer.submit(i) for i in range(7)))
+
+    assert results == [i * 10 for i in range(7)]
+    assert flush.calls == [[0, 1], [2, 3], [4, 5], [6]]
+
+
+async def test_coalescer_applies_max_batch_changed_between_flushes() -> None:
+    flush = Flush()
+    coalescer = Coalescer(flush, max_batch=2)
+
+    def grow(items: list[int]) -> None:
+        coalescer.max_batch = 3
+
+    flush.on_call = grow
+    await asyncio.gather(*(coalescer.submit(i) for i in range(7)))
+
+    assert flush.calls == [[0, 1], [2, 3, 4], [5, 6]]
+
+
+async def test_coalescer_puts_same_key_items_in_later_flushes_in_order() -> None:
+    calls: list[list[str]] = []
+
+    async def flush(items: list[str]) -> list[str | BaseException]:
+        calls.append(list(items))
+        return [item.upper() for item in items]
+
+    coalescer: Coalescer[str, str] = Coalescer(flush, key=lambda item: item[0])
+    items = ["a1", "b1", "a2", "a3", "c1", "b2"]
+
+    results = await asyncio.gather(*(coalescer.submit(i) for i in items))
+
+    assert results == ["A1", "B1", "A2", "A3", "C1", "B2"]
+    assert calls == [["a1", "b1", "c1"], ["a2", "b2"], ["a3"]]
+
+
+async def test_coalescer_fails_only_the_caller_whose_result_is_an_exception() -> None:
+    error = ValueError("bad item")
+
+    async def flush(items: list[int]) -> list[int | BaseException]:
+        return [error if item == 2 else item * 10 for item in items]
+
+    coalescer: Coalescer[int, int] = Coalescer(flush)
+
+    one, two, three = (asyncio.create_task(coalescer.submit(i)) for i in (1, 2, 3))
+
+    assert await one == 10
+    with pytest.raises(ValueError, match="bad item"):
+        await two
+    assert await three == 30
+
+
+async def test_coalescer_fails_the_whole_batch_when_flush_raises_and_recovers() -> None:
+    calls: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int | BaseException]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            raise RuntimeError("connection lost")
+        return [item * 10 for item in items]
+
+    coalescer: Coalescer[int, int] = Coalescer(flush, max_batch=2)
+
+    async with asyncio.timeout(1):  # a stuck coalescer would leave item 3 waiting
+        submits = (coalescer.submit(i) for i in (1, 2, 3))
+        results = await asyncio.gather(*submits, return_exceptions=True)
+        assert [type(r) for r in results] == [RuntimeError, RuntimeError, int]
+        assert [str(r) for r in results] == ["connection lost", "connection lost", "30"]
+
+        assert await coalescer.submit(4) == 40
+    assert calls == [[1, 2], [3], [4]]
+
+
+async def test_coalescer_skips_a_caller_cancelled_before_its_batch() -> None:
+    flush = Flush()
+    coalescer = Coalescer(flush)
+    first = await _hold_first_flush(flush, coalescer)
+
+    gone = asyncio.create_task(coalescer.submit(1))
+    kept = asyncio.create_task(coalescer.submit(2))
+    await _until(lambda: len(coalescer._pending) == 2)  # both are waiting for a batch
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert flush.gate is not None
+    flush.gate.set()
+
+    assert await first == 0
+    assert await kept == 20
+    assert flush.calls == [[0], [2]]
+    assert coalescer.items == 2
+
+
+async def test_coalescer_counts_batches_and_items() -> None:
+    flush = Flush()
+    coalescer = Coalescer(flush, max_batch=3)
+    assert (coalescer.batches, coalescer.items) == (0, 0)
+
+    await asyncio.gather(*(coalescer.submit(i) for i in range(7)))
+    assert (coalescer.batches, coalescer.items) == (3, 7)
+
+    await coalescer.submit(9)
+    assert (coalescer.batches, coalescer.items) == (4, 8)
+
+
+async def test_coalescer_fails_callers_when_flush_returns_too_few_results() -> None:
+    async def short(items: list[int]) -> list[int | BaseException]:
+        return items[:-1]
+
+    coalescer: Coalescer[int, int] = Coalescer(short)
+    async with asyncio.timeout(1):
+        with pytest.raises(RuntimeError, match="results"):
+            await asyncio.gather(coalescer.submit(1), coalescer.submit(2))
+
+
+async def test_coalescer_fails_only_the_item_whose_key_raises() -> None:
+    def key(item: int) -> int:
+        if item == 2:
+            raise ValueError("no key")
+        return item
+
+    async def double(items: list[int]) -> list[int | BaseException]:
+        return [i * 2 for i in items]
+
+    coalescer: Coalescer[int, int] = Coalescer(double, key=key)
+    async with asyncio.timeout(1):
+        results = await asyncio.gather(
+            coalescer.submit(1), coalescer.submit(2), return_exceptions=True
+        )
+    assert results[0] == 2
+    assert isinstance(results[1], ValueError)
