@@ -282,10 +282,12 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
     The Python port starts one fetch per free slot at once; when a job arrives on an
     empty queue, one fetch takes it and every other one runs BullMQ's moveToActive
     script for nothing. At concurrency 16 that doubled the time of a chain of jobs
-    (bench/bullmq_floor.py). So while the queue is drained, fetches take turns (as
-    Node's worker does). While it has jobs, the fetches of free slots go to Redis
-    together, in one round trip, and so do the completions of jobs that finish
-    together: per job the same BullMQ scripts, but one socket write for many.
+    (bench/bullmq_floor.py). So while the queue is drained, fetches take turns waiting
+    for its marker (as Node's worker does). While it has jobs, the fetches of free
+    slots go to Redis together, in one round trip, as many as the queue had jobs left
+    after the last fetch (counted in the same round trip); and the completions of jobs
+    that finish together go in one round trip too: per job the same BullMQ scripts,
+    one socket write for many.
 
     Attributes:
         late: Called with a job a fetch brought back after the worker was paused; it
@@ -298,6 +300,7 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
         self._unreachable = False
         self.late: Callable[[Any, str], Awaitable[None]] | None = None
         self._actives: Coalescer[str, Any] = Coalescer(self._move_to_active_batch, max_batch=1)
+        self._left: int | None = None  # jobs waiting after the last fetch, if known
         self._completions: Coalescer[_Finish, Any] = Coalescer(self._finish_batch)
         self.backend.moveToCompleted = self._move_to_completed
 
@@ -329,7 +332,12 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
 
     async def moveToActive(self, token: str) -> Any:
         job_data, job_id, limit_until, delay_until = await self._actives.submit(token)
-        return await self.nextJobFromJobData(job_data, job_id, limit_until, delay_until, token)
+        job = await self.nextJobFromJobData(job_data, job_id, limit_until, delay_until, token)
+        if job is not None and self._left == 0:
+            # That was the last job: the next fetch waits for the queue's marker
+            # instead of asking an empty queue first.
+            self.drained = True
+        return job
 
     async def _move_to_active_batch(self, tokens: list[str]) -> list[Any]:
         # BullMQ's Scripts.moveToActive, for many tokens at once.
@@ -347,14 +355,17 @@ class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
                 use_bin_type=True,
             )
             calls.append((scripts.commands["moveToActive"], keys, [scripts.keys[""], now, packed]))
-        replies = await run_scripts(self.backend.conn, calls)
-        out = [r if isinstance(r, Exception) else raw2NextJobData(r) for r in replies]
-        # As many fetches at once as the queue has lately had jobs for: all taken, twice
-        # as many next time (up to 32); some came back empty, one more than it had.
-        got = sum(1 for r in out if isinstance(r, list) and r[0])
-        width = min(2 * got, _MAX_FETCH) if got == len(tokens) else got + 1
-        self._actives.max_batch = max(1, width)
-        return out
+        # Behind the fetches, in the same round trip: how many jobs are left.
+        left = [("LLEN", scripts.keys["wait"]), ("ZCARD", scripts.keys["prioritized"])]
+        replies = await run_scripts(self.backend.conn, calls, left)
+        counts = [r for r in replies[len(calls) :] if isinstance(r, int)]
+        self._left = sum(counts) if len(counts) == len(left) else None
+        # The next fetch asks for as many jobs as are left, so that free slots do not
+        # run BullMQ's script on an empty queue (it was two empty fetches per job).
+        self._actives.max_batch = min(max(self._left or 1, 1), _MAX_FETCH)
+        return [
+            r if isinstance(r, Exception) else raw2NextJobData(r) for r in replies[: len(calls)]
+        ]
 
     async def _move_to_completed(
         self, job: Any, value: Any, remove: Any, token: str, fetch_next: bool = True

@@ -110,30 +110,43 @@ def make_client(url: str, *, retries: int = 3) -> aioredis.Redis:
 ScriptCall = tuple[Any, list[Any], list[Any]]  # (registered script, keys, args)
 
 
-async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+async def run_scripts(
+    client: aioredis.Redis,
+    calls: Sequence[ScriptCall],
+    after: Sequence[tuple[Any, ...]] = (),
+) -> list[Any]:
     """Run Lua scripts in one round trip (a pipeline, not a transaction); each reply,
-    or the exception it raised, in order.
+    or the exception it raised, in order; then the replies of the plain commands
+    ``after`` (run behind the scripts, in the same round trip).
 
     redis-py asks ``SCRIPT EXISTS`` before every pipeline holding scripts, a second
     round trip; the scripts are loaded already (by this process or another) except
     after a Redis restart, when the calls that got ``NOSCRIPT`` are run once more with
     their scripts loaded.
     """
-    replies = await _pipeline(client, calls, load=False)
+    replies = await _pipeline(client, calls, after, load=False)
+    tail = replies[len(calls) :]
+    replies = replies[: len(calls)]
     missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
     if missing:
-        again = await _pipeline(client, [calls[i] for i in missing], load=True)
+        again = await _pipeline(client, [calls[i] for i in missing], (), load=True)
         for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
-    return replies
+    return replies + tail
 
 
 async def _pipeline(
-    client: aioredis.Redis, calls: Sequence[ScriptCall], *, load: bool
+    client: aioredis.Redis,
+    calls: Sequence[ScriptCall],
+    after: Sequence[tuple[Any, ...]],
+    *,
+    load: bool,
 ) -> list[Any]:
     async with client.pipeline(transaction=False) as pipe:
         for script, keys, args in calls:
             await script(keys=keys, args=args, client=pipe)
+        for command in after:
+            pipe.execute_command(*command)
         if not load:
             pipe.scripts.clear()
         return list(await pipe.execute(raise_on_error=False))
