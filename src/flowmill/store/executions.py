@@ -332,23 +332,22 @@ def insert_logs(
     conn: Connection, tenant_id: str, execution_id: str, logs: Iterable[LogLine], now: datetime
 ) -> None:
     """Append lines to an execution's log."""
-    conn.execute(
-        _INSERT_LOGS,
-        [
-            {
-                "id": uuid7(),
-                "tenant_id": tenant_id,
-                "execution_id": execution_id,
-                "node_id": line.node_id,
-                "attempt": line.attempt,
-                "level": line.level,
-                "message": line.message,
-                "metadata": line.metadata,
-                "timestamp": line.timestamp or now,
-            }
-            for line in logs
-        ],
-    )
+    conn.execute(_INSERT_LOGS, [log_values(tenant_id, execution_id, line, now) for line in logs])
+
+
+def log_values(tenant_id: str, execution_id: str, line: LogLine, now: datetime) -> dict[str, Any]:
+    """Column values of a new ``execution_logs`` row (``now`` if the line has no time)."""
+    return {
+        "id": uuid7(),
+        "tenant_id": tenant_id,
+        "execution_id": execution_id,
+        "node_id": line.node_id,
+        "attempt": line.attempt,
+        "level": line.level,
+        "message": line.message,
+        "metadata": line.metadata,
+        "timestamp": line.timestamp or now,
+    }
 
 
 def append_events(conn: Connection, tenant_id: str, events: list[DomainEvent]) -> None:

@@ -37,13 +37,14 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowmill import jsonutil
+from flowmill.domain.events import DomainEvent
 from flowmill.domain.execution import Effects, LogLine, StepKey
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.ports import LoadedStep
-from flowmill.ids import uuid7
 from flowmill.store.executions import (
     execution_from_row,
     execution_values,
+    log_values,
     run_from_row,
     run_values,
 )
@@ -82,12 +83,19 @@ nx AS (
 _DONE_STEPS = "SELECT i FROM u"
 _DONE_STARTS = """SELECT (x->>'i')::int AS i FROM jsonb_array_elements({starts}::jsonb) x
   WHERE (x->'row'->>'id')::uuid IN (SELECT id FROM nx)"""
-_RUNS = """
-r AS (
-  INSERT INTO node_executions
-  SELECT (jsonb_populate_record(NULL::node_executions, x->'row')).*
-  FROM jsonb_array_elements({runs}::jsonb) x WHERE (x->>'i')::int IN (SELECT i FROM done)
+
+
+def _insert(cte: str, table: str, kind: str) -> str:
+    """A part inserting the rows of ``kind`` (whole rows, as JSON) of the items done."""
+    return f"""
+{cte} AS (
+  INSERT INTO {table}
+  SELECT (jsonb_populate_record(NULL::{table}, x->'row')).*
+  FROM jsonb_array_elements({{{kind}}}::jsonb) x WHERE (x->>'i')::int IN (SELECT i FROM done)
   RETURNING 1)"""
+
+
+_RUNS = _insert("r", "node_executions", "runs")
 _UPDATES = """
 xu AS (
   UPDATE workflow_executions e SET status = v.status, output = v.output, error = v.error,
@@ -97,12 +105,7 @@ xu AS (
     completed_at timestamptz)
   WHERE e.id = v.id AND v.i IN (SELECT i FROM done)
   RETURNING 1)"""
-_LOGS = """
-l AS (
-  INSERT INTO execution_logs
-  SELECT (jsonb_populate_record(NULL::execution_logs, x->'row')).*
-  FROM jsonb_array_elements({logs}::jsonb) x WHERE (x->>'i')::int IN (SELECT i FROM done)
-  RETURNING 1)"""
+_LOGS = _insert("l", "execution_logs", "logs")
 _EVENTS = """
 ev AS (
   SELECT v.*, row_number() OVER (PARTITION BY v.tenant_id ORDER BY v.i, v.ord) AS rn,
@@ -258,19 +261,7 @@ def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
                 }
             )
         logs.extend({"i": i, "row": _log_row(fx, line, now)} for line in fx.logs)
-        events.extend(
-            {
-                "i": i,
-                "ord": k,
-                "id": e.id,
-                "tenant_id": fx.tenant_id,
-                "stream_id": e.stream_id,
-                "event_type": e.type,
-                "payload": e.payload,
-                "timestamp": e.timestamp,
-            }
-            for k, e in enumerate(fx.events)
-        )
+        events.extend({"i": i, "ord": k, **_event_row(fx, e)} for k, e in enumerate(fx.events))
     arrays = dict(zip(KINDS, (steps, starts, runs, updates, logs, events), strict=True))
     return {kind: jsonutil.dumps(rows) for kind, rows in arrays.items() if rows}
 
@@ -370,17 +361,7 @@ def _one_step(item: WriteItem, now: datetime) -> tuple[str, list[Any]]:
         )
     if fx.events:
         n = p(len(fx.events), "::bigint")
-        events = [
-            {
-                "id": e.id,
-                "tenant_id": fx.tenant_id,
-                "stream_id": e.stream_id,
-                "event_type": e.type,
-                "payload": e.payload,
-                "timestamp": e.timestamp,
-            }
-            for e in fx.events
-        ]
+        events = [_event_row(fx, e) for e in fx.events]
         ctes.append(
             f"s AS (UPDATE tenants SET event_seq = event_seq + {n} "
             f"WHERE id = {p(fx.tenant_id)} AND {done} RETURNING event_seq)"
@@ -406,18 +387,20 @@ def _json(value: Any) -> str:
     return jsonutil.dumps(value)
 
 
-def _log_row(fx: Effects, line: LogLine, now: datetime) -> dict[str, Any]:
+def _event_row(fx: Effects, e: DomainEvent) -> dict[str, Any]:
+    """An ``event_store`` row but its sequence number (the statement gives it)."""
     return {
-        "id": uuid7(),
+        "id": e.id,
         "tenant_id": fx.tenant_id,
-        "execution_id": fx.execution_id,
-        "node_id": line.node_id,
-        "attempt": line.attempt,
-        "level": line.level,
-        "message": line.message,
-        "metadata": line.metadata,
-        "timestamp": line.timestamp or now,
+        "stream_id": e.stream_id,
+        "event_type": e.type,
+        "payload": e.payload,
+        "timestamp": e.timestamp,
     }
+
+
+def _log_row(fx: Effects, line: LogLine, now: datetime) -> dict[str, Any]:
+    return log_values(fx.tenant_id, fx.execution_id, line, now)
 
 
 async def write(
