@@ -43,9 +43,9 @@ class SqlExecutionStore:
         self.clock = clock or SystemClock()
         self._writes: Coalescer[WriteItem, WriteResult] | None = None
         self._loads: Coalescer[StepKey, LoadedStep | None] | None = None
-        self._plans = pg_batch.Plans()
         if isinstance(db, PostgresDatabase):
             engine = db.engine
+            self._plans = pg_batch.Plans()
             self._writes = Coalescer(self._write_batch, key=lambda item: item.fx.execution_id)
             self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys, self._plans))
 
@@ -102,13 +102,7 @@ class SqlExecutionStore:
             if dedupe_key is None:
                 raise
             # Lost a race with a concurrent start of the same event.
-            existing = await self.db.read(
-                lambda c: c.execute(
-                    sa.select(we.c.id).where(
-                        we.c.tenant_id == execution.tenant_id, we.c.dedupe_key == dedupe_key
-                    )
-                ).scalar()
-            )
+            existing = await self._holder_of(execution.tenant_id, dedupe_key)
             if existing is None:
                 raise
             raise DuplicateExecutionError(str(existing)) from e
@@ -120,16 +114,18 @@ class SqlExecutionStore:
         result = await self._writes.submit(WriteItem(fx, dedupe_key=dedupe_key))
         if result.done:
             return fx
-        existing = await self.db.read(
-            lambda c: c.execute(
-                sa.select(we.c.id).where(
-                    we.c.tenant_id == execution.tenant_id, we.c.dedupe_key == dedupe_key
-                )
-            ).scalar()
-        )
+        existing = await self._holder_of(execution.tenant_id, dedupe_key)
         if dedupe_key is None or existing is None:  # pragma: no cover - the insert would say
             raise RuntimeError(f"execution {execution.id} was not written")
         raise DuplicateExecutionError(str(existing))
+
+    async def _holder_of(self, tenant_id: str, dedupe_key: str | None) -> Any:
+        """The id of the tenant's execution holding ``dedupe_key``, or ``None``."""
+        return await self.db.read(
+            lambda c: c.execute(
+                sa.select(we.c.id).where(we.c.tenant_id == tenant_id, we.c.dedupe_key == dedupe_key)
+            ).scalar()
+        )
 
     async def checkpoint(
         self,

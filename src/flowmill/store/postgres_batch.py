@@ -8,16 +8,10 @@ time. A worker with many steps finishing together now writes them all in one
 statement: one round trip, one commit, one sequence bump per tenant
 (:class:`~flowmill.coalesce.Coalescer` gathers them).
 
-The statement is set-based and its text never changes (empty arrays where a batch has
-nothing of a kind), so each connection prepares it once. Each item keeps the guards of
-the single-step statement it replaces:
-
-- a step item is written only if its execution's status is still the one its effects
-  were built from (``ok``; otherwise the caller decides again under the row lock) and
-  its run is still in one of the expected states (else the step was finished by a
-  duplicate and the caller drops it);
-- a start item is written unless another execution of its tenant holds its
-  ``dedupe_key`` already.
+The statement is set-based: its rows travel as JSON arrays, one per kind (runs, events,
+logs...), and its text depends only on which kinds a batch has, so each connection
+prepares a handful of texts (:class:`Plans`). A batch of one step uses the statement
+written for one step instead (cheaper on the server). Each item keeps its guards:
 
 Everything an item adds (runs, logs, events, the execution's update) is written only
 for items that passed their guard, so an item that did not pass leaves no trace.
@@ -38,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowmill import jsonutil
 from flowmill.domain.events import DomainEvent
-from flowmill.domain.execution import Effects, LogLine, StepKey
+from flowmill.domain.execution import Effects, StepKey
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.ports import LoadedStep
 from flowmill.store.executions import (
@@ -48,7 +42,7 @@ from flowmill.store.executions import (
     run_from_row,
     run_values,
 )
-from flowmill.store.postgres_fast import CONNECTION_LOST
+from flowmill.store.postgres_fast import raw_connection
 
 # The statement is put together from the parts a batch needs (a batch of one step
 # runs no start, log or update part): each part costs executor time even with nothing
@@ -260,7 +254,10 @@ def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
                     "completed_at": x.completed_at,
                 }
             )
-        logs.extend({"i": i, "row": _log_row(fx, line, now)} for line in fx.logs)
+        logs.extend(
+            {"i": i, "row": log_values(fx.tenant_id, fx.execution_id, line, now)}
+            for line in fx.logs
+        )
         events.extend({"i": i, "ord": k, **_event_row(fx, e)} for k, e in enumerate(fx.events))
     arrays = dict(zip(KINDS, (steps, starts, runs, updates, logs, events), strict=True))
     return {kind: jsonutil.dumps(rows) for kind, rows in arrays.items() if rows}
@@ -354,7 +351,7 @@ def _one_step(item: WriteItem, now: datetime) -> tuple[str, list[Any]]:
             f"WHERE id = $1 AND {done} RETURNING 1)"
         )
     if fx.logs:
-        logs = [_log_row(fx, line, now) for line in fx.logs]
+        logs = [log_values(fx.tenant_id, fx.execution_id, line, now) for line in fx.logs]
         ctes.append(
             "l AS (INSERT INTO execution_logs SELECT * FROM jsonb_populate_recordset("
             f"NULL::execution_logs, {p(_json(logs), '::jsonb')}) WHERE {done} RETURNING 1)"
@@ -399,10 +396,6 @@ def _event_row(fx: Effects, e: DomainEvent) -> dict[str, Any]:
     }
 
 
-def _log_row(fx: Effects, line: LogLine, now: datetime) -> dict[str, Any]:
-    return log_values(fx.tenant_id, fx.execution_id, line, now)
-
-
 async def write(
     engine: AsyncEngine, items: Sequence[WriteItem], now: datetime, plans: Plans
 ) -> list[WriteResult]:
@@ -411,24 +404,14 @@ async def write(
     Raises:
         asyncpg.PostgresError: The statement failed; nothing of the batch was written.
     """
-    alone = len(items) == 1 and not items[0].is_start
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        pg = raw.driver_connection
-        assert isinstance(pg, asyncpg.Connection)
-        try:
-            if alone:
-                sql, args = _one_step(items[0], now)
-                row = await pg.fetchrow(sql, *args)
-            else:
-                params = parameters(items, now)
-                prepared = await plans.get(pg, statement(frozenset(params)))
-                row = await prepared.fetchrow(*(params[k] for k in KINDS if k in params))
-        except CONNECTION_LOST:
-            # Raw asyncpg errors bypass SQLAlchemy's disconnect handling: drop this
-            # connection so it does not go back to the pool.
-            await conn.invalidate()
-            raise
+    async with raw_connection(engine) as pg:
+        if len(items) == 1 and not items[0].is_start:
+            sql, args = _one_step(items[0], now)
+            row = await pg.fetchrow(sql, *args)
+        else:
+            params = parameters(items, now)
+            prepared = await plans.get(pg, statement(frozenset(params)))
+            row = await prepared.fetchrow(*(params[k] for k in KINDS if k in params))
     assert row is not None
     ok, done = set(row["ok"]), set(row["done"])
     return [
@@ -469,19 +452,12 @@ async def load(
     """The execution and run of each step, in one statement; ``None`` where either is
     missing. Not one snapshot with the checkpoint that follows, which re-checks both
     under its guards."""
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        pg = raw.driver_connection
-        assert isinstance(pg, asyncpg.Connection)
-        try:
-            rows = await (await plans.get(pg, _LOAD)).fetch(
-                [k.execution_id for k in keys],
-                [k.node_id for k in keys],
-                [k.attempt for k in keys],
-            )
-        except CONNECTION_LOST:
-            await conn.invalidate()
-            raise
+    async with raw_connection(engine) as pg:
+        rows = await (await plans.get(pg, _LOAD)).fetch(
+            [k.execution_id for k in keys],
+            [k.node_id for k in keys],
+            [k.attempt for k in keys],
+        )
     out: list[LoadedStep | None] = [None] * len(keys)
     for row in rows:
         e = {c: row[f"e_{c}"] for c in _EXECUTION_COLUMNS}

@@ -10,8 +10,9 @@ types write them (JSON text into JSONB, UUID text), so either path reads the oth
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -100,19 +101,9 @@ async def checkpoint(
         StaleStepError: A run update lost the race with a duplicate; rolled back.
         LookupError: No such execution.
     """
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        pg = raw.driver_connection
-        assert isinstance(pg, asyncpg.Connection)
-        try:
-            async with pg.transaction():
-                fx: Effects = await greenlet_spawn(_checkpoint, pg, execution_id, build, now)
-                return fx
-        except CONNECTION_LOST:
-            # Raw asyncpg errors bypass SQLAlchemy's disconnect handling: drop this
-            # connection so it does not go back to the pool.
-            await conn.invalidate()
-            raise
+    async with raw_connection(engine) as pg, pg.transaction():
+        fx: Effects = await greenlet_spawn(_checkpoint, pg, execution_id, build, now)
+        return fx
 
 
 CONNECTION_LOST = (
@@ -121,6 +112,24 @@ CONNECTION_LOST = (
     ConnectionError,
     OSError,
 )
+
+
+@contextlib.asynccontextmanager
+async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection's asyncpg connection, for statements written out by hand.
+
+    Raw asyncpg errors bypass SQLAlchemy's disconnect handling: a connection lost
+    under one is invalidated here, so that it does not go back to the pool.
+    """
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        pg = raw.driver_connection
+        assert isinstance(pg, asyncpg.Connection)
+        try:
+            yield pg
+        except CONNECTION_LOST:
+            await conn.invalidate()
+            raise
 
 
 def _checkpoint(
