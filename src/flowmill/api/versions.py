@@ -74,7 +74,7 @@ async def create_version(
     A definition equal to the latest version adds nothing and answers 200 with that one.
     """
     rt = ctx.runtime
-    definition = canonical(rt.engine, document_of(body.definition), caller.tenant_id)
+    definition = await canonical(rt.engine, document_of(body.definition), caller.tenant_id)
     try:
         record, created = await rt.workflows.add_version(
             caller.tenant_id, str(workflow_id), definition, publish=body.publish, note=body.note

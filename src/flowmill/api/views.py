@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from flowmill.api.schemas import (
     ExecutionDetail,
     ExecutionSummaryOut,
     NodeRunOut,
+    PublishWarning,
     Version,
     VersionSummary,
     Workflow,
@@ -60,13 +62,20 @@ def patched_document(latest: dict[str, Any], patch: WorkflowPatchIn) -> dict[str
     return doc
 
 
-def canonical(engine: Engine, document: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+async def canonical(engine: Engine, document: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     """Validate ``document`` against this engine's node types and return the stored
     form: graph shape (``steps`` expanded), the caller's tenant.
+
+    Validation runs in a worker thread: a large definition costs milliseconds of CPU,
+    and on the event loop that time would stall every other request of every tenant.
 
     Raises:
         DefinitionError: It does not load or validate; each issue names its place.
     """
+    return await asyncio.to_thread(_canonical, engine, document, tenant_id)
+
+
+def _canonical(engine: Engine, document: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     workflow = load_definition(document)
     out = dump_definition(workflow)
     out.pop("status", None)
@@ -91,8 +100,26 @@ def workflow_summary(r: WorkflowRecord) -> WorkflowSummary:
 
 
 def workflow_out(r: WorkflowRecord) -> Workflow:
-    """A workflow with its latest definition."""
-    return Workflow(**workflow_summary(r).model_dump(), definition=r.definition)
+    """A workflow with its latest definition (and what its publish opened, if any)."""
+    return Workflow(
+        **workflow_summary(r).model_dump(),
+        definition=r.definition,
+        warnings=[_unverified(r.tenant_id, w) for w in r.unverified_webhooks],
+    )
+
+
+def _unverified(tenant_id: str, route: dict[str, str]) -> PublishWarning:
+    path = f"/webhooks/{tenant_id}/{route['route']}"
+    return PublishWarning(
+        code="unverified_webhook",
+        node_id=route["node_id"],
+        path=path,
+        message=(
+            f"anyone who knows {path} can start this workflow: trigger node "
+            f"{route['node_id']!r} names no provider; name one (with a secret) or register "
+            "a webhook for the node with POST /api/webhooks"
+        ),
+    )
 
 
 def version_summary(v: VersionRecord) -> VersionSummary:

@@ -53,7 +53,7 @@ async def list_workflows(
 
 async def _create(ctx: Ctx, caller: Caller, body: WorkflowDefinitionIn) -> Workflow:
     rt = ctx.runtime
-    definition = canonical(rt.engine, document_of(body), caller.tenant_id)
+    definition = await canonical(rt.engine, document_of(body), caller.tenant_id)
     record = await rt.workflows.create(
         caller.tenant_id, definition, publish=body.status == "active"
     )
@@ -96,7 +96,7 @@ async def _new_version(
     ctx: Ctx, caller: Caller, workflow_id: str, document: dict[str, Any]
 ) -> Workflow:
     rt = ctx.runtime
-    definition = canonical(rt.engine, document, caller.tenant_id)
+    definition = await canonical(rt.engine, document, caller.tenant_id)
     try:
         record, _ = await rt.workflows.add_version(caller.tenant_id, workflow_id, definition)
     except LookupError:

@@ -4,6 +4,12 @@
 stringified (JSON for objects). Anything that is not a plain path is an *expression*
 and goes to an :class:`ExpressionEvaluator` (the JavaScript sandbox); without one it is
 an error, never evaluated in Python.
+
+Parsing is linear in the text: tags are found with two ``str.find`` calls each, never
+with a lazy ``.*?`` pattern between the braces (it took quadratic time on ``"{{" * n``, and
+one 32 KB request held the event loop for seconds). A tag's body is capped at
+:data:`MAX_TAG_CHARS`; validation also caps the tags of a definition
+(:data:`MAX_TAGS_PER_DEFINITION`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from typing import Any, Protocol
 
 from flowmill import jsonutil
 
-_TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _IDENT = r"[A-Za-z_$][A-Za-z0-9_$\-]*"
 _PATH = re.compile(
     rf"""^\s*(?P<path>{_IDENT}(?:\.{_IDENT}|\[\s*-?\d+\s*\]|\[\s*"[^"\\]*"\s*\]|\[\s*'[^'\\]*'\s*\])*)\s*$"""
@@ -25,6 +30,11 @@ _PATH = re.compile(
 _SEGMENT = re.compile(
     rf"""\.?({_IDENT})|\[\s*(-?\d+)\s*\]|\[\s*"([^"\\]*)"\s*\]|\[\s*'([^'\\]*)'\s*\]"""
 )
+
+MAX_TAG_CHARS = 10_000
+"""Longest ``{{ }}`` body accepted (an expression longer than this belongs in code)."""
+MAX_TAGS_PER_DEFINITION = 10_000
+"""Most ``{{ }}`` tags one workflow definition may hold."""
 
 CONTEXT_ROOTS = ("input", "trigger", "nodes", "vars", "execution", "item", "index", "env")
 
@@ -90,21 +100,64 @@ class Template:
         return all(isinstance(p, str) for p in self.parts)
 
 
-@lru_cache(maxsize=4096)
+_CACHED_CHARS = 4096
+
+
 def parse(text: str) -> Template:
-    """Parse a string into literal text and tags (cached: templates repeat)."""
+    """Parse a string into literal text and tags (short texts cached: templates repeat).
+
+    Long texts are not cached, so a few thousand large requests cannot pin gigabytes.
+    """
     if "{{" not in text:
         return Template((text,))
+    if len(text) > _CACHED_CHARS:
+        return _parse(text)
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Template:
+    return _parse(text)
+
+
+def _parse(text: str) -> Template:
     parts: list[Part] = []
     pos = 0
-    for m in _TAG.finditer(text):
-        if m.start() > pos:
-            parts.append(text[pos : m.start()])
-        parts.append(_parse_tag(m.group(1)))
-        pos = m.end()
+    for start, end in _tag_spans(text):
+        if start > pos:
+            parts.append(text[pos:start])
+        parts.append(_parse_tag(text[start + 2 : end]))
+        pos = end + 2
     if pos < len(text):
         parts.append(text[pos:])
     return Template(tuple(parts))
+
+
+def _tag_spans(text: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each tag: ``text[start:start+2]`` is ``{{``, ``text[end:end+2]``
+    is the first ``}}`` after it. Linear: each character is looked at a bounded number of
+    times, and a ``{{`` without a closing ``}}`` ends the scan (the rest is text)."""
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            return
+        end = text.find("}}", start + 2)
+        if end < 0:
+            return
+        yield start, end
+        pos = end + 2
+
+
+def count_tags(value: Any) -> int:
+    """How many ``{{ }}`` tags ``value`` holds (strings, lists and objects, recursively)."""
+    if isinstance(value, str):
+        return sum(1 for _ in _tag_spans(value)) if "{{" in value else 0
+    if isinstance(value, Mapping):
+        return sum(count_tags(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(count_tags(v) for v in value)
+    return 0
 
 
 def _parse_tag(body: str) -> Path | Expr:
@@ -312,7 +365,12 @@ def expression_issues(value: Any, *, expressions_enabled: bool) -> list[str]:
     """Problems with the tags in ``value`` that can be found without running anything."""
     issues: list[str] = []
     for tag in iter_tags(value):
-        if isinstance(tag, Expr):
+        if len(tag.text) > MAX_TAG_CHARS:
+            issues.append(
+                f"a {{{{ }}}} of {len(tag.text)} characters is longer than {MAX_TAG_CHARS}; "
+                "put long logic in a code node"
+            )
+        elif isinstance(tag, Expr):
             if not tag.text.strip():
                 issues.append("empty {{ }}")
             elif not expressions_enabled:

@@ -12,6 +12,7 @@ from flowmill.domain.graph import Graph, structural_issues
 from flowmill.domain.states import OnError
 from flowmill.domain.workflow import ERROR_HANDLE, Workflow
 from flowmill.engine.compiled import CompiledNode, CompiledWorkflow, node_retry
+from flowmill.engine.templates import MAX_TAGS_PER_DEFINITION, count_tags
 from flowmill.nodes.base import NodeConfig
 from flowmill.nodes.registry import NodeRegistry
 
@@ -30,6 +31,19 @@ def compile_workflow(
         DefinitionError: Every problem found, each naming the node or edge.
     """
     issues = structural_issues(workflow, lambda n: registry.is_trigger(n.type))
+    tags = sum(count_tags(node.config) for node in workflow.nodes)
+    if tags > MAX_TAGS_PER_DEFINITION:
+        # Checked before any node's templates are parsed: the cap bounds that work.
+        raise DefinitionError(
+            [
+                Issue(
+                    "nodes",
+                    f"{tags} {{{{ }}}} templates; a workflow may hold at most "
+                    f"{MAX_TAGS_PER_DEFINITION}",
+                    "too_many_templates",
+                )
+            ]
+        )
     configs: dict[str, NodeConfig] = {}
     for node in workflow.nodes:
         where = f"nodes[{node.id}]"
