@@ -176,10 +176,23 @@ class WorkflowSummary(_Out):
     updated_at: datetime
 
 
+class PublishWarning(_Out):
+    """Something a publish opened that the caller should know about."""
+
+    code: Literal["unverified_webhook"]
+    node_id: str = Field(description="The trigger node concerned.")
+    path: str = Field(description="The URL path that now starts the workflow.")
+    message: str
+
+
 class Workflow(WorkflowSummary):
     """A workflow with the definition of its latest version."""
 
     definition: dict[str, Any]
+    warnings: list[PublishWarning] = Field(
+        default_factory=list,
+        description="Set by a publish: e.g. webhook routes anyone may call unverified.",
+    )
 
 
 class WorkflowPage(_Out):

@@ -29,6 +29,31 @@ tt = triggers
 log = structlog.get_logger("flowmill.triggers")
 ORIGIN_API = "api"
 ORIGIN_DEFINITION = "definition"
+UNVERIFIED = "none"
+
+
+def _registered() -> sa.Exists:
+    """Whether a webhook was registered (``POST /api/webhooks``) for the row's node."""
+    api = tt.alias("registered")
+    return sa.exists().where(
+        api.c.workflow_id == tt.c.workflow_id,
+        api.c.node_id == tt.c.node_id,
+        api.c.origin == ORIGIN_API,
+    )
+
+
+def _reachable() -> sa.ColumnElement[bool]:
+    """Rows ingress may serve: every way in is as strong as the strongest declared one.
+
+    A trigger node without a provider is an unverified route, but once a webhook is
+    registered for that node (with its provider and secret), the node is reached only
+    through that webhook's verified URLs: its unverified definition row is not served.
+    """
+    return sa.or_(
+        tt.c.origin == ORIGIN_API,
+        sa.func.coalesce(tt.c.provider, UNVERIFIED) != UNVERIFIED,
+        ~_registered(),
+    )
 
 
 @dataclass
@@ -91,12 +116,17 @@ def sync_definition_triggers(
     workflow_id: str,
     definition: Mapping[str, Any] | None,
     now: datetime,
-) -> None:
+) -> list[dict[str, str]]:
     """Make the workflow's ``definition`` rows match ``definition`` (``None``: remove).
 
     A row whose node and kind are unchanged keeps its id, its ``enabled`` flag and, when
     its schedule is unchanged, its watermark, so publishing an unrelated change does not
     reset a schedule.
+
+    Returns:
+        The unverified webhook routes the definition opens (``{"node_id", "route"}``):
+        trigger nodes that name no provider and have no registered webhook, which anyone
+        who knows the URL can call. Publishing says so.
     """
     wanted: list[TriggerSpec] = triggers_of(definition) if definition is not None else []
     zone = "UTC"
@@ -156,6 +186,23 @@ def sync_definition_triggers(
     gone = [r.id for r in existing.values() if r.id not in keep]
     if gone:
         conn.execute(tt.delete().where(tt.c.id.in_(gone)))
+    return unverified_routes(conn, workflow_id)
+
+
+def unverified_routes(conn: Connection, workflow_id: str) -> list[dict[str, str]]:
+    """The workflow's seed routes that ingress serves without verification."""
+    rows = conn.execute(
+        sa.select(tt.c.node_id, tt.c.route)
+        .where(
+            tt.c.workflow_id == workflow_id,
+            tt.c.origin == ORIGIN_DEFINITION,
+            tt.c.kind == TriggerKind.WEBHOOK.value,
+            sa.func.coalesce(tt.c.provider, UNVERIFIED) == UNVERIFIED,
+            ~_registered(),
+        )
+        .order_by(tt.c.node_id)
+    ).all()
+    return [{"node_id": r.node_id, "route": r.route} for r in rows]
 
 
 @dataclass(frozen=True)
@@ -290,6 +337,17 @@ class TriggerRepository:
         row = await self.db.read(lambda c: c.execute(q).first())
         return trigger_from_row(row) if row is not None else None
 
+    async def ingress_webhook(self, trigger_id: str) -> TriggerRecord | None:
+        """The enabled webhook ``trigger_id`` if ingress may serve it (see ``_reachable``)."""
+        q = sa.select(tt).where(
+            tt.c.id == trigger_id,
+            tt.c.kind == TriggerKind.WEBHOOK.value,
+            tt.c.enabled.is_(True),
+            _reachable(),
+        )
+        row = await self.db.read(lambda c: c.execute(q).first())
+        return trigger_from_row(row) if row is not None else None
+
     async def by_ids(self, ids: Sequence[str]) -> list[TriggerRecord]:
         """Triggers by id, in the order given (missing ones left out)."""
         if not ids:
@@ -300,7 +358,8 @@ class TriggerRepository:
         return [found[i] for i in ids if i in found]
 
     async def routed(self, tenant_id: str, route: str) -> list[TriggerRecord]:
-        """The tenant's enabled webhook rows of active workflows on a seed route."""
+        """The tenant's enabled webhook rows of active workflows on a seed route (an
+        unverified row whose node has a registered webhook is left out)."""
         q = (
             sa.select(tt)
             .join(workflows, workflows.c.id == tt.c.workflow_id)
@@ -308,6 +367,7 @@ class TriggerRepository:
                 tt.c.tenant_id == tenant_id,
                 tt.c.route == route,
                 tt.c.enabled.is_(True),
+                _reachable(),
                 workflows.c.status == "active",
                 workflows.c.deleted_at.is_(None),
             )

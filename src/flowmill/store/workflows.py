@@ -39,6 +39,8 @@ class WorkflowRecord:
     created_at: datetime
     updated_at: datetime
     definition: dict[str, Any] = field(default_factory=dict)
+    unverified_webhooks: list[dict[str, str]] = field(default_factory=list)
+    """Set by a publish: seed routes it opened that anyone may call unverified."""
 
 
 def definition_hash(definition: dict[str, Any]) -> str:
@@ -79,6 +81,23 @@ def _event(
     tenant_id: str, stream: str, type_: EventType, now: datetime, **payload: Any
 ) -> DomainEvent:
     return DomainEvent(uuid7(), tenant_id, stream, type_.value, payload, now)
+
+
+def _published(
+    tenant_id: str, workflow_id: str, version: int, now: datetime, unverified: list[dict[str, str]]
+) -> DomainEvent:
+    """``workflow.published``; it names the unverified webhook routes the version opens,
+    so the audit log shows who opened an unauthenticated way in, and when."""
+    extra = {"unverified_webhooks": unverified} if unverified else {}
+    return _event(
+        tenant_id,
+        workflow_id,
+        EventType.WORKFLOW_PUBLISHED,
+        now,
+        workflow_id=workflow_id,
+        version=version,
+        **extra,
+    )
 
 
 def _append_one(
@@ -159,20 +178,15 @@ class WorkflowRepository:
                     tenant_id, wf_id, EventType.VERSION_CREATED, now, workflow_id=wf_id, version=1
                 ),
             ]
+            unverified: list[dict[str, str]] = []
             if publish:
-                sync_definition_triggers(conn, tenant_id, wf_id, definition, now)
-                events.append(
-                    _event(
-                        tenant_id,
-                        wf_id,
-                        EventType.WORKFLOW_PUBLISHED,
-                        now,
-                        workflow_id=wf_id,
-                        version=1,
-                    )
-                )
+                unverified = sync_definition_triggers(conn, tenant_id, wf_id, definition, now)
+                events.append(_published(tenant_id, wf_id, 1, now, unverified))
             append_events(conn, tenant_id, events)
-            return self._get(conn, tenant_id, wf_id, with_definition=True)  # type: ignore[return-value]
+            out = self._get(conn, tenant_id, wf_id, with_definition=True)
+            assert out is not None
+            out.unverified_webhooks = unverified
+            return out
 
         return await self.db.write(_tx)
 
@@ -246,10 +260,14 @@ class WorkflowRepository:
                         version=version,
                     )
                 )
+            unverified: list[dict[str, str]] = []
             if publish and row.active_version != version:
-                self._publish(conn, tenant_id, workflow_id, version, now, events)
+                unverified = self._publish(conn, tenant_id, workflow_id, version, now, events)
             append_events(conn, tenant_id, events)
-            return self._get(conn, tenant_id, workflow_id, with_definition=True), created  # type: ignore[return-value]
+            out = self._get(conn, tenant_id, workflow_id, with_definition=True)
+            assert out is not None
+            out.unverified_webhooks = unverified
+            return out, created
 
         return await self.db.write(_tx)
 
@@ -261,7 +279,7 @@ class WorkflowRepository:
         version: int,
         now: datetime,
         events: list[DomainEvent],
-    ) -> None:
+    ) -> list[dict[str, str]]:
         conn.execute(
             vt.update()
             .where(
@@ -283,17 +301,9 @@ class WorkflowRepository:
                 vt.c.workflow_id == workflow_id, vt.c.version == version
             )
         ).scalar_one()
-        sync_definition_triggers(conn, tenant_id, workflow_id, definition, now)
-        events.append(
-            _event(
-                tenant_id,
-                workflow_id,
-                EventType.WORKFLOW_PUBLISHED,
-                now,
-                workflow_id=workflow_id,
-                version=version,
-            )
-        )
+        unverified = sync_definition_triggers(conn, tenant_id, workflow_id, definition, now)
+        events.append(_published(tenant_id, workflow_id, version, now, unverified))
+        return unverified
 
     async def publish(
         self, tenant_id: str, workflow_id: str, version: int | None = None
@@ -316,9 +326,12 @@ class WorkflowRepository:
             if exists is None:
                 raise LookupError(f"{workflow_id} version {v}")
             events: list[DomainEvent] = []
-            self._publish(conn, tenant_id, workflow_id, v, now, events)
+            unverified = self._publish(conn, tenant_id, workflow_id, v, now, events)
             append_events(conn, tenant_id, events)
-            return self._get(conn, tenant_id, workflow_id, with_definition=True)  # type: ignore[return-value]
+            out = self._get(conn, tenant_id, workflow_id, with_definition=True)
+            assert out is not None
+            out.unverified_webhooks = unverified
+            return out
 
         return await self.db.write(_tx)
 

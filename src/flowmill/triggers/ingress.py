@@ -35,7 +35,7 @@ from flowmill.ids import uuid7
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
 from flowmill.store.webhook_events import WebhookEventRow, WebhookEventStatus, WebhookEventStore
 from flowmill.triggers.batching import GroupCommit
-from flowmill.triggers.definitions import RespondMode, TriggerKind, respond_of, route_of
+from flowmill.triggers.definitions import RespondMode, respond_of, route_of
 from flowmill.triggers.keys import webhook_dedupe_key
 from flowmill.triggers.providers import (
     FailureReason,
@@ -45,7 +45,14 @@ from flowmill.triggers.providers import (
     WebhookProviderRegistry,
 )
 from flowmill.triggers.secrets import open_secrets
-from flowmill.triggers.webhooks import Accepted, Challenge, Rejected, inspect_webhook
+from flowmill.triggers.webhooks import (
+    Accepted,
+    Challenge,
+    NotAnEvent,
+    Rejected,
+    WebhookOutcome,
+    inspect_webhook,
+)
 
 log = structlog.get_logger("flowmill.webhooks")
 REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -225,10 +232,8 @@ class WebhookIngress:
         """The enabled webhook trigger ``trigger_id`` (empty when there is none)."""
 
         async def _load() -> list[Target]:
-            trigger = await self.triggers.by_id(trigger_id)
-            if trigger is None or trigger.kind is not TriggerKind.WEBHOOK or not trigger.enabled:
-                return []
-            return [await self._target(trigger)]
+            trigger = await self.triggers.ingress_webhook(trigger_id)
+            return [] if trigger is None else [await self._target(trigger)]
 
         return await self._cached(f"id:{trigger_id}", _load)
 
@@ -279,14 +284,12 @@ class WebhookIngress:
         for target in _distinct(targets):
             if target.provider is None or target.config is None or target.problem:
                 log.warning("webhook cannot verify", trigger=target.trigger.id, why=target.problem)
-                outcome: Accepted | Challenge | Rejected = Rejected(
-                    FailureReason.NO_SECRET, target.problem
-                )
+                outcome: WebhookOutcome = Rejected(FailureReason.NO_SECRET, target.problem)
             else:
                 outcome = inspect_webhook(
                     target.provider, target.config, request, target.secrets, now
                 )
-            if isinstance(outcome, Challenge):
+            if isinstance(outcome, Challenge | NotAnEvent):
                 r = outcome.response
                 return IngressResult(r.status, r.body, r.content_type, dict(r.headers))
             if isinstance(outcome, Rejected):
