@@ -53,6 +53,10 @@ INGRESS_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Verified, but the body does not decode."},
     401: {"model": ErrorResponse, "description": "Verification failed (recorded with why)."},
     404: {"model": ErrorResponse, "description": "No active webhook at this URL."},
+    405: {
+        "model": ErrorResponse,
+        "description": "A GET that is no subscription handshake (GET never starts anything).",
+    },
     413: {"model": ErrorResponse, "description": "The body is larger than the limit."},
     502: {"model": ErrorResponse, "description": "The workflow's execution failed (late modes)."},
 }

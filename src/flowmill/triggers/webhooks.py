@@ -28,6 +28,7 @@ from flowmill.triggers.providers.request import IncomingWebhook
 __all__ = [
     "Accepted",
     "Challenge",
+    "NotAnEvent",
     "Rejected",
     "WebhookOutcome",
     "inspect_webhook",
@@ -79,12 +80,25 @@ class Rejected:
         return _error(401, "unauthorized", "webhook verification failed")
 
 
-WebhookOutcome = Accepted | Challenge | Rejected
+@dataclass(frozen=True)
+class NotAnEvent:
+    """A verified request that carries no event (a ``GET`` that is no handshake):
+    answered with :attr:`response`, not recorded, starts nothing."""
+
+    response: WebhookResponse
 
 
-def _error(status: int, code: str, message: str) -> WebhookResponse:
+WebhookOutcome = Accepted | Challenge | NotAnEvent | Rejected
+EVENT_METHODS = frozenset({"POST", "PUT", "PATCH"})
+"""Methods whose requests are events; anything else (``GET``) only answers handshakes,
+so a link preview, a crawler or an ``<img>`` tag can never start a workflow."""
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> WebhookResponse:
     body = jsonutil.dumpb({"error": {"code": code, "message": message, "details": {}}})
-    return WebhookResponse(status, body, content_type="application/json")
+    return WebhookResponse(status, body, content_type="application/json", headers=headers or {})
 
 
 def inspect_webhook(
@@ -115,6 +129,16 @@ def inspect_webhook(
     response = provider.handshake(request, payload, config)
     if response is not None:
         return Challenge(response)
+    if request.method.upper() not in EVENT_METHODS:
+        return NotAnEvent(
+            _error(
+                405,
+                "method_not_allowed",
+                f"{request.method} only answers subscription handshakes here; "
+                "send the event with POST",
+                {"Allow": "POST"},
+            )
+        )
     return Accepted(
         event_id=provider.event_id(request, payload, config),
         event_type=provider.event_type(request, payload, config),
