@@ -169,7 +169,8 @@ def _contains(container: Any, item: Any) -> bool:
     if isinstance(container, str):
         return item is not None and str(item) in container
     if isinstance(container, Mapping):
-        return item in container
+        # JSON object keys are text: anything else (a list, unhashable) is not a key.
+        return isinstance(item, str) and item in container
     if isinstance(container, list | tuple):
         return item in container
     return False
