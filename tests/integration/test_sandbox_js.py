@@ -286,3 +286,21 @@ async def test_js_workers_without_bubblewrap_still_isolate() -> None:
             await js(sb, "while (true) {}")
         assert info.value.type == "SandboxTimeout"
         await still_serves(sb)
+
+
+async def test_js_huge_result_is_a_memory_limit_not_a_sandbox_error(sandbox: Sandbox) -> None:
+    # 50 MB fits the context; serialising it as the result does not.
+    roomy = CodeLimits(timeout_s=10, memory_mb=128, max_output_bytes=256 << 20)
+    with pytest.raises(NodeError) as info:
+        await js(sandbox, "return 'x'.repeat(50 * 1024 * 1024)", roomy)
+    assert info.value.type == "SandboxMemoryExceeded", info.value
+    await still_serves(sandbox)
+
+
+async def test_js_input_keys_never_shadow_standard_globals(sandbox: Sandbox) -> None:
+    scope = {**SCOPE, "input": {"JSON": 1, "Math": 2, "total": 3}, "JSON": 1, "Math": 2}
+    scope["total"] = 3
+    result = await sandbox.run(
+        "javascript", "return JSON.stringify([Math.max(total, 1), input.JSON])", scope, FAST
+    )
+    assert result.value == "[3,1]"

@@ -239,3 +239,26 @@ async def test_python_lone_surrogate_result_is_kept_readable(sandbox: Sandbox) -
 async def test_python_error_with_a_lone_surrogate_is_reported(sandbox: Sandbox) -> None:
     with pytest.raises(NodeError, match="ValueError"):
         await py(sandbox, "raise ValueError('\\ud800')")
+
+
+@needs_bwrap
+async def test_python_input_keys_never_shadow_builtins(sandbox: Sandbox) -> None:
+    scope = {**SCOPE, "input": {"type": "order", "len": 2, "qty": 3}}
+    scope.update({"type": "order", "len": 2, "qty": 3})
+    result = await sandbox.run(
+        "python", "return [type(qty).__name__, len('ab'), input['type'], qty]", scope, LIMITS
+    )
+    assert result.value == ["int", 2, "order", 3]
+
+
+@needs_bwrap
+async def test_python_deep_recursion_is_a_recursion_error(sandbox: Sandbox) -> None:
+    code = (
+        "import sys\nsys.setrecursionlimit(10 ** 6)\n"
+        "def down(n):\n    return down(n + 1)\nreturn down(0)"
+    )
+    with pytest.raises(NodeError) as info:
+        await py(sandbox, code)
+    assert "RecursionError" in str(info.value), info.value
+    assert "SystemError" not in str(info.value)
+    await still_serves(sandbox)

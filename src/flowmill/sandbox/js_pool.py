@@ -270,7 +270,26 @@ def _reason(worker: _Worker, e: Exception) -> str:
 
 def scope_names(scope: Mapping[str, Any]) -> list[str]:
     """Scope keys that can be bound as JavaScript names (identifiers, not keywords)."""
-    return [k for k in scope if js_worker.IDENT.match(k) and k not in js_worker.RESERVED]
+    return [
+        k
+        for k in scope
+        if js_worker.IDENT.match(k) and k not in js_worker.RESERVED and k not in JS_GLOBALS
+    ]
+
+
+JS_GLOBALS = frozenset(
+    """
+    Object Function Array Number parseFloat parseInt Infinity NaN undefined Boolean String
+    Symbol Date Promise RegExp Error AggregateError EvalError RangeError ReferenceError
+    SyntaxError TypeError URIError globalThis JSON Math Intl ArrayBuffer SharedArrayBuffer
+    Uint8Array Int8Array Uint16Array Int16Array Uint32Array Int32Array Float32Array
+    Float64Array Uint8ClampedArray BigUint64Array BigInt64Array DataView Map BigInt Set
+    WeakMap WeakSet WeakRef FinalizationRegistry Proxy Reflect Atomics decodeURI
+    decodeURIComponent encodeURI encodeURIComponent escape unescape isFinite isNaN console
+    queueMicrotask structuredClone
+    """.split()
+)
+"""Standard globals an input key must not shadow (an input field "JSON" broke JSON)."""
 
 
 def raise_for(reply: JsReply, limits: CodeLimits, code: str | Sequence[str]) -> None:

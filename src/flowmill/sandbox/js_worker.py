@@ -237,6 +237,10 @@ class Evaluation:
             raise self._located(self._rejected(out["error"]))
         if "notJson" in out:
             err = out["notJson"]
+            if err["name"] == "InternalError" and "out of memory" in err["message"]:
+                # Serialising a huge result ran out of the context's memory: a limit
+                # was hit, which the engine reports as such (not as the code's bug).
+                raise _Fail({"kind": "memory"})
             message = f"the result is not JSON: {err['name']}: {err['message']}"
             raise _Fail({"kind": "user", "message": message})
         if not out["settled"]:

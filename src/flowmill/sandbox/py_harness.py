@@ -74,6 +74,20 @@ def _seccomp(program_hex: str) -> None:
         raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
 
 
+MAX_RECURSION = 20_000
+"""Deepest recursion the code may ask for. Python 3.11 raises no RecursionError past
+the C stack; it fails with ``SystemError: error return without exception set``."""
+
+
+def _cap_recursion() -> None:
+    set_limit = sys.setrecursionlimit
+
+    def setrecursionlimit(limit: int) -> None:
+        set_limit(min(int(limit), MAX_RECURSION))
+
+    sys.setrecursionlimit = setrecursionlimit
+
+
 def _lock_down(req: dict[str, Any]) -> None:
     limits = req["limits"]
     if req.get("seccomp"):
@@ -86,6 +100,7 @@ def _lock_down(req: dict[str, Any]) -> None:
     _limit(resource.RLIMIT_FSIZE, int(limits["file_bytes"]))
     _limit(resource.RLIMIT_NOFILE, int(limits["open_files"]))
     _limit(resource.RLIMIT_NPROC, int(limits["processes"]))
+    _cap_recursion()
     if req.get("seccomp"):
         _seccomp(req["seccomp"])
 

@@ -33,12 +33,19 @@ from flowmill.sandbox.settings import SandboxSettings
 # Interpreter and harness before the code's own allocations (measured: ~25 MB).
 _ADDRESS_SPACE_BASE_MB = 64
 _KEYWORDS = frozenset(__import__("keyword").kwlist) | frozenset(("print",))
+# An input key never shadows a builtin (an input field "type" made type() an int). The
+# context roots "input" and "vars" are builtins too, and shadow them on purpose.
+_BUILTINS = frozenset(dir(__import__("builtins"))) - {"input", "vars"}
 _HARNESS = Path(py_harness.__file__).read_text(encoding="utf-8")
 
 
 def python_names(scope: Mapping[str, Any]) -> list[str]:
     """Scope keys usable as Python parameter names."""
-    return [k for k in scope if isinstance(k, str) and k.isidentifier() and k not in _KEYWORDS]
+    return [
+        k
+        for k in scope
+        if isinstance(k, str) and k.isidentifier() and k not in _KEYWORDS and k not in _BUILTINS
+    ]
 
 
 @dataclass
