@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -141,13 +142,43 @@ async def _definition_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 400 and message == "There was an error parsing the body":
         code, message = "invalid_json", "the request body is not valid JSON in UTF-8"
-    return error_json(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # The router names the methods of the first route on the path only; FastAPI
+        # makes one route per method, so list them all.
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_json(exc.status_code, code, message, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document gives the request's path (its most specific
+    paths: ``/api/workflows/import`` is not also ``/api/workflows/{workflow_id}``)."""
+    app = request.app
+    table: list[tuple[re.Pattern[str], int, list[str]]] | None = getattr(
+        app.state, "allow_table", None
+    )
+    if table is None:
+        table = []
+        for path, item in app.openapi().get("paths", {}).items():
+            params = path.count("{")
+            pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
+            methods = [m.upper() for m in item if m in _HTTP_METHODS]
+            table.append((pattern, params, methods))
+        app.state.allow_table = table
+    found: dict[int, set[str]] = {}
+    for pattern, params, methods in table:
+        if pattern.match(request.url.path):
+            found.setdefault(params, set()).update(methods)
+    return sorted(found[min(found)]) if found else []
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -23,6 +23,28 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than {max_bytes} bytes")
 
 
+class _NotUtf8(ValueError):
+    """Raised from ``receive`` when an API body is UTF-16 or UTF-32 JSON.
+
+    ``json.loads`` on bytes guesses those encodings from a byte-order mark or NUL bytes
+    in the first four bytes and accepts them; the API takes UTF-8 only (docs/api.md), so
+    the same four bytes are looked at here, once, on the first chunk. Not an
+    HTTPException: FastAPI's body parsing turns it into its 400, which the error handlers
+    answer as ``invalid_json``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the request body is not valid JSON in UTF-8")
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _utf8_json_start(chunk: bytes) -> bool:
+    head = chunk[:4]
+    return not head.startswith(_UTF16_BOMS) and b"\x00" not in head
+
+
 _WEBHOOK_PATH = re.compile(r"^/webhooks/|^/api/webhooks/[^/]+/?$")
 
 
@@ -44,10 +66,14 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.webhook_max_bytes if is_webhook_ingress(scope) else self.api_max_bytes
-        await self._limited(scope, receive, send, limit)
+        webhook = is_webhook_ingress(scope)
+        limit = self.webhook_max_bytes if webhook else self.api_max_bytes
+        # Webhook bodies are the sender's bytes, verified and decoded by their provider.
+        await self._limited(scope, receive, send, limit, utf8=not webhook)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, *, utf8: bool
+    ) -> None:
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -67,7 +93,10 @@ class BodyLimitMiddleware:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                body = message.get("body", b"")
+                if utf8 and seen == 0 and body and not _utf8_json_start(body):
+                    raise _NotUtf8
+                seen += len(body)
                 if seen > limit:
                     raise _TooLarge(limit)
             return message
@@ -84,6 +113,11 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await self._refuse(scope, receive, send, 413, self._message(limit))
+        except _NotUtf8 as e:
+            if started:
+                raise
+            response = error_json(400, "invalid_json", str(e))
+            await response(scope, receive, send)
 
     @staticmethod
     def _message(limit: int) -> str:

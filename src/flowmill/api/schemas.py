@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from flowmill.api.jsonvalue import JsonObject, JsonValue, SafeStr
 
@@ -133,7 +133,7 @@ class WorkflowDefinitionIn(_In):
     ) = None
     id: Annotated[SafeStr, Field(max_length=64)] | None = None
     version: int | None = Field(None, ge=1, le=_INT32)
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class WorkflowPatchIn(_In):
@@ -156,7 +156,7 @@ class VersionIn(_In):
 
     definition: WorkflowDefinitionIn
     note: Annotated[SafeStr, Field(max_length=2000)] = ""
-    publish: bool = Field(False, description="Make it the active version at once.")
+    publish: StrictBool = Field(False, description="Make it the active version at once.")
 
 
 # --- workflows ------------------------------------------------------------------------
@@ -379,7 +379,7 @@ class LogPage(_Out):
 class RetryExecutionIn(_In):
     """How to retry an execution."""
 
-    from_start: bool = Field(
+    from_start: StrictBool = Field(
         False,
         description="Run every node again; otherwise reuse the outputs of nodes that "
         "succeeded and resume from the failed ones.",

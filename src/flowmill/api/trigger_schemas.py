@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from flowmill.api.jsonvalue import JsonObject, JsonValue, SafeStr
 
@@ -149,7 +149,7 @@ class TriggerPage(_Out):
 class TriggerPatchIn(_In):
     """Switch a trigger on or off."""
 
-    enabled: bool
+    enabled: StrictBool
 
 
 class NextRunsOut(_Out):

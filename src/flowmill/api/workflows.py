@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowmill.api.deps import Caller, Ctx, WorkflowIdPath, decode_cursor, encode_cursor
 from flowmill.api.errors import ERROR_RESPONSES, NOT_FOUND, not_found
@@ -77,6 +78,12 @@ async def import_workflow(ctx: Ctx, caller: Caller, body: WorkflowDefinitionIn) 
     workflow of the caller's tenant; ``"status": "active"`` publishes it.
     """
     return await _create(ctx, caller, body)
+
+
+@router.api_route("/import", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def import_other_methods() -> None:
+    """``/import`` is not a workflow id: other methods on it are a 405, not a 422."""
+    raise StarletteHTTPException(405)
 
 
 @router.get(

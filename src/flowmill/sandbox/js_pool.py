@@ -278,16 +278,70 @@ def scope_names(scope: Mapping[str, Any]) -> list[str]:
 
 
 JS_GLOBALS = frozenset(
-    """
-    Object Function Array Number parseFloat parseInt Infinity NaN undefined Boolean String
-    Symbol Date Promise RegExp Error AggregateError EvalError RangeError ReferenceError
-    SyntaxError TypeError URIError globalThis JSON Math Intl ArrayBuffer SharedArrayBuffer
-    Uint8Array Int8Array Uint16Array Int16Array Uint32Array Int32Array Float32Array
-    Float64Array Uint8ClampedArray BigUint64Array BigInt64Array DataView Map BigInt Set
-    WeakMap WeakSet WeakRef FinalizationRegistry Proxy Reflect Atomics decodeURI
-    decodeURIComponent encodeURI encodeURIComponent escape unescape isFinite isNaN console
-    queueMicrotask structuredClone
-    """.split()
+    (
+        "Object",
+        "Function",
+        "Array",
+        "Number",
+        "parseFloat",
+        "parseInt",
+        "Infinity",
+        "NaN",
+        "undefined",
+        "Boolean",
+        "String",
+        "Symbol",
+        "Date",
+        "Promise",
+        "RegExp",
+        "Error",
+        "AggregateError",
+        "EvalError",
+        "RangeError",
+        "ReferenceError",
+        "SyntaxError",
+        "TypeError",
+        "URIError",
+        "globalThis",
+        "JSON",
+        "Math",
+        "Intl",
+        "ArrayBuffer",
+        "SharedArrayBuffer",
+        "Uint8Array",
+        "Int8Array",
+        "Uint16Array",
+        "Int16Array",
+        "Uint32Array",
+        "Int32Array",
+        "Float32Array",
+        "Float64Array",
+        "Uint8ClampedArray",
+        "BigUint64Array",
+        "BigInt64Array",
+        "DataView",
+        "Map",
+        "BigInt",
+        "Set",
+        "WeakMap",
+        "WeakSet",
+        "WeakRef",
+        "FinalizationRegistry",
+        "Proxy",
+        "Reflect",
+        "Atomics",
+        "decodeURI",
+        "decodeURIComponent",
+        "encodeURI",
+        "encodeURIComponent",
+        "escape",
+        "unescape",
+        "isFinite",
+        "isNaN",
+        "console",
+        "queueMicrotask",
+        "structuredClone",
+    )
 )
 """Standard globals an input key must not shadow (an input field "JSON" broke JSON)."""
 
