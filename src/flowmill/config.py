@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     sandbox_max_memory_mb: int = Field(1024, ge=16)
     sandbox_max_output_bytes: int = Field(1024 * 1024, ge=1024)
     sandbox_js_workers: int = Field(0, ge=0)
+    sandbox_js_reserve_workers: int = Field(1, ge=0)
     sandbox_bwrap: str = ""
     sandbox_allow_rlimit_only_python: bool = False
     sandbox_python_executable: str = ""
@@ -156,6 +157,7 @@ class Settings(BaseSettings):
             max_memory_mb=self.sandbox_max_memory_mb,
             max_output_bytes=self.sandbox_max_output_bytes,
             js_workers=self.sandbox_js_workers,
+            js_reserve_workers=self.sandbox_js_reserve_workers,
             bwrap=self.sandbox_bwrap,
             allow_rlimit_only_python=self.sandbox_allow_rlimit_only_python,
             python_executable=self.sandbox_python_executable,

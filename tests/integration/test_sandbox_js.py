@@ -28,7 +28,9 @@ FAST = CodeLimits(timeout_s=0.5, memory_mb=32, max_output_bytes=64 * 1024)
 async def sandbox() -> AsyncIterator[Sandbox]:
     # One worker: consecutive evaluations land in the same process, which is what
     # the leak tests must show is harmless.
-    async with Sandbox(SandboxSettings(js_workers=1, expression_timeout_s=0.5)) as sb:
+    async with Sandbox(
+        SandboxSettings(js_workers=1, js_reserve_workers=0, expression_timeout_s=0.5)
+    ) as sb:
         yield sb
 
 
@@ -230,7 +232,7 @@ async def test_js_pool_serves_concurrent_evaluations() -> None:
 
 
 async def test_js_pool_recycles_workers_after_many_evaluations() -> None:
-    settings = SandboxSettings(js_workers=1, js_max_evaluations_per_worker=3)
+    settings = SandboxSettings(js_workers=1, js_reserve_workers=0, js_max_evaluations_per_worker=3)
     async with Sandbox(settings) as sb:
         first = sb.js.pids
         for i in range(4):
@@ -242,7 +244,7 @@ async def test_js_close_reaps_every_worker() -> None:
     sb = Sandbox(SandboxSettings(js_workers=2))
     await sb.start()
     pids = sb.js.pids
-    assert len(pids) == 2
+    assert len(pids) == 3  # two workers and one kept in reserve
     await sb.close()
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}"), "worker left behind (zombie or alive)"

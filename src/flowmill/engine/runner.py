@@ -33,6 +33,7 @@ from flowmill.engine.compiled import CompiledWorkflow
 from flowmill.engine.middleware import Invocation, NodeCall
 from flowmill.engine.ports import ExecutionStore, Job, StepJob
 from flowmill.engine.services import NodeServices
+from flowmill.fairness import current_tenant
 from flowmill.nodes.base import NodeContext, NodeLogger, NodeResult, Suspend
 
 log = structlog.get_logger("flowmill.runner")
@@ -259,7 +260,13 @@ class StepRunner:
     ) -> tx.Outcome | None:
         started = inv.ctx.now
         logs = inv.ctx.log.lines
-        task = asyncio.ensure_future(self._call(inv))
+        # The node's task copies this context: pools below it (the sandbox) serve
+        # tenants in turn by it.
+        token = current_tenant.set(ex.tenant_id)
+        try:
+            task = asyncio.ensure_future(self._call(inv))
+        finally:
+            current_tenant.reset(token)
         tasks = self._tasks.setdefault(ex.id, set())
         tasks.add(task)
         announced = run.status is NodeRunStatus.RUNNING

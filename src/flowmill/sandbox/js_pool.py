@@ -23,6 +23,7 @@ import structlog
 from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import CodeLimits
+from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, js_worker
 from flowmill.sandbox.jail import Jail
 from flowmill.sandbox.process import ChildProcess, cleanup_env, describe_exit, frame
@@ -89,6 +90,9 @@ class JsPool:
         self._closed = False
         self._started = False
         self.respawns = 0
+        # Workers go to tenants in turn; the reserve workers only to a tenant with no
+        # evaluation running (see flowmill.fairness).
+        self._fair = FairSlots(settings.worker_count, settings.js_reserve_workers)
 
     async def start(self) -> None:
         """Start every worker and wait until each is ready."""
@@ -96,7 +100,8 @@ class JsPool:
             return
         self._started = True
         workers = await asyncio.gather(
-            *(self._spawn() for _ in range(self.settings.worker_count)), return_exceptions=True
+            *(self._spawn() for _ in range(self._fair.capacity + self._fair.reserve)),
+            return_exceptions=True,
         )
         for w in workers:
             if isinstance(w, BaseException):
@@ -235,6 +240,10 @@ class JsPool:
             self._replace(worker)
 
     async def _send(self, data: bytes, limits: CodeLimits) -> JsReply:
+        async with self._fair.slot(current_tenant.get()):
+            return await self._send_to_worker(data, limits)
+
+    async def _send_to_worker(self, data: bytes, limits: CodeLimits) -> JsReply:
         worker = await self._acquire()
         healthy = False
         try:

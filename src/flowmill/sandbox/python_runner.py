@@ -25,6 +25,7 @@ from typing import Any
 from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import CodeLimits, CodeResult
+from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, py_harness
 from flowmill.sandbox.jail import Jail
 from flowmill.sandbox.process import ChildProcess, cleanup_env, describe_exit
@@ -74,7 +75,8 @@ class PythonRunner:
         self._spares: list[_Process] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaping: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(settings.python_max_concurrent)
+        # Runs go to tenants in turn; one extra run for a tenant that has none going.
+        self._slots = FairSlots(settings.python_max_concurrent, reserve=1)
         self._closed = False
 
     @property
@@ -193,7 +195,7 @@ class PythonRunner:
             },
         }
         data = errors.encode_scope(request)
-        async with self._slots:
+        async with self._slots.slot(current_tenant.get()):
             return await self._run(data, code, limits)
 
     async def _run(self, data: bytes, code: str, limits: CodeLimits) -> CodeResult:
