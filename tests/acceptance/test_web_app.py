@@ -19,6 +19,7 @@ from playwright.async_api import Page, expect
 
 from tests.api_support import FAILING
 from tests.browser_support import browser, new_page, shot, sign_in
+from tests.conftest import ROOT
 from tests.serve_support import Served, cli, last_line, serve
 from tests.webhook_support import SEED
 
@@ -197,6 +198,19 @@ async def test_web_app_finds_a_failed_execution_by_filter_and_retries_it(served:
         assert retried["retry_of"] == failed["id"]
         # the succeeded nodes were reused, the failed one ran again
         assert [n["node_id"] for n in retried["nodes"]][-1] == "boom"
+
+        # a graph with branches and an error route: labelled handles, a dashed red edge
+        async with client(served) as c:
+            doc = json.loads((ROOT / "examples" / "graph-branch-join.json").read_text())
+            branchy = (await c.post("/api/workflows", json=doc)).json()["id"]
+        await page.goto(f"{served.url}/workflows/{branchy}")
+        labels = page.locator(".react-flow__edge-text")
+        await expect(labels.filter(has_text="true")).to_have_count(2)
+        await expect(labels.filter(has_text="false")).to_have_count(1)
+        await expect(labels.filter(has_text="error")).to_have_count(1)
+        await expect(page.locator(".react-flow__edge.edge-error")).to_have_count(1)
+        await expect(page.locator(".react-flow__handle.handle-error")).to_have_count(1)
+        await shot(page, "15-workflow-graph-branches")
 
         await page.get_by_role("link", name="Analytics").click()
         await expect(page.get_by_role("heading", name="Executions over time")).to_be_visible(

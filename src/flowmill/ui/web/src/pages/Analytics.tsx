@@ -19,7 +19,7 @@ function Chart({ buckets, bucketMs }: { buckets: Bucket[]; bucketMs: number }) {
   const fmt = (t: number) =>
     bucketMs >= 86400e3
       ? new Date(t).toLocaleDateString(undefined, { month: "short", day: "numeric" })
-      : new Date(t).toLocaleString(undefined, { weekday: bucketMs > 3600e3 ? "short" : undefined, hour: "2-digit", minute: "2-digit" });
+      : new Date(t).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   return (
     <figure className="chart">
       <svg viewBox="0 0 100 50" preserveAspectRatio="none" role="img" aria-label="Executions over time by status">
