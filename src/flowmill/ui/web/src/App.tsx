@@ -7,14 +7,30 @@ import { credential, onSignedOut, signOut } from "./session";
 import { applyTheme, savedTheme, type Theme } from "./theme";
 import type { Tenant } from "./types";
 import { ErrorBox, Loading } from "./ui";
+import Executions from "./pages/Executions";
 import { SignIn } from "./pages/SignIn";
+import Workflows from "./pages/Workflows";
 
-const Workflows = lazy(() => import("./pages/Workflows"));
-const WorkflowPage = lazy(() => import("./pages/WorkflowPage"));
-const Executions = lazy(() => import("./pages/Executions"));
-const ExecutionPage = lazy(() => import("./pages/ExecutionPage"));
-const Analytics = lazy(() => import("./pages/Analytics"));
-const Operations = lazy(() => import("./pages/Operations"));
+// The two lists are the pages most often opened first: they come with the shell (a few
+// KB) so that they render without another round trip; the rest loads on demand.
+const load = {
+  workflow: () => import("./pages/WorkflowPage"),
+  execution: () => import("./pages/ExecutionPage"),
+  analytics: () => import("./pages/Analytics"),
+  operations: () => import("./pages/Operations"),
+};
+const WorkflowPage = lazy(load.workflow);
+const ExecutionPage = lazy(load.execution);
+const Analytics = lazy(load.analytics);
+const Operations = lazy(load.operations);
+
+// Fetch the opened page's code at once, in parallel with the sign-in check, rather
+// than after it (one round trip less before the first render).
+{
+  const [first, second] = window.location.pathname.split("/").filter(Boolean);
+  const key = first === "workflows" && second ? "workflow" : first === "executions" && second ? "execution" : first;
+  if (credential() && key in load) void load[key as keyof typeof load]();
+}
 
 const NAV = [
   { to: "/workflows", label: "Workflows", key: "w" },
@@ -45,7 +61,9 @@ function route(path: string): ReactNode {
 export function App() {
   const { path } = useLocation();
   const [tenant, setTenant] = useState<Tenant | null>(null);
-  const [checking, setChecking] = useState(Boolean(credential()));
+  // With a credential in the session, draw the pages at once and check it alongside:
+  // any 401 (this check's or a page's) signs out.
+  const [signedIn, setSignedIn] = useState(Boolean(credential()));
   const [problem, setProblem] = useState<unknown>(null);
   const [theme, setTheme] = useState<Theme>(savedTheme);
   const [notice, setNotice] = useState<string | null>(null);
@@ -55,26 +73,20 @@ export function App() {
     () =>
       onSignedOut(() => {
         setTenant(null);
+        setSignedIn(false);
         setNotice("Your key was refused (revoked or expired). Sign in again.");
       }),
     [],
   );
   useEffect(() => {
     if (!credential()) return;
-    api.tenant().then(
-      (t) => {
-        setTenant(t);
-        setChecking(false);
-      },
-      (e) => {
-        setChecking(false);
-        if ((e as { status?: number }).status !== 401) setProblem(e);
-      },
-    );
+    api.tenant().then(setTenant, (e) => {
+      if ((e as { status?: number }).status !== 401) setProblem(e);
+    });
   }, []);
   useEffect(() => {
-    if (tenant && (path === "/" || path === "/signin")) navigate("/workflows", { replace: true });
-  }, [tenant, path]);
+    if (signedIn && (path === "/" || path === "/signin")) navigate("/workflows", { replace: true });
+  }, [signedIn, path]);
   // g then w/e/a/o jumps between the main pages
   useEffect(() => {
     let armed = false;
@@ -100,15 +112,15 @@ export function App() {
     return () => window.removeEventListener("keydown", onKey);
   }, []);
 
-  if (checking) return <Loading what="Signing in" />;
   if (problem) return <div className="page"><ErrorBox error={problem} onRetry={() => location.reload()} /></div>;
-  if (!tenant) {
+  if (!signedIn) {
     return (
       <SignIn
         notice={notice}
         onSignedIn={(t) => {
           setNotice(null);
           setTenant(t);
+          setSignedIn(true);
         }}
       />
     );
@@ -135,9 +147,11 @@ export function App() {
           ))}
         </nav>
         <div className="topbar-right">
-          <span className="tenant" title={`tenant ${tenant.id} (${tenant.auth === "jwt" ? "JWT" : "API key"})`}>
-            {tenant.name}
-          </span>
+          {tenant && (
+            <span className="tenant" title={`tenant ${tenant.id} (${tenant.auth === "jwt" ? "JWT" : "API key"})`}>
+              {tenant.name}
+            </span>
+          )}
           <button type="button" className="small" onClick={() => setTheme(nextTheme)} aria-label={`Theme: ${theme}. Switch to ${nextTheme}`}>
             {theme === "dark" ? "☾ Dark" : theme === "light" ? "☀ Light" : "◐ Auto"}
           </button>

@@ -1,9 +1,9 @@
-import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { lazy, memo, Suspense, useCallback, useDeferredValue, useEffect, useMemo, useRef, useState } from "react";
 import { api, collect } from "../api";
 import { capabilities } from "../capabilities";
 import { ExecutionTable } from "../ExecutionTable";
 import { dateTime, duration, shortId } from "../format";
-import { useAsync } from "../hooks";
+import { useAsync, useInterval } from "../hooks";
 import { applyEvent, nodeStates } from "../live";
 import { Link, navigate, useQueryState } from "../router";
 import { followExecution } from "../sse";
@@ -34,7 +34,7 @@ function useExecution(id: string) {
     timer.current = window.setTimeout(() => {
       timer.current = null;
       void load();
-    }, 150);
+    }, 300);
   }, [load]);
   useEffect(() => {
     setEx(null);
@@ -75,6 +75,9 @@ export default function ExecutionPage({ id }: { id: string }) {
   );
   const wfName = useAsync(async () => (ex ? (await api.workflow(ex.workflow_id)).name : null), [ex?.workflow_id]);
   const states = useMemo(() => (ex ? nodeStates(ex.nodes) : {}), [ex]);
+  // The header and the graph show each event at once; the heavier parts (timeline,
+  // steps with their JSON, logs) follow in a deferred render that never holds them up.
+  const slow = useDeferredValue(ex);
 
   if (error && !ex) return <div className="page"><ErrorBox error={error} onRetry={reload} /></div>;
   if (!ex) return <Loading what="Loading the execution" />;
@@ -137,11 +140,11 @@ export default function ExecutionPage({ id }: { id: string }) {
       </section>
       <section>
         <h2>Timeline</h2>
-        <Timeline ex={ex} onSelect={(n) => setQuery({ node: n })} />
+        {slow && <Timeline ex={slow} onSelect={(n) => setQuery({ node: n })} />}
       </section>
       <section>
         <h2>Steps</h2>
-        <Steps ex={ex} selected={selected} />
+        {slow && <Steps ex={slow} selected={selected} />}
       </section>
       <section className="two-col">
         <div>
@@ -155,11 +158,15 @@ export default function ExecutionPage({ id }: { id: string }) {
       </section>
       <section>
         <h2>Logs</h2>
-        <Logs id={ex.id} nodes={[...new Set(ex.nodes.map((n) => n.node_id))]} version={ex.nodes.length + ex.status} />
+        <Logs id={ex.id} nodes={nodeIds(slow ?? ex)} live={live} />
       </section>
       <Children id={ex.id} />
     </div>
   );
+}
+
+function nodeIds(ex: ExecutionDetail): string {
+  return [...new Set(ex.nodes.map((n) => n.node_id))].join(",");
 }
 
 function LiveDuration({ since }: { since: string }) {
@@ -216,7 +223,7 @@ function Timeline({ ex, onSelect }: { ex: ExecutionDetail; onSelect: (n: string)
   );
 }
 
-function Steps({ ex, selected }: { ex: ExecutionDetail; selected: string | null }) {
+const Steps = memo(function Steps({ ex, selected }: { ex: ExecutionDetail; selected: string | null }) {
   const byNode = new Map<string, NodeRun[]>();
   for (const r of ex.nodes) byNode.set(r.node_id, [...(byNode.get(r.node_id) ?? []), r]);
   if (!byNode.size) return <div className="muted">No steps yet.</div>;
@@ -246,14 +253,16 @@ function Steps({ ex, selected }: { ex: ExecutionDetail; selected: string | null 
       })}
     </div>
   );
-}
+});
 
 const LEVELS = ["debug", "info", "warning", "error"];
 
-function Logs({ id, nodes, version }: { id: string; nodes: string[]; version: string }) {
+const Logs = memo(function Logs({ id, nodes: nodeList, live }: { id: string; nodes: string; live: boolean }) {
   const [level, setLevel] = useState("");
   const [node, setNode] = useState("");
-  const logs = useAsync(() => collect((c) => api.logs(id, { cursor: c, limit: 1000 }), 5000), [id, version]);
+  const nodes = nodeList ? nodeList.split(",") : [];
+  const logs = useAsync(() => collect((c) => api.logs(id, { cursor: c, limit: 1000 }), 5000), [id, live]);
+  useInterval(logs.reload, live ? 2000 : null);
   if (logs.error) return <ErrorBox error={logs.error} />;
   if (!logs.data) return <Loading />;
   const min = level ? LEVELS.indexOf(level) : 0;
@@ -296,7 +305,7 @@ function Logs({ id, nodes, version }: { id: string; nodes: string[]; version: st
       )}
     </>
   );
-}
+});
 
 function Children({ id }: { id: string }) {
   const kids = useAsync(async () => {

@@ -1,1 +1,0 @@
-var e=null;function t(){return e??=fetch(`/openapi.json`).then(e=>e.ok?e.json():{}).catch(()=>({})).then(n),e}function n(e){let t=e.paths??{};return{hasPath:(e,n=`get`)=>!!t[e]?.[n],hasParam:(e,n,r=`get`)=>!!t[e]?.[r]?.parameters?.some(e=>e.name===n),hasItem:(e,n)=>Object.keys(t).some(r=>/^\{[^}/]+\}$/.test(r.slice(e.length+1))&&r.startsWith(`${e}/`)&&!!t[r][n])}}export{t};

@@ -1,1 +1,0 @@
-var e=[`pending`,`queued`,`running`,`waiting`,`succeeded`,`failed`,`cancelled`],t=new Set([`succeeded`,`failed`,`cancelled`]);export{t as n,e as t};
