@@ -82,12 +82,11 @@ class WebApp:
             return
         path: str = scope["path"]
         first = path.strip("/").split("/", 1)[0]
+        response: Response | None = None
         if path == "/" or first in PAGES:
             response = self._page(scope)
         elif _FILE.match(path):
             response = self._file(scope, path.lstrip("/"))
-        else:
-            response = None
         if response is None:
             await self.app(scope, receive, send)
             return

@@ -26,6 +26,6 @@ async def live_steps(db: Database, tenant_id: str) -> dict[str, int]:
         .group_by(ne.c.status)
     )
     rows = await db.read(lambda c: c.execute(q).all())
-    counts = {s: 0 for s in statuses}
+    counts = dict.fromkeys(statuses, 0)
     counts.update({str(status): int(n) for status, n in rows})
     return counts
