@@ -329,7 +329,7 @@ function TriggerRow({ t, hooks, onChange }: { t: Trigger; hooks: Map<string, Web
     <div className="card trigger" data-trigger-id={t.id} data-kind={t.kind}>
       <div className="page-head">
         <h3>
-          {t.kind} · {t.name || t.node_id} {t.provider && <span className="tag">{t.provider}</span>}{" "}
+          {t.kind} · {t.name || t.node_id} {t.provider && <span className="tag" title="how its requests are verified">{t.provider === "none" ? "unverified" : t.provider}</span>}{" "}
           <Status status={t.enabled ? "enabled" : "disabled"} />
         </h3>
         <button
