@@ -8,18 +8,10 @@ also proves every asset is served locally.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
-from tests.acceptance.test_serve_api import serve
-from tests.conftest import unavailable
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        unavailable("chromium is not installed (apt-get install chromium)")
-    return path
+from tests.browser_support import chromium
+from tests.serve_support import serve
 
 
 async def test_docs_page_renders_the_operations_in_a_browser(tmp_path: Path) -> None:

@@ -64,3 +64,13 @@ async def test_local_queue_stop_is_final() -> None:
     q = LocalQueue()
     await q.stop(0)
     await asyncio.wait_for(q.consume(lambda j: asyncio.sleep(0), concurrency=1), timeout=1)
+
+
+async def test_local_queue_counts_ready_and_delayed_jobs() -> None:
+    q = LocalQueue()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await q.put(
+        [StepJob("e1", "a", 1), StepJob("e1", "b", 1), StepJob("e2", "a", 1, not_before=later)]
+    )
+    await q.put([StepJob("e1", "a", 1)])  # the same step again: still one job
+    assert await q.counts() == {"in-process": {"wait": 2, "delayed": 1, "active": 0}}

@@ -15,6 +15,7 @@ from flowmill.api import (
     health,
     ingress,
     keys,
+    queues,
     triggers,
     versions,
     webhooks,
@@ -26,6 +27,7 @@ from flowmill.api.docs import install_docs
 from flowmill.api.errors import install_error_handlers
 from flowmill.api.front_door import WebhookFrontDoor
 from flowmill.api.limits import BodyLimitMiddleware
+from flowmill.api.webapp import WebApp
 from flowmill.config import Settings
 from flowmill.runtime import Runtime
 from flowmill.store.api_keys import ApiKeyStore
@@ -82,6 +84,7 @@ def build_app(settings: Settings) -> FastAPI:
         max_bytes=settings.max_request_bytes,
         webhook_max_bytes=settings.webhook_max_body_bytes,
     )
+    app.add_middleware(WebApp)  # the web app's pages and files at /; the rest passes on
     for module in (
         health,
         workflows,
@@ -92,6 +95,7 @@ def build_app(settings: Settings) -> FastAPI:
         webhooks,
         triggers,
         ingress,
+        queues,
     ):
         app.include_router(module.router)
     return app

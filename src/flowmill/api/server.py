@@ -128,7 +128,7 @@ async def serve(
         base = _base_url(host, port)
         first = await bootstrap(ctx)
         mode = "API + worker" if worker else "API only (run `flowmill worker` for steps)"
-        say(f"Flowmill on {base} ({mode}); docs at {base}/docs")
+        say(f"Flowmill on {base} ({mode}); web app at {base}/, API docs at {base}/docs")
         if first is not None:
             for line in first_key_message(first, base):
                 say(line)

@@ -73,6 +73,16 @@ class LocalQueue:
         else:
             heapq.heappush(self._ready, (-job.priority, next(self._seq), job))
 
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per state, in the shape of BullMQ's counts: ``{"in-process": {...}}``."""
+        return {
+            "in-process": {
+                "wait": len(self._ready),
+                "delayed": len(self._delayed),
+                "active": len(self._running),
+            }
+        }
+
     async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
         return {j.key for j in jobs if j.job_id in self._waiting or j.job_id in self._running}
 
