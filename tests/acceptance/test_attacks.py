@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.test_serve_api import serve
+from tests.serve_support import serve
 
 pytestmark = pytest.mark.slow
 
