@@ -10,6 +10,7 @@ from flowmill.api.schemas import (
     ExecutionSummaryOut,
     NodeRunOut,
     Version,
+    VersionDefinitionIn,
     VersionSummary,
     Workflow,
     WorkflowDefinitionIn,
@@ -18,7 +19,9 @@ from flowmill.api.schemas import (
 )
 from flowmill.domain.definition import dump_definition, load_definition
 from flowmill.domain.execution import ExecutionRecord, NodeRun
+from flowmill.domain.seed_shapes import SEED_SETTINGS
 from flowmill.engine.engine import Engine
+from flowmill.ids import version_id
 from flowmill.store.queries import ExecutionSummary
 from flowmill.store.workflow_queries import VersionRecord
 from flowmill.store.workflows import WorkflowRecord
@@ -26,7 +29,7 @@ from flowmill.store.workflows import WorkflowRecord
 # What ``{"name": "..."}`` alone creates: a workflow that can be started by hand and
 # grown version by version (as in the seeds' "create, then add a version" flow).
 _STARTER_NODES = [{"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}}]
-_NOT_STORED = ("id", "version", "active", "status", "tenant_id")
+_NOT_STORED = ("id", "version", "active", "status", "tenant_id", "enabled")
 
 
 def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
@@ -36,12 +39,17 @@ def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() * 1000, 3)
 
 
-def document_of(body: WorkflowDefinitionIn) -> dict[str, Any]:
-    """The seed-format document a request carried, without the fields the API owns."""
+def document_of(
+    body: WorkflowDefinitionIn | VersionDefinitionIn, default_name: str | None = None
+) -> dict[str, Any]:
+    """The seed-format document a request carried, without the fields the API owns;
+    named ``default_name`` (the workflow's name) when it has no name of its own."""
     doc = body.model_dump(exclude_none=True)
     for key in _NOT_STORED:
         doc.pop(key, None)
-    if "nodes" not in doc and "steps" not in doc:
+    if "name" not in doc and default_name is not None:
+        doc = {"name": default_name, **doc}
+    if not {"nodes", "steps", "actions"} & set(doc):
         doc["nodes"] = [dict(n) for n in _STARTER_NODES]
     return doc
 
@@ -49,13 +57,28 @@ def document_of(body: WorkflowDefinitionIn) -> dict[str, Any]:
 def patched_document(latest: dict[str, Any], patch: WorkflowPatchIn) -> dict[str, Any]:
     """``latest`` with the patch's top-level fields replacing its own."""
     changes = patch.model_dump(exclude_none=True)
+    changes.pop("enabled", None)
     doc = {k: v for k, v in latest.items() if k not in _NOT_STORED}
-    if "steps" in changes:
+    if "steps" in changes or "actions" in changes:
         doc.pop("nodes", None)
         doc.pop("edges", None)
     if "nodes" in changes or "edges" in changes:
         doc.pop("steps", None)
         doc.pop("trigger", None)
+    # A seed 002 field replaces its one setting (the seed shapes refuse the two together).
+    seeded = [name for name in SEED_SETTINGS if name in changes]
+    if "settings" in changes or seeded:
+        given = changes.pop("settings") if "settings" in changes else doc.get("settings")
+        settings = dict(given or {})
+        for name in seeded:
+            *parents, key = SEED_SETTINGS[name]
+            target = settings
+            for parent in parents:
+                inner = dict(target.get(parent) or {})
+                target[parent] = inner
+                target = inner
+            target.pop(key, None)
+        doc["settings"] = settings
     doc.update(changes)
     return doc
 
@@ -98,6 +121,7 @@ def workflow_out(r: WorkflowRecord) -> Workflow:
 def version_summary(v: VersionRecord) -> VersionSummary:
     """A version for lists."""
     return VersionSummary(
+        id=version_id(v.workflow_id, v.version),
         workflow_id=v.workflow_id,
         version=v.version,
         definition_hash=v.definition_hash,
