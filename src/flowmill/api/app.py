@@ -14,7 +14,9 @@ from flowmill.api import (
     executions,
     health,
     ingress,
+    jobs,
     keys,
+    seed_routes,
     triggers,
     versions,
     webhooks,
@@ -92,6 +94,8 @@ def build_app(settings: Settings) -> FastAPI:
         webhooks,
         triggers,
         ingress,
+        jobs,
+        seed_routes,
     ):
         app.include_router(module.router)
     return app
