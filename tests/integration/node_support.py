@@ -47,8 +47,9 @@ def _node_modules() -> Path:
     return home
 
 
-async def run_node_script(source: str, name: str, *args: str) -> None:
-    """Run a Node.js ES module with the BullMQ packages installed; it must succeed."""
+async def run_node_script(source: str, name: str, *args: str) -> str:
+    """Run a Node.js ES module with the BullMQ packages installed; it must succeed.
+    Returns what it printed."""
     home = await asyncio.to_thread(_node_modules)
     # Inside the install directory: ES modules resolve packages from the script's place.
     script = home / f"script-{name}.mjs"
@@ -62,3 +63,4 @@ async def run_node_script(source: str, name: str, *args: str) -> None:
     finally:
         script.unlink()
     assert node.returncode == 0, (out + err).decode()
+    return out.decode()
