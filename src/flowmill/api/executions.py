@@ -76,10 +76,12 @@ To = Annotated[
     Query(description="Only executions started at or before this time (ISO 8601)."),
 ]
 DateFrom = Annotated[
-    IsoDateTime | None, Query(alias="dateFrom", description="Seed 004's name of `started_from`.")
+    IsoDateTime | None,
+    Query(alias="dateFrom", description="Seed 004's name of `started_from` / `received_from`."),
 ]
 DateTo = Annotated[
-    IsoDateTime | None, Query(alias="dateTo", description="Seed 004's name of `started_to`.")
+    IsoDateTime | None,
+    Query(alias="dateTo", description="Seed 004's name of `started_to` / `received_to`."),
 ]
 
 

@@ -151,6 +151,9 @@ Name = Annotated[SafeStr, Field(min_length=1, max_length=300)]
 class _DefinitionFields(_In):
     description: Annotated[SafeStr, Field(max_length=10_000)] | None = None
     tenant_id: Annotated[SafeStr, Field(max_length=64)] | None = None
+    tenantId: Annotated[SafeStr, Field(max_length=64)] | None = Field(
+        None, description="Seed 004's `tenant_id` (ignored alike: the tenant is the caller's)."
+    )
     status: Literal["draft", "active", "inactive"] | None = Field(
         None, description="`active` on create or import publishes version 1 at once."
     )

@@ -72,15 +72,15 @@ async def create_version(
 ) -> JSONResponse:
     """Add a definition as the workflow's next version (201), optionally publishing it.
 
-    The definition may be in any of the seed shapes; without a ``name`` it keeps the
-    workflow's. A definition equal to the latest version adds nothing and answers 200
+    The definition may be in any of the seed shapes; without a ``name`` (or a graph)
+    it keeps the workflow's. A definition equal to the latest version adds nothing and answers 200
     with that one. The answer's ``id`` addresses the version as well as its number.
     """
     rt = ctx.runtime
-    existing = await rt.workflows.get(caller.tenant_id, str(workflow_id))
+    existing = await rt.workflows.get(caller.tenant_id, str(workflow_id), with_definition=True)
     if existing is None:
         raise not_found("workflow", workflow_id)
-    document = document_of(body.definition, existing.name)
+    document = document_of(body.definition, existing.definition)
     definition = canonical(rt.engine, document, caller.tenant_id)
     try:
         record, created = await rt.workflows.add_version(

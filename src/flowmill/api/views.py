@@ -14,7 +14,6 @@ from flowmill.api.schemas import (
     VersionSummary,
     Workflow,
     WorkflowDefinitionIn,
-    WorkflowPatchIn,
     WorkflowSummary,
 )
 from flowmill.domain.definition import dump_definition, load_definition
@@ -29,7 +28,8 @@ from flowmill.store.workflows import WorkflowRecord
 # What ``{"name": "..."}`` alone creates: a workflow that can be started by hand and
 # grown version by version (as in the seeds' "create, then add a version" flow).
 _STARTER_NODES = [{"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}}]
-_NOT_STORED = ("id", "version", "active", "status", "tenant_id", "enabled")
+_NOT_STORED = ("id", "version", "active", "status", "tenant_id", "tenantId", "enabled")
+_GRAPH = ("nodes", "edges", "steps", "actions", "trigger")
 
 
 def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
@@ -40,24 +40,31 @@ def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def document_of(
-    body: WorkflowDefinitionIn | VersionDefinitionIn, default_name: str | None = None
+    body: WorkflowDefinitionIn | VersionDefinitionIn, latest: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The seed-format document a request carried, without the fields the API owns;
-    named ``default_name`` (the workflow's name) when it has no name of its own."""
+    """The seed-format document a request carried, without the fields the API owns.
+
+    For an existing workflow (``latest``: its latest definition), a body without a name
+    keeps the workflow's name and one without a graph keeps its graph; a new workflow
+    without a graph starts with one manual trigger.
+    """
     doc = body.model_dump(exclude_none=True)
     for key in _NOT_STORED:
         doc.pop(key, None)
-    if "name" not in doc and default_name is not None:
-        doc = {"name": default_name, **doc}
+    if latest is not None and "name" not in doc:
+        doc = {"name": latest.get("name"), **doc}
     if not {"nodes", "steps", "actions"} & set(doc):
-        doc["nodes"] = [dict(n) for n in _STARTER_NODES]
+        if latest is not None:
+            doc.update({k: latest[k] for k in _GRAPH if k in latest})
+        else:
+            doc["nodes"] = [dict(n) for n in _STARTER_NODES]
     return doc
 
 
-def patched_document(latest: dict[str, Any], patch: WorkflowPatchIn) -> dict[str, Any]:
-    """``latest`` with the patch's top-level fields replacing its own."""
-    changes = patch.model_dump(exclude_none=True)
-    changes.pop("enabled", None)
+def patched_document(latest: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``latest`` with the top-level fields of ``changes`` (a request body, ``None``s left
+    out) replacing its own; the fields the API owns are not taken from either."""
+    changes = {k: v for k, v in changes.items() if k not in _NOT_STORED}
     doc = {k: v for k, v in latest.items() if k not in _NOT_STORED}
     if "steps" in changes or "actions" in changes:
         doc.pop("nodes", None)

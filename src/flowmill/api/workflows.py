@@ -112,15 +112,23 @@ async def _new_version(
 async def update_workflow(
     ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, body: VersionDefinitionIn
 ) -> Workflow:
-    """Store the body as a new draft version (none when it equals the latest); without
-    a ``name`` it keeps the workflow's.
+    """Store the body as a new draft version (none when it equals the latest).
 
-    The published version keeps running until you publish the new one.
+    Fields the body leaves out keep their value (seed 004 updates with a partial body;
+    send `""`, `[]` or `{}` to clear one). A body with a graph (`nodes`, or `steps`)
+    replaces the whole graph. The published version keeps running until you publish
+    the new one.
     """
-    existing = await ctx.runtime.workflows.get(caller.tenant_id, str(workflow_id))
+    existing = await ctx.runtime.workflows.get(
+        caller.tenant_id, str(workflow_id), with_definition=True
+    )
     if existing is None:
         raise not_found("workflow", workflow_id)
-    return await _new_version(ctx, caller, str(workflow_id), document_of(body, existing.name))
+    changes = body.model_dump(exclude_none=True)
+    if "nodes" in changes:
+        changes.setdefault("edges", [])
+    document = patched_document(existing.definition, changes)
+    return await _new_version(ctx, caller, str(workflow_id), document)
 
 
 @router.patch(
@@ -138,8 +146,9 @@ async def patch_workflow(
     latest = await rt.workflows.get(caller.tenant_id, str(workflow_id), with_definition=True)
     if latest is None:
         raise not_found("workflow", workflow_id)
+    changes = body.model_dump(exclude_none=True)
     out = await _new_version(
-        ctx, caller, str(workflow_id), patched_document(latest.definition, body)
+        ctx, caller, str(workflow_id), patched_document(latest.definition, changes)
     )
     if body.enabled is None:
         return out

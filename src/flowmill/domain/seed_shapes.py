@@ -22,7 +22,8 @@ what it made of each one in a note (``flowmill validate`` prints them):
   BullMQ's fixed delay), under ``retry`` or on the node itself: ``retry {max_attempts,
   backoff_ms, strategy}``. BullMQ counts ``attempts`` as Flowmill does (the first try
   included) and doubles an exponential delay per retry (2 s, 4 s, 8 s), as Flowmill does.
-- ``enabled`` (seed 003): ``status`` ``active`` / ``inactive``.
+- ``enabled`` (seed 003): ``status`` ``active`` / ``inactive``; ``tenantId`` (seed
+  004): ``tenant_id``.
 
 Steps without an ``id`` get one: ``step-{i}`` in a list, ``{parent}.true.{i}`` /
 ``{parent}.false.{i}`` in a branch. Pure: the input is never changed, nothing is read.
@@ -102,6 +103,13 @@ class _Shaper:
 
     def document(self, data: Mapping[str, Any]) -> ShapedDocument:
         doc = dict(data)
+        if "tenantId" in doc:
+            tenant = doc.pop("tenantId")
+            if doc.get("tenant_id", tenant) != tenant:
+                self.issue("tenantId", "disagrees with tenant_id", "conflict")
+            else:
+                doc["tenant_id"] = tenant
+                self.note("tenantId", "read as tenant_id")
         self._settings(doc)
         self._enabled(doc)
         if "actions" in doc:
