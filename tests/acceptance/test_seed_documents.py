@@ -472,13 +472,14 @@ async def test_seed_004_cqrs_api_endpoints(tmp_path: Path) -> None:
 
         # POST /api/webhooks, GET /api/webhooks (workflowId, provider, limit),
         # GET /api/webhooks/:id/events (status, dateFrom, dateTo, limit), DELETE
-        hook = await c.post(
+        hook = await c.post(  # a WebhookRegistrationCommand, in the seed's spelling
             "/api/webhooks",
-            json={"name": "ig", "workflow_id": wf["id"], "node_id": "dm",
+            json={"name": "ig", "workflowId": wf["id"], "nodeId": "dm", "tenantId": client,
                   "provider": "none", "config": {"allow_unverified": True}},
         )  # fmt: skip
         assert hook.status_code == 201, hook.text
         hook_id = hook.json()["id"]
+        assert (hook.json()["workflow_id"], hook.json()["node_id"]) == (wf["id"], "dm")
         listed_hooks = await c.get(
             "/api/webhooks", params={"workflowId": wf["id"], "provider": "none", "limit": 10}
         )

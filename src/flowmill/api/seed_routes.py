@@ -15,7 +15,6 @@ endpoint of every seed document.
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -182,15 +181,17 @@ async def create_workflow_trigger(
         ctx,
         caller,
         request,
-        WebhookIn(
-            name=body.name,
-            workflow_id=uuid.UUID(str(workflow_id)),
-            node_id=node_id or "",
-            provider=body.provider,
-            secret=body.secret,
-            previous_secret=body.previous_secret,
-            config=body.config,
-            respond=body.respond,
+        WebhookIn.model_validate(
+            {
+                "name": body.name,
+                "workflow_id": workflow_id,
+                "node_id": node_id or "",
+                "provider": body.provider,
+                "secret": body.secret,
+                "previous_secret": body.previous_secret,
+                "config": body.config,
+                "respond": body.respond,
+            }
         ),
     )
     if body.enabled:
