@@ -204,16 +204,24 @@ async def _run(
 def validate(file: FileArg) -> None:
     """Check a workflow file: shapes, node configs, edges, cycles, reachability.
 
-    Prints every problem with where it is; exits 1 if there is any.
+    Prints every problem with where it is; exits 1 if there is any. Says which canonical
+    form each seed shape (conditional steps with trueSteps/falseSteps, loop steps,
+    rateLimit*/retry* fields, BullMQ retry options) was read as.
     """
-    from flowmill.engine.validation import load_and_compile
+    from rich.markup import escape
+
+    from flowmill.domain.definition import load_with_notes
+    from flowmill.engine.validation import compile_workflow
     from flowmill.files import read_definition
     from flowmill.nodes.registry import NodeRegistry
 
     try:
         document = read_definition(file)
-        compiled = load_and_compile(
-            document, NodeRegistry.from_entry_points(), expressions_enabled=_sandbox_available()
+        workflow, notes = load_with_notes(document)
+        for note in notes:
+            Console(highlight=False, soft_wrap=True).print(f"[cyan]note[/cyan] {escape(note)}")
+        compiled = compile_workflow(
+            workflow, NodeRegistry.from_entry_points(), expressions_enabled=_sandbox_available()
         )
     except DefinitionError as e:
         _print_issues(e, file)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flowmill.constants import NODE_QUEUE, QUEUE_NAME_PATTERN, TRIGGER_QUEUE
 from flowmill.credentials.crypto import Keyring, load_or_create_keyring
 from flowmill.sandbox.settings import SandboxSettings
 
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
         queue_lock_s: A job whose worker stops renewing its lock this long is stalled
             and goes back to wait (a worker killed mid-step is noticed this fast).
         queue_stalled_check_s: How often workers look for stalled jobs.
+        queue_trigger: Name of the BullMQ queue of trigger jobs (the seed documents'
+            ``workflow-trigger`` works; every process must use the same names).
+        queue_node: Name of the BullMQ queue of step jobs (the seeds'
+            ``workflow-node-execution``).
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -130,6 +135,8 @@ class Settings(BaseSettings):
     queue_keep_failed_s: int = Field(7 * 24 * 3600, ge=1)
     queue_lock_s: float = Field(30.0, ge=1)
     queue_stalled_check_s: float = Field(30.0, ge=0.5)
+    queue_trigger: str = Field(TRIGGER_QUEUE, pattern=QUEUE_NAME_PATTERN)
+    queue_node: str = Field(NODE_QUEUE, pattern=QUEUE_NAME_PATTERN)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"

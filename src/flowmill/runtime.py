@@ -76,6 +76,8 @@ def bullmq_queue(settings: Settings) -> BullMQQueue:
         remove_on_fail=Retention(settings.queue_keep_failed, settings.queue_keep_failed_s),
         lock_duration_ms=int(settings.queue_lock_s * 1000),
         stalled_interval_ms=int(settings.queue_stalled_check_s * 1000),
+        trigger_queue=settings.queue_trigger,
+        node_queue=settings.queue_node,
     )
     return BullMQQueue(settings.redis_url, options)
 

@@ -47,6 +47,7 @@ def _seed_route_workflow(action: str) -> dict[str, Any]:
 def _with_template(template: str) -> dict[str, Any]:
     doc = _seed_route_workflow("bomb")
     doc["nodes"][1]["config"] = {"mapping": {"x": template}}
+    doc.pop("status")  # a draft: the attack is the parse, not the publish
     return doc
 
 

@@ -7,7 +7,12 @@ reach it only because the test allow-lists 127.0.0.1, as a self-hosted user woul
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
+import pytest
+
+from flowmill.nodes.registry import NodeRegistry
 from tests.acceptance.conftest import EXAMPLES, Flowmill
 from tests.acceptance.stub_api import stub_api
 
@@ -126,3 +131,54 @@ def test_examples_lead_routing_small_budget(flowmill: Flowmill) -> None:
     assert doc["nodes"]["small"]["output"] == {"queue": "self-serve"}
     assert doc["nodes"]["join"]["status"] == "skipped"
     assert doc["output"] == {"queue": "self-serve"}
+
+
+def _readme_inputs() -> dict[str, str]:
+    """``file -> input`` from the seed-shapes table of examples/README.md."""
+    rows = re.findall(
+        r"^\| `([\w.-]+\.json)` \| .* \| `(\{.*\})` \|$",
+        (EXAMPLES / "README.md").read_text(),
+        re.MULTILINE,
+    )
+    return dict(rows)
+
+
+SEED_SHAPE_OUTPUTS: dict[str, Any] = {
+    "seed-steps-conditional.json": {"message": "Ada: order of 150 routed"},
+    "seed-workflow-limits.json": {"greeting": "Hello, Ada"},
+    "seed-action-retry.json": "Done for Ada on attempt 3",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_SHAPE_OUTPUTS))
+def test_examples_seed_shapes_run_with_the_input_in_the_readme(
+    flowmill: Flowmill, name: str
+) -> None:
+    data = _readme_inputs()[name]
+    result = flowmill("run", str(EXAMPLES / name), "--input", data, "--json")
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert doc["status"] == "succeeded"
+    assert doc["output"] == SEED_SHAPE_OUTPUTS[name]
+    if name == "seed-steps-conditional.json":
+        assert doc["nodes"]["auto"]["status"] == "skipped"
+        assert doc["nodes"]["review"]["output"] == {"queue": "manual-review", "amount": 150}
+    if name == "seed-action-retry.json":
+        assert doc["nodes"]["flaky"]["attempts"] == 3
+
+
+def test_examples_seed_loop_is_read_as_a_loop_node(flowmill: Flowmill) -> None:
+    assert "seed-steps-loop.json" in _readme_inputs()
+    result = flowmill("validate", str(EXAMPLES / "seed-steps-loop.json"))
+    assert (
+        "note steps[0]: (loop with nested steps) read as node each-line whose config.body "
+        "is the chain price"
+    ) in result.stdout
+    if "loop" not in NodeRegistry.from_entry_points():
+        # The loop node type is built on another branch; until it is here, the loop
+        # step reads as a loop node and nothing else is wrong with the file.
+        assert result.code == 1
+        assert "nodes[each-line].type: unknown node type 'loop'" in result.stdout + result.stderr
+        assert result.stdout.count("unknown") + result.stderr.count("unknown") == 1
+    else:
+        assert result.code == 0, result.stdout + result.stderr

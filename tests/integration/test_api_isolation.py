@@ -42,6 +42,8 @@ async def test_api_isolation_every_route_across_tenants_is_404(database_url: str
         hook = (await api.a.post("/api/webhooks", json=hook_body)).json()["id"]
         route = (await api.a.get("/api/triggers", params={"workflow_id": wf})).json()["items"]
         hook_before = (await api.a.get(f"/api/webhooks/{hook}")).json()
+        v1 = (await api.a.get(f"/api/workflows/{wf}/versions/1")).json()["id"]
+        job = (await api.a.get(f"/api/executions/{done}/jobs")).json()["items"][0]["id"]
         before = await _snapshot(api, wf, [done, failed, live])
 
         definition = {**THREE_NODES, "name": "hijacked"}
@@ -76,6 +78,23 @@ async def test_api_isolation_every_route_across_tenants_is_404(database_url: str
             ("PATCH", f"/api/triggers/{hook}", {"enabled": False}),
             ("GET", f"/api/triggers/{hook}/next_runs", None),
             *[("PATCH", f"/api/triggers/{t['id']}", {"enabled": False}) for t in route],
+            # versions by id, start nodes, jobs (seed 002 and 004)
+            ("GET", f"/api/workflows/{wf}/versions/{v1}", None),
+            ("POST", f"/api/workflows/{wf}/versions/{v1}/publish", None),
+            ("GET", f"/api/workflows/{wf}/versions/{v1}/diff/1", None),
+            ("POST", f"/api/workflows/{wf}/execute", {"trigger_node_id": "trigger-1"}),
+            ("GET", f"/api/executions/{done}/jobs", None),
+            ("GET", f"/api/jobs/{job}", None),
+            # seed 002's trigger routes
+            ("GET", f"/api/workflows/{wf}/triggers", None),
+            ("POST", f"/api/workflows/{wf}/triggers", {"type": "webhook"}),
+            # seed 003's paths
+            ("GET", f"/workflows/{wf}", None),
+            ("PUT", f"/workflows/{wf}", {"name": "hijacked"}),
+            ("DELETE", f"/workflows/{wf}", None),
+            ("POST", f"/workflows/{wf}/trigger", {"input": {"message": "b"}}),
+            ("GET", f"/workflows/{wf}/executions", None),
+            ("GET", f"/workflows/executions/{done}", None),
         ]
         for method, path, body in attempts:
             r = await api.b.request(method, path, json=body)
@@ -90,6 +109,8 @@ async def test_api_isolation_every_route_across_tenants_is_404(database_url: str
         assert key_id not in [k["id"] for k in (await api.b.get("/api/keys")).json()["items"]]
         assert (await api.b.get("/api/webhooks")).json()["items"] == []
         assert (await api.b.get("/api/triggers")).json()["items"] == []
+        assert (await api.b.get("/workflows")).json()["items"] == []
+        assert (await api.b.get("/workflows/executions/history")).json()["items"] == []
 
         await asyncio.sleep(0.2)  # anything wrongly started would have shown by now
         after = await _snapshot(api, wf, [done, failed, live])

@@ -396,6 +396,8 @@ async def test_distributed_settings_reach_the_queue() -> None:
             queue_keep_failed=5,
             queue_keep_failed_s=60,
             queue_lock_s=7,
+            queue_trigger="workflow-trigger",
+            queue_node="workflow-node-execution",
         )
     )
     try:
@@ -404,8 +406,16 @@ async def test_distributed_settings_reach_the_queue() -> None:
         assert queue.options.remove_on_complete == Retention(0, 24 * 3600)
         assert queue.options.remove_on_fail.to_bullmq() == {"count": 5, "age": 60}
         assert queue.options.lock_duration_ms == 7000
+        names = (queue.options.trigger_queue, queue.options.node_queue)
+        assert names == ("workflow-trigger", "workflow-node-execution")
     finally:
         await queue.close()
+    with pytest.raises(ValueError, match="queues must differ"):
+        build_queue(
+            Settings(redis_url="redis://127.0.0.1:6379/0", queue_trigger="q", queue_node="q")
+        )
+    with pytest.raises(ValueError, match="queue_node"):
+        Settings(queue_node="has:colon")
 
 
 def _cli(deployment: Deployment, *args: str, redis_url: str | None = None) -> Any:

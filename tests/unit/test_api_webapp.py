@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from flowmill.api.webapp import DIST, WebApp
 from tests.api_support import open_api
 
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
 INDEX = b"<!doctype html><title>Flowmill</title><div id=root></div>" + b" " * 2000
 SCRIPT = b"console.log('flowmill');" * 200
 
@@ -57,7 +59,7 @@ def client(app: FastAPI) -> httpx.AsyncClient:
 )  # fmt: skip
 async def test_webapp_pages_answer_index_html_so_deep_links_reload(dist: Path, path: str) -> None:
     async with client(api_app(dist)) as c:
-        r = await c.get(path, headers={"Accept-Encoding": "identity"})
+        r = await c.get(path, headers={"Accept-Encoding": "identity", "Accept": BROWSER})
     assert r.status_code == 200
     assert r.content == INDEX
     assert r.headers["content-type"].startswith("text/html")
@@ -99,7 +101,7 @@ async def test_webapp_assets_are_immutable_and_gzipped_when_asked(dist: Path) ->
 
 async def test_webapp_without_a_build_says_how_to_build_it(tmp_path: Path) -> None:
     async with client(api_app(tmp_path / "none")) as c:
-        r = await c.get("/workflows")
+        r = await c.get("/workflows", headers={"Accept": BROWSER})
         api = await c.get("/api/workflows")
     assert r.status_code == 200
     assert b"The web app is not built" in r.content and b"npm run build" in r.content
@@ -116,7 +118,14 @@ def test_webapp_build_ships_in_the_package() -> None:
 
 async def test_webapp_is_installed_in_front_of_the_real_api(sqlite_url: str) -> None:
     async with open_api(sqlite_url, worker=False) as api:
-        page = await api.anon.get("/executions/0193", headers={"Accept-Encoding": "identity"})
+        page = await api.anon.get(
+            "/executions/0193", headers={"Accept-Encoding": "identity", "Accept": BROWSER}
+        )
+        # The same paths are the seed documents' API for clients that do not ask for HTML.
+        seed_api = await api.a.get("/workflows", headers={"Accept": "application/json"})
+        assert seed_api.status_code == 200, seed_api.text
+        assert seed_api.headers["content-type"].startswith("application/json")
+        assert "items" in seed_api.json()
         health = await api.anon.get("/health")
         spec = await api.anon.get("/openapi.json")
         unknown = await api.a.get("/api/unknown")

@@ -9,6 +9,7 @@ import pytest
 from flowmill.engine.ports import StepJob, TriggerJob
 from flowmill.queue.bullmq_codec import (
     JobDataError,
+    decode_node_job,
     decode_step,
     decode_trigger,
     delay_ms,
@@ -113,3 +114,58 @@ def test_delays_round_up_so_a_job_never_fires_early() -> None:
     assert delay_ms(just_after, now_ms) == 1
     assert delay_ms(just_after - timedelta(seconds=5), now_ms) == 0
     assert delay_ms(None, now_ms) == 0
+
+
+SEED_004_META = {
+    "source": "instagram",
+    "sourceType": "instagram",
+    "actionType": "message",
+    "customerId": "c-1",
+    "clientId": "client-1",
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "job"),
+    [
+        (  # seed 004's createExecutionTask: the seed route of the tenant
+            {"nodeId": "client-1-instagram-message", "payload": {"x": 1},
+             "metadata": SEED_004_META, "credentials": {"token": "s3cret"}},
+            TriggerJob("client-1", "", "webhook", {"x": 1}, metadata=SEED_004_META,
+                       route="instagram/message"),
+        ),
+        (  # the route read from the node id when the metadata does not say it
+            {"nodeId": "client-1-shop-order", "payload": 2, "metadata": {"clientId": "client-1"}},
+            TriggerJob("client-1", "", "webhook", 2, metadata={"clientId": "client-1"},
+                       route="shop/order"),
+        ),
+        (  # a workflow named: start it at that trigger node
+            {"workflowId": "wf-1", "nodeId": "hook", "tenantId": "t", "data": [1],
+             "triggerType": "api", "version": 2, "dedupeKey": "k"},
+            TriggerJob("t", "wf-1", "api", [1], version=2, node_id="hook", dedupe_key="k"),
+        ),
+        (  # Flowmill's own step jobs are still step jobs
+            {"execution_id": "e", "node_id": "n", "attempt": 2},
+            StepJob("e", "n", 2),
+        ),
+    ],
+)  # fmt: skip
+def test_node_queue_jobs_of_the_seeds_start_at_a_trigger_node(
+    data: dict[str, object], job: StepJob | TriggerJob
+) -> None:
+    assert decode_node_job(data) == job
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"nodeId": "x-a-b", "payload": 1}, "tenant_id: Field required"),
+        ({"nodeId": "client-1-nothing", "metadata": {"clientId": "client-1"}}, "workflow_id"),
+        ({"nodeId": "other-a-b", "tenantId": "client-1"}, "workflow_id"),
+        ({"payload": 1, "tenantId": "t"}, "node_id: Field required"),
+        ({"executionId": "e", "nodeId": "n"}, "attempt"),
+    ],
+)
+def test_bad_node_queue_jobs_are_refused_naming_the_field(data: object, reason: str) -> None:
+    with pytest.raises(JobDataError, match=reason):
+        decode_node_job(data)

@@ -14,8 +14,10 @@ from flowmill.api import (
     executions,
     health,
     ingress,
+    jobs,
     keys,
     queues,
+    seed_routes,
     triggers,
     versions,
     webhooks,
@@ -96,6 +98,8 @@ def build_app(settings: Settings) -> FastAPI:
         triggers,
         ingress,
         queues,
+        jobs,
+        seed_routes,
     ):
         app.include_router(module.router)
     return app

@@ -15,6 +15,7 @@ from flowmill import jsonutil
 from flowmill.api.auth import Authenticator, Principal
 from flowmill.api.errors import ApiError
 from flowmill.config import Settings
+from flowmill.ids import version_of_id
 from flowmill.runtime import Runtime
 from flowmill.store.api_keys import ApiKeyStore
 from flowmill.store.queries import ExecutionQueries
@@ -59,7 +60,27 @@ Caller = Annotated[Principal, Depends(_principal)]
 
 WorkflowIdPath = Annotated[uuid.UUID, Path(description="Workflow id.")]
 ExecutionIdPath = Annotated[uuid.UUID, Path(description="Execution id.")]
-VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number.")]
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+VersionPath = Annotated[
+    str,
+    Path(
+        pattern=f"^([1-9][0-9]{{0,8}}|{_UUID})$",
+        description="Version number, or the version's `id` (as version answers give it).",
+        examples=["2"],
+    ),
+]
+
+
+def version_number(workflow_id: uuid.UUID, ref: str) -> int:
+    """The number of the version a path names by number or by id.
+
+    Raises:
+        ApiError: 404 when the id is not one of this workflow's versions' ids.
+    """
+    number = int(ref) if ref.isdigit() else version_of_id(str(workflow_id), ref)
+    if not number:
+        raise ApiError(404, "not_found", f"version {workflow_id}/{ref} not found")
+    return number
 
 
 # --- cursors ----------------------------------------------------------------------------

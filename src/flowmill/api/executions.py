@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -21,12 +22,13 @@ from flowmill.api.deps import (
 from flowmill.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError, not_found
 from flowmill.api.jsonvalue import SafeStr
 from flowmill.api.schemas import (
+    STATUS_ALIASES,
     CancelResult,
     ExecuteIn,
     ExecutionAccepted,
     ExecutionDetail,
     ExecutionPage,
-    ExecutionStatusName,
+    ExecutionStatusFilter,
     LogLineOut,
     LogPage,
     RetryExecutionIn,
@@ -42,8 +44,11 @@ Cursor = Annotated[
     str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
 ]
 Statuses = Annotated[
-    list[ExecutionStatusName] | None,
-    Query(description="Only these statuses (repeat the parameter for several)."),
+    list[ExecutionStatusFilter] | None,
+    Query(
+        description="Only these statuses (repeat the parameter for several); `completed` "
+        "(the seeds' name) is `succeeded`."
+    ),
 ]
 TriggerType = Annotated[
     SafeStr | None, Query(max_length=64, description="Only started this way (manual...).")
@@ -70,6 +75,36 @@ To = Annotated[
     IsoDateTime | None,
     Query(description="Only executions started at or before this time (ISO 8601)."),
 ]
+DateFrom = Annotated[
+    IsoDateTime | None,
+    Query(alias="dateFrom", description="Seed 004's name of `started_from` / `received_from`."),
+]
+DateTo = Annotated[
+    IsoDateTime | None,
+    Query(alias="dateTo", description="Seed 004's name of `started_to` / `received_to`."),
+]
+
+
+def statuses(given: Sequence[str] | None) -> tuple[str, ...]:
+    """The statuses of a filter, the seeds' names read as Flowmill's, each once."""
+    return tuple(dict.fromkeys(STATUS_ALIASES.get(s, s) for s in given or ()))
+
+
+def either(name: str, alias: str, value: datetime | None, seed: datetime | None) -> datetime | None:
+    """A query parameter given under its name or the seeds' alias (not both, unless equal).
+
+    Raises:
+        ApiError: 422 when both are given and differ.
+    """
+    if value is not None and seed is not None and value != seed:
+        field = f"query.{alias}"
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"invalid request: {field}",
+            [{"field": field, "message": f"disagrees with {name}", "code": "conflict"}],
+        )
+    return _utc(value if value is not None else seed)
 
 
 def _utc(t: datetime | None) -> datetime | None:
@@ -132,8 +167,9 @@ async def execute_workflow(
     ] = None,
 ) -> JSONResponse:
     """Start an execution of the published version (or ``version``) with ``input`` as
-    its trigger data. Answers 202 with its id at once, or, with ``wait``, 200 with the
-    whole execution if it ended in time."""
+    its trigger data, at its first trigger or at ``trigger_node_id`` (seed 004's
+    ``triggerWorkflowNode``). Answers 202 with its id at once, or, with ``wait``, 200
+    with the whole execution if it ended in time."""
     body = body or ExecuteIn()
     rt = ctx.runtime
     tenant, wf_id = caller.tenant_id, str(workflow_id)
@@ -150,8 +186,15 @@ async def execute_workflow(
         )
     if body.version is not None and await ctx.workflows.version(tenant, wf_id, version) is None:
         raise not_found("version", f"{wf_id}/{version}")
+    if body.trigger_node_id is not None:
+        await _check_trigger_node(ctx, wf_id, version, body.trigger_node_id)
     execution_id = await rt.engine.start_execution(
-        tenant_id=tenant, workflow_id=wf_id, version=version, data=body.input
+        tenant_id=tenant,
+        workflow_id=wf_id,
+        version=version,
+        data=body.input,
+        node_id=body.trigger_node_id,
+        metadata=body.metadata,
     )
     if wait:
         ex = await rt.engine.wait(execution_id, timeout=min(wait, ctx.settings.api_max_wait_s))
@@ -171,6 +214,27 @@ async def execute_workflow(
     return _accepted(execution_id, wf_id, version, status.value)
 
 
+async def _check_trigger_node(ctx: Ctx, workflow_id: str, version: int, node_id: str) -> None:
+    """Refuse (422, naming the field) a start node that is not a trigger of the version."""
+    compiled = await ctx.runtime.engine.compiled(workflow_id, version)
+    triggers = compiled.graph.triggers
+    if node_id not in triggers:
+        field = "body.trigger_node_id"
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"invalid request: {field}",
+            [
+                {
+                    "field": field,
+                    "message": f"not a trigger node of version {version}; its triggers: "
+                    + ", ".join(triggers),
+                    "code": "not_a_trigger",
+                }
+            ],
+        )
+
+
 @router.get(
     "/api/workflows/{workflow_id}/executions",
     response_model=ExecutionPage,
@@ -185,6 +249,8 @@ async def list_workflow_executions(
     trigger_type: TriggerType = None,
     started_from: From = None,
     started_to: To = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ExecutionPage:
@@ -193,10 +259,10 @@ async def list_workflow_executions(
         raise not_found("workflow", workflow_id)
     f = ExecutionFilter(
         workflow_id=str(workflow_id),
-        statuses=tuple(dict.fromkeys(status or ())),
+        statuses=statuses(status),
         trigger_type=trigger_type,
-        created_from=_utc(started_from),
-        created_to=_utc(started_to),
+        created_from=either("started_from", "dateFrom", started_from, date_from),
+        created_to=either("started_to", "dateTo", started_to, date_to),
         before_id=decode_cursor(cursor, "execution"),
     )
     return await _page(ctx, caller, f, limit)
@@ -211,6 +277,8 @@ async def list_executions(
     trigger_type: TriggerType = None,
     started_from: From = None,
     started_to: To = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ExecutionPage:
@@ -219,10 +287,10 @@ async def list_executions(
     """
     f = ExecutionFilter(
         workflow_id=str(workflow_id) if workflow_id is not None else None,
-        statuses=tuple(dict.fromkeys(status or ())),
+        statuses=statuses(status),
         trigger_type=trigger_type,
-        created_from=_utc(started_from),
-        created_to=_utc(started_to),
+        created_from=either("started_from", "dateFrom", started_from, date_from),
+        created_to=either("started_to", "dateTo", started_to, date_to),
         before_id=decode_cursor(cursor, "execution"),
     )
     return await _page(ctx, caller, f, limit)

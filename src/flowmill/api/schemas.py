@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from flowmill import jsonutil
 from flowmill.api.jsonvalue import JsonObject, JsonValue, SafeStr
 
 _INT32 = 2**31 - 1
@@ -58,20 +59,32 @@ class ErrorResponse(_Out):
 NodeId = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 
 
+class BackoffIn(_In):
+    """BullMQ's backoff option (seeds 003, 004)."""
+
+    type: Literal["fixed", "exponential"] = "fixed"
+    delay: int | None = Field(None, ge=0, le=86_400_000, description="Milliseconds.")
+
+
 class RetryIn(_In):
-    """A node's (or the workflow's default) retry policy."""
+    """A node's (or the workflow's default) retry policy.
+
+    BullMQ's job options ``{"attempts": 3, "backoff": {"type": "exponential", "delay":
+    2000}}`` (the seeds' shape) are read as ``max_attempts``, ``backoff_ms``, ``strategy``.
+    """
 
     max_attempts: int | None = Field(None, ge=1, le=100)
     backoff_ms: int | None = Field(None, ge=0, le=86_400_000)
     strategy: Literal["fixed", "exponential"] | None = None
     jitter: float | bool | None = Field(None, ge=0, le=1)
     max_backoff_ms: int | None = Field(None, ge=0, le=86_400_000)
+    attempts: int | None = Field(None, ge=1, le=100, description="BullMQ's `max_attempts`.")
+    backoff: BackoffIn | Annotated[int, Field(ge=0, le=86_400_000)] | None = Field(
+        None, description="BullMQ's backoff; a number is a fixed delay in ms."
+    )
 
 
-class NodeIn(_In):
-    """One node of the graph."""
-
-    id: NodeId
+class _NodeFields(_In):
     type: Annotated[SafeStr, Field(min_length=1, max_length=64)]
     name: Annotated[SafeStr, Field(max_length=300)] | None = None
     config: JsonObject | None = None
@@ -82,6 +95,29 @@ class NodeIn(_In):
     position: JsonValue = None
     notes: Annotated[SafeStr, Field(max_length=10_000)] | None = None
     description: Annotated[SafeStr, Field(max_length=10_000)] | None = None
+    attempts: int | None = Field(
+        None, ge=1, le=100, description="BullMQ-style retry on the node (`retry.attempts`)."
+    )
+    backoff: BackoffIn | Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+
+
+class NodeIn(_NodeFields):
+    """One node of the graph."""
+
+    id: NodeId
+
+
+class StepIn(_NodeFields):
+    """One step of an ordered list (seed 002). Without an ``id`` it gets ``step-{i}``.
+
+    A ``conditional`` step may carry ``trueSteps`` / ``falseSteps`` (the two branches,
+    both joining the next step), a ``loop`` step nested ``steps`` (its body).
+    """
+
+    id: NodeId | None = None
+    trueSteps: Annotated[list[StepIn], Field(max_length=1000)] | None = None
+    falseSteps: Annotated[list[StepIn], Field(max_length=1000)] | None = None
+    steps: Annotated[list[StepIn], Field(max_length=1000)] | None = None
 
 
 class EdgeIn(_In):
@@ -109,23 +145,24 @@ class SettingsIn(_In):
     vars: JsonObject | None = None
 
 
-class WorkflowDefinitionIn(_In):
-    """A workflow in the seed format: ``nodes`` + ``edges``, or an ordered ``steps`` list.
+Name = Annotated[SafeStr, Field(min_length=1, max_length=300)]
 
-    ``tenant_id`` is accepted and ignored: the tenant is always the caller's. ``id``,
-    ``version`` and ``active`` are accepted so that an export imports unchanged. With
-    neither ``nodes`` nor ``steps`` the workflow starts with one manual trigger node.
-    """
 
-    name: Annotated[SafeStr, Field(min_length=1, max_length=300)]
+class _DefinitionFields(_In):
     description: Annotated[SafeStr, Field(max_length=10_000)] | None = None
     tenant_id: Annotated[SafeStr, Field(max_length=64)] | None = None
+    tenantId: Annotated[SafeStr, Field(max_length=64)] | None = Field(
+        None, description="Seed 004's `tenant_id` (ignored alike: the tenant is the caller's)."
+    )
     status: Literal["draft", "active", "inactive"] | None = Field(
         None, description="`active` on create or import publishes version 1 at once."
     )
     nodes: Annotated[list[NodeIn], Field(max_length=1000)] | None = None
     edges: Annotated[list[EdgeIn], Field(max_length=5000)] | None = None
-    steps: Annotated[list[NodeIn], Field(max_length=1000)] | None = None
+    steps: Annotated[list[StepIn], Field(max_length=1000)] | None = None
+    actions: Annotated[list[StepIn], Field(max_length=1000)] | None = Field(
+        None, description="Seed 003's name for `steps`."
+    )
     trigger: JsonObject | None = None
     settings: SettingsIn | None = None
     tags: (
@@ -134,27 +171,70 @@ class WorkflowDefinitionIn(_In):
     id: Annotated[SafeStr, Field(max_length=64)] | None = None
     version: int | None = Field(None, ge=1, le=_INT32)
     active: StrictBool | None = None
+    enabled: StrictBool | None = Field(
+        None, description="Seed 003's `enabled`: `true` publishes, like `status: active`."
+    )
+    rateLimitMaxConcurrent: int | None = Field(
+        None, ge=1, le=100_000, description="Seed 002's name for `settings.max_concurrent`."
+    )
+    rateLimitPerMinute: int | None = Field(
+        None, ge=1, le=1_000_000, description="Seed 002's name for `settings.per_minute`."
+    )
+    retryMaxAttempts: int | None = Field(
+        None, ge=1, le=100, description="Seed 002's `settings.retry.max_attempts`."
+    )
+    retryBackoffMs: int | None = Field(
+        None, ge=0, le=86_400_000, description="Seed 002's `settings.retry.backoff_ms`."
+    )
+
+
+class WorkflowDefinitionIn(_DefinitionFields):
+    """A workflow in the seed format: ``nodes`` + ``edges``, or an ordered ``steps`` list
+    (and every other shape of the seed documents: see docs/workflows.md).
+
+    ``tenant_id`` is accepted and ignored: the tenant is always the caller's. ``id``,
+    ``version`` and ``active`` are accepted so that an export imports unchanged. With
+    neither ``nodes`` nor ``steps`` the workflow starts with one manual trigger node.
+    """
+
+    name: Name
+
+
+class VersionDefinitionIn(_DefinitionFields):
+    """A definition for an existing workflow: without a ``name`` it keeps the workflow's."""
+
+    name: Name | None = None
 
 
 class WorkflowPatchIn(_In):
-    """Top-level fields to replace in the latest definition; absent ones are kept."""
+    """Top-level fields to replace in the latest definition; absent ones are kept.
 
-    name: Annotated[SafeStr, Field(min_length=1, max_length=300)] | None = None
+    ``enabled`` (seed 003) publishes the result (``true``) or deactivates the workflow
+    (``false``); a seed 002 rate-limit or retry field replaces its setting alone.
+    """
+
+    name: Name | None = None
     description: Annotated[SafeStr, Field(max_length=10_000)] | None = None
     nodes: Annotated[list[NodeIn], Field(max_length=1000)] | None = None
     edges: Annotated[list[EdgeIn], Field(max_length=5000)] | None = None
-    steps: Annotated[list[NodeIn], Field(max_length=1000)] | None = None
+    steps: Annotated[list[StepIn], Field(max_length=1000)] | None = None
+    actions: Annotated[list[StepIn], Field(max_length=1000)] | None = None
     trigger: JsonObject | None = None
     settings: SettingsIn | None = None
     tags: (
         Annotated[list[Annotated[SafeStr, Field(max_length=100)]], Field(max_length=50)] | None
     ) = None
+    enabled: bool | None = None
+    rateLimitMaxConcurrent: int | None = Field(None, ge=1, le=100_000)
+    rateLimitPerMinute: int | None = Field(None, ge=1, le=1_000_000)
+    retryMaxAttempts: int | None = Field(None, ge=1, le=100)
+    retryBackoffMs: int | None = Field(None, ge=0, le=86_400_000)
 
 
 class VersionIn(_In):
-    """A new version of a workflow."""
+    """A new version of a workflow (seed 002: ``{"definition": {...}}``)."""
 
-    definition: WorkflowDefinitionIn
+    definition: VersionDefinitionIn
     note: Annotated[SafeStr, Field(max_length=2000)] = ""
     publish: StrictBool = Field(False, description="Make it the active version at once.")
 
@@ -205,6 +285,7 @@ class WorkflowPage(_Out):
 class VersionSummary(_Out):
     """One version of a workflow."""
 
+    id: str = Field(description="The version's id; paths take it or the `version` number.")
     workflow_id: str
     version: int
     definition_hash: str
@@ -277,18 +358,52 @@ class VersionDiff(_Out):
 ExecutionStatusName = Literal[
     "pending", "queued", "running", "waiting", "succeeded", "failed", "cancelled"
 ]
+# Filters also take the seeds' name for a success (seeds 002 and 003 say "completed").
+ExecutionStatusFilter = Literal[
+    "pending", "queued", "running", "waiting", "succeeded", "failed", "cancelled", "completed"
+]
+STATUS_ALIASES = {"completed": "succeeded"}
 NodeStatusName = Literal[
     "pending", "queued", "running", "waiting", "succeeded", "failed", "skipped", "cancelled"
 ]
 
 
 class ExecuteIn(_In):
-    """Start an execution."""
+    """Start an execution.
+
+    ``data`` and ``triggerData`` (the seeds' names) are accepted for ``input``, and
+    ``nodeId`` (seed 004's ``triggerWorkflowNode(nodeId)``) for ``trigger_node_id``.
+    """
 
     input: JsonValue = Field(None, description="Trigger data; nodes see it as `input.data`.")
     version: int | None = Field(
         None, ge=1, le=_INT32, description="Run this version instead of the published one."
     )
+    trigger_node_id: NodeId | None = Field(
+        None,
+        description="Start at this trigger node (a workflow may have several); default: "
+        "the first trigger for a manual start.",
+    )
+    metadata: JsonObject | None = Field(
+        None, description="Extra fields of the trigger output (`trigger.<key>`)."
+    )
+    data: JsonValue = Field(None, description="Seed name of `input`.")
+    triggerData: JsonValue = Field(None, description="Seed name of `input`.")
+    nodeId: NodeId | None = Field(None, description="Seed name of `trigger_node_id`.")
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> ExecuteIn:
+        for canonical, aliases in (
+            ("input", ("data", "triggerData")),
+            ("trigger_node_id", ("nodeId",)),
+        ):
+            given = [n for n in (canonical, *aliases) if n in self.model_fields_set]
+            values = {jsonutil.dumps(getattr(self, n)) for n in given}
+            if len(values) > 1:
+                raise ValueError(f"{' and '.join(given)} are the same field and disagree")
+            if given and canonical not in self.model_fields_set:
+                setattr(self, canonical, getattr(self, given[0]))
+        return self
 
 
 class ExecutionAccepted(_Out):

@@ -20,7 +20,7 @@ from flowmill.api.deps import ApiContext
 from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
 from flowmill.domain.execution import StepKey
-from flowmill.engine.ports import Job, JobHandler, StepJob
+from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob
 from flowmill.runtime import open_runtime
 
 
@@ -81,6 +81,9 @@ class HandOffQueue:
 
     async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
         return set()
+
+    async def inspect(self, job_id: str) -> list[JobInfo]:
+        return []
 
     async def consume(self, handler: JobHandler, *, concurrency: int) -> None:
         raise RuntimeError("an API process without a worker takes no jobs")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
 from flowmill.api.jsonvalue import JsonObject, JsonValue, SafeStr
 
@@ -40,11 +40,20 @@ class RespondIn(_In):
 
 
 class WebhookIn(_In):
-    """A webhook to register for a workflow's trigger node."""
+    """A webhook to register for a workflow's trigger node.
+
+    Seed 004's ``WebhookRegistrationCommand`` spelling works too: ``workflowId``,
+    ``nodeId``, and ``tenantId`` (ignored: the tenant is the caller's).
+    """
 
     name: Annotated[SafeStr, Field(max_length=200)] = ""
-    workflow_id: uuid.UUID
-    node_id: Annotated[SafeStr, Field(min_length=1, max_length=200)]
+    workflow_id: uuid.UUID = Field(validation_alias=AliasChoices("workflow_id", "workflowId"))
+    node_id: Annotated[SafeStr, Field(min_length=1, max_length=200)] = Field(
+        validation_alias=AliasChoices("node_id", "nodeId")
+    )
+    tenantId: Annotated[SafeStr, Field(max_length=64)] | None = Field(
+        None, description="Seed 004's tenantId; ignored (the tenant is the caller's)."
+    )
     provider: ProviderName
     secret: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
         None, description="Signing secret (stored encrypted, never shown again)."

@@ -14,6 +14,7 @@ from flowmill.api.deps import (
     WorkflowIdPath,
     decode_cursor,
     encode_cursor,
+    version_number,
 )
 from flowmill.api.errors import ERROR_RESPONSES, NOT_FOUND, not_found
 from flowmill.api.schemas import (
@@ -71,10 +72,16 @@ async def create_version(
 ) -> JSONResponse:
     """Add a definition as the workflow's next version (201), optionally publishing it.
 
-    A definition equal to the latest version adds nothing and answers 200 with that one.
+    The definition may be in any of the seed shapes; without a ``name`` (or a graph)
+    it keeps the workflow's. A definition equal to the latest version adds nothing and answers 200
+    with that one. The answer's ``id`` addresses the version as well as its number.
     """
     rt = ctx.runtime
-    definition = await canonical(rt.engine, document_of(body.definition), caller.tenant_id)
+    existing = await rt.workflows.get(caller.tenant_id, str(workflow_id), with_definition=True)
+    if existing is None:
+        raise not_found("workflow", workflow_id)
+    document = document_of(body.definition, existing.definition)
+    definition = await canonical(rt.engine, document, caller.tenant_id)
     try:
         record, created = await rt.workflows.add_version(
             caller.tenant_id, str(workflow_id), definition, publish=body.publish, note=body.note
@@ -92,8 +99,10 @@ async def create_version(
 async def get_version(
     ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, version: VersionPath
 ) -> Version:
-    """One version with its definition."""
-    v = await ctx.workflows.version(caller.tenant_id, str(workflow_id), version)
+    """One version with its definition (by number, or by its id)."""
+    v = await ctx.workflows.version(
+        caller.tenant_id, str(workflow_id), version_number(workflow_id, version)
+    )
     if v is None:
         raise not_found("version", f"{workflow_id}/{version}")
     return version_out(v)
@@ -108,9 +117,10 @@ async def get_version(
 async def publish_version(
     ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, version: VersionPath
 ) -> Workflow:
-    """Make this version the active one (also to roll back to an older one)."""
+    """Make this version (by number, or by its id) the active one; also to roll back."""
+    number = version_number(workflow_id, version)
     try:
-        record = await ctx.runtime.workflows.publish(caller.tenant_id, str(workflow_id), version)
+        record = await ctx.runtime.workflows.publish(caller.tenant_id, str(workflow_id), number)
     except LookupError:
         raise not_found("version", f"{workflow_id}/{version}") from None
     return workflow_out(record)
@@ -131,15 +141,16 @@ async def diff_versions(
     b: VersionPath,
 ) -> VersionDiff:
     """What changed from version ``a`` to version ``b``: fields, nodes and edges."""
-    va = await ctx.workflows.version(caller.tenant_id, str(workflow_id), a)
-    vb = await ctx.workflows.version(caller.tenant_id, str(workflow_id), b)
+    na, nb = version_number(workflow_id, a), version_number(workflow_id, b)
+    va = await ctx.workflows.version(caller.tenant_id, str(workflow_id), na)
+    vb = await ctx.workflows.version(caller.tenant_id, str(workflow_id), nb)
     if va is None or vb is None:
         raise not_found("version", f"{workflow_id}/{a if va is None else b}")
     d = diff_definitions(va.definition or {}, vb.definition or {})
     return VersionDiff(
         workflow_id=str(workflow_id),
-        from_version=a,
-        to_version=b,
+        from_version=na,
+        to_version=nb,
         identical=d.identical,
         fields=_changes(d.fields),
         nodes_added=d.nodes_added,

@@ -12,15 +12,17 @@ from flowmill.api.schemas import (
     NodeRunOut,
     PublishWarning,
     Version,
+    VersionDefinitionIn,
     VersionSummary,
     Workflow,
     WorkflowDefinitionIn,
-    WorkflowPatchIn,
     WorkflowSummary,
 )
 from flowmill.domain.definition import dump_definition, load_definition
 from flowmill.domain.execution import ExecutionRecord, NodeRun
+from flowmill.domain.seed_shapes import SEED_SETTINGS
 from flowmill.engine.engine import Engine
+from flowmill.ids import version_id
 from flowmill.store.queries import ExecutionSummary
 from flowmill.store.workflow_queries import VersionRecord
 from flowmill.store.workflows import WorkflowRecord
@@ -28,7 +30,8 @@ from flowmill.store.workflows import WorkflowRecord
 # What ``{"name": "..."}`` alone creates: a workflow that can be started by hand and
 # grown version by version (as in the seeds' "create, then add a version" flow).
 _STARTER_NODES = [{"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}}]
-_NOT_STORED = ("id", "version", "active", "status", "tenant_id")
+_NOT_STORED = ("id", "version", "active", "status", "tenant_id", "tenantId", "enabled")
+_GRAPH = ("nodes", "edges", "steps", "actions", "trigger")
 
 
 def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
@@ -38,26 +41,53 @@ def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() * 1000, 3)
 
 
-def document_of(body: WorkflowDefinitionIn) -> dict[str, Any]:
-    """The seed-format document a request carried, without the fields the API owns."""
+def document_of(
+    body: WorkflowDefinitionIn | VersionDefinitionIn, latest: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The seed-format document a request carried, without the fields the API owns.
+
+    For an existing workflow (``latest``: its latest definition), a body without a name
+    keeps the workflow's name and one without a graph keeps its graph; a new workflow
+    without a graph starts with one manual trigger.
+    """
     doc = body.model_dump(exclude_none=True)
     for key in _NOT_STORED:
         doc.pop(key, None)
-    if "nodes" not in doc and "steps" not in doc:
-        doc["nodes"] = [dict(n) for n in _STARTER_NODES]
+    if latest is not None and "name" not in doc:
+        doc = {"name": latest.get("name"), **doc}
+    if not {"nodes", "steps", "actions"} & set(doc):
+        if latest is not None:
+            doc.update({k: latest[k] for k in _GRAPH if k in latest})
+        else:
+            doc["nodes"] = [dict(n) for n in _STARTER_NODES]
     return doc
 
 
-def patched_document(latest: dict[str, Any], patch: WorkflowPatchIn) -> dict[str, Any]:
-    """``latest`` with the patch's top-level fields replacing its own."""
-    changes = patch.model_dump(exclude_none=True)
+def patched_document(latest: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``latest`` with the top-level fields of ``changes`` (a request body, ``None``s left
+    out) replacing its own; the fields the API owns are not taken from either."""
+    changes = {k: v for k, v in changes.items() if k not in _NOT_STORED}
     doc = {k: v for k, v in latest.items() if k not in _NOT_STORED}
-    if "steps" in changes:
+    if "steps" in changes or "actions" in changes:
         doc.pop("nodes", None)
         doc.pop("edges", None)
     if "nodes" in changes or "edges" in changes:
         doc.pop("steps", None)
         doc.pop("trigger", None)
+    # A seed 002 field replaces its one setting (the seed shapes refuse the two together).
+    seeded = [name for name in SEED_SETTINGS if name in changes]
+    if "settings" in changes or seeded:
+        given = changes.pop("settings") if "settings" in changes else doc.get("settings")
+        settings = dict(given or {})
+        for name in seeded:
+            *parents, key = SEED_SETTINGS[name]
+            target = settings
+            for parent in parents:
+                inner = dict(target.get(parent) or {})
+                target[parent] = inner
+                target = inner
+            target.pop(key, None)
+        doc["settings"] = settings
     doc.update(changes)
     return doc
 
@@ -125,6 +155,7 @@ def _unverified(tenant_id: str, route: dict[str, str]) -> PublishWarning:
 def version_summary(v: VersionRecord) -> VersionSummary:
     """A version for lists."""
     return VersionSummary(
+        id=version_id(v.workflow_id, v.version),
         workflow_id=v.workflow_id,
         version=v.version,
         definition_hash=v.definition_hash,

@@ -2,7 +2,9 @@
 
 The app is a single page: every page of it has a URL (``/workflows/{id}``,
 ``/executions?status=failed``...), and a reload of such a URL must give the page again,
-so those paths answer ``index.html`` and the app's router draws the page. Only the
+so those paths answer ``index.html`` to a browser (``Accept: text/html``) and the app's
+router draws the page; other clients of the same paths reach the API (``/workflows/...``
+is also the seed documents' API). Only the
 app's own top-level paths (:data:`PAGES`) and its files (``/assets/...``) are served
 here; everything else (``/api``, ``/webhooks``, ``/docs``, ``/openapi.json``,
 ``/health``, ``/ready`` and whatever is added later) passes on to the API untouched, so
@@ -83,7 +85,7 @@ class WebApp:
         path: str = scope["path"]
         first = path.strip("/").split("/", 1)[0]
         response: Response | None = None
-        if path == "/" or first in PAGES:
+        if path == "/" or (first in PAGES and _wants_html(scope)):
             response = self._page(scope)
         elif _FILE.match(path):
             response = self._file(scope, path.lstrip("/"))
@@ -114,7 +116,7 @@ class WebApp:
         )
 
     def _respond(self, scope: Scope, asset: _Asset, cache: str) -> Response:
-        headers = {"cache-control": cache, "vary": "accept-encoding", **_SECURITY_HEADERS}
+        headers = {"cache-control": cache, "vary": "accept, accept-encoding", **_SECURITY_HEADERS}
         body = asset.body
         if asset.gzipped is not None and _accepts_gzip(scope):
             body = asset.gzipped
@@ -138,6 +140,16 @@ class WebApp:
             asset = _Asset(body, squeezed, media)
             self._cache[name] = asset
         return asset
+
+
+def _wants_html(scope: Scope) -> bool:
+    """Whether the request is a browser's page load. ``/workflows/...`` is also the seed
+    documents' API (seed 003, JWT): API clients ask for JSON or anything (``*/*``), a
+    browser navigating asks for ``text/html`` first."""
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            return b"text/html" in value
+    return False
 
 
 def _accepts_gzip(scope: Scope) -> bool:

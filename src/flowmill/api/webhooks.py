@@ -8,7 +8,6 @@ is Meta's handshake on it; without, it is the authenticated read of the webhook.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 
 from flowmill.api.deps import Caller, Ctx, _bearer, decode_cursor, encode_cursor
 from flowmill.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError, field_path, not_found
-from flowmill.api.executions import IsoDateTime
+from flowmill.api.executions import DateFrom, DateTo, IsoDateTime, either
 from flowmill.api.ingress import _ANY_BODY, INGRESS_RESPONSES, by_trigger, is_uuid
 from flowmill.api.jsonvalue import SafeStr
 from flowmill.api.trigger_schemas import (
@@ -146,8 +145,14 @@ async def list_webhooks(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    workflow_id_seed: Annotated[
+        uuid.UUID | None, Query(alias="workflowId", description="Seed 004's `workflow_id`.")
+    ] = None,
 ) -> WebhookPage:
     """The tenant's webhooks (registered ones and the routes of published workflows)."""
+    if workflow_id is not None and workflow_id_seed not in (None, workflow_id):
+        raise _invalid("query.workflowId", "disagrees with workflow_id", "conflict")
+    workflow_id = workflow_id or workflow_id_seed
     f = TriggerFilter(
         kind=TriggerKind.WEBHOOK,
         workflow_id=str(workflow_id) if workflow_id else None,
@@ -220,12 +225,6 @@ def _event_out(e: WebhookEventRow) -> WebhookEventOut:
     )
 
 
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 @router.get(
     "/{webhook_id}/events",
     response_model=WebhookEventPage,
@@ -243,6 +242,8 @@ async def webhook_events(
     received_to: Annotated[IsoDateTime | None, Query(description="ISO 8601.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
 ) -> WebhookEventPage:
     """Requests the webhook received, newest first: status, verification result,
     execution ids. Keyset pages: pass `next_cursor` back as `cursor`."""
@@ -250,8 +251,8 @@ async def webhook_events(
     f = EventFilter(
         trigger_id=str(webhook_id),
         statuses=tuple(dict.fromkeys(status or ())),
-        received_from=_utc(received_from),
-        received_to=_utc(received_to),
+        received_from=either("received_from", "dateFrom", received_from, date_from),
+        received_to=either("received_to", "dateTo", received_to, date_to),
         before_id=decode_cursor(cursor, "webhook_event"),
     )
     items, more = await ctx.runtime.triggers.events.page(caller.tenant_id, f, limit)

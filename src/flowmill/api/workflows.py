@@ -13,6 +13,7 @@ from flowmill.api.deps import Caller, Ctx, WorkflowIdPath, decode_cursor, encode
 from flowmill.api.errors import ERROR_RESPONSES, NOT_FOUND, not_found
 from flowmill.api.jsonvalue import SafeStr
 from flowmill.api.schemas import (
+    VersionDefinitionIn,
     Workflow,
     WorkflowDefinitionIn,
     WorkflowPage,
@@ -55,9 +56,8 @@ async def list_workflows(
 async def _create(ctx: Ctx, caller: Caller, body: WorkflowDefinitionIn) -> Workflow:
     rt = ctx.runtime
     definition = await canonical(rt.engine, document_of(body), caller.tenant_id)
-    record = await rt.workflows.create(
-        caller.tenant_id, definition, publish=body.status == "active"
-    )
+    publish = body.status == "active" or body.enabled is True
+    record = await rt.workflows.create(caller.tenant_id, definition, publish=publish)
     return workflow_out(record)
 
 
@@ -65,7 +65,9 @@ async def _create(ctx: Ctx, caller: Caller, body: WorkflowDefinitionIn) -> Workf
 async def create_workflow(ctx: Ctx, caller: Caller, body: WorkflowDefinitionIn) -> Workflow:
     """Create a workflow from a seed-format definition, as its version 1.
 
-    It stays a draft unless the body says ``"status": "active"``, which publishes it.
+    It stays a draft unless the body says ``"status": "active"`` (or seed 003's
+    ``"enabled": true``), which publishes it. ``{"name": "..."}`` alone makes a
+    workflow with one manual trigger, to grow version by version (seed 002).
     """
     return await _create(ctx, caller, body)
 
@@ -115,16 +117,25 @@ async def _new_version(
     "/{workflow_id}", response_model=Workflow, responses=NOT_FOUND, summary="Replace a workflow"
 )
 async def update_workflow(
-    ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, body: WorkflowDefinitionIn
+    ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, body: VersionDefinitionIn
 ) -> Workflow:
     """Store the body as a new draft version (none when it equals the latest).
 
-    The published version keeps running until you publish the new one.
+    Fields the body leaves out keep their value (seed 004 updates with a partial body;
+    send `""`, `[]` or `{}` to clear one). A body with a graph (`nodes`, or `steps`)
+    replaces the whole graph. The published version keeps running until you publish
+    the new one.
     """
-    existing = await ctx.runtime.workflows.get(caller.tenant_id, str(workflow_id))
+    existing = await ctx.runtime.workflows.get(
+        caller.tenant_id, str(workflow_id), with_definition=True
+    )
     if existing is None:
         raise not_found("workflow", workflow_id)
-    return await _new_version(ctx, caller, str(workflow_id), document_of(body))
+    changes = body.model_dump(exclude_none=True)
+    if "nodes" in changes:
+        changes.setdefault("edges", [])
+    document = patched_document(existing.definition, changes)
+    return await _new_version(ctx, caller, str(workflow_id), document)
 
 
 @router.patch(
@@ -133,15 +144,30 @@ async def update_workflow(
 async def patch_workflow(
     ctx: Ctx, caller: Caller, workflow_id: WorkflowIdPath, body: WorkflowPatchIn
 ) -> Workflow:
-    """Replace the given top-level fields of the latest definition, as a new draft version."""
-    latest = await ctx.runtime.workflows.get(
-        caller.tenant_id, str(workflow_id), with_definition=True
-    )
+    """Replace the given top-level fields of the latest definition, as a new draft version.
+
+    ``"enabled": true`` then publishes that version, ``false`` deactivates the workflow
+    (seed 003's update).
+    """
+    rt = ctx.runtime
+    latest = await rt.workflows.get(caller.tenant_id, str(workflow_id), with_definition=True)
     if latest is None:
         raise not_found("workflow", workflow_id)
-    return await _new_version(
-        ctx, caller, str(workflow_id), patched_document(latest.definition, body)
+    changes = body.model_dump(exclude_none=True)
+    out = await _new_version(
+        ctx, caller, str(workflow_id), patched_document(latest.definition, changes)
     )
+    if body.enabled is None:
+        return out
+    try:
+        if body.enabled:
+            record = await rt.workflows.publish(caller.tenant_id, str(workflow_id))
+        else:
+            record = await rt.workflows.unpublish(caller.tenant_id, str(workflow_id))
+    except LookupError:
+        raise not_found("workflow", workflow_id) from None
+    rt.triggers.ingress.forget()
+    return workflow_out(record)
 
 
 @router.delete("/{workflow_id}", status_code=204, responses=NOT_FOUND, summary="Delete a workflow")

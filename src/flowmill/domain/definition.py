@@ -1,18 +1,20 @@
 """Reading and writing workflow definitions in the seed format.
 
-Two shapes are accepted: ``nodes`` + ``edges`` (a graph), and ``steps`` (an ordered
-list, sugar for a linear chain, with an optional top-level ``trigger``). Both load into
+The canonical shape is ``nodes`` + ``edges`` (a graph). Every other shape the seed
+documents use (``steps`` lists with conditional branches and loop bodies, seed 002's
+rate-limit and retry columns, BullMQ-style retry options...) is first read into it by
+:mod:`flowmill.domain.seed_shapes`, with a note saying what each became. All load into
 the same :class:`~flowmill.domain.workflow.Workflow`; :func:`dump_definition` always
 writes the graph shape, so export → import → export is stable.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from flowmill.domain.errors import DefinitionError, Issue
+from flowmill.domain.seed_shapes import SYNTHETIC_TRIGGER_ID, read_seed_shapes
 from flowmill.domain.states import JoinMode, OnError
 from flowmill.domain.workflow import (
     Edge,
@@ -63,7 +65,7 @@ _SETTINGS_KEYS = {
     "variables",
     "vars",
 }
-SYNTHETIC_TRIGGER_ID = "trigger"
+__all__ = ["SYNTHETIC_TRIGGER_ID", "dump_definition", "load_definition", "load_with_notes"]
 _E = TypeVar("_E", OnError, JoinMode)
 
 
@@ -124,7 +126,17 @@ def load_definition(data: Any) -> Workflow:
     """Build a :class:`Workflow` from a parsed JSON/YAML document.
 
     This checks shapes and types only; graph rules and node configs are checked by
-    :func:`flowmill.engine.validation.validate_workflow`.
+    :func:`flowmill.engine.validation.compile_workflow`.
+
+    Raises:
+        DefinitionError: Listing every problem found, each naming its place.
+    """
+    return load_with_notes(data)[0]
+
+
+def load_with_notes(data: Any) -> tuple[Workflow, list[str]]:
+    """:func:`load_definition`, and a note for each seed shape read into the canonical
+    form (``steps[2] (conditional with trueSteps/falseSteps) read as node ...``).
 
     Raises:
         DefinitionError: Listing every problem found, each naming its place.
@@ -132,6 +144,9 @@ def load_definition(data: Any) -> Workflow:
     r = _Reader()
     if not isinstance(data, Mapping):
         raise DefinitionError([Issue("", "a workflow definition must be a JSON object", "type")])
+    shaped = read_seed_shapes(data)
+    r.issues.extend(shaped.issues)
+    data = shaped.document
     r.unknown_keys("", data, _WORKFLOW_KEYS)
     name = r.string("name", data.get("name")) or ""
     description = data.get("description") or ""
@@ -157,8 +172,10 @@ def load_definition(data: Any) -> Workflow:
     edges: list[Edge] = []
     if has_nodes and has_steps:
         r.add("steps", "give either nodes+edges or steps, not both", "conflict")
-    elif has_steps:
-        nodes, edges = _steps(r, data.get("steps"), data.get("trigger"))
+    elif shaped.from_steps:
+        # Made from the step list: name problems as the user wrote them, steps[...].
+        nodes = _nodes(r, data.get("nodes"), "steps")
+        edges = _edges(r, data.get("edges", []))
     elif has_nodes:
         if "trigger" in data:
             r.add("trigger", "a top-level trigger goes with steps; add a trigger node", "conflict")
@@ -169,7 +186,7 @@ def load_definition(data: Any) -> Workflow:
 
     if r.issues:
         raise DefinitionError(r.issues)
-    return Workflow(
+    workflow = Workflow(
         name=name,
         description=description,
         nodes=tuple(nodes),
@@ -179,6 +196,7 @@ def load_definition(data: Any) -> Workflow:
         tenant_id=tenant_id,
         status=status,
     )
+    return workflow, list(shaped.notes)
 
 
 def _nodes(r: _Reader, raw: Any, where: str) -> list[Node]:
@@ -262,25 +280,6 @@ def _edges(r: _Reader, raw: Any) -> list[Edge]:
         if source is not None and target is not None:
             edges.append(Edge(source=source, target=target, source_handle=handle or None))
     return edges
-
-
-def _steps(r: _Reader, raw: Any, trigger: Any) -> tuple[list[Node], list[Edge]]:
-    steps = _nodes(r, raw, "steps")
-    if not steps and not r.issues:
-        r.add("steps", "must hold at least one step", "empty")
-    nodes: list[Node] = []
-    if trigger is not None or not steps or steps[0].type != "trigger":
-        config: dict[str, Any] = {"triggerType": "manual"}
-        if trigger is not None:
-            if not isinstance(trigger, Mapping) or not isinstance(trigger.get("type"), str):
-                r.add("trigger", 'must be an object with a type, e.g. {"type": "manual"}')
-            else:
-                config = {"triggerType": trigger["type"]}
-                config.update({k: v for k, v in trigger.items() if k != "type"})
-        nodes.append(Node(id=SYNTHETIC_TRIGGER_ID, type="trigger", name="Trigger", config=config))
-    nodes.extend(steps)
-    edges = [Edge(a.id, b.id) for a, b in itertools.pairwise(nodes)]
-    return nodes, edges
 
 
 def _retry(r: _Reader, raw: Any, path: str) -> RetryPolicy | None:

@@ -166,8 +166,9 @@ class Engine:
         )
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
-        # Set by the trigger service: handles TriggerJobs that carry a webhook event.
-        self.webhook_handler: Callable[[TriggerJob], Awaitable[None]] | None = None
+        # Set by the trigger service: handles TriggerJobs that carry a webhook event or a
+        # seed route, and returns the ids of the executions they started.
+        self.webhook_handler: Callable[[TriggerJob], Awaitable[list[str]]] | None = None
 
     # --- definitions ---------------------------------------------------------------
 
@@ -376,21 +377,29 @@ class Engine:
                 error=str(e) or type(e).__name__,
             )
 
-    async def handle(self, job: Job) -> None:
-        """Process one job from the queue."""
+    async def handle(self, job: Job) -> dict[str, Any] | None:
+        """Process one job from the queue.
+
+        Returns:
+            For a trigger job, the executions it started: ``{"executionId",
+            "executionIds"}`` (the seed's trigger worker answers ``{executionId}``);
+            BullMQ keeps it as the job's ``returnvalue``.
+        """
         if isinstance(job, StepJob):
             await self.runner.run_job(job)
-        else:
-            await self._handle_trigger(job)
+            return None
+        ids = await self._handle_trigger(job)
+        return {"executionId": ids[0] if ids else None, "executionIds": ids}
 
-    async def _handle_trigger(self, job: TriggerJob) -> None:
-        if job.webhook_event_id is not None:
+    async def _handle_trigger(self, job: TriggerJob) -> list[str]:
+        if job.webhook_event_id is not None or job.route is not None:
             if self.webhook_handler is None:
-                # The event stays "received"; a trigger service recovers it.
-                log.warning("webhook event job without a handler", event=job.webhook_event_id)
-                return
-            await self.webhook_handler(job)
-            return
+                # A webhook event stays "received"; a trigger service recovers it.
+                log.warning(
+                    "webhook job without a handler", event=job.webhook_event_id, route=job.route
+                )
+                return []
+            return await self.webhook_handler(job)
         version = job.version
         if version is None:
             version = await self._active_version(job.tenant_id, job.workflow_id)
@@ -400,8 +409,8 @@ class Engine:
                     workflow_id=job.workflow_id,
                     tenant_id=job.tenant_id,
                 )
-                return
-        await self.start_execution(
+                return []
+        execution_id = await self.start_execution(
             tenant_id=job.tenant_id,
             workflow_id=job.workflow_id,
             version=version,
@@ -411,6 +420,7 @@ class Engine:
             dedupe_key=job.dedupe_key,
             metadata=job.metadata,
         )
+        return [execution_id]
 
     async def _active_version(self, tenant_id: str, workflow_id: str) -> int | None:
         active = getattr(self.definitions, "active_version", None)

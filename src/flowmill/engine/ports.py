@@ -230,10 +230,44 @@ class TriggerJob:
     metadata: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
     webhook_event_id: str | None = None
+    route: str | None = None  # a seed route "{triggerType}/{actionType}": its targets start
 
 
 Job = StepJob | TriggerJob
-JobHandler = Callable[[Job], Awaitable[None]]
+JobHandler = Callable[[Job], Awaitable[Any]]
+"""Runs one job. What it returns is kept as the job's result where the queue keeps
+results (BullMQ's ``returnvalue``): the engine returns the execution ids a trigger job
+started."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What a queue knows of one job (the database knows the rest).
+
+    Attributes:
+        queue: The queue's name (``local`` for the in-process queue).
+        id: The job id.
+        state: In BullMQ's words: ``waiting``, ``prioritized``, ``delayed``, ``active``,
+            ``completed``, ``failed``, ``paused``, ``waiting-children``.
+        data: The job's data as stored (BullMQ only).
+        result: What the job's handler returned (BullMQ keeps it with the job).
+        failed_reason: Why it failed, when it did.
+        attempts_made: Times a worker ran it.
+        created_ms: When it was added (epoch ms), if known.
+        processed_ms: When a worker last took it, if known.
+        finished_ms: When it completed or failed, if it did.
+    """
+
+    queue: str
+    id: str
+    state: str
+    data: Any = None
+    result: Any = None
+    failed_reason: str | None = None
+    attempts_made: int = 0
+    created_ms: int | None = None
+    processed_ms: int | None = None
+    finished_ms: int | None = None
 
 
 class JobQueue(Protocol):
@@ -250,6 +284,10 @@ class JobQueue(Protocol):
 
     async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
         """Which of these steps have a job waiting, delayed or active."""
+        ...
+
+    async def inspect(self, job_id: str) -> list[JobInfo]:
+        """The jobs with this id in the queue's queues (none when unknown or removed)."""
         ...
 
     async def consume(self, handler: JobHandler, *, concurrency: int) -> None:

@@ -9,8 +9,12 @@ sweeper re-dispatches what the queue lost, and running a job twice is harmless.
   adds one job. A finished (completed or failed) job with that id is replaced in the
   same atomic MULTI: BullMQ would otherwise ignore the add while the old job is kept.
 - Trigger jobs go to ``flowmill-trigger`` with BullMQ's own ids.
+- Both names are settings (``FLOWMILL_QUEUE_TRIGGER``, ``FLOWMILL_QUEUE_NODE``), so a
+  deployment can use the seed documents' ``workflow-trigger`` and
+  ``workflow-node-execution``.
 - ``attempts`` is 1: the engine retries, from the database. A handler error marks the
-  job failed in Redis, with its reason, for dashboards.
+  job failed in Redis, with its reason, for dashboards; what a handler returns (the
+  execution ids a trigger job started) is the job's ``returnvalue``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from redis.exceptions import NoScriptError
 from flowmill.coalesce import Coalescer
 from flowmill.constants import NODE_QUEUE, REDIS_PREFIX, TRIGGER_QUEUE
 from flowmill.domain.execution import StepKey
-from flowmill.engine.ports import Job, JobHandler, StepJob, TriggerJob
+from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob, TriggerJob
 from flowmill.queue.bullmq_codec import (
     STEP_JOB_NAME,
     TRIGGER_JOB_NAME,
@@ -95,6 +99,12 @@ class BullMQOptions:
         trigger_concurrency: Trigger jobs taken at once (default: a quarter of the
             consumer's concurrency, at least 1); all handlers share the concurrency.
         hand_back_timeout_s: Time allowed to put a job back on shutdown.
+        trigger_queue: Name of the queue of trigger jobs.
+        node_queue: Name of the queue of step jobs (where Node.js producers may also
+            put jobs that start a workflow at a trigger node, as seed 004 does).
+
+    Raises:
+        ValueError: The two queue names are the same.
     """
 
     prefix: str = REDIS_PREFIX
@@ -107,6 +117,12 @@ class BullMQOptions:
     reconnect_delay_ms: int = 1_000
     trigger_concurrency: int | None = None
     hand_back_timeout_s: float = 5.0
+    trigger_queue: str = TRIGGER_QUEUE
+    node_queue: str = NODE_QUEUE
+
+    def __post_init__(self) -> None:
+        if self.trigger_queue == self.node_queue:
+            raise ValueError(f"the trigger and node queues must differ ({self.node_queue!r})")
 
 
 class BullMQQueue:
@@ -124,8 +140,8 @@ class BullMQQueue:
         # closing a bullmq object closes the client it was given.
         self._client = make_client(url)
         conn = {"connection": self._client, "prefix": self.options.prefix}
-        self._triggers = Queue(TRIGGER_QUEUE, conn)
-        self._nodes = Queue(NODE_QUEUE, conn)
+        self._triggers = Queue(self.options.trigger_queue, conn)
+        self._nodes = Queue(self.options.node_queue, conn)
         self._present = self._client.register_script(PRESENT_LUA)
         self._revive = self._client.register_script(REVIVE_LUA)
         self._own: dict[str, int | None] = {}
@@ -251,6 +267,30 @@ class BullMQQueue:
         flags = [flag for reply in replies for flag in reply]
         return {by_id[job_id] for job_id, flag in zip(ids, flags, strict=True) if flag}
 
+    async def inspect(self, job_id: str) -> list[JobInfo]:
+        """The jobs with this id in the trigger and node queues (each has its own ids)."""
+        found: list[JobInfo] = []
+        for queue in (self._triggers, self._nodes):
+            job = await BullJob.fromId(queue, job_id)
+            if job is None:
+                continue
+            state = await queue.getJobState(job_id)
+            found.append(
+                JobInfo(
+                    queue=queue.name,
+                    id=job_id,
+                    state=state.decode() if isinstance(state, bytes) else str(state),
+                    data=job.data,
+                    result=job.returnvalue,
+                    failed_reason=_text(job.failedReason),
+                    attempts_made=int(job.attemptsMade or 0),
+                    created_ms=int(job.timestamp) if job.timestamp else None,
+                    processed_ms=int(job.processedOn) if job.processedOn else None,
+                    finished_ms=int(job.finishedOn) if job.finishedOn else None,
+                )
+            )
+        return found
+
     async def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per state in each queue: ``{"flowmill-node": {"wait": 3, ...}, ...}``."""
         out: dict[str, dict[str, int]] = {}
@@ -291,3 +331,9 @@ class BullMQQueue:
         """Stop at once and release connections."""
         await self.stop(0)
         await self._client.aclose()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,9 +1,11 @@
 """The data of jobs on the BullMQ queues: the wire schema shared with other producers.
 
 Node.js services add trigger jobs to ``flowmill-trigger`` with this schema, so it is
-documented in ``docs/queues.md``; change both together. Incoming data is validated
-here and refused with a message naming the field: a bad job fails alone, never the
-worker.
+documented in ``docs/queues.md``; change both together. They may also add to the node
+queue what seed 004's webhook handler adds to ``workflow-node-execution``: a job naming
+a trigger node (``nodeId``, ``payload``, ``metadata``), which starts executions as the
+seed webhook route would. Incoming data is validated here and refused with a message
+naming the field: a bad job fails alone, never the worker.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import (
 
 from flowmill import jsonutil
 from flowmill.engine.ports import StepJob, TriggerJob
+from flowmill.triggers.definitions import route_of
 
 STEP_JOB_NAME = "step"
 TRIGGER_JOB_NAME = "trigger"
@@ -117,6 +120,28 @@ class TriggerData(_Wire):
         return self
 
 
+class NodeTriggerData(_Wire):
+    """A job on the node queue that starts a workflow at a trigger node (seed 004's
+    ``createExecutionTask``): ``{nodeId, payload, metadata: {clientId, sourceType,
+    actionType, ...}}``. Its ``credentials`` are ignored: nodes use the credential store.
+    """
+
+    node_id: Id = Field(validation_alias=_either("node_id", "nodeId"))
+    tenant_id: Id | None = Field(default=None, validation_alias=_either("tenant_id", "tenantId"))
+    workflow_id: Id | None = Field(
+        default=None, validation_alias=_either("workflow_id", "workflowId")
+    )
+    trigger_type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)] = (
+        Field(default="webhook", validation_alias=_either("trigger_type", "triggerType"))
+    )
+    payload: Any = Field(default=None, validation_alias=AliasChoices("payload", "data"))
+    metadata: dict[str, Any] | None = None
+    version: int | None = Field(default=None, ge=1, strict=True)
+    dedupe_key: Annotated[str, StringConstraints(strict=True, max_length=512)] | None = Field(
+        default=None, validation_alias=_either("dedupe_key", "dedupeKey")
+    )
+
+
 def _validate(model: type[W], data: Any) -> W:
     try:
         return model.model_validate(data)
@@ -153,6 +178,55 @@ def decode_step(data: Any, priority: int = 0) -> StepJob:
         tenant_id=d.tenant_id,
         wake=d.wake,
         priority=from_bullmq_priority(priority),
+    )
+
+
+def decode_node_job(data: Any, priority: int = 0) -> StepJob | TriggerJob:
+    """Parse the data of a job on the node queue: a step job, or a trigger-node job.
+
+    A trigger-node job names its workflow (``workflowId``; ``nodeId`` is then the
+    trigger node to start at), or else the seed route its metadata describes
+    (``metadata.sourceType``/``actionType``, or the ``{clientId}-{triggerType}-
+    {actionType}`` form of its ``nodeId``): every active webhook trigger of the tenant
+    (``tenantId`` or ``metadata.clientId``) on that route starts.
+
+    Raises:
+        JobDataError: It is neither.
+    """
+    if not isinstance(data, dict) or any(k in data for k in ("execution_id", "executionId")):
+        return decode_step(data, priority)
+    d = _validate(NodeTriggerData, data)
+    meta = d.metadata or {}
+    tenant = d.tenant_id or _id_text(meta.get("clientId"))
+    if not isinstance(tenant, str) or not tenant:
+        raise JobDataError("tenant_id: Field required (or metadata.clientId)")
+    common: dict[str, Any] = {
+        "tenant_id": tenant,
+        "data": d.payload,
+        "metadata": meta,
+        "dedupe_key": d.dedupe_key,
+        "priority": from_bullmq_priority(priority),
+    }
+    if d.workflow_id is not None:
+        return TriggerJob(
+            workflow_id=d.workflow_id,
+            trigger_type=d.trigger_type,
+            node_id=d.node_id,
+            version=d.version,
+            **common,
+        )
+    source, action = meta.get("sourceType"), meta.get("actionType")
+    if not (isinstance(source, str) and isinstance(action, str) and source and action):
+        rest = d.node_id.removeprefix(f"{tenant}-")
+        parts = rest.split("-")
+        if rest == d.node_id or len(parts) != 2 or not all(parts):
+            raise JobDataError(
+                "workflow_id: Field required (or metadata.sourceType and metadata.actionType, "
+                "or a node_id of the form {clientId}-{triggerType}-{actionType})"
+            )
+        source, action = parts
+    return TriggerJob(
+        workflow_id="", trigger_type=d.trigger_type, route=route_of(source, action), **common
     )
 
 

@@ -21,9 +21,8 @@ from bullmq.scripts import raw2NextJobData
 from redis.exceptions import RedisError
 
 from flowmill.coalesce import Coalescer
-from flowmill.constants import NODE_QUEUE, TRIGGER_QUEUE
 from flowmill.engine.ports import Job, JobHandler, StepJob
-from flowmill.queue.bullmq_codec import JobDataError, decode_step, decode_trigger
+from flowmill.queue.bullmq_codec import JobDataError, decode_node_job, decode_trigger
 from flowmill.queue.bullmq_redis import ScriptCall, make_client, run_scripts
 
 if TYPE_CHECKING:
@@ -67,8 +66,8 @@ class Consumer:
         self._slots = asyncio.Semaphore(concurrency)
         triggers = min(concurrency, options.trigger_concurrency or max(1, concurrency // 4))
         self._specs: list[tuple[str, int, Decode]] = [
-            (TRIGGER_QUEUE, triggers, decode_trigger),
-            (NODE_QUEUE, concurrency, decode_step),
+            (options.trigger_queue, triggers, decode_trigger),
+            (options.node_queue, concurrency, decode_node_job),
         ]
         self._jobs: set[asyncio.Task[Any]] = set()  # bullmq's tasks running our processor
         self._handlers: set[asyncio.Task[None]] = set()
@@ -111,8 +110,8 @@ class Consumer:
     def _worker(self, queue: str, concurrency: int, decode: Decode, client: Any) -> Any:
         o = self._options
 
-        async def process(job: Any, token: str) -> None:
-            await self._process(queue, decode, job, token)
+        async def process(job: Any, token: str) -> Any:
+            return await self._process(queue, decode, job, token)
 
         async def late(job: Any, token: str) -> None:
             with contextlib.suppress(DelayedError):
@@ -164,16 +163,16 @@ class Consumer:
 
     # --- one job ------------------------------------------------------------------------
 
-    async def _process(self, queue: str, decode: Decode, job: Any, token: str) -> None:
+    async def _process(self, queue: str, decode: Decode, job: Any, token: str) -> Any:
         me = asyncio.current_task()
         assert me is not None
         self._jobs.add(me)
         try:
-            await self._take(queue, decode, job, token)
+            return await self._take(queue, decode, job, token)
         finally:
             self._jobs.discard(me)
 
-    async def _take(self, queue: str, decode: Decode, job: Any, token: str) -> None:
+    async def _take(self, queue: str, decode: Decode, job: Any, token: str) -> Any:
         if self._stopping.is_set():
             await self._requeue(job, token, 0)  # taken while the worker was closing
         try:
@@ -184,17 +183,18 @@ class Consumer:
         async with self._slots:
             if self._stopping.is_set():
                 await self._requeue(job, token, 0)
-            await self._run(queue, job, token, parsed)
+            return await self._run(queue, job, token, parsed)
 
-    async def _run(self, queue: str, job: Any, token: str, parsed: Job) -> None:
+    async def _run(self, queue: str, job: Any, token: str, parsed: Job) -> Any:
         own_id = parsed.job_id if isinstance(parsed, StepJob) else None
         if own_id is not None:
             self._own[own_id] = None
         task = asyncio.ensure_future(self._handler(parsed))
         self._handlers.add(task)
         error: Exception | None = None
+        result: Any = None
         try:
-            await task
+            result = await task
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._handing_back and current is not None and not current.cancelling():
@@ -211,6 +211,7 @@ class Consumer:
         if error is not None:
             # Recorded as failed in Redis (attempts=1): the engine retries, from the database.
             raise error
+        return result  # kept as the job's returnvalue
 
     async def _requeue(self, job: Any, token: str, at_ms: int) -> NoReturn:
         """Move an active job back to wait (as delayed until ``at_ms``), then tell the

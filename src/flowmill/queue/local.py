@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 import structlog
 
 from flowmill.domain.execution import StepKey
-from flowmill.engine.ports import Job, JobHandler, StepJob
+from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob
 
 log = structlog.get_logger("flowmill.queue")
+LOCAL_QUEUE = "local"  # the name the in-process queue reports in JobInfo
 
 
 def _job_id(job: Job) -> str | None:
@@ -85,6 +86,15 @@ class LocalQueue:
 
     async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
         return {j.key for j in jobs if j.job_id in self._waiting or j.job_id in self._running}
+
+    async def inspect(self, job_id: str) -> list[JobInfo]:
+        """The step job with this id while it waits or runs (finished ones are gone)."""
+        if job_id in self._running:
+            return [JobInfo(LOCAL_QUEUE, job_id, "active")]
+        if job_id in self._waiting:
+            delayed = any(_job_id(j) == job_id for _, _, j in self._delayed)
+            return [JobInfo(LOCAL_QUEUE, job_id, "delayed" if delayed else "waiting")]
+        return []
 
     async def _next(self) -> Job | None:
         while not self._stopping:

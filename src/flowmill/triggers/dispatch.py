@@ -53,24 +53,54 @@ class WebhookDispatcher:
         self.events = events
         self.providers = providers
 
-    async def handle_job(self, job: TriggerJob) -> None:
+    async def handle_job(self, job: TriggerJob) -> list[str]:
         """The engine's handler of webhook-event trigger jobs (one event, or the batch
-        the ingress recorded together in ``data.webhook_event_ids``)."""
+        the ingress recorded together in ``data.webhook_event_ids``) and of seed-route
+        jobs. Returns the ids of the executions started."""
+        if job.route is not None:
+            return await self.start_routed(job)
         assert job.webhook_event_id is not None
         ids = [job.webhook_event_id]
         if isinstance(job.data, dict) and isinstance(job.data.get("webhook_event_ids"), list):
             ids = [str(i) for i in job.data["webhook_event_ids"]]
         limit = asyncio.Semaphore(8)
 
-        async def _one(event_id: str) -> None:
+        async def _one(event_id: str) -> list[str]:
             async with limit:
-                await self.dispatch(event_id)
+                return await self.dispatch(event_id) or []
 
         results = await asyncio.gather(*(_one(i) for i in ids), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             # The events stay "received"; the trigger service dispatches them later.
             raise failed[0]
+        return [e for r in results if not isinstance(r, BaseException) for e in r]
+
+    async def start_routed(self, job: TriggerJob) -> list[str]:
+        """Start every active webhook trigger of the tenant on the job's seed route, as
+        a request to ``/webhooks/{tenant}/{triggerType}/{actionType}`` would (the job's
+        producer is trusted: it has the queue). With a dedupe key, at most once each."""
+        assert job.route is not None
+        started: list[str] = []
+        for trigger in await self.triggers.routed(job.tenant_id, job.route):
+            version = await self.versions(trigger.tenant_id, trigger.workflow_id)
+            if version is None:
+                continue
+            started.append(
+                await self.engine.start_execution(
+                    tenant_id=trigger.tenant_id,
+                    workflow_id=trigger.workflow_id,
+                    version=version,
+                    data=job.data,
+                    trigger_type=job.trigger_type,
+                    node_id=trigger.node_id,
+                    dedupe_key=f"{job.dedupe_key}:{trigger.id}" if job.dedupe_key else None,
+                    metadata=job.metadata,
+                )
+            )
+        if not started:
+            log.warning("no active workflow on this route", tenant=job.tenant_id, route=job.route)
+        return started
 
     async def dispatch(self, event_id: str) -> list[str] | None:
         """Start the executions of a received event. Returns their ids, or ``None`` when

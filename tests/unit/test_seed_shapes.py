@@ -1,0 +1,375 @@
+"""The seed documents' definition shapes, read into the canonical graph (and run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowmill.domain.definition import dump_definition, load_definition, load_with_notes
+from flowmill.domain.errors import DefinitionError
+from flowmill.domain.seed_shapes import read_seed_shapes
+from flowmill.engine.validation import load_and_compile
+from flowmill.nodes.registry import NodeRegistry
+from tests.unit.conftest import Harness
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+COND = {"condition": {"left": "{{data.n}}", "op": ">", "right": 5}}
+
+
+def step(step_id: str, kind: str = "noop", **extra: Any) -> dict[str, Any]:
+    return {"id": step_id, "type": kind, **extra}
+
+
+def graph(doc: dict[str, Any]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Node ids and (source, target[, handle]) edges of the canonical form."""
+    out = dump_definition(load_definition({"name": "w", **doc}))
+    edges = [
+        (e["source"], e["target"], e["sourceHandle"])
+        if "sourceHandle" in e
+        else (e["source"], e["target"])
+        for e in out["edges"]
+    ]
+    return [n["id"] for n in out["nodes"]], sorted(edges)
+
+
+@pytest.mark.parametrize(
+    ("doc", "nodes", "edges"),
+    [
+        pytest.param(
+            {"steps": [step("a"), step("b")]},
+            ["trigger", "a", "b"],
+            [("a", "b"), ("trigger", "a")],
+            id="plain-steps-are-a-chain",
+        ),
+        pytest.param(
+            {
+                "steps": [
+                    step(
+                        "c",
+                        "conditional",
+                        config=COND,
+                        trueSteps=[step("y")],
+                        falseSteps=[step("n1"), step("n2")],
+                    ),
+                    step("after"),
+                ]
+            },
+            ["trigger", "c", "y", "n1", "n2", "after"],
+            [
+                ("c", "n1", "false"),
+                ("c", "y", "true"),
+                ("n1", "n2"),
+                ("n2", "after"),
+                ("trigger", "c"),
+                ("y", "after"),
+            ],
+            id="conditional-branches-join-the-next-step",
+        ),
+        pytest.param(
+            {
+                "steps": [
+                    step("c", "conditional", config={**COND, "trueSteps": [step("y")]}),
+                    step("after"),
+                ]
+            },
+            ["trigger", "c", "y", "after"],
+            [("c", "after", "false"), ("c", "y", "true"), ("trigger", "c"), ("y", "after")],
+            id="branch-inside-config-and-empty-false-branch",
+        ),
+        pytest.param(
+            {
+                "steps": [
+                    step(
+                        "c",
+                        "conditional",
+                        config=COND,
+                        trueSteps=[step("y")],
+                        falseSteps=[step("n")],
+                    )
+                ]
+            },
+            ["trigger", "c", "y", "n"],
+            [("c", "n", "false"), ("c", "y", "true"), ("trigger", "c")],
+            id="conditional-last-joins-nothing",
+        ),
+        pytest.param(
+            {
+                "steps": [
+                    step(
+                        "c",
+                        "conditional",
+                        config=COND,
+                        trueSteps=[
+                            step(
+                                "d",
+                                "conditional",
+                                config=COND,
+                                trueSteps=[step("dy")],
+                                falseSteps=[step("dn")],
+                            ),
+                        ],
+                    ),
+                    step("after"),
+                ]
+            },
+            ["trigger", "c", "d", "dy", "dn", "after"],
+            [
+                ("c", "after", "false"),
+                ("c", "d", "true"),
+                ("d", "dn", "false"),
+                ("d", "dy", "true"),
+                ("dn", "after"),
+                ("dy", "after"),
+                ("trigger", "c"),
+            ],
+            id="nested-conditional",
+        ),
+        pytest.param(
+            {
+                "steps": [
+                    {"type": "noop"},
+                    {"type": "conditional", "config": COND, "trueSteps": [{"type": "noop"}]},
+                ]
+            },
+            ["trigger", "step-0", "step-1", "step-1.true.0"],
+            [("step-0", "step-1"), ("step-1", "step-1.true.0", "true"), ("trigger", "step-0")],
+            id="steps-without-ids-get-them",
+        ),
+        pytest.param(
+            {"actions": [step("a")], "trigger": {"type": "webhook", "config": {"actionType": "x"}}},
+            ["trigger", "a"],
+            [("trigger", "a")],
+            id="actions-are-steps",
+        ),
+    ],
+)
+def test_seed_shapes_graph_of_each_step_shape(
+    doc: dict[str, Any], nodes: list[str], edges: list[tuple[str, ...]]
+) -> None:
+    assert graph(doc) == (nodes, edges)
+
+
+def test_seed_shapes_loop_steps_become_a_loop_node_with_a_body() -> None:
+    doc = {
+        "name": "w",
+        "steps": [
+            step(
+                "each",
+                "loop",
+                config={"items": "{{data.xs}}", "mode": "parallel"},
+                steps=[
+                    step("double", "transform", config={"mapping": {"v": "{{item}}"}}),
+                    step(
+                        "c",
+                        "conditional",
+                        config=COND,
+                        trueSteps=[step("y")],
+                        retry={"attempts": 2, "backoff": 50},
+                    ),
+                ],
+            ),
+            step("after"),
+            step("each2", "loop", config={"count": 3, "steps": [step("inner")]}),
+        ],
+    }
+    out = dump_definition(load_definition(doc))
+    loop = next(n for n in out["nodes"] if n["id"] == "each")
+    assert loop["config"] == {
+        "items": "{{data.xs}}",
+        "mode": "parallel",
+        "body": {
+            "nodes": [
+                {"id": "double", "type": "transform", "config": {"mapping": {"v": "{{item}}"}}},
+                {
+                    "id": "c",
+                    "type": "conditional",
+                    "config": COND,
+                    "retry": {"max_attempts": 2, "backoff_ms": 50, "strategy": "fixed"},
+                },
+                {"id": "y", "type": "noop"},
+            ],
+            "edges": [
+                {"source": "double", "target": "c"},
+                {"source": "c", "target": "y", "sourceHandle": "true"},
+            ],
+        },
+    }
+    inner = next(n for n in out["nodes"] if n["id"] == "each2")
+    assert inner["config"] == {
+        "count": 3,
+        "body": {"nodes": [{"id": "inner", "type": "noop"}], "edges": []},
+    }
+    ids = [n["id"] for n in out["nodes"]]
+    assert ids == ["trigger", "each", "after", "each2"]  # the body is not in the outer graph
+    notes = load_with_notes(doc)[1]
+    assert "steps[0]: (loop with nested steps) read as node each whose config.body is " \
+        "the chain double → c → y" in notes  # fmt: skip
+
+
+def test_seed_shapes_workflow_fields_and_retry_options() -> None:
+    doc = {
+        "name": "w",
+        "rateLimitMaxConcurrent": 4,
+        "rateLimitPerMinute": 120,
+        "retryMaxAttempts": 5,
+        "retryBackoffMs": 750,
+        "enabled": True,
+        "trigger": {"type": "schedule", "config": {"cron": "0 9 * * *"}},
+        "steps": [
+            step("a", retry={"attempts": 3, "backoff": {"type": "exponential", "delay": 2000}}),
+            step("b", attempts=2, backoff={"type": "fixed", "delay": 10}),
+            step("c", retry={"attempts": 4, "backoff": 300, "jitter": 0.1}),
+        ],
+    }
+    wf, notes = load_with_notes(doc)
+    s = wf.settings
+    assert (s.max_concurrent, s.per_minute) == (4, 120)
+    assert s.retry is not None and (s.retry.max_attempts, s.retry.backoff_ms) == (5, 750)
+    assert wf.status == "active"
+    assert wf.node("trigger").config == {"triggerType": "schedule", "cron": "0 9 * * *"}
+    retries = {n.id: n.retry for n in wf.nodes if n.retry is not None}
+    got = {k: (r.max_attempts, r.backoff_ms, r.strategy, r.jitter) for k, r in retries.items()}
+    assert got == {
+        "a": (3, 2000, "exponential", 0.0),
+        "b": (2, 10, "fixed", 0.0),
+        "c": (4, 300, "fixed", 0.1),
+    }
+    assert notes == [
+        "rateLimitMaxConcurrent: read as settings.max_concurrent = 4",
+        "rateLimitPerMinute: read as settings.per_minute = 120",
+        "retryMaxAttempts: read as settings.retry.max_attempts = 5",
+        "retryBackoffMs: read as settings.retry.backoff_ms = 750",
+        "enabled: read as status active",
+        "steps[a]: retry {attempts, backoff} (BullMQ job options) read as retry "
+        "{max_attempts: 3, strategy: exponential, backoff_ms: 2000}",
+        "steps[b]: attempts/backoff (BullMQ job options) read as retry "
+        "{max_attempts: 2, strategy: fixed, backoff_ms: 10}",
+        "steps[c]: retry {attempts, backoff} (BullMQ job options) read as retry "
+        "{jitter: 0.1, max_attempts: 4, backoff_ms: 300, strategy: fixed}",
+        "trigger.config: read as the trigger node's config",
+    ]
+    # The canonical form is what is stored and exported; it reads back as itself.
+    once = dump_definition(wf)
+    assert "rateLimitMaxConcurrent" not in once and "steps" not in once
+    assert once["settings"]["max_concurrent"] == 4
+    assert load_with_notes(once)[1] == []
+    assert dump_definition(load_definition(once)) == once
+
+
+def test_seed_shapes_graph_nodes_take_bullmq_retry_too() -> None:
+    doc = {
+        "name": "w",
+        "nodes": [step("t", "trigger"), step("a", retry={"attempts": 3, "backoff": 1000})],
+        "edges": [{"source": "t", "target": "a"}],
+    }
+    retry = load_definition(doc).node("a").retry
+    assert retry is not None and (retry.max_attempts, retry.backoff_ms) == (3, 1000)
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"steps": [step("c", "conditional", config=COND, trueSteps={"id": "x"})]},
+            [("steps[0].trueSteps", "type")],
+        ),
+        (
+            {"steps": [step("c", "conditional", config={**COND, "falseSteps": "no"})]},
+            [("steps[0].config.falseSteps", "type")],
+        ),
+        ({"steps": [step("a", trueSteps=[step("b")])]}, [("steps[0].trueSteps", "invalid")]),
+        ({"steps": [step("a", steps=[step("b")])]}, [("steps[0].steps", "invalid")]),
+        (
+            {"steps": [step("l", "loop", config={"body": {}}, steps=[step("b")])]},
+            [("steps[0].steps", "invalid")],
+        ),
+        ({"steps": [step("a")], "actions": [step("b")]}, [("actions", "conflict")]),
+        (
+            {"rateLimitMaxConcurrent": 3, "settings": {"max_concurrent": 4}, "steps": [step("a")]},
+            [("rateLimitMaxConcurrent", "conflict")],
+        ),
+        ({"retryBackoffMs": "fast", "steps": [step("a")]}, [("retryBackoffMs", "type")]),
+        ({"enabled": "yes", "steps": [step("a")]}, [("enabled", "type")]),
+        (
+            {"steps": [step("a", retry={"attempts": 2, "backoff": {"type": "linear"}})]},
+            [("steps[a].retry.backoff.type", "enum")],
+        ),
+        (
+            {"steps": [step("a", retry={"attempts": 2, "backoff": {"delay": 1, "jitter": 1}})]},
+            [("steps[a].retry.backoff.jitter", "unknown_field")],
+        ),
+        (
+            {"steps": [step("a", attempts=2, retry={"max_attempts": 2})]},
+            [("steps[a].attempts", "invalid")],
+        ),
+        ({"steps": []}, [("steps", "empty")]),
+        ({"steps": [step("a", "nope")]}, [("nodes[a].type", "unknown_node_type")]),
+        ({"steps": [{"type": "noop", "bogus": 1}]}, [("steps[step-0].bogus", "unknown_field")]),
+    ],
+)
+def test_seed_shapes_problems_name_their_place(
+    doc: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_and_compile({"name": "w", **doc}, NodeRegistry.from_entry_points())
+    assert [(i.path, i.code) for i in e.value.issues] == expected
+
+
+def test_seed_shapes_leave_the_input_and_canonical_documents_alone() -> None:
+    doc = {
+        "name": "w",
+        "retryMaxAttempts": 2,
+        "steps": [step("c", "conditional", config={**COND, "trueSteps": [step("y")]})],
+    }
+    before = json.dumps(doc, sort_keys=True)
+    read_seed_shapes(doc)
+    assert json.dumps(doc, sort_keys=True) == before
+    canonical = json.loads((EXAMPLES / "graph-branch-join.json").read_text())
+    shaped = read_seed_shapes(canonical)
+    assert shaped.document == canonical and shaped.notes == () and not shaped.from_steps
+
+
+async def test_seed_shapes_conditional_steps_run_one_branch_and_join_once(
+    harness: Harness,
+) -> None:
+    doc = {
+        "name": "w",
+        "steps": [
+            step(
+                "c",
+                "conditional",
+                config=COND,
+                trueSteps=[step("big", "transform", config={"mapping": {"size": "big"}})],
+                falseSteps=[step("small", "transform", config={"mapping": {"size": "small"}})],
+            ),
+            step("after", "transform", config={"mapping": {"got": "{{input}}"}}),
+        ],
+    }
+    definition = dump_definition(load_definition(doc))
+    ex, runs = await harness.run(definition, {"n": 2})
+    assert {k: r.status.value for k, r in runs.items()} == {
+        "trigger": "succeeded",
+        "c": "succeeded",
+        "big": "skipped",
+        "small": "succeeded",
+        "after": "succeeded",
+    }
+    assert ex.output == {"got": {"small": {"size": "small"}}}
+    assert [r.attempt for r in await harness.store.node_runs(ex.id) if r.node_id == "after"] == [1]
+
+
+def test_seed_shapes_examples_say_what_they_were_read_as() -> None:
+    expected = {
+        "seed-steps-conditional.json": "steps[1]: (conditional with trueSteps/falseSteps) read "
+        "as node step-1 (true → review; false → auto), both branches joining the next step",
+        "seed-steps-loop.json": "steps[0]: (loop with nested steps) read as node each-line "
+        "whose config.body is the chain price",
+        "seed-workflow-limits.json": "rateLimitPerMinute: read as settings.per_minute = 60",
+        "seed-action-retry.json": "steps[flaky]: retry {attempts, backoff} (BullMQ job "
+        "options) read as retry {max_attempts: 3, strategy: exponential, backoff_ms: 200}",
+    }
+    for name, note in expected.items():
+        assert note in load_with_notes(json.loads((EXAMPLES / name).read_text()))[1], name
