@@ -12,7 +12,7 @@ import os
 import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ from flowmill.engine.runner import RunnerOptions, StepRunner, job_for
 from flowmill.engine.services import NodeServices
 from flowmill.engine.sweeper import Sweeper, may_start
 from flowmill.engine.validation import load_and_compile
+from flowmill.fairness import FairShare
 from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
@@ -123,6 +124,7 @@ class Engine:
         self.worker_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid7()[-8:]}"
         self._queue_owner = self.worker_id if queue.in_process else None
         self.hub = EventHub()
+        self.fair_share = FairShare()
         self.news = EndedNews(news)
         # Whether this process has met a workflow with limits: only then can an ended
         # execution free a place for a queued one at once (the sweeper promotes in any
@@ -368,6 +370,10 @@ class Engine:
         """
         if not jobs:
             return
+        # Each job's priority: its class, then its tenant's fair share within the class
+        # (a tenant's recent demand pushes its own jobs back, nobody else's).
+        share = self.fair_share
+        jobs = [replace(j, priority=share.priority(j.tenant_id, j.priority)) for j in jobs]
         try:
             await self.queue.put(jobs)
         except Exception as e:

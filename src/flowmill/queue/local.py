@@ -11,6 +11,7 @@ import contextlib
 import heapq
 import itertools
 import time
+from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
@@ -28,15 +29,30 @@ def _job_id(job: Job) -> str | None:
 
 
 class LocalQueue:
-    """A priority queue with delays, deduplicating step jobs by id.
+    """A priority queue with delays, deduplicating step jobs by id, fair to tenants.
 
     Like BullMQ, a step job whose id is already waiting is not added twice. A job that
     re-adds its own id while its handler runs (a step parking itself until later) is
     queued again once the handler returns.
+
+    Ready jobs are kept per tenant; the next job is the highest priority among the
+    tenants' first jobs (the engine folds each tenant's recent demand into priorities,
+    see :mod:`flowmill.fairness`). ``reserve`` extra consumers take only jobs of tenants
+    with nothing running, so a tenant arriving while another fills every consumer starts
+    at once; ``max_per_tenant`` caps the jobs one tenant runs at a time (0: no cap).
+
+    Args:
+        reserve: Consumers beyond ``concurrency`` for tenants with nothing running.
+        max_per_tenant: Most jobs of one tenant running at once (0: no limit).
     """
 
-    def __init__(self) -> None:
-        self._ready: list[tuple[int, int, Job]] = []  # (-priority, seq): highest first
+    def __init__(self, *, reserve: int = 1, max_per_tenant: int = 0) -> None:
+        self.reserve = reserve
+        self.max_per_tenant = max_per_tenant
+        # tenant -> heap of (-priority, seq, job): highest first, then oldest
+        self._ready: dict[str, list[tuple[int, int, Job]]] = {}
+        self._ready_count = 0
+        self._busy: Counter[str] = Counter()  # running jobs per tenant
         self._delayed: list[tuple[float, int, Job]] = []  # (due, seq)
         self._seq = itertools.count()
         self._waiting: set[str] = set()  # ids in the heap (ready or delayed)
@@ -51,7 +67,7 @@ class LocalQueue:
         return True
 
     def __len__(self) -> int:
-        return len(self._ready) + len(self._delayed)
+        return self._ready_count + len(self._delayed)
 
     async def put(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
@@ -72,13 +88,43 @@ class LocalQueue:
         if wait > 0:
             heapq.heappush(self._delayed, (time.monotonic() + wait, next(self._seq), job))
         else:
-            heapq.heappush(self._ready, (-job.priority, next(self._seq), job))
+            self._push_ready(job, next(self._seq))
+
+    def _push_ready(self, job: Job, seq: int) -> None:
+        heap = self._ready.get(job.tenant_id)
+        if heap is None:
+            heap = self._ready[job.tenant_id] = []
+        heapq.heappush(heap, (-job.priority, seq, job))
+        self._ready_count += 1
+
+    def _pop_ready(self, *, reserve: bool) -> Job | None:
+        """The best ready job this consumer may take (``reserve``: only of an idle tenant).
+
+        Looks at each tenant's first job: cost grows with the tenants that have jobs
+        ready, not with the jobs.
+        """
+        best: tuple[int, int, Job] | None = None
+        for tenant, heap in self._ready.items():
+            busy = self._busy[tenant]
+            if (reserve and busy) or (self.max_per_tenant and busy >= self.max_per_tenant):
+                continue
+            if best is None or heap[0] < best:
+                best = heap[0]
+        if best is None:
+            return None
+        tenant = best[2].tenant_id
+        heap = self._ready[tenant]
+        heapq.heappop(heap)
+        if not heap:
+            del self._ready[tenant]
+        self._ready_count -= 1
+        return best[2]
 
     async def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per state, in the shape of BullMQ's counts: ``{"in-process": {...}}``."""
         return {
             "in-process": {
-                "wait": len(self._ready),
+                "wait": self._ready_count,
                 "delayed": len(self._delayed),
                 "active": len(self._running),
             }
@@ -96,14 +142,15 @@ class LocalQueue:
             return [JobInfo(LOCAL_QUEUE, job_id, "delayed" if delayed else "waiting")]
         return []
 
-    async def _next(self) -> Job | None:
+    async def _next(self, *, reserve: bool = False) -> Job | None:
         while not self._stopping:
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
                 _, seq, due_job = heapq.heappop(self._delayed)
-                heapq.heappush(self._ready, (-due_job.priority, seq, due_job))
-            if self._ready:
-                job = heapq.heappop(self._ready)[2]
+                self._push_ready(due_job, seq)
+            job = self._pop_ready(reserve=reserve) if self._ready else None
+            if job is not None:
+                self._busy[job.tenant_id] += 1
                 jid = _job_id(job)
                 if jid is not None:
                     self._waiting.discard(jid)
@@ -116,6 +163,9 @@ class LocalQueue:
         return None
 
     def _finished(self, job: Job) -> None:
+        self._busy[job.tenant_id] -= 1
+        if not self._busy[job.tenant_id]:
+            del self._busy[job.tenant_id]
         jid = _job_id(job)
         if jid is None:
             return
@@ -128,9 +178,9 @@ class LocalQueue:
     async def consume(self, handler: JobHandler, *, concurrency: int) -> None:
         # A stop that came first wins: consume then returns at once (stop is final).
 
-        async def _consumer() -> None:
+        async def _consumer(reserve: bool) -> None:
             while True:
-                job = await self._next()
+                job = await self._next(reserve=reserve)
                 if job is None:
                     return
                 try:
@@ -143,7 +193,10 @@ class LocalQueue:
                     if self._ready or self._delayed:
                         self._wakeup.set()
 
-        self._consumers = [asyncio.create_task(_consumer()) for _ in range(concurrency)]
+        self._consumers = [
+            asyncio.create_task(_consumer(reserve=i >= concurrency), name=f"local-queue-{i}")
+            for i in range(concurrency + self.reserve)
+        ]
         try:
             await asyncio.gather(*self._consumers)
         finally:
