@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     sandbox_max_output_bytes: int = Field(1024 * 1024, ge=1024)
     sandbox_js_workers: int = Field(0, ge=0)
     sandbox_js_reserve_workers: int = Field(1, ge=0)
+    sandbox_nice: int = Field(10, ge=0, le=19)
     sandbox_bwrap: str = ""
     sandbox_allow_rlimit_only_python: bool = False
     sandbox_python_executable: str = ""
@@ -165,6 +166,7 @@ class Settings(BaseSettings):
             max_output_bytes=self.sandbox_max_output_bytes,
             js_workers=self.sandbox_js_workers,
             js_reserve_workers=self.sandbox_js_reserve_workers,
+            nice=self.sandbox_nice,
             bwrap=self.sandbox_bwrap,
             allow_rlimit_only_python=self.sandbox_allow_rlimit_only_python,
             python_executable=self.sandbox_python_executable,

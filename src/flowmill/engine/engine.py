@@ -48,7 +48,7 @@ from flowmill.engine.runner import RunnerOptions, StepRunner, job_for
 from flowmill.engine.services import NodeServices
 from flowmill.engine.sweeper import Sweeper, may_start
 from flowmill.engine.validation import load_and_compile
-from flowmill.fairness import FairShare
+from flowmill.fairness import FairShare, current_tenant
 from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
@@ -222,6 +222,37 @@ class Engine:
         Returns:
             The execution id (the existing one when ``dedupe_key`` was seen before).
         """
+        token = current_tenant.set(tenant_id)
+        try:
+            return await self._start_execution(
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                version=version,
+                data=data,
+                trigger_type=trigger_type,
+                node_id=node_id,
+                dedupe_key=dedupe_key,
+                metadata=metadata,
+                parent_execution_id=parent_execution_id,
+                retry_of=retry_of,
+            )
+        finally:
+            current_tenant.reset(token)
+
+    async def _start_execution(
+        self,
+        *,
+        tenant_id: str,
+        workflow_id: str,
+        version: int,
+        data: Any,
+        trigger_type: str,
+        node_id: str | None,
+        dedupe_key: str | None,
+        metadata: dict[str, Any] | None,
+        parent_execution_id: str | None,
+        retry_of: str | None,
+    ) -> str:
         wf = await self.compiled(workflow_id, version)
         now = self.clock.now()
         trigger_node = node_id or wf.default_trigger(trigger_type)

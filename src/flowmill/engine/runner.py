@@ -121,6 +121,14 @@ class StepRunner:
 
     async def run_job(self, job: StepJob) -> None:
         """Run the step of ``job`` (and what follows inline), if it still needs running."""
+        # Pools and the store serve tenants in turn by this (see flowmill.fairness).
+        token = current_tenant.set(job.tenant_id)
+        try:
+            await self._run_job(job)
+        finally:
+            current_tenant.reset(token)
+
+    async def _run_job(self, job: StepJob) -> None:
         loaded = await self.store.load_step(job.key, ())
         if loaded is None:
             log.warning("step has no record; dropping its job", job_id=job.job_id)
@@ -260,13 +268,7 @@ class StepRunner:
     ) -> tx.Outcome | None:
         started = inv.ctx.now
         logs = inv.ctx.log.lines
-        # The node's task copies this context: pools below it (the sandbox) serve
-        # tenants in turn by it.
-        token = current_tenant.set(ex.tenant_id)
-        try:
-            task = asyncio.ensure_future(self._call(inv))
-        finally:
-            current_tenant.reset(token)
+        task = asyncio.ensure_future(self._call(inv))  # copies current_tenant (run_job)
         tasks = self._tasks.setdefault(ex.id, set())
         tasks.add(task)
         announced = run.status is NodeRunStatus.RUNNING

@@ -148,6 +148,7 @@ class JsPool:
         try:
             proc = await ChildProcess.start(
                 argv,
+                nice=self.settings.nice,
                 env=cleanup_env(),
                 pass_fds=(fd,) if fd >= 0 else (),
                 # Log text may grow sixfold as escaped JSON in the reply header.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import struct
 from collections.abc import Mapping, Sequence
@@ -77,13 +78,42 @@ class ChildProcess:
         cwd: str | None = None,
         stdout_limit: int,
         stderr_limit: int = 0,
+        nice: int = 0,
     ) -> ChildProcess:
         """Start ``argv`` in a new session with piped stdin, stdout and stderr.
 
-        stderr is discarded when ``stderr_limit`` is 0.
+        stderr is discarded when ``stderr_limit`` is 0. ``nice`` lowers the CPU priority
+        of the child and everything it starts (user code spinning in a loop must not
+        take the CPU from the engine's own work, which every tenant waits on).
         """
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
+        if nice and (nice_bin := shutil.which("nice")):
+            argv = [nice_bin, "-n", str(nice), *argv]
+        starting = asyncio.ensure_future(
+            cls._exec(loop, argv, env, pass_fds, cwd, stdout_limit, stderr_limit)
+        )
+        try:
+            transport, protocol = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # Cancelling subprocess_exec half-way can hang the cancelled task for good
+            # (CPython 3.11's transport then waits for pipes that never connect: a pool
+            # closing while it replaced a worker hung). Let the start finish; what it
+            # started is killed and reaped in the background.
+            starting.add_done_callback(_reap_abandoned)
+            raise
+        return cls(transport, protocol)
+
+    @staticmethod
+    async def _exec(
+        loop: asyncio.AbstractEventLoop,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        pass_fds: Sequence[int],
+        cwd: str | None,
+        stdout_limit: int,
+        stderr_limit: int,
+    ) -> tuple[asyncio.SubprocessTransport, _Protocol]:
+        return await loop.subprocess_exec(
             lambda: _Protocol(stdout_limit, stderr_limit),
             *argv,
             stdin=asyncio.subprocess.PIPE,
@@ -95,7 +125,6 @@ class ChildProcess:
             close_fds=True,
             start_new_session=True,
         )
-        return cls(transport, protocol)
 
     @property
     def returncode(self) -> int | None:
@@ -206,6 +235,20 @@ class ChildProcess:
                     await asyncio.wait_for(asyncio.shield(exited), 5.0)
         finally:
             self._transport.close()
+
+
+_ABANDONED: set[asyncio.Task[None]] = set()  # reaps of starts whose caller went away
+
+
+def _reap_abandoned(
+    starting: asyncio.Future[tuple[asyncio.SubprocessTransport, _Protocol]],
+) -> None:
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    transport, protocol = starting.result()
+    task = asyncio.ensure_future(ChildProcess(transport, protocol).close())
+    _ABANDONED.add(task)
+    task.add_done_callback(_ABANDONED.discard)
 
 
 def _children(pid: int) -> list[int]:

@@ -134,6 +134,7 @@ class PythonRunner:
         try:
             proc = await ChildProcess.start(
                 argv,
+                nice=self.settings.nice,
                 env=cleanup_env({"HOME": workdir or "/tmp"}),  # noqa: S108 - the jail's tmpfs
                 pass_fds=(fd,) if fd >= 0 else (),
                 cwd=workdir,

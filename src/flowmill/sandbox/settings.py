@@ -23,6 +23,8 @@ class SandboxSettings:
         js_workers: JavaScript worker processes (evaluations run in parallel up to this).
         js_reserve_workers: Extra JavaScript workers kept for tenants with no evaluation
             running, so one tenant filling the pool never makes another wait.
+        nice: CPU niceness of sandbox processes (0-19): user code yields the CPU to the
+            engine's own work, which every tenant's steps wait on.
         js_max_evaluations_per_worker: A worker is replaced after this many evaluations,
             so whatever one might leak in the engine library cannot pile up.
         max_log_lines: ``console.log``/``print`` lines kept per evaluation.
@@ -52,6 +54,7 @@ class SandboxSettings:
     expression_memory_mb: int = 64
     js_workers: int = 0
     js_reserve_workers: int = 1
+    nice: int = 10
     js_max_evaluations_per_worker: int = 5000
     max_log_lines: int = 200
     max_log_bytes: int = 64 * 1024

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from flowmill import jsonutil
+from flowmill.fairness import FairSlots, current_tenant
 
 T = TypeVar("T")
 log = logging.getLogger("flowmill.store")
@@ -124,6 +125,11 @@ class SqliteDatabase(Database):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="flowmill-sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="flowmill-sqlite-reader")
         self._write_conn: Connection | None = None
+        # The one writer thread (and the readers) serve tenants in turn: a FIFO of work
+        # put one tenant's thousands of queued commits before another's single one.
+        # Two writes may be handed to the thread at once, so it never waits on the loop.
+        self._write_turns = FairSlots(2)
+        self._read_turns = FairSlots(readers + 1)
 
     def _engine(self, *, immediate: bool, pool_size: int, autocheckpoint: bool = True) -> Engine:
         engine = sa.create_engine(
@@ -191,10 +197,16 @@ class SqliteDatabase(Database):
             return fn(conn)
 
     async def write(self, fn: Work[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._run_write, fn)
+        async with self._write_turns.slot(current_tenant.get()):
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._run_write, fn
+            )
 
     async def read(self, fn: Work[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._run_read, fn)
+        async with self._read_turns.slot(current_tenant.get()):
+            return await asyncio.get_running_loop().run_in_executor(
+                self._readers, self._run_read, fn
+            )
 
     def run_write_sync(self, fn: Work[T]) -> T:
         """Run a write from synchronous code (CLI set-up); not on the event loop."""
