@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         queue_lock_s: A job whose worker stops renewing its lock this long is stalled
             and goes back to wait (a worker killed mid-step is noticed this fast).
         queue_stalled_check_s: How often workers look for stalled jobs.
+        connector_sqlite_dirs: Directories whose SQLite files ``database_query`` nodes
+            may open; empty (the default) refuses SQLite URLs.
+        connector_max_rows: Rows a ``database_query`` node returns at most.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -130,10 +133,14 @@ class Settings(BaseSettings):
     queue_lock_s: float = Field(30.0, ge=1)
     queue_stalled_check_s: float = Field(30.0, ge=0.5)
 
+    # --- connector nodes ---
+    connector_sqlite_dirs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    connector_max_rows: int = Field(1000, ge=1, le=100_000)
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
-    @field_validator("http_allow_hosts", "http_allow_cidrs", mode="before")
+    @field_validator("http_allow_hosts", "http_allow_cidrs", "connector_sqlite_dirs", mode="before")
     @classmethod
     def _comma_list(cls, v: object) -> object:
         if isinstance(v, str):

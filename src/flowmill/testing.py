@@ -341,15 +341,30 @@ class InMemoryCredentials:
     """
 
     secrets: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    uses: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    async def resolve(self, tenant_id: str, name: str) -> tuple[str, dict[str, Any]]:
+    async def resolve(
+        self, tenant_id: str, ref: str, use: Any = None
+    ) -> tuple[str, dict[str, Any]]:
         from flowmill.credentials.crypto import CredentialError
 
         try:
-            kind, data = self.secrets[(tenant_id, name)]
+            kind, data = self.secrets[(tenant_id, ref)]
         except KeyError:
-            raise CredentialError(f"no credential named {name!r}") from None
+            raise CredentialError(f"no credential named {ref!r}") from None
+        self.uses.append((tenant_id, ref, use))
         return kind, dict(data)
+
+    async def access_token(
+        self, tenant_id: str, ref: str, use: Any = None, *, rejected: str | None = None
+    ) -> str:
+        """The ``access_token`` of an oauth2 entry (no refresh: the fake holds one)."""
+        from flowmill.credentials.crypto import CredentialError
+
+        kind, data = await self.resolve(tenant_id, ref, use)
+        if kind != "oauth2" or data.get("access_token") in (None, rejected):
+            raise CredentialError(f"credential {ref!r} has no usable access token")
+        return str(data["access_token"])
 
 
 @dataclass

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from flowmill import __version__
 from flowmill.api import (
+    credentials,
     events,
     executions,
     health,
@@ -92,6 +93,7 @@ def build_app(settings: Settings) -> FastAPI:
         webhooks,
         triggers,
         ingress,
+        credentials,
     ):
         app.include_router(module.router)
     return app

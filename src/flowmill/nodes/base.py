@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from flowmill.credentials.use import CredentialUse
 from flowmill.domain.errors import NodeError
 from flowmill.domain.execution import LogLine
 from flowmill.domain.workflow import Node
@@ -130,6 +131,12 @@ class NodeContext:
             **self.extra_scope,
         }
         return Scope(self.input, context)
+
+    def credential_use(self) -> CredentialUse:
+        """This attempt as the user of a credential (recorded with each decryption)."""
+        return CredentialUse(
+            "node", execution_id=self.execution_id, node_id=self.node.id, attempt=self.attempt
+        )
 
     @property
     def expressions(self) -> ExpressionEvaluator | None:
