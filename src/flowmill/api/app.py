@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from flowmill import __version__
 from flowmill.api import (
+    agents,
     credentials,
     events,
     executions,
@@ -94,6 +95,7 @@ def build_app(settings: Settings) -> FastAPI:
         triggers,
         ingress,
         credentials,
+        agents,
     ):
         app.include_router(module.router)
     return app

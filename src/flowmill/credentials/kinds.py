@@ -67,7 +67,7 @@ class OAuth2(_Kind):
     the new token sealed back into this credential (:mod:`flowmill.credentials.oauth2`).
     """
 
-    secret_fields = ("client_secret", "access_token", "refresh_token")
+    secret_fields = ("access_token", "client_secret", "refresh_token")
     grant_type: Literal["client_credentials", "authorization_code"]
     token_url: AnyHttpUrl
     client_id: str = Field(min_length=1)
@@ -187,6 +187,16 @@ def public_view(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "database" and isinstance(data.get("url"), str):
         out["url"] = _masked_url(data["url"])
     return out
+
+
+def main_secret(kind: str, data: Mapping[str, Any]) -> str | None:
+    """The one secret a connector sends as its key: a bearer token, a header's or query
+    parameter's value, a shared secret, a password, an OAuth2 access token."""
+    for name in secret_fields(kind):
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def hint(kind: str, data: Mapping[str, Any]) -> str | None:

@@ -213,8 +213,13 @@ class Engine:
         metadata: dict[str, Any] | None = None,
         parent_execution_id: str | None = None,
         retry_of: str | None = None,
+        execution_metadata: dict[str, Any] | None = None,
     ) -> str:
         """Create an execution of a stored version and dispatch its first steps.
+
+        ``metadata`` adds keys to the trigger output; ``execution_metadata`` is what the
+        execution is about (``{"customerId", "clientId"}``): stored on the execution,
+        filterable in lists, and ``trigger.metadata`` in templates.
 
         Returns:
             The execution id (the existing one when ``dedupe_key`` was seen before).
@@ -225,11 +230,14 @@ class Engine:
         trigger_type_impl = wf.node(trigger_node).type if trigger_node in wf.nodes else None
         if not isinstance(trigger_type_impl, TriggerNodeType):
             raise ValueError(f"node {trigger_node!r} is not a trigger of this workflow")
+        extra = dict(metadata or {})
+        if execution_metadata is not None:
+            extra["metadata"] = execution_metadata
         trigger_output = trigger_type_impl.build_output(
             wf.node(trigger_node).config,
             trigger_type=trigger_type,
             data=data,
-            metadata=metadata or {},
+            metadata=extra,
             received_at=now,
         )
         trigger_output["node_id"] = trigger_node
@@ -246,6 +254,7 @@ class Engine:
             deadline_at=now + timedelta(seconds=settings.timeout_s) if settings.timeout_s else None,
             parent_execution_id=parent_execution_id,
             retry_of=retry_of,
+            metadata=execution_metadata,
         )
         limited = bool(settings.max_concurrent or settings.per_minute)
 
@@ -291,8 +300,9 @@ class Engine:
                 metadata={
                     k: v
                     for k, v in old.trigger.items()
-                    if k not in ("type", "data", "node_id", "received_at", "source")
+                    if k not in ("type", "data", "node_id", "received_at", "source", "metadata")
                 },
+                execution_metadata=old.metadata,
             )
         wf = await self.compiled(old.workflow_id, old.version)
         runs = await self.store.node_runs(execution_id)
@@ -307,6 +317,7 @@ class Engine:
             trigger_type=old.trigger_type,
             created_at=now,
             retry_of=old.id,
+            metadata=old.metadata,
             deadline_at=(
                 now + timedelta(seconds=wf.workflow.settings.timeout_s)
                 if wf.workflow.settings.timeout_s

@@ -295,7 +295,9 @@ class StepRunner:
         if isinstance(result, Suspend):
             return tx.Suspended(result.until, result.state, started, logs, announced)
         if isinstance(result, NodeResult):
-            return tx.Succeeded(result.output, result.handles, started, logs, announced)
+            return tx.Succeeded(
+                result.output, result.handles, started, logs, announced, list(result.turns)
+            )
         return tx.Succeeded(result, None, started, logs, announced)
 
     def _context(

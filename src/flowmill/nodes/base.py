@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flowmill.credentials.use import CredentialUse
 from flowmill.domain.errors import NodeError
-from flowmill.domain.execution import LogLine
+from flowmill.domain.execution import ConversationTurn, LogLine
 from flowmill.domain.workflow import Node
 from flowmill.engine import templates
 from flowmill.engine.templates import ExpressionEvaluator, Scope
@@ -37,10 +37,13 @@ class NodeResult:
     Attributes:
         output: JSON-able value; the input of the next nodes.
         handles: Outputs taken (``["true"]``); ``None`` for the default output.
+        turns: Conversation turns the step adds, written with its checkpoint (only if
+            the step's success is recorded, and then once).
     """
 
     output: Any = None
     handles: list[str] | None = None
+    turns: list[ConversationTurn] = field(default_factory=list)
 
 
 @dataclass
