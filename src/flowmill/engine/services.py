@@ -129,10 +129,13 @@ class ConnectorSettings:
         sqlite_dirs: Directories whose SQLite files ``database_query`` may open (none:
             SQLite URLs are refused, so a tenant cannot read the server's own files).
         max_rows: Rows a ``database_query`` returns at most.
+        ssl_context: Certificates trusted by SMTP and database connections (the
+            system's by default; tests give a private CA's).
     """
 
     sqlite_dirs: tuple[str, ...] = ()
     max_rows: int = 1000
+    ssl_context: Any = None
 
 
 class _NoHttp:
