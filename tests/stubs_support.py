@@ -235,3 +235,34 @@ def token_answer(
     if refresh_token:
         body["refresh_token"] = refresh_token
     return Answer(200, body)
+
+
+def instagram_dm(
+    account_id: str, sender_id: str, text: str, mid: str, *, echo: bool = False
+) -> dict[str, Any]:
+    """An Instagram messaging webhook payload, as Meta delivers it."""
+    message: dict[str, Any] = {"mid": mid, "text": text}
+    if echo:
+        message["is_echo"] = True
+    return {
+        "object": "instagram",
+        "entry": [
+            {
+                "id": account_id,
+                "time": 1_700_000_000_000,
+                "messaging": [
+                    {
+                        "sender": {"id": sender_id},
+                        "recipient": {"id": account_id},
+                        "timestamp": 1_700_000_000_000,
+                        "message": message,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def meta_body(payload: Any) -> bytes:
+    """A payload as Meta sends it: non-ASCII escaped, ``/`` as ``\\/``."""
+    return json.dumps(payload, ensure_ascii=True).replace("/", "\\/").encode()

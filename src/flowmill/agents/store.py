@@ -123,9 +123,9 @@ class AgentRepository:
         self.db = db
         self.clock = clock or SystemClock()
 
-    def _event(self, tenant_id: str, agent_id: str, kind: EventType, **payload: Any) -> Any:
+    def _event(self, tenant_id: str, agent_id: str, type_: EventType, **payload: Any) -> Any:
         payload["agent_id"] = agent_id
-        return DomainEvent(uuid7(), tenant_id, agent_id, kind.value, payload, self.clock.now())
+        return DomainEvent(uuid7(), tenant_id, agent_id, type_.value, payload, self.clock.now())
 
     async def create(self, tenant_id: str, values: Mapping[str, Any]) -> AgentConfig:
         """Store a new agent (``values``: the :data:`EDITABLE` columns).

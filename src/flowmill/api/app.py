@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from flowmill import __version__
 from flowmill.api import (
     agents,
+    channels,
     credentials,
     events,
     executions,
@@ -96,6 +97,7 @@ def build_app(settings: Settings) -> FastAPI:
         ingress,
         credentials,
         agents,
+        channels,
     ):
         app.include_router(module.router)
     return app
