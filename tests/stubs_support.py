@@ -266,3 +266,22 @@ def instagram_dm(
 def meta_body(payload: Any) -> bytes:
     """A payload as Meta sends it: non-ASCII escaped, ``/`` as ``\\/``."""
     return json.dumps(payload, ensure_ascii=True).replace("/", "\\/").encode()
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 30, every: float = 0.05) -> Any:
+    """``check()`` (awaited if it is a coroutine) once it returns something truthy; fails
+    with its last value after ``timeout`` seconds. For waiting on other processes."""
+    import asyncio
+    import inspect
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {value!r}")
+        await asyncio.sleep(every)
