@@ -72,6 +72,7 @@ class Stub:
     requests: list[Request] = field(default_factory=list)
     port: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
+    answered: int = 0  # answers written out whole
     _used: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -136,6 +137,8 @@ def stub_server(routes: dict[str, Script] | None = None) -> Iterator[Stub]:
                         self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
+                stub.answered += 1
             except OSError:
                 pass  # the client went away (a killed worker)
 
