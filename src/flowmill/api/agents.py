@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from flowmill.agents.ports import AgentConfig, AgentSettings, Turn
 from flowmill.agents.store import (
@@ -23,13 +23,16 @@ from flowmill.api.jsonvalue import JsonObject, SafeStr
 router = APIRouter(tags=["agents"], responses=ERROR_RESPONSES)
 
 AgentIdPath = Annotated[uuid.UUID, Path(description="Agent id.")]
+# strict: a JSON `true` is not a number here (pydantic would take it as 1)
+SInt = Annotated[int, Strict()]
+SFloat = Annotated[float, Strict()]
 Provider = Literal["openai", "anthropic"]
 Name = Annotated[SafeStr, Field(min_length=1, max_length=255)]
 Ref = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AgentToolIn(_Body):
@@ -44,9 +47,9 @@ class AgentToolIn(_Body):
 class AgentSettingsIn(_Body):
     """How the agent calls its model."""
 
-    timeout_s: float = Field(60.0, gt=0, le=600, description="Limit of one model call.")
-    max_retries: int = Field(2, ge=0, le=10, description="Retries of 429/5xx per attempt.")
-    max_retry_wait_s: float = Field(
+    timeout_s: SFloat = Field(60.0, gt=0, le=600, description="Limit of one model call.")
+    max_retries: SInt = Field(2, ge=0, le=10, description="Retries of 429/5xx per attempt.")
+    max_retry_wait_s: SFloat = Field(
         30.0, ge=0, le=600, description="Longest Retry-After waited for inside the node."
     )
     tools: list[AgentToolIn] = Field(
@@ -54,7 +57,7 @@ class AgentSettingsIn(_Body):
         max_length=0,
         description="Reserved: sub-workflows as function tools (not available yet).",
     )
-    max_tool_rounds: int = Field(0, ge=0, le=50, description="Reserved.")
+    max_tool_rounds: SInt = Field(0, ge=0, le=50, description="Reserved.")
 
 
 class AgentIn(_Body):
@@ -69,9 +72,9 @@ class AgentIn(_Body):
         default_factory=dict,
         description="Persona: name, persona, style, instructions, examples [{user, assistant}].",
     )
-    max_tokens: int = Field(1024, ge=1, le=1_000_000)
-    temperature: float = Field(0.7, ge=0, le=2)
-    history_window: int = Field(20, ge=0, le=1000, description="Past turns sent each time.")
+    max_tokens: SInt = Field(1024, ge=1, le=1_000_000)
+    temperature: SFloat = Field(0.7, ge=0, le=2)
+    history_window: SInt = Field(20, ge=0, le=1000, description="Past turns sent each time.")
     credential: Ref | None = Field(None, description="Id or name of the API key's credential.")
     base_url: Annotated[str, Field(max_length=500, pattern=r"^https?://")] | None = Field(
         None, description="The server's base URL (Ollama, vLLM, Azure...); provider's default."
@@ -86,9 +89,9 @@ class AgentPatch(_Body):
     provider: Provider | None = None
     model: Annotated[SafeStr, Field(min_length=1, max_length=255)] | None = None
     character: JsonObject | None = None
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    temperature: float | None = Field(None, ge=0, le=2)
-    history_window: int | None = Field(None, ge=0, le=1000)
+    max_tokens: SInt | None = Field(None, ge=1, le=1_000_000)
+    temperature: SFloat | None = Field(None, ge=0, le=2)
+    history_window: SInt | None = Field(None, ge=0, le=1000)
     credential: Ref | None = None
     base_url: Annotated[str, Field(max_length=500, pattern=r"^https?://")] | None = None
     settings: AgentSettingsIn | None = None

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from flowmill.agents.store import AgentRepository
 from flowmill.api.deps import Caller, Ctx
@@ -46,7 +46,7 @@ class ChannelIn(_Body):
     workflow_id: uuid.UUID | None = Field(
         None, description="Only this workflow starts for the channel's messages."
     )
-    enabled: bool = True
+    enabled: Annotated[bool, Strict()] = True
 
 
 class ChannelPatch(_Body):
@@ -57,7 +57,7 @@ class ChannelPatch(_Body):
     credential: Ref | None = None
     agent_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
-    enabled: bool | None = None
+    enabled: Annotated[bool, Strict()] | None = None
 
 
 class ChannelOut(BaseModel):
