@@ -11,8 +11,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from tests.serve_support import serve
 from tests.conftest import unavailable
+from tests.serve_support import serve
 
 
 def chromium() -> str:
