@@ -179,3 +179,44 @@ async def test_oauth2_other_tenant_cannot_get_a_token(
         await vault.create("acme", "mine", "oauth2", _grant(stub, expires_in_s=3600))
         with pytest.raises(LookupError):
             await CredentialAccess(vault, http).access_token("globex", "mine")
+
+
+async def test_oauth2_ten_steps_of_one_execution_share_one_refresh(database_url: str) -> None:
+    """Ten ``gmail_send`` nodes fanned out from one trigger, run by the engine at once
+    with an expired token: one refresh, ten sends with the new token."""
+    from tests.api_support import open_api
+
+    slow = token_answer("ya29.fresh")
+    slow.delay_s = 0.3
+    sent = Answer(200, {"id": "m", "threadId": "t"})
+    with stub_server(
+        {"POST /oauth/token": slow, "POST /gmail/v1/users/me/messages/send": sent}
+    ) as stub:
+        async with open_api(
+            database_url,
+            sandbox_enabled=False,
+            http_allow_cidrs=["127.0.0.1/32"],
+            secret_keys="k1:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        ) as api:
+            data = _grant(stub, expires_in_s=-10)
+            r = await api.a.post(
+                "/api/credentials", json={"name": "gmail", "type": "oauth2", "data": data}
+            )
+            assert r.status_code == 201, r.text
+            mailers = [
+                {"id": f"mail{i}", "type": "gmail_send", "config": {
+                    "credential": "gmail", "to": f"c{i}@example.com", "subject": "hi",
+                    "text": "hello", "base_url": stub.url}}
+                for i in range(10)
+            ]  # fmt: skip
+            doc = {
+                "name": "fan-out",
+                "nodes": [{"id": "t", "type": "trigger"}, *mailers],
+                "edges": [{"source": "t", "target": m["id"]} for m in mailers],
+            }
+            done = await api.run(await api.workflow(doc), {}, wait=30)
+            assert done["status"] == "succeeded", done
+        sends = stub.calls("POST", "/gmail/v1/users/me/messages/send")
+        assert len(sends) == 10
+        assert {s.headers["authorization"] for s in sends} == {"Bearer ya29.fresh"}
+        assert len(stub.calls("POST", "/oauth/token")) == 1

@@ -11,10 +11,11 @@ import pytest
 
 from flowmill.agents.ports import AgentConfig, AgentSettings, ChatMessage, ModelError, Turn
 from flowmill.agents.prompt import conversation, system_prompt
-from flowmill.agents.providers import retry_after_s, scrub
+from flowmill.agents.providers import scrub
 from flowmill.agents.retry import with_retries
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import NodeServices
+from flowmill.net.retry_after import retry_after_s
 from flowmill.nodes.agent import AgentNode
 from flowmill.nodes.base import NodeResult
 from flowmill.testing import FakeClock, InMemoryAgents, InMemoryCredentials, ScriptedChatModel

@@ -12,16 +12,11 @@ setting given explicitly, so no environment variable of the server (``OPENAI_API
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import httpx2
-
 from flowmill.agents.ports import ChatModel, ChatReply, ChatRequest, ModelError, Usage
-from flowmill.agents.transport import PortTransport
 from flowmill.domain.errors import NodeError
+from flowmill.net.retry_after import retry_after_s
 
 if TYPE_CHECKING:
     from flowmill.engine.services import HttpClient
@@ -31,30 +26,6 @@ ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 NO_KEY = "no-key"  # servers without auth (a local Ollama) still get a syntactically valid key
 RETRIABLE_STATUSES = frozenset({408, 409, 429})
 MAX_MESSAGE = 300
-
-
-def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds a response asks to wait: ``retry-after-ms``, or ``Retry-After`` as
-    seconds or an HTTP date; ``None`` when it says nothing usable."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    ms = lowered.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    raw = lowered.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -98,7 +69,10 @@ class OpenAIChat:
         self._http = http
 
     async def complete(self, request: ChatRequest) -> ChatReply:
+        import httpx2
         import openai
+
+        from flowmill.agents.transport import PortTransport
 
         messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}]
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
@@ -144,6 +118,9 @@ class AnthropicChat:
 
     async def complete(self, request: ChatRequest) -> ChatReply:
         import anthropic
+        import httpx2
+
+        from flowmill.agents.transport import PortTransport
 
         messages: list[Any] = [{"role": m.role, "content": m.content} for m in request.messages]
         transport = PortTransport(self._http, request.timeout_s)
@@ -193,6 +170,7 @@ def build_model(
     module, cls = classes[provider]
     try:
         __import__(module)
+        __import__("httpx2")
     except ImportError:
         raise ModelError(
             f"the {module} SDK is not installed: pip install 'flowmill[agents]'",

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowmill import jsonutil
-from flowmill.agents.providers import retry_after_s
 from flowmill.credentials import kinds
 from flowmill.credentials.crypto import CredentialError
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import HttpResponse
 from flowmill.engine.templates import stringify
+from flowmill.net.retry_after import retry_after_s
 from flowmill.nodes.base import NodeContext
 
 EXCERPT = 300

@@ -186,7 +186,14 @@ class DatabaseQueryNode(NodeType[DatabaseQueryConfig]):
         tls = ctx.services.connectors.ssl_context
         if tls is not None and url.get_backend_name() == "postgresql" and "ssl" in url.query:
             connect_args["ssl"] = tls
-        engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+        try:
+            engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+        except ImportError:
+            raise NodeError(
+                f"no driver for {url.get_backend_name()}: pip install 'flowmill[connectors]'",
+                type="DriverMissing",
+                retriable=False,
+            ) from None
         try:
             async with asyncio.timeout(config.timeout_s), engine.begin() as conn:
                 result = await conn.execute(sa.text(config.sql), r["params"])

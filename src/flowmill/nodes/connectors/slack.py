@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from flowmill.agents.providers import retry_after_s
 from flowmill.engine.templates import stringify
+from flowmill.net.retry_after import retry_after_s
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 from flowmill.nodes.connectors._service import (
     ServiceError,
