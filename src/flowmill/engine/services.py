@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowmill.clock import Clock, SystemClock
-from flowmill.credentials.use import CredentialUse
 from flowmill.engine.templates import ExpressionEvaluator
-from flowmill.net.ssrf import Target
 
 if TYPE_CHECKING:
+    # annotations only: the sandbox's workers import this module and stay light
     from flowmill.agents.ports import AgentBackend
+    from flowmill.credentials.use import CredentialUse
+    from flowmill.net.ssrf import Target
 
 
 @dataclass
