@@ -66,19 +66,14 @@ def conversation(history: Iterable[Turn], message: str) -> tuple[ChatMessage, ..
     lost to a failed send, say) are merged, since providers want them alternating.
     """
     out: list[ChatMessage] = []
-    for turn in [*history, Turn("", "", "", "user", message, _epoch())]:
-        if turn.role not in ("user", "assistant") or not turn.content:
+    pairs: list[tuple[str, str]] = [(t.role, t.content) for t in history]
+    for role, content in [*pairs, ("user", message)]:
+        if role not in ("user", "assistant") or not content:
             continue
-        if out and out[-1].role == turn.role:
-            out[-1] = ChatMessage(turn.role, f"{out[-1].content}\n\n{turn.content}")
+        if out and out[-1].role == role:
+            out[-1] = ChatMessage(out[-1].role, f"{out[-1].content}\n\n{content}")
         else:
-            out.append(ChatMessage(turn.role, turn.content))  # type: ignore[arg-type]
+            out.append(ChatMessage("user" if role == "user" else "assistant", content))
     while out and out[0].role != "user":  # Anthropic wants the user first
         out.pop(0)
     return tuple(out)
-
-
-def _epoch() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime(1970, 1, 1, tzinfo=UTC)

@@ -14,7 +14,6 @@ refusal (4xx), a dropped connection or a timeout is.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import smtplib
 import socket
 import ssl
@@ -27,38 +26,12 @@ from pydantic import Field
 from flowmill.domain.errors import NodeError
 from flowmill.engine.templates import stringify
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
+from flowmill.nodes.connectors._mail import addresses, build_message
 from flowmill.nodes.connectors._service import (
     ServiceError,
-    config_error,
     open_credential,
     required,
 )
-
-MAX_ADDRESSES = 100
-
-
-def addresses(value: Any) -> list[str]:
-    """Addresses from an address, a comma-separated list or a list.
-
-    Raises:
-        NodeError: One is not an address (or holds a line break).
-    """
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else stringify(value).split(",")
-    out = [stringify(v).strip() for v in items if stringify(v).strip()]
-    for a in out:
-        if "@" not in a or any(c in a for c in "\r\n\x00"):
-            raise config_error(f"{a[:100]!r} is not an e-mail address")
-    if len(out) > MAX_ADDRESSES:
-        raise config_error(f"more than {MAX_ADDRESSES} addresses")
-    return out
-
-
-def message_id(ctx: NodeContext) -> str:
-    """The same ``Message-ID`` for every attempt of this node in this execution."""
-    digest = hashlib.sha256(f"{ctx.execution_id}:{ctx.node.id}".encode()).hexdigest()[:32]
-    return f"<{digest}@flowmill>"
 
 
 class EmailSendConfig(NodeConfig):
@@ -159,8 +132,6 @@ class EmailSendNode(NodeType[EmailSendConfig]):
     description: ClassVar[str] = "Send an e-mail over SMTP (STARTTLS or TLS)."
 
     async def execute(self, ctx: NodeContext, config: EmailSendConfig) -> Any:
-        from flowmill.nodes.connectors.gmail import build_message
-
         r = await ctx.render(
             {
                 "credential": config.credential,

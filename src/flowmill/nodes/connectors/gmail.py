@@ -12,22 +12,20 @@ no idempotency key; mail clients collapse messages with one Message-ID).
 from __future__ import annotations
 
 import base64
-from email.message import EmailMessage
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from flowmill.engine.templates import stringify
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
+from flowmill.nodes.connectors._mail import build_message
 from flowmill.nodes.connectors._service import (
     call,
-    config_error,
     http_failure,
     open_credential,
     parse,
     required,
 )
-from flowmill.nodes.connectors.email import addresses, message_id
 
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})
 
@@ -56,32 +54,6 @@ def _describe(body: Any) -> tuple[str | None, Any]:
     reasons = [e.get("reason") for e in error.get("errors") or () if isinstance(e, dict)]
     reason = next((r for r in reasons if r in RATE_REASONS), reasons[0] if reasons else None)
     return error.get("message"), reason or error.get("status")
-
-
-def build_message(ctx: NodeContext, r: dict[str, Any]) -> EmailMessage:
-    """The RFC 5322 message of a rendered config (shared with ``email_send``)."""
-    msg = EmailMessage()
-    to = addresses(r.get("to"))
-    if not to:
-        raise config_error("to rendered to no address")
-    msg["To"] = ", ".join(to)
-    for header, key in (("Cc", "cc"), ("Bcc", "bcc")):
-        found = addresses(r.get(key))
-        if found:
-            msg[header] = ", ".join(found)
-    if r.get("from"):
-        msg["From"] = stringify(r["from"])
-    if r.get("reply_to"):
-        msg["Reply-To"] = stringify(r["reply_to"])
-    msg["Subject"] = stringify(r.get("subject") or "")
-    msg["Message-ID"] = message_id(ctx)
-    text, html = r.get("text"), r.get("html")
-    if text is None and html is None:
-        raise config_error("give text or html")
-    msg.set_content(stringify(text) if text is not None else "")
-    if html is not None:
-        msg.add_alternative(stringify(html), subtype="html")
-    return msg
 
 
 class GmailSendNode(NodeType[GmailSendConfig]):
