@@ -36,6 +36,7 @@ class Served:
     proc: asyncio.subprocess.Process
     url: str
     lines: list[str]
+    log: Path | None = None  # the server's stderr (its log lines)
 
     @property
     def key(self) -> str | None:
@@ -76,7 +77,7 @@ async def serve(home: Path, *args: str, env: dict[str, str] | None = None) -> As
             cwd=home, env=env_for(home, env), stdout=subprocess.PIPE, stderr=log,
         )  # fmt: skip
         try:
-            yield Served(proc, url, await _read_until_ready(proc, url))
+            yield Served(proc, url, await _read_until_ready(proc, url), home / f"serve-{port}.log")
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
             ``workflow-trigger`` works; every process must use the same names).
         queue_node: Name of the BullMQ queue of step jobs (the seeds'
             ``workflow-node-execution``).
+        connector_sqlite_dirs: Directories whose SQLite files ``database_query`` nodes
+            may open; empty (the default) refuses SQLite URLs.
+        connector_max_rows: Rows a ``database_query`` node returns at most.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -139,10 +142,14 @@ class Settings(BaseSettings):
     queue_trigger: str = Field(TRIGGER_QUEUE, pattern=QUEUE_NAME_PATTERN)
     queue_node: str = Field(NODE_QUEUE, pattern=QUEUE_NAME_PATTERN)
 
+    # --- connector nodes ---
+    connector_sqlite_dirs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    connector_max_rows: int = Field(1000, ge=1, le=100_000)
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
-    @field_validator("http_allow_hosts", "http_allow_cidrs", mode="before")
+    @field_validator("http_allow_hosts", "http_allow_cidrs", "connector_sqlite_dirs", mode="before")
     @classmethod
     def _comma_list(cls, v: object) -> object:
         if isinstance(v, str):

@@ -23,11 +23,22 @@ import contextlib
 import math
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 
 current_tenant: ContextVar[str] = ContextVar("flowmill_current_tenant", default="")
 """The tenant of the step running in this task ("" outside steps)."""
+
+
+@contextlib.contextmanager
+def tenant_scope(tenant_id: str) -> Iterator[None]:
+    """Name ``tenant_id`` as :data:`current_tenant` inside the block."""
+    token = current_tenant.set(tenant_id)
+    try:
+        yield
+    finally:
+        current_tenant.reset(token)
+
 
 PRIORITY_SCALE = 4096
 """A unit of user priority outweighs the largest fairness penalty (``PRIORITY_SCALE - 1``),

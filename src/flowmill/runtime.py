@@ -15,6 +15,7 @@ import structlog
 
 from flowmill.clock import Clock, SystemClock
 from flowmill.config import Settings
+from flowmill.credentials.oauth2 import CredentialAccess
 from flowmill.credentials.vault import CredentialVault
 from flowmill.engine.engine import Engine, EngineOptions
 from flowmill.engine.news import NewsChannel
@@ -30,6 +31,7 @@ from flowmill.store.database import Database, connect
 from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
 from flowmill.store.workflows import WorkflowRepository
 from flowmill.triggers.parts import TriggerParts, build_trigger_parts
+from flowmill.wiring import node_extras
 
 if TYPE_CHECKING:
     from flowmill.queue.bullmq import BullMQQueue
@@ -102,8 +104,12 @@ async def build_services(
             max_response_bytes=settings.http_max_response_bytes,
         )
     )
+    access = CredentialAccess(credentials, http, clock) if credentials is not None else None
+    extras = node_extras(settings, db=credentials.db if credentials is not None else None)
     if not settings.sandbox_enabled:
-        return NodeServices(http=http, clock=clock, credentials=credentials)
+        return NodeServices(
+            http=http, clock=clock, credentials=access, network=http.guard, **extras
+        )
     sandbox_settings = settings.sandbox_settings()
     sandbox = await Sandbox.create(sandbox_settings)
     info = sandbox.describe()
@@ -115,8 +121,10 @@ async def build_services(
         http=http,
         expressions=sandbox,
         code=sandbox,
-        credentials=credentials,
+        credentials=access,
+        network=http.guard,
         clock=clock,
+        **extras,
         code_limits=sandbox_settings.default_limits,
         max_code_limits=sandbox_settings.max_limits,
     )

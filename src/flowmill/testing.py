@@ -16,6 +16,7 @@ from typing import Any
 
 from flowmill.domain.events import DomainEvent
 from flowmill.domain.execution import (
+    ConversationTurn,
     Effects,
     ExecutionRecord,
     LogLine,
@@ -112,6 +113,7 @@ class InMemoryExecutionStore:
         self.runs: dict[str, list[NodeRun]] = {}
         self.events: list[DomainEvent] = []
         self.logs: list[LogLine] = []
+        self.turns: list[tuple[str, StepKey, ConversationTurn]] = []  # (tenant, step, turn)
         self.dedupe: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
         self.fail_next_checkpoint: Exception | None = None
@@ -150,9 +152,17 @@ class InMemoryExecutionStore:
             ex.status, ex.output, ex.error = x.status, x.output, x.error
             ex.started_at = x.started_at or ex.started_at
             ex.completed_at = x.completed_at
+        if fx.turns:
+            assert fx.turns_of is not None
+            step = fx.turns_of
+            seen = {(k.execution_id, k.node_id, t.seq) for _, k, t in self.turns}
+            for t in fx.turns:
+                if (step.execution_id, step.node_id, t.seq) in seen:
+                    raise RuntimeError(f"unique violation: turn {t.seq} of {step.node_id}")
         self.runs = runs
         self.events.extend(fx.events)
         self.logs.extend(fx.logs)
+        self.turns.extend((fx.tenant_id, fx.turns_of, t) for t in fx.turns if fx.turns_of)
 
     async def start(
         self,
@@ -341,15 +351,30 @@ class InMemoryCredentials:
     """
 
     secrets: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    uses: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    async def resolve(self, tenant_id: str, name: str) -> tuple[str, dict[str, Any]]:
+    async def resolve(
+        self, tenant_id: str, ref: str, use: Any = None
+    ) -> tuple[str, dict[str, Any]]:
         from flowmill.credentials.crypto import CredentialError
 
         try:
-            kind, data = self.secrets[(tenant_id, name)]
+            kind, data = self.secrets[(tenant_id, ref)]
         except KeyError:
-            raise CredentialError(f"no credential named {name!r}") from None
+            raise CredentialError(f"no credential named {ref!r}") from None
+        self.uses.append((tenant_id, ref, use))
         return kind, dict(data)
+
+    async def access_token(
+        self, tenant_id: str, ref: str, use: Any = None, *, rejected: str | None = None
+    ) -> str:
+        """The ``access_token`` of an oauth2 entry (no refresh: the fake holds one)."""
+        from flowmill.credentials.crypto import CredentialError
+
+        kind, data = await self.resolve(tenant_id, ref, use)
+        if kind != "oauth2" or data.get("access_token") in (None, rejected):
+            raise CredentialError(f"credential {ref!r} has no usable access token")
+        return str(data["access_token"])
 
 
 @dataclass
@@ -422,3 +447,58 @@ class InMemoryNewsChannel:
 
     async def close(self) -> None:
         self._listeners.clear()
+
+
+@dataclass
+class ScriptedChatModel:
+    """The :class:`~flowmill.agents.ports.ChatModel` port answering from a script: each
+    call takes the next item (a reply text, a ``ChatReply`` or an exception to raise);
+    the last one repeats. Requests are recorded."""
+
+    script: list[Any] = field(default_factory=lambda: ["ok"])
+    requests: list[Any] = field(default_factory=list)
+
+    async def complete(self, request: Any) -> Any:
+        from flowmill.agents.ports import ChatReply, Usage
+
+        self.requests.append(request)
+        item = self.script[min(len(self.requests) - 1, len(self.script) - 1)]
+        if isinstance(item, Exception):
+            raise item
+        if isinstance(item, str):
+            return ChatReply(item, request.model, Usage(10, 2), "stop")
+        return item
+
+
+@dataclass
+class InMemoryAgents:
+    """The :class:`~flowmill.agents.ports.AgentBackend` port in lists: ``agents`` by
+    ``(tenant, name or id)``, ``history`` turns, one scripted model for every provider."""
+
+    agents: dict[tuple[str, str], Any] = field(default_factory=dict)
+    history_turns: list[tuple[str, Any]] = field(default_factory=list)  # (tenant, Turn)
+    chat: ScriptedChatModel = field(default_factory=ScriptedChatModel)
+    models: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+
+    def add(self, tenant_id: str, agent: Any) -> None:
+        self.agents[(tenant_id, agent.name)] = agent
+        self.agents[(tenant_id, agent.id)] = agent
+
+    async def agent(self, tenant_id: str, ref: str) -> Any:
+        return self.agents.get((tenant_id, ref))
+
+    async def history(
+        self, tenant_id: str, conversation_id: str, client_id: str, limit: int
+    ) -> list[Any]:
+        turns = [
+            t
+            for tenant, t in self.history_turns
+            if tenant == tenant_id
+            and t.conversation_id == conversation_id
+            and t.client_id == client_id
+        ]
+        return turns[-limit:] if limit else []
+
+    def model(self, provider: str, *, api_key: str | None, base_url: str | None, http: Any) -> Any:
+        self.models.append((provider, api_key, base_url))
+        return self.chat

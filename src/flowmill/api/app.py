@@ -10,6 +10,9 @@ from fastapi import FastAPI
 
 from flowmill import __version__
 from flowmill.api import (
+    agents,
+    channels,
+    credentials,
     events,
     executions,
     health,
@@ -100,6 +103,9 @@ def build_app(settings: Settings) -> FastAPI:
         queues,
         jobs,
         seed_routes,
+        credentials,
+        agents,
+        channels,
     ):
         app.include_router(module.router)
     return app

@@ -50,6 +50,10 @@ Statuses = Annotated[
         "(the seeds' name) is `succeeded`."
     ),
 ]
+MetadataValue = Annotated[
+    SafeStr | None,
+    Query(max_length=255, description="Only executions whose metadata has this value."),
+]
 TriggerType = Annotated[
     SafeStr | None, Query(max_length=64, description="Only started this way (manual...).")
 ]
@@ -279,13 +283,18 @@ async def list_executions(
     started_to: To = None,
     date_from: DateFrom = None,
     date_to: DateTo = None,
+    customer_id: MetadataValue = None,
+    client_id: MetadataValue = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ExecutionPage:
     """The tenant's executions, newest first, a keyset page at a time: pass
     ``next_cursor`` back as ``cursor`` for the next page (stable while new ones start).
+    ``customer_id`` and ``client_id`` match the metadata of channel messages.
     """
+    pairs = (("customerId", customer_id), ("clientId", client_id))
     f = ExecutionFilter(
+        metadata=tuple((k, v) for k, v in pairs if v is not None),
         workflow_id=str(workflow_id) if workflow_id is not None else None,
         statuses=statuses(status),
         trigger_type=trigger_type,

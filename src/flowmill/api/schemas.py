@@ -429,6 +429,9 @@ class ExecutionSummaryOut(_Out):
     duration_ms: float | None
     retry_of: str | None
     parent_execution_id: str | None
+    metadata: dict[str, Any] | None = Field(
+        None, description="What it is about: `customerId`, `clientId` of a channel message."
+    )
 
 
 class ExecutionPage(_Out):
@@ -469,6 +472,9 @@ class ExecutionDetail(_Out):
     duration_ms: float | None
     retry_of: str | None
     parent_execution_id: str | None
+    metadata: dict[str, Any] | None = Field(
+        None, description="What it is about: `customerId`, `clientId` of a channel message."
+    )
     nodes: list[NodeRunOut]
 
 

@@ -186,6 +186,7 @@ def execution_summary(s: ExecutionSummary) -> ExecutionSummaryOut:
         duration_ms=duration_ms(s.started_at, s.completed_at),
         retry_of=s.retry_of,
         parent_execution_id=s.parent_execution_id,
+        metadata=s.metadata,
     )
 
 
@@ -221,5 +222,6 @@ def execution_detail(ex: ExecutionRecord, runs: list[NodeRun]) -> ExecutionDetai
         duration_ms=duration_ms(ex.started_at, ex.completed_at),
         retry_of=ex.retry_of,
         parent_execution_id=ex.parent_execution_id,
+        metadata=ex.metadata,
         nodes=[node_run_out(r) for r in runs],
     )

@@ -21,6 +21,15 @@ class EventType(StrEnum):
     CREDENTIAL_CREATED = "credential.created"
     CREDENTIAL_UPDATED = "credential.updated"
     CREDENTIAL_DELETED = "credential.deleted"
+    CREDENTIAL_ROTATED = "credential.rotated"
+    CREDENTIAL_USED = "credential.used"  # a decryption: who, which node, which execution
+    CREDENTIAL_REFRESHED = "credential.refreshed"  # an OAuth2 token renewed and sealed back
+    AGENT_CREATED = "agent.created"
+    AGENT_UPDATED = "agent.updated"
+    AGENT_DELETED = "agent.deleted"
+    CHANNEL_CREATED = "channel.created"
+    CHANNEL_UPDATED = "channel.updated"
+    CHANNEL_DELETED = "channel.deleted"
     EXECUTION_QUEUED = "execution.queued"
     EXECUTION_STARTED = "execution.started"
     EXECUTION_WAITING = "execution.waiting"

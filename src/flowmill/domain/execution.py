@@ -18,6 +18,8 @@ class ExecutionRecord:
         trigger: The trigger's output ``{"type", "data", ...}``; templates see it as
             ``trigger``.
         deadline_at: When the execution times out (``settings.timeout_s``), if ever.
+        metadata: What the execution is about (``{"customerId", "clientId"}`` of a
+            channel message); listed and filtered on.
     """
 
     id: str
@@ -35,6 +37,7 @@ class ExecutionRecord:
     error: dict[str, Any] | None = None
     parent_execution_id: str | None = None
     retry_of: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -147,6 +150,30 @@ class LogLine:
     timestamp: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ConversationTurn:
+    """A turn of a conversation that a step adds (the ``agent`` node's user message and
+    reply). Written with the step's checkpoint, in its transaction, so a step retried or
+    recovered after a crash never stores a turn twice (DESIGN §11).
+
+    Attributes:
+        conversation_id: The conversation (a channel and customer, by default).
+        client_id: Whose conversation (the channel), as in the seed's table.
+        role: ``user`` or ``assistant``.
+        content: The text.
+        seq: Position among the step's turns (unique per execution and node).
+        metadata: Model and token usage of a reply.
+    """
+
+    conversation_id: str
+    client_id: str
+    role: str
+    content: str
+    timestamp: datetime
+    seq: int
+    metadata: dict[str, Any] | None = None
+
+
 @dataclass
 class Effects:
     """Everything one transaction writes; the store applies it atomically.
@@ -163,6 +190,9 @@ class Effects:
     events: list[DomainEvent] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
     cancel_live_runs: bool = False
+    # turns of the run being checkpointed (``run_updates[0]``) as it succeeds
+    turns: list[ConversationTurn] = field(default_factory=list)
+    turns_of: StepKey | None = None
 
     @property
     def ready(self) -> list[NodeRun]:

@@ -48,7 +48,7 @@ from flowmill.engine.runner import RunnerOptions, StepRunner, job_for
 from flowmill.engine.services import NodeServices
 from flowmill.engine.sweeper import Sweeper, may_start
 from flowmill.engine.validation import load_and_compile
-from flowmill.fairness import FairShare, current_tenant
+from flowmill.fairness import FairShare, tenant_scope
 from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
@@ -216,32 +216,25 @@ class Engine:
         metadata: dict[str, Any] | None = None,
         parent_execution_id: str | None = None,
         retry_of: str | None = None,
+        execution_metadata: dict[str, Any] | None = None,
     ) -> str:
         """Create an execution of a stored version and dispatch its first steps.
+
+        ``metadata`` adds keys to the trigger output; ``execution_metadata`` is what the
+        execution is about (``{"customerId", "clientId"}``): stored on the execution,
+        filterable in lists, and ``trigger.metadata`` in templates.
 
         Returns:
             The execution id (the existing one when ``dedupe_key`` was seen before).
         """
-        token = current_tenant.set(tenant_id)
-        try:
-            return await self._start_execution(
-                tenant_id=tenant_id,
-                workflow_id=workflow_id,
-                version=version,
-                data=data,
-                trigger_type=trigger_type,
-                node_id=node_id,
-                dedupe_key=dedupe_key,
-                metadata=metadata,
-                parent_execution_id=parent_execution_id,
-                retry_of=retry_of,
-            )
-        finally:
-            current_tenant.reset(token)
+        with tenant_scope(tenant_id):
+            return await self._start(
+                tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
+                metadata, parent_execution_id, retry_of, execution_metadata,
+            )  # fmt: skip
 
-    async def _start_execution(
+    async def _start(
         self,
-        *,
         tenant_id: str,
         workflow_id: str,
         version: int,
@@ -252,6 +245,7 @@ class Engine:
         metadata: dict[str, Any] | None,
         parent_execution_id: str | None,
         retry_of: str | None,
+        execution_metadata: dict[str, Any] | None,
     ) -> str:
         wf = await self.compiled(workflow_id, version)
         now = self.clock.now()
@@ -259,11 +253,14 @@ class Engine:
         trigger_type_impl = wf.node(trigger_node).type if trigger_node in wf.nodes else None
         if not isinstance(trigger_type_impl, TriggerNodeType):
             raise ValueError(f"node {trigger_node!r} is not a trigger of this workflow")
+        extra = dict(metadata or {})
+        if execution_metadata is not None:
+            extra["metadata"] = execution_metadata
         trigger_output = trigger_type_impl.build_output(
             wf.node(trigger_node).config,
             trigger_type=trigger_type,
             data=data,
-            metadata=metadata or {},
+            metadata=extra,
             received_at=now,
         )
         trigger_output["node_id"] = trigger_node
@@ -280,6 +277,7 @@ class Engine:
             deadline_at=now + timedelta(seconds=settings.timeout_s) if settings.timeout_s else None,
             parent_execution_id=parent_execution_id,
             retry_of=retry_of,
+            metadata=execution_metadata,
         )
         limited = bool(settings.max_concurrent or settings.per_minute)
 
@@ -325,8 +323,9 @@ class Engine:
                 metadata={
                     k: v
                     for k, v in old.trigger.items()
-                    if k not in ("type", "data", "node_id", "received_at", "source")
+                    if k not in ("type", "data", "node_id", "received_at", "source", "metadata")
                 },
+                execution_metadata=old.metadata,
             )
         wf = await self.compiled(old.workflow_id, old.version)
         runs = await self.store.node_runs(execution_id)
@@ -341,6 +340,7 @@ class Engine:
             trigger_type=old.trigger_type,
             created_at=now,
             retry_of=old.id,
+            metadata=old.metadata,
             deadline_at=(
                 now + timedelta(seconds=wf.workflow.settings.timeout_s)
                 if wf.workflow.settings.timeout_s

@@ -33,7 +33,7 @@ from flowmill.engine.compiled import CompiledWorkflow
 from flowmill.engine.middleware import Invocation, NodeCall
 from flowmill.engine.ports import ExecutionStore, Job, StepJob
 from flowmill.engine.services import NodeServices
-from flowmill.fairness import current_tenant
+from flowmill.fairness import tenant_scope
 from flowmill.nodes.base import NodeContext, NodeLogger, NodeResult, Suspend
 
 log = structlog.get_logger("flowmill.runner")
@@ -122,11 +122,8 @@ class StepRunner:
     async def run_job(self, job: StepJob) -> None:
         """Run the step of ``job`` (and what follows inline), if it still needs running."""
         # Pools and the store serve tenants in turn by this (see flowmill.fairness).
-        token = current_tenant.set(job.tenant_id)
-        try:
+        with tenant_scope(job.tenant_id):
             await self._run_job(job)
-        finally:
-            current_tenant.reset(token)
 
     async def _run_job(self, job: StepJob) -> None:
         loaded = await self.store.load_step(job.key, ())
@@ -304,7 +301,9 @@ class StepRunner:
         if isinstance(result, Suspend):
             return tx.Suspended(result.until, result.state, started, logs, announced)
         if isinstance(result, NodeResult):
-            return tx.Succeeded(result.output, result.handles, started, logs, announced)
+            return tx.Succeeded(
+                result.output, result.handles, started, logs, announced, list(result.turns)
+            )
         return tx.Succeeded(result, None, started, logs, announced)
 
     def _context(

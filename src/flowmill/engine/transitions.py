@@ -17,6 +17,7 @@ from typing import Any
 from flowmill.domain.errors import NodeError
 from flowmill.domain.events import EventType
 from flowmill.domain.execution import (
+    ConversationTurn,
     Effects,
     ExecutionRecord,
     ExecutionUpdate,
@@ -53,6 +54,7 @@ class Succeeded:
     started_at: datetime | None = None
     logs: list[LogLine] = field(default_factory=list)
     announced: bool = False  # node.started was already recorded (slow step)
+    turns: list[ConversationTurn] = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +157,11 @@ def after_step(
                 completed_at=now,
             )
         )
+        if outcome.turns:
+            # In this transaction, behind the run update's guard: if a duplicate of the
+            # step finished first, the update fails and the turns roll back with it.
+            b.fx.turns.extend(outcome.turns)
+            b.fx.turns_of = run.key
         b.event(
             EventType.NODE_COMPLETED,
             node_id=run.node_id,
@@ -181,6 +188,10 @@ def after_step(
     error = err.to_dict(run.attempt)
     if should_retry(node.retry, run.attempt, err.retriable):
         delay = backoff_ms(node.retry, run.attempt, rng)
+        asked = err.details.get("retry_after_s") if err.details else None
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and asked > 0:
+            # The service said when to come back (Retry-After): never sooner.
+            delay = max(delay, int(asked * 1000))
         b.fx.run_updates.append(
             RunUpdate(
                 run.id,

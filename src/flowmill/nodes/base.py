@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from flowmill.credentials.use import CredentialUse
 from flowmill.domain.errors import NodeError
-from flowmill.domain.execution import LogLine
+from flowmill.domain.execution import ConversationTurn, LogLine
 from flowmill.domain.workflow import Node
 from flowmill.engine import templates
 from flowmill.engine.templates import ExpressionEvaluator, Scope
@@ -36,10 +37,13 @@ class NodeResult:
     Attributes:
         output: JSON-able value; the input of the next nodes.
         handles: Outputs taken (``["true"]``); ``None`` for the default output.
+        turns: Conversation turns the step adds, written with its checkpoint (only if
+            the step's success is recorded, and then once).
     """
 
     output: Any = None
     handles: list[str] | None = None
+    turns: list[ConversationTurn] = field(default_factory=list)
 
 
 @dataclass
@@ -130,6 +134,12 @@ class NodeContext:
             **self.extra_scope,
         }
         return Scope(self.input, context)
+
+    def credential_use(self) -> CredentialUse:
+        """This attempt as the user of a credential (recorded with each decryption)."""
+        return CredentialUse(
+            "node", execution_id=self.execution_id, node_id=self.node.id, attempt=self.attempt
+        )
 
     @property
     def expressions(self) -> ExpressionEvaluator | None:

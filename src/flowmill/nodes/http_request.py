@@ -186,7 +186,7 @@ async def _use_credential(
             "credentials are not available here", type="CredentialError", retriable=False
         )
     try:
-        kind, secret = await vault.resolve(ctx.tenant_id, name)
+        kind, secret = await vault.resolve(ctx.tenant_id, name, ctx.credential_use())
         apply_to_request(kind, secret, headers, params)
     except (CredentialError, ValueError) as e:
         raise NodeError(str(e), type="CredentialError", retriable=False) from None

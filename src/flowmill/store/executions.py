@@ -26,6 +26,7 @@ from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.ids import uuid7
 from flowmill.store.tables import (
     LIVE_STATUSES,
+    conversation_history,
     event_store,
     execution_logs,
     node_executions,
@@ -121,6 +122,7 @@ def execution_from_row(row: Row[Any] | Mapping[str, Any]) -> ExecutionRecord:
         error=m.get("error"),
         parent_execution_id=m["parent_execution_id"],
         retry_of=m["retry_of"],
+        metadata=m.get("metadata"),
     )
 
 
@@ -188,6 +190,7 @@ def execution_values(ex: ExecutionRecord, dedupe_key: str | None = None) -> dict
         "parent_execution_id": ex.parent_execution_id,
         "retry_of": ex.retry_of,
         "dedupe_key": dedupe_key,
+        "metadata": ex.metadata,
     }
 
 
@@ -324,8 +327,50 @@ def apply_effects(
         )
     if fx.logs:
         insert_logs(conn, fx.tenant_id, fx.execution_id, fx.logs, now)
+    if fx.turns:
+        conn.execute(conversation_history.insert(), turn_rows(fx))
     # Last, so the tenant's sequence row is locked only for the commit itself.
     append_events(conn, fx.tenant_id, fx.events)
+
+
+TURN_COLUMNS = (
+    "id",
+    "tenant_id",
+    "conversation_id",
+    "client_id",
+    "role",
+    "content",
+    "timestamp",
+    "execution_id",
+    "node_id",
+    "attempt",
+    "seq",
+    "metadata",
+)
+
+
+def turn_rows(fx: Effects) -> list[dict[str, Any]]:
+    """Column values (:data:`TURN_COLUMNS`) of the conversation turns of ``fx``: owned
+    by the execution's tenant, tied to the step that wrote them."""
+    key = fx.turns_of
+    assert key is not None, "turns are written with the step that made them"
+    return [
+        {
+            "id": uuid7(),
+            "tenant_id": fx.tenant_id,
+            "conversation_id": t.conversation_id,
+            "client_id": t.client_id,
+            "role": t.role,
+            "content": t.content,
+            "timestamp": t.timestamp,
+            "execution_id": key.execution_id,
+            "node_id": key.node_id,
+            "attempt": key.attempt,
+            "seq": t.seq,
+            "metadata": t.metadata,
+        }
+        for t in fx.turns
+    ]
 
 
 def insert_logs(

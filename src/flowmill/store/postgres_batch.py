@@ -204,7 +204,12 @@ class WriteResult:
 
 def fits(fx: Effects) -> bool:
     """Whether a step's effects can go in a batch (else: the locked transaction)."""
-    return fx.new_execution is None and len(fx.run_updates) == 1 and not fx.cancel_live_runs
+    return (
+        fx.new_execution is None
+        and len(fx.run_updates) == 1
+        and not fx.cancel_live_runs
+        and not fx.turns  # rare and slow steps (an LLM call): the locked path writes them
+    )
 
 
 def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:

@@ -31,6 +31,7 @@ from flowmill.domain.execution import (
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine.effects import StateReader
 from flowmill.ids import uuid7
+from flowmill.store.executions import TURN_COLUMNS, turn_rows
 
 _LOCK = (
     "SELECT id, tenant_id, workflow_id, version, status, trigger_type, created_at, "
@@ -75,6 +76,11 @@ _INSERT_EVENT = (
 _INSERT_LOG = (
     "INSERT INTO execution_logs (id, tenant_id, execution_id, node_id, attempt, level, "
     "message, metadata, timestamp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
+
+_INSERT_TURN = (
+    f"INSERT INTO conversation_history ({', '.join(TURN_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(f'${i + 1}' for i in range(len(TURN_COLUMNS)))})"
 )
 
 Build = Callable[[ExecutionRecord, StateReader], Effects]
@@ -257,6 +263,17 @@ def _apply(pg: asyncpg.Connection, fx: Effects, now: datetime) -> None:
         )
     if fx.logs:
         _insert_logs(pg, fx.tenant_id, fx.execution_id, fx.logs, now)
+    if fx.turns:
+        rows = turn_rows(fx)
+        await_(
+            pg.executemany(
+                _INSERT_TURN,
+                [
+                    tuple(_json(r[c]) if c == "metadata" else r[c] for c in TURN_COLUMNS)
+                    for r in rows
+                ],
+            )
+        )
     if fx.events:
         # Last, so the tenant's sequence row is locked only for the commit itself.
         last = await_(pg.fetchval(_BUMP_SEQUENCE, len(fx.events), fx.tenant_id))

@@ -43,6 +43,7 @@ _SUMMARY = [
     we.c.completed_at,
     we.c.retry_of,
     we.c.parent_execution_id,
+    we.c["metadata"],
 ]
 
 
@@ -54,6 +55,8 @@ class ExecutionFilter:
         created_from: Executions created at or after this instant.
         created_to: Executions created at or before this instant.
         before_id: Keyset cursor: only ids strictly lower (older) than this.
+        metadata: ``(key, value)`` pairs the execution's metadata must hold
+            (``customerId``, ``clientId``...).
     """
 
     workflow_id: str | None = None
@@ -62,6 +65,7 @@ class ExecutionFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     before_id: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class ExecutionSummary:
     completed_at: datetime | None
     retry_of: str | None
     parent_execution_id: str | None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,10 @@ def list_executions_query(tenant_id: str, f: ExecutionFilter, limit: int) -> sa.
         q = q.where(we.c.id < uuid7_floor(_ms(f.created_to) + 1))
     if f.before_id is not None:
         q = q.where(we.c.id < f.before_id)
+    for key, value in f.metadata:
+        # JSON ->> on PostgreSQL, JSON_EXTRACT on SQLite; walks the tenant's keyset index
+        # and filters (no index on metadata: see docs/agents.md)
+        q = q.where(sa.type_coerce(we.c["metadata"], sa.JSON)[key].as_string() == value)
     if len(f.statuses) <= 1:
         if f.statuses:
             q = q.where(we.c.status == f.statuses[0])
@@ -150,6 +159,7 @@ def _summary(row: Any) -> ExecutionSummary:
         parent_execution_id=(
             str(m["parent_execution_id"]) if m["parent_execution_id"] is not None else None
         ),
+        metadata=m.get("metadata"),
     )
 
 

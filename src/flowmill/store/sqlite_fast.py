@@ -28,6 +28,7 @@ from flowmill.domain.execution import (
 )
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.ids import uuid7
+from flowmill.store.executions import TURN_COLUMNS, turn_rows
 
 _LIVE = "('pending', 'queued', 'running', 'waiting')"
 _RUN_COLUMNS = (
@@ -220,6 +221,8 @@ def apply_effects(db: sqlite3.Connection, fx: Effects, now: datetime) -> None:
         )
     if fx.logs:
         _insert_logs(db, fx.tenant_id, fx.execution_id, fx.logs, now)
+    if fx.turns:
+        _insert_turns(db, fx)
     if fx.events:
         last = db.execute(
             "UPDATE tenants SET event_seq = event_seq + ? WHERE id = ? RETURNING event_seq",
@@ -242,6 +245,22 @@ def apply_effects(db: sqlite3.Connection, fx: Effects, now: datetime) -> None:
                 for i, e in enumerate(fx.events)
             ],
         )
+
+
+def _insert_turns(db: sqlite3.Connection, fx: Effects) -> None:
+    rows = turn_rows(fx)
+    marks = ", ".join("?" * len(TURN_COLUMNS))
+    db.executemany(
+        f"INSERT INTO conversation_history ({', '.join(TURN_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({marks})",
+        [
+            tuple(
+                _ts(v) if k == "timestamp" else _json(v) if k == "metadata" else v
+                for k, v in ((c, row[c]) for c in TURN_COLUMNS)
+            )
+            for row in rows
+        ],
+    )
 
 
 def _insert_logs(

@@ -159,6 +159,9 @@ workflow_executions = sa.Table(
     sa.Column("deadline_at", UTCDateTime()),
     sa.Column("parent_execution_id", Id()),
     sa.Column("retry_of", Id()),
+    # what the execution is about, e.g. {"customerId", "clientId"} of a channel message;
+    # the executions list filters on it
+    sa.Column("metadata", Json()),
     # one execution per outside event (webhook event id, schedule firing, trigger job)
     sa.Column("dedupe_key", sa.String(300)),
     sa.UniqueConstraint("tenant_id", "dedupe_key"),
@@ -265,6 +268,11 @@ credentials = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # what may be shown: the non-secret fields, and a hint of the secret ("…wxyz")
+    sa.Column("details", Json(), nullable=False, server_default="{}"),
+    sa.Column("hint", sa.String(16)),
+    # an OAuth2 token refresh under way (any process): others wait for its result
+    sa.Column("refresh_lease_until", UTCDateTime()),
     sa.UniqueConstraint("tenant_id", "name"),
 )
 
@@ -280,6 +288,14 @@ agent_configs = sa.Table(
     sa.Column("temperature", sa.Float(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # "openai" (any OpenAI-compatible Chat Completions server) or "anthropic"
+    sa.Column("provider", sa.String(32), nullable=False, server_default="openai"),
+    sa.Column("history_window", sa.Integer(), nullable=False, server_default="20"),
+    sa.Column("credential", sa.String(200)),  # id or name of the API key's credential
+    sa.Column("base_url", sa.String(500)),
+    # timeout_s, max_retries, tools (reserved), max_tool_rounds
+    sa.Column("settings", Json(), nullable=False, server_default="{}"),
+    sa.UniqueConstraint("tenant_id", "name"),
 )
 
 conversation_history = sa.Table(
@@ -291,7 +307,36 @@ conversation_history = sa.Table(
     sa.Column("role", sa.String(50), nullable=False),
     sa.Column("content", sa.Text(), nullable=False),
     sa.Column("timestamp", UTCDateTime(), nullable=False),
-    sa.Index("ix_conversation_history_conv", "tenant_id", "conversation_id", "timestamp"),
+    sa.Column("client_id", sa.String(255), nullable=False, server_default=""),
+    # the step that wrote the turn: written with its checkpoint, once (see docs/agents.md)
+    sa.Column("execution_id", Id()),
+    sa.Column("node_id", sa.String(200)),
+    sa.Column("attempt", sa.Integer()),
+    sa.Column("seq", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("metadata", Json()),  # model and token usage of a reply
+    # a second write of one step's turns is refused, whatever path it takes
+    sa.UniqueConstraint("execution_id", "node_id", "seq"),
+    # a conversation's latest turns (history window) and GET /api/conversations/{id}
+    sa.Index("ix_conversation_history_conv", "tenant_id", "conversation_id", "id"),
+)
+
+# A tenant's connected accounts (seed 004): where messages come from and how to reply.
+channels = sa.Table(
+    "channels",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # instagram
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("account_id", sa.String(200), nullable=False),  # the Instagram account id
+    sa.Column("credential", sa.String(200)),  # id or name of the reply credential
+    sa.Column("agent_id", Id()),
+    sa.Column("workflow_id", Id()),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # a webhook payload names the account: it finds its channel by it
+    sa.UniqueConstraint("tenant_id", "kind", "account_id"),
 )
 
 workers = sa.Table(

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from flowmill.api.jsonvalue import check_json
+from flowmill.channels.resolver import ChannelMatch, ChannelResolver
 from flowmill.domain.errors import DefinitionError
 from flowmill.engine.engine import Engine
 from flowmill.engine.ports import TriggerJob
@@ -36,6 +37,7 @@ class WebhookDispatcher:
         events: The ``webhook_events`` table.
         providers: Decode payloads as the provider does.
         versions: The active version of a workflow (``WorkflowRepository.active_version``).
+        channels: Matches payloads to the tenant's channels (execution metadata).
     """
 
     def __init__(
@@ -46,8 +48,10 @@ class WebhookDispatcher:
         events: WebhookEventStore,
         providers: WebhookProviderRegistry,
         versions: Callable[[str, str], Awaitable[int | None]],
+        channels: ChannelResolver | None = None,
     ) -> None:
         self.versions = versions
+        self.channels = channels
         self.engine = engine
         self.triggers = triggers
         self.events = events
@@ -135,15 +139,23 @@ class WebhookDispatcher:
         version = await self.versions(trigger.tenant_id, trigger.workflow_id)
         if version is None:
             return None
+        payload = self._payload(event, trigger)
+        match = ChannelMatch()
+        if self.channels is not None:
+            match = await self.channels.match(trigger.tenant_id, trigger.workflow_id, payload)
+        if match.skip is not None:
+            log.info("webhook event not started", event_id=event.id, why=match.skip)
+            return None
         return await self.engine.start_execution(
             tenant_id=trigger.tenant_id,
             workflow_id=trigger.workflow_id,
             version=version,
-            data=self._payload(event, trigger),
+            data=payload,
             trigger_type="webhook",
             node_id=trigger.node_id,
             dedupe_key=webhook_dedupe_key(trigger.id, event.id),
             metadata={"webhook": self._metadata(event, trigger)},
+            execution_metadata=match.metadata,
         )
 
     def _payload(self, event: WebhookEventRow, trigger: TriggerRecord) -> Any:

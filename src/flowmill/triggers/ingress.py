@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from flowmill import jsonutil
 from flowmill.clock import Clock, SystemClock
 from flowmill.credentials.crypto import CredentialError, Keyring
+from flowmill.credentials.use import CredentialUse
 from flowmill.engine.ports import JobQueue, TriggerJob
 from flowmill.ids import uuid7
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
@@ -222,7 +223,8 @@ class WebhookIngress:
             return ()
         if self.vault is None:
             raise LookupError("no credential vault to resolve the secret")
-        _kind, data = await self.vault.resolve(trigger.tenant_id, str(name))
+        use = CredentialUse("webhook", trigger_id=trigger.id)
+        _kind, data = await self.vault.resolve(trigger.tenant_id, str(name), use)
         for key in _SECRET_FIELDS:
             if isinstance(data.get(key), str) and data[key]:
                 return (data[key],)

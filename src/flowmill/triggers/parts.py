@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flowmill.channels.resolver import ChannelResolver
+from flowmill.channels.store import ChannelRepository
 from flowmill.clock import Clock
 from flowmill.config import Settings
 from flowmill.engine.engine import Engine
@@ -63,6 +65,7 @@ def build_trigger_parts(
         events=events,
         providers=providers,
         versions=workflows.active_version,
+        channels=ChannelResolver(ChannelRepository(db, clock)),
     )
     engine.webhook_handler = dispatcher.handle_job
     service = TriggerService(
