@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from flowmill.constants import NODE_QUEUE, QUEUE_NAME_PATTERN, TRIGGER_QUEUE
 from flowmill.credentials.crypto import Keyring, load_or_create_keyring
+from flowmill.quotas import Quotas
 from flowmill.sandbox.settings import SandboxSettings
 
 
@@ -72,6 +73,18 @@ class Settings(BaseSettings):
         connector_sqlite_dirs: Directories whose SQLite files ``database_query`` nodes
             may open; empty (the default) refuses SQLite URLs.
         connector_max_rows: Rows a ``database_query`` node returns at most.
+        tenant_api_requests_per_minute: Default quota of a tenant's API requests per
+            minute and API process (0: unlimited); 429 with ``Retry-After`` beyond.
+        tenant_webhook_requests_per_minute: Default quota of webhook deliveries per
+            tenant, minute and process (0: unlimited).
+        tenant_starts_per_minute: Default quota of executions a tenant starts through
+            the API per minute and process (0: unlimited).
+        tenant_concurrent_steps: Default cap of one tenant's steps running at once in
+            one worker process (0: none; fair ordering applies anyway).
+        tenant_sandbox_concurrency: Default cap of one tenant's code evaluations at once
+            in one process's sandbox pools (0: none).
+        admin_key: Bearer token of the admin API (``/api/admin/...``, per-tenant
+            quotas); unset, the admin API answers 404.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -110,6 +123,13 @@ class Settings(BaseSettings):
     sandbox_bwrap: str = ""
     sandbox_allow_rlimit_only_python: bool = False
     sandbox_python_executable: str = ""
+    # --- tenants' quotas (flowmill.quotas; overrides per tenant in the database) ---
+    tenant_api_requests_per_minute: int = Field(0, ge=0)
+    tenant_webhook_requests_per_minute: int = Field(0, ge=0)
+    tenant_starts_per_minute: int = Field(0, ge=0)
+    tenant_concurrent_steps: int = Field(0, ge=0)
+    tenant_sandbox_concurrency: int = Field(0, ge=0)
+    admin_key: str = Field("", repr=False)
     # --- HTTP API (flowmill serve) ---
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     api_max_wait_s: float = Field(60.0, ge=0)
@@ -177,6 +197,16 @@ class Settings(BaseSettings):
             bwrap=self.sandbox_bwrap,
             allow_rlimit_only_python=self.sandbox_allow_rlimit_only_python,
             python_executable=self.sandbox_python_executable,
+        )
+
+    def quota_defaults(self) -> Quotas:
+        """Quotas of a tenant without overrides, from the ``FLOWMILL_TENANT_*`` settings."""
+        return Quotas(
+            api_requests_per_minute=self.tenant_api_requests_per_minute,
+            webhook_requests_per_minute=self.tenant_webhook_requests_per_minute,
+            starts_per_minute=self.tenant_starts_per_minute,
+            concurrent_steps=self.tenant_concurrent_steps,
+            sandbox_concurrency=self.tenant_sandbox_concurrency,
         )
 
     def keyring(self) -> Keyring | None:

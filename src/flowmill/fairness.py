@@ -93,11 +93,16 @@ class FairSlots:
     Args:
         capacity: Regular slots.
         reserve: Extra slots for tenants that hold none.
+        cap: Most slots one tenant may hold at once (0: no cap), per tenant; a tenant
+            at its cap waits even when slots are free.
     """
 
-    def __init__(self, capacity: int, reserve: int = 0) -> None:
+    def __init__(
+        self, capacity: int, reserve: int = 0, cap: Callable[[str], int] | None = None
+    ) -> None:
         self.capacity = capacity
         self.reserve = reserve
+        self._cap = cap
         self._used = 0
         self._reserve_used = 0
         self._held: Counter[str] = Counter()
@@ -122,8 +127,16 @@ class FairSlots:
         finally:
             self._release(tenant, reserved)
 
+    def _may_hold_more(self, tenant: str) -> bool:
+        limit = self._cap(tenant) if self._cap is not None else 0
+        return not limit or self._held[tenant] < limit
+
     async def _acquire(self, tenant: str) -> bool:
-        if self._used < self.capacity and not self._waiters:
+        if (
+            self._used < self.capacity
+            and self._may_hold_more(tenant)
+            and not any(self._may_hold_more(t) for t in self._turns)
+        ):
             self._take(tenant, reserved=False)
             return False
         if self._reserve_used < self.reserve and self._held[tenant] == 0:
@@ -165,17 +178,20 @@ class FairSlots:
         """Give free slots to waiting tenants, one per tenant in turn."""
         while self._turns:
             if self._used < self.capacity:
+                # The next tenant in turn that is below its cap.
+                chosen = next((t for t in self._turns if self._may_hold_more(t)), None)
                 reserved = False
             elif self._reserve_used < self.reserve:
                 # A reserve slot only for a waiting tenant that holds nothing.
-                idle = next((t for t in self._turns if not self._held[t]), None)
-                if idle is None:
-                    return
-                self._turns.remove(idle)
-                self._turns.appendleft(idle)
+                chosen = next((t for t in self._turns if not self._held[t]), None)
                 reserved = True
             else:
                 return
+            if chosen is None:
+                return
+            if chosen != self._turns[0]:
+                self._turns.remove(chosen)
+                self._turns.appendleft(chosen)
             tenant = self._turns.popleft()
             queue = self._waiters[tenant]
             fut = queue.popleft()

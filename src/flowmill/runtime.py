@@ -25,10 +25,12 @@ from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.queue.local import LocalQueue
+from flowmill.quotas import QuotaBook
 from flowmill.sandbox.sandbox import Sandbox
 from flowmill.store import migrate
 from flowmill.store.database import Database, connect
 from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
+from flowmill.store.quotas import QuotaStore
 from flowmill.store.workflows import WorkflowRepository
 from flowmill.triggers.parts import TriggerParts, build_trigger_parts
 from flowmill.wiring import node_extras
@@ -52,13 +54,16 @@ class Runtime:
     services: NodeServices
     credentials: CredentialVault
     triggers: TriggerParts
+    quotas: QuotaBook
 
 
-def build_queue(settings: Settings) -> JobQueue:
+def build_queue(settings: Settings, quotas: QuotaBook | None = None) -> JobQueue:
     """The in-process queue, or BullMQ when a Redis URL is configured."""
     if settings.redis_url:
         return bullmq_queue(settings)
-    return LocalQueue()
+    if quotas is None:
+        return LocalQueue()
+    return LocalQueue(max_per_tenant=lambda t: quotas.concurrency(t, "concurrent_steps"))
 
 
 def bullmq_queue(settings: Settings) -> BullMQQueue:
@@ -94,7 +99,10 @@ def build_news(settings: Settings) -> NewsChannel | None:
 
 
 async def build_services(
-    settings: Settings, clock: Clock, credentials: CredentialVault | None = None
+    settings: Settings,
+    clock: Clock,
+    credentials: CredentialVault | None = None,
+    quotas: QuotaBook | None = None,
 ) -> NodeServices:
     """Services handed to nodes: outbound HTTP (SSRF-guarded), the sandbox, the clock."""
     http = GuardedHttpClient(
@@ -111,7 +119,8 @@ async def build_services(
             http=http, clock=clock, credentials=access, network=http.guard, **extras
         )
     sandbox_settings = settings.sandbox_settings()
-    sandbox = await Sandbox.create(sandbox_settings)
+    cap = (lambda t: quotas.concurrency(t, "sandbox_concurrency")) if quotas else None
+    sandbox = await Sandbox.create(sandbox_settings, cap)
     info = sandbox.describe()
     if "warning" in info:
         # The server says so at start: Python code nodes are refused (or unjailed).
@@ -190,8 +199,10 @@ async def open_runtime(
         workflows = WorkflowRepository(db, clock)
         executions = SqlExecutionStore(db, clock)
         vault = CredentialVault(db, settings.keyring(), clock)
-        services = await build_services(settings, clock, vault)
-        q = queue or build_queue(settings)
+        quotas = QuotaBook(settings.quota_defaults(), QuotaStore(db, clock).all_overrides)
+        await quotas.refresh()
+        services = await build_services(settings, clock, vault, quotas)
+        q = queue or build_queue(settings, quotas)
         news = build_news(settings)
         engine = Engine(
             store=executions,
@@ -213,9 +224,17 @@ async def open_runtime(
             news=news,
         )
         parts = build_trigger_parts(
-            settings=settings, db=db, engine=engine, workflows=workflows, clock=clock, vault=vault
+            settings=settings,
+            db=db,
+            engine=engine,
+            workflows=workflows,
+            clock=clock,
+            vault=vault,
+            quotas=quotas,
         )
-        yield Runtime(settings, db, workflows, executions, engine, q, services, vault, parts)
+        yield Runtime(
+            settings, db, workflows, executions, engine, q, services, vault, parts, quotas
+        )
         await parts.ingress.close()
         await q.close()
         if news is not None:

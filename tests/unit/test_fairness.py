@@ -103,3 +103,19 @@ async def test_fair_slots_cancelled_waiter_gives_its_turn_away() -> None:
     await asyncio.gather(first, after)
     assert order == ["a", "c"]
     assert slots.waiting == 0 and slots.held("b") == 0
+
+
+async def test_fair_slots_cap_holds_a_tenant_back_even_with_free_slots() -> None:
+    caps = {"a": 2}
+    slots = FairSlots(capacity=4, cap=lambda t: caps.get(t, 0))
+    release = asyncio.Event()
+    order: list[str] = []
+    tasks = [asyncio.create_task(_holder(slots, "a", order, release)) for _ in range(4)]
+    await _settle()
+    assert order == ["a", "a"] and slots.waiting == 2  # two free slots, a at its cap
+    tasks.append(asyncio.create_task(_holder(slots, "b", order, release)))
+    await _settle()
+    assert order == ["a", "a", "b"]  # b passes the capped a's waiting jobs
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order.count("a") == 4

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flowmill import jsonutil
 from flowmill.api.auth import Authenticator, Principal
-from flowmill.api.errors import ApiError
+from flowmill.api.errors import ApiError, over_quota
 from flowmill.config import Settings
 from flowmill.ids import version_of_id
 from flowmill.runtime import Runtime
@@ -52,7 +52,11 @@ _bearer = HTTPBearer(
 async def _principal(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    return await ctx.auth.authenticate(credentials.credentials if credentials else None)
+    caller = await ctx.auth.authenticate(credentials.credentials if credentials else None)
+    wait = await ctx.runtime.quotas.throttled(caller.tenant_id, "api_requests_per_minute")
+    if wait is not None:
+        raise over_quota("API requests", wait)
+    return caller
 
 
 Caller = Annotated[Principal, Depends(_principal)]

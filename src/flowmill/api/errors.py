@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +43,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing, unknown or expired credentials."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "The request is not valid; see details."},
+    429: {
+        "model": ErrorResponse,
+        "description": "Over the tenant's quota; `Retry-After` says when to try again.",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        },
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such object for this tenant."}
@@ -93,6 +101,17 @@ def error_json(
     """The JSON response of an error."""
     body = {"error": {"code": code, "message": message, "details": list(details)}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def over_quota(what: str, wait_s: float) -> ApiError:
+    """A 429 for a tenant over one of its quotas, with ``Retry-After``."""
+    seconds = max(1, math.ceil(wait_s))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"{what} over this tenant's quota; try again in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def field_path(loc: Sequence[Any]) -> str:

@@ -19,7 +19,14 @@ from flowmill.api.deps import (
     decode_cursor,
     encode_cursor,
 )
-from flowmill.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError, not_found
+from flowmill.api.errors import (
+    CONFLICT,
+    ERROR_RESPONSES,
+    NOT_FOUND,
+    ApiError,
+    not_found,
+    over_quota,
+)
 from flowmill.api.jsonvalue import SafeStr
 from flowmill.api.schemas import (
     STATUS_ALIASES,
@@ -192,6 +199,8 @@ async def execute_workflow(
         raise not_found("version", f"{wf_id}/{version}")
     if body.trigger_node_id is not None:
         await _check_trigger_node(ctx, wf_id, version, body.trigger_node_id)
+    if (wait_s := await rt.quotas.throttled(tenant, "starts_per_minute")) is not None:
+        raise over_quota("executions started", wait_s)
     execution_id = await rt.engine.start_execution(
         tenant_id=tenant,
         workflow_id=wf_id,

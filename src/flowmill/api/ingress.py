@@ -58,6 +58,11 @@ INGRESS_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "A GET that is no subscription handshake (GET never starts anything).",
     },
     413: {"model": ErrorResponse, "description": "The body is larger than the limit."},
+    429: {
+        "model": ErrorResponse,
+        "description": "Over the tenant's webhook quota: not recorded; retry after "
+        "`Retry-After` seconds.",
+    },
     502: {"model": ErrorResponse, "description": "The workflow's execution failed (late modes)."},
 }
 _TENANT = re.compile(TENANT_ID_PATTERN)

@@ -12,7 +12,7 @@ import heapq
 import itertools
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -43,12 +43,15 @@ class LocalQueue:
 
     Args:
         reserve: Consumers beyond ``concurrency`` for tenants with nothing running.
-        max_per_tenant: Most jobs of one tenant running at once (0: no limit).
+        max_per_tenant: Most jobs of one tenant running at once (0: no limit), or a
+            function of the tenant giving it (its ``concurrent_steps`` quota).
     """
 
-    def __init__(self, *, reserve: int = 1, max_per_tenant: int = 0) -> None:
+    def __init__(self, *, reserve: int = 1, max_per_tenant: int | Callable[[str], int] = 0) -> None:
         self.reserve = reserve
-        self.max_per_tenant = max_per_tenant
+        self._cap: Callable[[str], int] = (
+            max_per_tenant if callable(max_per_tenant) else (lambda _t: max_per_tenant)
+        )
         # tenant -> heap of (-priority, seq, job): highest first, then oldest
         self._ready: dict[str, list[tuple[int, int, Job]]] = {}
         self._ready_count = 0
@@ -106,7 +109,9 @@ class LocalQueue:
         best: tuple[int, int, Job] | None = None
         for tenant, heap in self._ready.items():
             busy = self._busy[tenant]
-            if (reserve and busy) or (self.max_per_tenant and busy >= self.max_per_tenant):
+            if reserve and busy:
+                continue
+            if busy and (cap := self._cap(tenant)) and busy >= cap:
                 continue
             if best is None or heap[0] < best:
                 best = heap[0]

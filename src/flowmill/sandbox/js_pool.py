@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,9 +77,12 @@ class JsPool:
     Args:
         settings: Pool size, limits, recycling.
         jail: Bubblewrap jail for the workers (used when available and enabled).
+        tenant_cap: Most evaluations of one tenant at once (0: none), by tenant.
     """
 
-    def __init__(self, settings: SandboxSettings, jail: Jail) -> None:
+    def __init__(
+        self, settings: SandboxSettings, jail: Jail, tenant_cap: Callable[[str], int] | None = None
+    ) -> None:
         self.settings = settings
         self.jail = jail
         self.jailed = jail.available and settings.jail_js_workers
@@ -92,7 +95,7 @@ class JsPool:
         self.respawns = 0
         # Workers go to tenants in turn; the reserve workers only to a tenant with no
         # evaluation running (see flowmill.fairness).
-        self._fair = FairSlots(settings.worker_count, settings.js_reserve_workers)
+        self._fair = FairSlots(settings.worker_count, settings.js_reserve_workers, tenant_cap)
 
     async def start(self) -> None:
         """Start every worker and wait until each is ready."""

@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,14 +69,16 @@ class PythonRunner:
         jail: The bubblewrap jail, or one without bubblewrap.
     """
 
-    def __init__(self, settings: SandboxSettings, jail: Jail) -> None:
+    def __init__(
+        self, settings: SandboxSettings, jail: Jail, tenant_cap: Callable[[str], int] | None = None
+    ) -> None:
         self.settings = settings
         self.jail = jail
         self._spares: list[_Process] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaping: set[asyncio.Task[None]] = set()
         # Runs go to tenants in turn; one extra run for a tenant that has none going.
-        self._slots = FairSlots(settings.python_max_concurrent, reserve=1)
+        self._slots = FairSlots(settings.python_max_concurrent, reserve=1, cap=tenant_cap)
         self._closed = False
 
     @property

@@ -17,7 +17,7 @@ worker pool; Python code nodes go to the jailed runner. Create one per process, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowmill import jsonutil
@@ -37,20 +37,29 @@ class Sandbox:
     Args:
         settings: Limits, pool size, isolation options.
         jail: Bubblewrap detection result (found by :meth:`Jail.detect` when omitted).
+        tenant_cap: Most evaluations of one tenant at once in each pool (0: none), by
+            tenant (its ``sandbox_concurrency`` quota).
     """
 
-    def __init__(self, settings: SandboxSettings | None = None, jail: Jail | None = None) -> None:
+    def __init__(
+        self,
+        settings: SandboxSettings | None = None,
+        jail: Jail | None = None,
+        tenant_cap: Callable[[str], int] | None = None,
+    ) -> None:
         self.settings = settings or SandboxSettings()
         self.jail = jail or Jail.detect(self.settings.bwrap, self.settings.python_executable)
-        self.js = JsPool(self.settings, self.jail)
-        self.python = PythonRunner(self.settings, self.jail)
+        self.js = JsPool(self.settings, self.jail, tenant_cap)
+        self.python = PythonRunner(self.settings, self.jail, tenant_cap)
 
     @classmethod
-    async def create(cls, settings: SandboxSettings | None = None) -> Sandbox:
+    async def create(
+        cls, settings: SandboxSettings | None = None, tenant_cap: Callable[[str], int] | None = None
+    ) -> Sandbox:
         """Detect bubblewrap (off the event loop), then start the worker pool."""
         s = settings or SandboxSettings()
         jail = await asyncio.to_thread(Jail.detect, s.bwrap, s.python_executable)
-        sandbox = cls(s, jail)
+        sandbox = cls(s, jail, tenant_cap)
         await sandbox.start()
         return sandbox
 

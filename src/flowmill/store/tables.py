@@ -369,3 +369,12 @@ event_consumers = sa.Table(
     sa.Column("last_sequence", sa.BigInteger(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# A tenant's quota overrides (flowmill.quotas); tenants without a row use the defaults.
+tenant_quotas = sa.Table(
+    "tenant_quotas",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("quotas", Json(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -19,6 +19,7 @@ Two ways to name the target:
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from flowmill.credentials.crypto import CredentialError, Keyring
 from flowmill.credentials.use import CredentialUse
 from flowmill.engine.ports import JobQueue, TriggerJob
 from flowmill.ids import uuid7
+from flowmill.quotas import QuotaBook
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
 from flowmill.store.webhook_events import WebhookEventRow, WebhookEventStatus, WebhookEventStore
 from flowmill.triggers.batching import GroupCommit
@@ -138,6 +140,8 @@ class WebhookIngress:
         clock: Time (verification windows, record times).
         cache_s: How long a resolved trigger is reused; a deactivated webhook may
             accept requests this long (they are recorded, and dispatch checks again).
+        quotas: Tenants' quotas; deliveries over ``webhook_requests_per_minute`` are
+            answered 429 with ``Retry-After`` (the sender retries), and not recorded.
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class WebhookIngress:
         vault: Any = None,
         clock: Clock | None = None,
         cache_s: float = 1.0,
+        quotas: QuotaBook | None = None,
     ) -> None:
         self.triggers = triggers
         self.events = events
@@ -160,6 +165,7 @@ class WebhookIngress:
         self.vault = vault
         self.clock = clock or SystemClock()
         self.cache_s = cache_s
+        self.quotas = quotas
         self._cache: dict[str, tuple[float, list[Target]]] = {}
         self._loading: dict[str, asyncio.Future[list[Target]]] = {}
         self._writer: GroupCommit[WebhookEventRow, WebhookEventStatus] = GroupCommit(self._flush)
@@ -282,6 +288,10 @@ class WebhookIngress:
     ) -> IngressResult:
         now = self.clock.now()
         first = targets[0].trigger
+        if self.quotas is not None:
+            wait = await self.quotas.throttled(first.tenant_id, "webhook_requests_per_minute")
+            if wait is not None:
+                return _over_quota(wait)
         accepted: Accepted | None = None
         for target in _distinct(targets):
             if target.provider is None or target.config is None or target.problem:
@@ -393,6 +403,20 @@ class WebhookIngress:
         """Wait for writes under way; release connections."""
         await self._writer.drain()
         await self.events.close()
+
+
+def _over_quota(wait_s: float) -> IngressResult:
+    seconds = max(1, math.ceil(wait_s))
+    body = jsonutil.dumpb(
+        {
+            "error": {
+                "code": "rate_limited",
+                "message": f"deliveries over this tenant's quota; retry in {seconds} s",
+                "details": [],
+            }
+        }
+    )
+    return IngressResult(429, body, headers={"Retry-After": str(seconds)})
 
 
 def _distinct(targets: Sequence[Target]) -> list[Target]:

@@ -10,6 +10,7 @@ from flowmill.channels.store import ChannelRepository
 from flowmill.clock import Clock
 from flowmill.config import Settings
 from flowmill.engine.engine import Engine
+from flowmill.quotas import QuotaBook
 from flowmill.store.database import Database
 from flowmill.store.event_feed import EventFeed
 from flowmill.store.leases import LeaseStore
@@ -43,6 +44,7 @@ def build_trigger_parts(
     workflows: WorkflowRepository,
     clock: Clock,
     vault: Any = None,
+    quotas: QuotaBook | None = None,
 ) -> TriggerParts:
     """Assemble the trigger side, and let ``engine`` hand webhook jobs to its dispatcher."""
     triggers = TriggerRepository(db, clock)
@@ -58,6 +60,7 @@ def build_trigger_parts(
         vault=vault,
         clock=clock,
         cache_s=settings.webhook_cache_s,
+        quotas=quotas,
     )
     dispatcher = WebhookDispatcher(
         engine=engine,
