@@ -85,6 +85,8 @@ class Settings(BaseSettings):
             in one process's sandbox pools (0: none).
         admin_key: Bearer token of the admin API (``/api/admin/...``, per-tenant
             quotas); unset, the admin API answers 404.
+        faults: Test mode only: store and queue calls fail or stall on purpose, e.g.
+            ``store=0.02,queue=0.02,stall_s=1`` (see ``flowmill.faults``).
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -130,6 +132,7 @@ class Settings(BaseSettings):
     tenant_concurrent_steps: int = Field(0, ge=0)
     tenant_sandbox_concurrency: int = Field(0, ge=0)
     admin_key: str = Field("", repr=False)
+    faults: str = ""
     # --- HTTP API (flowmill serve) ---
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     api_max_wait_s: float = Field(60.0, ge=0)

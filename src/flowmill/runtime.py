@@ -19,7 +19,7 @@ from flowmill.credentials.oauth2 import CredentialAccess
 from flowmill.credentials.vault import CredentialVault
 from flowmill.engine.engine import Engine, EngineOptions
 from flowmill.engine.news import NewsChannel
-from flowmill.engine.ports import JobQueue
+from flowmill.engine.ports import ExecutionStore, JobQueue
 from flowmill.engine.services import NodeServices
 from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
@@ -203,9 +203,12 @@ async def open_runtime(
         await quotas.refresh()
         services = await build_services(settings, clock, vault, quotas)
         q = queue or build_queue(settings, quotas)
+        engine_store: ExecutionStore = executions
+        if settings.faults:
+            engine_store, q = _with_faults(settings.faults, executions, q)
         news = build_news(settings)
         engine = Engine(
-            store=executions,
+            store=engine_store,
             definitions=workflows,
             queue=q,
             registry=registry or NodeRegistry.from_entry_points(),
@@ -242,6 +245,23 @@ async def open_runtime(
     finally:
         await _close_services(services)
         await db.close()
+
+
+def _with_faults(
+    spec: str, store: ExecutionStore, queue: JobQueue
+) -> tuple[ExecutionStore, JobQueue]:
+    """The engine's store and queue with faults injected (test mode, ``FLOWMILL_FAULTS``)."""
+    import random
+
+    from flowmill.faults import QUEUE_CALLS, STORE_CALLS, FaultPlan, inject
+
+    plan = FaultPlan.parse(spec)
+    seed = plan.seed if plan.seed is not None else random.SystemRandom().randrange(2**32)
+    log.warning("FAULTS ARE INJECTED ON PURPOSE (test mode)", spec=spec, seed=seed)
+    return (
+        inject(store, STORE_CALLS, plan.store, plan, seed),
+        inject(queue, QUEUE_CALLS, plan.queue, plan, seed + 1),
+    )
 
 
 async def _close_services(services: NodeServices | None) -> None:
