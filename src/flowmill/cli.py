@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from flowmill import jsonutil
 from flowmill.cli_api import register as register_api_commands
+from flowmill.cli_projections import register as register_projection_commands
 from flowmill.cli_triggers import register as register_trigger_commands
 from flowmill.config import Settings
 from flowmill.domain.errors import DefinitionError
@@ -38,6 +39,7 @@ cred_app = typer.Typer(
 app.add_typer(cred_app, name="credentials")
 register_api_commands(app)
 register_trigger_commands(app)
+register_projection_commands(app)
 err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[

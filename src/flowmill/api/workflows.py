@@ -55,7 +55,10 @@ async def _create(ctx: Ctx, caller: Caller, body: WorkflowDefinitionIn) -> Workf
     rt = ctx.runtime
     definition = canonical(rt.engine, document_of(body), caller.tenant_id)
     record = await rt.workflows.create(
-        caller.tenant_id, definition, publish=body.status == "active"
+        caller.tenant_id,
+        definition,
+        publish=body.status == "active",
+        created_by=f"{caller.auth}:{caller.subject}",
     )
     return workflow_out(record)
 
