@@ -10,8 +10,10 @@ from fastapi import FastAPI
 
 from flowmill import __version__
 from flowmill.api import (
+    analytics,
     events,
     executions,
+    feed,
     health,
     ingress,
     keys,
@@ -92,6 +94,8 @@ def build_app(settings: Settings) -> FastAPI:
         webhooks,
         triggers,
         ingress,
+        analytics,
+        feed,
     ):
         app.include_router(module.router)
     return app
