@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -24,6 +24,7 @@ from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.queue.local import LocalQueue
+from flowmill.realtime.news import FeedNews, LocalFeedNews
 from flowmill.sandbox.sandbox import Sandbox
 from flowmill.store import migrate
 from flowmill.store.database import Database, connect
@@ -50,6 +51,8 @@ class Runtime:
     services: NodeServices
     credentials: CredentialVault
     triggers: TriggerParts
+    # which tenants have new events, in this process and (distributed) the others
+    feed_news: FeedNews = field(default_factory=LocalFeedNews)
 
 
 def build_queue(settings: Settings) -> JobQueue:
@@ -78,6 +81,15 @@ def bullmq_queue(settings: Settings) -> BullMQQueue:
         stalled_interval_ms=int(settings.queue_stalled_check_s * 1000),
     )
     return BullMQQueue(settings.redis_url, options)
+
+
+def build_feed_news(settings: Settings) -> FeedNews:
+    """News of new events: in-process, or over Redis pub/sub when distributed."""
+    if not settings.redis_url:
+        return LocalFeedNews()
+    from flowmill.realtime.news import RedisFeedNews
+
+    return RedisFeedNews(settings.redis_url, settings.queue_prefix)
 
 
 def build_news(settings: Settings) -> NewsChannel | None:
@@ -205,7 +217,12 @@ async def open_runtime(
         parts = build_trigger_parts(
             settings=settings, db=db, engine=engine, workflows=workflows, clock=clock, vault=vault
         )
-        yield Runtime(settings, db, workflows, executions, engine, q, services, vault, parts)
+        feed_news = build_feed_news(settings)
+        engine.hub.subscribe(feed_news.committed)
+        yield Runtime(
+            settings, db, workflows, executions, engine, q, services, vault, parts, feed_news
+        )
+        await feed_news.close()
         await parts.ingress.close()
         await q.close()
         if news is not None:

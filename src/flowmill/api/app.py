@@ -29,6 +29,7 @@ from flowmill.api.errors import install_error_handlers
 from flowmill.api.front_door import WebhookFrontDoor
 from flowmill.api.limits import BodyLimitMiddleware
 from flowmill.config import Settings
+from flowmill.realtime.install import install_socket
 from flowmill.runtime import Runtime
 from flowmill.store.api_keys import ApiKeyStore
 from flowmill.store.queries import ExecutionQueries
@@ -110,4 +111,14 @@ def create_app(runtime: Runtime, *, context: ApiContext | None = None) -> FastAP
     """
     app = build_app(runtime.settings)
     app.state.flowmill = context or build_context(runtime)
+    # Socket.IO at /api/socket; whoever serves the app closes it (close_app)
+    app.state.realtime = install_socket(app, app.state.flowmill)
     return app
+
+
+async def close_app(app: FastAPI) -> None:
+    """Stop what the app runs in the background (Socket.IO's feed followers)."""
+    realtime = getattr(app.state, "realtime", None)
+    if realtime is not None:
+        await realtime.close()
+        app.state.realtime = None

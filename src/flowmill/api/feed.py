@@ -21,7 +21,6 @@ from flowmill import jsonutil
 from flowmill.api.analytics_schemas import FeedEventOut, FeedPage
 from flowmill.api.deps import Caller, Ctx
 from flowmill.api.errors import ERROR_RESPONSES
-from flowmill.domain.execution import Effects
 from flowmill.store.event_feed import EventFeed, FeedEvent
 from flowmill.store.tables import tenants
 
@@ -123,11 +122,12 @@ async def stream_feed(
         nonlocal cursor
         wake = asyncio.Event()
 
-        def _listener(fx: Effects) -> None:
-            if fx.tenant_id == tenant:
+        def _listener(tenant_id: str) -> None:
+            if tenant_id == tenant:
                 wake.set()
 
-        unsubscribe = ctx.runtime.engine.hub.subscribe(_listener)
+        # news of commits here and, distributed, in the workers
+        unsubscribe = ctx.runtime.feed_news.subscribe(_listener)
         try:
             yield f": following tenant events after {cursor}\n\n"
             quiet = 0.0

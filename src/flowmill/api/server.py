@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from flowmill.api.app import build_context, create_app
+from flowmill.api.app import build_context, close_app, create_app
 from flowmill.api.deps import ApiContext
 from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
@@ -148,4 +148,7 @@ async def serve(
                 await stack.enter_async_context(rt.engine.running())
             if scheduler:
                 await stack.enter_async_context(rt.triggers.service.running())
-            await server.serve()
+            try:
+                await server.serve()
+            finally:
+                await close_app(app)
