@@ -75,6 +75,7 @@ class Settings(BaseSettings):
         metrics_enabled: Count and time executions, steps, queues, webhooks, commits.
         metrics_tenant_label: Add a ``tenant`` label to per-execution metrics (one
             series per tenant: mind the cardinality).
+        metrics_token: When set, ``/metrics`` asks for ``Authorization: Bearer <it>``.
         metrics_port: ``flowmill worker`` / ``scheduler``: serve ``/health``, ``/ready``
             and ``/metrics`` on this port (0: off).
         metrics_host: Address that port binds to.
@@ -161,6 +162,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_enabled: bool = True
     metrics_tenant_label: bool = False
+    metrics_token: str = Field("", repr=False)
     metrics_port: int = Field(0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     queue_metrics_interval_s: float = Field(5.0, gt=0)

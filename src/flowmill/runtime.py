@@ -23,6 +23,9 @@ from flowmill.engine.services import NodeServices
 from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
 from flowmill.nodes.registry import NodeRegistry
+from flowmill.observability.instrumented import TimedCodeRunner, TimedExecutionStore
+from flowmill.observability.logcontext import context_middleware
+from flowmill.observability.metrics import Metrics
 from flowmill.queue.local import LocalQueue
 from flowmill.realtime.news import FeedNews, LocalFeedNews
 from flowmill.sandbox.sandbox import Sandbox
@@ -53,6 +56,7 @@ class Runtime:
     triggers: TriggerParts
     # which tenants have new events, in this process and (distributed) the others
     feed_news: FeedNews = field(default_factory=LocalFeedNews)
+    metrics: Metrics | None = None  # this process's instruments (FLOWMILL_METRICS_ENABLED)
 
 
 def build_queue(settings: Settings) -> JobQueue:
@@ -195,8 +199,14 @@ async def open_runtime(
         services = await build_services(settings, clock, vault)
         q = queue or build_queue(settings)
         news = build_news(settings)
+        metrics: Metrics | None = None
+        if settings.metrics_enabled:
+            metrics = Metrics(tenant_label=settings.metrics_tenant_label)
+        if metrics is not None and services.code is not None:
+            services.code = TimedCodeRunner(services.code, metrics)
         engine = Engine(
-            store=executions,
+            store=TimedExecutionStore(executions, metrics) if metrics else executions,
+            middlewares=[context_middleware, *([metrics.node_middleware] if metrics else [])],
             definitions=workflows,
             queue=q,
             registry=registry or NodeRegistry.from_entry_points(),
@@ -219,9 +229,12 @@ async def open_runtime(
         )
         feed_news = build_feed_news(settings)
         engine.hub.subscribe(feed_news.committed)
+        if metrics is not None:
+            _instrument(metrics, engine, q, parts)
         yield Runtime(
-            settings, db, workflows, executions, engine, q, services, vault, parts, feed_news
-        )
+            settings, db, workflows, executions, engine, q, services, vault, parts, feed_news,
+            metrics,
+        )  # fmt: skip
         await feed_news.close()
         await parts.ingress.close()
         await q.close()
@@ -230,6 +243,19 @@ async def open_runtime(
     finally:
         await _close_services(services)
         await db.close()
+
+
+def _instrument(metrics: Metrics, engine: Engine, queue: JobQueue, parts: TriggerParts) -> None:
+    """Let ``metrics`` hear of commits, webhook calls and queue waits."""
+    engine.hub.subscribe(metrics.committed)
+    parts.events.listeners.append(metrics.webhook_event)
+    if isinstance(queue, LocalQueue):
+        queue.wait_listeners.append(metrics.queue_waited)
+    else:
+        from flowmill.queue.bullmq import BullMQQueue
+
+        if isinstance(queue, BullMQQueue):
+            queue.wait_listeners.append(metrics.queue_waited)
 
 
 async def _close_services(services: NodeServices | None) -> None:

@@ -17,6 +17,7 @@ from flowmill.api import (
     health,
     ingress,
     keys,
+    metrics,
     triggers,
     versions,
     webhooks,
@@ -29,6 +30,7 @@ from flowmill.api.errors import install_error_handlers
 from flowmill.api.front_door import WebhookFrontDoor
 from flowmill.api.limits import BodyLimitMiddleware
 from flowmill.config import Settings
+from flowmill.observability.http import RequestContext
 from flowmill.realtime.install import install_socket
 from flowmill.runtime import Runtime
 from flowmill.store.api_keys import ApiKeyStore
@@ -97,6 +99,7 @@ def build_app(settings: Settings) -> FastAPI:
         ingress,
         analytics,
         feed,
+        metrics,
     ):
         app.include_router(module.router)
     return app
@@ -113,6 +116,8 @@ def create_app(runtime: Runtime, *, context: ApiContext | None = None) -> FastAP
     app.state.flowmill = context or build_context(runtime)
     # Socket.IO at /api/socket; whoever serves the app closes it (close_app)
     app.state.realtime = install_socket(app, app.state.flowmill)
+    # outermost: every request (Socket.IO's too) gets its id and its timing
+    app.add_middleware(RequestContext, metrics=runtime.metrics)
     return app
 
 

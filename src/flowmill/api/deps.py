@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -51,7 +52,10 @@ _bearer = HTTPBearer(
 async def _principal(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    return await ctx.auth.authenticate(credentials.credentials if credentials else None)
+    principal = await ctx.auth.authenticate(credentials.credentials if credentials else None)
+    # every line the request logs from here on names the tenant (beside its request id)
+    structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(_principal)]

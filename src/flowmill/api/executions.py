@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
@@ -70,6 +70,9 @@ To = Annotated[
     IsoDateTime | None,
     Query(description="Only executions started at or before this time (ISO 8601)."),
 ]
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
 def _utc(t: datetime | None) -> datetime | None:
@@ -254,13 +257,25 @@ async def execution_logs(
     execution_id: ExecutionIdPath,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: Cursor = None,
+    level: Annotated[
+        Literal["debug", "info", "warn", "error"] | None,
+        Query(description="Only lines at this level or above (debug < info < warn < error)."),
+    ] = None,
+    node_id: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Only this node's lines.")
+    ] = None,
 ) -> LogPage:
     """The execution's log lines, oldest first."""
     eid = str(execution_id)
     if await ctx.executions.get(caller.tenant_id, eid) is None:
         raise not_found("execution", eid)
     items, more = await ctx.executions.logs(
-        caller.tenant_id, eid, decode_cursor(cursor, "log"), limit
+        caller.tenant_id,
+        eid,
+        decode_cursor(cursor, "log"),
+        limit,
+        levels=LOG_LEVELS[LOG_LEVELS.index(level) :] if level else None,
+        node_id=node_id,
     )
     return LogPage(
         items=[

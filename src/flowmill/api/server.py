@@ -17,6 +17,7 @@ import uvicorn
 
 from flowmill.api.app import build_context, close_app, create_app
 from flowmill.api.deps import ApiContext
+from flowmill.background import running_background
 from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
 from flowmill.domain.execution import StepKey
@@ -144,6 +145,10 @@ async def serve(
         )
         server = _Server(config)
         async with contextlib.AsyncExitStack() as stack:
+            # the projector replica runs wherever a trigger-service replica may
+            await stack.enter_async_context(
+                running_background(rt, kind="serve", projector=scheduler)
+            )
             if worker:
                 await stack.enter_async_context(rt.engine.running())
             if scheduler:

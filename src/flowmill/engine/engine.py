@@ -51,6 +51,7 @@ from flowmill.engine.validation import load_and_compile
 from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
+from flowmill.observability.logcontext import job_context
 
 log = structlog.get_logger("flowmill.engine")
 
@@ -377,11 +378,12 @@ class Engine:
             )
 
     async def handle(self, job: Job) -> None:
-        """Process one job from the queue."""
-        if isinstance(job, StepJob):
-            await self.runner.run_job(job)
-        else:
-            await self._handle_trigger(job)
+        """Process one job from the queue (its identity bound in every log line)."""
+        with structlog.contextvars.bound_contextvars(**job_context(job)):
+            if isinstance(job, StepJob):
+                await self.runner.run_job(job)
+            else:
+                await self._handle_trigger(job)
 
     async def _handle_trigger(self, job: TriggerJob) -> None:
         if job.webhook_event_id is not None:

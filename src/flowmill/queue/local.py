@@ -11,11 +11,12 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 import structlog
 
+from flowmill.constants import NODE_QUEUE, TRIGGER_QUEUE
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, StepJob
 
@@ -36,6 +37,9 @@ class LocalQueue:
 
     def __init__(self) -> None:
         self._ready: list[tuple[int, int, Job]] = []  # (-priority, seq): highest first
+        self._ready_at: dict[int, float] = {}  # seq -> when it became ready (monotonic)
+        # told (queue, seconds a job was ready before a consumer took it): the metrics
+        self.wait_listeners: list[Callable[[str, float], None]] = []
         self._delayed: list[tuple[float, int, Job]] = []  # (due, seq)
         self._seq = itertools.count()
         self._waiting: set[str] = set()  # ids in the heap (ready or delayed)
@@ -71,7 +75,9 @@ class LocalQueue:
         if wait > 0:
             heapq.heappush(self._delayed, (time.monotonic() + wait, next(self._seq), job))
         else:
-            heapq.heappush(self._ready, (-job.priority, next(self._seq), job))
+            seq = next(self._seq)
+            self._ready_at[seq] = time.monotonic()
+            heapq.heappush(self._ready, (-job.priority, seq, job))
 
     async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
         return {j.key for j in jobs if j.job_id in self._waiting or j.job_id in self._running}
@@ -80,10 +86,16 @@ class LocalQueue:
         while not self._stopping:
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
-                _, seq, due_job = heapq.heappop(self._delayed)
+                due, seq, due_job = heapq.heappop(self._delayed)
+                self._ready_at[seq] = due
                 heapq.heappush(self._ready, (-due_job.priority, seq, due_job))
             if self._ready:
-                job = heapq.heappop(self._ready)[2]
+                _, seq, job = heapq.heappop(self._ready)
+                ready_at = self._ready_at.pop(seq, now)
+                for listener in self.wait_listeners:
+                    listener(
+                        NODE_QUEUE if isinstance(job, StepJob) else TRIGGER_QUEUE, now - ready_at
+                    )
                 jid = _job_id(job)
                 if jid is not None:
                     self._waiting.discard(jid)

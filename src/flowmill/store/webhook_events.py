@@ -9,7 +9,7 @@ request is recorded again as ``duplicate``, without the key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -234,6 +234,12 @@ class WebhookEventStore:
         self.db = db
         self.clock = clock or SystemClock()
         self._pool: asyncpg.Pool | None = None
+        # told (provider, status) of each request recorded and each one dispatched
+        self.listeners: list[Callable[[str, str], None]] = []
+
+    def _tell(self, provider: str, status: WebhookEventStatus) -> None:
+        for listener in self.listeners:
+            listener(provider, status.value)
 
     async def close(self) -> None:
         """Release the ingress's connections."""
@@ -265,6 +271,8 @@ class WebhookEventStore:
         if dupes or final:
             now = self.clock.now()
             await self.db.write(lambda c: _record_ended(c, final, dupes, now))
+        for r in rows:
+            self._tell(r.provider, r.status)
         return [r.status for r in rows]
 
     async def get(self, event_id: str) -> WebhookEventRow | None:
@@ -310,7 +318,10 @@ class WebhookEventStore:
             )
             return True
 
-        return await self.db.write(_tx)
+        done = await self.db.write(_tx)
+        if done:
+            self._tell(event.provider, status)
+        return done
 
     async def stale_received(self, older_than: datetime, limit: int = 100) -> list[str]:
         """Ids of events still ``received`` since before ``older_than`` (lost jobs)."""
