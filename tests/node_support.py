@@ -14,6 +14,9 @@ from pathlib import Path
 
 from tests.conftest import unavailable
 
+# The Node.js release line of the Python bullmq package pinned in pyproject.toml.
+BULLMQ_PACKAGES = ("bullmq@6.7.0", "ioredis@6.0.0")
+
 
 def node_modules(packages: Sequence[str]) -> Path:
     """A directory with ``packages`` installed (installed on first use)."""

@@ -10,12 +10,10 @@ import pytest
 from flowmill.engine.ports import TriggerJob
 from flowmill.queue.bullmq import BullMQQueue
 from tests.integration.bullmq_support import Recorder, consuming, fast_options
-from tests.node_support import run_node_script
+from tests.node_support import BULLMQ_PACKAGES, run_node_script
 
 pytestmark = pytest.mark.redis
 
-# The Node.js release line of the Python bullmq package pinned in pyproject.toml.
-NODE_PACKAGES = ("bullmq@6.7.0", "ioredis@6.0.0")
 
 PRODUCER = """
 import { Queue } from 'bullmq';
@@ -42,7 +40,7 @@ await connection.quit();
 async def test_node_bullmq_trigger_jobs_reach_the_python_consumer(
     redis_url: str, redis_prefix: str
 ) -> None:
-    await run_node_script(PRODUCER, redis_prefix, NODE_PACKAGES, redis_url, redis_prefix)
+    await run_node_script(PRODUCER, redis_prefix, BULLMQ_PACKAGES, redis_url, redis_prefix)
 
     queue = BullMQQueue(redis_url, fast_options(redis_prefix))
     recorder = Recorder()

@@ -138,6 +138,8 @@ async def serve(
             host=host,
             port=port,
             log_level=settings.log_level,
+            # JSON logs: uvicorn's records go through the root handler (flowmill.logs)
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             access_log=settings.log_level == "debug",
             lifespan="off",
             timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
