@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         projections_enabled: Keep the read models (analytics) up to date in this process
             (``serve``, ``scheduler``; one replica leads at a time).
         projector_interval_s: Longest pause between projector rounds.
-        projector_batch: Events per projector transaction.
+        projector_batch: Events per projector transaction (default 5,000 on
+            PostgreSQL; 500 on SQLite, where a transaction blocks every other writer).
         projector_lease_s: Lease of the leading projector replica.
         socket_enabled: Serve Socket.IO at ``/api/socket`` (needs ``flowmill[realtime]``).
         cors_origins: Browser origins allowed to open Socket.IO connections
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
     # --- read side: projections, live events, metrics, diagnostics (docs/observability.md)
     projections_enabled: bool = True
     projector_interval_s: float = Field(1.0, gt=0)
-    projector_batch: int = Field(1000, ge=1, le=100_000)
+    projector_batch: int | None = Field(None, ge=1, le=100_000)
     projector_lease_s: float = Field(15.0, gt=0)
     socket_enabled: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
