@@ -289,7 +289,7 @@ def _read_events(conn: Connection, tenant_id: str, after: int, limit: int) -> li
     # positional rows: the projector's hottest loop (a Row's attribute access costs more)
     return [
         FeedEvent(str(i), tenant_id, stream, type_, payload or {}, at, seq)
-        for i, stream, type_, payload, at, seq in conn.execute(q).tuples()
+        for i, stream, type_, payload, at, seq in conn.execute(q)
     ]
 
 
