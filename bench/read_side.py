@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -45,7 +46,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import socketio
 import sqlalchemy as sa
 
 from _util import print_table
@@ -235,44 +235,47 @@ CHAIN = {
 }
 
 
-async def socket_latency(url: str, key: str, clients: int, executions: int) -> list[float]:
-    """Seconds from each message's event timestamp to its arrival, over all clients."""
+async def socket_latency(
+    url: str, key: str, clients: int, executions: int, processes: int
+) -> list[float]:
+    """Seconds from each message's event timestamp to its arrival, over all clients
+    (lean clients, ``bench/socket_clients.py``, spread over ``processes``)."""
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}) as api:
         wf = (await api.post("/api/workflows", json=CHAIN)).json()["id"]
+        script = Path(__file__).with_name("socket_clients.py")
+        procs = []
+        for k in range(processes):
+            n = clients // processes + (1 if k < clients % processes else 0)
+            if n == 0:
+                continue
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    str(script),
+                    url,
+                    key,
+                    f"workflow:{wf}",
+                    str(n),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
+            )
+        for p in procs:
+            assert p.stdout is not None
+            line = await asyncio.wait_for(p.stdout.readline(), 120)
+            assert line.strip() == b"ready", line
+        for _ in range(executions):
+            r = await api.post(f"/api/workflows/{wf}/execute", params={"wait": 10}, json={})
+            assert r.json()["status"] == "succeeded", r.text
+            await asyncio.sleep(0.2)  # let each burst drain: latency, not throughput
+        await asyncio.sleep(1)
         latencies: list[float] = []
-        done = asyncio.Event()
-        expected = 0
-        received = 0
-
-        def handler(body: dict[str, Any]) -> None:
-            nonlocal received
-            latencies.append(time.time() - datetime.fromisoformat(body["timestamp"]).timestamp())
-            received += 1
-            if expected and received >= expected:
-                done.set()
-
-        socks = []
-        for _ in range(clients):
-            sio = socketio.AsyncClient(reconnection=False)
-            for name in ("started", "step_started", "step_completed", "completed"):
-                sio.on(name, handler)
-            await sio.connect(url, socketio_path="api/socket", auth={"token": key},
-                              transports=["websocket"])  # fmt: skip
-            await sio.call("subscribe", f"workflow:{wf}", timeout=10)
-            socks.append(sio)
-        try:
-            per_execution = 1 + 6 * 1 + 5 + 1  # started, 6 completed (t + 5), 5 started, completed
-            for _ in range(executions):
-                r = await api.post(f"/api/workflows/{wf}/execute", params={"wait": 10}, json={})
-                assert r.json()["status"] == "succeeded", r.text
-                await asyncio.sleep(0.05)
-            expected = per_execution * executions * clients
-            if received < expected:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), 30)
-        finally:
-            for sio in socks:
-                await sio.disconnect()
+        for p in procs:
+            out, _ = await p.communicate(b"")
+            latencies += [arrived - stamp for arrived, stamp in json.loads(out.splitlines()[-1])]
+        # per execution: started, 6 steps (the trigger's too) started and completed, completed
+        expected = 14 * executions * clients
+        assert len(latencies) == expected, (len(latencies), expected)
         return latencies
 
 
@@ -360,8 +363,8 @@ async def main(args: argparse.Namespace) -> None:
         assert n == events, (n, events)
     if "socket" not in skip:
         async with temp_database(args.pg) as pg_url, served(pg_url, home) as (url, key):
-            one = await socket_latency(url, key, 1, args.executions)
-            many = await socket_latency(url, key, args.clients, args.executions)
+            one = await socket_latency(url, key, 1, args.executions, 1)
+            many = await socket_latency(url, key, args.clients, args.executions, args.processes)
         p50 = pct(many, 0.5)
         rows += [
             [f"Socket.IO, {args.clients} clients: commit -> client", f"p50 {p50:.1f} ms",
@@ -410,6 +413,7 @@ if __name__ == "__main__":
     parser.add_argument("--redis", default=DEFAULT_REDIS)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=2, help="client processes")
     parser.add_argument("--executions", type=int, default=30)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--write-executions", type=int, default=1000)

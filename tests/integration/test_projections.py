@@ -226,3 +226,32 @@ def test_projections_named_rejects_unknown_names() -> None:
     assert [p.name for p in projections_named(None)] == [p.name for p in all_projections()]
     with pytest.raises(UnknownProjectionError, match="no read model called nope"):
         projections_named(["workflow_summary", "nope"])
+
+
+async def test_projector_one_leader_at_a_time_and_catch_up_after_downtime(
+    database_url: str,
+) -> None:
+    async with open_api(database_url, sandbox_enabled=False) as api:
+        db = api.runtime.db
+        wf = await api.workflow()
+        for _ in range(3):  # written while no projector runs
+            await api.run(wf, {"message": "x"})
+        options = ProjectorOptions(interval_s=0.05, min_interval_s=0.01, lease_s=30)
+        first = ProjectorService(Projector(db), LeaseStore(db), options)
+        second = ProjectorService(Projector(db), LeaseStore(db), options)
+        assert await first.round() > 0  # the leader catches up on what it missed
+        assert await second.round() == 0
+        assert (first.leading, second.leading) == (True, False)
+        rows = await snapshot(db)
+        [summary] = [r for r in rows["workflow_summary"] if r["workflow_id"] == wf]
+        assert summary["executions"] == summary["succeeded"] == 3
+
+        await api.run(wf, {"message": "y"})
+        assert await second.round() == 0  # not its turn: the lease is the first one's
+        # The leader stops (its lease released): the other takes over at its next round.
+        async with first.running():
+            pass
+        assert await second.round() > 0
+        assert second.leading
+        [summary] = [r for r in (await snapshot(db))["workflow_summary"] if r["workflow_id"] == wf]
+        assert summary["executions"] == 4

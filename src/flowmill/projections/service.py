@@ -44,7 +44,7 @@ class ProjectorOptions:
     """
 
     interval_s: float = 1.0
-    min_interval_s: float = 0.05
+    min_interval_s: float = 0.2
     lease_s: float = 15.0
     lag_every_s: float = 5.0
 
@@ -82,6 +82,7 @@ class ProjectorService:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._lag_at = -float("inf")
+        self._renew_at = -float("inf")
 
     def wake(self, *_: object) -> None:
         """Start a round soon (there are new events). Safe to call from listeners."""
@@ -89,9 +90,13 @@ class ProjectorService:
 
     async def round(self) -> int:
         """Take or renew the lease; if leading, catch up. Returns events read."""
-        self.leading = await self.leases.acquire(
-            LEASE, self.holder, self.clock.now(), self.options.lease_s
-        )
+        # The lease is renewed a third of its time before it runs out, not every round:
+        # a round per commit burst must not also be a write each.
+        if not self.leading or time.monotonic() >= self._renew_at:
+            self.leading = await self.leases.acquire(
+                LEASE, self.holder, self.clock.now(), self.options.lease_s
+            )
+            self._renew_at = time.monotonic() + self.options.lease_s / 3
         read = 0
         if self.leading:
             read = await self.projector.catch_up(budget_s=self.options.lease_s / 3)
