@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import signal
 import statistics
 import subprocess
@@ -40,6 +41,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,8 @@ from distributed import (
     DEFAULT_REDIS,
     FLOWMILL_BIN,
     _asyncpg_dsn,
+    _pct,
+    cpu_busy,
     temp_database,
     throughput,
 )
@@ -279,6 +283,23 @@ async def socket_latency(
         return latencies
 
 
+async def commit_ms(db_url: str, n: int = 200) -> float:
+    """p50 of a one-row INSERT + COMMIT on the same PostgreSQL (what the latency's start,
+    the event's timestamp taken before the step's commit, includes)."""
+    conn = await asyncpg.connect(_asyncpg_dsn(db_url))
+    try:
+        # a logged table: a temporary one skips the WAL, so its commit costs nothing
+        await conn.execute("CREATE TABLE bench_commit (n int)")
+        took = []
+        for i in range(n):
+            t = time.perf_counter()
+            await conn.execute("INSERT INTO bench_commit VALUES ($1)", i)
+            took.append(time.perf_counter() - t)
+        return statistics.median(took) * 1000
+    finally:
+        await conn.close()
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -287,13 +308,30 @@ def pct(samples: list[float], q: float) -> float:
 # --- write path, read side on and off ---------------------------------------------------
 
 
-@contextlib.contextmanager
-def read_side(on: bool, db_url: str, redis_url: str, prefix: str, log: Path) -> Iterator[None]:
+@dataclass
+class Side:
+    """The read side of one write-path batch: the scheduler's process, if any."""
+
+    scheduler: subprocess.Popen[bytes] | None = None
+
+    def scheduler_cpu_s(self) -> float:
+        """CPU seconds the running scheduler used so far (0 without one)."""
+        if self.scheduler is None:
+            return 0.0
+        fields = Path(f"/proc/{self.scheduler.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.asynccontextmanager
+async def read_side(
+    on: bool, db_url: str, redis_url: str, prefix: str, log: Path
+) -> AsyncIterator[Side]:
     """Metrics on or off in every process (workers inherit the environment); when on,
-    a ``flowmill scheduler`` runs the projector beside the workers."""
+    a ``flowmill scheduler`` runs the projector beside the workers, started (and done
+    starting) before the batch, as it runs in production: long before."""
     saved = os.environ.get("FLOWMILL_METRICS_ENABLED")
     os.environ["FLOWMILL_METRICS_ENABLED"] = "true" if on else "false"
-    proc = None
+    side = Side()
     if on:
         env = {
             **os.environ,
@@ -303,22 +341,38 @@ def read_side(on: bool, db_url: str, redis_url: str, prefix: str, log: Path) -> 
             "FLOWMILL_SANDBOX_ENABLED": "false",
             "FLOWMILL_LOG_LEVEL": "warning",
         }
-        with log.open("wb") as out:
-            proc = subprocess.Popen([str(FLOWMILL_BIN), "scheduler"], env=env, stdout=out,
-                                    stderr=subprocess.STDOUT)  # fmt: skip
+        out = log.open("wb")
+        side.scheduler = subprocess.Popen([str(FLOWMILL_BIN), "scheduler"], env=env,
+                                          stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while b"running" not in log.read_bytes():
+            if side.scheduler.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the scheduler did not start: {log.read_text()}")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1)  # its first rounds
     try:
-        yield
+        yield side
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
+        if side.scheduler is not None:
+            side.scheduler.send_signal(signal.SIGTERM)
             try:
-                proc.wait(20)
+                side.scheduler.wait(20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                side.scheduler.kill()
+            out.close()
         if saved is None:
             os.environ.pop("FLOWMILL_METRICS_ENABLED", None)
         else:
             os.environ["FLOWMILL_METRICS_ENABLED"] = saved
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its children that ended."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 async def lag_after(db_url: str) -> int:
@@ -363,8 +417,10 @@ async def main(args: argparse.Namespace) -> None:
         assert n == events, (n, events)
     if "socket" not in skip:
         async with temp_database(args.pg) as pg_url, served(pg_url, home) as (url, key):
+            busy = await cpu_busy(1.0)
             one = await socket_latency(url, key, 1, args.executions, 1)
             many = await socket_latency(url, key, args.clients, args.executions, args.processes)
+            commit = await commit_ms(pg_url)
         p50 = pct(many, 0.5)
         rows += [
             [f"Socket.IO, {args.clients} clients: commit -> client", f"p50 {p50:.1f} ms",
@@ -372,15 +428,20 @@ async def main(args: argparse.Namespace) -> None:
              "p50 <= 10 ms", "met" if p50 <= 10 else "MISSED"],
             ["  reference: 1 client", f"p50 {pct(one, 0.5):.1f} ms",
              f"p95 {pct(one, 0.95):.1f} ms, {len(one):,} msgs", "", ""],
+            ["  reference: one INSERT + COMMIT, same PostgreSQL", f"p50 {commit:.1f} ms",
+             f"CPUs busy before the test (other load): {_pct(busy)}", "", ""],
         ]  # fmt: skip
     if "write" not in skip:
         results: dict[bool, list[float]] = {False: [], True: []}
+        cpu: dict[bool, list[float]] = {False: [], True: []}
         lags = []
         async with temp_database(args.pg) as db_url:
             for k in range(args.pairs):
                 for on in (False, True) if k % 2 == 0 else (True, False):
                     prefix = f"fmbench-rs-{uuid.uuid4().hex[:8]}"
-                    with read_side(on, db_url, args.redis, prefix, home / f"sched-{k}-{on}.log"):
+                    log = home / f"sched-{k}-{on}.log"
+                    async with read_side(on, db_url, args.redis, prefix, log) as side:
+                        before, sched0 = _cpu_s(), side.scheduler_cpu_s()
                         r = await throughput(
                             db_url, args.redis, prefix, home, concurrency=32,
                             executions=args.write_executions, processes=2, producers=8,
@@ -388,9 +449,15 @@ async def main(args: argparse.Namespace) -> None:
                         if on:
                             await asyncio.sleep(3)  # the projector's next rounds
                             lags.append(await lag_after(db_url))
+                        # CPU per node run of this process, its workers (ended) and the
+                        # scheduler while the batch ran: steadier than the rate on a
+                        # machine others share
+                        used = _cpu_s() - before + side.scheduler_cpu_s() - sched0
+                    cpu[on].append(used / r.node_runs * 1000)
                     results[on].append(r.per_s)
         off, on_ = statistics.median(results[False]), statistics.median(results[True])
         slower = (off - on_) / off
+        cpu_off, cpu_on = statistics.median(cpu[False]), statistics.median(cpu[True])
         rows += [
             ["write path: node runs/s, read side OFF (median)", f"{off:,.0f}/s",
              ", ".join(f"{x:,.0f}" for x in results[False]), "", ""],
@@ -398,6 +465,11 @@ async def main(args: argparse.Namespace) -> None:
              ", ".join(f"{x:,.0f}" for x in results[True])
              + f"; projector behind by {lags} events 3 s after each batch",
              "<= 5 % slower", f"{slower:+.1%} slower: " + ("met" if slower <= 0.05 else "MISSED")],
+            ["  CPU per node run (all processes), read side OFF", f"{cpu_off:.3f} ms",
+             ", ".join(f"{x:.3f}" for x in cpu[False]), "", ""],
+            ["  CPU per node run (all processes), read side ON", f"{cpu_on:.3f} ms",
+             ", ".join(f"{x:.3f}" for x in cpu[True]), "",
+             f"{(cpu_on - cpu_off) / cpu_off:+.1%} CPU"],
         ]  # fmt: skip
     print_table(
         "Read side (one run, each figure beside its reference)",

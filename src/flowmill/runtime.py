@@ -6,6 +6,7 @@ that chooses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from flowmill.nodes.registry import NodeRegistry
 from flowmill.observability.instrumented import TimedCodeRunner, TimedExecutionStore
 from flowmill.observability.logcontext import context_middleware
 from flowmill.observability.metrics import Metrics
+from flowmill.observability.tracing import build_tracer
 from flowmill.queue.local import LocalQueue
 from flowmill.realtime.news import FeedNews, LocalFeedNews
 from flowmill.sandbox.sandbox import Sandbox
@@ -204,9 +206,14 @@ async def open_runtime(
             metrics = Metrics(tenant_label=settings.metrics_tenant_label)
         if metrics is not None and services.code is not None:
             services.code = TimedCodeRunner(services.code, metrics)
+        tracer = build_tracer(settings.otel_endpoint) if settings.otel_enabled else None
         engine = Engine(
             store=TimedExecutionStore(executions, metrics) if metrics else executions,
-            middlewares=[context_middleware, *([metrics.node_middleware] if metrics else [])],
+            middlewares=[
+                context_middleware,
+                *([metrics.node_middleware] if metrics else []),
+                *([tracer.node_middleware] if tracer else []),
+            ],
             definitions=workflows,
             queue=q,
             registry=registry or NodeRegistry.from_entry_points(),
@@ -231,11 +238,15 @@ async def open_runtime(
         engine.hub.subscribe(feed_news.committed)
         if metrics is not None:
             _instrument(metrics, engine, q, parts)
+        if tracer is not None:
+            engine.hub.subscribe(tracer.committed)
         yield Runtime(
             settings, db, workflows, executions, engine, q, services, vault, parts, feed_news,
             metrics,
         )  # fmt: skip
         await feed_news.close()
+        if tracer is not None:
+            await asyncio.to_thread(tracer.close)  # flushes what is left to export
         await parts.ingress.close()
         await q.close()
         if news is not None:
