@@ -15,10 +15,10 @@ Measured in one run, each beside a reference taken in the same run:
   step's commit, so the figure includes the commit); p50 over every message of every
   client (target p50 <= 10 ms with 100 clients), beside 1 client;
 - write path: ``bench/distributed.py``'s throughput (2 ``flowmill worker`` processes
-  draining ``trigger -> noop -> noop`` executions), read side off (no metrics, no
-  projector) against on (metrics in every process, a ``flowmill scheduler`` running
-  the projector beside the workers), alternated ``--pairs`` times; target: on is at
-  most 5 % slower (medians).
+  draining ``trigger -> noop -> noop`` executions, a ``flowmill scheduler`` beside
+  them), read side off (no metrics, no projector) against on (metrics in every process,
+  the scheduler running the projector), alternated ``--pairs`` times; target: on is at
+  most 5 % slower (medians); and CPU per node run of all the processes.
 
     .venv/bin/python bench/read_side.py [--events 50000] [--clients 100]
         [--executions 30] [--pairs 3] [--pg URL] [--redis URL] [--skip write]
@@ -326,30 +326,31 @@ class Side:
 async def read_side(
     on: bool, db_url: str, redis_url: str, prefix: str, log: Path
 ) -> AsyncIterator[Side]:
-    """Metrics on or off in every process (workers inherit the environment); when on,
-    a ``flowmill scheduler`` runs the projector beside the workers, started (and done
-    starting) before the batch, as it runs in production: long before."""
+    """Metrics on or off in every process (workers inherit the environment), and a
+    ``flowmill scheduler`` beside the workers either way (a deployment has one for its
+    schedules), running the projector only when on. It is started, and done starting,
+    before the batch, as in production: long before."""
     saved = os.environ.get("FLOWMILL_METRICS_ENABLED")
     os.environ["FLOWMILL_METRICS_ENABLED"] = "true" if on else "false"
     side = Side()
-    if on:
-        env = {
-            **os.environ,
-            "FLOWMILL_DATABASE_URL": db_url,
-            "FLOWMILL_REDIS_URL": redis_url,
-            "FLOWMILL_QUEUE_PREFIX": prefix,
-            "FLOWMILL_SANDBOX_ENABLED": "false",
-            "FLOWMILL_LOG_LEVEL": "warning",
-        }
-        out = log.open("wb")
-        side.scheduler = subprocess.Popen([str(FLOWMILL_BIN), "scheduler"], env=env,
-                                          stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while b"running" not in log.read_bytes():
-            if side.scheduler.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the scheduler did not start: {log.read_text()}")
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1)  # its first rounds
+    env = {
+        **os.environ,
+        "FLOWMILL_DATABASE_URL": db_url,
+        "FLOWMILL_REDIS_URL": redis_url,
+        "FLOWMILL_QUEUE_PREFIX": prefix,
+        "FLOWMILL_SANDBOX_ENABLED": "false",
+        "FLOWMILL_LOG_LEVEL": "warning",
+        "FLOWMILL_PROJECTIONS_ENABLED": "true" if on else "false",
+    }
+    out = log.open("wb")
+    side.scheduler = subprocess.Popen([str(FLOWMILL_BIN), "scheduler"], env=env,
+                                      stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b"running" not in log.read_bytes():
+        if side.scheduler.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the scheduler did not start: {log.read_text()}")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # its first rounds
     try:
         yield side
     finally:

@@ -87,7 +87,10 @@ async def running_background(
         service = None
         if projector and s.projections_enabled:
             service = projector_service(rt)
-            stack.callback(rt.feed_news.subscribe(service.wake))
+            # Woken by this process's commits only: news from other processes would
+            # cost a Redis message per commit batch, for a projector that runs at
+            # most a round a second anyway (its interval polls for theirs).
+            stack.callback(rt.engine.hub.subscribe(service.wake))
             await stack.enter_async_context(service.running())
         if metrics is not None:
             poller = asyncio.create_task(_poll_queues(rt, metrics), name="queue-metrics")
