@@ -71,7 +71,13 @@ def _empty(workflow_id: str) -> WorkflowFigures:
     return WorkflowFigures(workflow_id, None, None, None, False, 0, 0, 0, 0, 0, None, Durations())
 
 
-def _utc(t: datetime) -> datetime:
+def _time(raw: str, field: str) -> datetime:
+    """An ISO 8601 date-time (UTC when it names no offset). Stricter than pydantic's
+    datetime, which also takes numbers as Unix times."""
+    try:
+        t = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _bad_query(field, "not an ISO 8601 date-time, e.g. 2026-12-06T09:00:00Z") from None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
@@ -122,10 +128,23 @@ async def workflow_analytics(
     workflow_id: WorkflowIdPath,
     bucket: Literal["hour", "day"] = "hour",
     start: Annotated[
-        datetime | None,
-        Query(alias="from", description="Default: 24 hours (hour) or 30 days (day) ago."),
+        str | None,
+        Query(
+            alias="from",
+            max_length=40,
+            description="ISO 8601 date-time. Default: 24 hours (hour) or 30 days (day) ago.",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="Default: now.")] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            max_length=40,
+            description="ISO 8601 date-time. Default: now.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
 ) -> WorkflowTimelineOut:
     """All-time figures and, per hour or day (UTC) from `from` to `to`: executions
     started in the bucket, ended in it by status, and the durations of those that ended
@@ -133,8 +152,11 @@ async def workflow_analytics(
     wf = str(workflow_id)
     if not await ctx.workflows.exists(caller.tenant_id, wf):
         raise not_found("workflow", wf)
-    end_at = _utc(end) if end is not None else datetime.now(UTC)
-    start_at = _utc(start) if start is not None else end_at - _DEFAULT_SPAN[bucket]
+    end_at = _time(end, "to") if end is not None else datetime.now(UTC)
+    try:
+        start_at = _time(start, "from") if start is not None else end_at - _DEFAULT_SPAN[bucket]
+    except OverflowError:
+        raise _bad_query("to", "too early") from None
     if start_at >= end_at:
         raise _bad_query("from", "must be before `to`")
     span_hours = (end_at - start_at).total_seconds() / 3600
