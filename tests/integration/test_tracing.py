@@ -62,6 +62,7 @@ def collector() -> Iterator[Collector]:
     yield server
     server.shutdown()
     thread.join()
+    server.server_close()
 
 
 def _attrs(span: Any) -> dict[str, Any]:
