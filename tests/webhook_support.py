@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from flowmill.api.app import build_context, create_app
+from flowmill.api.app import build_context, close_app, create_app
 from flowmill.api.server import _Server
 from flowmill.config import Settings
 from flowmill.runtime import Runtime, open_runtime
@@ -51,6 +51,7 @@ class Live:
     http: httpx.AsyncClient  # no credentials: what a webhook sender is
     keys: dict[str, str]
     clients: list[httpx.AsyncClient]
+    app: Any = None
 
     def as_tenant(self, tenant: str) -> httpx.AsyncClient:
         """A client authenticated as ``tenant`` (closed with the server)."""
@@ -121,7 +122,7 @@ async def live_api(
                     await asyncio.sleep(0.01)
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(base_url=base) as http:
-                    live = Live(rt, base, http, keys, [])
+                    live = Live(rt, base, http, keys, [], app)
                     try:
                         yield live
                     finally:
@@ -130,3 +131,4 @@ async def live_api(
             finally:
                 server.should_exit = True
                 await serving
+                await close_app(app)

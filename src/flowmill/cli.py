@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from flowmill import jsonutil
 from flowmill.cli_api import register as register_api_commands
+from flowmill.cli_projections import register as register_projection_commands
 from flowmill.cli_quotas import register as register_quota_commands
 from flowmill.cli_triggers import register as register_trigger_commands
 from flowmill.config import Settings
@@ -40,6 +41,7 @@ app.add_typer(cred_app, name="credentials")
 register_api_commands(app)
 register_trigger_commands(app)
 register_quota_commands(app)
+register_projection_commands(app)
 err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[
@@ -243,6 +245,10 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Steps run at once (default FLOWMILL_CONCURRENCY).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /health, /ready, /metrics on this port (FLOWMILL_METRICS_PORT)."),
+    ] = None,
 ) -> None:
     """Run a worker: take jobs, run steps, recover steps of workers that died.
 
@@ -253,22 +259,32 @@ def worker(
     settings = _settings()
     if concurrency is not None:
         settings.concurrency = concurrency
+    if metrics_port is not None:
+        settings.metrics_port = metrics_port
     asyncio.run(_worker(settings))
 
 
 async def _worker(settings: Settings) -> None:
     import signal
 
+    from flowmill.background import running_background
     from flowmill.runtime import open_runtime
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    async with open_runtime(settings, kind="worker") as rt:
+    async with (
+        open_runtime(settings, kind="worker") as rt,
+        running_background(
+            rt, kind="worker", projector=False, ops_port=settings.metrics_port
+        ) as bg,
+    ):
         if stopping.is_set():
             return
         task = asyncio.create_task(rt.engine.run())
+        if bg.ops_port:
+            err.print(f"health and metrics on port {bg.ops_port}")
         err.print(
             f"worker {rt.engine.worker_id} running "
             f"({'BullMQ' if settings.distributed else 'embedded'}, "

@@ -16,6 +16,10 @@ def scheduler(
     tick: Annotated[
         float | None, typer.Option(help="Longest pause between rounds, seconds.")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /health, /ready, /metrics on this port (FLOWMILL_METRICS_PORT)."),
+    ] = None,
 ) -> None:
     """Run a trigger-service replica: schedules, event triggers, lost-webhook recovery.
 
@@ -27,11 +31,14 @@ def scheduler(
     settings = Settings()
     if tick is not None:
         settings.scheduler_tick_s = tick
+    if metrics_port is not None:
+        settings.metrics_port = metrics_port
     asyncio.run(_scheduler(settings))
 
 
 async def _scheduler(settings: Settings) -> None:
     from flowmill.api.server import HandOffQueue
+    from flowmill.background import running_background
     from flowmill.runtime import open_runtime
 
     loop = asyncio.get_running_loop()
@@ -42,9 +49,14 @@ async def _scheduler(settings: Settings) -> None:
     queue = None if settings.redis_url else HandOffQueue()
     async with open_runtime(settings, kind="scheduler", queue=queue) as rt:
         service = rt.triggers.service
-        sys.stderr.write(f"trigger service replica {service.holder} running\n")
-        async with service.running():
-            await stopping.wait()
+        async with running_background(
+            rt, kind="scheduler", projector=True, ops_port=settings.metrics_port
+        ) as bg:
+            sys.stderr.write(f"trigger service replica {service.holder} running\n")
+            if bg.ops_port:
+                sys.stderr.write(f"health and metrics on port {bg.ops_port}\n")
+            async with service.running():
+                await stopping.wait()
         sys.stderr.write("trigger service stopped\n")
 
 

@@ -87,6 +87,27 @@ class Settings(BaseSettings):
             quotas); unset, the admin API answers 404.
         faults: Test mode only: store and queue calls fail or stall on purpose, e.g.
             ``store=0.02,queue=0.02,stall_s=1`` (see ``flowmill.faults``).
+        projections_enabled: Keep the read models (analytics) up to date in this process
+            (``serve``, ``scheduler``; one replica leads at a time).
+        projector_interval_s: Longest pause between projector rounds.
+        projector_batch: Events per projector transaction (default 5,000 on
+            PostgreSQL; 500 on SQLite, where a transaction blocks every other writer).
+        projector_lease_s: Lease of the leading projector replica.
+        socket_enabled: Serve Socket.IO at ``/api/socket`` (needs ``flowmill[realtime]``).
+        cors_origins: Browser origins allowed to open Socket.IO connections
+            (comma-separated; ``*`` for any); none means same-origin only.
+        metrics_enabled: Count and time executions, steps, queues, webhooks, commits.
+        metrics_tenant_label: Add a ``tenant`` label to per-execution metrics (one
+            series per tenant: mind the cardinality).
+        metrics_token: When set, ``/metrics`` asks for ``Authorization: Bearer <it>``.
+        metrics_port: ``flowmill worker`` / ``scheduler``: serve ``/health``, ``/ready``
+            and ``/metrics`` on this port (0: off).
+        metrics_host: Address that port binds to.
+        queue_metrics_interval_s: How often queue depths are read for the metrics.
+        loop_lag_threshold_ms: Event-loop stalls longer than this are logged with what
+            was running.
+        otel_enabled: Export OpenTelemetry traces (one per execution, a span per step).
+        otel_endpoint: OTLP/HTTP traces endpoint.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -172,7 +193,30 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
-    @field_validator("http_allow_hosts", "http_allow_cidrs", "connector_sqlite_dirs", mode="before")
+    # --- read side: projections, live events, metrics, diagnostics (docs/observability.md)
+    projections_enabled: bool = True
+    projector_interval_s: float = Field(1.0, gt=0)
+    projector_batch: int | None = Field(None, ge=1, le=100_000)
+    projector_lease_s: float = Field(15.0, gt=0)
+    socket_enabled: bool = True
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_enabled: bool = True
+    metrics_tenant_label: bool = False
+    metrics_token: str = Field("", repr=False)
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    queue_metrics_interval_s: float = Field(5.0, gt=0)
+    loop_lag_threshold_ms: float = Field(250.0, gt=0)
+    otel_enabled: bool = False
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+
+    @field_validator(
+        "http_allow_hosts",
+        "http_allow_cidrs",
+        "connector_sqlite_dirs",
+        "cors_origins",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, v: object) -> object:
         if isinstance(v, str):

@@ -6,9 +6,10 @@ that chooses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -24,8 +25,13 @@ from flowmill.engine.services import NodeServices
 from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
 from flowmill.nodes.registry import NodeRegistry
+from flowmill.observability.instrumented import TimedCodeRunner, TimedExecutionStore
+from flowmill.observability.logcontext import context_middleware
+from flowmill.observability.metrics import Metrics
+from flowmill.observability.tracing import build_tracer
 from flowmill.queue.local import LocalQueue
 from flowmill.quotas import QuotaBook
+from flowmill.realtime.news import FeedNews, LocalFeedNews
 from flowmill.sandbox.sandbox import Sandbox
 from flowmill.store import migrate
 from flowmill.store.database import Database, connect
@@ -55,6 +61,9 @@ class Runtime:
     credentials: CredentialVault
     triggers: TriggerParts
     quotas: QuotaBook
+    # which tenants have new events, in this process and (distributed) the others
+    feed_news: FeedNews = field(default_factory=LocalFeedNews)
+    metrics: Metrics | None = None  # this process's instruments (FLOWMILL_METRICS_ENABLED)
 
 
 def build_queue(settings: Settings, quotas: QuotaBook | None = None) -> JobQueue:
@@ -87,6 +96,15 @@ def bullmq_queue(settings: Settings) -> BullMQQueue:
         node_queue=settings.queue_node,
     )
     return BullMQQueue(settings.redis_url, options)
+
+
+def build_feed_news(settings: Settings) -> FeedNews:
+    """News of new events: in-process, or over Redis pub/sub when distributed."""
+    if not settings.redis_url:
+        return LocalFeedNews()
+    from flowmill.realtime.news import RedisFeedNews
+
+    return RedisFeedNews(settings.redis_url, settings.queue_prefix)
 
 
 def build_news(settings: Settings) -> NewsChannel | None:
@@ -207,8 +225,19 @@ async def open_runtime(
         if settings.faults:
             engine_store, q = _with_faults(settings.faults, executions, q)
         news = build_news(settings)
+        metrics: Metrics | None = None
+        if settings.metrics_enabled:
+            metrics = Metrics(tenant_label=settings.metrics_tenant_label)
+        if metrics is not None and services.code is not None:
+            services.code = TimedCodeRunner(services.code, metrics)
+        tracer = build_tracer(settings.otel_endpoint) if settings.otel_enabled else None
         engine = Engine(
-            store=engine_store,
+            store=TimedExecutionStore(engine_store, metrics) if metrics else engine_store,
+            middlewares=[
+                context_middleware,
+                *([metrics.node_middleware] if metrics else []),
+                *([tracer.node_middleware] if tracer else []),
+            ],
             definitions=workflows,
             queue=q,
             registry=registry or NodeRegistry.from_entry_points(),
@@ -235,9 +264,19 @@ async def open_runtime(
             vault=vault,
             quotas=quotas,
         )
+        feed_news = build_feed_news(settings)
+        engine.hub.subscribe(feed_news.committed)
+        if metrics is not None:
+            _instrument(metrics, engine, q, parts)
+        if tracer is not None:
+            engine.hub.subscribe(tracer.committed)
         yield Runtime(
-            settings, db, workflows, executions, engine, q, services, vault, parts, quotas
-        )
+            settings, db, workflows, executions, engine, q, services, vault, parts, quotas,
+            feed_news, metrics,
+        )  # fmt: skip
+        await feed_news.close()
+        if tracer is not None:
+            await asyncio.to_thread(tracer.close)  # flushes what is left to export
         await parts.ingress.close()
         await q.close()
         if news is not None:
@@ -262,6 +301,19 @@ def _with_faults(
         inject(store, STORE_CALLS, plan.store, plan, seed),
         inject(queue, QUEUE_CALLS, plan.queue, plan, seed + 1),
     )
+
+
+def _instrument(metrics: Metrics, engine: Engine, queue: JobQueue, parts: TriggerParts) -> None:
+    """Let ``metrics`` hear of commits, webhook calls and queue waits."""
+    engine.hub.subscribe(metrics.committed)
+    parts.events.listeners.append(metrics.webhook_event)
+    if isinstance(queue, LocalQueue):
+        queue.wait_listeners.append(metrics.queue_waited)
+    else:
+        from flowmill.queue.bullmq import BullMQQueue
+
+        if isinstance(queue, BullMQQueue):
+            queue.wait_listeners.append(metrics.queue_waited)
 
 
 async def _close_services(services: NodeServices | None) -> None:

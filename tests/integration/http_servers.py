@@ -255,7 +255,17 @@ def _hangup(h: _Handler, seen: Seen, q: dict[str, str]) -> None:
     h.connection.shutdown(socket.SHUT_RDWR)
 
 
+def _flaky(h: _Handler, seen: Seen, q: dict[str, str]) -> None:
+    # /flaky?key=K&fails=N: 503 for the first N requests of this path, then 200
+    tries = sum(1 for s in h.server.seen if s.path == seen.path)
+    if tries <= int(q.get("fails", "1")):
+        h.json({"error": "try again"}, 503)
+    else:
+        h.json({"ok": True, "tries": tries})
+
+
 ROUTES: dict[str, Route] = {
+    "flaky": _flaky,
     "json": _json,
     "echo": _echo,
     "text": _text,

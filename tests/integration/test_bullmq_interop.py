@@ -1,4 +1,7 @@
-"""A Node.js service using BullMQ, written from the seed documents, starts workflows."""
+"""A Node.js service using BullMQ, written from the seed documents, starts workflows.
+
+Installs the Node.js ``bullmq`` package once (``tests/node_support.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import pytest
 from flowmill.engine.ports import TriggerJob
 from flowmill.queue.bullmq import BullMQQueue
 from tests.integration.bullmq_support import Recorder, consuming, fast_options
-from tests.integration.node_support import run_node_script
+from tests.node_support import BULLMQ_PACKAGES, run_node_script
 
 pytestmark = pytest.mark.redis
+
 
 PRODUCER = """
 import { Queue } from 'bullmq';
@@ -36,7 +40,7 @@ await connection.quit();
 async def test_node_bullmq_trigger_jobs_reach_the_python_consumer(
     redis_url: str, redis_prefix: str
 ) -> None:
-    await run_node_script(PRODUCER, redis_prefix, redis_url, redis_prefix)
+    await run_node_script(PRODUCER, redis_prefix, BULLMQ_PACKAGES, redis_url, redis_prefix)
 
     queue = BullMQQueue(redis_url, fast_options(redis_prefix))
     recorder = Recorder()

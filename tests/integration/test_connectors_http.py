@@ -28,7 +28,7 @@ from flowmill.store import migrate
 from flowmill.store.database import connect
 from flowmill.store.tenants import TenantStore
 from flowmill.store.workflows import WorkflowRepository
-from tests.node_support import run_node
+from tests.node_attempt_support import run_node
 from tests.stubs_support import Answer, stub_server, token_answer
 
 TOKEN = "EAAG-page-token-0123456789abcdef"

@@ -30,7 +30,7 @@ from flowmill.store.tenants import TenantStore
 from flowmill.store.workflows import WorkflowRepository
 from tests.conftest import reachable, unavailable
 from tests.integration.http_servers import Certs, free_port, make_certs
-from tests.node_support import run_node
+from tests.node_attempt_support import run_node
 
 PASSWORD = "smtp-pass-0123456789"
 MARIADB = "mysql://root@127.0.0.1:3306"

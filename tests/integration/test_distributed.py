@@ -30,8 +30,8 @@ from flowmill.runs import register
 from flowmill.runtime import open_runtime
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
 from tests.integration.private_servers import PrivatePostgres, PrivateRedis
-from tests.integration.test_bullmq_interop import run_node_script
 from tests.integration.test_crash import WORKFLOW as BRANCHY
+from tests.node_support import BULLMQ_PACKAGES, run_node_script
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -370,7 +370,9 @@ async def test_distributed_node_bullmq_job_runs_a_workflow_on_the_workers(
     for _ in range(2):
         await deployment.start_worker()
     prefix = deployment.prefix
-    await run_node_script(NODE_PRODUCER, prefix, deployment.redis_url, prefix, *greeter)
+    await run_node_script(
+        NODE_PRODUCER, prefix, BULLMQ_PACKAGES, deployment.redis_url, prefix, *greeter
+    )
     records = await wait_all_done(deployment, 5, timeout=30)
     _assert_clean(records, 5, 3)
     conn = await asyncpg.connect(deployment.database_url)

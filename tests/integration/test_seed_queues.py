@@ -15,7 +15,7 @@ import pytest
 
 from flowmill.queue.bullmq import BullMQQueue
 from tests.api_support import THREE_NODES, Api, open_api
-from tests.integration.node_support import run_node_script
+from tests.node_support import BULLMQ_PACKAGES, run_node_script
 
 pytestmark = pytest.mark.redis
 
@@ -146,7 +146,7 @@ async def test_seed_queues_node_producer_starts_executions_on_the_seed_names(
         insta = await api.workflow(INSTAGRAM)
 
         printed = await run_node_script(
-            PRODUCER, redis_prefix, redis_url, redis_prefix, CLIENT, wf, SECRET
+            PRODUCER, redis_prefix, BULLMQ_PACKAGES, redis_url, redis_prefix, CLIENT, wf, SECRET
         )
         ids = json.loads(printed.strip().splitlines()[-1])
 

@@ -19,7 +19,7 @@ from flowmill.net.retry_after import retry_after_s
 from flowmill.nodes.agent import AgentNode
 from flowmill.nodes.base import NodeResult
 from flowmill.testing import FakeClock, InMemoryAgents, InMemoryCredentials, ScriptedChatModel
-from tests.node_support import run_node
+from tests.node_attempt_support import run_node
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -268,13 +268,14 @@ async def test_errors_openapi_documents_every_body_and_response(api: Api) -> Non
             for status, response in op["responses"].items():
                 if status in ("204",):
                     continue
-                media = (
-                    "text/event-stream"
-                    if path.startswith("/api/executions/")
-                    and path.endswith("/events")
-                    and status == "200"
-                    else None
-                )
+                media = None
+                if status == "200" and (
+                    (path.startswith("/api/executions/") and path.endswith("/events"))
+                    or path == "/api/events/stream"
+                ):
+                    media = "text/event-stream"
+                elif status == "200" and path == "/metrics":
+                    media = "text/plain"
                 content = response.get("content", {}).get(media or "application/json")
                 assert content and content.get("schema"), (method, path, status)
             if method in ("post", "put", "patch") and "requestBody" in op:

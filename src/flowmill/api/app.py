@@ -11,14 +11,17 @@ from fastapi import FastAPI
 from flowmill import __version__
 from flowmill.api import (
     agents,
+    analytics,
     channels,
     credentials,
     events,
     executions,
+    feed,
     health,
     ingress,
     jobs,
     keys,
+    metrics,
     queues,
     quotas,
     seed_routes,
@@ -35,6 +38,8 @@ from flowmill.api.front_door import WebhookFrontDoor
 from flowmill.api.limits import BodyLimitMiddleware
 from flowmill.api.webapp import WebApp
 from flowmill.config import Settings
+from flowmill.observability.http import RequestContext
+from flowmill.realtime.install import install_socket
 from flowmill.runtime import Runtime
 from flowmill.store.api_keys import ApiKeyStore
 from flowmill.store.queries import ExecutionQueries
@@ -108,6 +113,9 @@ def build_app(settings: Settings) -> FastAPI:
         credentials,
         agents,
         channels,
+        analytics,
+        feed,
+        metrics,
     ):
         app.include_router(module.router)
     return app
@@ -122,4 +130,16 @@ def create_app(runtime: Runtime, *, context: ApiContext | None = None) -> FastAP
     """
     app = build_app(runtime.settings)
     app.state.flowmill = context or build_context(runtime)
+    # Socket.IO at /api/socket; whoever serves the app closes it (close_app)
+    app.state.realtime = install_socket(app, app.state.flowmill)
+    # outermost: every request (Socket.IO's too) gets its id and its timing
+    app.add_middleware(RequestContext, metrics=runtime.metrics)
     return app
+
+
+async def close_app(app: FastAPI) -> None:
+    """Stop what the app runs in the background (Socket.IO's feed followers)."""
+    realtime = getattr(app.state, "realtime", None)
+    if realtime is not None:
+        await realtime.close()
+        app.state.realtime = None

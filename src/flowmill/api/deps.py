@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -53,6 +54,8 @@ async def _principal(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     caller = await ctx.auth.authenticate(credentials.credentials if credentials else None)
+    # every line the request logs from here on names the tenant (beside its request id)
+    structlog.contextvars.bind_contextvars(tenant_id=caller.tenant_id)
     wait = await ctx.runtime.quotas.throttled(caller.tenant_id, "api_requests_per_minute")
     if wait is not None:
         raise over_quota("API requests", wait)

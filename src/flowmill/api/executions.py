@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
@@ -116,6 +116,9 @@ def either(name: str, alias: str, value: datetime | None, seed: datetime | None)
             [{"field": field, "message": f"disagrees with {name}", "code": "conflict"}],
         )
     return _utc(value if value is not None else seed)
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
 def _utc(t: datetime | None) -> datetime | None:
@@ -340,13 +343,25 @@ async def execution_logs(
     execution_id: ExecutionIdPath,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: Cursor = None,
+    level: Annotated[
+        Literal["debug", "info", "warn", "error"] | None,
+        Query(description="Only lines at this level or above (debug < info < warn < error)."),
+    ] = None,
+    node_id: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Only this node's lines.")
+    ] = None,
 ) -> LogPage:
     """The execution's log lines, oldest first."""
     eid = str(execution_id)
     if await ctx.executions.get(caller.tenant_id, eid) is None:
         raise not_found("execution", eid)
     items, more = await ctx.executions.logs(
-        caller.tenant_id, eid, decode_cursor(cursor, "log"), limit
+        caller.tenant_id,
+        eid,
+        decode_cursor(cursor, "log"),
+        limit,
+        levels=LOG_LEVELS[LOG_LEVELS.index(level) :] if level else None,
+        node_id=node_id,
     )
     return LogPage(
         items=[

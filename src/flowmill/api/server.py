@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from flowmill.api.app import build_context, create_app
+from flowmill.api.app import build_context, close_app, create_app
 from flowmill.api.deps import ApiContext
+from flowmill.background import running_background
 from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
 from flowmill.domain.execution import StepKey
@@ -140,6 +141,8 @@ async def serve(
             host=host,
             port=port,
             log_level=settings.log_level,
+            # JSON logs: uvicorn's records go through the root handler (flowmill.logs)
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             access_log=settings.log_level == "debug",
             lifespan="off",
             timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
@@ -147,8 +150,15 @@ async def serve(
         )
         server = _Server(config)
         async with contextlib.AsyncExitStack() as stack:
+            # the projector replica runs wherever a trigger-service replica may
+            await stack.enter_async_context(
+                running_background(rt, kind="serve", projector=scheduler)
+            )
             if worker:
                 await stack.enter_async_context(rt.engine.running())
             if scheduler:
                 await stack.enter_async_context(rt.triggers.service.running())
-            await server.serve()
+            try:
+                await server.serve()
+            finally:
+                await close_app(app)

@@ -56,8 +56,12 @@ async def list_workflows(
 async def _create(ctx: Ctx, caller: Caller, body: WorkflowDefinitionIn) -> Workflow:
     rt = ctx.runtime
     definition = await canonical(rt.engine, document_of(body), caller.tenant_id)
-    publish = body.status == "active" or body.enabled is True
-    record = await rt.workflows.create(caller.tenant_id, definition, publish=publish)
+    record = await rt.workflows.create(
+        caller.tenant_id,
+        definition,
+        publish=body.status == "active" or body.enabled is True,
+        created_by=f"{caller.auth}:{caller.subject}",
+    )
     return workflow_out(record)
 
 

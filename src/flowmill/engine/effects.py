@@ -57,6 +57,9 @@ class EffectsBuilder:
 
     def event(self, type_: EventType, **payload: Any) -> None:
         payload.setdefault("execution_id", self.ex.id)
+        # Every execution event names its workflow, so consumers of the feed (read
+        # models, workflow:{id} rooms) need no lookup to place it.
+        payload.setdefault("workflow_id", self.ex.workflow_id)
         self.fx.events.append(
             DomainEvent(uuid7(), self.ex.tenant_id, self.ex.id, type_.value, payload, self.now)
         )

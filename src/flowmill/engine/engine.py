@@ -52,6 +52,7 @@ from flowmill.fairness import FairShare, tenant_scope
 from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
+from flowmill.observability.logcontext import job_context
 
 log = structlog.get_logger("flowmill.engine")
 
@@ -415,18 +416,19 @@ class Engine:
             )
 
     async def handle(self, job: Job) -> dict[str, Any] | None:
-        """Process one job from the queue.
+        """Process one job from the queue (its identity bound in every log line).
 
         Returns:
             For a trigger job, the executions it started: ``{"executionId",
             "executionIds"}`` (the seed's trigger worker answers ``{executionId}``);
             BullMQ keeps it as the job's ``returnvalue``.
         """
-        if isinstance(job, StepJob):
-            await self.runner.run_job(job)
-            return None
-        ids = await self._handle_trigger(job)
-        return {"executionId": ids[0] if ids else None, "executionIds": ids}
+        with structlog.contextvars.bound_contextvars(**job_context(job)):
+            if isinstance(job, StepJob):
+                await self.runner.run_job(job)
+                return None
+            ids = await self._handle_trigger(job)
+            return {"executionId": ids[0] if ids else None, "executionIds": ids}
 
     async def _handle_trigger(self, job: TriggerJob) -> list[str]:
         if job.webhook_event_id is not None or job.route is not None:

@@ -20,7 +20,7 @@ sweeper re-dispatches what the queue lost, and running a job twice is harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -145,6 +145,8 @@ class BullMQQueue:
         self._present = self._client.register_script(PRESENT_LUA)
         self._revive = self._client.register_script(REVIVE_LUA)
         self._own: dict[str, int | None] = {}
+        # told (queue, seconds a job was ready before a worker took it): the metrics
+        self.wait_listeners: list[Callable[[str, float], None]] = []
         self._consumer: Consumer | None = None
         # Concurrent puts (every start and step of this process) share one MULTI.
         self._puts: Coalescer[_Put, None] = Coalescer(self._put_batch)
@@ -315,11 +317,16 @@ class BullMQQueue:
             handler=handler,
             concurrency=concurrency,
             own=self._own,
+            waited=self._tell_waited,
         )
         try:
             await self._consumer.run()
         finally:
             self._consumer = None
+
+    def _tell_waited(self, queue: str, seconds: float) -> None:
+        for listener in self.wait_listeners:
+            listener(queue, seconds)
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking jobs; running handlers get ``grace_s`` to finish, then their jobs

@@ -44,6 +44,8 @@ class Consumer:
         own: Ids of step jobs whose handler runs in this process, mapped to the time
             (epoch ms) their handler asked for them to run again, if it did. Shared
             with the producer side, which fills in the times.
+        waited: Told ``(queue, seconds)`` as each job is taken: how long it was ready
+            in Redis before a worker took it (the queue-wait metric).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Consumer:
         handler: JobHandler,
         concurrency: int,
         own: dict[str, int | None],
+        waited: Callable[[str, float], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -61,6 +64,7 @@ class Consumer:
         self._options = options
         self._handler = handler
         self._own = own
+        self._waited = waited  # told (queue, seconds) when a job is taken
         # Both workers take jobs up to their own concurrency; this caps the handlers
         # that run. A trigger job taken while every slot is busy waits here, locked.
         self._slots = asyncio.Semaphore(concurrency)
@@ -186,6 +190,11 @@ class Consumer:
             return await self._run(queue, job, token, parsed)
 
     async def _run(self, queue: str, job: Any, token: str, parsed: Job) -> Any:
+        if self._waited is not None:
+            # ready when added, or when its delay ended (BullMQ's timestamp and delay, ms)
+            ready_ms = (getattr(job, "timestamp", 0) or 0) + (getattr(job, "delay", 0) or 0)
+            if ready_ms:
+                self._waited(queue, time.time() - ready_ms / 1000)
         own_id = parsed.job_id if isinstance(parsed, StepJob) else None
         if own_id is not None:
             self._own[own_id] = None

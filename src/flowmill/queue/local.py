@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from flowmill.constants import NODE_QUEUE, TRIGGER_QUEUE
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob
 
@@ -56,6 +57,9 @@ class LocalQueue:
         self._ready: dict[str, list[tuple[int, int, Job]]] = {}
         self._ready_count = 0
         self._busy: Counter[str] = Counter()  # running jobs per tenant
+        self._ready_at: dict[int, float] = {}  # seq -> when it became ready (monotonic)
+        # told (queue, seconds a job was ready before a consumer took it): the metrics
+        self.wait_listeners: list[Callable[[str, float], None]] = []
         self._delayed: list[tuple[float, int, Job]] = []  # (due, seq)
         self._seq = itertools.count()
         self._waiting: set[str] = set()  # ids in the heap (ready or delayed)
@@ -91,7 +95,9 @@ class LocalQueue:
         if wait > 0:
             heapq.heappush(self._delayed, (time.monotonic() + wait, next(self._seq), job))
         else:
-            self._push_ready(job, next(self._seq))
+            seq = next(self._seq)
+            self._ready_at[seq] = time.monotonic()
+            self._push_ready(job, seq)
 
     def _push_ready(self, job: Job, seq: int) -> None:
         heap = self._ready.get(job.tenant_id)
@@ -100,7 +106,7 @@ class LocalQueue:
         heapq.heappush(heap, (-job.priority, seq, job))
         self._ready_count += 1
 
-    def _pop_ready(self, *, reserve: bool) -> Job | None:
+    def _pop_ready(self, *, reserve: bool) -> tuple[int, Job] | None:
         """The best ready job this consumer may take (``reserve``: only of an idle tenant).
 
         Looks at each tenant's first job: cost grows with the tenants that have jobs
@@ -123,7 +129,7 @@ class LocalQueue:
         if not heap:
             del self._ready[tenant]
         self._ready_count -= 1
-        return best[2]
+        return best[1], best[2]
 
     async def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per state, in the shape of BullMQ's counts: ``{"in-process": {...}}``."""
@@ -151,10 +157,17 @@ class LocalQueue:
         while not self._stopping:
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
-                _, seq, due_job = heapq.heappop(self._delayed)
+                due, seq, due_job = heapq.heappop(self._delayed)
+                self._ready_at[seq] = due
                 self._push_ready(due_job, seq)
-            job = self._pop_ready(reserve=reserve) if self._ready else None
-            if job is not None:
+            taken = self._pop_ready(reserve=reserve) if self._ready else None
+            if taken is not None:
+                seq, job = taken
+                ready_at = self._ready_at.pop(seq, now)
+                for listener in self.wait_listeners:
+                    listener(
+                        NODE_QUEUE if isinstance(job, StepJob) else TRIGGER_QUEUE, now - ready_at
+                    )
                 self._busy[job.tenant_id] += 1
                 jid = _job_id(job)
                 if jid is not None:

@@ -8,6 +8,7 @@ index — as fast on the millionth row as on the first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -214,10 +215,22 @@ class ExecutionQueries:
         return await self.db.read(_read)
 
     async def logs(
-        self, tenant_id: str, execution_id: str, after_id: str | None, limit: int
+        self,
+        tenant_id: str,
+        execution_id: str,
+        after_id: str | None,
+        limit: int,
+        *,
+        levels: Sequence[str] | None = None,
+        node_id: str | None = None,
     ) -> tuple[list[LogEntry], bool]:
-        """A page of an execution's log, oldest first, and whether more follow."""
+        """A page of an execution's log, oldest first, and whether more follow; only
+        lines at ``levels`` and of ``node_id`` when given."""
         q = sa.select(lg).where(lg.c.execution_id == execution_id, lg.c.tenant_id == tenant_id)
+        if levels is not None:
+            q = q.where(lg.c.level.in_(levels))
+        if node_id is not None:
+            q = q.where(lg.c.node_id == node_id)
         if after_id is not None:
             q = q.where(lg.c.id > after_id)
         q = q.order_by(lg.c.id).limit(limit + 1)

@@ -3,6 +3,8 @@ query. Indexes follow the queries that use them; each says which."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from flowmill.store.types import Id, Json, UTCDateTime
@@ -377,4 +379,87 @@ tenant_quotas = sa.Table(
     sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("quotas", Json(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# --- read models (projections/) -------------------------------------------------------
+# Disposable: the projector derives every row from event_store and
+# `flowmill projections rebuild` makes them again by replay. The write path never reads
+# them. Duration columns are milliseconds; `durations` is a log-bucket sketch
+# ({bin: count}, see projections/sketch.py) from which the percentiles are read.
+
+
+def _counter(name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.BigInteger(), nullable=False)
+
+
+def _duration_columns() -> list[sa.Column[Any]]:
+    return [
+        _counter("duration_count"),
+        _counter("duration_sum_ms"),
+        sa.Column("avg_duration_ms", sa.Float()),
+        sa.Column("p95_duration_ms", sa.Float()),
+        sa.Column("durations", Json(), nullable=False),
+    ]
+
+
+workflow_summary = sa.Table(
+    "workflow_summary",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("workflow_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(300)),
+    sa.Column("created_by", sa.String(200)),
+    sa.Column("created_at", UTCDateTime()),
+    sa.Column("deleted_at", UTCDateTime()),
+    _counter("executions"),  # executions that started
+    _counter("queued"),  # starts held back by a limit
+    _counter("succeeded"),
+    _counter("failed"),
+    _counter("cancelled"),
+    sa.Column("last_executed_at", UTCDateTime()),
+    *_duration_columns(),
+)
+
+node_performance = sa.Table(
+    "node_performance",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("workflow_id", sa.String(64), primary_key=True),
+    sa.Column("node_id", sa.String(200), primary_key=True),
+    _counter("runs"),  # attempts that finished (succeeded or failed)
+    _counter("failures"),  # attempts that failed
+    _counter("retries"),  # attempts scheduled after a failure
+    sa.Column("last_run_at", UTCDateTime()),
+    *_duration_columns(),
+)
+
+webhook_analytics = sa.Table(
+    "webhook_analytics",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    # the trigger id, or "route:<path>" for a refused call that named no single webhook
+    sa.Column("webhook_id", sa.String(300), primary_key=True),
+    sa.Column("provider", sa.String(32)),
+    _counter("total"),
+    _counter("succeeded"),  # processed: executions started
+    _counter("rejected"),  # failed verification
+    _counter("duplicates"),  # dedupe key seen before
+    _counter("no_match"),  # verified, but no active workflow took it
+    _counter("failed"),  # dispatch failed for good
+    sa.Column("last_called_at", UTCDateTime()),
+)
+
+# Executions per workflow per hour (hours since the Unix epoch, UTC): the analytics'
+# time buckets; a day is 24 of them.
+workflow_activity = sa.Table(
+    "workflow_activity",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("workflow_id", sa.String(64), primary_key=True),
+    sa.Column("hour", sa.BigInteger(), primary_key=True, autoincrement=False),
+    _counter("started"),
+    _counter("succeeded"),
+    _counter("failed"),
+    _counter("cancelled"),
+    *_duration_columns(),
 )

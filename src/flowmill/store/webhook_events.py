@@ -9,7 +9,7 @@ request is recorded again as ``duplicate``, without the key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -174,6 +174,47 @@ def _insert_sqlite(conn: Connection, rows: Sequence[WebhookEventRow]) -> set[str
     return inserted
 
 
+def received_event(
+    row: WebhookEventRow, status: WebhookEventStatus, execution_ids: Sequence[str], now: datetime
+) -> DomainEvent:
+    """The ``webhook.received`` event of a request that ended with ``status``."""
+    payload = {
+        "webhook_event_id": row.id,
+        "trigger_id": row.trigger_id,
+        "provider": row.provider,
+        "event_type": row.event_type,
+        "status": status.value,
+        "execution_ids": list(execution_ids),
+        "targets": list(row.targets) if row.targets else None,
+        "route": row.route[:500],
+        "received_at": row.received_at.isoformat(),
+    }
+    stream = row.trigger_id or row.id
+    return DomainEvent(
+        uuid7(), row.tenant_id, stream, EventType.WEBHOOK_RECEIVED.value, payload, now
+    )
+
+
+def _record_ended(
+    conn: Connection,
+    final: Sequence[WebhookEventRow],
+    dupes: Sequence[WebhookEventRow],
+    now: datetime,
+) -> None:
+    by_tenant: dict[str, list[DomainEvent]] = {}
+    for r in final:
+        by_tenant.setdefault(r.tenant_id, []).append(received_event(r, r.status, [], now))
+    for r in dupes:  # before their row forgets its targets
+        event = received_event(r, WebhookEventStatus.DUPLICATE, [], now)
+        by_tenant.setdefault(r.tenant_id, []).append(event)
+    if final:
+        conn.execute(wh.insert(), [r.values() for r in final])
+    if dupes:
+        _record_duplicates(conn, dupes)
+    for tenant_id in sorted(by_tenant):  # tenants' sequence rows locked in one order
+        append_events(conn, tenant_id, by_tenant[tenant_id])
+
+
 def _record_duplicates(conn: Connection, dupes: Sequence[WebhookEventRow]) -> None:
     for r in dupes:
         first = conn.execute(
@@ -193,6 +234,12 @@ class WebhookEventStore:
         self.db = db
         self.clock = clock or SystemClock()
         self._pool: asyncpg.Pool | None = None
+        # told (provider, status) of each request recorded and each one dispatched
+        self.listeners: list[Callable[[str, str], None]] = []
+
+    def _tell(self, provider: str, status: WebhookEventStatus) -> None:
+        for listener in self.listeners:
+            listener(provider, status.value)
 
     async def close(self) -> None:
         """Release the ingress's connections."""
@@ -205,19 +252,27 @@ class WebhookEventStore:
         ``duplicate`` (without the key) instead. Returns each row's final status."""
         if not rows:
             return []
-        if isinstance(self.db, PostgresDatabase):
+        # Requests that end here (refused ones, duplicates) are written with their
+        # webhook.received event; the others get theirs when dispatched (finish).
+        fresh = [r for r in rows if r.status is WebhookEventStatus.RECEIVED]
+        final = [r for r in rows if r.status is not WebhookEventStatus.RECEIVED]
+        inserted: set[str] = set()
+        if fresh and isinstance(self.db, PostgresDatabase):
             if self._pool is None:
                 # The ingress's own small asyncpg pool: no SQLAlchemy checkout, ping or
                 # BEGIN around the one statement of a batch (it commits by itself).
                 self._pool = await asyncpg.create_pool(
                     "postgresql://" + self.db.url.split("://", 1)[1], min_size=1, max_size=4
                 )
-            inserted = await _insert_pg(self._pool, rows)
-        else:
-            inserted = await self.db.write(lambda c: _insert_sqlite(c, rows))
-        dupes = [r for r in rows if r.id not in inserted]
-        if dupes:
-            await self.db.write(lambda c: _record_duplicates(c, dupes))
+            inserted = await _insert_pg(self._pool, fresh)
+        elif fresh:
+            inserted = await self.db.write(lambda c: _insert_sqlite(c, fresh))
+        dupes = [r for r in fresh if r.id not in inserted]
+        if dupes or final:
+            now = self.clock.now()
+            await self.db.write(lambda c: _record_ended(c, final, dupes, now))
+        for r in rows:
+            self._tell(r.provider, r.status)
         return [r.status for r in rows]
 
     async def get(self, event_id: str) -> WebhookEventRow | None:
@@ -258,31 +313,15 @@ class WebhookEventStore:
             )
             if done.rowcount != 1:
                 return False
-            payload = {
-                "webhook_event_id": event.id,
-                "trigger_id": event.trigger_id,
-                "provider": event.provider,
-                "event_type": event.event_type,
-                "status": status.value,
-                "execution_ids": list(execution_ids),
-            }
             append_events(
-                conn,
-                event.tenant_id,
-                [
-                    DomainEvent(
-                        uuid7(),
-                        event.tenant_id,
-                        event.trigger_id or event.id,
-                        EventType.WEBHOOK_RECEIVED.value,
-                        payload,
-                        now,
-                    )
-                ],
+                conn, event.tenant_id, [received_event(event, status, execution_ids, now)]
             )
             return True
 
-        return await self.db.write(_tx)
+        done = await self.db.write(_tx)
+        if done:
+            self._tell(event.provider, status)
+        return done
 
     async def stale_received(self, older_than: datetime, limit: int = 100) -> list[str]:
         """Ids of events still ``received`` since before ``older_than`` (lost jobs)."""

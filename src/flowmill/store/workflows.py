@@ -132,9 +132,18 @@ class WorkflowRepository:
         return await self.db.write(_tx)
 
     async def create(
-        self, tenant_id: str, definition: dict[str, Any], *, publish: bool = False
+        self,
+        tenant_id: str,
+        definition: dict[str, Any],
+        *,
+        publish: bool = False,
+        created_by: str | None = None,
     ) -> WorkflowRecord:
-        """Store a new workflow with ``definition`` as version 1."""
+        """Store a new workflow with ``definition`` as version 1.
+
+        ``created_by`` (who asked: ``api_key:<id>``, ``jwt:<sub>``) goes on its
+        ``workflow.created`` event.
+        """
         now = self.clock.now()
         wf_id = uuid7()
 
@@ -173,6 +182,7 @@ class WorkflowRepository:
                     now,
                     workflow_id=wf_id,
                     name=definition["name"],
+                    created_by=created_by,
                 ),
                 _event(
                     tenant_id, wf_id, EventType.VERSION_CREATED, now, workflow_id=wf_id, version=1
