@@ -28,6 +28,7 @@ from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunS
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
+from flowmill.testkit.waiting import NeverHappened, eventually, eventually_sync
 
 __all__ = [
     "FakeClock",
@@ -37,6 +38,9 @@ __all__ = [
     "InMemoryDefinitions",
     "InMemoryExecutionStore",
     "InMemoryWorkerRegistry",
+    "NeverHappened",
+    "eventually",
+    "eventually_sync",
 ]
 
 

@@ -87,6 +87,22 @@ async def test_trigger_service_fires_0230_new_york_once_across_both_dst_changes(
     ]
 
 
+def both_read_before_either_fires(replicas: list[TriggerService]) -> None:
+    """Make a split brain deterministic: each replica's read of the due schedules waits
+    until every replica has read them, so all of them see the same firing due (as two
+    leaders do when one of them was paused between its read and its start)."""
+    barrier = asyncio.Barrier(len(replicas))
+    for replica in replicas:
+        read = replica.triggers.due_schedules
+
+        async def read_then_wait(now: datetime, limit: int = 100, read: Any = read) -> Any:
+            due = await read(now, limit)
+            await asyncio.wait_for(barrier.wait(), 10)
+            return due
+
+        replica.triggers.due_schedules = read_then_wait  # type: ignore[method-assign]
+
+
 async def test_trigger_service_two_replicas_over_an_hour_start_each_firing_once(
     postgres_url: str,
 ) -> None:
@@ -96,11 +112,18 @@ async def test_trigger_service_two_replicas_over_an_hour_start_each_firing_once(
         await publish(a, schedule_workflow(cron="* * * * *"))
         replicas = [a.triggers.service, b.triggers.service]
         leaders: list[str] = []
+        split_brain = 0
         for i in range(3600 // 15):
             clock.advance(15)
-            if i == 100:
-                # Both believe they lead (a paused leader, a partition): both fire.
-                await asyncio.gather(*(r.fire_schedules(clock.now()) for r in replicas))
+            if i == 99:
+                # 09:25:00, a due instant: both believe they lead (a paused leader, a
+                # partition) and both read 09:25 as due before either starts it.
+                assert clock.now() == start + timedelta(minutes=25)
+                both_read_before_either_fires(replicas)
+                fired = await asyncio.gather(*(r.fire_schedules(clock.now()) for r in replicas))
+                split_brain = sum(fired)
+                for r in replicas:
+                    del r.triggers.due_schedules  # back to the class's method
             if i == 120:
                 # The leader dies without a word: the survivor takes over once the
                 # lease has expired.
@@ -110,10 +133,11 @@ async def test_trigger_service_two_replicas_over_an_hour_start_each_firing_once(
             assert len(led) <= 1  # never two leaders in one round
             leaders.extend(led)
         times = await fire_times(a)
+    assert split_brain == 2  # both replicas started 09:25 (one of them found it started)
     assert len(times) == 60
     assert times == [
         (start + timedelta(minutes=m)).isoformat() for m in range(1, 61)
-    ]  # each minute once
+    ]  # each minute once, 09:25 included
     assert len(set(leaders)) == 2  # the lease moved when the leader died
     # ... after at most the lease's 15 s (one round of 15 s without a leader)
     assert len(leaders) >= 3600 // 15 - 2

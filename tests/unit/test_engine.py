@@ -12,6 +12,7 @@ from flowmill.domain.events import EventType
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.domain.states import NodeRunStatus as S
 from flowmill.engine.ports import StepJob
+from flowmill.testing import eventually
 from tests.unit.conftest import CALLS, Harness, wf
 
 
@@ -252,13 +253,46 @@ async def test_engine_delay_is_durable_not_sleeping(harness: Harness) -> None:
     assert EventType.NODE_WAITING.value in types and EventType.EXECUTION_WAITING.value in types
 
 
-async def test_engine_repeated_job_does_not_run_a_step_twice(harness: Harness) -> None:
+async def test_engine_repeated_job_after_the_execution_ended_runs_nothing(
+    harness: Harness,
+) -> None:
     definition = wf([{"id": "f", "type": "flaky"}], [("t", "f")])
     ex, _ = await harness.run(definition)
     await harness.engine.handle(StepJob(ex.id, "f", 1, "t1"))
     assert [c[0] for c in CALLS] == ["f"]
     succeeded = [r for r in await harness.store.node_runs(ex.id) if r.status is S.SUCCEEDED]
     assert len(succeeded) == len({r.node_id for r in succeeded})
+
+
+async def test_engine_repeated_job_of_a_finished_step_does_not_run_it_again(
+    harness: Harness,
+) -> None:
+    """The step-finished guard on its own: the step's job comes again while its
+    execution still runs (a queue delivering twice, a sweeper racing the worker)."""
+    definition = wf(
+        [{"id": "f", "type": "flaky"}, {"id": "s", "type": "slow", "config": {"seconds": 30}}],
+        [("t", "f"), ("f", "s")],
+    )
+    execution_id = await harness.start(definition)
+
+    async def slow_step_running() -> bool:
+        runs = await harness.latest(execution_id)
+        return "s" in runs and runs["s"].status is S.RUNNING
+
+    await eventually(slow_step_running, 10, "the step after f running")
+    ex = await harness.store.get_execution(execution_id)
+    assert ex is not None and ex.status is X.RUNNING  # not the execution-ended guard
+    try:
+        await harness.engine.handle(StepJob(execution_id, "f", 1, "t1"))
+    finally:
+        assert await harness.engine.cancel(execution_id)
+    assert [c[0] for c in CALLS] == ["f", "s"]  # f ran once, never again
+    completed = [
+        e.payload["node_id"]
+        for e in harness.store.events
+        if e.stream_id == execution_id and e.type == EventType.NODE_COMPLETED.value
+    ]
+    assert completed.count("f") == 1
 
 
 async def test_engine_dedupe_key_starts_one_execution(harness: Harness) -> None:
