@@ -13,7 +13,7 @@ from flowmill.domain.states import ExecutionStatus as X
 from flowmill.domain.states import NodeRunStatus as S
 from flowmill.engine.ports import StepJob
 from flowmill.testing import eventually
-from tests.unit.conftest import CALLS, Harness, wf
+from tests.engine_support import CALLS, Harness, wf
 
 
 def statuses(runs: dict[str, Any]) -> dict[str, str]:
