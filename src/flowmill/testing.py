@@ -28,6 +28,17 @@ from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunS
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
+from flowmill.testkit.servers import (
+    RespStub,
+    Seen,
+    StubHandler,
+    StubServer,
+    TcpListener,
+    free_port,
+    resp_stub,
+    stub_api,
+    tcp_listener,
+)
 from flowmill.testkit.waiting import NeverHappened, eventually, eventually_sync
 
 __all__ = [
@@ -39,8 +50,17 @@ __all__ = [
     "InMemoryExecutionStore",
     "InMemoryWorkerRegistry",
     "NeverHappened",
+    "RespStub",
+    "Seen",
+    "StubHandler",
+    "StubServer",
+    "TcpListener",
     "eventually",
     "eventually_sync",
+    "free_port",
+    "resp_stub",
+    "stub_api",
+    "tcp_listener",
 ]
 
 
