@@ -165,6 +165,61 @@ async def test_trigger_service_missed_fires_skip_or_run_once_after_downtime(
     )
 
 
+class LateClock(FakeClock):
+    """A fake clock whose sleeps overshoot, as on a loaded machine, and that stops the
+    service once it passes ``until``: the service's own loop (``run``: round, pause
+    until the next due time or the tick, again) over simulated days, in a moment."""
+
+    def __init__(self, start: datetime, *, late_s: float, until: datetime) -> None:
+        super().__init__(start)
+        self.late_s, self.until = late_s, until
+        self.service: TriggerService | None = None
+        self.sleeps = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.advance(seconds + self.late_s)
+        if self.now() > self.until and self.service is not None:
+            self.service.stop()
+        await asyncio.sleep(0)
+
+
+async def run_loop(url: str, clock: LateClock, doc: dict[str, Any], tick_s: float) -> list[str]:
+    """Publish ``doc``, run the trigger service's loop until the clock's end, and
+    return the fire times it started."""
+    settings = Settings(database_url=url, sandbox_enabled=False, scheduler_tick_s=tick_s)
+    async with open_runtime(settings, clock=clock) as rt:
+        await publish(rt, doc)
+        clock.service = rt.triggers.service
+        await asyncio.wait_for(rt.triggers.service.run(), 120)
+        return await fire_times(rt)
+
+
+async def test_trigger_service_loop_waking_late_starts_each_fire_time_exactly_once(
+    sqlite_url: str,
+) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = LateClock(start, late_s=1.3, until=start + timedelta(minutes=10))
+    times = await run_loop(sqlite_url, clock, schedule_workflow(every="7s"), tick_s=3)
+    assert times == [(start + timedelta(seconds=7 * k)).isoformat() for k in range(1, 86)]
+    assert clock.sleeps > 85  # woke between firings too, not once per firing
+
+
+async def test_trigger_service_loop_across_dst_with_a_slow_tick(sqlite_url: str) -> None:
+    """The pause ends at the next due time, not at the tick: with an hour's tick and
+    every wake 37 s late, 02:30 New York still fires once a day, on time."""
+    clock = LateClock(
+        datetime(2026, 3, 7, 12, tzinfo=UTC), late_s=37, until=datetime(2026, 3, 11, tzinfo=UTC)
+    )
+    doc = schedule_workflow(cron="30 2 * * *", timezone="America/New_York")
+    times = await run_loop(sqlite_url, clock, doc, tick_s=3600)
+    assert times == [
+        "2026-03-08T07:00:00+00:00",  # 02:30 does not exist: 03:00 EDT
+        "2026-03-09T06:30:00+00:00",
+        "2026-03-10T06:30:00+00:00",
+    ]
+
+
 async def test_trigger_service_outlives_a_database_error_between_rounds(
     sqlite_url: str, monkeypatch: Any
 ) -> None:
