@@ -19,6 +19,44 @@ from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.testing import InMemoryDefinitions, InMemoryExecutionStore
 
+# A workflow with a delay, a fan-out of three, a join and a branch: ten steps succeed in
+# each execution (t, a, wait1, b1, b2, b3, j, c, out, and one of hi/lo). Crash tests run it.
+BRANCHY: dict[str, Any] = {
+    "name": "crash target",
+    "nodes": [
+        {"id": "t", "type": "trigger"},
+        {"id": "a", "type": "transform", "config": {"mapping": {"n": "{{data.n}}"}}},
+        {"id": "wait1", "type": "delay", "config": {"ms": 60}},
+        {"id": "b1", "type": "transform", "config": {"mapping": {"b": 1}}},
+        {"id": "b2", "type": "transform", "config": {"mapping": {"b": 2}}},
+        {"id": "b3", "type": "delay", "config": {"ms": 30}},
+        {"id": "j", "type": "merge"},
+        {
+            "id": "c",
+            "type": "conditional",
+            "config": {"condition": {"left": "{{trigger.data.n}}", "op": ">", "right": 50}},
+        },
+        {"id": "hi", "type": "transform", "config": {"mapping": {"side": "hi"}}},
+        {"id": "lo", "type": "delay", "config": {"ms": 20}},
+        {"id": "out", "type": "response", "config": {"body": {"n": "{{trigger.data.n}}"}}},
+    ],
+    "edges": [
+        {"source": "t", "target": "a"},
+        {"source": "a", "target": "wait1"},
+        {"source": "wait1", "target": "b1"},
+        {"source": "wait1", "target": "b2"},
+        {"source": "wait1", "target": "b3"},
+        {"source": "b1", "target": "j"},
+        {"source": "b2", "target": "j"},
+        {"source": "b3", "target": "j"},
+        {"source": "j", "target": "c"},
+        {"source": "c", "target": "hi", "sourceHandle": "true"},
+        {"source": "c", "target": "lo", "sourceHandle": "false"},
+        {"source": "hi", "target": "out"},
+        {"source": "lo", "target": "out"},
+    ],
+}
+
 CALLS: list[tuple[str, int, str]] = []  # (node id, attempt, idempotency key); cleared per test
 
 

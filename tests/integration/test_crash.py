@@ -24,42 +24,8 @@ from flowmill.runtime import open_runtime
 from flowmill.store.database import Database, connect
 from flowmill.store.tables import event_store, node_executions, workflow_executions
 from flowmill.testing import eventually
+from tests.engine_support import BRANCHY
 
-WORKFLOW = {
-    "name": "crash target",
-    "nodes": [
-        {"id": "t", "type": "trigger"},
-        {"id": "a", "type": "transform", "config": {"mapping": {"n": "{{data.n}}"}}},
-        {"id": "wait1", "type": "delay", "config": {"ms": 60}},
-        {"id": "b1", "type": "transform", "config": {"mapping": {"b": 1}}},
-        {"id": "b2", "type": "transform", "config": {"mapping": {"b": 2}}},
-        {"id": "b3", "type": "delay", "config": {"ms": 30}},
-        {"id": "j", "type": "merge"},
-        {
-            "id": "c",
-            "type": "conditional",
-            "config": {"condition": {"left": "{{trigger.data.n}}", "op": ">", "right": 50}},
-        },
-        {"id": "hi", "type": "transform", "config": {"mapping": {"side": "hi"}}},
-        {"id": "lo", "type": "delay", "config": {"ms": 20}},
-        {"id": "out", "type": "response", "config": {"body": {"n": "{{trigger.data.n}}"}}},
-    ],
-    "edges": [
-        {"source": "t", "target": "a"},
-        {"source": "a", "target": "wait1"},
-        {"source": "wait1", "target": "b1"},
-        {"source": "wait1", "target": "b2"},
-        {"source": "wait1", "target": "b3"},
-        {"source": "b1", "target": "j"},
-        {"source": "b2", "target": "j"},
-        {"source": "b3", "target": "j"},
-        {"source": "j", "target": "c"},
-        {"source": "c", "target": "hi", "sourceHandle": "true"},
-        {"source": "c", "target": "lo", "sourceHandle": "false"},
-        {"source": "hi", "target": "out"},
-        {"source": "lo", "target": "out"},
-    ],
-}
 EXECUTIONS = 150
 KILLS = 8
 
@@ -146,7 +112,7 @@ def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 async def _run_crash_test(url: str) -> None:
     async with open_runtime(Settings(database_url=url)) as rt:
-        wf_id, version, tenant = await register(rt, WORKFLOW, None)
+        wf_id, version, tenant = await register(rt, BRANCHY, None)
         for n in range(EXECUTIONS):
             await rt.engine.start_execution(
                 tenant_id=tenant, workflow_id=wf_id, version=version, data={"n": n}
