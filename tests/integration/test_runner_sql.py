@@ -19,6 +19,7 @@ from flowmill.nodes.registry import NodeRegistry
 from flowmill.runs import register
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.tables import event_store, node_executions
+from flowmill.testing import eventually
 from tests.engine_support import CALLS, registry
 
 DIAMOND = {
@@ -69,6 +70,12 @@ async def run(rt: Runtime, doc: dict[str, Any], data: Any, timeout: float = 10) 
         tenant_id=tenant, workflow_id=wf_id, version=version, data=data
     )
     return await rt.engine.wait(execution_id, timeout=timeout)
+
+
+async def _status_is(rt: Runtime, execution_id: str, status: X) -> bool:
+    ex = await rt.executions.get_execution(execution_id)
+    assert ex is not None and ex.status is status, ex
+    return True
 
 
 async def test_runner_sql_branch_join_and_events(database_url: str) -> None:
@@ -135,7 +142,7 @@ async def test_runner_sql_delay_survives_a_restart(database_url: str) -> None:
         "name": "waits",
         "nodes": [
             {"id": "t", "type": "trigger"},
-            {"id": "d", "type": "delay", "config": {"ms": 400}},
+            {"id": "d", "type": "delay", "config": {"ms": 1500}},  # parked past the restart
             {"id": "done", "type": "response", "config": {"body": {"v": "{{data.v}}"}}},
         ],
         "edges": [{"source": "t", "target": "d"}, {"source": "d", "target": "done"}],
@@ -145,10 +152,7 @@ async def test_runner_sql_delay_survives_a_restart(database_url: str) -> None:
         execution_id = await rt.engine.start_execution(
             tenant_id=tenant, workflow_id=wf_id, version=version, data={"v": 7}
         )
-        await asyncio.sleep(0.1)
-        ex = await rt.executions.get_execution(execution_id)
-        assert ex is not None
-        assert ex.status is X.WAITING
+        await eventually(lambda: _status_is(rt, execution_id, X.WAITING), 10, "the delay parked")
     # The process stopped while the delay was pending; nothing is in any queue now.
     async with runtime(database_url) as rt2, rt2.engine.running():
         ex = await rt2.engine.wait(execution_id, timeout=5)
@@ -228,7 +232,7 @@ async def test_runner_sql_cancel(database_url: str) -> None:
         execution_id = await rt.engine.start_execution(
             tenant_id=tenant, workflow_id=wf_id, version=version, data={}
         )
-        await asyncio.sleep(0.1)
+        await eventually(lambda: _status_is(rt, execution_id, X.WAITING), 10, "the delay parked")
         assert await rt.engine.cancel(execution_id)
         ex = await rt.engine.wait(execution_id, timeout=2)
         assert ex.status is X.CANCELLED

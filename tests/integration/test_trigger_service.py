@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flowmill.config import Settings
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.tables import workflow_executions
-from flowmill.testing import FakeClock
+from flowmill.testing import FakeClock, eventually
 from flowmill.triggers.service import TriggerService
 
 TENANT = "sched"
@@ -247,10 +247,7 @@ async def test_trigger_service_outlives_a_database_error_between_rounds(
         monkeypatch.setattr(svc.triggers, "next_due_at", flaky_next_due)
         task = asyncio.create_task(svc.run())
         try:
-            for _ in range(500):
-                if rounds >= 6:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: rounds >= 6, 10, "six rounds, past the three failures")
             assert svc.leading
             assert not task.done(), task
             assert rounds >= 6  # went on after the three failures

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from flowmill.testing import eventually
 from tests.api_support import THREE_NODES, WAITING, Api, open_api
 
 
@@ -54,8 +55,10 @@ async def test_events_follow_a_live_execution_until_it_ends(api: Api) -> None:
     wf = await api.workflow(WAITING)
     started = await api.a.post(f"/api/workflows/{wf}/execute", json={})
     execution_id = started.json()["execution_id"]
+    hub = api.runtime.engine.hub
+    listening = hub.listening
     follow = asyncio.create_task(api.a.get(f"/api/executions/{execution_id}/events"))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: hub.listening > listening, 10, "the stream following the hub")
     assert not follow.done()  # still open: the execution waits
     assert (await api.a.post(f"/api/executions/{execution_id}/cancel")).status_code == 200
     r = await asyncio.wait_for(follow, 10)

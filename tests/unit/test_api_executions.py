@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from flowmill.testing import eventually
 from tests.api_support import FAILING, THREE_NODES, WAITING, Api, open_api
 
 
@@ -154,11 +154,11 @@ async def test_executions_cancel_a_waiting_execution_then_refuse_again(api: Api)
     wf = await api.workflow(WAITING)
     started = await api.a.post(f"/api/workflows/{wf}/execute", json={})
     execution_id = started.json()["execution_id"]
-    for _ in range(100):
-        status = (await api.a.get(f"/api/executions/{execution_id}")).json()["status"]
-        if status == "waiting":
-            break
-        await asyncio.sleep(0.02)
+
+    async def waiting() -> bool:
+        return (await api.a.get(f"/api/executions/{execution_id}")).json()["status"] == "waiting"
+
+    await eventually(waiting, 10, "the execution parked on its delay")
     r = await api.a.post(f"/api/executions/{execution_id}/cancel")
     assert r.status_code == 200
     assert r.json() == {"execution_id": execution_id, "status": "cancelled"}

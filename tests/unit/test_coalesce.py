@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from flowmill.coalesce import Coalescer
+from flowmill.testing import eventually
 
 
 class Flush:
@@ -42,24 +43,11 @@ class Flush:
         return [item * 10 for item in items]
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never became true")
-
-
-async def _spin(turns: int = 10) -> None:
-    for _ in range(turns):
-        await asyncio.sleep(0)
-
-
 async def _hold_first_flush(flush: Flush, coalescer: Coalescer[int, int]) -> asyncio.Task[int]:
     """Start a flush of item 0 and leave it waiting on ``flush.gate``."""
     flush.gate = asyncio.Event()
     first = asyncio.create_task(coalescer.submit(0))
-    await _until(lambda: len(flush.calls) == 1)
+    await eventually(lambda: len(flush.calls) == 1, 5, "the first flush under way")
     return first
 
 
@@ -82,7 +70,7 @@ async def test_coalescer_gathers_submits_made_during_a_flush_into_the_next() -> 
     first = await _hold_first_flush(flush, coalescer)
 
     rest = [asyncio.create_task(coalescer.submit(i)) for i in range(1, 5)]
-    await _spin()
+    await eventually(lambda: len(coalescer._pending) == 4, 5, "four submits waiting")
     assert flush.calls == [[0]]  # nothing else flushed while the first is under way
     assert flush.gate is not None
     flush.gate.set()
@@ -186,7 +174,7 @@ async def test_coalescer_skips_a_caller_cancelled_before_its_batch() -> None:
 
     gone = asyncio.create_task(coalescer.submit(1))
     kept = asyncio.create_task(coalescer.submit(2))
-    await _until(lambda: len(coalescer._pending) == 2)  # both are waiting for a batch
+    await eventually(lambda: len(coalescer._pending) == 2, 5, "both waiting for a batch")
     gone.cancel()
     with pytest.raises(asyncio.CancelledError):
         await gone

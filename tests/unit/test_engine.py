@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
@@ -219,13 +218,14 @@ async def test_engine_cancel_interrupts_a_running_execution(harness: Harness) ->
         [("t", "s"), ("s", "after")],
     )
     execution_id = await harness.start(definition)
-    for _ in range(200):
+
+    async def running() -> bool:
         runs = await harness.latest(execution_id)
-        if runs.get("s") is not None and runs["s"].status is S.RUNNING:
-            break
-        await asyncio.sleep(0.01)
+        return runs.get("s") is not None and runs["s"].status is S.RUNNING
+
+    await eventually(running, 10, "the slow step running")
     assert await harness.engine.cancel(execution_id) is True
-    ex = await harness.engine.wait(execution_id, timeout=2)
+    ex = await harness.engine.wait(execution_id, timeout=15)
     assert ex.status is X.CANCELLED
     runs = await harness.latest(execution_id)
     assert runs["s"].status is S.CANCELLED
@@ -235,17 +235,20 @@ async def test_engine_cancel_interrupts_a_running_execution(harness: Harness) ->
 
 async def test_engine_delay_is_durable_not_sleeping(harness: Harness) -> None:
     definition = wf(
-        [{"id": "d", "type": "delay", "config": {"ms": 150}}, {"id": "after", "type": "noop"}],
+        [{"id": "d", "type": "delay", "config": {"ms": 1000}}, {"id": "after", "type": "noop"}],
         [("t", "d"), ("d", "after")],
     )
     execution_id = await harness.start(definition, {"v": 1})
-    await asyncio.sleep(0.05)
-    ex = await harness.engine.store.get_execution(execution_id)
-    assert ex is not None and ex.status is X.WAITING
+
+    async def parked() -> bool:
+        ex = await harness.engine.store.get_execution(execution_id)
+        return ex is not None and ex.status is X.WAITING
+
+    await eventually(parked, 10, "the execution parked on its delay")
     runs = await harness.latest(execution_id)
     assert runs["d"].status is S.WAITING and runs["d"].not_before is not None
     assert harness.engine.runner.running == 0  # nobody holds a worker while waiting
-    ex = await harness.engine.wait(execution_id, timeout=3)
+    ex = await harness.engine.wait(execution_id, timeout=15)
     assert ex.status is X.SUCCEEDED
     runs = await harness.latest(execution_id)
     assert runs["after"].input == runs["t"].output
@@ -345,7 +348,7 @@ async def test_engine_recovers_steps_of_a_dead_worker(harness: Harness) -> None:
     )
     fx = starts.start_execution(compiled, ex, "t", None, now, owner="ghost-worker")
     await harness.store.start(ex, lambda _c: fx)
-    done = await harness.engine.wait("e-dead", timeout=3)
+    done = await harness.engine.wait("e-dead", timeout=15)
     assert done.status is X.SUCCEEDED
     assert [c[0] for c in CALLS] == ["f"]
 
@@ -354,7 +357,7 @@ async def test_engine_stranded_own_step_is_redispatched(harness: Harness) -> Non
     harness.engine.options.orphan_grace_s = 0.0
     harness.store.fail_next_checkpoint = RuntimeError("database is locked")
     definition = wf([{"id": "f", "type": "flaky"}], [("t", "f")])
-    ex, runs = await harness.run(definition, timeout=3)
+    ex, runs = await harness.run(definition, timeout=15)
     assert ex.status is X.SUCCEEDED
     assert runs["f"].status is S.SUCCEEDED
 
