@@ -11,7 +11,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from tests.acceptance.test_serve_api import serve
+from tests.acceptance.serve_support import serve
 from tests.conftest import unavailable
 
 

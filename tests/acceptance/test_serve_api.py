@@ -5,107 +5,19 @@ stop on SIGTERM, and the distributed layout (`serve --no-worker` + `flowmill wor
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-import socket
-import subprocess
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from flowmill.testing import eventually
+from tests.acceptance.serve_support import cli, env_for, last_line, serve
 from tests.api_support import THREE_NODES
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def env_for(home: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FLOWMILL_HOME": str(home),
-        "FLOWMILL_SWEEP_INTERVAL_S": "0.1",
-        "FLOWMILL_SHUTDOWN_GRACE_S": "2",
-    }
-
-
-@dataclass
-class Served:
-    proc: asyncio.subprocess.Process
-    url: str
-    lines: list[str]
-
-    @property
-    def key(self) -> str | None:
-        for line in self.lines:
-            if line.startswith("API key: "):
-                return line.split()[-1]
-        return None
-
-
-async def _read_until_ready(proc: asyncio.subprocess.Process, url: str) -> list[str]:
-    assert proc.stdout is not None
-    lines: list[str] = []
-    async with httpx.AsyncClient() as c:
-        for _ in range(300):
-            with contextlib.suppress(TimeoutError):
-                raw = await asyncio.wait_for(proc.stdout.readline(), 0.05)
-                if raw:
-                    lines.append(raw.decode().rstrip("\n"))
-            if proc.returncode is not None:
-                raise AssertionError(f"serve exited early: {lines}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await c.get(f"{url}/health")).status_code == 200:
-                    # the banner is printed before the socket opens; drain what is there
-                    with contextlib.suppress(TimeoutError):
-                        while raw := await asyncio.wait_for(proc.stdout.readline(), 0.2):
-                            lines.append(raw.decode().rstrip("\n"))
-                    return lines
-    raise AssertionError(f"serve did not come up: {lines}")
-
-
-@contextlib.asynccontextmanager
-async def serve(home: Path, *args: str) -> AsyncIterator[Served]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(home / f"serve-{port}.log", "wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flowmill", "serve", "--port", str(port), *args,
-            cwd=home, env=env_for(home), stdout=subprocess.PIPE, stderr=log,
-        )  # fmt: skip
-        try:
-            yield Served(proc, url, await _read_until_ready(proc, url))
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 20)
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-
-
-async def cli(home: Path, *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flowmill", *args,
-        cwd=home, env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    out, errout = await proc.communicate()
-    assert proc.returncode == 0, errout.decode()
-    return out.decode()
-
-
-def last_line(text: str) -> str:
-    return text.strip().splitlines()[-1].strip()
 
 
 async def test_serve_first_start_prints_a_key_once_and_runs_the_flow(tmp_path: Path) -> None:
@@ -177,14 +89,16 @@ async def test_serve_no_worker_with_a_separate_worker_process(tmp_path: Path) ->
                     cwd=tmp_path, env=env_for(tmp_path), stdout=log, stderr=log,
                 )  # fmt: skip
                 try:
-                    r = await c.get(f"/api/executions/{execution_id}")
-                    for _ in range(200):
-                        r = await c.get(f"/api/executions/{execution_id}")
-                        if r.json()["status"] == "succeeded":
-                            break
-                        await asyncio.sleep(0.05)
-                    assert r.json()["status"] == "succeeded", r.json()
-                    assert r.json()["output"] == "The processed result is: far processed"
+
+                    async def succeeded() -> dict[str, Any]:
+                        body: dict[str, Any] = (
+                            await c.get(f"/api/executions/{execution_id}")
+                        ).json()
+                        assert body["status"] == "succeeded", body
+                        return body
+
+                    done = await eventually(succeeded, 30, "the worker process running it")
+                    assert done["output"] == "The processed result is: far processed"
                 finally:
                     worker.send_signal(signal.SIGTERM)
                     await asyncio.wait_for(worker.wait(), 20)
