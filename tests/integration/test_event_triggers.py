@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 
 from flowmill.testing import eventually
-from tests.api_support import FAILING
-from tests.webhook_support import live_api
+from tests.api_support import FAILING, live_api
 
 
 def listener(name: str, **trigger: Any) -> dict[str, Any]:

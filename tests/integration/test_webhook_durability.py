@@ -14,8 +14,7 @@ from flowmill.config import Settings
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.webhook_events import WebhookEventStatus
 from flowmill.testing import eventually
-from tests.api_support import THREE_NODES
-from tests.webhook_support import KEYS, Live, live_api
+from tests.api_support import KEYS, THREE_NODES, Live, live_api
 
 RECOVERY_S = 0.05  # the trigger service picks up events ``received`` this long
 

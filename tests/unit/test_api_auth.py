@@ -29,10 +29,7 @@ SECRET = "s" * 40
 ISS, AUD = "https://issuer.test", "flowmill-api"
 
 
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url, worker=False) as api:
-        yield api
+pytestmark = pytest.mark.api_settings(worker=False)
 
 
 def claims(**over: Any) -> dict[str, Any]:

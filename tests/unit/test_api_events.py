@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from flowmill.testing import eventually
-from tests.api_support import THREE_NODES, WAITING, Api, open_api
-
-
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url) as api:
-        yield api
+from tests.api_support import THREE_NODES, WAITING, Api
 
 
 def parse(text: str) -> list[dict[str, Any]]:

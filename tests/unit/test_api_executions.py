@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from flowmill.testing import eventually
-from tests.api_support import FAILING, THREE_NODES, WAITING, Api, open_api
-
-
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url) as api:
-        yield api
+from tests.api_support import FAILING, THREE_NODES, WAITING, Api
 
 
 async def test_execute_wait_returns_the_execution_with_node_timings(api: Api) -> None:

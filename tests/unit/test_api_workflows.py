@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.api_support import THREE_NODES, Api, open_api
+from tests.api_support import THREE_NODES, Api
 
-
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url, worker=False) as api:
-        yield api
+pytestmark = pytest.mark.api_settings(worker=False)
 
 
 def changed(doc: dict[str, Any], **top: Any) -> dict[str, Any]:

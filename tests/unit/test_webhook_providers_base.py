@@ -27,7 +27,7 @@ from flowmill.triggers.providers.base import (
 from flowmill.triggers.providers.github import GitHubProvider
 from flowmill.triggers.providers.payload import lookup, parse_body, parse_path
 from flowmill.triggers.webhooks import Rejected, inspect_webhook, webhook_dedupe_key
-from tests.unit.webhook_support import clock_at, post, provider
+from tests.webhook_support import clock_at, post, provider
 
 NOW = clock_at(1_780_000_000).now()
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from flowmill.triggers.providers import FailureReason
 from flowmill.triggers.webhooks import Accepted, inspect_webhook
-from tests.unit.webhook_support import b64_hmac, clock_at, hex_hmac, post, provider
+from tests.webhook_support import b64_hmac, clock_at, hex_hmac, post, provider
 
 HMAC = provider("hmac")
 NONE = provider("none")
