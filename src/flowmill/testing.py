@@ -28,8 +28,10 @@ from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunS
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
+from flowmill.testkit.dns import FakeResolver
 from flowmill.testkit.servers import (
     RespStub,
+    Route,
     Seen,
     StubHandler,
     StubServer,
@@ -45,12 +47,14 @@ __all__ = [
     "FakeClock",
     "FakeCodeRunner",
     "FakeHttp",
+    "FakeResolver",
     "InMemoryCredentials",
     "InMemoryDefinitions",
     "InMemoryExecutionStore",
     "InMemoryWorkerRegistry",
     "NeverHappened",
     "RespStub",
+    "Route",
     "Seen",
     "StubHandler",
     "StubServer",

@@ -11,8 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from flowmill.testing import stub_api
 from tests.acceptance.conftest import Flowmill, Result
-from tests.acceptance.stub_api import stub_api
 
 SECRET = "tok_live_0123456789abcdef"
 VERBOSE = {"FLOWMILL_LOG_LEVEL": "debug"}
@@ -103,7 +103,7 @@ def test_credentials_another_tenant_cannot_use_them(flowmill: Flowmill, tmp_path
         assert result.code == 1
         error = result.json()["nodes"]["call"]["error"]
         assert error["type"] == "CredentialError"
-        assert api.requests == []
+        assert api.seen == []
 
 
 def test_credentials_bad_data_names_the_field(flowmill: Flowmill) -> None:

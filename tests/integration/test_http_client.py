@@ -12,7 +12,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import httpcore
@@ -31,31 +31,12 @@ from flowmill.net.errors import (
 )
 from flowmill.net.http import GuardedHttpClient, HttpSettings
 from flowmill.net.ssrf import SystemResolver
+from flowmill.testing import FakeResolver
 from tests.conftest import unavailable
 from tests.integration.http_servers import Certs, Servers, free_port, make_certs, system_tls
 
 PUBLIC = "127.0.0.2/32"  # our stand-in for the internet
 INTERNAL = "127.0.0.1/32"
-
-
-class Resolver:
-    """Fixed answers; a list of answers is served in turn (the last one repeats)."""
-
-    def __init__(self, **answers: str | Sequence[str] | Sequence[Sequence[str]]) -> None:
-        self.answers = {k.replace("_", "."): v for k, v in answers.items()}
-        self.calls: list[str] = []
-        self.delay = 0.0
-
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        self.calls.append(host)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        answer = self.answers[host]
-        if isinstance(answer, str):
-            answer = [answer]
-        if answer and not isinstance(answer[0], str):
-            answer = answer[min(self.calls.count(host), len(answer)) - 1]
-        return [ipaddress.ip_address(a) for a in answer]
 
 
 class RecordingBackend(httpcore.AsyncNetworkBackend):
@@ -224,7 +205,7 @@ async def test_dns_rebinding_cannot_switch_the_address_after_the_check(
     public, internal = servers.pair()
     # First answer public, every later answer internal: a check-then-connect client
     # that resolves twice would end up on the internal server.
-    resolver = Resolver(rebind_test=[["127.0.0.2"], ["127.0.0.1"]])
+    resolver = FakeResolver({"rebind.test": [["127.0.0.2"], ["127.0.0.1"]]})
     backend = RecordingBackend()
     client = make_client(resolver=resolver, backend=backend, allow_cidrs=(PUBLIC,))
     url = public.url("/echo", host="rebind.test")
@@ -280,7 +261,7 @@ async def test_pooled_connections_are_not_shared_between_names_on_one_address(
 ) -> None:
     public = servers.start("public", "127.0.0.2")
     backend = RecordingBackend()
-    resolver = Resolver(a_test="127.0.0.2", b_test="127.0.0.2")
+    resolver = FakeResolver({"a.test": "127.0.0.2", "b.test": "127.0.0.2"})
     client = make_client(resolver=resolver, backend=backend, allow_cidrs=(PUBLIC,))
     await client.request("GET", public.url("/json", host="a.test"))
     await client.request("GET", public.url("/json", host="b.test"))
@@ -293,7 +274,7 @@ async def test_one_internal_answer_among_public_ones_refuses_the_request(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
-    resolver = Resolver(mixed_test=["127.0.0.2", "127.0.0.1"])
+    resolver = FakeResolver({"mixed.test": ["127.0.0.2", "127.0.0.1"]})
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC,))
     with pytest.raises(SsrfBlocked):
         await client.request("GET", public.url("/json", host="mixed.test"))
@@ -305,7 +286,7 @@ async def test_unreachable_vetted_addresses_fall_back_to_the_next_vetted_one(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public = servers.start("public", "127.0.0.2")
-    resolver = Resolver(multi_test=["127.0.0.3", "127.0.0.2"])  # nothing on .3
+    resolver = FakeResolver({"multi.test": ["127.0.0.3", "127.0.0.2"]})  # nothing on .3
     backend = RecordingBackend()
     client = make_client(resolver=resolver, backend=backend, allow_cidrs=("127.0.0.0/30",))
     response = await client.request("GET", public.url("/json", host="multi.test"))
@@ -320,7 +301,7 @@ async def test_tls_uses_the_name_for_sni_and_verification_while_connecting_to_th
     public = servers.start("tls", "127.0.0.2", tls=certs.server_context(sni))
     backend = RecordingBackend()
     client = make_client(
-        resolver=Resolver(pinned_test="127.0.0.2"),
+        resolver=FakeResolver({"pinned.test": "127.0.0.2"}),
         ssl_context=certs.client_context(),
         backend=backend,
         allow_cidrs=(PUBLIC,),
@@ -337,7 +318,7 @@ async def test_tls_certificates_are_still_verified(
 ) -> None:
     public = servers.start("tls", "127.0.0.2", tls=certs.server_context([]))
     client = make_client(
-        resolver=Resolver(wrong_test="127.0.0.2", pinned_test="127.0.0.2"),
+        resolver=FakeResolver({"wrong.test": "127.0.0.2", "pinned.test": "127.0.0.2"}),
         ssl_context=certs.client_context(),
         allow_cidrs=(PUBLIC,),
     )
@@ -345,7 +326,9 @@ async def test_tls_certificates_are_still_verified(
         with pytest.raises(TlsError) as info:
             await client.request("GET", public.url("/json", host=host))
         assert info.value.retriable is False
-    untrusting = make_client(resolver=Resolver(pinned_test="127.0.0.2"), allow_cidrs=(PUBLIC,))
+    untrusting = make_client(
+        resolver=FakeResolver({"pinned.test": "127.0.0.2"}), allow_cidrs=(PUBLIC,)
+    )
     with pytest.raises(TlsError, match="certificate"):
         await untrusting.request("GET", public.url("/json", host="pinned.test"))
 
@@ -357,7 +340,7 @@ async def test_a_redirect_from_an_allowed_host_to_a_blocked_one_is_blocked(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
-    client = make_client(allow_cidrs=(PUBLIC,), resolver=Resolver(localhost="127.0.0.1"))
+    client = make_client(allow_cidrs=(PUBLIC,), resolver=FakeResolver({"localhost": "127.0.0.1"}))
     for target in (
         internal.url("/json"),
         internal.url("/json", host="localhost"),
@@ -380,7 +363,7 @@ async def test_a_redirect_to_a_name_that_resolves_internally_is_blocked(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
-    resolver = Resolver(evil_test="127.0.0.1")
+    resolver = FakeResolver({"evil.test": "127.0.0.1"})
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC,))
     target = internal.url("/json", host="evil.test")
     with pytest.raises(SsrfBlocked):
@@ -394,7 +377,7 @@ async def test_redirects_cannot_reach_the_allow_list_from_another_origin_by_defa
     public, internal = servers.pair()
     # Both allowed for direct calls; a remote server still cannot bounce us inside,
     # by address (caught before sending) or by name (caught when connecting).
-    resolver = Resolver(inside_test="127.0.0.1")
+    resolver = FakeResolver({"inside.test": "127.0.0.1"})
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC, INTERNAL))
     # Direct calls work, and leave pooled connections to the internal server behind...
     assert (await client.request("GET", internal.url("/json"))).status == 200
@@ -601,8 +584,7 @@ async def test_a_dripping_response_hits_the_total_deadline(
 
 
 async def test_slow_dns_times_out(make_client: MakeClient) -> None:
-    resolver = Resolver(slow_test="127.0.0.2")
-    resolver.delay = 5
+    resolver = FakeResolver({"slow.test": "127.0.0.2"}, delay=60)
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC,))
     with pytest.raises(HttpTimeout):
         await client.request("GET", "http://slow.test/", timeout_s=0.3)

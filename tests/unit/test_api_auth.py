@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.server
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,6 +21,7 @@ from flowmill.api.app import build_context
 from flowmill.config import Settings
 from flowmill.runtime import open_runtime
 from flowmill.store.tables import api_keys
+from flowmill.testing import StubServer
 from tests.api_support import Api, client, open_api
 
 SECRET = "s" * 40
@@ -171,26 +170,9 @@ def rsa_key() -> rsa.RSAPrivateKey:
 def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
     """A local HTTP server answering with the key set (JWKS format)."""
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key()))
-    body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    keys = {"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+    with StubServer({"GET /.well-known/jwks.json": (200, keys)}, name="jwks") as server:
+        yield server.url("/.well-known/jwks.json")
 
 
 @pytest.fixture

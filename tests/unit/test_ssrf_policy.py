@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
 
 import pytest
 
-from flowmill.net.addresses import IPAddress
 from flowmill.net.errors import HttpConnectionError, OutboundHttpError, SsrfBlocked
 from flowmill.net.settings import HttpSettings
 from flowmill.net.ssrf import SsrfGuard, SsrfPolicy
+from flowmill.testing import FakeResolver
+from flowmill.testkit.dns import Answer
 
-
-class FakeResolver:
-    """Answers from a table; a list of lists answers successive calls (rebinding)."""
-
-    def __init__(self, table: dict[str, list[str] | list[list[str]] | Exception]) -> None:
-        self.table = table
-        self.calls: list[str] = []
-
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        self.calls.append(host)
-        answer = self.table.get(host.rstrip("."))
-        if answer is None:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        if isinstance(answer, Exception):
-            raise answer
-        if answer and isinstance(answer[0], list):
-            turn = sum(1 for c in self.calls if c.rstrip(".") == host.rstrip(".")) - 1
-            answer = answer[min(turn, len(answer) - 1)]
-        return [ipaddress.ip_address(a) for a in answer]  # type: ignore[arg-type]
-
-
-DNS: dict[str, list[str] | list[list[str]] | Exception] = {
+DNS: dict[str, Answer] = {
     "example.com": ["93.184.215.14"],
     "api.example.com": ["2606:2800:220:1:248:1893:25c8:1946", "93.184.215.14"],
     "xn--bcher-kva.example": ["93.184.215.14"],

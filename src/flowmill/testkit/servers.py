@@ -22,7 +22,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "Answer",
     "RespStub",
+    "Route",
     "Seen",
     "StubHandler",
     "StubServer",
@@ -220,6 +222,11 @@ class StubServer(ThreadingHTTPServer):
     def calls(self, method: str, path: str) -> list[Seen]:
         """The requests received for ``method path``."""
         return [r for r in self.seen if r.method == method and r.path == path]
+
+    @property
+    def requests(self) -> list[Seen]:
+        """``seen``, under the name the acceptance tests' ``stub_api`` gave it."""
+        return self.seen
 
     def start(self) -> StubServer:
         self._thread.start()
