@@ -8,16 +8,20 @@ integration tests register :func:`registry` in a real runtime to count node call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flowmill.domain.errors import NodeError
 from flowmill.domain.execution import ExecutionRecord, NodeRun
-from flowmill.engine.engine import Engine
+from flowmill.engine.engine import Engine, EngineOptions
+from flowmill.engine.runner import RunnerOptions
+from flowmill.engine.services import NodeServices
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 from flowmill.nodes.registry import NodeRegistry
-from flowmill.testing import InMemoryDefinitions, InMemoryExecutionStore
+from flowmill.queue.local import LocalQueue
+from flowmill.testing import InMemoryDefinitions, InMemoryExecutionStore, InMemoryWorkerRegistry
 
 # A workflow with a delay, a fan-out of three, a join and a branch: ten steps succeed in
 # each execution (t, a, wait1, b1, b2, b3, j, c, out, and one of hi/lo). Crash tests run it.
@@ -159,3 +163,28 @@ def wf(nodes: list[dict[str, Any]], edges: list[tuple[str, ...]], **extra: Any) 
         ],
         **extra,
     }
+
+
+@contextlib.asynccontextmanager
+async def open_harness(services: NodeServices | None = None) -> AsyncIterator[Harness]:
+    """The engine on in-memory fakes with its worker running (``services``: what nodes
+    get, e.g. a ``FakeHttp`` and ``InMemoryCredentials``)."""
+    CALLS.clear()
+    store = InMemoryExecutionStore()
+    definitions = InMemoryDefinitions()
+    engine = Engine(
+        store=store,
+        definitions=definitions,
+        queue=LocalQueue(),
+        registry=registry(),
+        services=services or NodeServices(),
+        workers=InMemoryWorkerRegistry(),
+        options=EngineOptions(
+            concurrency=8,
+            sweep_interval_s=0.05,
+            shutdown_grace_s=1,
+            runner=RunnerOptions(announce_after_s=0.05),
+        ),
+    )
+    async with engine.running():
+        yield Harness(engine, store, definitions)

@@ -384,8 +384,9 @@ class InMemoryCredentials:
 class FakeHttp:
     """The :class:`~flowmill.engine.services.HttpClient` port answering from a script.
 
-    ``routes`` maps ``"METHOD url"`` to a response or an exception to raise; every
-    request is recorded in ``requests``.
+    ``routes`` maps ``"METHOD url"`` to a response or an exception to raise; a request
+    with no route raises :class:`LookupError`. Every request is recorded in
+    ``requests``.
     """
 
     routes: dict[str, HttpResponse | Exception] = field(default_factory=dict)
@@ -395,7 +396,8 @@ class FakeHttp:
         self.requests.append({"method": method, "url": url, **kwargs})
         answer = self.routes.get(f"{method} {url}")
         if answer is None:
-            return HttpResponse(404, {}, b"not found", url, 0.1)
+            # Loudly: a made-up 404 would let a test pass on a request it never meant.
+            raise LookupError(f"FakeHttp has no route for {method} {url}: {sorted(self.routes)}")
         if isinstance(answer, Exception):
             raise answer
         return answer

@@ -10,11 +10,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from flowmill.engine.engine import Engine, EngineOptions
-from flowmill.engine.runner import RunnerOptions
-from flowmill.engine.services import NodeServices
-from flowmill.queue.local import LocalQueue
-from flowmill.testing import InMemoryDefinitions, InMemoryExecutionStore, InMemoryWorkerRegistry
 from tests.engine_support import (
     CALLS,
     FlakyConfig,
@@ -23,6 +18,7 @@ from tests.engine_support import (
     MakeHarness,
     SlowConfig,
     SlowNode,
+    open_harness,
     registry,
     wf,
 )
@@ -42,22 +38,5 @@ __all__ = [
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    CALLS.clear()
-    store = InMemoryExecutionStore()
-    definitions = InMemoryDefinitions()
-    engine = Engine(
-        store=store,
-        definitions=definitions,
-        queue=LocalQueue(),
-        registry=registry(),
-        services=NodeServices(),
-        workers=InMemoryWorkerRegistry(),
-        options=EngineOptions(
-            concurrency=8,
-            sweep_interval_s=0.05,
-            shutdown_grace_s=1,
-            runner=RunnerOptions(announce_after_s=0.05),
-        ),
-    )
-    async with engine.running():
-        yield Harness(engine, store, definitions)
+    async with open_harness() as opened:
+        yield opened
