@@ -17,6 +17,7 @@ on a test or module changes that (any ``Settings`` field).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import socket
@@ -64,6 +65,19 @@ def require_service(name: str, url: str) -> None:
         unavailable(f"{name} is not reachable at {url}; start it or set the test URL")
 
 
+def _run(coro: Any) -> None:
+    """Run ``coro`` to its end from a sync fixture, in a thread of its own when an event
+    loop is already running here (a fixture asked for with ``getfixturevalue`` inside
+    an async fixture)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
 def _with_db(url: str, name: str) -> str:
     parts = urlparse(url)
     return parts._replace(path=f"/{name}").geturl()
@@ -96,9 +110,9 @@ def postgres_template() -> Iterator[str]:
         finally:
             await db.close()
 
-    asyncio.run(_make())
+    _run(_make())
     yield name
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -135,7 +149,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         finally:
             await db.close()
 
-    asyncio.run(_make())
+    _run(_make())
     leftovers = [p.name for p in path.parent.iterdir() if p != path]
     assert not leftovers, f"the template is more than one file: {leftovers}"
     return path
