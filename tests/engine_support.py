@@ -99,7 +99,7 @@ class SlowNode(NodeType[SlowConfig]):
 
     async def execute(self, ctx: NodeContext, config: SlowConfig) -> Any:
         CALLS.append((ctx.node.id, ctx.attempt, ctx.idempotency_key))
-        await asyncio.sleep(config.seconds)
+        await asyncio.sleep(config.seconds)  # not a wait: the node holds its worker
         return {"slept": config.seconds}
 
 

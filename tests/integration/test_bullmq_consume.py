@@ -23,7 +23,9 @@ pytestmark = pytest.mark.redis
 make_queue = pytest.fixture(queue_factory)
 
 
-async def test_concurrency_caps_handlers_over_both_queues(make_queue: MakeQueue) -> None:
+async def test_bullmq_consume_concurrency_caps_handlers_over_both_queues(
+    make_queue: MakeQueue,
+) -> None:
     queue = make_queue()
     running = peak = 0
 
@@ -42,7 +44,7 @@ async def test_concurrency_caps_handlers_over_both_queues(make_queue: MakeQueue)
     assert peak == 3
 
 
-async def test_a_failing_handler_fails_its_job_only(
+async def test_bullmq_consume_a_failing_handler_fails_its_job_only(
     make_queue: MakeQueue, redis_url: str, redis_prefix: str
 ) -> None:
     queue = make_queue()
@@ -69,7 +71,7 @@ async def test_a_failing_handler_fails_its_job_only(
     assert failed.attemptsMade == 1  # no retry by BullMQ: the engine retries
 
 
-async def test_stop_lets_the_running_job_finish_and_leaves_the_rest_queued(
+async def test_bullmq_consume_stop_lets_the_running_job_finish_and_leaves_the_rest_queued(
     make_queue: MakeQueue, redis_url: str, redis_prefix: str
 ) -> None:
     queue = make_queue()
@@ -99,7 +101,9 @@ async def test_stop_lets_the_running_job_finish_and_leaves_the_rest_queued(
     assert {j.key for j in jobs} == {second.key, third.key}
 
 
-async def test_after_the_grace_a_running_job_is_handed_back(make_queue: MakeQueue) -> None:
+async def test_bullmq_consume_after_the_grace_a_running_job_is_handed_back(
+    make_queue: MakeQueue,
+) -> None:
     queue = make_queue()
     started = asyncio.Event()
 
@@ -122,7 +126,7 @@ async def test_after_the_grace_a_running_job_is_handed_back(make_queue: MakeQueu
         assert await recorder.wait_for(1, timeout=10) == [job]
 
 
-async def test_a_handler_asking_for_its_own_job_gets_it_again_later(
+async def test_bullmq_consume_a_handler_asking_for_its_own_job_gets_it_again_later(
     make_queue: MakeQueue,
 ) -> None:
     queue = make_queue()
@@ -140,7 +144,7 @@ async def test_a_handler_asking_for_its_own_job_gets_it_again_later(
     assert recorder.times[1] >= due.timestamp()
 
 
-async def test_stop_before_any_job_returns_promptly(make_queue: MakeQueue) -> None:
+async def test_bullmq_consume_stop_before_any_job_returns_promptly(make_queue: MakeQueue) -> None:
     """Idle workers block on Redis for the drain delay (60 s here): stop must not wait
     for that blocking call to end."""
     queue = make_queue(drain_delay_s=60)

@@ -35,7 +35,7 @@ async def _is(value: Awaitable[Any], expected: Any) -> bool:
     return True
 
 
-async def test_putting_a_step_twice_adds_one_job(
+async def test_bullmq_queue_putting_a_step_twice_adds_one_job(
     make_queue: MakeQueue, redis_url: str, redis_prefix: str
 ) -> None:
     queue = make_queue()
@@ -57,7 +57,9 @@ async def test_putting_a_step_twice_adds_one_job(
     assert stored.opts["attempts"] == 1
 
 
-async def test_present_names_queued_delayed_and_active_steps_only(make_queue: MakeQueue) -> None:
+async def test_bullmq_queue_present_names_queued_delayed_and_active_steps_only(
+    make_queue: MakeQueue,
+) -> None:
     queue = make_queue()
     waiting, delayed, active, absent = step("w"), step("d"), step("a"), step("x")
     later = datetime.now(UTC) + timedelta(seconds=30)
@@ -84,14 +86,14 @@ async def test_present_names_queued_delayed_and_active_steps_only(make_queue: Ma
     assert await queue.present([waiting, delayed, active]) == {delayed.key}
 
 
-async def test_present_answers_for_hundreds_of_steps(make_queue: MakeQueue) -> None:
+async def test_bullmq_queue_present_answers_for_hundreds_of_steps(make_queue: MakeQueue) -> None:
     queue = make_queue()
     jobs = [step(f"n{i}") for i in range(1200)]
     await queue.put(jobs[::2])
     assert await queue.present(jobs) == {j.key for j in jobs[::2]}
 
 
-async def test_a_finished_step_put_again_runs_again(
+async def test_bullmq_queue_a_finished_step_put_again_runs_again(
     make_queue: MakeQueue, redis_url: str, redis_prefix: str
 ) -> None:
     queue = make_queue()
@@ -126,7 +128,9 @@ async def test_a_finished_step_put_again_runs_again(
     assert sorted(j.key.node_id for j in recorder.jobs) == ["bad", "bad", "ok", "ok"]
 
 
-async def test_a_delayed_step_runs_at_its_time_never_before(make_queue: MakeQueue) -> None:
+async def test_bullmq_queue_a_delayed_step_runs_at_its_time_never_before(
+    make_queue: MakeQueue,
+) -> None:
     queue = make_queue()
     recorder = Recorder()
     async with consuming(queue, recorder):
@@ -140,7 +144,7 @@ async def test_a_delayed_step_runs_at_its_time_never_before(make_queue: MakeQueu
 
 
 @pytest.mark.slow
-async def test_a_step_delayed_longer_than_a_blocking_wait_is_on_time(
+async def test_bullmq_queue_a_step_delayed_longer_than_a_blocking_wait_is_on_time(
     make_queue: MakeQueue,
 ) -> None:
     # Longer than redis-py's default socket timeout (5 s) and the drain delay: with
@@ -154,7 +158,7 @@ async def test_a_step_delayed_longer_than_a_blocking_wait_is_on_time(
     assert 0 <= recorder.times[0] - due.timestamp() < LATE_S
 
 
-async def test_higher_priority_runs_first_and_equal_priorities_in_order(
+async def test_bullmq_queue_higher_priority_runs_first_and_equal_priorities_in_order(
     make_queue: MakeQueue,
 ) -> None:
     queue = make_queue()
@@ -167,7 +171,7 @@ async def test_higher_priority_runs_first_and_equal_priorities_in_order(
     assert [j.priority for j in jobs] == [10, 5, 5, 0, 0, -5]
 
 
-async def test_a_trigger_job_arrives_as_it_was_put(make_queue: MakeQueue) -> None:
+async def test_bullmq_queue_a_trigger_job_arrives_as_it_was_put(make_queue: MakeQueue) -> None:
     queue = make_queue()
     full = TriggerJob(
         tenant_id="tenant-1",
@@ -198,7 +202,7 @@ async def test_a_trigger_job_arrives_as_it_was_put(make_queue: MakeQueue) -> Non
         ("just a string", "must be a JSON object"),
     ],
 )
-async def test_garbage_trigger_data_fails_that_job_with_a_reason(
+async def test_bullmq_queue_garbage_trigger_data_fails_that_job_with_a_reason(
     make_queue: MakeQueue, redis_url: str, redis_prefix: str, data: object, reason: str
 ) -> None:
     queue = make_queue()

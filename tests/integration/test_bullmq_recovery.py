@@ -49,7 +49,7 @@ async def _read_started(stream: asyncio.StreamReader) -> str:
             return line.split()[1]
 
 
-async def test_the_job_of_a_killed_consumer_goes_to_another(
+async def test_bullmq_recovery_the_job_of_a_killed_consumer_goes_to_another(
     redis_url: str, redis_prefix: str
 ) -> None:
     job = step("crash")
@@ -96,7 +96,7 @@ async def outage_queue(private_redis: PrivateRedis) -> AsyncIterator[BullMQQueue
     await queue.close()
 
 
-async def test_consumer_rides_out_a_redis_restart(
+async def test_bullmq_recovery_consumer_rides_out_a_redis_restart(
     private_redis: PrivateRedis, outage_queue: BullMQQueue
 ) -> None:
     queue = outage_queue
@@ -127,7 +127,7 @@ def _name(job: Job) -> str:
     return job.key.node_id if isinstance(job, StepJob) else job.workflow_id
 
 
-async def test_stop_returns_while_redis_is_down(
+async def test_bullmq_recovery_stop_returns_while_redis_is_down(
     private_redis: PrivateRedis, outage_queue: BullMQQueue
 ) -> None:
     queue = outage_queue

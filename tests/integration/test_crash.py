@@ -133,7 +133,7 @@ async def _run_crash_test(url: str) -> None:
                     60,
                     "the new worker taking steps",
                 )
-                await asyncio.sleep(rng.uniform(0.0, 0.4))  # the moment of the crash
+                await asyncio.sleep(rng.uniform(0.0, 0.4))  # not a wait: the moment of the crash
             finally:
                 _stop(proc, signal.SIGKILL)
                 assert proc.stderr is not None

@@ -115,7 +115,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_jwt_hs256_token_names_the_tenant(hs_api: Api) -> None:
+async def test_api_auth_jwt_hs256_token_names_the_tenant(hs_api: Api) -> None:
     token = jwt.encode(claims(), SECRET, algorithm="HS256")
     r = await hs_api.anon.get("/api/tenant", headers=bearer(token))
     assert r.status_code == 200, r.text
@@ -140,18 +140,18 @@ async def test_jwt_hs256_token_names_the_tenant(hs_api: Api) -> None:
         ("not yet valid", lambda: jwt.encode(claims(nbf=int(time.time()) + 600), SECRET)),
     ],
 )
-async def test_jwt_rejects(hs_api: Api, why: str, token: Any) -> None:
+async def test_api_auth_jwt_rejects(hs_api: Api, why: str, token: Any) -> None:
     r = await hs_api.anon.get("/api/tenant", headers=bearer(token()))
     assert r.status_code == 401, why
     assert r.json()["error"]["code"] == "unauthorized"
 
 
-async def test_jwt_is_refused_when_not_configured(api: Api) -> None:
+async def test_api_auth_jwt_is_refused_when_not_configured(api: Api) -> None:
     token = jwt.encode(claims(), SECRET, algorithm="HS256")
     assert (await api.anon.get("/api/tenant", headers=bearer(token))).status_code == 401
 
 
-async def test_jwt_settings_must_pin_issuer_and_audience(sqlite_url: str) -> None:
+async def test_api_auth_jwt_settings_must_pin_issuer_and_audience(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url, jwt_algorithm="HS256", jwt_secret=SECRET)
     async with open_runtime(settings) as rt:
         with pytest.raises(ValueError, match="ISSUER"):
@@ -188,7 +188,9 @@ async def rs_api(sqlite_url: str, jwks_url: str) -> AsyncIterator[Api]:
         yield api
 
 
-async def test_jwt_rs256_verified_with_the_jwks(rs_api: Api, rsa_key: rsa.RSAPrivateKey) -> None:
+async def test_api_auth_jwt_rs256_verified_with_the_jwks(
+    rs_api: Api, rsa_key: rsa.RSAPrivateKey
+) -> None:
     token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
     r = await rs_api.anon.get("/api/tenant", headers=bearer(token))
     assert r.status_code == 200, r.text
@@ -200,7 +202,7 @@ async def test_jwt_rs256_verified_with_the_jwks(rs_api: Api, rsa_key: rsa.RSAPri
     assert (await rs_api.anon.get("/api/tenant", headers=bearer(forged))).status_code == 401
 
 
-async def test_jwt_rs256_refuses_hs256_signed_with_the_public_key(
+async def test_api_auth_jwt_rs256_refuses_hs256_signed_with_the_public_key(
     rs_api: Api, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     public_pem = rsa_key.public_key().public_bytes(
@@ -213,7 +215,7 @@ async def test_jwt_rs256_refuses_hs256_signed_with_the_public_key(
     assert (await rs_api.anon.get("/api/tenant", headers=bearer(none))).status_code == 401
 
 
-async def test_jwt_rs256_with_a_configured_public_key(
+async def test_api_auth_jwt_rs256_with_a_configured_public_key(
     sqlite_url: str, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     public_pem = rsa_key.public_key().public_bytes(

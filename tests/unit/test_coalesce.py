@@ -51,12 +51,12 @@ async def _hold_first_flush(flush: Flush, coalescer: Coalescer[int, int]) -> asy
     return first
 
 
-def test_coalescer_rejects_max_batch_below_one() -> None:
+def test_coalesce_rejects_max_batch_below_one() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         Coalescer(Flush(), max_batch=0)
 
 
-async def test_coalescer_flushes_a_lone_submit_alone() -> None:
+async def test_coalesce_flushes_a_lone_submit_alone() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
 
@@ -64,7 +64,7 @@ async def test_coalescer_flushes_a_lone_submit_alone() -> None:
     assert flush.calls == [[7]]
 
 
-async def test_coalescer_gathers_submits_made_during_a_flush_into_the_next() -> None:
+async def test_coalesce_gathers_submits_made_during_a_flush_into_the_next() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
     first = await _hold_first_flush(flush, coalescer)
@@ -81,7 +81,7 @@ async def test_coalescer_gathers_submits_made_during_a_flush_into_the_next() -> 
     assert flush.most_running == 1
 
 
-async def test_coalescer_gives_each_caller_its_own_result_in_order() -> None:
+async def test_coalesce_gives_each_caller_its_own_result_in_order() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
 
@@ -91,7 +91,7 @@ async def test_coalescer_gives_each_caller_its_own_result_in_order() -> None:
     assert flush.calls == [[3, 1, 2]]
 
 
-async def test_coalescer_splits_pending_items_by_max_batch() -> None:
+async def test_coalesce_splits_pending_items_by_max_batch() -> None:
     flush = Flush()
     coalescer = Coalescer(flush, max_batch=2)
 
@@ -101,7 +101,7 @@ async def test_coalescer_splits_pending_items_by_max_batch() -> None:
     assert flush.calls == [[0, 1], [2, 3], [4, 5], [6]]
 
 
-async def test_coalescer_applies_max_batch_changed_between_flushes() -> None:
+async def test_coalesce_applies_max_batch_changed_between_flushes() -> None:
     flush = Flush()
     coalescer = Coalescer(flush, max_batch=2)
 
@@ -114,7 +114,7 @@ async def test_coalescer_applies_max_batch_changed_between_flushes() -> None:
     assert flush.calls == [[0, 1], [2, 3, 4], [5, 6]]
 
 
-async def test_coalescer_puts_same_key_items_in_later_flushes_in_order() -> None:
+async def test_coalesce_puts_same_key_items_in_later_flushes_in_order() -> None:
     calls: list[list[str]] = []
 
     async def flush(items: list[str]) -> list[str | BaseException]:
@@ -130,7 +130,7 @@ async def test_coalescer_puts_same_key_items_in_later_flushes_in_order() -> None
     assert calls == [["a1", "b1", "c1"], ["a2", "b2"], ["a3"]]
 
 
-async def test_coalescer_fails_only_the_caller_whose_result_is_an_exception() -> None:
+async def test_coalesce_fails_only_the_caller_whose_result_is_an_exception() -> None:
     error = ValueError("bad item")
 
     async def flush(items: list[int]) -> list[int | BaseException]:
@@ -146,7 +146,7 @@ async def test_coalescer_fails_only_the_caller_whose_result_is_an_exception() ->
     assert await three == 30
 
 
-async def test_coalescer_fails_the_whole_batch_when_flush_raises_and_recovers() -> None:
+async def test_coalesce_fails_the_whole_batch_when_flush_raises_and_recovers() -> None:
     calls: list[list[int]] = []
 
     async def flush(items: list[int]) -> list[int | BaseException]:
@@ -167,7 +167,7 @@ async def test_coalescer_fails_the_whole_batch_when_flush_raises_and_recovers() 
     assert calls == [[1, 2], [3], [4]]
 
 
-async def test_coalescer_skips_a_caller_cancelled_before_its_batch() -> None:
+async def test_coalesce_skips_a_caller_cancelled_before_its_batch() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
     first = await _hold_first_flush(flush, coalescer)
@@ -187,7 +187,7 @@ async def test_coalescer_skips_a_caller_cancelled_before_its_batch() -> None:
     assert coalescer.items == 2
 
 
-async def test_coalescer_counts_batches_and_items() -> None:
+async def test_coalesce_counts_batches_and_items() -> None:
     flush = Flush()
     coalescer = Coalescer(flush, max_batch=3)
     assert (coalescer.batches, coalescer.items) == (0, 0)
@@ -199,7 +199,7 @@ async def test_coalescer_counts_batches_and_items() -> None:
     assert (coalescer.batches, coalescer.items) == (4, 8)
 
 
-async def test_coalescer_fails_callers_when_flush_returns_too_few_results() -> None:
+async def test_coalesce_fails_callers_when_flush_returns_too_few_results() -> None:
     async def short(items: list[int]) -> list[int | BaseException]:
         return items[:-1]
 
@@ -209,7 +209,7 @@ async def test_coalescer_fails_callers_when_flush_returns_too_few_results() -> N
             await asyncio.gather(coalescer.submit(1), coalescer.submit(2))
 
 
-async def test_coalescer_fails_only_the_item_whose_key_raises() -> None:
+async def test_coalesce_fails_only_the_item_whose_key_raises() -> None:
     def key(item: int) -> int:
         if item == 2:
             raise ValueError("no key")

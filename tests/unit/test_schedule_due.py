@@ -121,7 +121,7 @@ def test_due_end_at_reached():
     assert due_firings(schedule, due.last_fire_at, utc(2026, 1, 2)).fire_at == ()
 
 
-def test_firing_key_is_stable_and_readable():
+def test_schedule_due_firing_key_is_stable_and_readable():
     key = firing_key("trg_1", utc(2026, 3, 8, 7))
     assert key == "schedule-trg_1-20260308T070000Z"
     same_instant = utc(2026, 3, 8, 7).astimezone(ZoneInfo("America/New_York"))  # 03:00 EDT
@@ -130,12 +130,12 @@ def test_firing_key_is_stable_and_readable():
     assert firing_key("trg_1", utc(2026, 1, 1)) != firing_key("trg_2", utc(2026, 1, 1))
 
 
-def test_firing_key_refuses_naive():
+def test_schedule_due_firing_key_refuses_naive():
     with pytest.raises(ValueError, match="timezone-aware"):
         firing_key("t", datetime(2026, 1, 1))
 
 
-def test_two_replicas_from_the_same_watermark_agree_on_keys():
+def test_schedule_due_two_replicas_from_the_same_watermark_agree_on_keys():
     # Split brain: both think they lead, both read the same last_fire_at.
     last = utc(2026, 1, 1, 9)
     a = due_firings(HOURLY, last, utc(2026, 1, 1, 13, 20), MissedFirePolicy.RUN_ONCE)

@@ -145,14 +145,14 @@ def test_hmac_missing_and_malformed_signature():
     )
 
 
-def test_none_provider_needs_explicit_opt_in():
+def test_webhook_providers_hmac_none_provider_needs_explicit_opt_in():
     with pytest.raises(ValidationError, match="allow_unverified"):
         NONE.parse_config({})
     with pytest.raises(ValidationError):
         NONE.parse_config({"allow_unverified": False})
 
 
-def test_none_provider_accepts_unsigned_seed_payload():
+def test_webhook_providers_hmac_none_provider_accepts_unsigned_seed_payload():
     config = NONE.parse_config({"allow_unverified": True, "event_id_header": "Idempotency-Key"})
     request = post('{"message": "hello"}', {"Idempotency-Key": "k-1"})
     outcome = inspect_webhook(NONE, config, request, (), NOW)
