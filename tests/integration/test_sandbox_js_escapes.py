@@ -58,6 +58,25 @@ async def test_js_escape_attempt_fails(sandbox: Sandbox, code: str) -> None:
     assert result.value == 42
 
 
+CODE_FROM_STRINGS = [
+    "return Function('return 1')()",
+    "return new Function('return 1')()",
+    "return Reflect.construct(Function, ['return 1'])()",
+    "return (() => {}).constructor('return 1')()",
+    "return (async () => {}).constructor('return 1')",
+    "return eval('1')",
+    "return (0, eval)('1')",
+]
+
+
+@pytest.mark.parametrize("code", CODE_FROM_STRINGS)
+async def test_js_code_generation_from_strings_is_off(sandbox: Sandbox, code: str) -> None:
+    """Refused for that reason, not for a missing host object further on: the escape
+    corpus alone would pass with ``Function`` left in place."""
+    with pytest.raises(NodeError, match="code generation from strings is disabled"):
+        await sandbox.run("javascript", code, SCOPE, LIMITS)
+
+
 async def test_js_no_host_objects_are_reachable(sandbox: Sandbox) -> None:
     code = """
     const names = Object.getOwnPropertyNames(globalThis);
