@@ -251,3 +251,8 @@ def test_definitions_registry_refuses_duplicates() -> None:
 
     with pytest.raises(DuplicateNodeTypeError, match="noop"):
         NodeRegistry([NoopNode, NoopNode])
+
+
+def test_definitions_empty_steps_are_refused_naming_the_field() -> None:
+    """A survivor of the mutation run: nothing checked the empty ``steps`` list."""
+    assert issues_of({"name": "x", "steps": []}) == [("steps", "empty")]
