@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from flowmill.config import Settings
@@ -26,6 +27,9 @@ from flowmill.store.tables import event_store, node_executions, workflow_executi
 from flowmill.testing import eventually
 from tests.engine_support import BRANCHY
 
+# Worker processes started and killed one after the other take minutes on a loaded
+# machine (each waits for the last one to be found dead): a deadline, not a sleep.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 EXECUTIONS = 150
 KILLS = 8
 
