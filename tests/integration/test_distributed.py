@@ -32,7 +32,8 @@ from tests.integration.bullmq_support import run_node_script
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
 from tests.integration.private_servers import PrivatePostgres, PrivateRedis
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+# Real worker processes started, killed and waited for: minutes on a loaded machine.
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(900)]
 
 # t, a, wait1, b1, b2, b3, j, c, out and one of hi/lo succeed in each execution.
 BRANCHY_SUCCESSES = 10
