@@ -17,7 +17,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from sqlalchemy.dialects import postgresql
 from _util import median_ms, p95_ms, print_table
 from flowmill.api.deps import encode_cursor
 from flowmill.store.queries import ExecutionFilter, list_executions_query
+from flowmill.testing import free_port
 
 ADMIN_URL = os.environ.get(
     "FLOWMILL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -143,12 +143,6 @@ async def seed(reseed: bool) -> None:
         )
     finally:
         await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

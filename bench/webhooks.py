@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table
+from flowmill.testing import free_port
 
 PG = os.environ.get("FLOWMILL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("FLOWMILL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -63,12 +63,6 @@ WORKFLOW = {
     ],
     "edges": [{"source": "in", "target": "map"}],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_db(url: str, name: str) -> str:

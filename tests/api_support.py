@@ -1,19 +1,38 @@
-"""The API in-process for tests: a runtime on a real database, the app over it, and
-httpx clients authenticated as two tenants."""
+"""The API in tests: in-process (httpx over ASGI) or served over loopback HTTP (uvicorn
+in the test's event loop), on a real database, with tenants ``tenant-a`` and
+``tenant-b`` and a key for each.
+
+The canonical fixtures live in ``tests/conftest.py``: ``api`` (in-process on a copy of
+a migrated SQLite file), ``api_each_db`` (in-process on SQLite and PostgreSQL) and
+``live`` (over loopback HTTP on SQLite and PostgreSQL); ``@pytest.mark.api_settings(
+worker=False, **settings)`` changes what they open. ``open_api`` and ``live_api`` are
+for tests that need a special setup or more than one.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 
-from flowmill.api.app import build_context, create_app
+from flowmill.api.app import build_context, close_app, create_app
 from flowmill.api.deps import ApiContext
+from flowmill.api.server import _Server
 from flowmill.config import Settings
 from flowmill.runtime import Runtime, open_runtime
+from flowmill.testing import eventually, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "examples" / "seed-webhook-test.json"
+KEYS = "k1:" + "A" * 43 + "="  # a fixed 32-byte test key
+TENANTS = ("tenant-a", "tenant-b")
+ENDED = ("succeeded", "failed", "cancelled")
 
 # The seed's 3-node workflow with its `function` node replaced by a mapping `transform`
 # (the JavaScript sandbox is built on another branch).
@@ -113,10 +132,7 @@ async def open_api(url: str, *, worker: bool = True, **settings: Any) -> AsyncIt
     async with open_runtime(Settings(**options)) as rt:
         ctx = build_context(rt)
         app = create_app(rt, context=ctx)
-        keys = {}
-        for tenant in ("tenant-a", "tenant-b"):
-            await ctx.tenants.ensure(tenant)
-            keys[tenant] = (await ctx.keys.create(tenant, "test")).secret
+        keys = await _tenants(ctx, TENANTS)
         async with contextlib.AsyncExitStack() as stack:
             if worker:
                 await stack.enter_async_context(rt.engine.running())
@@ -124,3 +140,104 @@ async def open_api(url: str, *, worker: bool = True, **settings: Any) -> AsyncIt
             b = await stack.enter_async_context(client(app, keys["tenant-b"]))
             anon = await stack.enter_async_context(client(app, None))
             yield Api(rt, ctx, app, a, b, anon)
+
+
+async def _tenants(ctx: ApiContext, tenants: tuple[str, ...]) -> dict[str, str]:
+    keys = {}
+    for tenant in tenants:
+        await ctx.tenants.ensure(tenant)
+        keys[tenant] = (await ctx.keys.create(tenant, "test")).secret
+    return keys
+
+
+@dataclass
+class Live:
+    """The API served over loopback: what webhook senders and other processes call."""
+
+    runtime: Runtime
+    url: str
+    http: httpx.AsyncClient  # no credentials: what a webhook sender is
+    keys: dict[str, str]
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+    app: Any = None
+
+    def as_tenant(self, tenant: str) -> httpx.AsyncClient:
+        """A client authenticated as ``tenant`` (closed with the server)."""
+        client = httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.keys[tenant]}"}
+        )
+        self.clients.append(client)
+        return client
+
+    async def wait_event(
+        self,
+        client: httpx.AsyncClient,
+        webhook_id: str,
+        event_id: str,
+        done: tuple[str, ...] = ("processed", "no_match", "failed"),
+    ) -> dict[str, Any]:
+        """The webhook event once its status is one of ``done``."""
+
+        async def finished() -> dict[str, Any]:
+            page = (await client.get(f"/api/webhooks/{webhook_id}/events")).json()
+            [item] = [i for i in page["items"] if i["id"] == event_id] or [None]
+            assert item is not None and item["status"] in done, item
+            return dict(item)
+
+        return await eventually(finished, 15, f"webhook event {event_id} in {done}")
+
+    async def execution(self, client: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
+        """The execution once it has ended."""
+
+        async def ended() -> dict[str, Any]:
+            body = (await client.get(f"/api/executions/{execution_id}")).json()
+            assert body["status"] in ENDED, body
+            return dict(body)
+
+        return await eventually(ended, 15, f"execution {execution_id} ending")
+
+
+@contextlib.asynccontextmanager
+async def live_api(
+    url: str,
+    *,
+    tenants: tuple[str, ...] = TENANTS,
+    worker: bool = True,
+    scheduler: bool = False,
+    **settings: Any,
+) -> AsyncIterator[Live]:
+    """The API on the database at ``url``, served on a free loopback port."""
+    options: dict[str, Any] = {
+        "database_url": url,
+        "secret_keys": KEYS,
+        "sweep_interval_s": 0.05,
+        "shutdown_grace_s": 1,
+        "webhook_cache_s": 0,
+        **settings,
+    }
+    async with open_runtime(Settings(**options)) as rt:
+        ctx = build_context(rt)
+        app = create_app(rt, context=ctx)
+        keys = await _tenants(ctx, tenants)
+        port = free_port()
+        server = _Server(uvicorn.Config(app, port=port, log_level="error", lifespan="off"))
+        async with contextlib.AsyncExitStack() as stack:
+            if worker:
+                await stack.enter_async_context(rt.engine.running())
+            if scheduler:
+                await stack.enter_async_context(rt.triggers.service.running())
+            serving = asyncio.create_task(server.serve())
+            try:
+                await eventually(lambda: server.started, 30, "uvicorn serving")
+                base = f"http://127.0.0.1:{port}"
+                async with httpx.AsyncClient(base_url=base) as http:
+                    live = Live(rt, base, http, keys, app=app)
+                    try:
+                        yield live
+                    finally:
+                        for c in live.clients:
+                            await c.aclose()
+            finally:
+                server.should_exit = True
+                await serving
+                await close_app(app)

@@ -190,7 +190,7 @@ async def wait_status(
         if body["status"] in statuses or time.monotonic() > deadline:
             assert body["status"] in statuses, body
             return body
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # not a wait: a poll that fails at its deadline
 
 
 async def settle(api: Api, workload: Workload, timeout: float = 60) -> None:
@@ -207,7 +207,7 @@ async def settle(api: Api, workload: Workload, timeout: float = 60) -> None:
         if pending == 0:
             break
         assert time.monotonic() < deadline, f"{pending} webhook calls not dispatched"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # not a wait: a poll that fails at its deadline
     # executions started by webhooks
     deadline = time.monotonic() + timeout
     while True:
@@ -221,7 +221,7 @@ async def settle(api: Api, workload: Workload, timeout: float = 60) -> None:
         if live == 0:
             return
         assert time.monotonic() < deadline, f"{live} executions still live"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # not a wait: a poll that fails at its deadline
 
 
 # --- the oracle -------------------------------------------------------------------------

@@ -9,16 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
 from tests.webhook_support import free_port
-
-T = TypeVar("T")
 
 
 def env_for(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -100,18 +97,3 @@ async def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
 
 def last_line(text: str) -> str:
     return text.strip().splitlines()[-1].strip()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0
-) -> T:
-    """The first non-``None`` answer of ``probe``, polled until ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await probe()
-        if value is not None:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)

@@ -287,4 +287,4 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 30, every: fl
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout} s: {value!r}")
-        await asyncio.sleep(every)
+        await asyncio.sleep(every)  # not a wait: the pace of a scripted stream

@@ -29,15 +29,43 @@ from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunS
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
+from flowmill.testkit.dns import FakeResolver
+from flowmill.testkit.servers import (
+    RespStub,
+    Route,
+    Seen,
+    StubHandler,
+    StubServer,
+    TcpListener,
+    free_port,
+    resp_stub,
+    stub_api,
+    tcp_listener,
+)
+from flowmill.testkit.waiting import NeverHappened, eventually, eventually_sync
 
 __all__ = [
     "FakeClock",
     "FakeCodeRunner",
     "FakeHttp",
+    "FakeResolver",
     "InMemoryCredentials",
     "InMemoryDefinitions",
     "InMemoryExecutionStore",
     "InMemoryWorkerRegistry",
+    "NeverHappened",
+    "RespStub",
+    "Route",
+    "Seen",
+    "StubHandler",
+    "StubServer",
+    "TcpListener",
+    "eventually",
+    "eventually_sync",
+    "free_port",
+    "resp_stub",
+    "stub_api",
+    "tcp_listener",
 ]
 
 
@@ -381,8 +409,9 @@ class InMemoryCredentials:
 class FakeHttp:
     """The :class:`~flowmill.engine.services.HttpClient` port answering from a script.
 
-    ``routes`` maps ``"METHOD url"`` to a response or an exception to raise; every
-    request is recorded in ``requests``.
+    ``routes`` maps ``"METHOD url"`` to a response or an exception to raise; a request
+    with no route raises :class:`LookupError`. Every request is recorded in
+    ``requests``.
     """
 
     routes: dict[str, HttpResponse | Exception] = field(default_factory=dict)
@@ -392,7 +421,8 @@ class FakeHttp:
         self.requests.append({"method": method, "url": url, **kwargs})
         answer = self.routes.get(f"{method} {url}")
         if answer is None:
-            return HttpResponse(404, {}, b"not found", url, 0.1)
+            # Loudly: a made-up 404 would let a test pass on a request it never meant.
+            raise LookupError(f"FakeHttp has no route for {method} {url}: {sorted(self.routes)}")
         if isinstance(answer, Exception):
             raise answer
         return answer

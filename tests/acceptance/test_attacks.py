@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flowmill.testing import eventually
 from tests.serve_support import serve
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ async def _executions(c: httpx.AsyncClient) -> list[dict[str, Any]]:
     return items
 
 
-async def test_attack_template_bombs_do_not_stall_other_requests(tmp_path: Path) -> None:
+async def test_attacks_template_bombs_do_not_stall_other_requests(tmp_path: Path) -> None:
     bombs = ["{{" * 16_000, '{{ nodes["' * 20_000, "{{" * 100_000]
     async with serve(tmp_path) as s:
         headers = {"Authorization": f"Bearer {s.key}"}
@@ -79,7 +80,7 @@ async def test_attack_template_bombs_do_not_stall_other_requests(tmp_path: Path)
         idle: list[float] = []
         stop = asyncio.Event()
         prober = asyncio.create_task(_health_latencies(s.url, stop, idle))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # not a wait: the window idle latency is measured over
         stop.set()
         await prober
         limit = max(0.050, 3 * _p99(idle))
@@ -105,7 +106,7 @@ async def test_attack_template_bombs_do_not_stall_other_requests(tmp_path: Path)
         )
 
 
-async def test_attack_unsigned_request_cannot_use_the_seed_route_of_a_signed_webhook(
+async def test_attacks_unsigned_request_cannot_use_the_seed_route_of_a_signed_webhook(
     tmp_path: Path,
 ) -> None:
     secret = "It's a Secret to Everybody"
@@ -149,11 +150,10 @@ async def test_attack_unsigned_request_cannot_use_the_seed_route_of_a_signed_web
                 )
                 assert signed.status_code == 200, signed.text
 
-            for _ in range(100):
-                started = [e for e in await _executions(c) if e["workflow_id"] == wf["id"]]
-                if started:
-                    break
-                await asyncio.sleep(0.05)
+            async def started_runs() -> list[dict[str, Any]]:
+                return [e for e in await _executions(c) if e["workflow_id"] == wf["id"]]
+
+            started = await eventually(started_runs, 30, "the signed delivery starts a run")
             assert len(started) == 1, started
             # The publish said the route was open to anyone (and so did its event, see
             # tests/integration/test_webhook_seed.py).
@@ -161,7 +161,7 @@ async def test_attack_unsigned_request_cannot_use_the_seed_route_of_a_signed_web
             assert wf["warnings"][0]["path"] == f"/webhooks/{TENANT}/webhook/X"
 
 
-async def test_attack_get_on_a_seed_route_starts_nothing(tmp_path: Path) -> None:
+async def test_attacks_get_on_a_seed_route_starts_nothing(tmp_path: Path) -> None:
     async with serve(tmp_path) as s:
         headers = {"Authorization": f"Bearer {s.key}"}
         async with httpx.AsyncClient(base_url=s.url, headers=headers, timeout=30) as c:
@@ -179,9 +179,10 @@ async def test_attack_get_on_a_seed_route_starts_nothing(tmp_path: Path) -> None
                     f"/webhooks/{TENANT}/webhook/test", json={"message": "hello"}
                 )
                 assert posted.status_code == 200, posted.text
-            for _ in range(100):
+
+            async def finished_runs() -> list[dict[str, Any]]:
                 runs = [e for e in await _executions(c) if e["workflow_id"] == wf]
-                if runs and all(e["status"] == "succeeded" for e in runs):
-                    break
-                await asyncio.sleep(0.05)
+                return runs if runs and all(e["status"] == "succeeded" for e in runs) else []
+
+            runs = await eventually(finished_runs, 30, "the POSTed delivery's run ends")
             assert len(runs) == 1, runs  # the POST, and none of the five GETs

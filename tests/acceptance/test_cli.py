@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from tests.acceptance.conftest import Flowmill
@@ -110,14 +111,29 @@ def test_cli_yaml_boolean_id_is_explained(flowmill: Flowmill, tmp_path: Path) ->
     assert "put it in quotes" in result.stderr
 
 
+def _versions(tmp_path: Path) -> tuple[list[int], dict[str, int]]:
+    """The stored versions of every workflow, and the version each execution ran."""
+    db = sqlite3.connect(tmp_path / "home" / "flowmill.db")
+    try:
+        stored = [v for (v,) in db.execute("SELECT version FROM workflow_versions ORDER BY 1")]
+        ran = dict(db.execute("SELECT id, version FROM workflow_executions"))
+    finally:
+        db.close()
+    return stored, ran
+
+
 def test_cli_run_stores_a_new_version_only_when_changed(flowmill: Flowmill, tmp_path: Path) -> None:
     path = write(tmp_path, "wf.json", BRANCHING)
     first = flowmill("run", path, "--input", '{"n": 1}', "--json").json()
     second = flowmill("run", path, "--input", '{"n": 1}', "--json").json()
     assert first["execution_id"] != second["execution_id"]
-    changed = dict(BRANCHING, description="now different")
-    write(tmp_path, "wf.json", changed)
-    assert flowmill("run", path, "--input", '{"n": 1}', "--json").code == 0
+    assert _versions(tmp_path) == ([1], {first["execution_id"]: 1, second["execution_id"]: 1})
+    write(tmp_path, "wf.json", dict(BRANCHING, description="now different"))
+    third = flowmill("run", path, "--input", '{"n": 1}', "--json")
+    assert third.code == 0, third.stderr
+    stored, ran = _versions(tmp_path)
+    assert stored == [1, 2]
+    assert ran[third.json()["execution_id"]] == 2
 
 
 def test_cli_validate_names_each_problem(flowmill: Flowmill, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from flowmill.nodes.registry import NodeRegistry
+from flowmill.testing import stub_api
 from tests.acceptance.conftest import EXAMPLES, Flowmill
-from tests.acceptance.stub_api import stub_api
 
 ALLOW_LOCAL = {"FLOWMILL_HTTP_ALLOW_HOSTS": "127.0.0.1"}
 
@@ -68,7 +68,7 @@ def test_examples_order_follow_up_is_blocked_without_the_allow_list(
         assert result.code == 1
         doc = result.json()
         assert doc["nodes"]["fetch"]["error"]["type"] == "SsrfBlocked"
-        assert api.requests == []
+        assert api.seen == []
 
 
 def test_examples_lead_routing_big_budget_enriched(flowmill: Flowmill) -> None:

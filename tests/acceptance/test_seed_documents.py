@@ -19,7 +19,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.serve_support import cli, eventually, last_line, serve
+from flowmill.testing import eventually
+from tests.serve_support import cli, last_line, serve
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ async def _ended(c: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
         body: dict[str, Any] = (await c.get(f"/api/executions/{execution_id}")).json()
         return body if body["status"] in ("succeeded", "failed", "cancelled") else None
 
-    return await eventually(probe, f"execution {execution_id} ends")
+    return await eventually(probe, 30, f"execution {execution_id} ends")
 
 
 async def test_seed_000_integration_plan_test_procedure(tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ async def test_seed_000_integration_plan_test_procedure(tmp_path: Path) -> None:
             items = (await c.get("/api/executions", params={"workflow_id": wf["id"]})).json()
             return items["items"][0]["id"] if items["items"] else None
 
-        execution_id = await eventually(started, "the webhook starts an execution")
+        execution_id = await eventually(started, 30, "the webhook starts an execution")
         ex = await _ended(c, execution_id)
         assert ex["status"] == "succeeded", ex
         assert ex["output"] == "The processed result is: hello processed"
@@ -169,7 +170,7 @@ async def test_seed_001_readme_api_endpoints(tmp_path: Path) -> None:
             events = (await c.get(f"/api/webhooks/{webhook['id']}/events")).json()["items"]
             return events[0] if events and events[0]["execution_ids"] else None
 
-        event = await eventually(done, "the webhook event is processed")
+        event = await eventually(done, 30, "the webhook event is processed")
         ex = await _ended(c, event["execution_ids"][0])
         assert ex["output"] == "The processed result is: via 001 processed"
     # The event_store table of seed 001: workflow events with a per-tenant sequence.
@@ -266,7 +267,7 @@ async def test_seed_002_testing_the_implementation(tmp_path: Path) -> None:
             events = (await c.get(f"/api/webhooks/{trigger_id}/events")).json()["items"]
             return events[0]["execution_ids"][0] if events and events[0]["execution_ids"] else None
 
-        hooked = await _ended(c, await eventually(webhook_run, "the webhook starts a run"))
+        hooked = await _ended(c, await eventually(webhook_run, 30, "the webhook starts a run"))
         assert hooked["output"] == {"summary": "value matched"}
         completed = await c.get("/api/executions", params={"status": "completed"})
         assert {e["id"] for e in completed.json()["items"]} == {execution_id, hooked["id"]}
@@ -350,7 +351,7 @@ async def test_seed_003_nestjs_endpoints_with_jwt(tmp_path: Path) -> None:
         execution_id = fired.json()["execution_id"]
         # GET /workflows/executions/:executionId
         detail = await eventually(
-            lambda: _done_seed_003(c, execution_id), "the triggered execution ends"
+            lambda: _done_seed_003(c, execution_id), 30, "the triggered execution ends"
         )
         assert detail["status"] == "succeeded"
         assert detail["output"] == "mailed a@b.c"
@@ -442,7 +443,7 @@ async def test_seed_004_cqrs_api_endpoints(tmp_path: Path) -> None:
             items = (await c.get(f"/api/workflows/{wf['id']}/executions")).json()["items"]
             return items[0] if items else None
 
-        first = await _ended(c, (await eventually(by_webhook, "the DM starts a run"))["id"])
+        first = await _ended(c, (await eventually(by_webhook, 30, "the DM starts a run"))["id"])
         assert first["output"] == {"to": "cust-7", "via": "dm"}
 
         # triggerWorkflowNode(nodeId, input, metadata)
@@ -498,7 +499,7 @@ async def test_seed_004_cqrs_api_endpoints(tmp_path: Path) -> None:
             items: list[Any] = r.json()["items"]
             return items or None
 
-        (event,) = await eventually(processed, "the webhook event is processed")
+        (event,) = await eventually(processed, 30, "the webhook event is processed")
         assert len(event["execution_ids"]) == 1
         assert (await c.delete(f"/api/webhooks/{hook_id}")).status_code == 204
         assert (await c.get(f"/api/webhooks/{hook_id}")).json()["status"] == "inactive"

@@ -8,10 +8,12 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from flowmill.testing import eventually
 from tests.api_support import THREE_NODES
 from tests.serve_support import cli, env_for, last_line, serve
 
@@ -87,14 +89,16 @@ async def test_serve_no_worker_with_a_separate_worker_process(tmp_path: Path) ->
                     cwd=tmp_path, env=env_for(tmp_path), stdout=log, stderr=log,
                 )  # fmt: skip
                 try:
-                    r = await c.get(f"/api/executions/{execution_id}")
-                    for _ in range(200):
-                        r = await c.get(f"/api/executions/{execution_id}")
-                        if r.json()["status"] == "succeeded":
-                            break
-                        await asyncio.sleep(0.05)
-                    assert r.json()["status"] == "succeeded", r.json()
-                    assert r.json()["output"] == "The processed result is: far processed"
+
+                    async def succeeded() -> dict[str, Any]:
+                        body: dict[str, Any] = (
+                            await c.get(f"/api/executions/{execution_id}")
+                        ).json()
+                        assert body["status"] == "succeeded", body
+                        return body
+
+                    done = await eventually(succeeded, 30, "the worker process running it")
+                    assert done["output"] == "The processed result is: far processed"
                 finally:
                     worker.send_signal(signal.SIGTERM)
                     await asyncio.wait_for(worker.wait(), 20)

@@ -1,4 +1,6 @@
-"""Helpers of the BullMQ adapter tests: consumers in the background, job inspection."""
+"""Helpers of the BullMQ adapter tests: consumers in the background, job inspection, and
+Node.js scripts using BullMQ (the packages installed once into a cache directory,
+``FLOWMILL_TEST_NODE_CACHE``, default ``~/.cache/flowmill-tests``)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from flowmill.engine.ports import Job, JobHandler, StepJob
 from flowmill.queue.bullmq import BullMQOptions, BullMQQueue
 from flowmill.queue.bullmq_redis import make_client
 
-MakeQueue = Callable[[], BullMQQueue]
+MakeQueue = Callable[..., BullMQQueue]
+# The Node.js release line of the Python bullmq package pinned in pyproject.toml.
 
 
 async def queue_factory(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeQueue]:
@@ -23,8 +26,8 @@ async def queue_factory(redis_url: str, redis_prefix: str) -> AsyncIterator[Make
     the test's prefix and closes them afterwards."""
     made: list[BullMQQueue] = []
 
-    def make() -> BullMQQueue:
-        made.append(BullMQQueue(redis_url, fast_options(redis_prefix)))
+    def make(**overrides: Any) -> BullMQQueue:
+        made.append(BullMQQueue(redis_url, fast_options(redis_prefix, **overrides)))
         return made[-1]
 
     yield make

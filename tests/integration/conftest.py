@@ -7,12 +7,14 @@ them in CI (``CI=true``): there a missing service is a broken build, not a skip.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 
+from flowmill.testing import TcpListener, eventually_sync, tcp_listener
 from tests.conftest import unavailable
 
 __all__ = ["unavailable"]
@@ -40,3 +42,15 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(keys), 500):
             client.unlink(*keys[start : start + 500])
+
+
+@pytest.fixture
+def listener() -> Iterator[TcpListener]:
+    """A TCP port open on every host address, counting connections: a sandboxed connect
+    to it that fails was stopped by the sandbox (the host itself gets through)."""
+    with tcp_listener() as found:
+        with socket.create_connection(("127.0.0.1", found.port), timeout=2):
+            pass
+        eventually_sync(lambda: found.accepted, 5, "the listener accepting the host's connect")
+        found.accepted.clear()
+        yield found

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import asyncpg
 from flowmill.config import Settings
 from flowmill.runs import register
 from flowmill.runtime import open_runtime
+from flowmill.testing import NeverHappened, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,8 @@ class Deployment:
     logs: Path
     env: dict[str, str] = field(default_factory=dict)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Node runs succeeded when each worker (by pid) was up: did work happen in its life?
+    started_at_rows: dict[int, int] = field(default_factory=dict)
 
     def settings(self) -> Settings:
         """Settings of a process of this deployment (the test's own, API-like)."""
@@ -76,11 +78,14 @@ class Deployment:
                 env=full_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         self.workers.append(proc)
-        deadline = time.monotonic() + 30
-        while b"running (BullMQ" not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"worker did not start:\n{log.read_text()}")
-            await asyncio.sleep(0.05)
+
+        def running() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the worker exited:\n{log.read_text()}")
+            return b"running (BullMQ" in log.read_bytes()
+
+        await eventually(running, 30, f"worker {log.name} taking jobs")
+        self.started_at_rows[proc.pid] = (await read_records(self.database_url)).succeeded_rows
         return proc
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
@@ -185,16 +190,18 @@ async def wait_all_done(
     timeout: float = 90,
     status: str = "succeeded",
 ) -> Records:
-    """Poll until ``total`` executions are in ``status`` (or fail with the logs)."""
-    deadline = time.monotonic() + timeout
-    records = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            records = await read_records(deployment.database_url)
-            if records.count(status) >= total:
-                return records
-        await asyncio.sleep(0.3)
-    raise AssertionError(
-        f"not all {total} executions {status} after {timeout} s: {records}\n"
-        + deployment.log_text()
-    )
+    """Wait until ``total`` executions are in ``status`` (or fail with the logs)."""
+    seen: list[Records] = []
+
+    async def done() -> Records | None:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):  # a server restarting
+            seen.append(await read_records(deployment.database_url))
+            if seen[-1].count(status) >= total:
+                return seen[-1]
+        return None
+
+    try:
+        return await eventually(done, timeout, f"{total} executions {status}")
+    except NeverHappened as e:
+        last = seen[-1] if seen else None
+        raise NeverHappened(f"{e}; last read {last}\n{deployment.log_text()}") from None

@@ -13,20 +13,22 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from flowmill.testing import eventually_sync, free_port
 from tests.conftest import unavailable
-from tests.integration.http_servers import free_port
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _wait_port(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {seconds} s")
+    eventually_sync(lambda: _answers(port), seconds, f"a server listening on port {port}")
 
 
 class PrivateRedis:

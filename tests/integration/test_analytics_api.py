@@ -131,7 +131,7 @@ async def _read_stream(
     return _sse(lines)
 
 
-async def test_feed_pages_follow_the_sequence_and_the_stream_resumes(sqlite_url: str) -> None:
+async def test_api_feed_pages_follow_the_sequence_and_the_stream_resumes(sqlite_url: str) -> None:
     async with live_api(sqlite_url, sandbox_enabled=False) as live:
         a, b = live.as_tenant("tenant-a"), live.as_tenant("tenant-b")
         created = await a.post("/api/workflows", json={**THREE_NODES, "status": "active"})
@@ -161,7 +161,7 @@ async def test_feed_pages_follow_the_sequence_and_the_stream_resumes(sqlite_url:
         head = page["head"]
         streamed_task = _read_stream(a, until="execution.completed", after=head)
         follow = asyncio.create_task(streamed_task)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # not a wait: lets the stream open before the run
         r = await a.post(f"/api/workflows/{wf}/execute", json={"input": {"message": "again"}})
         assert r.status_code == 202
         streamed = await asyncio.wait_for(follow, 30)

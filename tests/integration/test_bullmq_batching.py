@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ import redis.asyncio as aioredis
 from flowmill.constants import NODE_QUEUE
 from flowmill.engine.ports import Job
 from flowmill.queue.bullmq import BullMQQueue
+from flowmill.testing import eventually
 from tests.integration.bullmq_support import (
     MakeQueue,
     Recorder,
@@ -35,16 +35,11 @@ make_queue = pytest.fixture(queue_factory)
 
 async def _node_worker(queue: BullMQQueue) -> Any:
     """The consumer's bullmq worker of the node queue, once it is running."""
-    async with asyncio.timeout(5):
-        while queue._consumer is None or not queue._consumer._workers:
-            await asyncio.sleep(0.01)
+    await eventually(
+        lambda: queue._consumer is not None and queue._consumer._workers, 10, "workers running"
+    )
+    assert queue._consumer is not None
     return next(w for w in queue._consumer._workers if w.name == NODE_QUEUE)
-
-
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
 
 
 async def _all_completed(queue: BullMQQueue, count: int) -> bool:
@@ -59,7 +54,7 @@ def _assert_each_handled_once(recorder: Recorder, count: int) -> None:
 
 
 async def _brief(job: Job) -> None:
-    await asyncio.sleep(0.002)
+    await asyncio.sleep(0.002)  # not a wait: the handler's work takes a moment
 
 
 async def test_bullmq_batching_a_backlog_is_fetched_and_completed_in_batches(
@@ -72,8 +67,8 @@ async def test_bullmq_batching_a_backlog_is_fetched_and_completed_in_batches(
     async with consuming(queue, recorder, concurrency=32):
         worker = await _node_worker(queue)
         await recorder.wait_for(len(jobs), timeout=20)
-        await _until(lambda: _all_completed(queue, len(jobs)))
-        await asyncio.sleep(0.2)  # a job fetched twice would show up by now
+        await eventually(lambda: _all_completed(queue, len(jobs)), 10, "every job completed")
+    # Stopped: a job fetched twice before it completed is in the recorder by now.
     _assert_each_handled_once(recorder, len(jobs))
     nodes = (await queue.counts())[NODE_QUEUE]
     assert nodes == {**dict.fromkeys(nodes, 0), "completed": len(jobs)}
@@ -91,21 +86,26 @@ async def test_bullmq_batching_a_backlog_is_fetched_and_completed_in_batches(
 async def test_bullmq_batching_a_trickle_onto_a_drained_queue_is_prompt_and_idle_is_quiet(
     make_queue: MakeQueue,
 ) -> None:
-    queue = make_queue()  # drain_delay_s=1: an idle worker polls once a second
+    drain_s = 3.0
+    queue = make_queue(drain_delay_s=drain_s)  # an idle worker polls every 3 s
     recorder = Recorder()
     async with consuming(queue, recorder, concurrency=32):
         worker = await _node_worker(queue)
-        await asyncio.sleep(0.3)  # drained: fetches wait for the marker
+        await eventually(lambda: worker.drained, 10, "the worker drained")
+        waited = []
         for i in range(10):
             sent = time.time()
             await queue.put([step(f"t{i}")])
-            await recorder.wait_for(i + 1, timeout=3)
-            assert recorder.times[i] - sent < 0.5, f"job {i} waited {recorder.times[i] - sent}"
-            await asyncio.sleep(0.05)  # drained again before the next one
+            await recorder.wait_for(i + 1, timeout=10)
+            waited.append(recorder.times[i] - sent)
+            await eventually(lambda: worker.drained, 10, "the worker drained again")
+        # Woken by the queue's marker, not by the next poll: a poll would leave half of
+        # them waiting over half the drain delay (all ten under it by chance: 1 in 1024).
+        assert max(waited) < drain_s / 2, waited
 
-        await _until(lambda: _all_completed(queue, 10))
+        await eventually(lambda: _all_completed(queue, 10), 10, "every job completed")
         before = worker._actives.items
-        await asyncio.sleep(1.5)  # at least one blocking wait ends in this time
+        await asyncio.sleep(drain_s + 0.5)  # not a wait: the window idle polls are counted in
         idle_calls = worker._actives.items - before
     _assert_each_handled_once(recorder, 10)
     # Taking turns, one fetch polls per drain delay; all 32 slots polling would be 31+.
@@ -124,7 +124,7 @@ async def test_bullmq_batching_survives_lost_scripts(make_queue: MakeQueue, redi
             scripts = worker.backend.scripts.commands
             move_to_active, move_to_finished = scripts["moveToActive"], scripts["moveToFinished"]
             await recorder.wait_for(len(jobs), timeout=20)
-            await _until(lambda: _all_completed(queue, len(jobs)))
+            await eventually(lambda: _all_completed(queue, len(jobs)), 10, "every job completed")
         loaded = await client.script_exists(move_to_active.sha, move_to_finished.sha)
     assert loaded == [True, True]  # reloaded by the batches that got NOSCRIPT
     _assert_each_handled_once(recorder, len(jobs))

@@ -1,6 +1,7 @@
 """A Node.js service using BullMQ, written from the seed documents, starts workflows.
 
-Installs the Node.js ``bullmq`` package once (``tests/node_support.py``).
+The Node.js ``bullmq`` package is installed once into a cache directory
+(``run_node_script`` in ``tests/node_support.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from tests.integration.bullmq_support import Recorder, consuming, fast_options
 from tests.node_support import BULLMQ_PACKAGES, run_node_script
 
 pytestmark = pytest.mark.redis
-
 
 PRODUCER = """
 import { Queue } from 'bullmq';
@@ -37,7 +37,7 @@ await connection.quit();
 """
 
 
-async def test_node_bullmq_trigger_jobs_reach_the_python_consumer(
+async def test_bullmq_interop_node_trigger_jobs_reach_the_python_consumer(
     redis_url: str, redis_prefix: str
 ) -> None:
     await run_node_script(PRODUCER, redis_prefix, BULLMQ_PACKAGES, redis_url, redis_prefix)

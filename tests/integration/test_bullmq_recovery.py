@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -50,7 +49,7 @@ async def _read_started(stream: asyncio.StreamReader) -> str:
             return line.split()[1]
 
 
-async def test_the_job_of_a_killed_consumer_goes_to_another(
+async def test_bullmq_recovery_the_job_of_a_killed_consumer_goes_to_another(
     redis_url: str, redis_prefix: str
 ) -> None:
     job = step("crash")
@@ -68,20 +67,18 @@ async def test_the_job_of_a_killed_consumer_goes_to_another(
         assert await asyncio.wait_for(_read_started(child.stdout), 15) == job.job_id
         child.send_signal(signal.SIGKILL)
         await child.wait()
-        killed = time.monotonic()
         assert await queue.present([job]) == {job.key}  # still active, locked by the dead
 
+        # The lock lapses within LOCK_MS and the stalled check needs two passes to move
+        # the job; without that machinery it would stay active for good.
         recorder = Recorder()
         async with consuming(queue, recorder):
-            assert await recorder.wait_for(1, timeout=LOCK_MS / 1000 + 4) == [job]
-        recovered_after = time.monotonic() - killed
+            assert await recorder.wait_for(1, timeout=20) == [job]
     finally:
         if child.returncode is None:
             child.kill()
             await child.wait()
         await queue.close()
-    # The lock lapses within LOCK_MS; the stalled check needs two passes to move it.
-    assert recovered_after < (LOCK_MS + 2 * STALLED_MS) / 1000 + 1.0
 
 
 @pytest.fixture
@@ -99,7 +96,7 @@ async def outage_queue(private_redis: PrivateRedis) -> AsyncIterator[BullMQQueue
     await queue.close()
 
 
-async def test_consumer_rides_out_a_redis_restart(
+async def test_bullmq_recovery_consumer_rides_out_a_redis_restart(
     private_redis: PrivateRedis, outage_queue: BullMQQueue
 ) -> None:
     queue = outage_queue
@@ -109,11 +106,10 @@ async def test_consumer_rides_out_a_redis_restart(
         await recorder.wait_for(1)
 
         private_redis.kill()
-        t0 = time.monotonic()
-        with pytest.raises(RedisConnectionError):
-            await queue.put([step("during")])
-        assert time.monotonic() - t0 < 3  # fails, does not hang
-        await asyncio.sleep(1.5)
+        async with asyncio.timeout(15):  # fails, does not hang
+            with pytest.raises(RedisConnectionError):
+                await queue.put([step("during")])
+        await asyncio.sleep(1.5)  # not a wait: the outage lasts this long
         assert not consumer.done()  # and the consumer did not crash
 
         # Empty: no jobs, and no Lua scripts either (the adds are redone once loaded).
@@ -122,7 +118,7 @@ async def test_consumer_rides_out_a_redis_restart(
         # The add script is loaded now, the revive script not: only the step part is redone.
         await queue.put([step("after"), TriggerJob("t", "second", "manual", None)])
         await recorder.wait_for(4, timeout=10)
-        await asyncio.sleep(0.3)  # nothing more comes
+    # Stopped: anything fetched twice is in the recorder by now.
     assert sorted(_name(j) for j in recorder.jobs) == ["after", "before", "first", "second"]
     assert consumer.exception() is None
 
@@ -131,7 +127,7 @@ def _name(job: Job) -> str:
     return job.key.node_id if isinstance(job, StepJob) else job.workflow_id
 
 
-async def test_stop_returns_while_redis_is_down(
+async def test_bullmq_recovery_stop_returns_while_redis_is_down(
     private_redis: PrivateRedis, outage_queue: BullMQQueue
 ) -> None:
     queue = outage_queue
@@ -140,8 +136,7 @@ async def test_stop_returns_while_redis_is_down(
     await queue.put([step()])
     await recorder.wait_for(1)
     private_redis.kill()
-    await asyncio.sleep(0.5)
-    t0 = time.monotonic()
-    await queue.stop(grace_s=1)
-    await consumer
-    assert time.monotonic() - t0 < 6
+    await asyncio.sleep(0.5)  # not a wait: the outage lasts this long before the stop
+    async with asyncio.timeout(15):  # reconnecting forever would never get here
+        await queue.stop(grace_s=1)
+        await consumer

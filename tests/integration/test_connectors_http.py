@@ -86,7 +86,9 @@ async def _instagram(env: Env, url: str) -> Any:
     )
 
 
-async def test_instagram_send_posts_the_graph_message_with_token_and_recipient(env: Env) -> None:
+async def test_connectors_instagram_send_posts_the_graph_message_with_token_and_recipient(
+    env: Env,
+) -> None:
     await env.vault.create("acme", "ig-page", "bearer", {"token": TOKEN})
     answer = Answer(200, {"recipient_id": "IGSID-42", "message_id": "aWdfZAG1"})
     with stub_server({f"POST {GRAPH_PATH}": answer}) as stub:
@@ -107,7 +109,9 @@ async def test_instagram_send_posts_the_graph_message_with_token_and_recipient(e
         (graph_error(500, 2, "An unexpected error has occurred."), True),
     ],
 )
-async def test_instagram_send_graph_errors(env: Env, answer: Answer, retriable: bool) -> None:
+async def test_connectors_instagram_send_graph_errors(
+    env: Env, answer: Answer, retriable: bool
+) -> None:
     await env.vault.create("acme", "ig-page", "bearer", {"token": TOKEN})
     with stub_server({f"POST {GRAPH_PATH}": answer}) as stub:
         error = await fails(_instagram(env, stub.url))
@@ -116,7 +120,7 @@ async def test_instagram_send_graph_errors(env: Env, answer: Answer, retriable: 
     assert TOKEN not in str(error) and TOKEN not in str(error.details)
 
 
-async def test_instagram_send_another_tenants_credential_is_not_found(env: Env) -> None:
+async def test_connectors_instagram_send_another_tenants_credential_is_not_found(env: Env) -> None:
     await TenantStore(env.vault.db, WorkflowRepository(env.vault.db)).ensure("globex")
     await env.vault.create("globex", "ig-page", "bearer", {"token": TOKEN})
     with stub_server({f"POST {GRAPH_PATH}": Answer(200, {})}) as stub:
@@ -135,7 +139,7 @@ async def _slack(env: Env, url: str) -> Any:
     return await run_node(SlackMessageNode(), config, env.services)
 
 
-async def test_slack_message_posts_and_outputs_channel_and_ts(env: Env) -> None:
+async def test_connectors_slack_message_posts_and_outputs_channel_and_ts(env: Env) -> None:
     await env.vault.create("acme", "slack", "bearer", {"token": "xoxb-1-secret-token"})
     ok = Answer(200, {"ok": True, "channel": "C123", "ts": "1700000000.000100", "message": {}})
     with stub_server({f"POST {SLACK}": ok}) as stub:
@@ -156,7 +160,7 @@ async def test_slack_message_posts_and_outputs_channel_and_ts(env: Env) -> None:
         (Answer(503, b"upstream down", {"Content-Type": "text/plain"}), True, None),
     ],
 )
-async def test_slack_message_failures(
+async def test_connectors_slack_message_failures(
     env: Env, answer: Answer, retriable: bool, retry_after: float | None
 ) -> None:
     await env.vault.create("acme", "slack", "bearer", {"token": "xoxb-1-secret-token"})
@@ -199,7 +203,7 @@ async def _gmail(env: Env, url: str) -> Any:
     return await run_node(GmailSendNode(), config, env.services, node_id="mail")
 
 
-async def test_gmail_send_posts_the_raw_message_with_the_access_token(env: Env) -> None:
+async def test_connectors_gmail_send_posts_the_raw_message_with_the_access_token(env: Env) -> None:
     sent = Answer(200, {"id": "18c1", "threadId": "18c1", "labelIds": ["SENT"]})
     with stub_server({f"POST {GMAIL}": sent, "POST /token": token_answer("x")}) as stub:
         await _gmail_credential(env, f"{stub.url}/token")
@@ -213,7 +217,7 @@ async def test_gmail_send_posts_the_raw_message_with_the_access_token(env: Env) 
     assert "It is ready." in msg.get_payload()
 
 
-async def test_gmail_send_refreshes_the_token_once_after_a_401(env: Env) -> None:
+async def test_connectors_gmail_send_refreshes_the_token_once_after_a_401(env: Env) -> None:
     unauthorized = Answer(
         401, {"error": {"code": 401, "message": "Invalid Credentials", "status": "UNAUTHENTICATED"}}
     )
@@ -249,7 +253,7 @@ async def test_gmail_send_refreshes_the_token_once_after_a_401(env: Env) -> None
         (Answer(503, {"error": {"code": 503, "message": "Backend Error"}}), True),
     ],
 )  # fmt: skip
-async def test_gmail_send_errors(env: Env, answer: Answer, retriable: bool) -> None:
+async def test_connectors_gmail_send_errors(env: Env, answer: Answer, retriable: bool) -> None:
     with stub_server({f"POST {GMAIL}": answer}) as stub:
         await _gmail_credential(env, f"{stub.url}/token")
         error = await fails(_gmail(env, stub.url))
@@ -268,7 +272,7 @@ async def _sms(env: Env, url: str) -> Any:
     return await run_node(SmsSendNode(), config, env.services)
 
 
-async def test_sms_send_posts_the_form_with_basic_auth(env: Env) -> None:
+async def test_connectors_sms_send_posts_the_form_with_basic_auth(env: Env) -> None:
     await env.vault.create("acme", "twilio", "basic", {"username": SID, "password": "authtoken123"})
     created = Answer(201, {"sid": "SM1", "status": "queued", "to": "+351910000000"})
     with stub_server({f"POST {TWILIO}": created}) as stub:
@@ -291,7 +295,7 @@ async def test_sms_send_posts_the_form_with_basic_auth(env: Env) -> None:
         (Answer(401, {"code": 20003, "message": "Authenticate", "status": 401}), False),
     ],
 )  # fmt: skip
-async def test_sms_send_errors(env: Env, answer: Answer, retriable: bool) -> None:
+async def test_connectors_sms_send_errors(env: Env, answer: Answer, retriable: bool) -> None:
     await env.vault.create("acme", "twilio", "basic", {"username": SID, "password": "authtoken123"})
     with stub_server({f"POST {TWILIO}": answer}) as stub:
         error = await fails(_sms(env, stub.url))

@@ -143,7 +143,7 @@ def _mail_config(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("smtp_server", ["starttls", "tls", "plain"], indirect=True)
-async def test_email_send_delivers_over_each_security_mode(
+async def test_connectors_email_send_delivers_over_each_security_mode(
     env: Env, certs: Certs, smtp_server: tuple[Inbox, int], request: pytest.FixtureRequest
 ) -> None:
     inbox, port = smtp_server
@@ -175,7 +175,7 @@ async def test_email_send_delivers_over_each_security_mode(
 
 
 @pytest.mark.parametrize("smtp_server", ["starttls"], indirect=True)
-async def test_email_send_refusals_are_not_retried(
+async def test_connectors_email_send_refusals_are_not_retried(
     env: Env, certs: Certs, smtp_server: tuple[Inbox, int]
 ) -> None:
     _, port = smtp_server
@@ -194,14 +194,16 @@ async def test_email_send_refusals_are_not_retried(
 
 
 @pytest.mark.parametrize("smtp_server", ["starttls"], indirect=True)
-async def test_email_send_certificate_must_verify(env: Env, smtp_server: tuple[Inbox, int]) -> None:
+async def test_connectors_email_send_certificate_must_verify(
+    env: Env, smtp_server: tuple[Inbox, int]
+) -> None:
     inbox, port = smtp_server
     await env.vault.create("acme", "smtp", "smtp", {"host": "localhost", "port": port})
     error = await fails(run_node(EmailSendNode(), _mail_config(), env.services()))
     assert error.type == "TlsError" and inbox.messages == []
 
 
-async def test_email_send_host_is_ssrf_guarded(env: Env) -> None:
+async def test_connectors_email_send_host_is_ssrf_guarded(env: Env) -> None:
     await env.vault.create("acme", "smtp", "smtp", {"host": "127.0.0.1", "port": free_port()})
     async with GuardedHttpClient(HttpSettings()) as strict:
         services = NodeServices(
@@ -247,12 +249,14 @@ async def _round_trip(env: Env, **settings: Any) -> None:
     assert error.type == "QueryError" and not error.retriable
 
 
-async def test_database_query_postgresql(env: Env, postgres_url: str) -> None:
+async def test_connectors_database_query_postgresql(env: Env, postgres_url: str) -> None:
     await env.vault.create("acme", "db", "database", {"url": postgres_url})
     await _round_trip(env)
 
 
-async def test_database_query_sqlite_inside_the_allowed_directory(env: Env, tmp_path: Path) -> None:
+async def test_connectors_database_query_sqlite_inside_the_allowed_directory(
+    env: Env, tmp_path: Path
+) -> None:
     allowed = tmp_path / "tenant-dbs"
     allowed.mkdir()
     await env.vault.create("acme", "db", "database", {"url": f"sqlite:///{allowed / 'shop.db'}"})
@@ -283,7 +287,7 @@ async def mariadb_url() -> AsyncIterator[str]:
         conn.close()
 
 
-async def test_database_query_mariadb(env: Env, mariadb_url: str) -> None:
+async def test_connectors_database_query_mariadb(env: Env, mariadb_url: str) -> None:
     await env.vault.create("acme", "db", "database", {"url": mariadb_url})
     await _round_trip(env)
 
@@ -297,7 +301,7 @@ async def test_database_query_mariadb(env: Env, mariadb_url: str) -> None:
         ("postgresql:///x", "no host"),
     ],
 )
-async def test_database_query_refuses_urls_that_would_escape(
+async def test_connectors_database_query_refuses_urls_that_would_escape(
     env: Env, url: str, words: str
 ) -> None:
     await env.vault.create("acme", "db", "database", {"url": url})
@@ -305,7 +309,7 @@ async def test_database_query_refuses_urls_that_would_escape(
     assert words in error.message and not error.retriable
 
 
-async def test_database_query_host_is_ssrf_guarded(env: Env, postgres_url: str) -> None:
+async def test_connectors_database_query_host_is_ssrf_guarded(env: Env, postgres_url: str) -> None:
     await env.vault.create("acme", "db", "database", {"url": postgres_url})
     async with GuardedHttpClient(HttpSettings()) as strict:
         services = NodeServices(

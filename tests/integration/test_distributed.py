@@ -14,11 +14,9 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +26,14 @@ import pytest
 from flowmill.config import Settings
 from flowmill.runs import register
 from flowmill.runtime import open_runtime
+from flowmill.testing import Seen, StubHandler, StubServer, eventually
+from tests.engine_support import BRANCHY
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
 from tests.integration.private_servers import PrivatePostgres, PrivateRedis
-from tests.integration.test_crash import WORKFLOW as BRANCHY
 from tests.node_support import BULLMQ_PACKAGES, run_node_script
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+# Real worker processes started, killed and waited for: minutes on a loaded machine.
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(900)]
 
 # t, a, wait1, b1, b2, b3, j, c, out and one of hi/lo succeed in each execution.
 BRANCHY_SUCCESSES = 10
@@ -72,10 +72,15 @@ async def test_distributed_sigkill_of_workers_loses_nothing_runs_nothing_twice(
         await deployment.start_executions(
             BRANCHY, ({"n": n} for n in range(batch * per_batch, (batch + 1) * per_batch))
         )
-        await asyncio.sleep(rng.uniform(0.05, 0.6))
+        await asyncio.sleep(rng.uniform(0.05, 0.6))  # not a wait: the moment of the crash
         victim = rng.choice(deployment.alive())
         deployment.kill(victim)
-        if (await read_records(deployment.database_url)).count("succeeded") < total:
+        # Mid-work: steps were taken while the victim was up, and work was left.
+        records = await read_records(deployment.database_url)
+        if (
+            records.succeeded_rows > deployment.started_at_rows[victim.pid]
+            and records.count("succeeded") < total
+        ):
             killed_mid_work += 1
         await deployment.start_worker()  # two workers again
     # Killed mid-flight several times, or the test proves nothing.
@@ -96,7 +101,7 @@ async def test_distributed_redis_restart_mid_run(
         await deployment.start_executions(BRANCHY, ({"n": n} for n in range(total)))
         before = await _some_done(postgres_url)
         redis.kill()  # and with it every job: it keeps nothing on disk
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # not a wait: the outage lasts this long
         redis.start()
         assert before < total, "the run finished before Redis went away"
         await _all_done_by_survivors(deployment, workers, total)
@@ -118,13 +123,12 @@ async def _all_done_by_survivors(
 
 async def _some_done(database_url: str, at_least: int = 5) -> int:
     """Wait until the workers are under way: a few executions succeeded."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done = (await read_records(database_url)).count("succeeded")
-        if done >= at_least:
-            return done
-        await asyncio.sleep(0.01)
-    raise AssertionError("the workers did not get going")
+
+    async def done() -> int:
+        n = (await read_records(database_url)).count("succeeded")
+        return n if n >= at_least else 0
+
+    return await eventually(done, 30, f"the workers finishing {at_least} executions")
 
 
 @pytest.fixture
@@ -148,7 +152,7 @@ async def test_distributed_postgres_restart_mid_run(
         workers = [await deployment.start_worker() for _ in range(2)]
         before = await _some_done(private_postgres.url)
         private_postgres.crash()
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # not a wait: the outage lasts this long
         private_postgres.start()
         assert before < total, "the run finished before PostgreSQL went away"
         await _all_done_by_survivors(deployment, workers, total)
@@ -186,15 +190,16 @@ async def test_distributed_max_concurrent_holds_across_workers(deployment: Deplo
         await deployment.start_worker()
     total = 30
     await deployment.start_executions(_limited({"max_concurrent": 3}), range(total))
-    peak = 0
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    live: list[int] = []
+
+    async def sampled_until_done() -> bool:
         records = await read_records(deployment.database_url)
-        peak = max(peak, records.live)
-        assert records.live <= 3, records.statuses
-        if records.count("succeeded") == total:
-            break
-        await asyncio.sleep(0.05)
+        live.append(records.live)  # checked below: an assert here would only mean "not yet"
+        return records.count("succeeded") == total
+
+    await eventually(sampled_until_done, 90, f"{total} limited executions succeeded")
+    assert max(live) <= 3, live
+    peak = max(live)
     records = await wait_all_done(deployment, total, timeout=5)
     assert records.statuses == {"succeeded": total}
     spans = await _spans(deployment.database_url)
@@ -208,7 +213,7 @@ async def test_distributed_per_minute_holds_across_workers(deployment: Deploymen
         await deployment.start_worker()
     await deployment.start_executions(_limited({"per_minute": 5}), range(8))
     await wait_all_done(deployment, 5, timeout=30)
-    await asyncio.sleep(2)  # several sweeps of both workers: still only five
+    await asyncio.sleep(2)  # not a wait: several sweeps of both workers start nothing more
     records = await read_records(deployment.database_url)
     assert records.statuses == {"succeeded": 5, "queued": 3}
 
@@ -216,43 +221,29 @@ async def test_distributed_per_minute_holds_across_workers(deployment: Deploymen
 # --- graceful shutdown ---------------------------------------------------------------------
 
 
-class SlowServer:
-    """A loopback HTTP server that answers each GET after ``delay_s``; counts requests."""
+class SlowServer(StubServer):
+    """Answers each GET after ``delay_s`` (changeable mid-test); ``paths`` it was asked."""
 
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
-        self.paths: list[str] = []
-        server = self
+        super().__init__({"/": self._slow}, name="slow")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.paths.append(self.path)
-                time.sleep(server.delay_s)
-                body = json.dumps({"path": self.path}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def _slow(self, h: StubHandler, seen: Seen, q: dict[str, str]) -> None:
+        self.stopping.wait(self.delay_s)  # not a wait: the outside service is slow
+        h.json({"path": seen.path})
 
-            def log_message(self, *args: object) -> None:
-                pass
+    def route_for(self, method: str, path: str) -> Any:
+        return self._slow
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @property
+    def paths(self) -> list[str]:
+        return [s.path for s in self.seen]
 
 
 @pytest.fixture
 def slow_server() -> Iterator[SlowServer]:
-    server = SlowServer(1.5)
-    yield server
-    server.close()
+    with SlowServer(1.5) as server:
+        yield server
 
 
 def _calls(url: str) -> dict[str, Any]:
@@ -271,22 +262,14 @@ def _calls(url: str) -> dict[str, Any]:
     }
 
 
-async def _until(predicate: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_distributed_sigterm_lets_running_steps_finish(
     deployment: Deployment, slow_server: SlowServer
 ) -> None:
     deployment.env["FLOWMILL_HTTP_ALLOW_CIDRS"] = "127.0.0.1/32"
     first = await deployment.start_worker(FLOWMILL_SHUTDOWN_GRACE_S="10")
     total = 4
-    await deployment.start_executions(_calls(slow_server.url), ({"n": n} for n in range(total)))
-    await _until(lambda: len(slow_server.paths) == total, 15, "all calls in flight")
+    await deployment.start_executions(_calls(slow_server.url("")), ({"n": n} for n in range(total)))
+    await eventually(lambda: len(slow_server.paths) == total, 15, "all calls in flight")
     t0 = time.monotonic()
     assert await deployment.terminate(first) == 0, deployment.log_text()
     took = time.monotonic() - t0
@@ -310,14 +293,14 @@ async def test_distributed_sigterm_lets_running_steps_finish(
 async def test_distributed_sigterm_hands_back_steps_past_the_grace_period(
     deployment: Deployment, slow_server: SlowServer
 ) -> None:
-    slow_server.delay_s = 4.0
+    slow_server.delay_s = 30.0
     deployment.env["FLOWMILL_HTTP_ALLOW_CIDRS"] = "127.0.0.1/32"
     first = await deployment.start_worker(FLOWMILL_SHUTDOWN_GRACE_S="0.5")
-    await deployment.start_executions(_calls(slow_server.url), [{"n": 1}])
-    await _until(lambda: len(slow_server.paths) == 1, 15, "the call in flight")
+    await deployment.start_executions(_calls(slow_server.url("")), [{"n": 1}])
+    await eventually(lambda: len(slow_server.paths) == 1, 15, "the call in flight")
     t0 = time.monotonic()
     assert await deployment.terminate(first) == 0, deployment.log_text()
-    assert time.monotonic() - t0 < 3.5  # did not wait for the 4 s call
+    assert time.monotonic() - t0 < 15  # did not wait for the 30 s call
     slow_server.delay_s = 0.1
     await deployment.start_worker()
     records = await wait_all_done(deployment, 1, timeout=30)
@@ -473,8 +456,9 @@ async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
             took.append(time.monotonic() - t0)
             assert ex.status.value == "succeeded"
             assert ex.output == {"said": n}
-    # A 3-node run takes milliseconds; a waiter left to its poll takes 0.5 s or more.
-    assert statistics.median(took) < 0.3, f"woken by a poll, not the news: {took}"
+    # A 3-node run takes milliseconds; a waiter left to its poll (every 2 s while news
+    # are on) takes about 2 s. The bound leaves room for a loaded machine.
+    assert statistics.median(took) < 1.0, f"woken by a poll, not the news: {took}"
 
 
 async def test_distributed_start_while_redis_is_down_runs_once_it_is_back(

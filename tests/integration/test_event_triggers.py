@@ -3,13 +3,12 @@ a given workflow, and a workflow's error workflow, each started exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 
-from tests.api_support import FAILING
-from tests.webhook_support import live_api
+from flowmill.testing import eventually
+from tests.api_support import FAILING, live_api
 
 
 def listener(name: str, **trigger: Any) -> dict[str, Any]:
@@ -25,14 +24,14 @@ def listener(name: str, **trigger: Any) -> dict[str, Any]:
 
 
 async def runs(api: httpx.AsyncClient, wf: str, n: int) -> list[dict[str, Any]]:
-    for _ in range(400):
+    async def finished() -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = (await api.get(f"/api/workflows/{wf}/executions")).json()[
             "items"
         ]
-        if len(items) >= n and all(i["status"] == "succeeded" for i in items):
-            return [(await api.get(f"/api/executions/{i['id']}")).json() for i in items]
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{wf}: expected {n} finished executions, have {items}")
+        assert len(items) >= n and all(i["status"] == "succeeded" for i in items), items
+        return [(await api.get(f"/api/executions/{i['id']}")).json() for i in items]
+
+    return await eventually(finished, 15, f"{n} finished executions of {wf}")
 
 
 async def test_event_triggers_custom_failed_and_error_workflow_start_once(
@@ -58,7 +57,10 @@ async def test_event_triggers_custom_failed_and_error_workflow_start_once(
                 ),
             )
         ).json()["id"]
-        await asyncio.sleep(0.2)  # the service's cursor starts at the end of the feed
+        # The service's cursor starts at the end of the feed when it first leads: wait
+        # for that, or the events below could count as history.
+        service = live.runtime.triggers.service
+        await eventually(lambda: service._feed_ready, 10, "the trigger service reading the feed")
 
         posted = await api.post("/api/events", json={"type": "order.created", "data": {"n": 7}})
         assert posted.status_code == 201, posted.text
@@ -80,7 +82,9 @@ async def test_event_triggers_custom_failed_and_error_workflow_start_once(
         [watched] = await runs(api, watcher, 1)
         assert watched["input"]["execution_id"] == failed["id"]
 
-        await asyncio.sleep(0.3)  # more rounds start nothing more
+        for _ in range(3):  # more rounds start nothing more
+            done = await service.round()
+            assert done.event_starts == 0, done
         for wf in (orders, handler, watcher):
             listed = (await api.get(f"/api/workflows/{wf}/executions")).json()["items"]
             assert len(listed) == 1

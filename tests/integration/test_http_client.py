@@ -12,7 +12,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import httpcore
@@ -31,31 +31,12 @@ from flowmill.net.errors import (
 )
 from flowmill.net.http import GuardedHttpClient, HttpSettings
 from flowmill.net.ssrf import SystemResolver
+from flowmill.testing import FakeResolver
 from tests.conftest import unavailable
 from tests.integration.http_servers import Certs, Servers, free_port, make_certs, system_tls
 
 PUBLIC = "127.0.0.2/32"  # our stand-in for the internet
 INTERNAL = "127.0.0.1/32"
-
-
-class Resolver:
-    """Fixed answers; a list of answers is served in turn (the last one repeats)."""
-
-    def __init__(self, **answers: str | Sequence[str] | Sequence[Sequence[str]]) -> None:
-        self.answers = {k.replace("_", "."): v for k, v in answers.items()}
-        self.calls: list[str] = []
-        self.delay = 0.0
-
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        self.calls.append(host)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        answer = self.answers[host]
-        if isinstance(answer, str):
-            answer = [answer]
-        if answer and not isinstance(answer[0], str):
-            answer = answer[min(self.calls.count(host), len(answer)) - 1]
-        return [ipaddress.ip_address(a) for a in answer]
 
 
 class RecordingBackend(httpcore.AsyncNetworkBackend):
@@ -126,7 +107,7 @@ def body_json(response: Any) -> Any:
 # --- blocked by default, allowed by the allow-list -----------------------------------
 
 
-async def test_a_loopback_server_is_unreachable_by_default(
+async def test_http_client_a_loopback_server_is_unreachable_by_default(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -145,7 +126,7 @@ async def test_a_loopback_server_is_unreachable_by_default(
     assert internal.seen == []
 
 
-async def test_names_resolving_internally_are_unreachable_through_the_real_resolver(
+async def test_http_client_names_resolving_internally_are_unreachable_through_the_real_resolver(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -165,7 +146,7 @@ async def test_names_resolving_internally_are_unreachable_through_the_real_resol
     assert internal.seen == []
 
 
-async def test_an_ipv6_loopback_server_is_unreachable(
+async def test_http_client_an_ipv6_loopback_server_is_unreachable(
     servers: Servers, make_client: MakeClient
 ) -> None:
     try:
@@ -179,7 +160,7 @@ async def test_an_ipv6_loopback_server_is_unreachable(
     assert body_json(response)["server"] == "v6"
 
 
-async def test_allow_cidrs_reach_an_internal_server(
+async def test_http_client_allow_cidrs_reach_an_internal_server(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -192,7 +173,7 @@ async def test_allow_cidrs_reach_an_internal_server(
     assert response.elapsed_ms > 0
 
 
-async def test_allow_hosts_reach_an_internal_server_by_name(
+async def test_http_client_allow_hosts_reach_an_internal_server_by_name(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -203,7 +184,7 @@ async def test_allow_hosts_reach_an_internal_server_by_name(
         await client.request("GET", internal.url("/echo"))
 
 
-async def test_proxy_environment_variables_cannot_route_around_the_guard(
+async def test_http_client_proxy_environment_variables_cannot_route_around_the_guard(
     servers: Servers, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     internal = servers.start("internal")
@@ -218,13 +199,13 @@ async def test_proxy_environment_variables_cannot_route_around_the_guard(
 # --- pinning and DNS rebinding --------------------------------------------------------
 
 
-async def test_dns_rebinding_cannot_switch_the_address_after_the_check(
+async def test_http_client_dns_rebinding_cannot_switch_the_address_after_the_check(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
     # First answer public, every later answer internal: a check-then-connect client
     # that resolves twice would end up on the internal server.
-    resolver = Resolver(rebind_test=[["127.0.0.2"], ["127.0.0.1"]])
+    resolver = FakeResolver({"rebind.test": [["127.0.0.2"], ["127.0.0.1"]]})
     backend = RecordingBackend()
     client = make_client(resolver=resolver, backend=backend, allow_cidrs=(PUBLIC,))
     url = public.url("/echo", host="rebind.test")
@@ -244,7 +225,7 @@ async def test_dns_rebinding_cannot_switch_the_address_after_the_check(
     assert internal.seen == []
 
 
-async def test_concurrent_rebinding_never_reaches_the_internal_server(
+async def test_http_client_concurrent_rebinding_never_reaches_the_internal_server(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
@@ -275,12 +256,12 @@ async def test_concurrent_rebinding_never_reaches_the_internal_server(
     assert len(public.seen) == len(served)
 
 
-async def test_pooled_connections_are_not_shared_between_names_on_one_address(
+async def test_http_client_pooled_connections_are_not_shared_between_names_on_one_address(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public = servers.start("public", "127.0.0.2")
     backend = RecordingBackend()
-    resolver = Resolver(a_test="127.0.0.2", b_test="127.0.0.2")
+    resolver = FakeResolver({"a.test": "127.0.0.2", "b.test": "127.0.0.2"})
     client = make_client(resolver=resolver, backend=backend, allow_cidrs=(PUBLIC,))
     await client.request("GET", public.url("/json", host="a.test"))
     await client.request("GET", public.url("/json", host="b.test"))
@@ -289,11 +270,11 @@ async def test_pooled_connections_are_not_shared_between_names_on_one_address(
     assert resolver.calls == ["a.test", "b.test"]
 
 
-async def test_one_internal_answer_among_public_ones_refuses_the_request(
+async def test_http_client_one_internal_answer_among_public_ones_refuses_the_request(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
-    resolver = Resolver(mixed_test=["127.0.0.2", "127.0.0.1"])
+    resolver = FakeResolver({"mixed.test": ["127.0.0.2", "127.0.0.1"]})
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC,))
     with pytest.raises(SsrfBlocked):
         await client.request("GET", public.url("/json", host="mixed.test"))
@@ -301,11 +282,11 @@ async def test_one_internal_answer_among_public_ones_refuses_the_request(
     assert internal.seen == []
 
 
-async def test_unreachable_vetted_addresses_fall_back_to_the_next_vetted_one(
+async def test_http_client_unreachable_vetted_addresses_fall_back_to_the_next_vetted_one(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public = servers.start("public", "127.0.0.2")
-    resolver = Resolver(multi_test=["127.0.0.3", "127.0.0.2"])  # nothing on .3
+    resolver = FakeResolver({"multi.test": ["127.0.0.3", "127.0.0.2"]})  # nothing on .3
     backend = RecordingBackend()
     client = make_client(resolver=resolver, backend=backend, allow_cidrs=("127.0.0.0/30",))
     response = await client.request("GET", public.url("/json", host="multi.test"))
@@ -313,14 +294,14 @@ async def test_unreachable_vetted_addresses_fall_back_to_the_next_vetted_one(
     assert backend.connects == [("127.0.0.3", public.port), ("127.0.0.2", public.port)]
 
 
-async def test_tls_uses_the_name_for_sni_and_verification_while_connecting_to_the_ip(
+async def test_http_client_tls_uses_the_name_for_sni_and_verification_while_connecting_to_the_ip(
     servers: Servers, make_client: MakeClient, certs: Certs
 ) -> None:
     sni: list[str] = []
     public = servers.start("tls", "127.0.0.2", tls=certs.server_context(sni))
     backend = RecordingBackend()
     client = make_client(
-        resolver=Resolver(pinned_test="127.0.0.2"),
+        resolver=FakeResolver({"pinned.test": "127.0.0.2"}),
         ssl_context=certs.client_context(),
         backend=backend,
         allow_cidrs=(PUBLIC,),
@@ -332,12 +313,12 @@ async def test_tls_uses_the_name_for_sni_and_verification_while_connecting_to_th
     assert backend.connects == [("127.0.0.2", public.port)]
 
 
-async def test_tls_certificates_are_still_verified(
+async def test_http_client_tls_certificates_are_still_verified(
     servers: Servers, make_client: MakeClient, certs: Certs
 ) -> None:
     public = servers.start("tls", "127.0.0.2", tls=certs.server_context([]))
     client = make_client(
-        resolver=Resolver(wrong_test="127.0.0.2", pinned_test="127.0.0.2"),
+        resolver=FakeResolver({"wrong.test": "127.0.0.2", "pinned.test": "127.0.0.2"}),
         ssl_context=certs.client_context(),
         allow_cidrs=(PUBLIC,),
     )
@@ -345,7 +326,9 @@ async def test_tls_certificates_are_still_verified(
         with pytest.raises(TlsError) as info:
             await client.request("GET", public.url("/json", host=host))
         assert info.value.retriable is False
-    untrusting = make_client(resolver=Resolver(pinned_test="127.0.0.2"), allow_cidrs=(PUBLIC,))
+    untrusting = make_client(
+        resolver=FakeResolver({"pinned.test": "127.0.0.2"}), allow_cidrs=(PUBLIC,)
+    )
     with pytest.raises(TlsError, match="certificate"):
         await untrusting.request("GET", public.url("/json", host="pinned.test"))
 
@@ -353,11 +336,11 @@ async def test_tls_certificates_are_still_verified(
 # --- redirects -----------------------------------------------------------------------
 
 
-async def test_a_redirect_from_an_allowed_host_to_a_blocked_one_is_blocked(
+async def test_http_client_a_redirect_from_an_allowed_host_to_a_blocked_one_is_blocked(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
-    client = make_client(allow_cidrs=(PUBLIC,), resolver=Resolver(localhost="127.0.0.1"))
+    client = make_client(allow_cidrs=(PUBLIC,), resolver=FakeResolver({"localhost": "127.0.0.1"}))
     for target in (
         internal.url("/json"),
         internal.url("/json", host="localhost"),
@@ -376,11 +359,11 @@ async def test_a_redirect_from_an_allowed_host_to_a_blocked_one_is_blocked(
     assert internal.seen == []
 
 
-async def test_a_redirect_to_a_name_that_resolves_internally_is_blocked(
+async def test_http_client_a_redirect_to_a_name_that_resolves_internally_is_blocked(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
-    resolver = Resolver(evil_test="127.0.0.1")
+    resolver = FakeResolver({"evil.test": "127.0.0.1"})
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC,))
     target = internal.url("/json", host="evil.test")
     with pytest.raises(SsrfBlocked):
@@ -388,13 +371,13 @@ async def test_a_redirect_to_a_name_that_resolves_internally_is_blocked(
     assert internal.seen == []
 
 
-async def test_redirects_cannot_reach_the_allow_list_from_another_origin_by_default(
+async def test_http_client_redirects_cannot_reach_the_allow_list_from_another_origin_by_default(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
     # Both allowed for direct calls; a remote server still cannot bounce us inside,
     # by address (caught before sending) or by name (caught when connecting).
-    resolver = Resolver(inside_test="127.0.0.1")
+    resolver = FakeResolver({"inside.test": "127.0.0.1"})
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC, INTERNAL))
     # Direct calls work, and leave pooled connections to the internal server behind...
     assert (await client.request("GET", internal.url("/json"))).status == 200
@@ -407,7 +390,7 @@ async def test_redirects_cannot_reach_the_allow_list_from_another_origin_by_defa
     assert len(internal.seen) == seen
 
 
-async def test_same_origin_redirects_inside_the_allow_list_are_followed(
+async def test_http_client_same_origin_redirects_inside_the_allow_list_are_followed(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -421,7 +404,7 @@ async def test_same_origin_redirects_inside_the_allow_list_are_followed(
     assert response.url == internal.url("/echo?x=1")
 
 
-async def test_cross_origin_redirects_drop_credentials(
+async def test_http_client_cross_origin_redirects_drop_credentials(
     servers: Servers, make_client: MakeClient
 ) -> None:
     public, internal = servers.pair()
@@ -466,7 +449,7 @@ async def test_cross_origin_redirects_drop_credentials(
         ("HEAD", 303, "HEAD", False),
     ],
 )
-async def test_redirect_methods_and_bodies(
+async def test_http_client_redirect_methods_and_bodies(
     servers: Servers,
     make_client: MakeClient,
     method: str,
@@ -489,7 +472,7 @@ async def test_redirect_methods_and_bodies(
     assert ("content-type" in last.headers) is body_kept
 
 
-async def test_redirect_loops_stop(servers: Servers, make_client: MakeClient) -> None:
+async def test_http_client_redirect_loops_stop(servers: Servers, make_client: MakeClient) -> None:
     internal = servers.start("internal")
     client = make_client(allow_cidrs=(INTERNAL,), max_redirects=3)
     with pytest.raises(TooManyRedirects) as info:
@@ -501,7 +484,7 @@ async def test_redirect_loops_stop(servers: Servers, make_client: MakeClient) ->
     assert len(internal.seen) == 8  # capped by the settings
 
 
-async def test_not_following_returns_the_redirect(
+async def test_http_client_not_following_returns_the_redirect(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -514,7 +497,7 @@ async def test_not_following_returns_the_redirect(
     assert len(internal.seen) == 1
 
 
-async def test_an_unparseable_redirect_location_is_an_invalid_url(
+async def test_http_client_an_unparseable_redirect_location_is_an_invalid_url(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -527,7 +510,7 @@ async def test_an_unparseable_redirect_location_is_an_invalid_url(
 
 
 @pytest.mark.parametrize("length", ["1", "0"])
-async def test_bodies_over_the_limit_are_refused(
+async def test_http_client_bodies_over_the_limit_are_refused(
     servers: Servers, make_client: MakeClient, length: str
 ) -> None:
     internal = servers.start("internal")
@@ -548,7 +531,9 @@ async def test_bodies_over_the_limit_are_refused(
         )
 
 
-async def test_head_of_a_large_resource_is_fine(servers: Servers, make_client: MakeClient) -> None:
+async def test_http_client_head_of_a_large_resource_is_fine(
+    servers: Servers, make_client: MakeClient
+) -> None:
     internal = servers.start("internal")
     client = make_client(allow_cidrs=(INTERNAL,), max_response_bytes=1000)
     response = await client.request("HEAD", internal.url("/bytes?n=5000000"))
@@ -557,7 +542,7 @@ async def test_head_of_a_large_resource_is_fine(servers: Servers, make_client: M
     assert response.body == b""
 
 
-async def test_a_gzip_bomb_is_refused_by_its_decompressed_size(
+async def test_http_client_a_gzip_bomb_is_refused_by_its_decompressed_size(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -568,7 +553,9 @@ async def test_a_gzip_bomb_is_refused_by_its_decompressed_size(
         await client.request("GET", internal.url("/gzip?n=20000000"))  # ~20 KB on the wire
 
 
-async def test_compressed_bodies_are_decoded(servers: Servers, make_client: MakeClient) -> None:
+async def test_http_client_compressed_bodies_are_decoded(
+    servers: Servers, make_client: MakeClient
+) -> None:
     internal = servers.start("internal")
     client = make_client(allow_cidrs=(INTERNAL,))
     assert body_json(await client.request("GET", internal.url("/gzip-json"))) == {
@@ -578,18 +565,20 @@ async def test_compressed_bodies_are_decoded(servers: Servers, make_client: Make
     assert internal.seen[0].headers["accept-encoding"] == "gzip, deflate"
 
 
-async def test_a_slow_response_times_out(servers: Servers, make_client: MakeClient) -> None:
+async def test_http_client_a_slow_response_times_out(
+    servers: Servers, make_client: MakeClient
+) -> None:
     internal = servers.start("internal")
     client = make_client(allow_cidrs=(INTERNAL,))
     started = time.monotonic()
     with pytest.raises(HttpTimeout) as info:
-        await client.request("GET", internal.url("/slow?s=5"), timeout_s=0.3)
-    assert time.monotonic() - started < 2
+        await client.request("GET", internal.url("/slow?s=60"), timeout_s=0.3)
+    assert time.monotonic() - started < 30  # gave up long before the server's 60 s
     assert info.value.retriable is True
     assert info.value.details["timeout_s"] == 0.3
 
 
-async def test_a_dripping_response_hits_the_total_deadline(
+async def test_http_client_a_dripping_response_hits_the_total_deadline(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -597,18 +586,17 @@ async def test_a_dripping_response_hits_the_total_deadline(
     started = time.monotonic()
     with pytest.raises(HttpTimeout):
         await client.request("GET", internal.url("/drip"), timeout_s=0.4)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # the drip never ends: only the deadline did
 
 
-async def test_slow_dns_times_out(make_client: MakeClient) -> None:
-    resolver = Resolver(slow_test="127.0.0.2")
-    resolver.delay = 5
+async def test_http_client_slow_dns_times_out(make_client: MakeClient) -> None:
+    resolver = FakeResolver({"slow.test": "127.0.0.2"}, delay=60)
     client = make_client(resolver=resolver, allow_cidrs=(PUBLIC,))
     with pytest.raises(HttpTimeout):
         await client.request("GET", "http://slow.test/", timeout_s=0.3)
 
 
-async def test_timeouts_are_capped_by_the_settings(
+async def test_http_client_timeouts_are_capped_by_the_settings(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -621,7 +609,7 @@ async def test_timeouts_are_capped_by_the_settings(
 # --- connection failures ---------------------------------------------------------------
 
 
-async def test_refused_connections_are_retriable(make_client: MakeClient) -> None:
+async def test_http_client_refused_connections_are_retriable(make_client: MakeClient) -> None:
     client = make_client(allow_cidrs=(INTERNAL,))
     with pytest.raises(HttpConnectionError) as info:
         await client.request("GET", f"http://127.0.0.1:{free_port()}/")
@@ -629,7 +617,7 @@ async def test_refused_connections_are_retriable(make_client: MakeClient) -> Non
     assert info.value.type == "ConnectionError"
 
 
-async def test_a_server_hanging_up_is_a_retriable_connection_error(
+async def test_http_client_a_server_hanging_up_is_a_retriable_connection_error(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -642,7 +630,9 @@ async def test_a_server_hanging_up_is_a_retriable_connection_error(
 # --- requests --------------------------------------------------------------------------
 
 
-async def test_query_headers_and_body_are_sent(servers: Servers, make_client: MakeClient) -> None:
+async def test_http_client_query_headers_and_body_are_sent(
+    servers: Servers, make_client: MakeClient
+) -> None:
     internal = servers.start("internal")
     client = make_client(allow_cidrs=(INTERNAL,), user_agent="Flowmill/test")
     response = await client.request(
@@ -673,7 +663,7 @@ async def test_query_headers_and_body_are_sent(servers: Servers, make_client: Ma
         {"X-Null": "a\x00b"},
     ],
 )
-async def test_dangerous_headers_are_refused(
+async def test_http_client_dangerous_headers_are_refused(
     servers: Servers, make_client: MakeClient, headers: dict[str, str]
 ) -> None:
     internal = servers.start("internal")
@@ -683,12 +673,12 @@ async def test_dangerous_headers_are_refused(
     assert internal.seen == []
 
 
-async def test_invalid_methods_are_refused(make_client: MakeClient) -> None:
+async def test_http_client_invalid_methods_are_refused(make_client: MakeClient) -> None:
     with pytest.raises(InvalidRequest):
         await make_client().request("GET /x HTTP/1.1\r\n", "http://93.184.215.14/")
 
 
-async def test_no_cookies_carry_over_between_requests(
+async def test_http_client_no_cookies_carry_over_between_requests(
     servers: Servers, make_client: MakeClient
 ) -> None:
     internal = servers.start("internal")
@@ -698,7 +688,9 @@ async def test_no_cookies_carry_over_between_requests(
     assert "cookie" not in internal.seen[-1].headers
 
 
-async def test_connections_are_reused(servers: Servers, make_client: MakeClient) -> None:
+async def test_http_client_connections_are_reused(
+    servers: Servers, make_client: MakeClient
+) -> None:
     internal = servers.start("internal")
     backend = RecordingBackend()
     client = make_client(allow_cidrs=(INTERNAL,), backend=backend)
@@ -707,7 +699,7 @@ async def test_connections_are_reused(servers: Servers, make_client: MakeClient)
     assert len(backend.connects) == 1
 
 
-async def test_closing_is_idempotent_and_final(make_client: MakeClient) -> None:
+async def test_http_client_closing_is_idempotent_and_final(make_client: MakeClient) -> None:
     client = make_client()
     await client.aclose()
     await client.aclose()
@@ -715,13 +707,13 @@ async def test_closing_is_idempotent_and_final(make_client: MakeClient) -> None:
         await client.request("GET", "http://93.184.215.14/")
 
 
-async def test_it_works_as_a_context_manager(servers: Servers) -> None:
+async def test_http_client_it_works_as_a_context_manager(servers: Servers) -> None:
     internal = servers.start("internal")
     async with GuardedHttpClient(HttpSettings(allow_cidrs=(INTERNAL,))) as client:
         assert (await client.request("GET", internal.url("/json"))).status == 200
 
 
-async def test_concurrent_requests(servers: Servers, make_client: MakeClient) -> None:
+async def test_http_client_concurrent_requests(servers: Servers, make_client: MakeClient) -> None:
     internal = servers.start("internal")
     client = make_client(allow_cidrs=(INTERNAL,), max_connections=4)
     responses = await asyncio.gather(

@@ -83,7 +83,9 @@ async def fails(http: Any, config: dict[str, Any], **ctx: Any) -> NodeError:
 # --- the seed examples, unchanged -----------------------------------------------------
 
 
-async def test_the_graph_example_get(http: GuardedHttpClient, server: LoopbackServer) -> None:
+async def test_http_node_the_graph_example_get(
+    http: GuardedHttpClient, server: LoopbackServer
+) -> None:
     url = server.url("/json")
     out = await run(
         http,
@@ -100,7 +102,7 @@ async def test_the_graph_example_get(http: GuardedHttpClient, server: LoopbackSe
     json.dumps(out)  # outputs are stored as JSON
 
 
-async def test_the_steps_example_post_sends_typed_json_and_an_idempotency_key(
+async def test_http_node_the_steps_example_post_sends_typed_json_and_an_idempotency_key(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     out = await run(
@@ -123,7 +125,7 @@ async def test_the_steps_example_post_sends_typed_json_and_an_idempotency_key(
     assert echoed["headers"]["idempotency-key"] == "ex1:notify:1"
 
 
-async def test_the_steps_example_timeout_is_the_http_timeout(
+async def test_http_node_the_steps_example_timeout_is_the_http_timeout(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     error = await fails(
@@ -138,7 +140,7 @@ async def test_the_steps_example_timeout_is_the_http_timeout(
 # --- rendering -----------------------------------------------------------------------
 
 
-async def test_headers_and_query_are_rendered(
+async def test_http_node_headers_and_query_are_rendered(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     out = await run(
@@ -188,7 +190,7 @@ async def test_headers_and_query_are_rendered(
         ),
     ],
 )
-async def test_bodies(
+async def test_http_node_bodies(
     http: GuardedHttpClient,
     server: LoopbackServer,
     body_config: dict[str, Any],
@@ -204,7 +206,7 @@ async def test_bodies(
     assert out["data"]["headers"]["content-type"] == content_type
 
 
-async def test_a_given_content_type_is_kept(
+async def test_http_node_a_given_content_type_is_kept(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     out = await run(
@@ -220,7 +222,7 @@ async def test_a_given_content_type_is_kept(
     assert out["data"]["body"] == '{"raw": true}'
 
 
-async def test_a_url_that_renders_to_nothing_is_invalid(http: GuardedHttpClient) -> None:
+async def test_http_node_a_url_that_renders_to_nothing_is_invalid(http: GuardedHttpClient) -> None:
     error = await fails(http, {"url": "{{trigger.data.missing}}"})
     assert error.type == "InvalidUrl"
     assert error.retriable is False
@@ -241,7 +243,7 @@ async def test_a_url_that_renders_to_nothing_is_invalid(http: GuardedHttpClient)
         ("OPTIONS", False),
     ],
 )
-async def test_the_idempotency_key_goes_with_unsafe_methods(
+async def test_http_node_the_idempotency_key_goes_with_unsafe_methods(
     http: GuardedHttpClient, server: LoopbackServer, method: str, sent: bool
 ) -> None:
     await run(http, {"method": method, "url": server.url("/echo")}, attempt=2)
@@ -249,7 +251,7 @@ async def test_the_idempotency_key_goes_with_unsafe_methods(
     assert (headers.get("idempotency-key") == "ex1:fetch:2") is sent
 
 
-async def test_the_idempotency_header_can_be_renamed_disabled_or_given(
+async def test_http_node_the_idempotency_header_can_be_renamed_disabled_or_given(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     url = server.url("/echo")
@@ -283,7 +285,7 @@ async def test_the_idempotency_header_can_be_renamed_disabled_or_given(
         (504, True),
     ],
 )
-async def test_error_statuses_fail_with_the_right_retry_class(
+async def test_http_node_error_statuses_fail_with_the_right_retry_class(
     http: GuardedHttpClient, server: LoopbackServer, status: int, retriable: bool
 ) -> None:
     error = await fails(http, {"url": server.url(f"/status/{status}?detail=why")})
@@ -294,7 +296,7 @@ async def test_error_statuses_fail_with_the_right_retry_class(
     assert f"HTTP {status}" in error.message
 
 
-async def test_retry_after_is_reported_and_queries_are_not(
+async def test_http_node_retry_after_is_reported_and_queries_are_not(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     error = await fails(http, {"url": server.url("/status/429?retry_after=7&api_key=SECRET")})
@@ -303,18 +305,24 @@ async def test_retry_after_is_reported_and_queries_are_not(
     assert "SECRET" not in json.dumps(error.to_dict())
 
 
-async def test_long_error_bodies_are_cut(http: GuardedHttpClient, server: LoopbackServer) -> None:
+async def test_http_node_long_error_bodies_are_cut(
+    http: GuardedHttpClient, server: LoopbackServer
+) -> None:
     error = await fails(http, {"url": server.url("/status/500?detail=" + "x" * 5000)})
     assert len(error.details["body"]) == 1000
 
 
-async def test_statuses_can_be_outputs(http: GuardedHttpClient, server: LoopbackServer) -> None:
+async def test_http_node_statuses_can_be_outputs(
+    http: GuardedHttpClient, server: LoopbackServer
+) -> None:
     out = await run(http, {"url": server.url("/status/404"), "fail_on_status": False})
     assert out["status"] == 404
     assert out["data"]["error"] == "status 404"
 
 
-async def test_redirects_can_be_outputs(http: GuardedHttpClient, server: LoopbackServer) -> None:
+async def test_http_node_redirects_can_be_outputs(
+    http: GuardedHttpClient, server: LoopbackServer
+) -> None:
     out = await run(http, {"url": server.url("/redirect?to=/json"), "follow_redirects": False})
     assert out["status"] == 302
     assert out["headers"]["location"] == "/json"
@@ -343,14 +351,14 @@ async def test_redirects_can_be_outputs(http: GuardedHttpClient, server: Loopbac
         ("/status/204", "text", ""),
     ],
 )
-async def test_response_formats(
+async def test_http_node_response_formats(
     http: GuardedHttpClient, server: LoopbackServer, path: str, fmt: str, expected: Any
 ) -> None:
     out = await run(http, {"url": server.url(path), "response_format": fmt})
     assert out["data"] == expected
 
 
-async def test_json_format_refuses_a_body_that_is_not_json(
+async def test_http_node_json_format_refuses_a_body_that_is_not_json(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     error = await fails(http, {"url": server.url("/badjson"), "response_format": "json"})
@@ -359,7 +367,7 @@ async def test_json_format_refuses_a_body_that_is_not_json(
     assert error.details["body"] == "{not json"
 
 
-async def test_head_requests_output_no_body(
+async def test_http_node_head_requests_output_no_body(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     out = await run(http, {"method": "HEAD", "url": server.url("/json")})
@@ -367,7 +375,7 @@ async def test_head_requests_output_no_body(
     assert out["data"] is None
 
 
-async def test_the_request_is_logged_without_its_query(
+async def test_http_node_the_request_is_logged_without_its_query(
     http: GuardedHttpClient, server: LoopbackServer
 ) -> None:
     node = HttpRequestNode()
@@ -381,7 +389,7 @@ async def test_the_request_is_logged_without_its_query(
 # --- the guard, through the node -------------------------------------------------------
 
 
-async def test_blocked_urls_fail_without_retry(servers: Servers) -> None:
+async def test_http_node_blocked_urls_fail_without_retry(servers: Servers) -> None:
     internal = servers.start("internal")
     async with GuardedHttpClient(HttpSettings()) as strict:
         for url in (
@@ -396,13 +404,13 @@ async def test_blocked_urls_fail_without_retry(servers: Servers) -> None:
     assert internal.seen == []
 
 
-async def test_connection_failures_are_retriable(http: GuardedHttpClient) -> None:
+async def test_http_node_connection_failures_are_retriable(http: GuardedHttpClient) -> None:
     error = await fails(http, {"url": f"http://127.0.0.1:{free_port()}/"})
     assert error.type == "ConnectionError"
     assert error.retriable is True
 
 
-async def test_oversized_responses_fail(servers: Servers) -> None:
+async def test_http_node_oversized_responses_fail(servers: Servers) -> None:
     internal = servers.start("internal")
     settings = HttpSettings(allow_cidrs=("127.0.0.1/32",), max_response_bytes=1000)
     async with GuardedHttpClient(settings) as small:

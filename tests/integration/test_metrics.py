@@ -176,7 +176,7 @@ async def _get_until_up(url: str, timeout: float = 30) -> httpx.Response:
                 return await client.get(url)
             except httpx.TransportError:
                 assert time.monotonic() < deadline, f"{url} never answered"
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # not a wait: a poll that fails at its deadline
 
 
 @pytest.mark.redis
@@ -224,7 +224,7 @@ async def test_metrics_port_of_worker_and_scheduler(
             if sched.get(key) == 0:
                 break
             assert time.monotonic() < deadline, sched.get(key)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # not a wait: a poll that fails at its deadline
     finally:
         scheduler.kill()
         scheduler.wait()

@@ -12,7 +12,7 @@ from flowmill.store.database import connect
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def empty_url(request: pytest.FixtureRequest) -> str:
-    name = "sqlite_url" if request.param == "sqlite" else "empty_postgres_url"
+    name = "empty_sqlite_url" if request.param == "sqlite" else "empty_postgres_url"
     return str(request.getfixturevalue(name))
 
 
@@ -36,8 +36,8 @@ def test_migrations_head_constant_is_alembics_head() -> None:
     assert migrate.head_revision() == HEAD
 
 
-async def test_migrations_downgrade_to_empty_and_back(sqlite_url: str) -> None:
-    db = connect(sqlite_url)
+async def test_migrations_downgrade_to_empty_and_back(empty_sqlite_url: str) -> None:
+    db = connect(empty_sqlite_url)
     try:
         await migrate.upgrade(db)
         await db.write(

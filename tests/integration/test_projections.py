@@ -192,7 +192,7 @@ def _sigkill_rebuild_midway(database_url: str, env: dict[str, str]) -> None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 return
-            time.sleep(0.005)
+            time.sleep(0.005)  # not a wait: a poll that fails when the rebuild ends
         raise AssertionError("the rebuild never got half-way")
     finally:
         engine.dispose()
@@ -228,7 +228,7 @@ def test_projections_named_rejects_unknown_names() -> None:
         projections_named(["workflow_summary", "nope"])
 
 
-async def test_projector_one_leader_at_a_time_and_catch_up_after_downtime(
+async def test_projections_projector_one_leader_at_a_time_and_catch_up_after_downtime(
     database_url: str,
 ) -> None:
     async with open_api(database_url, sandbox_enabled=False) as api:

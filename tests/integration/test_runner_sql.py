@@ -15,9 +15,12 @@ from flowmill.domain.execution import StaleStepError
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.domain.states import NodeRunStatus as S
 from flowmill.engine.ports import StepJob
+from flowmill.nodes.registry import NodeRegistry
 from flowmill.runs import register
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.tables import event_store, node_executions
+from flowmill.testing import eventually
+from tests.engine_support import CALLS, registry
 
 DIAMOND = {
     "name": "diamond",
@@ -53,9 +56,11 @@ DIAMOND = {
 
 
 @contextlib.asynccontextmanager
-async def runtime(url: str, **overrides: Any) -> AsyncIterator[Runtime]:
+async def runtime(
+    url: str, registry: NodeRegistry | None = None, **overrides: Any
+) -> AsyncIterator[Runtime]:
     settings = Settings(database_url=url, sweep_interval_s=0.05, **overrides)
-    async with open_runtime(settings) as rt:
+    async with open_runtime(settings, registry=registry) as rt:
         yield rt
 
 
@@ -65,6 +70,12 @@ async def run(rt: Runtime, doc: dict[str, Any], data: Any, timeout: float = 10) 
         tenant_id=tenant, workflow_id=wf_id, version=version, data=data
     )
     return await rt.engine.wait(execution_id, timeout=timeout)
+
+
+async def _status_is(rt: Runtime, execution_id: str, status: X) -> bool:
+    ex = await rt.executions.get_execution(execution_id)
+    assert ex is not None and ex.status is status, ex
+    return True
 
 
 async def test_runner_sql_branch_join_and_events(database_url: str) -> None:
@@ -131,7 +142,7 @@ async def test_runner_sql_delay_survives_a_restart(database_url: str) -> None:
         "name": "waits",
         "nodes": [
             {"id": "t", "type": "trigger"},
-            {"id": "d", "type": "delay", "config": {"ms": 400}},
+            {"id": "d", "type": "delay", "config": {"ms": 1500}},  # parked past the restart
             {"id": "done", "type": "response", "config": {"body": {"v": "{{data.v}}"}}},
         ],
         "edges": [{"source": "t", "target": "d"}, {"source": "d", "target": "done"}],
@@ -141,10 +152,7 @@ async def test_runner_sql_delay_survives_a_restart(database_url: str) -> None:
         execution_id = await rt.engine.start_execution(
             tenant_id=tenant, workflow_id=wf_id, version=version, data={"v": 7}
         )
-        await asyncio.sleep(0.1)
-        ex = await rt.executions.get_execution(execution_id)
-        assert ex is not None
-        assert ex.status is X.WAITING
+        await eventually(lambda: _status_is(rt, execution_id, X.WAITING), 10, "the delay parked")
     # The process stopped while the delay was pending; nothing is in any queue now.
     async with runtime(database_url) as rt2, rt2.engine.running():
         ex = await rt2.engine.wait(execution_id, timeout=5)
@@ -153,15 +161,29 @@ async def test_runner_sql_delay_survives_a_restart(database_url: str) -> None:
 
 
 async def test_runner_sql_duplicate_jobs_record_one_success(database_url: str) -> None:
+    """A job delivered three times at once may run its node more than once (side effects
+    are at-least-once) but completes it once in the records: one succeeded row, one
+    ``node.completed`` event. Delivered again after it finished, it does not run."""
+    # The join waits for "other", which no worker runs here: the execution stays
+    # running, so only the guard on the step's own status stands between a repeated
+    # job and a second completion (not the execution's end, not a unique row).
     doc = {
         "name": "dup",
         "nodes": [
             {"id": "t", "type": "trigger"},
-            {"id": "a", "type": "transform", "config": {"mapping": {"x": 1}}},
+            {"id": "a", "type": "flaky"},
+            {"id": "other", "type": "noop"},
+            {"id": "j", "type": "merge"},
         ],
-        "edges": [{"source": "t", "target": "a"}],
+        "edges": [
+            {"source": "t", "target": "a"},
+            {"source": "t", "target": "other"},
+            {"source": "a", "target": "j"},
+            {"source": "other", "target": "j"},
+        ],
     }
-    async with runtime(database_url) as rt:
+    CALLS.clear()
+    async with runtime(database_url, registry=registry()) as rt:
         wf_id, version, tenant = await register(rt, doc, None)
         # Start without a worker, then deliver the same step job three times at once.
         execution_id = await rt.engine.start_execution(
@@ -169,18 +191,30 @@ async def test_runner_sql_duplicate_jobs_record_one_success(database_url: str) -
         )
         job = StepJob(execution_id, "a", 1, tenant)
         await asyncio.gather(*(rt.engine.handle(job) for _ in range(3)))
+        calls = [c[0] for c in CALLS]
+        assert 1 <= calls.count("a") <= 3
+        for _ in range(3):
+            await rt.engine.handle(job)
+        assert [c[0] for c in CALLS] == calls  # finished: never run again
 
-        def _count(conn: sa.Connection) -> list[Any]:
-            q = sa.select(node_executions.c.node_id, node_executions.c.status).where(
-                node_executions.c.execution_id == execution_id
-            )
-            return list(conn.execute(q))
+        def _records(conn: sa.Connection) -> tuple[list[Any], list[Any]]:
+            ne, ev = node_executions, event_store
+            rows = conn.execute(
+                sa.select(ne.c.node_id, ne.c.status).where(ne.c.execution_id == execution_id)
+            ).all()
+            completed = conn.execute(
+                sa.select(ev.c.payload).where(
+                    ev.c.stream_id == execution_id, ev.c.event_type == "node.completed"
+                )
+            ).all()
+            return rows, [p["node_id"] for (p,) in completed]
 
-        rows = await rt.db.read(_count)
-        assert sorted(rows) == [("a", "succeeded"), ("t", "succeeded")]
+        rows, completed = await rt.db.read(_records)
+        assert sorted(rows) == [("a", "succeeded"), ("other", "queued"), ("t", "succeeded")]
+        assert sorted(completed) == ["a", "t"]
         ex = await rt.executions.get_execution(execution_id)
         assert ex is not None
-        assert ex.status is X.SUCCEEDED
+        assert ex.status is X.RUNNING
 
 
 async def test_runner_sql_cancel(database_url: str) -> None:
@@ -198,7 +232,7 @@ async def test_runner_sql_cancel(database_url: str) -> None:
         execution_id = await rt.engine.start_execution(
             tenant_id=tenant, workflow_id=wf_id, version=version, data={}
         )
-        await asyncio.sleep(0.1)
+        await eventually(lambda: _status_is(rt, execution_id, X.WAITING), 10, "the delay parked")
         assert await rt.engine.cancel(execution_id)
         ex = await rt.engine.wait(execution_id, timeout=2)
         assert ex.status is X.CANCELLED

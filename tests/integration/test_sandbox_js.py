@@ -13,6 +13,7 @@ import pytest
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import CodeLimits
 from flowmill.sandbox import Jail, Sandbox, SandboxSettings
+from flowmill.testing import eventually
 
 SCOPE: dict[str, Any] = {
     "input": {"data": {"message": "hello", "total": 150}},
@@ -190,10 +191,7 @@ async def test_js_expression_syntax_error_names_the_expression(sandbox: Sandbox)
 async def test_js_pool_recovers_from_a_killed_worker(sandbox: Sandbox) -> None:
     (pid,) = sandbox.js.pids
     os.kill(pid, signal.SIGKILL)
-    for _ in range(100):  # until the pool has seen it die
-        if pid not in sandbox.js.pids:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: pid not in sandbox.js.pids, 10, "the pool seeing its worker die")
     await still_serves(sandbox)
     assert sandbox.js.pids != [pid]
 
@@ -201,7 +199,7 @@ async def test_js_pool_recovers_from_a_killed_worker(sandbox: Sandbox) -> None:
 async def test_js_pool_retries_an_evaluation_whose_worker_was_killed(sandbox: Sandbox) -> None:
     code = "const t = Date.now(); while (Date.now() - t < 300) {}; return 'done'"
     task = asyncio.create_task(js(sandbox, code, CodeLimits(timeout_s=5)))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: sandbox.js.busy == 1, 10, "the worker taking the evaluation")
     (pid,) = sandbox.js.pids
     os.kill(pid, signal.SIGKILL)
     assert await task == "done"
@@ -211,7 +209,7 @@ async def test_js_pool_retries_an_evaluation_whose_worker_was_killed(sandbox: Sa
 async def test_js_pool_replaces_a_worker_abandoned_mid_evaluation(sandbox: Sandbox) -> None:
     slow = CodeLimits(timeout_s=30, memory_mb=32)
     task = asyncio.create_task(js(sandbox, "while (true) {}", slow))
-    await asyncio.sleep(0.2)
+    await eventually(lambda: sandbox.js.busy == 1, 10, "the worker taking the evaluation")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -228,7 +226,7 @@ async def test_js_pool_serves_concurrent_evaluations() -> None:
         assert results == [[2 * i, 2] for i in range(60)]
         # A hung evaluation holds one worker; the others keep serving.
         hung = asyncio.create_task(js(sb, "while (true) {}", CodeLimits(timeout_s=1)))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: sb.js.busy == 1, 10, "one worker holding the hung evaluation")
         assert await sb.evaluate_many(["1 + 1"], {}) == [2]
         with pytest.raises(NodeError):
             await hung

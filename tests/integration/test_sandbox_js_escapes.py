@@ -1,14 +1,19 @@
-"""The JavaScript escape corpus: every attempt fails, and the sandbox keeps serving."""
+"""The JavaScript escape corpus: every attempt fails, and the sandbox keeps serving; and
+the worker processes themselves have no network (for an escape from QuickJS itself)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from flowmill.domain.errors import NodeError
 from flowmill.engine.services import CodeLimits
-from flowmill.sandbox import Sandbox, SandboxSettings
+from flowmill.sandbox import Jail, Sandbox, SandboxSettings
+from flowmill.testing import TcpListener
+from tests.conftest import unavailable
 
 LIMITS = CodeLimits(timeout_s=1, memory_mb=32)
 SCOPE = {"input": {"data": {}}, "trigger": {}, "nodes": {}, "vars": {}, "execution": {}}
@@ -51,6 +56,25 @@ async def test_js_escape_attempt_fails(sandbox: Sandbox, code: str) -> None:
     assert info.value.type == "SandboxError"
     result = await sandbox.run("javascript", "return 6 * 7", SCOPE, LIMITS)
     assert result.value == 42
+
+
+CODE_FROM_STRINGS = [
+    "return Function('return 1')()",
+    "return new Function('return 1')()",
+    "return Reflect.construct(Function, ['return 1'])()",
+    "return (() => {}).constructor('return 1')()",
+    "return (async () => {}).constructor('return 1')",
+    "return eval('1')",
+    "return (0, eval)('1')",
+]
+
+
+@pytest.mark.parametrize("code", CODE_FROM_STRINGS)
+async def test_js_code_generation_from_strings_is_off(sandbox: Sandbox, code: str) -> None:
+    """Refused for that reason, not for a missing host object further on: the escape
+    corpus alone would pass with ``Function`` left in place."""
+    with pytest.raises(NodeError, match="code generation from strings is disabled"):
+        await sandbox.run("javascript", code, SCOPE, LIMITS)
 
 
 async def test_js_no_host_objects_are_reachable(sandbox: Sandbox) -> None:
@@ -97,3 +121,39 @@ async def test_js_scope_of_a_previous_evaluation_is_gone(sandbox: Sandbox) -> No
     await sandbox.run("javascript", "return 1", {"input": {"card": "4111"}}, LIMITS)
     result = await sandbox.run("javascript", "return typeof input", {}, LIMITS)
     assert result.value == "undefined"
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    tree = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            tree += _process_tree(int(child))
+    return tree
+
+
+def _listening_ports(net_tcp: str) -> set[int]:
+    """Local ports in a ``/proc/<pid>/net/tcp`` table (hex ``address:port`` fields)."""
+    return {int(line.split()[1].split(":")[1], 16) for line in net_tcp.splitlines()[1:]}
+
+
+async def test_js_workers_run_in_a_network_namespace_of_their_own(listener: TcpListener) -> None:
+    """What an escape from QuickJS would find: one interface, ``lo``, and none of the
+    host's sockets (the listener, visible from here, is not there)."""
+    jail = Jail.detect()
+    if not jail.available:
+        unavailable(f"no bubblewrap: {jail.problem}")
+    async with Sandbox(SandboxSettings(js_workers=1), jail) as sb:
+        assert sb.js.jailed
+        assert await sb.evaluate_many(["1 + 1"], {}) == [2]
+        (outer,) = sb.js.pids
+        *_, worker = _process_tree(outer)  # bubblewrap, then the worker at the bottom
+        assert b"js_worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+        assert os.readlink(f"/proc/{worker}/ns/net") != os.readlink("/proc/self/ns/net")
+        interfaces = [
+            line.split(":")[0].strip()
+            for line in Path(f"/proc/{worker}/net/dev").read_text().splitlines()[2:]
+        ]
+        assert interfaces == ["lo"]
+        assert listener.port in _listening_ports(Path("/proc/self/net/tcp").read_text())
+        assert listener.port not in _listening_ports(Path(f"/proc/{worker}/net/tcp").read_text())

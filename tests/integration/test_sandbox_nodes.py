@@ -52,7 +52,7 @@ def context(services: NodeServices, node_type: str, input: Any) -> NodeContext:
     )
 
 
-async def test_function_node_runs_the_seed_and_response_renders_it(
+async def test_sandbox_nodes_function_node_runs_the_seed_and_response_renders_it(
     services: NodeServices,
 ) -> None:
     trigger_output = {"type": "webhook.test", "data": {"message": "hello"}}
@@ -66,7 +66,7 @@ async def test_function_node_runs_the_seed_and_response_renders_it(
     assert rendered == "The processed result is: hello processed"
 
 
-async def test_function_node_logs_console_lines_even_when_it_fails(
+async def test_sandbox_nodes_function_node_logs_console_lines_even_when_it_fails(
     services: NodeServices,
 ) -> None:
     node = FunctionNode()
@@ -82,7 +82,9 @@ async def test_function_node_logs_console_lines_even_when_it_fails(
     ]
 
 
-async def test_function_node_limits_are_capped_by_the_settings(services: NodeServices) -> None:
+async def test_sandbox_nodes_function_node_limits_are_capped_by_the_settings(
+    services: NodeServices,
+) -> None:
     node = FunctionNode()
     config = node.parse_config({"code": "while (true) {}", "timeout_s": 0.3})
     with pytest.raises(NodeError) as info:
@@ -91,14 +93,16 @@ async def test_function_node_limits_are_capped_by_the_settings(services: NodeSer
     assert info.value.details["timeout_s"] == 0.3
 
 
-async def test_custom_code_node_runs_javascript(services: NodeServices) -> None:
+async def test_sandbox_nodes_custom_code_node_runs_javascript(services: NodeServices) -> None:
     node = CustomCodeNode()
     config = node.parse_config({"code": "return data.items.map((x) => x * 2)"})
     ctx = context(services, "custom_code", {"data": {"items": [1, 2]}})
     assert await node.execute(ctx, config) == [2, 4]
 
 
-async def test_custom_code_node_runs_python_and_logs_prints(services: NodeServices) -> None:
+async def test_sandbox_nodes_custom_code_node_runs_python_and_logs_prints(
+    services: NodeServices,
+) -> None:
     if not JAIL.available:
         unavailable("no bubblewrap")
     node = CustomCodeNode()
@@ -109,7 +113,7 @@ async def test_custom_code_node_runs_python_and_logs_prints(services: NodeServic
     assert [line.message for line in ctx.log.lines] == ["adding"]
 
 
-async def test_code_nodes_without_a_sandbox_fail_as_unavailable() -> None:
+async def test_sandbox_nodes_code_nodes_without_a_sandbox_fail_as_unavailable() -> None:
     node = FunctionNode()
     config = node.parse_config({"code": "return 1"})
     with pytest.raises(NodeError) as info:

@@ -118,7 +118,7 @@ async def test_sandbox_errors_follow_the_nodes_on_error_rule(
     assert failed[0].error["type"] == "SandboxTimeout"
 
 
-async def test_string_conditions_and_expressions_run_in_the_sandbox(
+async def test_sandbox_seed_workflow_string_conditions_and_expressions_run_in_the_sandbox(
     engine: tuple[Engine, WorkflowRepository],
 ) -> None:
     definition = {

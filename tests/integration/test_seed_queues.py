@@ -7,13 +7,13 @@ HTTP by id (seed 004's ``getJobStatus``), in distributed mode: real Redis, real 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
 
 from flowmill.queue.bullmq import BullMQQueue
+from flowmill.testing import eventually
 from tests.api_support import THREE_NODES, Api, open_api
 from tests.node_support import BULLMQ_PACKAGES, run_node_script
 
@@ -112,21 +112,21 @@ INSTAGRAM: dict[str, Any] = {
 
 
 async def _eventually_done(api: Api, job_id: str, queue: str) -> dict[str, Any]:
-    for _ in range(300):
+    async def finished() -> dict[str, Any]:
         r = await api.a.get(f"/api/jobs/{job_id}", params={"queue": queue})
-        if r.status_code == 200 and r.json()["state"] in ("completed", "failed"):
-            return dict(r.json())
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} on {queue} did not finish: {r.status_code} {r.text}")
+        assert r.status_code == 200 and r.json()["state"] in ("completed", "failed"), r.text
+        return dict(r.json())
+
+    return await eventually(finished, 30, f"job {job_id} on {queue} finishing")
 
 
 async def _succeeded(api: Api, execution_id: str) -> dict[str, Any]:
-    for _ in range(300):
+    async def succeeded() -> dict[str, Any]:
         body = (await api.a.get(f"/api/executions/{execution_id}")).json()
-        if body["status"] == "succeeded":
-            return dict(body)
-        await asyncio.sleep(0.05)
-    raise AssertionError(body)
+        assert body["status"] == "succeeded", body
+        return dict(body)
+
+    return await eventually(succeeded, 30, f"execution {execution_id} succeeding")
 
 
 async def test_seed_queues_node_producer_starts_executions_on_the_seed_names(

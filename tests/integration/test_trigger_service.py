@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flowmill.config import Settings
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.tables import workflow_executions
-from flowmill.testing import FakeClock
+from flowmill.testing import FakeClock, eventually
 from flowmill.triggers.service import TriggerService
 
 TENANT = "sched"
@@ -87,6 +87,22 @@ async def test_trigger_service_fires_0230_new_york_once_across_both_dst_changes(
     ]
 
 
+def both_read_before_either_fires(replicas: list[TriggerService]) -> None:
+    """Make a split brain deterministic: each replica's read of the due schedules waits
+    until every replica has read them, so all of them see the same firing due (as two
+    leaders do when one of them was paused between its read and its start)."""
+    barrier = asyncio.Barrier(len(replicas))
+    for replica in replicas:
+        read = replica.triggers.due_schedules
+
+        async def read_then_wait(now: datetime, limit: int = 100, read: Any = read) -> Any:
+            due = await read(now, limit)
+            await asyncio.wait_for(barrier.wait(), 10)
+            return due
+
+        replica.triggers.due_schedules = read_then_wait  # type: ignore[method-assign]
+
+
 async def test_trigger_service_two_replicas_over_an_hour_start_each_firing_once(
     postgres_url: str,
 ) -> None:
@@ -96,11 +112,18 @@ async def test_trigger_service_two_replicas_over_an_hour_start_each_firing_once(
         await publish(a, schedule_workflow(cron="* * * * *"))
         replicas = [a.triggers.service, b.triggers.service]
         leaders: list[str] = []
+        split_brain = 0
         for i in range(3600 // 15):
             clock.advance(15)
-            if i == 100:
-                # Both believe they lead (a paused leader, a partition): both fire.
-                await asyncio.gather(*(r.fire_schedules(clock.now()) for r in replicas))
+            if i == 99:
+                # 09:25:00, a due instant: both believe they lead (a paused leader, a
+                # partition) and both read 09:25 as due before either starts it.
+                assert clock.now() == start + timedelta(minutes=25)
+                both_read_before_either_fires(replicas)
+                fired = await asyncio.gather(*(r.fire_schedules(clock.now()) for r in replicas))
+                split_brain = sum(fired)
+                for r in replicas:
+                    del r.triggers.due_schedules  # back to the class's method
             if i == 120:
                 # The leader dies without a word: the survivor takes over once the
                 # lease has expired.
@@ -110,10 +133,11 @@ async def test_trigger_service_two_replicas_over_an_hour_start_each_firing_once(
             assert len(led) <= 1  # never two leaders in one round
             leaders.extend(led)
         times = await fire_times(a)
+    assert split_brain == 2  # both replicas started 09:25 (one of them found it started)
     assert len(times) == 60
     assert times == [
         (start + timedelta(minutes=m)).isoformat() for m in range(1, 61)
-    ]  # each minute once
+    ]  # each minute once, 09:25 included
     assert len(set(leaders)) == 2  # the lease moved when the leader died
     # ... after at most the lease's 15 s (one round of 15 s without a leader)
     assert len(leaders) >= 3600 // 15 - 2
@@ -139,6 +163,61 @@ async def test_trigger_service_missed_fires_skip_or_run_once_after_downtime(
         + ["2026-06-01T01:00:00+00:00"]
         + ["2026-06-01T01:10:00+00:00"] * 2
     )
+
+
+class LateClock(FakeClock):
+    """A fake clock whose sleeps overshoot, as on a loaded machine, and that stops the
+    service once it passes ``until``: the service's own loop (``run``: round, pause
+    until the next due time or the tick, again) over simulated days, in a moment."""
+
+    def __init__(self, start: datetime, *, late_s: float, until: datetime) -> None:
+        super().__init__(start)
+        self.late_s, self.until = late_s, until
+        self.service: TriggerService | None = None
+        self.sleeps = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.advance(seconds + self.late_s)
+        if self.now() > self.until and self.service is not None:
+            self.service.stop()
+        await asyncio.sleep(0)
+
+
+async def run_loop(url: str, clock: LateClock, doc: dict[str, Any], tick_s: float) -> list[str]:
+    """Publish ``doc``, run the trigger service's loop until the clock's end, and
+    return the fire times it started."""
+    settings = Settings(database_url=url, sandbox_enabled=False, scheduler_tick_s=tick_s)
+    async with open_runtime(settings, clock=clock) as rt:
+        await publish(rt, doc)
+        clock.service = rt.triggers.service
+        await asyncio.wait_for(rt.triggers.service.run(), 120)
+        return await fire_times(rt)
+
+
+async def test_trigger_service_loop_waking_late_starts_each_fire_time_exactly_once(
+    sqlite_url: str,
+) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = LateClock(start, late_s=1.3, until=start + timedelta(minutes=10))
+    times = await run_loop(sqlite_url, clock, schedule_workflow(every="7s"), tick_s=3)
+    assert times == [(start + timedelta(seconds=7 * k)).isoformat() for k in range(1, 86)]
+    assert clock.sleeps > 85  # woke between firings too, not once per firing
+
+
+async def test_trigger_service_loop_across_dst_with_a_slow_tick(sqlite_url: str) -> None:
+    """The pause ends at the next due time, not at the tick: with an hour's tick and
+    every wake 37 s late, 02:30 New York still fires once a day, on time."""
+    clock = LateClock(
+        datetime(2026, 3, 7, 12, tzinfo=UTC), late_s=37, until=datetime(2026, 3, 11, tzinfo=UTC)
+    )
+    doc = schedule_workflow(cron="30 2 * * *", timezone="America/New_York")
+    times = await run_loop(sqlite_url, clock, doc, tick_s=3600)
+    assert times == [
+        "2026-03-08T07:00:00+00:00",  # 02:30 does not exist: 03:00 EDT
+        "2026-03-09T06:30:00+00:00",
+        "2026-03-10T06:30:00+00:00",
+    ]
 
 
 async def test_trigger_service_outlives_a_database_error_between_rounds(
@@ -168,10 +247,7 @@ async def test_trigger_service_outlives_a_database_error_between_rounds(
         monkeypatch.setattr(svc.triggers, "next_due_at", flaky_next_due)
         task = asyncio.create_task(svc.run())
         try:
-            for _ in range(500):
-                if rounds >= 6:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: rounds >= 6, 10, "six rounds, past the three failures")
             assert svc.leading
             assert not task.done(), task
             assert rounds >= 6  # went on after the three failures

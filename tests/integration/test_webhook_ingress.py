@@ -6,24 +6,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.api_support import THREE_NODES
-from tests.unit.webhook_support import stripe_header
-from tests.webhook_support import Live, live_api, meta_signature, slack_headers
+from tests.api_support import THREE_NODES, Live, live_api
+from tests.webhook_support import meta_signature, slack_headers, stripe_header
 
 SECRET = "it-is-a-secret-of-some-length"
 STRIPE_SECRET = "whsec_test_0123456789abcdef"
-
-
-@pytest.fixture
-async def live(database_url: str) -> AsyncIterator[Live]:
-    async with live_api(database_url) as live:
-        yield live
 
 
 async def _setup(
@@ -143,7 +134,7 @@ async def test_webhook_ingress_slack_url_verification_stale_future_and_retry(liv
     r = await live.http.post(
         url,
         content=challenge,
-        headers={**slack_headers(SECRET, challenge, now), "Content-Type": "application/json"},
+        headers={**slack_headers(SECRET, now, challenge), "Content-Type": "application/json"},
     )
     assert (r.status_code, r.json()) == (200, {"challenge": "ch-9"})
 
@@ -151,7 +142,7 @@ async def test_webhook_ingress_slack_url_verification_stale_future_and_retry(liv
         {"type": "event_callback", "event_id": "Ev1", "event": {"type": "message"}, "message": "hi"}
     ).encode()
     for ts in (now - 600, now + 600):
-        r = await live.http.post(url, content=body, headers=slack_headers(SECRET, body, ts))
+        r = await live.http.post(url, content=body, headers=slack_headers(SECRET, ts, body))
         assert r.status_code == 401
     refused = (await api.get(f"/api/webhooks/{hook}/events")).json()["items"]
     assert {e["verification_error"].split(":")[0] for e in refused} == {
@@ -163,14 +154,14 @@ async def test_webhook_ingress_slack_url_verification_stale_future_and_retry(liv
     ok = await live.http.post(
         url,
         content=body,
-        headers={**slack_headers(SECRET, body, now), "Content-Type": "application/json"},
+        headers={**slack_headers(SECRET, now, body), "Content-Type": "application/json"},
     )
     assert ok.status_code == 200
     retry = await live.http.post(
         url,
         content=body,
         headers={
-            **slack_headers(SECRET, body, now + 1),
+            **slack_headers(SECRET, now + 1, body),
             "X-Slack-Retry-Num": "1",
             "Content-Type": "application/json",
         },

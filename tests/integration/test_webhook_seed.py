@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.webhook_support import SEED, live_api
+from tests.api_support import SEED, live_api
 
 
 async def test_webhook_seed_procedure_end_to_end_over_http(database_url: str) -> None:

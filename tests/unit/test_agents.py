@@ -154,7 +154,7 @@ def _services(backend: InMemoryAgents) -> NodeServices:
     return NodeServices(credentials=creds, agents=backend, clock=FakeClock(T0))
 
 
-async def test_agent_node_defaults_come_from_the_channel_metadata() -> None:
+async def test_agents_node_defaults_come_from_the_channel_metadata() -> None:
     backend = InMemoryAgents()
     backend.add("acme", agent())
     backend.history_turns.append(("acme", turn("user", "earlier", conv="ig:42")))
@@ -195,7 +195,7 @@ async def test_agent_node_defaults_come_from_the_channel_metadata() -> None:
         ({"agent": "ava", "message": "x", "conversation_id": "{{data.none}}"}, "AgentError"),
     ],
 )
-async def test_agent_node_bad_config_fails_without_calling_the_model(
+async def test_agents_node_bad_config_fails_without_calling_the_model(
     config: dict[str, Any], error_type: str
 ) -> None:
     backend = InMemoryAgents()
@@ -206,7 +206,7 @@ async def test_agent_node_bad_config_fails_without_calling_the_model(
     assert backend.chat.requests == []
 
 
-def test_agent_node_tools_are_reserved_and_refused_clearly() -> None:
+def test_agents_node_tools_are_reserved_and_refused_clearly() -> None:
     node = AgentNode()
     config = node.parse_config({"tools": [{"name": "lookup", "workflow_id": "w"}]})
     issues = node.config_issues(config, expressions_enabled=False)

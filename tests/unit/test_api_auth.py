@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.server
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,16 +21,14 @@ from flowmill.api.app import build_context
 from flowmill.config import Settings
 from flowmill.runtime import open_runtime
 from flowmill.store.tables import api_keys
+from flowmill.testing import StubServer
 from tests.api_support import Api, client, open_api
 
 SECRET = "s" * 40
 ISS, AUD = "https://issuer.test", "flowmill-api"
 
 
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url, worker=False) as api:
-        yield api
+pytestmark = pytest.mark.api_settings(worker=False)
 
 
 def claims(**over: Any) -> dict[str, Any]:
@@ -119,7 +115,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_jwt_hs256_token_names_the_tenant(hs_api: Api) -> None:
+async def test_api_auth_jwt_hs256_token_names_the_tenant(hs_api: Api) -> None:
     token = jwt.encode(claims(), SECRET, algorithm="HS256")
     r = await hs_api.anon.get("/api/tenant", headers=bearer(token))
     assert r.status_code == 200, r.text
@@ -144,18 +140,18 @@ async def test_jwt_hs256_token_names_the_tenant(hs_api: Api) -> None:
         ("not yet valid", lambda: jwt.encode(claims(nbf=int(time.time()) + 600), SECRET)),
     ],
 )
-async def test_jwt_rejects(hs_api: Api, why: str, token: Any) -> None:
+async def test_api_auth_jwt_rejects(hs_api: Api, why: str, token: Any) -> None:
     r = await hs_api.anon.get("/api/tenant", headers=bearer(token()))
     assert r.status_code == 401, why
     assert r.json()["error"]["code"] == "unauthorized"
 
 
-async def test_jwt_is_refused_when_not_configured(api: Api) -> None:
+async def test_api_auth_jwt_is_refused_when_not_configured(api: Api) -> None:
     token = jwt.encode(claims(), SECRET, algorithm="HS256")
     assert (await api.anon.get("/api/tenant", headers=bearer(token))).status_code == 401
 
 
-async def test_jwt_settings_must_pin_issuer_and_audience(sqlite_url: str) -> None:
+async def test_api_auth_jwt_settings_must_pin_issuer_and_audience(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url, jwt_algorithm="HS256", jwt_secret=SECRET)
     async with open_runtime(settings) as rt:
         with pytest.raises(ValueError, match="ISSUER"):
@@ -174,26 +170,9 @@ def rsa_key() -> rsa.RSAPrivateKey:
 def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
     """A local HTTP server answering with the key set (JWKS format)."""
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key()))
-    body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    keys = {"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+    with StubServer({"GET /.well-known/jwks.json": (200, keys)}, name="jwks") as server:
+        yield server.url("/.well-known/jwks.json")
 
 
 @pytest.fixture
@@ -209,7 +188,9 @@ async def rs_api(sqlite_url: str, jwks_url: str) -> AsyncIterator[Api]:
         yield api
 
 
-async def test_jwt_rs256_verified_with_the_jwks(rs_api: Api, rsa_key: rsa.RSAPrivateKey) -> None:
+async def test_api_auth_jwt_rs256_verified_with_the_jwks(
+    rs_api: Api, rsa_key: rsa.RSAPrivateKey
+) -> None:
     token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
     r = await rs_api.anon.get("/api/tenant", headers=bearer(token))
     assert r.status_code == 200, r.text
@@ -221,7 +202,7 @@ async def test_jwt_rs256_verified_with_the_jwks(rs_api: Api, rsa_key: rsa.RSAPri
     assert (await rs_api.anon.get("/api/tenant", headers=bearer(forged))).status_code == 401
 
 
-async def test_jwt_rs256_refuses_hs256_signed_with_the_public_key(
+async def test_api_auth_jwt_rs256_refuses_hs256_signed_with_the_public_key(
     rs_api: Api, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     public_pem = rsa_key.public_key().public_bytes(
@@ -234,7 +215,7 @@ async def test_jwt_rs256_refuses_hs256_signed_with_the_public_key(
     assert (await rs_api.anon.get("/api/tenant", headers=bearer(none))).status_code == 401
 
 
-async def test_jwt_rs256_with_a_configured_public_key(
+async def test_api_auth_jwt_rs256_with_a_configured_public_key(
     sqlite_url: str, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     public_pem = rsa_key.public_key().public_bytes(

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.api_support import THREE_NODES, Api, open_api
+from tests.api_support import THREE_NODES, Api
 
-
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url, worker=False, max_request_bytes=4096) as api:
-        yield api
+pytestmark = pytest.mark.api_settings(worker=False, max_request_bytes=4096)
 
 
 def error_of(r: object) -> dict[str, object]:

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from tests.api_support import THREE_NODES, WAITING, Api, open_api
-
-
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url) as api:
-        yield api
+from flowmill.testing import eventually
+from tests.api_support import THREE_NODES, WAITING, Api
 
 
 def parse(text: str) -> list[dict[str, Any]]:
@@ -54,8 +46,10 @@ async def test_events_follow_a_live_execution_until_it_ends(api: Api) -> None:
     wf = await api.workflow(WAITING)
     started = await api.a.post(f"/api/workflows/{wf}/execute", json={})
     execution_id = started.json()["execution_id"]
+    hub = api.runtime.engine.hub
+    listening = hub.listening
     follow = asyncio.create_task(api.a.get(f"/api/executions/{execution_id}/events"))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: hub.listening > listening, 10, "the stream following the hub")
     assert not follow.done()  # still open: the execution waits
     assert (await api.a.post(f"/api/executions/{execution_id}/cancel")).status_code == 200
     r = await asyncio.wait_for(follow, 10)

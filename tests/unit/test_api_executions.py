@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from tests.api_support import FAILING, THREE_NODES, WAITING, Api, open_api
-
-
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url) as api:
-        yield api
+from flowmill.testing import eventually
+from tests.api_support import FAILING, THREE_NODES, WAITING, Api
 
 
-async def test_execute_wait_returns_the_execution_with_node_timings(api: Api) -> None:
+async def test_api_executions_execute_wait_returns_the_execution_with_node_timings(
+    api: Api,
+) -> None:
     wf = await api.workflow()
     body = await api.run(wf, {"message": "hello"})
     assert body["status"] == "succeeded"
@@ -35,7 +28,7 @@ async def test_execute_wait_returns_the_execution_with_node_timings(api: Api) ->
     assert body["duration_ms"] >= 0
 
 
-async def test_execute_without_wait_answers_202_with_the_id(api: Api) -> None:
+async def test_api_executions_execute_without_wait_answers_202_with_the_id(api: Api) -> None:
     wf = await api.workflow()
     r = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {"message": "x"}})
     assert r.status_code == 202
@@ -47,14 +40,14 @@ async def test_execute_without_wait_answers_202_with_the_id(api: Api) -> None:
     assert detail["status"] == "succeeded"
 
 
-async def test_execute_wait_that_runs_out_answers_202(api: Api) -> None:
+async def test_api_executions_execute_wait_that_runs_out_answers_202(api: Api) -> None:
     wf = await api.workflow(WAITING)
     r = await api.a.post(f"/api/workflows/{wf}/execute", params={"wait": 0.2}, json={})
     assert r.status_code == 202
     assert r.json()["status"] in ("running", "waiting")
 
 
-async def test_execute_draft_needs_a_version(api: Api) -> None:
+async def test_api_executions_execute_draft_needs_a_version(api: Api) -> None:
     wf = await api.workflow(publish=False)
     r = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {"message": "m"}})
     assert r.status_code == 409
@@ -154,11 +147,11 @@ async def test_executions_cancel_a_waiting_execution_then_refuse_again(api: Api)
     wf = await api.workflow(WAITING)
     started = await api.a.post(f"/api/workflows/{wf}/execute", json={})
     execution_id = started.json()["execution_id"]
-    for _ in range(100):
-        status = (await api.a.get(f"/api/executions/{execution_id}")).json()["status"]
-        if status == "waiting":
-            break
-        await asyncio.sleep(0.02)
+
+    async def waiting() -> bool:
+        return (await api.a.get(f"/api/executions/{execution_id}")).json()["status"] == "waiting"
+
+    await eventually(waiting, 10, "the execution parked on its delay")
     r = await api.a.post(f"/api/executions/{execution_id}/cancel")
     assert r.status_code == 200
     assert r.json() == {"execution_id": execution_id, "status": "cancelled"}
@@ -216,7 +209,7 @@ async def test_executions_unknown_ids_are_404(api: Api) -> None:
         assert r.json()["error"]["code"] == "not_found"
 
 
-async def test_three_node_seed_shape_runs_as_in_the_seed(api: Api) -> None:
+async def test_api_executions_three_node_seed_shape_runs_as_in_the_seed(api: Api) -> None:
     # The seed's expected answer, with its function node as a mapping transform.
     wf = await api.workflow(THREE_NODES)
     body = await api.run(wf, {"message": "Hello"})

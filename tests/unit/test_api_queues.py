@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import Any
 
+from flowmill.testing import eventually
 from tests.api_support import WAITING, open_api
 
 
@@ -14,12 +15,13 @@ async def test_queues_show_the_in_process_queue_workers_and_only_the_callers_ste
         wf = await api.workflow(WAITING)
         r = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {}})
         assert r.status_code == 202
+
         # the delay parks its step: one waiting step for tenant A once it has run
-        for _ in range(200):
-            a = (await api.a.get("/api/queues")).json()
-            if a["steps"]["waiting"] == 1:
-                break
-            await asyncio.sleep(0.02)
+        async def parked() -> dict[str, Any]:
+            body: dict[str, Any] = (await api.a.get("/api/queues")).json()
+            return body if body["steps"]["waiting"] == 1 else {}
+
+        a = await eventually(parked, 15, "the delay's step parked")
         b = (await api.b.get("/api/queues")).json()
         anon = await api.anon.get("/api/queues")
     assert a["backend"] == "in_process"

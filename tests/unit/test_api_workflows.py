@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.api_support import THREE_NODES, Api, open_api
+from tests.api_support import THREE_NODES, Api
 
-
-@pytest.fixture
-async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    async with open_api(sqlite_url, worker=False) as api:
-        yield api
+pytestmark = pytest.mark.api_settings(worker=False)
 
 
 def changed(doc: dict[str, Any], **top: Any) -> dict[str, Any]:
@@ -161,7 +156,7 @@ async def test_workflows_delete_hides_it_but_keeps_its_executions(api: Api) -> N
     assert r.status_code == 404
 
 
-async def test_versions_list_get_publish_and_roll_back(api: Api) -> None:
+async def test_api_workflows_versions_list_get_publish_and_roll_back(api: Api) -> None:
     wf = await api.workflow()
     r = await api.a.post(
         f"/api/workflows/{wf}/versions",
@@ -190,7 +185,7 @@ async def test_versions_list_get_publish_and_roll_back(api: Api) -> None:
     assert (await api.a.get(f"/api/workflows/{wf}/versions/9")).status_code == 404
 
 
-async def test_versions_create_with_publish_activates_it(api: Api) -> None:
+async def test_api_workflows_versions_create_with_publish_activates_it(api: Api) -> None:
     wf = await api.workflow(publish=False)
     r = await api.a.post(
         f"/api/workflows/{wf}/versions",
@@ -200,7 +195,7 @@ async def test_versions_create_with_publish_activates_it(api: Api) -> None:
     assert (await api.a.get(f"/api/workflows/{wf}")).json()["active_version"] == 2
 
 
-async def test_versions_diff_names_changed_nodes_and_edges(api: Api) -> None:
+async def test_api_workflows_versions_diff_names_changed_nodes_and_edges(api: Api) -> None:
     wf = await api.workflow()
     nodes = [dict(n) for n in THREE_NODES["nodes"]]
     nodes[2] = {**nodes[2], "config": {"template": "Result: {{result}}"}}

@@ -20,7 +20,7 @@ from flowmill.queue.bullmq_codec import (
 )
 
 
-def test_seed_style_trigger_data_is_understood() -> None:
+def test_bullmq_codec_seed_style_trigger_data_is_understood() -> None:
     # As the seed's webhook handler adds it (extra keys such as webhookId are ignored).
     job = decode_trigger(
         {
@@ -34,12 +34,12 @@ def test_seed_style_trigger_data_is_understood() -> None:
     assert job == TriggerJob("client-1", "7", "webhook.test", {"message": "hi"})
 
 
-def test_trigger_data_round_trips() -> None:
+def test_bullmq_codec_trigger_data_round_trips() -> None:
     job = TriggerJob("t", "w", "schedule", [1, {"a": None}], 2, "cron", "k", {"m": 1}, priority=4)
     assert decode_trigger(encode_trigger(job), to_bullmq_priority(4)) == job
 
 
-def test_trigger_data_is_json_whatever_python_handed_in() -> None:
+def test_bullmq_codec_trigger_data_is_json_whatever_python_handed_in() -> None:
     data = encode_trigger(TriggerJob("t", "w", "manual", {"tags": ("a", "b")}))
     assert data == {"tenant_id": "t", "workflow_id": "w", "trigger_type": "manual",
                     "data": {"tags": ["a", "b"]}}  # fmt: skip
@@ -60,13 +60,15 @@ def test_trigger_data_is_json_whatever_python_handed_in() -> None:
         (None, "job data must be a JSON object, not NoneType"),
     ],
 )  # fmt: skip
-def test_bad_trigger_data_is_refused_naming_the_field(data: object, reason: str) -> None:
+def test_bullmq_codec_bad_trigger_data_is_refused_naming_the_field(
+    data: object, reason: str
+) -> None:
     with pytest.raises(JobDataError) as e:
         decode_trigger(data)
     assert reason in str(e.value)
 
 
-def test_trigger_data_of_a_webhook_event_round_trips_without_a_workflow() -> None:
+def test_bullmq_codec_trigger_data_of_a_webhook_event_round_trips_without_a_workflow() -> None:
     job = TriggerJob("t", "", "webhook", None, webhook_event_id="0190-evt")
     data = encode_trigger(job)
     assert data == {"tenant_id": "t", "trigger_type": "webhook", "data": None,
@@ -75,12 +77,12 @@ def test_trigger_data_of_a_webhook_event_round_trips_without_a_workflow() -> Non
     assert decode_trigger({**data, "webhookEventId": "0190-evt"}) == job
 
 
-def test_the_same_value_under_both_spellings_is_fine() -> None:
+def test_bullmq_codec_the_same_value_under_both_spellings_is_fine() -> None:
     data = {"tenant_id": "t", "tenantId": "t", "workflow_id": "w", "trigger_type": "x"}
     assert decode_trigger(data).tenant_id == "t"
 
 
-def test_step_data_round_trips() -> None:
+def test_bullmq_codec_step_data_round_trips() -> None:
     job = StepJob("ex", "node with spaces", 3, tenant_id="t", wake=1234, priority=-2)
     back = decode_step(encode_step(job), to_bullmq_priority(-2))
     assert back == job
@@ -94,12 +96,12 @@ def test_step_data_round_trips() -> None:
      {"execution_id": "e", "attempt": 1},
      ["e", "n", 1]],
 )  # fmt: skip
-def test_bad_step_data_is_refused(data: object) -> None:
+def test_bullmq_codec_bad_step_data_is_refused(data: object) -> None:
     with pytest.raises(JobDataError):
         decode_step(data)
 
 
-def test_priorities_keep_their_order_within_bullmq_range() -> None:
+def test_bullmq_codec_priorities_keep_their_order_within_bullmq_range() -> None:
     engine = [10**9, 100, 1, 0, -1, -100, -(10**9)]
     bull = [to_bullmq_priority(p) for p in engine]
     assert bull == sorted(bull)  # BullMQ runs lower numbers first
@@ -108,7 +110,7 @@ def test_priorities_keep_their_order_within_bullmq_range() -> None:
     assert from_bullmq_priority(0) == 0  # a job added without priority
 
 
-def test_delays_round_up_so_a_job_never_fires_early() -> None:
+def test_bullmq_codec_delays_round_up_so_a_job_never_fires_early() -> None:
     now_ms = 1_700_000_000_000
     just_after = datetime.fromtimestamp(now_ms / 1000, UTC) + timedelta(microseconds=1)
     assert delay_ms(just_after, now_ms) == 1
@@ -150,7 +152,7 @@ SEED_004_META = {
         ),
     ],
 )  # fmt: skip
-def test_node_queue_jobs_of_the_seeds_start_at_a_trigger_node(
+def test_bullmq_codec_node_queue_jobs_of_the_seeds_start_at_a_trigger_node(
     data: dict[str, object], job: StepJob | TriggerJob
 ) -> None:
     assert decode_node_job(data) == job
@@ -166,6 +168,8 @@ def test_node_queue_jobs_of_the_seeds_start_at_a_trigger_node(
         ({"executionId": "e", "nodeId": "n"}, "attempt"),
     ],
 )
-def test_bad_node_queue_jobs_are_refused_naming_the_field(data: object, reason: str) -> None:
+def test_bullmq_codec_bad_node_queue_jobs_are_refused_naming_the_field(
+    data: object, reason: str
+) -> None:
     with pytest.raises(JobDataError, match=reason):
         decode_node_job(data)

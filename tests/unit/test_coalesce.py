@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from flowmill.coalesce import Coalescer
+from flowmill.testing import eventually
 
 
 class Flush:
@@ -42,33 +43,20 @@ class Flush:
         return [item * 10 for item in items]
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never became true")
-
-
-async def _spin(turns: int = 10) -> None:
-    for _ in range(turns):
-        await asyncio.sleep(0)
-
-
 async def _hold_first_flush(flush: Flush, coalescer: Coalescer[int, int]) -> asyncio.Task[int]:
     """Start a flush of item 0 and leave it waiting on ``flush.gate``."""
     flush.gate = asyncio.Event()
     first = asyncio.create_task(coalescer.submit(0))
-    await _until(lambda: len(flush.calls) == 1)
+    await eventually(lambda: len(flush.calls) == 1, 5, "the first flush under way")
     return first
 
 
-def test_coalescer_rejects_max_batch_below_one() -> None:
+def test_coalesce_rejects_max_batch_below_one() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         Coalescer(Flush(), max_batch=0)
 
 
-async def test_coalescer_flushes_a_lone_submit_alone() -> None:
+async def test_coalesce_flushes_a_lone_submit_alone() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
 
@@ -76,13 +64,13 @@ async def test_coalescer_flushes_a_lone_submit_alone() -> None:
     assert flush.calls == [[7]]
 
 
-async def test_coalescer_gathers_submits_made_during_a_flush_into_the_next() -> None:
+async def test_coalesce_gathers_submits_made_during_a_flush_into_the_next() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
     first = await _hold_first_flush(flush, coalescer)
 
     rest = [asyncio.create_task(coalescer.submit(i)) for i in range(1, 5)]
-    await _spin()
+    await eventually(lambda: len(coalescer._pending) == 4, 5, "four submits waiting")
     assert flush.calls == [[0]]  # nothing else flushed while the first is under way
     assert flush.gate is not None
     flush.gate.set()
@@ -93,7 +81,7 @@ async def test_coalescer_gathers_submits_made_during_a_flush_into_the_next() -> 
     assert flush.most_running == 1
 
 
-async def test_coalescer_gives_each_caller_its_own_result_in_order() -> None:
+async def test_coalesce_gives_each_caller_its_own_result_in_order() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
 
@@ -103,7 +91,7 @@ async def test_coalescer_gives_each_caller_its_own_result_in_order() -> None:
     assert flush.calls == [[3, 1, 2]]
 
 
-async def test_coalescer_splits_pending_items_by_max_batch() -> None:
+async def test_coalesce_splits_pending_items_by_max_batch() -> None:
     flush = Flush()
     coalescer = Coalescer(flush, max_batch=2)
 
@@ -113,7 +101,7 @@ async def test_coalescer_splits_pending_items_by_max_batch() -> None:
     assert flush.calls == [[0, 1], [2, 3], [4, 5], [6]]
 
 
-async def test_coalescer_applies_max_batch_changed_between_flushes() -> None:
+async def test_coalesce_applies_max_batch_changed_between_flushes() -> None:
     flush = Flush()
     coalescer = Coalescer(flush, max_batch=2)
 
@@ -126,7 +114,7 @@ async def test_coalescer_applies_max_batch_changed_between_flushes() -> None:
     assert flush.calls == [[0, 1], [2, 3, 4], [5, 6]]
 
 
-async def test_coalescer_puts_same_key_items_in_later_flushes_in_order() -> None:
+async def test_coalesce_puts_same_key_items_in_later_flushes_in_order() -> None:
     calls: list[list[str]] = []
 
     async def flush(items: list[str]) -> list[str | BaseException]:
@@ -142,7 +130,7 @@ async def test_coalescer_puts_same_key_items_in_later_flushes_in_order() -> None
     assert calls == [["a1", "b1", "c1"], ["a2", "b2"], ["a3"]]
 
 
-async def test_coalescer_fails_only_the_caller_whose_result_is_an_exception() -> None:
+async def test_coalesce_fails_only_the_caller_whose_result_is_an_exception() -> None:
     error = ValueError("bad item")
 
     async def flush(items: list[int]) -> list[int | BaseException]:
@@ -158,7 +146,7 @@ async def test_coalescer_fails_only_the_caller_whose_result_is_an_exception() ->
     assert await three == 30
 
 
-async def test_coalescer_fails_the_whole_batch_when_flush_raises_and_recovers() -> None:
+async def test_coalesce_fails_the_whole_batch_when_flush_raises_and_recovers() -> None:
     calls: list[list[int]] = []
 
     async def flush(items: list[int]) -> list[int | BaseException]:
@@ -179,14 +167,14 @@ async def test_coalescer_fails_the_whole_batch_when_flush_raises_and_recovers() 
     assert calls == [[1, 2], [3], [4]]
 
 
-async def test_coalescer_skips_a_caller_cancelled_before_its_batch() -> None:
+async def test_coalesce_skips_a_caller_cancelled_before_its_batch() -> None:
     flush = Flush()
     coalescer = Coalescer(flush)
     first = await _hold_first_flush(flush, coalescer)
 
     gone = asyncio.create_task(coalescer.submit(1))
     kept = asyncio.create_task(coalescer.submit(2))
-    await _until(lambda: len(coalescer._pending) == 2)  # both are waiting for a batch
+    await eventually(lambda: len(coalescer._pending) == 2, 5, "both waiting for a batch")
     gone.cancel()
     with pytest.raises(asyncio.CancelledError):
         await gone
@@ -199,7 +187,7 @@ async def test_coalescer_skips_a_caller_cancelled_before_its_batch() -> None:
     assert coalescer.items == 2
 
 
-async def test_coalescer_counts_batches_and_items() -> None:
+async def test_coalesce_counts_batches_and_items() -> None:
     flush = Flush()
     coalescer = Coalescer(flush, max_batch=3)
     assert (coalescer.batches, coalescer.items) == (0, 0)
@@ -211,7 +199,7 @@ async def test_coalescer_counts_batches_and_items() -> None:
     assert (coalescer.batches, coalescer.items) == (4, 8)
 
 
-async def test_coalescer_fails_callers_when_flush_returns_too_few_results() -> None:
+async def test_coalesce_fails_callers_when_flush_returns_too_few_results() -> None:
     async def short(items: list[int]) -> list[int | BaseException]:
         return items[:-1]
 
@@ -221,7 +209,7 @@ async def test_coalescer_fails_callers_when_flush_returns_too_few_results() -> N
             await asyncio.gather(coalescer.submit(1), coalescer.submit(2))
 
 
-async def test_coalescer_fails_only_the_item_whose_key_raises() -> None:
+async def test_coalesce_fails_only_the_item_whose_key_raises() -> None:
     def key(item: int) -> int:
         if item == 2:
             raise ValueError("no key")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from flowmill.engine.validation import load_and_compile
-from tests.unit.conftest import registry, wf
+from tests.engine_support import registry, wf
 
 NOOP = {"type": "noop"}
 COND = {"type": "conditional", "config": {"condition": {"left": 1, "op": "==", "right": 1}}}

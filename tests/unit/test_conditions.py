@@ -91,3 +91,39 @@ def test_conditions_reject_bad_shapes(cond: dict[str, Any]) -> None:
 
 def test_conditions_catastrophic_regex_times_out_as_false() -> None:
     assert conditions.compare("a" * 5000 + "!", "matches", r"^(a|aa)+$") is False
+
+
+# Rows added for survivors of the mutation run (docs/testing.md): each pins one branch
+# of `compare` that no other row reached.
+@pytest.mark.parametrize(
+    ("left", "op", "right", "expected"),
+    [
+        ("abc", "not_contains", "b", False),
+        ("abc", "not_contains", "z", True),
+        ([1, 2], "not_contains", 3, True),
+        (5, "<=", 5, True),
+        (6, "<=", 5, False),
+        ("10", "<=", 9, False),  # the string is read as a number
+        (9, "<=", "10", True),
+        ("abc", "starts_with", "ab", True),
+        (123, "starts_with", "1", False),  # only text starts with text
+        ("abc", "starts_with", 1, False),
+        ("abc", "ends_with", "bc", True),
+        (123, "ends_with", "3", False),
+        ("abc", "ends_with", 3, False),
+        (10, "==", "10", True),
+        ("10", "==", 10, True),
+        (10, "==", "ten", False),
+        ("ten", "==", 10, False),
+        (True, "==", "1", False),  # booleans are not numbers
+        ("1", "==", True, False),
+        ("abc", "!=", "abd", True),
+    ],
+)
+def test_conditions_compare_table(left: Any, op: str, right: Any, expected: bool) -> None:
+    assert conditions.compare(left, op, right) is expected
+
+
+def test_conditions_compare_unknown_operator_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown operator 'nope'"):
+        conditions.compare(1, "nope", 2)

@@ -256,3 +256,24 @@ def test_definitions_registry_refuses_duplicates() -> None:
 
     with pytest.raises(DuplicateNodeTypeError, match="noop"):
         NodeRegistry([NoopNode, NoopNode])
+
+
+def test_definitions_empty_steps_are_refused_naming_the_field() -> None:
+    """A survivor of the mutation run: nothing checked the empty ``steps`` list."""
+    assert issues_of({"name": "x", "steps": []}) == [("steps", "empty")]
+
+
+def test_definitions_dump_keeps_settings_that_differ_from_the_defaults() -> None:
+    """A survivor of the mutation run: the dump of ``timezone`` and ``variables``."""
+    doc = {
+        "name": "x",
+        "settings": {"timezone": "Europe/Paris", "variables": {"region": "eu"}},
+        "nodes": [{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"}],
+        "edges": [{"source": "t", "target": "a"}],
+    }
+    dumped = dump_definition(load_definition(doc))
+    assert dumped["settings"]["timezone"] == "Europe/Paris"
+    assert dumped["settings"]["variables"] == {"region": "eu"}
+    assert "timezone" not in dump_definition(load_definition({**doc, "settings": {}})).get(
+        "settings", {}
+    )

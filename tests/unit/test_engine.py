@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
@@ -12,7 +11,8 @@ from flowmill.domain.events import EventType
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.domain.states import NodeRunStatus as S
 from flowmill.engine.ports import StepJob
-from tests.unit.conftest import CALLS, Harness, wf
+from flowmill.testing import eventually
+from tests.engine_support import CALLS, Harness, wf
 
 
 def statuses(runs: dict[str, Any]) -> dict[str, str]:
@@ -218,13 +218,14 @@ async def test_engine_cancel_interrupts_a_running_execution(harness: Harness) ->
         [("t", "s"), ("s", "after")],
     )
     execution_id = await harness.start(definition)
-    for _ in range(200):
+
+    async def running() -> bool:
         runs = await harness.latest(execution_id)
-        if runs.get("s") is not None and runs["s"].status is S.RUNNING:
-            break
-        await asyncio.sleep(0.01)
+        return runs.get("s") is not None and runs["s"].status is S.RUNNING
+
+    await eventually(running, 10, "the slow step running")
     assert await harness.engine.cancel(execution_id) is True
-    ex = await harness.engine.wait(execution_id, timeout=2)
+    ex = await harness.engine.wait(execution_id, timeout=15)
     assert ex.status is X.CANCELLED
     runs = await harness.latest(execution_id)
     assert runs["s"].status is S.CANCELLED
@@ -234,17 +235,20 @@ async def test_engine_cancel_interrupts_a_running_execution(harness: Harness) ->
 
 async def test_engine_delay_is_durable_not_sleeping(harness: Harness) -> None:
     definition = wf(
-        [{"id": "d", "type": "delay", "config": {"ms": 150}}, {"id": "after", "type": "noop"}],
+        [{"id": "d", "type": "delay", "config": {"ms": 1000}}, {"id": "after", "type": "noop"}],
         [("t", "d"), ("d", "after")],
     )
     execution_id = await harness.start(definition, {"v": 1})
-    await asyncio.sleep(0.05)
-    ex = await harness.engine.store.get_execution(execution_id)
-    assert ex is not None and ex.status is X.WAITING
+
+    async def parked() -> bool:
+        ex = await harness.engine.store.get_execution(execution_id)
+        return ex is not None and ex.status is X.WAITING
+
+    await eventually(parked, 10, "the execution parked on its delay")
     runs = await harness.latest(execution_id)
     assert runs["d"].status is S.WAITING and runs["d"].not_before is not None
     assert harness.engine.runner.running == 0  # nobody holds a worker while waiting
-    ex = await harness.engine.wait(execution_id, timeout=3)
+    ex = await harness.engine.wait(execution_id, timeout=15)
     assert ex.status is X.SUCCEEDED
     runs = await harness.latest(execution_id)
     assert runs["after"].input == runs["t"].output
@@ -252,13 +256,46 @@ async def test_engine_delay_is_durable_not_sleeping(harness: Harness) -> None:
     assert EventType.NODE_WAITING.value in types and EventType.EXECUTION_WAITING.value in types
 
 
-async def test_engine_repeated_job_does_not_run_a_step_twice(harness: Harness) -> None:
+async def test_engine_repeated_job_after_the_execution_ended_runs_nothing(
+    harness: Harness,
+) -> None:
     definition = wf([{"id": "f", "type": "flaky"}], [("t", "f")])
     ex, _ = await harness.run(definition)
     await harness.engine.handle(StepJob(ex.id, "f", 1, "t1"))
     assert [c[0] for c in CALLS] == ["f"]
     succeeded = [r for r in await harness.store.node_runs(ex.id) if r.status is S.SUCCEEDED]
     assert len(succeeded) == len({r.node_id for r in succeeded})
+
+
+async def test_engine_repeated_job_of_a_finished_step_does_not_run_it_again(
+    harness: Harness,
+) -> None:
+    """The step-finished guard on its own: the step's job comes again while its
+    execution still runs (a queue delivering twice, a sweeper racing the worker)."""
+    definition = wf(
+        [{"id": "f", "type": "flaky"}, {"id": "s", "type": "slow", "config": {"seconds": 30}}],
+        [("t", "f"), ("f", "s")],
+    )
+    execution_id = await harness.start(definition)
+
+    async def slow_step_running() -> bool:
+        runs = await harness.latest(execution_id)
+        return "s" in runs and runs["s"].status is S.RUNNING
+
+    await eventually(slow_step_running, 10, "the step after f running")
+    ex = await harness.store.get_execution(execution_id)
+    assert ex is not None and ex.status is X.RUNNING  # not the execution-ended guard
+    try:
+        await harness.engine.handle(StepJob(execution_id, "f", 1, "t1"))
+    finally:
+        assert await harness.engine.cancel(execution_id)
+    assert [c[0] for c in CALLS] == ["f", "s"]  # f ran once, never again
+    completed = [
+        e.payload["node_id"]
+        for e in harness.store.events
+        if e.stream_id == execution_id and e.type == EventType.NODE_COMPLETED.value
+    ]
+    assert completed.count("f") == 1
 
 
 async def test_engine_dedupe_key_starts_one_execution(harness: Harness) -> None:
@@ -311,7 +348,7 @@ async def test_engine_recovers_steps_of_a_dead_worker(harness: Harness) -> None:
     )
     fx = starts.start_execution(compiled, ex, "t", None, now, owner="ghost-worker")
     await harness.store.start(ex, lambda _c: fx)
-    done = await harness.engine.wait("e-dead", timeout=3)
+    done = await harness.engine.wait("e-dead", timeout=15)
     assert done.status is X.SUCCEEDED
     assert [c[0] for c in CALLS] == ["f"]
 
@@ -320,7 +357,7 @@ async def test_engine_stranded_own_step_is_redispatched(harness: Harness) -> Non
     harness.engine.options.orphan_grace_s = 0.0
     harness.store.fail_next_checkpoint = RuntimeError("database is locked")
     definition = wf([{"id": "f", "type": "flaky"}], [("t", "f")])
-    ex, runs = await harness.run(definition, timeout=3)
+    ex, runs = await harness.run(definition, timeout=15)
     assert ex.status is X.SUCCEEDED
     assert runs["f"].status is S.SUCCEEDED
 

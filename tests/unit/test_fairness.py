@@ -17,7 +17,7 @@ class Clock:
         return self.now
 
 
-def test_fair_share_penalty_grows_with_demand_and_decays() -> None:
+def test_fairness_share_penalty_grows_with_demand_and_decays() -> None:
     clock = Clock()
     share = FairShare(half_life_s=10, clock=clock)
     penalties = [share.charge("flood") for _ in range(100)]
@@ -30,7 +30,7 @@ def test_fair_share_penalty_grows_with_demand_and_decays() -> None:
     assert share.charge("flood") == 0
 
 
-def test_fair_share_priority_never_crosses_user_priorities() -> None:
+def test_fairness_share_priority_never_crosses_user_priorities() -> None:
     share = FairShare(clock=Clock())
     for _ in range(10 * PRIORITY_SCALE):
         share.charge("flood")
@@ -51,7 +51,7 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_fair_slots_hand_freed_slots_to_tenants_in_turn() -> None:
+async def test_fairness_slots_hand_freed_slots_to_tenants_in_turn() -> None:
     slots = FairSlots(capacity=1)
     order: list[str] = []
     gates = {name: asyncio.Event() for name in ("a0", "a1", "a2", "a3", "b0", "c0")}
@@ -68,7 +68,7 @@ async def test_fair_slots_hand_freed_slots_to_tenants_in_turn() -> None:
     assert order == ["a", "a", "b", "c", "a", "a"]
 
 
-async def test_fair_slots_reserve_serves_a_tenant_holding_nothing_at_once() -> None:
+async def test_fairness_slots_reserve_serves_a_tenant_holding_nothing_at_once() -> None:
     slots = FairSlots(capacity=2, reserve=1)
     release = asyncio.Event()
     order: list[str] = []
@@ -87,7 +87,7 @@ async def test_fair_slots_reserve_serves_a_tenant_holding_nothing_at_once() -> N
     assert slots.held("a") == slots.held("b") == 0
 
 
-async def test_fair_slots_cancelled_waiter_gives_its_turn_away() -> None:
+async def test_fairness_slots_cancelled_waiter_gives_its_turn_away() -> None:
     slots = FairSlots(capacity=1)
     release = asyncio.Event()
     order: list[str] = []
@@ -105,7 +105,7 @@ async def test_fair_slots_cancelled_waiter_gives_its_turn_away() -> None:
     assert slots.waiting == 0 and slots.held("b") == 0
 
 
-async def test_fair_slots_cap_holds_a_tenant_back_even_with_free_slots() -> None:
+async def test_fairness_slots_cap_holds_a_tenant_back_even_with_free_slots() -> None:
     caps = {"a": 2}
     slots = FairSlots(capacity=4, cap=lambda t: caps.get(t, 0))
     release = asyncio.Event()

@@ -58,23 +58,23 @@ STEPS_EXAMPLE = {
 }
 
 
-def test_the_node_is_registered_by_entry_point() -> None:
+def test_http_request_config_the_node_is_registered_by_entry_point() -> None:
     registry = NodeRegistry.from_entry_points()
     assert isinstance(registry.get("http_request"), HttpRequestNode)
 
 
 @pytest.mark.parametrize("example", [GRAPH_EXAMPLE, STEPS_EXAMPLE])
-def test_the_seed_examples_compile(example: dict[str, Any]) -> None:
+def test_http_request_config_the_seed_examples_compile(example: dict[str, Any]) -> None:
     compiled = load_and_compile(example, NodeRegistry.from_entry_points())
     assert any(n.type.type_name == "http_request" for n in compiled.nodes.values())
 
 
-def test_body_templates_count_as_node_references() -> None:
+def test_http_request_config_body_templates_count_as_node_references() -> None:
     config = NODE.parse_config(STEPS_EXAMPLE["steps"][2]["config"])  # type: ignore[index]
     assert NODE.referenced_nodes(config) == {"summarise"}
 
 
-def test_defaults() -> None:
+def test_http_request_config_defaults() -> None:
     config = NODE.parse_config({"url": "https://api.example.com/"})
     assert config.method == "GET"
     assert config.timeout_s is None
@@ -84,7 +84,7 @@ def test_defaults() -> None:
     assert config.idempotency_header == "Idempotency-Key"
 
 
-def test_methods_are_case_insensitive() -> None:
+def test_http_request_config_methods_are_case_insensitive() -> None:
     assert NODE.parse_config({"method": "patch", "url": "https://x.test/"}).method == "PATCH"
 
 
@@ -104,12 +104,12 @@ def test_methods_are_case_insensitive() -> None:
         {"url": "https://x.test/", "timeout": 5},  # typo: unknown keys are errors
     ],
 )
-def test_invalid_configs(raw: dict[str, Any]) -> None:
+def test_http_request_config_invalid_configs(raw: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         NODE.parse_config(raw)
 
 
-def test_an_empty_idempotency_header_disables_it() -> None:
+def test_http_request_config_an_empty_idempotency_header_disables_it() -> None:
     config = NODE.parse_config({"url": "https://x.test/", "idempotency_header": ""})
     assert config.idempotency_header is None
 

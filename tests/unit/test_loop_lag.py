@@ -10,7 +10,7 @@ from flowmill.observability.loop_lag import LoopLagMonitor
 
 
 def _blocking_call(seconds: float) -> None:
-    time.sleep(seconds)  # what a careless node or library does on the loop
+    time.sleep(seconds)  # not a wait: what a careless node or library does on the loop
 
 
 async def test_loop_lag_catches_a_stall_with_the_blocking_stack() -> None:
@@ -18,9 +18,9 @@ async def test_loop_lag_catches_a_stall_with_the_blocking_stack() -> None:
     monitor = LoopLagMonitor(threshold_s=0.1, interval_s=0.02, on_lag=lags.append)
     monitor.start()
     try:
-        await asyncio.sleep(0.1)  # a few samples first
+        await asyncio.sleep(0.1)  # not a wait: a few samples first
         _blocking_call(0.4)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # not a wait: the monitor samples after the stall
     finally:
         await monitor.stop()
     assert not monitor.running
@@ -36,6 +36,6 @@ async def test_loop_lag_stays_quiet_on_a_healthy_loop_and_restarts() -> None:
     for _ in range(2):
         monitor.start()
         monitor.start()  # idempotent
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # not a wait: the monitor runs this long
         await monitor.stop()
     assert monitor.stalls == []

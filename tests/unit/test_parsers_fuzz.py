@@ -63,7 +63,7 @@ def _shape(tpl: templates.Template) -> tuple[Any, ...]:
 @example("{{{a}}}")
 @example("{{" * 40 + "}}")
 @example("}}{{a}}{{")
-def test_template_scanner_finds_the_tags_the_old_pattern_found(text: str) -> None:
+def test_parsers_template_scanner_finds_the_tags_the_old_pattern_found(text: str) -> None:
     tpl = templates.parse(text)
     if "{{" not in text:
         assert tpl.parts == (text,)
@@ -80,21 +80,21 @@ def test_template_scanner_finds_the_tags_the_old_pattern_found(text: str) -> Non
     ["{{" * 100_000, '{{ nodes["' * 20_000, "{{ a" * 50_000 + "}}", "}}" * 100_000],
     ids=["open-braces", "open-index", "one-long-tag", "close-braces"],
 )
-def test_template_scanner_adversarial_inputs_parse_to_their_text(text: str) -> None:
+def test_parsers_template_scanner_adversarial_inputs_parse_to_their_text(text: str) -> None:
     parts = templates.parse(text).parts
     assert "".join(p if isinstance(p, str) else "{{" + p.text + "}}" for p in parts) == text
     issues = templates.expression_issues(text, expressions_enabled=True)
     assert all(isinstance(i, str) for i in issues)
 
 
-def test_template_tag_longer_than_the_cap_is_a_validation_issue() -> None:
+def test_parsers_template_tag_longer_than_the_cap_is_a_validation_issue() -> None:
     long_tag = "{{ " + "a + " * 3000 + "1 }}"
     issues = templates.expression_issues(long_tag, expressions_enabled=True)
     assert any("longer than 10000" in i for i in issues), issues
     assert templates.expression_issues("{{ a + 1 }}", expressions_enabled=True) == []
 
 
-def test_definition_with_too_many_templates_is_refused_before_parsing_them() -> None:
+def test_parsers_definition_with_too_many_templates_is_refused_before_parsing_them() -> None:
     many = {f"k{i}": "{{input.x}}" for i in range(templates.MAX_TAGS_PER_DEFINITION + 1)}
     doc = {
         "name": "many",
@@ -111,7 +111,7 @@ def test_definition_with_too_many_templates_is_refused_before_parsing_them() -> 
 
 @FUZZ
 @given(text=template_text, data=json_values)
-def test_template_render_raises_only_template_errors(text: str, data: Any) -> None:
+def test_parsers_template_render_raises_only_template_errors(text: str, data: Any) -> None:
     scope = Scope(data, {"trigger": {"data": data}, "nodes": {}, "vars": {}})
     templates.referenced_nodes(text)
     templates.expression_issues(text, expressions_enabled=False)
@@ -128,7 +128,7 @@ _CONDITION = TypeAdapter(Condition)
 @given(json_values)
 @example({"left": "{{a}}", "op": "matches", "right": "(a+)+$"})
 @example({"and": [{"not": {"left": 1, "op": "in", "right": [1]}}]})
-def test_condition_parse_raises_only_validation_errors(raw: Any) -> None:
+def test_parsers_condition_parse_raises_only_validation_errors(raw: Any) -> None:
     try:
         cond = _CONDITION.validate_python(raw)
     except ValidationError:
@@ -138,7 +138,7 @@ def test_condition_parse_raises_only_validation_errors(raw: Any) -> None:
 
 @FUZZ
 @given(left=json_values, op=st.sampled_from(get_args(Operator)), right=json_values)
-def test_condition_compare_never_raises(left: Any, op: str, right: Any) -> None:
+def test_parsers_condition_compare_never_raises(left: Any, op: str, right: Any) -> None:
     assert compare(left, op, right) in (True, False)
 
 
@@ -167,7 +167,7 @@ definitions = st.fixed_dictionaries(
 
 @FUZZ
 @given(st.one_of(definitions, json_values))
-def test_definition_loader_raises_only_definition_errors(doc: Any) -> None:
+def test_parsers_definition_loader_raises_only_definition_errors(doc: Any) -> None:
     for load in (load_definition, lambda d: load_and_compile(d, _REGISTRY)):
         try:
             load(doc)

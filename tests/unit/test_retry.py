@@ -41,3 +41,11 @@ def test_retry_jitter_stays_within_its_fraction() -> None:
 )
 def test_retry_should_retry(attempt: int, retriable: bool, expected: bool) -> None:
     assert should_retry(RetryPolicy(max_attempts=3), attempt, retriable) is expected
+
+
+def test_retry_jitter_comes_from_the_given_random_source() -> None:
+    """A survivor of the mutation run: a seeded source gives the same delays again."""
+    policy = RetryPolicy(max_attempts=5, backoff_ms=1000, jitter=0.5)
+    first = [backoff_ms(policy, a, random.Random(7)) for a in (1, 2, 3)]
+    assert first == [backoff_ms(policy, a, random.Random(7)) for a in (1, 2, 3)]
+    assert len({backoff_ms(policy, 1, random.Random(seed)) for seed in range(20)}) > 1

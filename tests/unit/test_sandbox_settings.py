@@ -39,7 +39,7 @@ def test_settings_reject_defaults_above_maxima() -> None:
         SandboxSettings(memory_mb=2048)
 
 
-def test_seccomp_program_checks_arch_and_denies_process_creation() -> None:
+def test_sandbox_settings_seccomp_program_checks_arch_and_denies_process_creation() -> None:
     prog = deny_filter("x86_64")
     assert prog is not None
     assert len(prog) % 8 == 0
@@ -57,7 +57,7 @@ def _jail() -> Jail:
     return Jail("/usr/bin/bwrap", rt)
 
 
-def test_jail_command_isolates_everything() -> None:
+def test_sandbox_settings_jail_command_isolates_everything() -> None:
     argv = _jail().command(["python", "-c", "1"], seccomp_fd=7)
     text = " ".join(argv)
     for flag in ("--unshare-all", "--die-with-parent", "--clearenv", "--new-session"):
@@ -70,14 +70,14 @@ def test_jail_command_isolates_everything() -> None:
     assert argv[-4:] == ["--", "python", "-c", "1"]
 
 
-def test_jail_without_bubblewrap_refuses_to_build_commands() -> None:
+def test_sandbox_settings_jail_without_bubblewrap_refuses_to_build_commands() -> None:
     jail = Jail(None, _jail().runtime, "not installed")
     assert not jail.available
     with pytest.raises(RuntimeError):
         jail.command(["x"])
 
 
-def test_scope_names_keep_only_bindable_identifiers() -> None:
+def test_sandbox_settings_scope_names_keep_only_bindable_identifiers() -> None:
     scope = {"input": 1, "my-key": 2, "class": 3, "$x": 4, "ok_1": 5, "None": 6}
     assert scope_names(scope) == ["input", "$x", "ok_1", "None"]
     assert python_names(scope) == ["input", "ok_1"]
@@ -92,7 +92,9 @@ def test_scope_names_keep_only_bindable_identifiers() -> None:
         ({"kind": "user", "message": "TypeError: x"}, errors.ERROR),
     ],
 )
-def test_raise_for_maps_worker_errors_to_node_errors(error: dict[str, object], type_: str) -> None:
+def test_sandbox_settings_raise_for_maps_worker_errors_to_node_errors(
+    error: dict[str, object], type_: str
+) -> None:
     reply = JsReply({"ok": False, "error": error, "logs": {"lines": ["a"], "dropped": 0}}, b"")
     with pytest.raises(NodeError) as info:
         raise_for(reply, CodeLimits(1, 8, 5), "return x")
@@ -100,7 +102,7 @@ def test_raise_for_maps_worker_errors_to_node_errors(error: dict[str, object], t
     assert info.value.details["logs"] == ["a"]
 
 
-def test_raise_for_names_the_users_line_and_expression() -> None:
+def test_sandbox_settings_raise_for_names_the_users_line_and_expression() -> None:
     err = {"kind": "user", "message": "ReferenceError: y is not defined", "line": 2, "index": 1}
     reply = JsReply({"ok": False, "error": err}, b"")
     with pytest.raises(NodeError) as info:
@@ -110,13 +112,13 @@ def test_raise_for_names_the_users_line_and_expression() -> None:
     assert info.value.retriable
 
 
-def test_syntax_errors_are_not_retriable() -> None:
+def test_sandbox_settings_syntax_errors_are_not_retriable() -> None:
     err = {"kind": "user", "message": "SyntaxError: unexpected token", "line": 1}
     with pytest.raises(NodeError) as info:
         raise_for(JsReply({"ok": False, "error": err}, b""), CodeLimits(), "return )")
     assert not info.value.retriable
 
 
-def test_reply_logs_note_dropped_lines() -> None:
+def test_sandbox_settings_reply_logs_note_dropped_lines() -> None:
     reply = JsReply({"ok": True, "logs": {"lines": ["x"], "dropped": 3}}, b"1")
     assert reply.logs() == ["x", "[sandbox] 3 more console lines were dropped"]

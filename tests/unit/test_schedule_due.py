@@ -7,13 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowmill.testing import FakeClock
 from flowmill.triggers.schedule import (
     MissedFirePolicy,
-    Schedule,
     due_firings,
     firing_key,
-    next_fire_after,
     parse_schedule,
 )
 
@@ -23,24 +20,6 @@ def utc(*args: int) -> datetime:
 
 
 HOURLY = parse_schedule({"cron": "0 * * * *"})
-
-
-def run_scheduler(schedule: Schedule, clock: FakeClock, *, until: datetime, tick_s: float):
-    """The scheduler service's loop on a fake clock; returns the fire times it started.
-
-    Like the real one it stores ``last_fire_at``/``next_fire_at`` and only asks for
-    due firings once ``next_fire_at`` has come.
-    """
-    started: list[datetime] = []
-    last: datetime | None = clock.now()  # enabled now
-    next_at = next_fire_after(schedule, clock.now())
-    while clock.now() <= until:
-        if next_at is not None and next_at <= clock.now():
-            due = due_firings(schedule, last, clock.now())
-            started.extend(due.fire_at)
-            last, next_at = due.last_fire_at, due.next_fire_at
-        clock.advance(tick_s)
-    return started
 
 
 def test_due_on_time_fires_once_and_moves_watermark():
@@ -142,22 +121,7 @@ def test_due_end_at_reached():
     assert due_firings(schedule, due.last_fire_at, utc(2026, 1, 2)).fire_at == ()
 
 
-def test_due_scheduler_loop_starts_each_fire_time_exactly_once():
-    clock = FakeClock(utc(2026, 1, 1, 0, 0, 0))
-    every_7s = parse_schedule({"interval_s": 7})
-    started = run_scheduler(every_7s, clock, until=utc(2026, 1, 1, 0, 10), tick_s=3)
-    expected = [utc(2026, 1, 1) + timedelta(seconds=7 * k) for k in range(1, 86)]
-    assert started == expected
-
-
-def test_due_scheduler_loop_across_dst_with_a_slow_tick():
-    clock = FakeClock(datetime(2026, 3, 7, 12, tzinfo=UTC))
-    schedule = parse_schedule({"cron": "30 2 * * *", "timezone": "America/New_York"})
-    started = run_scheduler(schedule, clock, until=utc(2026, 3, 11), tick_s=37)
-    assert started == [utc(2026, 3, 8, 7), utc(2026, 3, 9, 6, 30), utc(2026, 3, 10, 6, 30)]
-
-
-def test_firing_key_is_stable_and_readable():
+def test_schedule_due_firing_key_is_stable_and_readable():
     key = firing_key("trg_1", utc(2026, 3, 8, 7))
     assert key == "schedule-trg_1-20260308T070000Z"
     same_instant = utc(2026, 3, 8, 7).astimezone(ZoneInfo("America/New_York"))  # 03:00 EDT
@@ -166,12 +130,12 @@ def test_firing_key_is_stable_and_readable():
     assert firing_key("trg_1", utc(2026, 1, 1)) != firing_key("trg_2", utc(2026, 1, 1))
 
 
-def test_firing_key_refuses_naive():
+def test_schedule_due_firing_key_refuses_naive():
     with pytest.raises(ValueError, match="timezone-aware"):
         firing_key("t", datetime(2026, 1, 1))
 
 
-def test_two_replicas_from_the_same_watermark_agree_on_keys():
+def test_schedule_due_two_replicas_from_the_same_watermark_agree_on_keys():
     # Split brain: both think they lead, both read the same last_fire_at.
     last = utc(2026, 1, 1, 9)
     a = due_firings(HOURLY, last, utc(2026, 1, 1, 13, 20), MissedFirePolicy.RUN_ONCE)

@@ -91,16 +91,16 @@ PUBLIC = [
 
 
 @pytest.mark.parametrize(("address", "reason"), BLOCKED)
-def test_blocked_addresses_name_their_reason(address: str, reason: str) -> None:
+def test_ssrf_addresses_blocked_addresses_name_their_reason(address: str, reason: str) -> None:
     assert blocked_reason(ipaddress.ip_address(address)) == reason
 
 
 @pytest.mark.parametrize("address", PUBLIC)
-def test_public_addresses_pass(address: str) -> None:
+def test_ssrf_addresses_public_addresses_pass(address: str) -> None:
     assert blocked_reason(ipaddress.ip_address(address)) is None
 
 
-def test_every_ipv4_loopback_and_private_address_is_blocked_at_the_edges() -> None:
+def test_ssrf_addresses_every_ipv4_loopback_and_private_address_is_blocked_at_the_edges() -> None:
     for cidr in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"):
         net = ipaddress.ip_network(cidr)
         for ip in (net.network_address, net.broadcast_address, net.network_address + 1):
@@ -109,7 +109,7 @@ def test_every_ipv4_loopback_and_private_address_is_blocked_at_the_edges() -> No
             assert blocked_reason(mapped) is not None, mapped
 
 
-def test_embedded_ipv4_forms() -> None:
+def test_ssrf_addresses_embedded_ipv4_forms() -> None:
     v6 = ipaddress.IPv6Address
     assert embedded_ipv4(v6("::ffff:1.2.3.4")) == (ipaddress.IPv4Address("1.2.3.4"), "IPv4-mapped")
     assert embedded_ipv4(v6("64:ff9b::102:304")) == (ipaddress.IPv4Address("1.2.3.4"), "NAT64")
@@ -119,7 +119,7 @@ def test_embedded_ipv4_forms() -> None:
     assert embedded_ipv4(v6("2606:4700::1")) is None
 
 
-def test_metadata_detection_sees_through_ipv6_forms() -> None:
+def test_ssrf_addresses_metadata_detection_sees_through_ipv6_forms() -> None:
     for text in (
         "169.254.169.254",
         "::ffff:169.254.169.254",

@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
 
 import pytest
 
-from flowmill.net.addresses import IPAddress
 from flowmill.net.errors import HttpConnectionError, OutboundHttpError, SsrfBlocked
 from flowmill.net.settings import HttpSettings
 from flowmill.net.ssrf import SsrfGuard, SsrfPolicy
+from flowmill.testing import FakeResolver
+from flowmill.testkit.dns import Answer
 
-
-class FakeResolver:
-    """Answers from a table; a list of lists answers successive calls (rebinding)."""
-
-    def __init__(self, table: dict[str, list[str] | list[list[str]] | Exception]) -> None:
-        self.table = table
-        self.calls: list[str] = []
-
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        self.calls.append(host)
-        answer = self.table.get(host.rstrip("."))
-        if answer is None:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        if isinstance(answer, Exception):
-            raise answer
-        if answer and isinstance(answer[0], list):
-            turn = sum(1 for c in self.calls if c.rstrip(".") == host.rstrip(".")) - 1
-            answer = answer[min(turn, len(answer) - 1)]
-        return [ipaddress.ip_address(a) for a in answer]  # type: ignore[arg-type]
-
-
-DNS: dict[str, list[str] | list[list[str]] | Exception] = {
+DNS: dict[str, Answer] = {
     "example.com": ["93.184.215.14"],
     "api.example.com": ["2606:2800:220:1:248:1893:25c8:1946", "93.184.215.14"],
     "xn--bcher-kva.example": ["93.184.215.14"],
@@ -212,7 +191,7 @@ LEGIT = [
 
 
 @pytest.mark.parametrize("url", ATTACKS)
-async def test_attack_urls_are_refused(url: str) -> None:
+async def test_ssrf_policy_attack_urls_are_refused(url: str) -> None:
     with pytest.raises(OutboundHttpError) as info:
         await guard().vet(url)
     assert info.value.retriable is False
@@ -220,12 +199,14 @@ async def test_attack_urls_are_refused(url: str) -> None:
 
 
 @pytest.mark.parametrize(("url", "addresses"), LEGIT)
-async def test_public_urls_pass_and_pin_every_address(url: str, addresses: list[str]) -> None:
+async def test_ssrf_policy_public_urls_pass_and_pin_every_address(
+    url: str, addresses: list[str]
+) -> None:
     target = await guard().vet(url)
     assert list(target.addresses) == [ipaddress.ip_address(a) for a in addresses]
 
 
-async def test_literal_addresses_are_not_resolved() -> None:
+async def test_ssrf_policy_literal_addresses_are_not_resolved() -> None:
     g = guard()
     await g.vet("http://93.184.215.14/")
     with pytest.raises(SsrfBlocked):
@@ -233,13 +214,13 @@ async def test_literal_addresses_are_not_resolved() -> None:
     assert g.resolver.calls == []  # type: ignore[attr-defined]
 
 
-async def test_the_resolver_gets_the_idna_name() -> None:
+async def test_ssrf_policy_the_resolver_gets_the_idna_name() -> None:
     g = guard()
     await g.vet("https://BÜCHER.example/")
     assert g.resolver.calls == ["xn--bcher-kva.example"]  # type: ignore[attr-defined]
 
 
-async def test_errors_do_not_reveal_resolved_internal_addresses() -> None:
+async def test_ssrf_policy_errors_do_not_reveal_resolved_internal_addresses() -> None:
     with pytest.raises(SsrfBlocked) as info:
         await guard().vet("http://internal.test/")
     assert "10.0.0.5" not in str(info.value)
@@ -247,7 +228,7 @@ async def test_errors_do_not_reveal_resolved_internal_addresses() -> None:
     assert info.value.details == {"reason": "private", "host": "internal.test"}
 
 
-async def test_one_internal_address_among_public_ones_refuses_the_host() -> None:
+async def test_ssrf_policy_one_internal_address_among_public_ones_refuses_the_host() -> None:
     with pytest.raises(SsrfBlocked, match="private"):
         await guard().vet("http://mixed.test/")
 
@@ -255,7 +236,7 @@ async def test_one_internal_address_among_public_ones_refuses_the_host() -> None
 # --- allow-list -------------------------------------------------------------------
 
 
-async def test_allow_cidrs_let_internal_networks_through() -> None:
+async def test_ssrf_policy_allow_cidrs_let_internal_networks_through() -> None:
     g = guard(allow_cidrs=("10.0.0.0/8",))
     assert [str(a) for a in (await g.vet("http://internal.test/")).addresses] == ["10.0.0.5"]
     await g.vet("http://mixed.test/")
@@ -266,7 +247,7 @@ async def test_allow_cidrs_let_internal_networks_through() -> None:
         await g.vet("http://loop.test/")
 
 
-async def test_a_cidr_covering_metadata_does_not_allow_metadata() -> None:
+async def test_ssrf_policy_a_cidr_covering_metadata_does_not_allow_metadata() -> None:
     g = guard(allow_cidrs=("169.254.0.0/16", "0.0.0.0/0", "::/0", "100.64.0.0/10"))
     await g.vet("http://169.254.1.1/")
     await g.vet("http://127.0.0.1/")
@@ -282,13 +263,13 @@ async def test_a_cidr_covering_metadata_does_not_allow_metadata() -> None:
             await g.vet(url)
 
 
-async def test_an_exact_metadata_address_can_be_allowed() -> None:
+async def test_ssrf_policy_an_exact_metadata_address_can_be_allowed() -> None:
     g = guard(allow_cidrs=("169.254.169.254/32",))
     await g.vet("http://169.254.169.254/latest/meta-data/")
     await g.vet("http://meta.test/")
 
 
-async def test_allow_hosts_trust_names_not_addresses() -> None:
+async def test_ssrf_policy_allow_hosts_trust_names_not_addresses() -> None:
     g = guard(allow_hosts=("internal.test", "localhost"))
     await g.vet("http://internal.test/")
     await g.vet("http://INTERNAL.TEST./x")
@@ -299,7 +280,7 @@ async def test_allow_hosts_trust_names_not_addresses() -> None:
         await g.vet("http://10.0.0.5/")  # the address itself is not allowed
 
 
-async def test_allow_host_wildcards_match_subdomains_only() -> None:
+async def test_ssrf_policy_allow_host_wildcards_match_subdomains_only() -> None:
     g = guard(allow_hosts=("*.corp.test",))
     await g.vet("http://a.corp.test/")
     await g.vet("http://a.b.corp.test/")
@@ -308,20 +289,20 @@ async def test_allow_host_wildcards_match_subdomains_only() -> None:
             await g.vet(url)
 
 
-async def test_allowed_hosts_still_cannot_reach_metadata() -> None:
+async def test_ssrf_policy_allowed_hosts_still_cannot_reach_metadata() -> None:
     g = guard(allow_hosts=("*.corp.test",))
     with pytest.raises(SsrfBlocked, match="metadata"):
         await g.vet("http://sneaky-meta.corp.test/")
 
 
-async def test_metadata_names_are_refused_unless_allowed_by_name() -> None:
+async def test_ssrf_policy_metadata_names_are_refused_unless_allowed_by_name() -> None:
     with pytest.raises(SsrfBlocked):
         await guard(allow_cidrs=("169.254.169.254/32",)).vet("http://metadata.google.internal/")
     g = guard(allow_hosts=("metadata.google.internal",), allow_cidrs=("169.254.169.254/32",))
     await g.vet("http://metadata.google.internal/")
 
 
-async def test_allow_hosts_accept_idna_and_addresses() -> None:
+async def test_ssrf_policy_allow_hosts_accept_idna_and_addresses() -> None:
     g = guard(allow_hosts=("Bücher.Example.", "10.0.0.5"))
     policy = g.policy
     assert "xn--bcher-kva.example" in policy.allow_hosts
@@ -329,7 +310,7 @@ async def test_allow_hosts_accept_idna_and_addresses() -> None:
     await g.vet("http://internal.test/")
 
 
-async def test_allowed_ports() -> None:
+async def test_ssrf_policy_allowed_ports() -> None:
     g = guard(allowed_ports=(443,))
     await g.vet("https://example.com/")
     with pytest.raises(SsrfBlocked, match="port 80"):
@@ -357,18 +338,18 @@ async def test_allowed_ports() -> None:
         {"default_timeout_s": 500.0},
     ],
 )
-def test_bad_settings_fail_at_startup(settings: dict[str, object]) -> None:
+def test_ssrf_policy_bad_settings_fail_at_startup(settings: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - any message naming the entry
         HttpSettings(**settings)  # type: ignore[arg-type]
 
 
-def test_comma_separated_settings_are_split() -> None:
+def test_ssrf_policy_comma_separated_settings_are_split() -> None:
     s = HttpSettings(allow_hosts="a.test, *.b.test", allow_cidrs="10.0.0.0/8")  # type: ignore[arg-type]
     assert s.allow_hosts == ("a.test", "*.b.test")
     assert s.allow_cidrs == ("10.0.0.0/8",)
 
 
-def test_strict_policy_drops_the_allow_list_unless_redirects_may_use_it() -> None:
+def test_ssrf_policy_strict_policy_drops_the_allow_list_unless_redirects_may_use_it() -> None:
     s = HttpSettings(allow_cidrs=("10.0.0.0/8",), allowed_ports=(443,))
     assert s.strict_policy() == SsrfPolicy.build((), (), (443,))
     relaxed = HttpSettings(allow_cidrs=("10.0.0.0/8",), allow_list_redirects=True)
@@ -378,25 +359,25 @@ def test_strict_policy_drops_the_allow_list_unless_redirects_may_use_it() -> Non
 # --- resolution failures -------------------------------------------------------------
 
 
-async def test_unknown_names_are_connection_errors_not_retried() -> None:
+async def test_ssrf_policy_unknown_names_are_connection_errors_not_retried() -> None:
     with pytest.raises(HttpConnectionError) as info:
         await guard().vet("http://no-such-host.test/")
     assert info.value.retriable is False
 
 
-async def test_temporary_dns_failures_are_retriable() -> None:
+async def test_ssrf_policy_temporary_dns_failures_are_retriable() -> None:
     resolver = FakeResolver({"flaky.test": socket.gaierror(socket.EAI_AGAIN, "try again")})
     with pytest.raises(HttpConnectionError) as info:
         await SsrfGuard(SsrfPolicy(), resolver).vet("http://flaky.test/")
     assert info.value.retriable is True
 
 
-async def test_an_empty_answer_is_a_connection_error() -> None:
+async def test_ssrf_policy_an_empty_answer_is_a_connection_error() -> None:
     with pytest.raises(HttpConnectionError, match="no addresses"):
         await SsrfGuard(SsrfPolicy(), FakeResolver({"empty.test": []})).vet("http://empty.test/")
 
 
-async def test_each_vet_resolves_again() -> None:
+async def test_ssrf_policy_each_vet_resolves_again() -> None:
     # The guard never caches: the transport pins what one call returned.
     resolver = FakeResolver({"rebind.test": [["93.184.215.14"], ["127.0.0.1"]]})
     g = SsrfGuard(SsrfPolicy(), resolver)

@@ -27,12 +27,12 @@ from flowmill.triggers.providers.base import (
 from flowmill.triggers.providers.github import GitHubProvider
 from flowmill.triggers.providers.payload import lookup, parse_body, parse_path
 from flowmill.triggers.webhooks import Rejected, inspect_webhook, webhook_dedupe_key
-from tests.unit.webhook_support import clock_at, post, provider
+from tests.webhook_support import clock_at, post, provider
 
 NOW = clock_at(1_780_000_000).now()
 
 
-def test_headers_case_insensitive_and_repeats_kept():
+def test_webhook_providers_base_headers_case_insensitive_and_repeats_kept():
     h = Headers([("X-Thing", "a"), ("x-thing", "b"), ("Content-Type", "text/plain")])
     assert h["X-THING"] == "a"
     assert h.get_all("x-Thing") == ("a", "b")
@@ -41,13 +41,13 @@ def test_headers_case_insensitive_and_repeats_kept():
     assert h == Headers([("x-thing", "a"), ("X-Thing", "b"), ("content-type", "text/plain")])
 
 
-def test_query_params_from_string_keep_blank_and_repeats():
+def test_webhook_providers_base_query_params_from_string_keep_blank_and_repeats():
     q = QueryParams("?hub.mode=subscribe&a=&a=2")
     assert q["hub.mode"] == "subscribe"
     assert q.get_all("a") == ("", "2")
 
 
-def test_incoming_webhook_build_normalises():
+def test_webhook_providers_base_incoming_webhook_build_normalises():
     r = IncomingWebhook.build(
         "post", headers={"Content-Type": "Application/JSON; charset=utf-8"}, body="é"
     )
@@ -70,12 +70,12 @@ def test_incoming_webhook_build_normalises():
         (b"  ", "application/json", None),
     ],
 )
-def test_parse_body(body, content_type, expected):
+def test_webhook_providers_base_parse_body(body, content_type, expected):
     assert parse_body(post(body, {}, content_type=content_type)) == expected
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"\xff"])
-def test_parse_body_declared_json_must_parse(body):
+def test_webhook_providers_base_parse_body_declared_json_must_parse(body):
     with pytest.raises(PayloadError):
         parse_body(post(body, {}, content_type="application/json"))
 
@@ -89,17 +89,17 @@ def test_parse_body_declared_json_must_parse(body):
         ("a b.c", ("a b", "c")),
     ],
 )
-def test_parse_path(path, parts):
+def test_webhook_providers_base_parse_path(path, parts):
     assert parse_path(path) == parts
 
 
 @pytest.mark.parametrize("path", ["", "$", "a..b", ".a", "a.", "a[x]", "a]"])
-def test_parse_path_refuses_bad_syntax(path):
+def test_webhook_providers_base_parse_path_refuses_bad_syntax(path):
     with pytest.raises(ValueError):  # noqa: PT011 - the message varies with the position
         parse_path(path)
 
 
-def test_lookup_paths():
+def test_webhook_providers_base_lookup_paths():
     data: Any = {"entry": [{"id": "e1", "0": "zero"}], "n": 5}
     assert lookup(data, ("entry", 0, "id")) == "e1"
     assert lookup(data, ("entry", 0, 0)) == "zero"
@@ -120,11 +120,11 @@ def test_lookup_paths():
         (1.5, None),
     ],
 )
-def test_normalize_event_id(value, expected):
+def test_webhook_providers_base_normalize_event_id(value, expected):
     assert normalize_event_id(value) == expected
 
 
-def test_normalize_event_id_hashes_long_ids():
+def test_webhook_providers_base_normalize_event_id_hashes_long_ids():
     long_id = normalize_event_id("x" * 500)
     assert long_id is not None and long_id.startswith("sha256:") and len(long_id) == 71
 
@@ -138,7 +138,7 @@ def test_normalize_event_id_hashes_long_ids():
         ("1e9", "malformed_timestamp"),
     ],
 )
-def test_check_timestamp_parsing(value, reason):
+def test_webhook_providers_base_check_timestamp_parsing(value, reason):
     if reason is None:
         assert check_timestamp(value, NOW, 300) == 1_780_000_000
     else:
@@ -147,14 +147,14 @@ def test_check_timestamp_parsing(value, reason):
         assert caught.value.reason == reason
 
 
-def test_verify_requires_aware_now():
+def test_webhook_providers_base_verify_requires_aware_now():
     with pytest.raises(ValueError, match="timezone-aware"):
         provider("github").verify(
             post(b"", {}), "s", provider("github").parse_config({}), datetime(2026, 1, 1)
         )
 
 
-def test_verify_single_string_secret_is_not_split_into_characters():
+def test_webhook_providers_base_verify_single_string_secret_is_not_split_into_characters():
     # A str is a Sequence[str]; it must count as one secret, not 26 one-letter ones.
     github = provider("github")
     request = post(b"x", {"X-Hub-Signature-256": "sha256=" + "0" * 64})
@@ -164,7 +164,7 @@ def test_verify_single_string_secret_is_not_split_into_characters():
     )
 
 
-def test_registry_lists_builtin_providers():
+def test_webhook_providers_base_registry_lists_builtin_providers():
     assert list(WebhookProviderRegistry.from_entry_points()) == [
         "github",
         "hmac",
@@ -176,7 +176,7 @@ def test_registry_lists_builtin_providers():
     ]
 
 
-def test_registry_refuses_duplicate_names():
+def test_webhook_providers_base_registry_refuses_duplicate_names():
     registry = WebhookProviderRegistry([GitHubProvider])
 
     class Impostor(GitHubProvider):
@@ -200,13 +200,13 @@ class _Sloppy(WebhookProvider[ProviderConfig]):
         return Verification(False)
 
 
-def test_inspect_fails_closed_without_reason():
+def test_webhook_providers_base_inspect_fails_closed_without_reason():
     outcome = inspect_webhook(_Sloppy(), ProviderConfig(), post(b"{}", {}), (), NOW)
     assert isinstance(outcome, Rejected)
     assert outcome.response.status == 401
 
 
-def test_rejections_look_the_same_to_the_caller():
+def test_webhook_providers_base_rejections_look_the_same_to_the_caller():
     bodies = {
         Rejected(reason, "detail for us").response.body
         for reason in FailureReason
@@ -240,7 +240,7 @@ HOSTILE_VALUES = [
 
 
 @pytest.mark.parametrize("name", ["standard", "github", "stripe", "slack", "meta", "hmac"])
-def test_every_provider_answers_hostile_headers_with_a_reason(name):
+def test_webhook_providers_base_every_provider_answers_hostile_headers_with_a_reason(name):
     # Whatever arrives, verify() returns a Verification; it never raises.
     subject = provider(name)
     config = subject.parse_config({"verify_token": "t"} if name == "meta" else {})

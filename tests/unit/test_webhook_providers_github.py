@@ -6,7 +6,7 @@ import pytest
 
 from flowmill.triggers.providers import FailureReason
 from flowmill.triggers.webhooks import Accepted, Challenge, inspect_webhook
-from tests.unit.webhook_support import clock_at, hub_signature, post, provider
+from tests.webhook_support import clock_at, hub_signature, post, provider
 
 # docs.github.com/webhooks/using-webhooks/validating-webhook-deliveries,
 # "Testing the webhook payload validation".

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from flowmill.triggers.providers import FailureReason
 from flowmill.triggers.webhooks import Accepted, inspect_webhook
-from tests.unit.webhook_support import b64_hmac, clock_at, hex_hmac, post, provider
+from tests.webhook_support import b64_hmac, clock_at, hex_hmac, post, provider
 
 HMAC = provider("hmac")
 NONE = provider("none")
@@ -145,14 +145,14 @@ def test_hmac_missing_and_malformed_signature():
     )
 
 
-def test_none_provider_needs_explicit_opt_in():
+def test_webhook_providers_hmac_none_provider_needs_explicit_opt_in():
     with pytest.raises(ValidationError, match="allow_unverified"):
         NONE.parse_config({})
     with pytest.raises(ValidationError):
         NONE.parse_config({"allow_unverified": False})
 
 
-def test_none_provider_accepts_unsigned_seed_payload():
+def test_webhook_providers_hmac_none_provider_accepts_unsigned_seed_payload():
     config = NONE.parse_config({"allow_unverified": True, "event_id_header": "Idempotency-Key"})
     request = post('{"message": "hello"}', {"Idempotency-Key": "k-1"})
     outcome = inspect_webhook(NONE, config, request, (), NOW)

@@ -12,7 +12,7 @@ import pytest
 
 from flowmill.triggers.providers import FailureReason
 from flowmill.triggers.webhooks import Accepted, Challenge, Rejected, inspect_webhook
-from tests.unit.webhook_support import clock_at, hub_signature, post, provider
+from tests.webhook_support import clock_at, hub_signature, post, provider
 
 APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 VERIFY_TOKEN = "flowmill-verify-7c1f"

@@ -8,7 +8,7 @@ import pytest
 
 from flowmill.triggers.providers import FailureReason
 from flowmill.triggers.webhooks import Accepted, Challenge, Rejected, inspect_webhook
-from tests.unit.webhook_support import clock_at, post, provider, slack_headers
+from tests.webhook_support import clock_at, post, provider, slack_headers
 
 # docs.slack.dev/authentication/verifying-requests-from-slack, the worked example.
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

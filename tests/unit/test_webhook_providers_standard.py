@@ -6,7 +6,7 @@ import pytest
 
 from flowmill.triggers.providers import FailureReason
 from flowmill.triggers.webhooks import Accepted, Rejected, inspect_webhook
-from tests.unit.webhook_support import clock_at, post, provider, standard_signature
+from tests.webhook_support import clock_at, post, provider, standard_signature
 
 # Published test vector of the Standard Webhooks reference libraries:
 # github.com/standard-webhooks/standard-webhooks, libraries/python/tests/test_webhooks.py

@@ -14,7 +14,7 @@ import pytest
 from flowmill.triggers.providers import FailureReason
 from flowmill.triggers.providers.stripe import parse_signature_header
 from flowmill.triggers.webhooks import Accepted, inspect_webhook
-from tests.unit.webhook_support import clock_at, hex_hmac, post, provider, stripe_header
+from tests.webhook_support import clock_at, hex_hmac, post, provider, stripe_header
 
 DOCS_HEADER = (
     "t=1492774577,"

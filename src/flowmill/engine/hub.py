@@ -28,6 +28,11 @@ class EventHub:
 
         return _unsubscribe
 
+    @property
+    def listening(self) -> int:
+        """How many listeners are subscribed (for tests and diagnostics)."""
+        return len(self._listeners)
+
     def publish(self, fx: Effects) -> None:
         """Tell every listener; a failing listener is logged, never propagated."""
         for listener in list(self._listeners):

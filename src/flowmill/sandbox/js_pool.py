@@ -128,6 +128,11 @@ class JsPool:
         return self._closed
 
     @property
+    def busy(self) -> int:
+        """Workers serving a request now (for tests and diagnostics)."""
+        return len(self._all) - self._idle.qsize()
+
+    @property
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
         return [w.proc.pid for w in self._all if w.proc.alive]

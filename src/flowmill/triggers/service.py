@@ -138,8 +138,7 @@ class TriggerService:
                     # stop for good while the process looks alive.
                     log.exception("trigger service round failed; trying again")
                     pause = self.options.tick_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=pause)
+                await self._wait(pause)
         finally:
             if self._leading:
                 with contextlib.suppress(Exception):
@@ -154,6 +153,17 @@ class TriggerService:
         if due is None:
             return tick
         return max(0.01, min(tick, (due - self.clock.now()).total_seconds()))
+
+    async def _wait(self, seconds: float) -> None:
+        # On the service's clock, so a fake clock runs this very loop over simulated
+        # days in a test; stop() ends the wait early.
+        sleeping = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            stopping.cancel()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after its round."""

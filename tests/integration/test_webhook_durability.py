@@ -1,0 +1,137 @@
+"""An acknowledged webhook is never lost (docs/webhooks.md, "Ingress: what happens, in
+order"): the 200 is sent only after the event's row is committed; when the queue is
+down at that moment, or the process that took the request dies before a worker ran its
+job, the trigger service dispatches the event that was left ``received``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from flowmill.config import Settings
+from flowmill.runtime import Runtime, open_runtime
+from flowmill.store.webhook_events import WebhookEventStatus
+from flowmill.testing import eventually
+from tests.api_support import KEYS, THREE_NODES, Live, live_api
+
+RECOVERY_S = 0.05  # the trigger service picks up events ``received`` this long
+
+
+async def _webhook(live: Live) -> tuple[httpx.AsyncClient, str, str]:
+    """Tenant A's client, a published workflow and an unverified webhook on it."""
+    api = live.as_tenant("tenant-a")
+    wf = (await api.post("/api/workflows", json={**THREE_NODES, "status": "active"})).json()["id"]
+    body = {
+        "workflow_id": wf,
+        "node_id": "trigger-1",
+        "provider": "none",
+        "config": {"allow_unverified": True},
+    }
+    created = await api.post("/api/webhooks", json=body)
+    assert created.status_code == 201, created.text
+    return api, wf, created.json()["id"]
+
+
+async def _status(rt: Runtime, event_id: str) -> WebhookEventStatus | None:
+    row = await rt.triggers.events.get(event_id)
+    return row.status if row is not None else None
+
+
+async def _executions(api: httpx.AsyncClient, wf: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await api.get(f"/api/workflows/{wf}/executions")).json()["items"]
+    return items
+
+
+async def test_webhook_durability_queue_down_at_the_ack_event_is_dispatched_by_recovery(
+    database_url: str,
+) -> None:
+    async with live_api(database_url, webhook_recovery_s=RECOVERY_S) as live:
+        api, wf, hook = await _webhook(live)
+        ingress = live.runtime.triggers.ingress
+        put = ingress.queue.put
+
+        async def queue_down(jobs: Any) -> None:
+            raise ConnectionError("the queue is down")
+
+        ingress.queue.put = queue_down  # type: ignore[method-assign]
+        try:
+            r = await live.http.post(f"/webhooks/{hook}/none", json={"message": "kept"})
+        finally:
+            ingress.queue.put = put  # type: ignore[method-assign]
+        assert r.status_code == 200, r.text
+        event_id = r.json()["event_id"]
+        assert r.json()["status"] == "received"
+        # Acknowledged, committed, and no job anywhere: nothing has started it.
+        assert await _status(live.runtime, event_id) is WebhookEventStatus.RECEIVED
+        assert await _executions(api, wf) == []
+
+        service = live.runtime.triggers.service
+        await eventually(service.recover_webhooks, 10, "the trigger service recovering it")
+        event = await live.wait_event(api, hook, event_id)
+        assert event["status"] == "processed"
+        [execution_id] = event["execution_ids"]
+        done = await live.execution(api, execution_id)
+        assert done["status"] == "succeeded"
+        assert done["output"] == "The processed result is: kept processed"
+
+
+async def test_webhook_durability_process_dies_after_the_ack_event_runs_after_restart(
+    database_url: str,
+) -> None:
+    """The embedded queue lives in memory: the API that took the request stops before a
+    worker ran its job, so the job is gone. The row is not."""
+    async with live_api(database_url, worker=False) as live:
+        _, _, hook = await _webhook(live)
+        r = await live.http.post(f"/webhooks/{hook}/none", json={"message": "survives"})
+        assert r.status_code == 200, r.text
+        event_id = r.json()["event_id"]
+        assert await _status(live.runtime, event_id) is WebhookEventStatus.RECEIVED
+    settings = Settings(
+        database_url=database_url,
+        secret_keys=KEYS,
+        webhook_recovery_s=RECOVERY_S,
+        scheduler_tick_s=0.05,
+        sweep_interval_s=0.05,
+        shutdown_grace_s=1,
+    )
+    async with open_runtime(settings) as rt, rt.engine.running():
+        async with rt.triggers.service.running():
+
+            async def processed() -> bool:
+                return await _status(rt, event_id) is WebhookEventStatus.PROCESSED
+
+            await eventually(processed, 15, "the event dispatched after the restart")
+        row = await rt.triggers.events.get(event_id)
+        assert row is not None and row.execution_ids is not None
+        [execution_id] = row.execution_ids
+        done = await rt.engine.wait(execution_id, timeout=10)
+        assert done.output == "The processed result is: survives processed"
+
+
+async def test_webhook_durability_no_ack_when_the_event_was_not_committed(
+    database_url: str,
+) -> None:
+    """The acknowledgement follows the commit: a write that fails is never answered 200
+    (the sender keeps the event and retries)."""
+    async with live_api(database_url) as live:
+        _, _, hook = await _webhook(live)
+        events = live.runtime.triggers.events
+        insert = events.insert
+
+        async def disk_full(rows: Any) -> Any:
+            raise OSError("could not extend file: No space left on device")
+
+        events.insert = disk_full  # type: ignore[method-assign]
+        try:
+            refused = await live.http.post(f"/webhooks/{hook}/none", json={"message": "lost?"})
+        finally:
+            events.insert = insert  # type: ignore[method-assign]
+        assert refused.status_code >= 500, refused.text
+        assert "event_id" not in refused.text
+
+        # And a 200 means the row is there when the sender reads it.
+        ok = await live.http.post(f"/webhooks/{hook}/none", json={"message": "kept"})
+        assert ok.status_code == 200
+        assert await _status(live.runtime, ok.json()["event_id"]) is not None

@@ -1,0 +1,153 @@
+"""``engine.transitions.after_step`` directly: what one attempt's end writes.
+
+Written for survivors of the mutation run (docs/testing.md): the engine tests reached
+these branches but did not look at the effects they produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flowmill.domain.execution import ExecutionRecord, NodeRun, NodeState
+from flowmill.domain.states import ExecutionStatus, NodeRunStatus
+from flowmill.engine import transitions as tx
+from flowmill.engine.compiled import CompiledWorkflow
+from tests.engine_support import registry, wf
+
+NOW = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+
+
+class Reader:
+    """Other runs of the execution: ``live`` says whether any is unfinished."""
+
+    def __init__(self, live: bool = False) -> None:
+        self.live = live
+
+    def states(self, node_ids: Collection[str]) -> Mapping[str, NodeState]:
+        return {}
+
+    def outputs(self, node_ids: Collection[str]) -> Mapping[str, Any]:
+        return {}
+
+    def has_live_runs(self, exclude: Collection[str]) -> bool:
+        return self.live
+
+
+def compiled() -> CompiledWorkflow:
+    from flowmill.engine.validation import load_and_compile
+
+    chain = wf([{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}], [("t", "a"), ("a", "b")])
+    return load_and_compile(chain, registry())
+
+
+def execution(status: ExecutionStatus = ExecutionStatus.RUNNING) -> ExecutionRecord:
+    return ExecutionRecord("ex-1", "t1", "wf", 1, status, {"type": "manual"}, "manual", NOW)
+
+
+def run(status: NodeRunStatus = NodeRunStatus.QUEUED) -> NodeRun:
+    return NodeRun("run-a", "ex-1", "t1", "a", 2, status)
+
+
+def events(fx: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.type, e.payload) for e in fx.events]
+
+
+def test_transitions_a_step_of_an_ended_execution_is_cancelled_with_its_logs() -> None:
+    started = NOW - timedelta(seconds=3)
+    outcome = tx.Succeeded({"x": 1}, started_at=started, logs=["line"])  # type: ignore[list-item]
+    fx = tx.after_step(
+        compiled(), execution(ExecutionStatus.CANCELLED), run(), outcome, Reader(), NOW
+    )
+    [update] = fx.run_updates
+    assert (update.run_id, update.status) == ("run-a", NodeRunStatus.CANCELLED)
+    assert (update.started_at, update.completed_at) == (started, NOW)
+    assert update.error == {"type": "ExecutionEnded", "message": "execution is cancelled"}
+    assert fx.logs == ["line"]
+    assert fx.new_runs == [] and fx.events == []
+
+
+def test_transitions_a_success_records_start_and_completion() -> None:
+    started = NOW - timedelta(milliseconds=1500)
+    fx = tx.after_step(
+        compiled(), execution(), run(), tx.Succeeded({"x": 1}, started_at=started), Reader(), NOW
+    )
+    [update] = fx.run_updates
+    assert (update.status, update.output, update.started_at, update.completed_at) == (
+        NodeRunStatus.SUCCEEDED,
+        {"x": 1},
+        started,
+        NOW,
+    )
+    assert events(fx)[:2] == [
+        (
+            "node.started",
+            {"node_id": "a", "attempt": 2, "execution_id": "ex-1", "workflow_id": "wf"},
+        ),
+        (
+            "node.completed",
+            {
+                "node_id": "a",
+                "attempt": 2,
+                "duration_ms": 1500,
+                "handles": None,
+                "execution_id": "ex-1",
+                "workflow_id": "wf",
+            },
+        ),
+    ]
+
+
+def test_transitions_an_announced_step_is_not_started_again() -> None:
+    outcome = tx.Succeeded({"x": 1}, started_at=NOW, announced=True)
+    fx = tx.after_step(compiled(), execution(), run(NodeRunStatus.RUNNING), outcome, Reader(), NOW)
+    assert next(t for t, _ in events(fx)) == "node.completed"
+
+
+def test_transitions_a_suspension_parks_the_run_and_the_execution() -> None:
+    until = NOW + timedelta(hours=1)
+    outcome = tx.Suspended(until, {"k": 1}, started_at=NOW)
+    fx = tx.after_step(compiled(), execution(), run(), outcome, Reader(), NOW, owner="w-1")
+    [update] = fx.run_updates
+    assert (update.status, update.not_before, update.state, update.owner) == (
+        NodeRunStatus.WAITING,
+        until,
+        {"k": 1},
+        "w-1",
+    )
+    assert fx.execution_update is not None
+    assert fx.execution_update.status is ExecutionStatus.WAITING
+    assert events(fx)[1:] == [
+        (
+            "node.waiting",
+            {
+                "node_id": "a",
+                "attempt": 2,
+                "until": until.isoformat(),
+                "execution_id": "ex-1",
+                "workflow_id": "wf",
+            },
+        ),
+        (
+            "execution.waiting",
+            {"until": until.isoformat(), "execution_id": "ex-1", "workflow_id": "wf"},
+        ),
+    ]
+    # With another step still live, only the run parks.
+    busy = tx.after_step(compiled(), execution(), run(), outcome, Reader(live=True), NOW)
+    assert busy.execution_update is None
+
+
+def test_transitions_a_resumed_execution_runs_again() -> None:
+    fx = tx.after_step(
+        compiled(),
+        execution(ExecutionStatus.WAITING),
+        run(NodeRunStatus.WAITING),
+        tx.Succeeded({"x": 1}, started_at=NOW),
+        Reader(live=True),
+        NOW,
+    )
+    assert fx.execution_update is not None
+    assert fx.execution_update.status is ExecutionStatus.RUNNING
+    assert "node.started" not in [t for t, _ in events(fx)]  # it started before it parked
