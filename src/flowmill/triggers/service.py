@@ -372,7 +372,13 @@ class TriggerService:
             if await self.dispatcher.dispatch(event_id) is not None:
                 count += 1
         if count:
-            log.warning("dispatched webhook events whose job was lost", count=count)
+            # Lost (Redis restarted, a crash before the enqueue) or late behind a backlog:
+            # either way dispatching again is safe, the event's row decides once.
+            log.warning(
+                "dispatched webhook events still waiting for their job",
+                count=count,
+                waited_s=self.options.webhook_grace_s,
+            )
         return count
 
 
