@@ -53,7 +53,9 @@ def _with_template(template: str) -> dict[str, Any]:
 
 
 def _p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98]
+    # Inclusive: the exclusive method extrapolates past the largest sample when there
+    # are fewer than a hundred, reporting a p99 no request ever took.
+    return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
 async def _health_latencies(url: str, stop: asyncio.Event, out: list[float]) -> None:
@@ -89,16 +91,22 @@ async def test_attacks_template_bombs_do_not_stall_other_requests(tmp_path: Path
         stop = asyncio.Event()
         prober = asyncio.create_task(_health_latencies(s.url, stop, during))
         async with httpx.AsyncClient(base_url=s.url, headers=headers, timeout=120) as c:
-            for round_ in range(3):
+            # Rounds until /health has been asked often enough for a p99 to mean something
+            # (a stalled server answers none of them, and fails below on its maximum).
+            round_, started = 0, time.perf_counter()
+            while round_ < 3 or (len(during) < 200 and round_ < 30):
+                round_ += 1
                 # A fresh prefix each round: parses are cached per exact text.
                 answers = await asyncio.gather(
                     *(c.post("/api/workflows", json=_with_template(f"{round_}{b}")) for b in bombs)
                 )
                 for r in answers:
                     assert r.status_code in (201, 422), r.text
+                if time.perf_counter() - started > 20:
+                    break  # a server this slow has failed; the asserts below say how
         stop.set()
         await prober
-        assert len(during) >= 20, "the prober barely ran: the server stalled"
+        assert len(during) >= 100, "the prober barely ran: the server stalled"
         assert max(during) < 2.0, f"a /health request waited {max(during):.2f} s"
         assert _p99(during) <= limit, (
             f"/health p99 {_p99(during) * 1000:.1f} ms during the attack "

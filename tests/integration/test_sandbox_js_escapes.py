@@ -143,17 +143,21 @@ async def test_js_workers_run_in_a_network_namespace_of_their_own(listener: TcpL
     jail = Jail.detect()
     if not jail.available:
         unavailable(f"no bubblewrap: {jail.problem}")
-    async with Sandbox(SandboxSettings(js_workers=1), jail) as sb:
+    settings = SandboxSettings(js_workers=1)
+    async with Sandbox(settings, jail) as sb:
         assert sb.js.jailed
         assert await sb.evaluate_many(["1 + 1"], {}) == [2]
-        (outer,) = sb.js.pids
-        *_, worker = _process_tree(outer)  # bubblewrap, then the worker at the bottom
-        assert b"js_worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
-        assert os.readlink(f"/proc/{worker}/ns/net") != os.readlink("/proc/self/ns/net")
-        interfaces = [
-            line.split(":")[0].strip()
-            for line in Path(f"/proc/{worker}/net/dev").read_text().splitlines()[2:]
-        ]
-        assert interfaces == ["lo"]
-        assert listener.port in _listening_ports(Path("/proc/self/net/tcp").read_text())
-        assert listener.port not in _listening_ports(Path(f"/proc/{worker}/net/tcp").read_text())
+        # Every worker, the reserve ones for quiet tenants included.
+        assert len(sb.js.pids) == 1 + settings.js_reserve_workers
+        for outer in sb.js.pids:
+            *_, worker = _process_tree(outer)  # bubblewrap, then the worker at the bottom
+            assert b"js_worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+            assert os.readlink(f"/proc/{worker}/ns/net") != os.readlink("/proc/self/ns/net")
+            interfaces = [
+                line.split(":")[0].strip()
+                for line in Path(f"/proc/{worker}/net/dev").read_text().splitlines()[2:]
+            ]
+            assert interfaces == ["lo"]
+            assert listener.port in _listening_ports(Path("/proc/self/net/tcp").read_text())
+            inside = Path(f"/proc/{worker}/net/tcp").read_text()
+            assert listener.port not in _listening_ports(inside)
