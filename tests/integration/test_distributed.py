@@ -185,6 +185,64 @@ async def _spans(database_url: str) -> list[tuple[datetime, datetime]]:
     return sorted((r[0], r[1]) for r in rows)
 
 
+async def test_distributed_high_priority_execution_overtakes_a_backlog_in_bullmq(
+    deployment: Deployment,
+) -> None:
+    """Queued in Redis before any worker runs: a backlog of one-step executions, then
+    one of a fan-out workflow with ``settings.priority``; a worker taking one job at a
+    time finishes that one before the backlog. (That its later steps inherit the
+    priority is shown by tests/unit/test_priorities.py: here the worker's own fair share,
+    fresh, would put its branches ahead of the backlog's penalised jobs anyway.)"""
+    # One branch may run inline after the trigger; the others are queued jobs.
+    fan_out = {
+        "name": "fan-out",
+        "nodes": [
+            {"id": "t", "type": "trigger"},
+            *({"id": f"b{i}", "type": "transform", "config": {"mapping": {"i": i}}}
+              for i in range(3)),
+            {"id": "j", "type": "merge"},
+        ],
+        "edges": [
+            *({"source": "t", "target": f"b{i}"} for i in range(3)),
+            *({"source": f"b{i}", "target": "j"} for i in range(3)),
+        ],
+    }  # fmt: skip
+    single = {
+        "name": "single",
+        "nodes": [
+            {"id": "t", "type": "trigger"},
+            {"id": "a", "type": "transform", "config": {"mapping": {"n": 1}}},
+        ],
+        "edges": [{"source": "t", "target": "a"}],
+    }
+    # One process starts them all: its fair share has seen the whole backlog.
+    async with open_runtime(deployment.settings(), kind="api") as rt:
+        normal_wf, version, tenant = await register(rt, single, None)
+        urgent_wf, _, _ = await register(
+            rt, {**fan_out, "name": "urgent", "settings": {"priority": 10}}, None
+        )
+        backlog = [
+            await rt.engine.start_execution(
+                tenant_id=tenant, workflow_id=normal_wf, version=version, data=n
+            )
+            for n in range(30)
+        ]
+        urgent = await rt.engine.start_execution(
+            tenant_id=tenant, workflow_id=urgent_wf, version=1, data="urgent"
+        )
+    await deployment.start_worker(FLOWMILL_CONCURRENCY="1")
+    await wait_all_done(deployment, 31, timeout=120)
+    conn = await asyncpg.connect(deployment.database_url)
+    try:
+        rows = await conn.fetch("SELECT id, completed_at FROM workflow_executions")
+    finally:
+        await conn.close()
+    finished = {str(r["id"]): r["completed_at"] for r in rows}
+    before = [e for e in backlog if finished[e] < finished[urgent]]
+    # A worker may hold the first backlog job it fetched when the urgent one comes up.
+    assert len(before) <= 2, f"{len(before)} of 30 normal executions finished first"
+
+
 async def test_distributed_max_concurrent_holds_across_workers(deployment: Deployment) -> None:
     for _ in range(2):
         await deployment.start_worker()

@@ -215,3 +215,18 @@ async def test_api_executions_three_node_seed_shape_runs_as_in_the_seed(api: Api
     body = await api.run(wf, {"message": "Hello"})
     assert body["output"] == "The processed result is: Hello processed"
     assert body["nodes"][0]["output"]["type"] == "webhook.test"
+
+
+async def test_api_executions_execute_takes_a_priority_and_refuses_one_out_of_range(
+    api: Api,
+) -> None:
+    wf = await api.workflow()
+    r = await api.a.post(
+        f"/api/workflows/{wf}/execute", params={"wait": 10}, json={"input": {}, "priority": 7}
+    )
+    assert r.status_code == 200, r.text
+    ex = await api.runtime.executions.get_execution(r.json()["id"])
+    assert ex is not None and ex.trigger["priority"] == 7
+    bad = await api.a.post(f"/api/workflows/{wf}/execute", json={"priority": 1000})
+    assert bad.status_code == 422
+    assert [d["field"] for d in bad.json()["error"]["details"]] == ["body.priority"]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from flowmill import jsonutil
 from flowmill.api.jsonvalue import JsonObject, JsonValue, SafeStr
+from flowmill.domain.workflow import PRIORITY_LIMIT
 
 _INT32 = 2**31 - 1
 
@@ -143,6 +144,13 @@ class SettingsIn(_In):
     error_workflow_id: Annotated[SafeStr, Field(max_length=64)] | None = None
     variables: JsonObject | None = None
     vars: JsonObject | None = None
+    priority: int | None = Field(
+        None,
+        ge=-PRIORITY_LIMIT,
+        le=PRIORITY_LIMIT,
+        description="Queue priority of this workflow's executions (higher runs first; "
+        "0 is normal). A start may give its own.",
+    )
 
 
 Name = Annotated[SafeStr, Field(min_length=1, max_length=300)]
@@ -386,6 +394,13 @@ class ExecuteIn(_In):
     )
     metadata: JsonObject | None = Field(
         None, description="Extra fields of the trigger output (`trigger.<key>`)."
+    )
+    priority: int | None = Field(
+        None,
+        ge=-PRIORITY_LIMIT,
+        le=PRIORITY_LIMIT,
+        description="Queue priority of this execution's steps (higher runs first); "
+        "default: the workflow's `settings.priority`, else 0.",
     )
     data: JsonValue = Field(None, description="Seed name of `input`.")
     triggerData: JsonValue = Field(None, description="Seed name of `input`.")

@@ -44,7 +44,7 @@ from flowmill.engine.ports import (
     TriggerJob,
     WorkerRegistry,
 )
-from flowmill.engine.runner import RunnerOptions, StepRunner, job_for
+from flowmill.engine.runner import RunnerOptions, StepRunner, job_for, priority_of
 from flowmill.engine.services import NodeServices
 from flowmill.engine.sweeper import Sweeper, may_start
 from flowmill.engine.validation import load_and_compile
@@ -218,12 +218,15 @@ class Engine:
         parent_execution_id: str | None = None,
         retry_of: str | None = None,
         execution_metadata: dict[str, Any] | None = None,
+        priority: int | None = None,
     ) -> str:
         """Create an execution of a stored version and dispatch its first steps.
 
         ``metadata`` adds keys to the trigger output; ``execution_metadata`` is what the
         execution is about (``{"customerId", "clientId"}``): stored on the execution,
-        filterable in lists, and ``trigger.metadata`` in templates.
+        filterable in lists, and ``trigger.metadata`` in templates. ``priority`` (default:
+        the workflow's ``settings.priority``) orders every step of the execution in the
+        queue, higher first; it is kept in the trigger output as ``priority``.
 
         Returns:
             The execution id (the existing one when ``dedupe_key`` was seen before).
@@ -231,7 +234,7 @@ class Engine:
         with tenant_scope(tenant_id):
             return await self._start(
                 tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
-                metadata, parent_execution_id, retry_of, execution_metadata,
+                metadata, parent_execution_id, retry_of, execution_metadata, priority,
             )  # fmt: skip
 
     async def _start(
@@ -247,6 +250,7 @@ class Engine:
         parent_execution_id: str | None,
         retry_of: str | None,
         execution_metadata: dict[str, Any] | None,
+        priority: int | None,
     ) -> str:
         wf = await self.compiled(workflow_id, version)
         now = self.clock.now()
@@ -266,6 +270,9 @@ class Engine:
         )
         trigger_output["node_id"] = trigger_node
         settings = wf.workflow.settings
+        priority = settings.priority if priority is None else priority
+        if priority:
+            trigger_output["priority"] = priority
         ex = ExecutionRecord(
             id=uuid7(),
             tenant_id=tenant_id,
@@ -292,7 +299,7 @@ class Engine:
         except DuplicateExecutionError as dup:
             return dup.execution_id
         self._committed(fx)
-        await self.dispatch([job_for(r, tenant_id) for r in fx.ready])
+        await self.dispatch([job_for(r, tenant_id, priority) for r in fx.ready])
         return ex.id
 
     async def retry(self, execution_id: str, *, from_start: bool = False) -> str:
@@ -352,7 +359,7 @@ class Engine:
             ex, lambda _c: starts.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
         )
         self._committed(fx)
-        await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
+        await self.dispatch([job_for(r, ex.tenant_id, priority_of(ex)) for r in fx.ready])
         return ex.id
 
     async def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:
