@@ -26,10 +26,11 @@ from tests.webhook_support import SEED
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DELAYED: dict[str, Any] = {
-    "name": "Waits two seconds",
+    # Long enough that a loaded machine still connects the page's stream before it ends.
+    "name": "Waits five seconds",
     "nodes": [
         {"id": "start", "type": "trigger", "config": {"triggerType": "manual"}},
-        {"id": "pause", "name": "Two seconds", "type": "delay", "config": {"ms": 2000}},
+        {"id": "pause", "name": "Five seconds", "type": "delay", "config": {"ms": 5000}},
         {"id": "done", "type": "transform", "config": {"mapping": {"ok": True}}},
     ],
     "edges": [{"source": "start", "target": "pause"}, {"source": "pause", "target": "done"}],
