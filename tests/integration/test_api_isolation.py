@@ -115,6 +115,7 @@ CASES: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/api/executions"): (Listed(), Listed("?workflow_id={workflow_id}")),
     ("GET", "/api/executions/{execution_id}"): Owned(),
     ("GET", "/api/executions/{execution_id}/logs"): Owned(),
+    ("GET", "/api/executions/{execution_id}/children"): Owned(),
     ("GET", "/api/executions/{execution_id}/events"): Owned(),
     ("POST", "/api/executions/{execution_id}/cancel"): Owned(use={"execution_id": "live"}),
     ("POST", "/api/executions/{execution_id}/retry"): (

@@ -297,6 +297,10 @@ async def list_executions(
     date_to: DateTo = None,
     customer_id: MetadataValue = None,
     client_id: MetadataValue = None,
+    parent_execution_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Only the children of this execution (loop iterations, calls)."),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ExecutionPage:
@@ -312,6 +316,34 @@ async def list_executions(
         trigger_type=trigger_type,
         created_from=either("started_from", "dateFrom", started_from, date_from),
         created_to=either("started_to", "dateTo", started_to, date_to),
+        before_id=decode_cursor(cursor, "execution"),
+        parent_execution_id=str(parent_execution_id) if parent_execution_id else None,
+    )
+    return await _page(ctx, caller, f, limit)
+
+
+@router.get(
+    "/api/executions/{execution_id}/children",
+    response_model=ExecutionPage,
+    responses=NOT_FOUND,
+    summary="List an execution's children",
+)
+async def list_children(
+    ctx: Ctx,
+    caller: Caller,
+    execution_id: ExecutionIdPath,
+    status: Statuses = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ExecutionPage:
+    """The executions this one started (loop iterations, sub-workflow calls), newest
+    first; each names its ``parent_node_id`` and, for a loop, its ``iteration``."""
+    eid = str(execution_id)
+    if await ctx.executions.get(caller.tenant_id, eid) is None:
+        raise not_found("execution", eid)
+    f = ExecutionFilter(
+        parent_execution_id=eid,
+        statuses=statuses(status),
         before_id=decode_cursor(cursor, "execution"),
     )
     return await _page(ctx, caller, f, limit)

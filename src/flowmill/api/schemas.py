@@ -429,6 +429,10 @@ class ExecutionSummaryOut(_Out):
     duration_ms: float | None
     retry_of: str | None
     parent_execution_id: str | None
+    parent_node_id: str | None = Field(
+        None, description="The parent's loop or sub_workflow node that started it."
+    )
+    iteration: int | None = Field(None, description="The loop item's index (loop children).")
     metadata: dict[str, Any] | None = Field(
         None, description="What it is about: `customerId`, `clientId` of a channel message."
     )
@@ -472,6 +476,10 @@ class ExecutionDetail(_Out):
     duration_ms: float | None
     retry_of: str | None
     parent_execution_id: str | None
+    parent_node_id: str | None = Field(
+        None, description="The parent's loop or sub_workflow node that started it."
+    )
+    iteration: int | None = Field(None, description="The loop item's index (loop children).")
     metadata: dict[str, Any] | None = Field(
         None, description="What it is about: `customerId`, `clientId` of a channel message."
     )
