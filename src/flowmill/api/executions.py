@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, JsonValue
 
 from flowmill.api.deps import (
     Caller,
@@ -39,6 +40,7 @@ from flowmill.api.schemas import (
     LogLineOut,
     LogPage,
     RetryExecutionIn,
+    SignalAccepted,
 )
 from flowmill.api.views import execution_detail, execution_summary
 from flowmill.domain.states import ExecutionStatus
@@ -429,6 +431,43 @@ async def cancel_execution(ctx: Ctx, caller: Caller, execution_id: ExecutionIdPa
         status = current.status.value if current else ex.status.value
         raise ApiError(409, "not_cancellable", f"the execution has ended already ({status})")
     return CancelResult(execution_id=eid, status=ExecutionStatus.CANCELLED.value)
+
+
+SignalName = Annotated[
+    str,
+    PathParam(
+        pattern=r"^[A-Za-z0-9_.:-]{1,200}$",
+        description="The signal's name, as a wait node's `signal` says.",
+    ),
+]
+
+
+@router.post(
+    "/api/executions/{execution_id}/signals/{name}",
+    status_code=202,
+    response_model=SignalAccepted,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Send a signal to an execution",
+)
+async def send_signal(
+    ctx: Ctx,
+    caller: Caller,
+    execution_id: ExecutionIdPath,
+    name: SignalName,
+    payload: Annotated[JsonValue | None, Body()] = None,
+) -> SignalAccepted:
+    """Deliver a signal (its JSON body is the payload) to the execution's ``wait`` node
+    waiting for ``name``. A signal sent before the execution reaches the wait is kept
+    and delivered when it gets there; each signal ends one wait."""
+    eid = str(execution_id)
+    ex = await ctx.executions.get(caller.tenant_id, eid)
+    if ex is None:
+        raise not_found("execution", eid)
+    if not await ctx.runtime.engine.signal(caller.tenant_id, eid, name, payload):
+        current = await ctx.executions.get(caller.tenant_id, eid)
+        status = current.status.value if current else ex.status.value
+        raise ApiError(409, "execution_ended", f"the execution has ended already ({status})")
+    return SignalAccepted(execution_id=eid, signal=name)
 
 
 @router.post(

@@ -581,3 +581,18 @@ class Ready(_Out):
 
     status: Literal["ready", "not_ready"]
     checks: dict[str, Check]
+
+
+class SignalAccepted(_Out):
+    """A signal kept for the execution (delivered to its wait, now or when it gets there)."""
+
+    execution_id: str
+    signal: str
+    status: Literal["accepted"] = "accepted"
+
+
+class ResumeResult(_Out):
+    """What a resume URL's use did."""
+
+    execution_id: str
+    status: Literal["resumed"] = "resumed"

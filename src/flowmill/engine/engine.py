@@ -284,6 +284,10 @@ class Engine:
         await self.wake(execution_id, WAKE_SIGNAL)
         return execution_id, "resumed"
 
+    def execution_of_token(self, token: str) -> str | None:
+        """The execution a resume URL's token names, if genuine."""
+        return self.control.execution_of_token(token) if self.control else None
+
     def _needs_control(self) -> Control:
         if self.control is None:
             raise RuntimeError("this engine has no control store (signals, children)")
