@@ -26,7 +26,7 @@ from flowmill.domain.execution import (
     StepKey,
 )
 from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunStatus
-from flowmill.engine.control import ChildCounts, ChildRecord, ParkedRun, Signal
+from flowmill.engine.control import ChildRecord, ParkedRun, Signal
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
@@ -354,21 +354,21 @@ class InMemoryControlStore:
         e = self._executions.executions.get(child_id)
         return None if e is None else ChildRecord(e.id, e.iteration, e.status, e.output, e.error)
 
-    async def child_counts(self, parent_id: str, node_id: str) -> ChildCounts:
-        kids = self._of(parent_id, node_id)
-        bad = (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
-        return ChildCounts(
-            started=len(kids),
-            ended=sum(e.status.terminal for e in kids),
-            failed=sum(e.status in bad for e in kids),
-        )
+    async def child_states(
+        self, parent_id: str, node_id: str, start: int, stop: int
+    ) -> list[tuple[int, ExecutionStatus]]:
+        return [
+            (e.iteration, e.status)
+            for e in self._of(parent_id, node_id)
+            if e.iteration is not None and start <= e.iteration < stop
+        ]
 
     async def live_children(self, parent_id: str, limit: int = 500) -> list[str]:
         return [e.id for e in self._of(parent_id) if not e.status.terminal][:limit]
 
     async def parked(self, execution_id: str) -> list[ParkedRun]:
         return [
-            ParkedRun(r.id, r.node_id, r.attempt, dict(r.state or {}))
+            ParkedRun(r.id, r.node_id, r.attempt, dict(r.state or {}), r.not_before)
             for r in self._executions.runs.get(execution_id, [])
             if r.status is NodeRunStatus.WAITING
         ]

@@ -59,15 +59,6 @@ class ChildRecord:
 
 
 @dataclass(frozen=True)
-class ChildCounts:
-    """How far a node's children are: started, ended, and ended badly."""
-
-    started: int = 0
-    ended: int = 0
-    failed: int = 0  # failed or cancelled
-
-
-@dataclass(frozen=True)
 class ParkedRun:
     """A run of an execution parked in ``waiting``."""
 
@@ -75,6 +66,7 @@ class ParkedRun:
     node_id: str
     attempt: int
     state: dict[str, Any]
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +88,11 @@ class ControlStore(Protocol):
         """The node's children with ``start <= iteration < stop``, in iteration order."""
         ...
 
-    async def child_counts(self, parent_id: str, node_id: str) -> ChildCounts:
-        """Counts of the node's children by state."""
+    async def child_states(
+        self, parent_id: str, node_id: str, start: int, stop: int
+    ) -> list[tuple[int, ExecutionStatus]]:
+        """``(iteration, status)`` of the node's children with ``start <= iteration <
+        stop`` (no payloads: cheap to read every time a loop wakes)."""
         ...
 
     async def live_children(self, parent_id: str, limit: int = 500) -> list[str]:

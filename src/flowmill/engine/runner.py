@@ -123,6 +123,9 @@ class StepRunner:
         self._rng = random.Random()
         self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
         self.active: set[StepKey] = set()  # steps this worker is executing right now
+        # Wake jobs of steps that were running here when they came: run once the step
+        # is done (a parked parent woken by many children runs once for all of them).
+        self._deferred: dict[StepKey, StepJob] = {}
 
     async def run_job(self, job: StepJob) -> None:
         """Run the step of ``job`` (and what follows inline), if it still needs running."""
@@ -131,6 +134,11 @@ class StepRunner:
             await self._run_job(job)
 
     async def _run_job(self, job: StepJob) -> None:
+        if job.wake and job.key in self.active:
+            # Running here right now: what woke it is seen by this run or by its
+            # recheck after it parks; one more run afterwards covers the rest.
+            self._deferred[job.key] = job
+            return
         loaded = await self.store.load_step(job.key, ())
         if loaded is None:
             log.warning("step has no record; dropping its job", job_id=job.job_id)
@@ -197,6 +205,9 @@ class StepRunner:
             return await self._run_step(wf, ex, run, chain_outputs, inline=inline)
         finally:
             self.active.discard(run.key)
+            deferred = self._deferred.pop(run.key, None)
+            if deferred is not None:
+                await self._dispatch([deferred])
 
     async def _run_step(
         self,
@@ -374,14 +385,17 @@ class StepRunner:
         in which case its own recheck sees what arrived)."""
         if self.control is None:
             return 0
+        now = self.clock.now()
+        # A run already due was woken (or is running after a wake): its job, or its
+        # recheck once it parks again, sees what happened; waking it again would only
+        # run it once more for nothing.
         parked = [
             p
             for p in await self.control.store.parked(execution_id)
-            if p.state.get(WAKE_KEY) == kind
+            if p.state.get(WAKE_KEY) == kind and (p.not_before is None or p.not_before > now)
         ]
         if not parked:
             return 0
-        now = self.clock.now()
 
         def _build(e: ExecutionRecord, _r: tx.StateReader) -> Effects:
             fx = Effects(execution_id=e.id, tenant_id=e.tenant_id)

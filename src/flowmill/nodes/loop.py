@@ -15,6 +15,7 @@ ends; memory stays flat in the number of items while they run.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ from flowmill.nodes.conditional import truth
 
 #: Items passed whole to each iteration's trigger up to this many (beyond, each
 #: iteration would store the whole list again: n² storage).
-ITEMS_IN_TRIGGER = 1000
+ITEMS_IN_TRIGGER = 100
 _PAGE = 500
 
 
@@ -94,11 +95,18 @@ class LoopNode(NodeType[LoopConfig]):
         control = control_of(ctx)
         cap = min(config.max_iterations, control.settings.max_iterations)
         items = await self._items(ctx, config, cap)
-        counts = await control.store.child_counts(ctx.execution_id, ctx.node.id)
-        if counts.failed and config.on_item_error == "fail":
+        # What the last committed suspension knew: iterations below ``low`` ended, those
+        # below ``issued`` were started. Only the iterations between are read, so a step
+        # costs the same at item 10 and item 100,000.
+        low, issued = _saved(ctx, "low", 0), _saved(ctx, "issued", 0)
+        states = await self._window(ctx, control, low, issued)
+        if config.on_item_error == "fail" and any(s in _BAD for s in states.values()):
             await self._fail_fast(ctx, control)
+        while states.get(low) is not None and states[low].terminal:
+            low += 1
+        ended_above = sum(1 for i, s in states.items() if i >= low and s.terminal)
+        ended, started = low + ended_above, issued
         window = 1 if config.mode == "sequential" else config.concurrency
-        started, ended = counts.started, counts.ended
         total = len(items) if items is not None else None
         if total is None:  # while: decide whether to go on when nothing is running
             if started == ended:
@@ -111,24 +119,37 @@ class LoopNode(NodeType[LoopConfig]):
             else:
                 total = started
         stop = min(total, ended + window)
-        for index in range(started, stop):
-            item = items[index] if items is not None else None
-            await self._start(ctx, config, control, index, item, items)
-        started = max(started, stop)
+        # From where the last committed suspension said it had started: a batch cut by a
+        # crash is started again whole (the starts it had made are found, not repeated),
+        # so no index is left out whatever order the batch's starts committed in.
+        await asyncio.gather(
+            *(
+                self._start(ctx, config, control, i, items[i] if items is not None else None, items)
+                for i in range(issued, stop)
+            )
+        )
+        started = max(issued, stop)
         if items is not None and ended >= total:
             return await self._collect(ctx, config, control, total)
-        seen = ended
 
         async def _more_ended() -> bool:
-            now = await control.store.child_counts(ctx.execution_id, ctx.node.id)
-            return now.ended > seen
+            now = await self._window(ctx, control, low, started)
+            return sum(1 for s in now.values() if s.terminal) > ended_above
 
         return Suspend(
             until=ctx.now + poll_delay(control),
-            state={"started": started, "ended": ended},
+            state={"low": low, "issued": started},
             wake_on=WAKE_CHILDREN,
             recheck=_more_ended,
         )
+
+    @staticmethod
+    async def _window(
+        ctx: NodeContext, control: Control, start: int, stop: int
+    ) -> dict[int, ExecutionStatus]:
+        if stop <= start:
+            return {}
+        return dict(await control.store.child_states(ctx.execution_id, ctx.node.id, start, stop))
 
     async def _items(self, ctx: NodeContext, config: LoopConfig, cap: int) -> list[Any] | None:
         if config.while_ is not None:
@@ -172,7 +193,9 @@ class LoopNode(NodeType[LoopConfig]):
         data = {
             "item": item,
             "index": index,
-            "items": items if items is not None and len(items) <= ITEMS_IN_TRIGGER else None,
+            "items": items
+            if items is not None and config.count is None and len(items) <= ITEMS_IN_TRIGGER
+            else None,
             "input": ctx.input,
         }
         try:
@@ -244,6 +267,12 @@ class LoopNode(NodeType[LoopConfig]):
 
 
 _BAD = (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+
+
+def _saved(ctx: NodeContext, key: str, default: int) -> int:
+    """A count the node saved with its last suspension (``default`` before any)."""
+    value = (ctx.state or {}).get(key) if ctx.resumed else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _too_many(cap: int, n: int | None = None) -> NodeError:

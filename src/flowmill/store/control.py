@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
-from flowmill.engine.control import ChildCounts, ChildRecord, ParkedRun, Signal
+from flowmill.engine.control import ChildRecord, ParkedRun, Signal
 from flowmill.ids import uuid7
 from flowmill.store.database import Database
 from flowmill.store.tables import (
@@ -27,8 +27,6 @@ from flowmill.store.tables import (
 we = workflow_executions
 ne = node_executions
 sg = execution_signals
-_BAD = (ExecutionStatus.FAILED.value, ExecutionStatus.CANCELLED.value)
-_ENDED = (ExecutionStatus.SUCCEEDED.value, *_BAD)
 
 
 class SqlControlStore:
@@ -62,19 +60,17 @@ class SqlControlStore:
             None if r is None else ChildRecord(str(r[0]), r[1], ExecutionStatus(r[2]), r[3], r[4])
         )
 
-    async def child_counts(self, parent_id: str, node_id: str) -> ChildCounts:
-        q = (
-            sa.select(we.c.status, sa.func.count())
-            .where(we.c.parent_execution_id == parent_id, we.c.parent_node_id == node_id)
-            .group_by(we.c.status)
+    async def child_states(
+        self, parent_id: str, node_id: str, start: int, stop: int
+    ) -> list[tuple[int, ExecutionStatus]]:
+        q = sa.select(we.c.iteration, we.c.status).where(
+            we.c.parent_execution_id == parent_id,
+            we.c.parent_node_id == node_id,
+            we.c.iteration >= start,
+            we.c.iteration < stop,
         )
         rows = await self.db.read(lambda c: c.execute(q).all())
-        by = {r[0]: int(r[1]) for r in rows}
-        return ChildCounts(
-            started=sum(by.values()),
-            ended=sum(by.get(s, 0) for s in _ENDED),
-            failed=sum(by.get(s, 0) for s in _BAD),
-        )
+        return [(int(r[0]), ExecutionStatus(r[1])) for r in rows]
 
     async def live_children(self, parent_id: str, limit: int = 500) -> list[str]:
         q = (
@@ -88,11 +84,11 @@ class SqlControlStore:
         return [str(i) for i in await self.db.read(lambda c: c.execute(q).scalars().all())]
 
     async def parked(self, execution_id: str) -> list[ParkedRun]:
-        q = sa.select(ne.c.id, ne.c.node_id, ne.c.attempt, ne.c.state).where(
+        q = sa.select(ne.c.id, ne.c.node_id, ne.c.attempt, ne.c.state, ne.c.not_before).where(
             ne.c.execution_id == execution_id, ne.c.status == NodeRunStatus.WAITING.value
         )
         rows = await self.db.read(lambda c: c.execute(q).all())
-        return [ParkedRun(str(r[0]), r[1], r[2], dict(r[3] or {})) for r in rows]
+        return [ParkedRun(str(r[0]), r[1], r[2], dict(r[3] or {}), r[4]) for r in rows]
 
     async def add_signal(
         self,
