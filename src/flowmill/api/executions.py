@@ -213,6 +213,7 @@ async def execute_workflow(
         data=body.input,
         node_id=body.trigger_node_id,
         metadata=body.metadata,
+        priority=body.priority,
     )
     if wait:
         ex = await rt.engine.wait(execution_id, timeout=min(wait, ctx.settings.api_max_wait_s))

@@ -387,6 +387,13 @@ class ExecuteIn(_In):
     metadata: JsonObject | None = Field(
         None, description="Extra fields of the trigger output (`trigger.<key>`)."
     )
+    priority: int | None = Field(
+        None,
+        ge=-100,
+        le=100,
+        description="Queue priority of this execution's steps, higher first (default: the "
+        "workflow's `settings.priority`, else 0).",
+    )
     data: JsonValue = Field(None, description="Seed name of `input`.")
     triggerData: JsonValue = Field(None, description="Seed name of `input`.")
     nodeId: NodeId | None = Field(None, description="Seed name of `trigger_node_id`.")

@@ -64,7 +64,10 @@ _SETTINGS_KEYS = {
     "error_workflow_id",
     "variables",
     "vars",
+    "priority",
 }
+#: Priorities a workflow or a start may ask for (higher runs first).
+PRIORITY_RANGE = (-100, 100)
 __all__ = ["SYNTHETIC_TRIGGER_ID", "dump_definition", "load_definition", "load_with_notes"]
 _E = TypeVar("_E", OnError, JoinMode)
 
@@ -339,6 +342,12 @@ def _settings(r: _Reader, raw: Any) -> WorkflowSettings:
         "settings.max_concurrent", raw.get("max_concurrent"), minimum=1, integer=True
     )
     per_minute = r.number("settings.per_minute", raw.get("per_minute"), minimum=1, integer=True)
+    priority = r.number(
+        "settings.priority", raw.get("priority"), minimum=PRIORITY_RANGE[0], integer=True
+    )
+    if priority is not None and priority > PRIORITY_RANGE[1]:
+        r.add("settings.priority", f"must be at most {PRIORITY_RANGE[1]}", "range")
+        priority = None
     return WorkflowSettings(
         retry=_retry(r, raw.get("retry"), "settings.retry"),
         timeout_s=r.number("settings.timeout_s", raw.get("timeout_s"), minimum=0.001),
@@ -347,6 +356,7 @@ def _settings(r: _Reader, raw: Any) -> WorkflowSettings:
         timezone=timezone,
         error_workflow_id=error_wf,
         variables=dict(variables),
+        priority=int(priority) if priority is not None else 0,
     )
 
 
@@ -426,4 +436,6 @@ def _dump_settings(s: WorkflowSettings) -> dict[str, Any]:
         out["timezone"] = s.timezone
     if s.variables:
         out["variables"] = dict(s.variables)
+    if s.priority:
+        out["priority"] = s.priority
     return out

@@ -84,6 +84,8 @@ class WorkflowSettings:
         timezone: IANA zone for schedules and date helpers.
         error_workflow_id: Workflow started with the failure when an execution fails.
         variables: Constants available to templates as ``vars``.
+        priority: Queue priority of its executions' steps (higher runs first); a start
+            may override it.
     """
 
     retry: RetryPolicy | None = None
@@ -93,6 +95,7 @@ class WorkflowSettings:
     timezone: str = "UTC"
     error_workflow_id: str | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)
+    priority: int = 0
 
 
 @dataclass(frozen=True)

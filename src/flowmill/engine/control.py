@@ -272,6 +272,7 @@ class Control:
             run_version = resolved
         # One child per (parent, node, iteration): the dedupe key makes a start repeated
         # after a crash find the child it had started.
+        inherited = ctx.trigger.get("priority")
         slot = iteration if iteration is not None else "call"
         key = f"child:{ctx.execution_id}:{ctx.node.id}:{slot}"
         result: str = await self._start(
@@ -285,6 +286,8 @@ class Control:
             parent_execution_id=ctx.execution_id,
             parent_node_id=ctx.node.id,
             iteration=iteration,
+            # a child runs at its parent's priority, when the parent has one
+            priority=inherited if isinstance(inherited, int) and inherited else None,
         )
         return result
 

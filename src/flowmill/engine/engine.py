@@ -53,7 +53,7 @@ from flowmill.engine.ports import (
     TriggerJob,
     WorkerRegistry,
 )
-from flowmill.engine.runner import RunnerOptions, StepRunner, job_for
+from flowmill.engine.runner import RunnerOptions, StepRunner, job_for, priority_of
 from flowmill.engine.services import NodeServices
 from flowmill.engine.sweeper import Sweeper, may_start
 from flowmill.engine.validation import load_and_compile
@@ -333,6 +333,7 @@ class Engine:
         execution_metadata: dict[str, Any] | None = None,
         parent_node_id: str | None = None,
         iteration: int | None = None,
+        priority: int | None = None,
     ) -> str:
         """Create an execution of a stored version and dispatch its first steps.
 
@@ -341,6 +342,8 @@ class Engine:
         filterable in lists, and ``trigger.metadata`` in templates. A child execution
         names its parent, the parent's node and (a loop's) iteration; ``metadata`` with
         ``body`` runs that loop body of the version instead of the whole graph.
+        ``priority`` (default: the workflow's ``settings.priority``) orders its steps in
+        the queue, higher first; it is kept in the trigger output for every later step.
 
         Returns:
             The execution id (the existing one when ``dedupe_key`` was seen before).
@@ -349,7 +352,7 @@ class Engine:
             return await self._start(
                 tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
                 metadata, parent_execution_id, retry_of, execution_metadata,
-                parent_node_id, iteration,
+                parent_node_id, iteration, priority,
             )  # fmt: skip
 
     async def _start(
@@ -367,9 +370,14 @@ class Engine:
         execution_metadata: dict[str, Any] | None,
         parent_node_id: str | None = None,
         iteration: int | None = None,
+        priority: int | None = None,
     ) -> str:
         body = (metadata or {}).get("body")
         wf = await self.compiled_body(workflow_id, version, body if body else None)
+        if priority is None:
+            priority = wf.workflow.settings.priority
+        if priority:
+            metadata = {**(metadata or {}), "priority": priority}
         now = self.clock.now()
         trigger_node = node_id or wf.default_trigger(trigger_type)
         trigger_type_impl = wf.node(trigger_node).type if trigger_node in wf.nodes else None
@@ -415,7 +423,7 @@ class Engine:
         except DuplicateExecutionError as dup:
             return dup.execution_id
         self._committed(fx)
-        await self.dispatch([job_for(r, tenant_id) for r in fx.ready])
+        await self.dispatch([job_for(r, tenant_id, priority_of(ex)) for r in fx.ready])
         return ex.id
 
     async def retry(self, execution_id: str, *, from_start: bool = False) -> str:
@@ -475,7 +483,7 @@ class Engine:
             ex, lambda _c: starts.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
         )
         self._committed(fx)
-        await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
+        await self.dispatch([job_for(r, ex.tenant_id, priority_of(ex)) for r in fx.ready])
         return ex.id
 
     async def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:

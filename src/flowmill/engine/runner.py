@@ -62,7 +62,13 @@ class RunnerOptions:
     inline: bool = True
 
 
-def job_for(run: NodeRun, tenant_id: str) -> StepJob:
+def priority_of(ex: ExecutionRecord) -> int:
+    """The queue priority of an execution's steps (fixed when it started)."""
+    value = ex.trigger.get("priority", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def job_for(run: NodeRun, tenant_id: str, priority: int = 0) -> StepJob:
     """The queue job of a run that is ready, or parked until ``not_before``."""
     wake = 0
     if run.status is NodeRunStatus.WAITING and run.not_before is not None:
@@ -73,6 +79,7 @@ def job_for(run: NodeRun, tenant_id: str) -> StepJob:
         run.attempt,
         tenant_id=tenant_id,
         not_before=run.not_before,
+        priority=priority,
         wake=wake,
     )
 
@@ -151,7 +158,7 @@ class StepRunner:
             return
         if run.not_before is not None and run.not_before > self.clock.now():
             # Early (recovered, or the queue fired before the clock): park it again.
-            await self._dispatch([job_for(run, ex.tenant_id)])
+            await self._dispatch([job_for(run, ex.tenant_id, priority_of(ex))])
             return
         wf = await self._compiled(ex)
         await self._run_chain(wf, ex, run)
@@ -182,7 +189,9 @@ class StepRunner:
                     (r for r in fx.ready if r.owner == self.worker_id and r.not_before is None),
                     None,
                 )
-            to_queue = [job_for(r, ex.tenant_id) for r in fx.ready if r is not next_run]
+            to_queue = [
+                job_for(r, ex.tenant_id, priority_of(ex)) for r in fx.ready if r is not next_run
+            ]
             if to_queue:
                 await self._dispatch(to_queue)
             if next_run is None:
@@ -271,7 +280,7 @@ class StepRunner:
                 status=NodeRunStatus.WAITING,
                 not_before=outcome.until,
             )
-            await self._dispatch([job_for(parked, ex.tenant_id)])
+            await self._dispatch([job_for(parked, ex.tenant_id, priority_of(ex))])
             if outcome.recheck is not None and outcome.wake_on and await outcome.recheck():
                 # It arrived while the node was deciding to wait: its wake may have
                 # been overwritten by this suspension, so wake it now.

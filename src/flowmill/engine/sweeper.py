@@ -29,7 +29,7 @@ from flowmill.engine.ports import (
     WorkerInfo,
     WorkerRegistry,
 )
-from flowmill.engine.runner import StepRunner, job_for
+from flowmill.engine.runner import StepRunner, job_for, priority_of
 
 if TYPE_CHECKING:
     from flowmill.engine.engine import EngineOptions
@@ -168,7 +168,7 @@ class Sweeper:
                 blocked.add(ex.workflow_id)
                 continue
             self.publish(fx)
-            await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
+            await self.dispatch([job_for(r, ex.tenant_id, priority_of(ex)) for r in fx.ready])
 
 
 def may_start(wf: CompiledWorkflow, counts: LimitCounts, *, fifo: bool) -> bool:
