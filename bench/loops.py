@@ -27,8 +27,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-from _util import print_table
 
+from _util import print_table
 from flowmill.config import Settings
 from flowmill.domain.states import ExecutionStatus
 from flowmill.runs import register
@@ -95,7 +95,7 @@ async def slow_http() -> AsyncIterator[str]:
                 await asyncio.sleep(HTTP_DELAY_S)  # not a wait: the service's latency
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"content-length: 11\r\n\r\n{\"ok\":true}"
+                    b'content-length: 11\r\n\r\n{"ok":true}'
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -179,7 +179,9 @@ async def main(items: int, http_items: int, postgres: str | None) -> None:
         rows += await scenario("embedded", sqlite, items, http_items)
     if postgres:
         async with scratch_postgres(postgres) as url:
-            rows += await scenario("PostgreSQL", Settings(database_url=url, **common), items, http_items)
+            rows += await scenario(
+                "PostgreSQL", Settings(database_url=url, **common), items, http_items
+            )
     print_table(
         "Loops: an iteration beside a step, parallel beside sequential (same run)",
         ["scenario", "ours", "reference", "ratio", "target"],
