@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
+from flowmill.domain.errors import DefinitionError
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.engine.control import ControlSettings
+from flowmill.engine.validation import load_and_compile
 from flowmill.testing import eventually
-from tests.engine_support import Harness, open_harness, wf
+from tests.engine_support import Harness, open_harness, registry, wf
 
 
 def loop_wf(
@@ -350,3 +352,16 @@ async def test_wait_timeout_fails_or_continues(
         assert ex.error is not None and ex.error["type"] == expected
     else:
         assert ex.output == expected
+
+
+def test_loop_body_problems_are_found_when_the_workflow_is_checked() -> None:
+    bad = {
+        "nodes": [{"id": "x", "type": "nope"}, {"id": "y", "type": "transform"}],
+        "edges": [{"source": "x", "target": "ghost"}],
+    }
+    doc = wf([{"id": "each", "type": "loop", "config": {"count": 2, "body": bad}}], [("t", "each")])
+    with pytest.raises(DefinitionError) as caught:
+        load_and_compile(doc, registry())
+    paths = [i.path for i in caught.value.issues]
+    assert any(p.startswith("nodes[each].config.body.") for p in paths), paths
+    assert "unknown node type 'nope'" in str(caught.value)
