@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from flowmill import jsonutil
 from flowmill.api.deps import Ctx
 from flowmill.api.errors import ERROR_RESPONSES, ApiError
-from flowmill.api.schemas import ResumeResult
+from flowmill.api.schemas import ErrorResponse, ResumeResult
 
 router = APIRouter(tags=["executions"], responses=ERROR_RESPONSES)
 
@@ -43,9 +44,15 @@ def _unknown() -> ApiError:
 
 @router.get(
     "/api/resume/{token}",
-    response_class=HTMLResponse,
+    response_model=None,
     summary="Confirm a resume link",
-    responses={200: {"content": {"text/html": {}}}},
+    responses={
+        200: {
+            "description": "A page with the button that resumes.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        404: {"model": ErrorResponse, "description": "Not a valid resume link."},
+    },
 )
 async def resume_page(ctx: Ctx, token: Token) -> HTMLResponse:
     """A page with a button that resumes (a ``GET`` itself changes nothing)."""
@@ -59,11 +66,18 @@ async def resume_page(ctx: Ctx, token: Token) -> HTMLResponse:
     "/api/resume/{token}",
     response_model=ResumeResult,
     summary="Resume a waiting execution",
-    responses={404: {}, 409: {}, 410: {}},
+    responses={
+        404: {"model": ErrorResponse, "description": "Not a valid resume link."},
+        409: {"model": ErrorResponse, "description": "The execution has ended."},
+        410: {"model": ErrorResponse, "description": "The link was used already."},
+        415: {"model": ErrorResponse, "description": "Neither JSON nor a URL-encoded form."},
+    },
 )
 async def resume(ctx: Ctx, token: Token, request: Request) -> ResumeResult:
-    """Resume the execution's ``wait`` node; the request body (JSON, or a form) becomes
-    its output. Works once."""
+    """Resume the execution's ``wait`` node; the request body (JSON, or a URL-encoded
+    form) becomes its output. Works once."""
+    if ctx.runtime.engine.execution_of_token(token) is None:
+        raise _unknown()
     payload = await _payload(request)
     execution_id, outcome = await ctx.runtime.engine.resume(token, payload)
     if execution_id is None:
@@ -77,10 +91,12 @@ async def resume(ctx: Ctx, token: Token, request: Request) -> ResumeResult:
 
 async def _payload(request: Request) -> Any:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
     raw = await request.body()
+    if kind == "application/x-www-form-urlencoded":
+        # The confirmation page's form; read here, without a multipart parser.
+        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    if kind not in ("", "application/json") and not kind.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "send JSON or a URL-encoded form")
     if not raw.strip():
         return None
     try:
