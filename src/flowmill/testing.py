@@ -26,7 +26,7 @@ from flowmill.domain.execution import (
     StepKey,
 )
 from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunStatus
-from flowmill.engine.control import ChildRecord, ParkedRun, Signal
+from flowmill.engine.control import DETACHED, ChildRecord, ParkedRun, Signal
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
@@ -364,7 +364,11 @@ class InMemoryControlStore:
         ]
 
     async def live_children(self, parent_id: str, limit: int = 500) -> list[str]:
-        return [e.id for e in self._of(parent_id) if not e.status.terminal][:limit]
+        return [
+            e.id
+            for e in self._of(parent_id)
+            if not e.status.terminal and e.trigger_type != DETACHED
+        ][:limit]
 
     async def parked(self, execution_id: str) -> list[ParkedRun]:
         return [

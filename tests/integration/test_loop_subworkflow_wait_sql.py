@@ -179,6 +179,10 @@ async def test_subworkflow_cases_on_each_database(database_url: str) -> None:
         assert ex.status is X.FAILED and ex.error is not None
         assert ex.error["type"] == "ChildFailed" and "child broke" in ex.error["message"]
 
+        junk = await start(rt, calling("not an id", workflow_id="{{data.id}}"), {"id": "x y"})
+        ex = await rt.engine.wait(junk, timeout=10)
+        assert ex.error is not None and ex.error["type"] == "SubWorkflowNotFound"
+
         doc = calling("recurses", workflow_id="{{trigger.data.me}}")
         doc["status"] = "active"
         me, _, tenant = await register(rt, doc, None)

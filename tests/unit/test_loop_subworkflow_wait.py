@@ -365,3 +365,52 @@ def test_loop_body_problems_are_found_when_the_workflow_is_checked() -> None:
     paths = [i.path for i in caught.value.issues]
     assert any(p.startswith("nodes[each].config.body.") for p in paths), paths
     assert "unknown node type 'nope'" in str(caught.value)
+
+
+async def test_loop_body_may_be_another_workflow(harness: Harness) -> None:
+    child = wf(
+        [
+            {
+                "id": "n",
+                "type": "transform",
+                "config": {"mapping": {"v": "{{data.item}}", "i": "{{index}}"}},
+            }
+        ],
+        [("t", "n")],
+    )
+    harness.definitions.add("per-item", child)
+    node = {
+        "id": "each",
+        "type": "loop",
+        "config": {"items": "{{data.xs}}", "workflow_id": "per-item"},
+    }
+    ex, runs = await harness.run(wf([node], [("t", "each")]), {"xs": ["a", "b"]})
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": "a", "i": 0}, {"v": "b", "i": 1}]
+
+
+async def test_subworkflow_fire_and_forget_child_outlives_a_failing_parent(
+    harness: Harness,
+) -> None:
+    hold = wf([{"id": "hold", "type": "wait", "config": {"signal": "go"}}], [("t", "hold")])
+    harness.definitions.add("child", hold)
+    doc = wf(
+        [
+            {
+                "id": "call",
+                "type": "sub_workflow",
+                "config": {"workflow_id": "child", "wait": False},
+            },
+            {"id": "boom", "type": "fail", "config": {"message": "parent breaks"}},
+        ],
+        [("t", "call"), ("call", "boom")],
+    )
+    ex, runs = await harness.run(doc, {})
+    assert ex.status is X.FAILED
+    child_id = runs["call"].output["execution_id"]
+    await eventually(
+        lambda: harness.store.executions[child_id].status is X.WAITING, 5, "the child parked"
+    )
+    assert await harness.engine.signal("t1", child_id, "go", {"still": "here"})
+    done = await harness.engine.wait(child_id, timeout=5)
+    assert done.status is X.SUCCEEDED and done.output == {"still": "here"}

@@ -35,6 +35,9 @@ RESUME_SIGNAL = "$resume"
 #: Kinds of wake a parked run waits for (``Suspend.wake_on``).
 WAKE_CHILDREN = "children"
 WAKE_SIGNAL = "signal"
+#: ``trigger_type`` of a fire-and-forget call's child: it outlives its parent (it is
+#: not cancelled when the parent ends), unlike loop iterations and waited calls.
+DETACHED = "sub_workflow.detached"
 #: Key of a parked run's state naming what wakes it.
 WAKE_KEY = "$wake"
 #: Key of a loop iteration's trigger output marking it as one (its data holds the item).
@@ -96,7 +99,8 @@ class ControlStore(Protocol):
         ...
 
     async def live_children(self, parent_id: str, limit: int = 500) -> list[str]:
-        """Ids of the execution's children that have not ended."""
+        """Ids of the execution's children that have not ended (fire-and-forget calls,
+        which outlive their parent, left out)."""
         ...
 
     async def parked(self, execution_id: str) -> list[ParkedRun]:

@@ -2,8 +2,9 @@
 
 With ``wait`` the node parks (no worker held) until the child ends: the child's output
 becomes the node's output, its failure the node's failure (then ``on_error`` decides).
-Without ``wait`` it returns ``{"execution_id"}`` at once. The child is started once per
-node run, whatever crashes happen (see :meth:`Control.start_child`).
+Without ``wait`` it returns ``{"execution_id"}`` at once, and the child outlives its
+parent (it is not cancelled when the parent ends). The child is started once per node
+run, whatever crashes happen (see :meth:`Control.start_child`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from flowmill.domain.states import ExecutionStatus
-from flowmill.engine.control import WAKE_CHILDREN, ControlError
+from flowmill.engine.control import DETACHED, WAKE_CHILDREN, ControlError
 from flowmill.nodes._children import child_failed, control_of, poll_delay, start_failed
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
 
@@ -44,7 +45,11 @@ class SubWorkflowNode(NodeType[SubWorkflowConfig]):
             workflow_id = str(await ctx.render(config.workflow_id))
             try:
                 child_id = await control.start_child(
-                    ctx, data=data, workflow_id=workflow_id, version=config.version
+                    ctx,
+                    data=data,
+                    workflow_id=workflow_id,
+                    version=config.version,
+                    trigger_type="sub_workflow" if config.wait else DETACHED,
                 )
             except ControlError as e:
                 raise start_failed(e) from e

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
-from flowmill.engine.control import ChildRecord, ParkedRun, Signal
+from flowmill.engine.control import DETACHED, ChildRecord, ParkedRun, Signal
 from flowmill.ids import uuid7
 from flowmill.store.database import Database
 from flowmill.store.tables import (
@@ -78,6 +78,7 @@ class SqlControlStore:
             .where(
                 we.c.parent_execution_id == parent_id,
                 we.c.status.in_((*LIVE_STATUSES, ExecutionStatus.QUEUED.value)),
+                we.c.trigger_type != DETACHED,
             )
             .limit(limit)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -465,6 +466,10 @@ class WorkflowRepository:
     ) -> int | None:
         """``version`` if the tenant's workflow has it, else (``None`` given) its active
         version; ``None`` when the workflow is not the tenant's or has no such version."""
+        try:
+            uuid.UUID(workflow_id)
+        except ValueError:
+            return None  # not an id at all (a template that rendered to something else)
         record = await self.get(tenant_id, workflow_id)
         if record is None:
             return None
