@@ -15,13 +15,19 @@ from typing import Any
 
 from flowmill.domain.errors import NodeError
 from flowmill.domain.execution import ExecutionRecord, NodeRun
+from flowmill.engine.control import ControlSettings
 from flowmill.engine.engine import Engine, EngineOptions
 from flowmill.engine.runner import RunnerOptions
 from flowmill.engine.services import NodeServices
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.queue.local import LocalQueue
-from flowmill.testing import InMemoryDefinitions, InMemoryExecutionStore, InMemoryWorkerRegistry
+from flowmill.testing import (
+    InMemoryControlStore,
+    InMemoryDefinitions,
+    InMemoryExecutionStore,
+    InMemoryWorkerRegistry,
+)
 
 # A workflow with a delay, a fan-out of three, a join and a branch: ten steps succeed in
 # each execution (t, a, wait1, b1, b2, b3, j, c, out, and one of hi/lo). Crash tests run it.
@@ -115,6 +121,7 @@ class Harness:
     engine: Engine
     store: InMemoryExecutionStore
     definitions: InMemoryDefinitions
+    control: InMemoryControlStore
 
     async def run(
         self,
@@ -166,11 +173,15 @@ def wf(nodes: list[dict[str, Any]], edges: list[tuple[str, ...]], **extra: Any) 
 
 
 @contextlib.asynccontextmanager
-async def open_harness(services: NodeServices | None = None) -> AsyncIterator[Harness]:
+async def open_harness(
+    services: NodeServices | None = None, control: ControlSettings | None = None
+) -> AsyncIterator[Harness]:
     """The engine on in-memory fakes with its worker running (``services``: what nodes
-    get, e.g. a ``FakeHttp`` and ``InMemoryCredentials``)."""
+    get, e.g. a ``FakeHttp`` and ``InMemoryCredentials``; ``control``: limits of loop,
+    sub_workflow and wait nodes)."""
     CALLS.clear()
     store = InMemoryExecutionStore()
+    signals = InMemoryControlStore(store)
     definitions = InMemoryDefinitions()
     engine = Engine(
         store=store,
@@ -185,6 +196,8 @@ async def open_harness(services: NodeServices | None = None) -> AsyncIterator[Ha
             shutdown_grace_s=1,
             runner=RunnerOptions(announce_after_s=0.05),
         ),
+        control_store=signals,
+        control_settings=control or ControlSettings(poll_s=5.0),
     )
     async with engine.running():
-        yield Harness(engine, store, definitions)
+        yield Harness(engine, store, definitions, signals)

@@ -6,6 +6,8 @@ in the working directory and an in-process queue.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from flowmill.constants import NODE_QUEUE, QUEUE_NAME_PATTERN, TRIGGER_QUEUE
 from flowmill.credentials.crypto import Keyring, load_or_create_keyring
+from flowmill.engine.control import ControlSettings
 from flowmill.quotas import Quotas
 from flowmill.sandbox.settings import SandboxSettings
 
@@ -108,6 +111,13 @@ class Settings(BaseSettings):
             was running.
         otel_enabled: Export OpenTelemetry traces (one per execution, a span per step).
         otel_endpoint: OTLP/HTTP traces endpoint.
+        max_child_depth: How deep child executions (loop iterations, sub-workflow calls)
+            may nest; deeper starts fail with ``ChildDepthExceeded``.
+        loop_max_iterations: Cap on a loop node's ``max_iterations``.
+        control_poll_s: A parent parked on its children looks at them this often even
+            without a wake (a wake lost in a crash costs at most this long).
+        public_url: The API's base URL as users reach it (resume URLs point there);
+            default ``http://{host}:{port}``.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -127,6 +137,10 @@ class Settings(BaseSettings):
     dead_worker_after_s: float = Field(15.0, gt=0)
     orphan_grace_s: float = Field(30.0, gt=0)
     max_output_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_child_depth: int = Field(16, ge=1, le=1000)
+    loop_max_iterations: int = Field(100_000, ge=1)
+    control_poll_s: float = Field(60.0, gt=0)
+    public_url: str | None = None
 
     secret_keys: str = Field("", repr=False)
 
@@ -267,6 +281,24 @@ class Settings(BaseSettings):
         if self.database.startswith("sqlite"):
             return load_or_create_keyring(self.home / "secret.key")
         return None
+
+    def control_settings(self) -> ControlSettings:
+        """Limits of the loop, sub_workflow and wait nodes."""
+        return ControlSettings(
+            max_depth=self.max_child_depth,
+            max_iterations=self.loop_max_iterations,
+            poll_s=self.control_poll_s,
+            public_url=self.public_url or f"http://{self.host}:{self.port}",
+        )
+
+    def resume_key(self) -> bytes | None:
+        """Key of resume URLs, derived from the active credential key (so every process
+        of a deployment agrees); ``None`` without keys (then each process makes one, and
+        only the process that rendered a URL can check it)."""
+        ring = self.keyring()
+        if ring is None:
+            return None
+        return hmac.new(ring.keys[ring.active], b"flowmill resume url", hashlib.sha256).digest()
 
     @property
     def distributed(self) -> bool:

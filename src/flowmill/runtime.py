@@ -34,6 +34,7 @@ from flowmill.quotas import QuotaBook
 from flowmill.realtime.news import FeedNews, LocalFeedNews
 from flowmill.sandbox.sandbox import Sandbox
 from flowmill.store import migrate
+from flowmill.store.control import SqlControlStore
 from flowmill.store.database import Database, connect
 from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
 from flowmill.store.quotas import QuotaStore
@@ -254,6 +255,9 @@ async def open_runtime(
             ),
             kind=kind,
             news=news,
+            control_store=SqlControlStore(db),
+            control_settings=settings.control_settings(),
+            resume_key=settings.resume_key(),
         )
         parts = build_trigger_parts(
             settings=settings,

@@ -26,6 +26,7 @@ from flowmill.domain.execution import (
     StepKey,
 )
 from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunStatus
+from flowmill.engine.control import DETACHED, ChildRecord, ParkedRun, Signal
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
@@ -322,6 +323,94 @@ class InMemoryExecutionStore:
             return fx
 
 
+class InMemoryControlStore:
+    """The :class:`~flowmill.engine.control.ControlStore` port over an
+    :class:`InMemoryExecutionStore`'s executions, with a signal box in a list."""
+
+    def __init__(self, executions: InMemoryExecutionStore) -> None:
+        self._executions = executions
+        self.signals: list[tuple[str, str, Signal, str | None]] = []  # (tenant, exec, s, by)
+
+    def _of(self, parent_id: str, node_id: str | None = None) -> list[ExecutionRecord]:
+        return [
+            e
+            for e in self._executions.executions.values()
+            if e.parent_execution_id == parent_id
+            and (node_id is None or e.parent_node_id == node_id)
+        ]
+
+    async def children(
+        self, parent_id: str, node_id: str, start: int, stop: int
+    ) -> list[ChildRecord]:
+        found = [
+            e
+            for e in self._of(parent_id, node_id)
+            if e.iteration is not None and start <= e.iteration < stop
+        ]
+        found.sort(key=lambda e: e.iteration or 0)
+        return [ChildRecord(e.id, e.iteration, e.status, e.output, e.error) for e in found]
+
+    async def child(self, child_id: str) -> ChildRecord | None:
+        e = self._executions.executions.get(child_id)
+        return None if e is None else ChildRecord(e.id, e.iteration, e.status, e.output, e.error)
+
+    async def child_states(
+        self, parent_id: str, node_id: str, start: int, stop: int
+    ) -> list[tuple[int, ExecutionStatus]]:
+        return [
+            (e.iteration, e.status)
+            for e in self._of(parent_id, node_id)
+            if e.iteration is not None and start <= e.iteration < stop
+        ]
+
+    async def live_children(self, parent_id: str, limit: int = 500) -> list[str]:
+        return [
+            e.id
+            for e in self._of(parent_id)
+            if not e.status.terminal and e.trigger_type != DETACHED
+        ][:limit]
+
+    async def parked(self, execution_id: str) -> list[ParkedRun]:
+        return [
+            ParkedRun(r.id, r.node_id, r.attempt, dict(r.state or {}), r.not_before)
+            for r in self._executions.runs.get(execution_id, [])
+            if r.status is NodeRunStatus.WAITING
+        ]
+
+    async def add_signal(
+        self,
+        tenant_id: str,
+        execution_id: str,
+        name: str,
+        payload: Any,
+        now: datetime,
+        signal_id: str | None = None,
+    ) -> bool:
+        sid = signal_id or f"signal-{len(self.signals)}"
+        if any(s.id == sid for _, _, s, _ in self.signals):
+            return False
+        self.signals.append((tenant_id, execution_id, Signal(sid, name, payload, now), None))
+        return True
+
+    async def take_signal(
+        self, execution_id: str, names: tuple[str, ...], consumer: str, now: datetime
+    ) -> Signal | None:
+        for _, ex, s, by in self.signals:
+            if ex == execution_id and by == consumer:
+                return s
+        for i, (tenant, ex, s, by) in enumerate(self.signals):
+            if ex == execution_id and by is None and s.name in names:
+                self.signals[i] = (tenant, ex, s, consumer)
+                return s
+        return None
+
+    async def has_signal(self, execution_id: str, names: tuple[str, ...], consumer: str) -> bool:
+        return any(
+            ex == execution_id and (by == consumer or (by is None and s.name in names))
+            for _, ex, s, by in self.signals
+        )
+
+
 class InMemoryWorkerRegistry:
     """The :class:`~flowmill.engine.ports.WorkerRegistry` port in a dictionary."""
 
@@ -369,6 +458,13 @@ class InMemoryDefinitions:
 
     async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
         return self.active.get(workflow_id)
+
+    async def resolve_version(
+        self, tenant_id: str, workflow_id: str, version: int | None
+    ) -> int | None:
+        if version is None:
+            return self.active.get(workflow_id)
+        return version if (workflow_id, version) in self.versions else None
 
 
 @dataclass

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from flowmill.nodes.registry import NodeRegistry
 from flowmill.testing import stub_api
 from tests.acceptance.conftest import EXAMPLES, Flowmill
 
@@ -147,6 +146,7 @@ SEED_SHAPE_OUTPUTS: dict[str, Any] = {
     "seed-steps-conditional.json": {"message": "Ada: order of 150 routed"},
     "seed-workflow-limits.json": {"greeting": "Hello, Ada"},
     "seed-action-retry.json": "Done for Ada on attempt 3",
+    "seed-steps-loop.json": {"lines": [{"sku": "A-1", "total": 2}, {"sku": "B-7", "total": 1}]},
 }
 
 
@@ -174,11 +174,29 @@ def test_examples_seed_loop_is_read_as_a_loop_node(flowmill: Flowmill) -> None:
         "note steps[0]: (loop with nested steps) read as node each-line whose config.body "
         "is the chain price"
     ) in result.stdout
-    if "loop" not in NodeRegistry.from_entry_points():
-        # The loop node type is built on another branch; until it is here, the loop
-        # step reads as a loop node and nothing else is wrong with the file.
-        assert result.code == 1
-        assert "nodes[each-line].type: unknown node type 'loop'" in result.stdout + result.stderr
-        assert result.stdout.count("unknown") + result.stderr.count("unknown") == 1
-    else:
-        assert result.code == 0, result.stdout + result.stderr
+    assert result.code == 0, result.stdout + result.stderr
+
+
+CONTROL_FLOW_OUTPUTS: dict[str, Any] = {
+    "loop-parallel-items.json": lambda out: (
+        out["priced"]
+        == [{"sku": "A-1", "qty": 2, "line": 0}, None, {"sku": "C-3", "qty": 5, "line": 2}]
+        and [e["index"] for e in out["rejected"]] == [1]
+        and "quantity must be positive" in out["rejected"][0]["error"]["message"]
+    ),
+    "wait-approval.json": lambda out: (
+        out == {"customer": "Ada", "approved": False, "reason": "no answer"}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTROL_FLOW_OUTPUTS))
+def test_examples_control_flow_run_with_the_input_beside_them(
+    flowmill: Flowmill, name: str
+) -> None:
+    data = (EXAMPLES / name.replace(".json", ".input.json")).read_text()
+    result = flowmill("run", str(EXAMPLES / name), "--input", data, "--json")
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert doc["status"] == "succeeded"
+    assert CONTROL_FLOW_OUTPUTS[name](doc["output"]), doc["output"]

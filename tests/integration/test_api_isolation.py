@@ -77,6 +77,7 @@ class Streamed:
 Case = Owned | Listed | CallersOwn | NotTenantScoped | Streamed
 INGRESS = NotTenantScoped("webhook ingress: no API key, the provider's verification decides")
 IMPORT = NotTenantScoped("405: /api/workflows/import is no workflow id")
+RESUME = NotTenantScoped("resume URL: no API key, its HMAC token names the execution")
 ADMIN = NotTenantScoped("the admin API takes FLOWMILL_ADMIN_KEY, never a tenant's key")
 HIJACKED = {**THREE_NODES, "name": "hijacked"}
 
@@ -115,6 +116,14 @@ CASES: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/api/executions"): (Listed(), Listed("?workflow_id={workflow_id}")),
     ("GET", "/api/executions/{execution_id}"): Owned(),
     ("GET", "/api/executions/{execution_id}/logs"): Owned(),
+    ("GET", "/api/executions/{execution_id}/children"): Owned(),
+    ("POST", "/api/executions/{execution_id}/signals/{name}"): Owned(
+        # the name is any valid one: a workflow id will do
+        body=lambda _ids: {"approved": True},
+        use={"execution_id": "live", "name": "workflow_id"},
+    ),
+    ("GET", "/api/resume/{token}"): RESUME,
+    ("POST", "/api/resume/{token}"): RESUME,
     ("GET", "/api/executions/{execution_id}/events"): Owned(),
     ("POST", "/api/executions/{execution_id}/cancel"): Owned(use={"execution_id": "live"}),
     ("POST", "/api/executions/{execution_id}/retry"): (

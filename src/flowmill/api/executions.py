@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, JsonValue
 
 from flowmill.api.deps import (
     Caller,
@@ -39,6 +40,7 @@ from flowmill.api.schemas import (
     LogLineOut,
     LogPage,
     RetryExecutionIn,
+    SignalAccepted,
 )
 from flowmill.api.views import execution_detail, execution_summary
 from flowmill.domain.states import ExecutionStatus
@@ -298,6 +300,10 @@ async def list_executions(
     date_to: DateTo = None,
     customer_id: MetadataValue = None,
     client_id: MetadataValue = None,
+    parent_execution_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Only the children of this execution (loop iterations, calls)."),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ExecutionPage:
@@ -313,6 +319,34 @@ async def list_executions(
         trigger_type=trigger_type,
         created_from=either("started_from", "dateFrom", started_from, date_from),
         created_to=either("started_to", "dateTo", started_to, date_to),
+        before_id=decode_cursor(cursor, "execution"),
+        parent_execution_id=str(parent_execution_id) if parent_execution_id else None,
+    )
+    return await _page(ctx, caller, f, limit)
+
+
+@router.get(
+    "/api/executions/{execution_id}/children",
+    response_model=ExecutionPage,
+    responses=NOT_FOUND,
+    summary="List an execution's children",
+)
+async def list_children(
+    ctx: Ctx,
+    caller: Caller,
+    execution_id: ExecutionIdPath,
+    status: Statuses = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ExecutionPage:
+    """The executions this one started (loop iterations, sub-workflow calls), newest
+    first; each names its ``parent_node_id`` and, for a loop, its ``iteration``."""
+    eid = str(execution_id)
+    if await ctx.executions.get(caller.tenant_id, eid) is None:
+        raise not_found("execution", eid)
+    f = ExecutionFilter(
+        parent_execution_id=eid,
+        statuses=statuses(status),
         before_id=decode_cursor(cursor, "execution"),
     )
     return await _page(ctx, caller, f, limit)
@@ -398,6 +432,43 @@ async def cancel_execution(ctx: Ctx, caller: Caller, execution_id: ExecutionIdPa
         status = current.status.value if current else ex.status.value
         raise ApiError(409, "not_cancellable", f"the execution has ended already ({status})")
     return CancelResult(execution_id=eid, status=ExecutionStatus.CANCELLED.value)
+
+
+SignalName = Annotated[
+    str,
+    PathParam(
+        pattern=r"^[A-Za-z0-9_.:-]{1,200}$",
+        description="The signal's name, as a wait node's `signal` says.",
+    ),
+]
+
+
+@router.post(
+    "/api/executions/{execution_id}/signals/{name}",
+    status_code=202,
+    response_model=SignalAccepted,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Send a signal to an execution",
+)
+async def send_signal(
+    ctx: Ctx,
+    caller: Caller,
+    execution_id: ExecutionIdPath,
+    name: SignalName,
+    payload: Annotated[JsonValue | None, Body()] = None,
+) -> SignalAccepted:
+    """Deliver a signal (its JSON body is the payload) to the execution's ``wait`` node
+    waiting for ``name``. A signal sent before the execution reaches the wait is kept
+    and delivered when it gets there; each signal ends one wait."""
+    eid = str(execution_id)
+    ex = await ctx.executions.get(caller.tenant_id, eid)
+    if ex is None:
+        raise not_found("execution", eid)
+    if not await ctx.runtime.engine.signal(caller.tenant_id, eid, name, payload):
+        current = await ctx.executions.get(caller.tenant_id, eid)
+        status = current.status.value if current else ex.status.value
+        raise ApiError(409, "execution_ended", f"the execution has ended already ({status})")
+    return SignalAccepted(execution_id=eid, signal=name)
 
 
 @router.post(

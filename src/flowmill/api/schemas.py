@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from flowmill import jsonutil
 from flowmill.api.jsonvalue import JsonObject, JsonValue, SafeStr
-from flowmill.domain.workflow import PRIORITY_LIMIT
 
 _INT32 = 2**31 - 1
 
@@ -144,13 +143,6 @@ class SettingsIn(_In):
     error_workflow_id: Annotated[SafeStr, Field(max_length=64)] | None = None
     variables: JsonObject | None = None
     vars: JsonObject | None = None
-    priority: int | None = Field(
-        None,
-        ge=-PRIORITY_LIMIT,
-        le=PRIORITY_LIMIT,
-        description="Queue priority of this workflow's executions (higher runs first; "
-        "0 is normal). A start may give its own.",
-    )
 
 
 Name = Annotated[SafeStr, Field(min_length=1, max_length=300)]
@@ -397,10 +389,10 @@ class ExecuteIn(_In):
     )
     priority: int | None = Field(
         None,
-        ge=-PRIORITY_LIMIT,
-        le=PRIORITY_LIMIT,
-        description="Queue priority of this execution's steps (higher runs first); "
-        "default: the workflow's `settings.priority`, else 0.",
+        ge=-100,
+        le=100,
+        description="Queue priority of this execution's steps, higher first (default: the "
+        "workflow's `settings.priority`, else 0).",
     )
     data: JsonValue = Field(None, description="Seed name of `input`.")
     triggerData: JsonValue = Field(None, description="Seed name of `input`.")
@@ -444,6 +436,10 @@ class ExecutionSummaryOut(_Out):
     duration_ms: float | None
     retry_of: str | None
     parent_execution_id: str | None
+    parent_node_id: str | None = Field(
+        None, description="The parent's loop or sub_workflow node that started it."
+    )
+    iteration: int | None = Field(None, description="The loop item's index (loop children).")
     metadata: dict[str, Any] | None = Field(
         None, description="What it is about: `customerId`, `clientId` of a channel message."
     )
@@ -487,6 +483,10 @@ class ExecutionDetail(_Out):
     duration_ms: float | None
     retry_of: str | None
     parent_execution_id: str | None
+    parent_node_id: str | None = Field(
+        None, description="The parent's loop or sub_workflow node that started it."
+    )
+    iteration: int | None = Field(None, description="The loop item's index (loop children).")
     metadata: dict[str, Any] | None = Field(
         None, description="What it is about: `customerId`, `clientId` of a channel message."
     )
@@ -588,3 +588,18 @@ class Ready(_Out):
 
     status: Literal["ready", "not_ready"]
     checks: dict[str, Check]
+
+
+class SignalAccepted(_Out):
+    """A signal kept for the execution (delivered to its wait, now or when it gets there)."""
+
+    execution_id: str
+    signal: str
+    status: Literal["accepted"] = "accepted"
+
+
+class ResumeResult(_Out):
+    """What a resume URL's use did."""
+
+    execution_id: str
+    status: Literal["resumed"] = "resumed"

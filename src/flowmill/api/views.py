@@ -186,6 +186,8 @@ def execution_summary(s: ExecutionSummary) -> ExecutionSummaryOut:
         duration_ms=duration_ms(s.started_at, s.completed_at),
         retry_of=s.retry_of,
         parent_execution_id=s.parent_execution_id,
+        parent_node_id=s.parent_node_id,
+        iteration=s.iteration,
         metadata=s.metadata,
     )
 
@@ -222,6 +224,8 @@ def execution_detail(ex: ExecutionRecord, runs: list[NodeRun]) -> ExecutionDetai
         duration_ms=duration_ms(ex.started_at, ex.completed_at),
         retry_of=ex.retry_of,
         parent_execution_id=ex.parent_execution_id,
+        parent_node_id=ex.parent_node_id,
+        iteration=ex.iteration,
         metadata=ex.metadata,
         nodes=[node_run_out(r) for r in runs],
     )

@@ -17,7 +17,6 @@ from flowmill.domain.errors import DefinitionError, Issue
 from flowmill.domain.seed_shapes import SYNTHETIC_TRIGGER_ID, read_seed_shapes
 from flowmill.domain.states import JoinMode, OnError
 from flowmill.domain.workflow import (
-    PRIORITY_LIMIT,
     Edge,
     Node,
     RetryPolicy,
@@ -67,6 +66,8 @@ _SETTINGS_KEYS = {
     "vars",
     "priority",
 }
+#: Priorities a workflow or a start may ask for (higher runs first).
+PRIORITY_RANGE = (-100, 100)
 __all__ = ["SYNTHETIC_TRIGGER_ID", "dump_definition", "load_definition", "load_with_notes"]
 _E = TypeVar("_E", OnError, JoinMode)
 
@@ -341,7 +342,12 @@ def _settings(r: _Reader, raw: Any) -> WorkflowSettings:
         "settings.max_concurrent", raw.get("max_concurrent"), minimum=1, integer=True
     )
     per_minute = r.number("settings.per_minute", raw.get("per_minute"), minimum=1, integer=True)
-    priority = _priority(r, raw.get("priority"))
+    priority = r.number(
+        "settings.priority", raw.get("priority"), minimum=PRIORITY_RANGE[0], integer=True
+    )
+    if priority is not None and priority > PRIORITY_RANGE[1]:
+        r.add("settings.priority", f"must be at most {PRIORITY_RANGE[1]}", "range")
+        priority = None
     return WorkflowSettings(
         retry=_retry(r, raw.get("retry"), "settings.retry"),
         timeout_s=r.number("settings.timeout_s", raw.get("timeout_s"), minimum=0.001),
@@ -350,24 +356,8 @@ def _settings(r: _Reader, raw: Any) -> WorkflowSettings:
         timezone=timezone,
         error_workflow_id=error_wf,
         variables=dict(variables),
-        priority=priority,
+        priority=int(priority) if priority is not None else 0,
     )
-
-
-def _priority(r: _Reader, value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        r.add("settings.priority", "must be a whole number (higher runs first)", "type")
-        return 0
-    if abs(value) > PRIORITY_LIMIT:
-        r.add(
-            "settings.priority",
-            f"must be between -{PRIORITY_LIMIT} and {PRIORITY_LIMIT} (0 is normal)",
-            "range",
-        )
-        return 0
-    return value
 
 
 def _check_zone(r: _Reader, name: str) -> str:

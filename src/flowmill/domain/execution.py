@@ -20,6 +20,10 @@ class ExecutionRecord:
         deadline_at: When the execution times out (``settings.timeout_s``), if ever.
         metadata: What the execution is about (``{"customerId", "clientId"}`` of a
             channel message); listed and filtered on.
+        parent_execution_id: The execution whose loop or sub_workflow node started this
+            one (a child), if any.
+        parent_node_id: That node's id.
+        iteration: The loop item's index, for a loop iteration.
     """
 
     id: str
@@ -38,6 +42,8 @@ class ExecutionRecord:
     parent_execution_id: str | None = None
     retry_of: str | None = None
     metadata: dict[str, Any] | None = None
+    parent_node_id: str | None = None
+    iteration: int | None = None
 
 
 @dataclass
@@ -193,6 +199,8 @@ class Effects:
     # turns of the run being checkpointed (``run_updates[0]``) as it succeeds
     turns: list[ConversationTurn] = field(default_factory=list)
     turns_of: StepKey | None = None
+    # not written: tells whoever hears of the commit that a child ended (wake its parent)
+    parent_execution_id: str | None = None
 
     @property
     def ready(self) -> list[NodeRun]:

@@ -84,9 +84,8 @@ class WorkflowSettings:
         timezone: IANA zone for schedules and date helpers.
         error_workflow_id: Workflow started with the failure when an execution fails.
         variables: Constants available to templates as ``vars``.
-        priority: Queue priority of this workflow's executions, from
-            ``-PRIORITY_LIMIT`` to ``PRIORITY_LIMIT`` (higher runs first; a start may
-            give its own).
+        priority: Queue priority of its executions' steps (higher runs first); a start
+            may override it.
     """
 
     retry: RetryPolicy | None = None
@@ -97,10 +96,6 @@ class WorkflowSettings:
     error_workflow_id: str | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)
     priority: int = 0
-
-
-PRIORITY_LIMIT = 100
-"""Priorities run from ``-PRIORITY_LIMIT`` to ``PRIORITY_LIMIT``; 0 is normal."""
 
 
 @dataclass(frozen=True)

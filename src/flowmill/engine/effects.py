@@ -53,7 +53,9 @@ class EffectsBuilder:
     def __init__(self, ex: ExecutionRecord, now: datetime) -> None:
         self.ex = ex
         self.now = now
-        self.fx = Effects(execution_id=ex.id, tenant_id=ex.tenant_id)
+        self.fx = Effects(
+            execution_id=ex.id, tenant_id=ex.tenant_id, parent_execution_id=ex.parent_execution_id
+        )
 
     def event(self, type_: EventType, **payload: Any) -> None:
         payload.setdefault("execution_id", self.ex.id)

@@ -24,6 +24,15 @@ from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.control import (
+    RESUME_SIGNAL,
+    WAKE_CHILDREN,
+    WAKE_SIGNAL,
+    Control,
+    ControlSettings,
+    ControlStore,
+    body_definition,
+)
 from flowmill.engine.hub import EventHub
 from flowmill.engine.middleware import (
     Middleware,
@@ -96,6 +105,10 @@ class Engine:
         options: Tuning.
         middlewares: Extra node middleware (outermost first), around the built-in ones.
         kind: What this process is (``embedded``, ``worker``, ``api``), for the registry.
+        control_store: Children and signals; without it loop, sub_workflow and wait
+            nodes refuse to run.
+        control_settings: Limits of those nodes.
+        resume_key: Key of resume URLs' HMAC (shared by every process of a deployment).
     """
 
     def __init__(
@@ -112,6 +125,9 @@ class Engine:
         middlewares: Sequence[Middleware] = (),
         kind: str = "worker",
         news: NewsChannel | None = None,
+        control_store: ControlStore | None = None,
+        control_settings: ControlSettings | None = None,
+        resume_key: bytes | None = None,
     ) -> None:
         self.store = store
         self.definitions = definitions
@@ -132,6 +148,17 @@ class Engine:
         # case), so only then is the queued list read after each end.
         self._limited_seen = False
         self._cache: OrderedDict[tuple[str, int], CompiledWorkflow] = OrderedDict()
+        self._bodies: OrderedDict[tuple[str, int, str], CompiledWorkflow] = OrderedDict()
+        self.control: Control | None = None
+        if control_store is not None:
+            self.control = Control(
+                store=control_store,
+                start_child=self.start_execution,
+                resolve_version=definitions.resolve_version,
+                cancel=self.cancel,
+                resume_key=resume_key or os.urandom(32),
+                settings=control_settings,
+            )
         self._background: set[asyncio.Task[Any]] = set()
         call = chain(
             [
@@ -143,7 +170,8 @@ class Engine:
         )
         self.runner = StepRunner(
             store=store,
-            compiled=self.compiled,
+            compiled=self.compiled_for,
+            control=self.control,
             services=self.services,
             clock=self.clock,
             call=call,
@@ -192,6 +220,91 @@ class Engine:
             self._cache.popitem(last=False)
         return wf
 
+    async def compiled_for(self, ex: ExecutionRecord) -> CompiledWorkflow:
+        """The compiled graph an execution runs: its version, or a loop body in it."""
+        body = ex.trigger.get("body")
+        return await self.compiled_body(ex.workflow_id, ex.version, body if body else None)
+
+    async def compiled_body(
+        self, workflow_id: str, version: int, body: str | None
+    ) -> CompiledWorkflow:
+        """The version's graph, or with ``body`` (a ``/``-joined path of loop node ids)
+        the inline body of that loop, given a trigger of its own."""
+        wf = await self.compiled(workflow_id, version)
+        if not body:
+            return wf
+        key = (workflow_id, version, body)
+        found = self._bodies.get(key)
+        if found is not None:
+            return found
+        for node_id in body.split("/"):
+            wf = self.compile(body_definition(wf, node_id))
+        self._bodies[key] = wf
+        if len(self._bodies) > 512:
+            self._bodies.popitem(last=False)
+        return wf
+
+    async def wake(self, execution_id: str, kind: str) -> int:
+        """Wake an execution's steps parked for ``kind`` (see :mod:`.control`)."""
+        return await self.runner.wake(execution_id, kind)
+
+    async def signal(self, tenant_id: str, execution_id: str, name: str, payload: Any) -> bool:
+        """Keep a signal for an execution and wake its waits. Returns False when the
+        execution is not the tenant's or has ended (nothing kept)."""
+        control = self._needs_control()
+        ex = await self.store.get_execution(execution_id)
+        if ex is None or ex.tenant_id != tenant_id or ex.status.terminal:
+            return False
+        await control.store.add_signal(tenant_id, execution_id, name, payload, self.clock.now())
+        await self.wake(execution_id, WAKE_SIGNAL)
+        return True
+
+    async def resume(self, token: str, payload: Any) -> tuple[str | None, str]:
+        """Use a resume URL's token: ``(execution id, outcome)``, the outcome one of
+        ``resumed``, ``used`` (a second use), ``ended``, ``unknown``."""
+        control = self._needs_control()
+        execution_id = control.execution_of_token(token)
+        if execution_id is None:
+            return None, "unknown"
+        ex = await self.store.get_execution(execution_id)
+        if ex is None:
+            return None, "unknown"
+        if ex.status.terminal:
+            return execution_id, "ended"
+        added = await control.store.add_signal(
+            ex.tenant_id,
+            execution_id,
+            RESUME_SIGNAL,
+            payload,
+            self.clock.now(),
+            signal_id=control.resume_signal_id(execution_id),
+        )
+        if not added:
+            return execution_id, "used"
+        await self.wake(execution_id, WAKE_SIGNAL)
+        return execution_id, "resumed"
+
+    def execution_of_token(self, token: str) -> str | None:
+        """The execution a resume URL's token names, if genuine."""
+        return self.control.execution_of_token(token) if self.control else None
+
+    def _needs_control(self) -> Control:
+        if self.control is None:
+            raise RuntimeError("this engine has no control store (signals, children)")
+        return self.control
+
+    async def _end_children(self, parent_id: str) -> None:
+        """Cancel the live children of an execution that failed or was cancelled."""
+        assert self.control is not None
+        seen: set[str] = set()
+        while True:
+            ids = [i for i in await self.control.store.live_children(parent_id) if i not in seen]
+            if not ids:
+                return
+            for child in ids:
+                seen.add(child)
+                await self.cancel(child, "its parent execution ended")
+
     def compile(self, definition: dict[str, Any]) -> CompiledWorkflow:
         """Validate and compile a definition with this engine's node types.
 
@@ -218,15 +331,19 @@ class Engine:
         parent_execution_id: str | None = None,
         retry_of: str | None = None,
         execution_metadata: dict[str, Any] | None = None,
+        parent_node_id: str | None = None,
+        iteration: int | None = None,
         priority: int | None = None,
     ) -> str:
         """Create an execution of a stored version and dispatch its first steps.
 
         ``metadata`` adds keys to the trigger output; ``execution_metadata`` is what the
         execution is about (``{"customerId", "clientId"}``): stored on the execution,
-        filterable in lists, and ``trigger.metadata`` in templates. ``priority`` (default:
-        the workflow's ``settings.priority``) orders every step of the execution in the
-        queue, higher first; it is kept in the trigger output as ``priority``.
+        filterable in lists, and ``trigger.metadata`` in templates. A child execution
+        names its parent, the parent's node and (a loop's) iteration; ``metadata`` with
+        ``body`` runs that loop body of the version instead of the whole graph.
+        ``priority`` (default: the workflow's ``settings.priority``) orders its steps in
+        the queue, higher first; it is kept in the trigger output for every later step.
 
         Returns:
             The execution id (the existing one when ``dedupe_key`` was seen before).
@@ -234,7 +351,8 @@ class Engine:
         with tenant_scope(tenant_id):
             return await self._start(
                 tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
-                metadata, parent_execution_id, retry_of, execution_metadata, priority,
+                metadata, parent_execution_id, retry_of, execution_metadata,
+                parent_node_id, iteration, priority,
             )  # fmt: skip
 
     async def _start(
@@ -250,9 +368,16 @@ class Engine:
         parent_execution_id: str | None,
         retry_of: str | None,
         execution_metadata: dict[str, Any] | None,
-        priority: int | None,
+        parent_node_id: str | None = None,
+        iteration: int | None = None,
+        priority: int | None = None,
     ) -> str:
-        wf = await self.compiled(workflow_id, version)
+        body = (metadata or {}).get("body")
+        wf = await self.compiled_body(workflow_id, version, body if body else None)
+        if priority is None:
+            priority = wf.workflow.settings.priority
+        if priority:
+            metadata = {**(metadata or {}), "priority": priority}
         now = self.clock.now()
         trigger_node = node_id or wf.default_trigger(trigger_type)
         trigger_type_impl = wf.node(trigger_node).type if trigger_node in wf.nodes else None
@@ -270,9 +395,6 @@ class Engine:
         )
         trigger_output["node_id"] = trigger_node
         settings = wf.workflow.settings
-        priority = settings.priority if priority is None else priority
-        if priority:
-            trigger_output["priority"] = priority
         ex = ExecutionRecord(
             id=uuid7(),
             tenant_id=tenant_id,
@@ -286,6 +408,8 @@ class Engine:
             parent_execution_id=parent_execution_id,
             retry_of=retry_of,
             metadata=execution_metadata,
+            parent_node_id=parent_node_id,
+            iteration=iteration,
         )
         limited = bool(settings.max_concurrent or settings.per_minute)
 
@@ -299,7 +423,7 @@ class Engine:
         except DuplicateExecutionError as dup:
             return dup.execution_id
         self._committed(fx)
-        await self.dispatch([job_for(r, tenant_id, priority) for r in fx.ready])
+        await self.dispatch([job_for(r, tenant_id, priority_of(ex)) for r in fx.ready])
         return ex.id
 
     async def retry(self, execution_id: str, *, from_start: bool = False) -> str:
@@ -484,6 +608,11 @@ class Engine:
                 self._spawn(self.news.channel.publish_ended(fx.execution_id))
             if self._limited_seen:
                 self._spawn(self._promote_all())
+            if self.control is not None:
+                if fx.parent_execution_id is not None:
+                    self._spawn(self.wake(fx.parent_execution_id, WAKE_CHILDREN))
+                if update.status is not ExecutionStatus.SUCCEEDED:
+                    self._spawn(self._end_children(fx.execution_id))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

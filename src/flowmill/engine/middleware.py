@@ -17,7 +17,7 @@ import structlog
 from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
 from flowmill.engine.compiled import CompiledNode
-from flowmill.nodes.base import NodeContext
+from flowmill.nodes.base import NodeContext, Suspend
 
 NodeCall = Callable[["Invocation"], Awaitable[Any]]
 Middleware = Callable[["Invocation", NodeCall], Awaitable[Any]]
@@ -73,7 +73,8 @@ def output_limit_middleware(max_bytes: int) -> Middleware:
 
     async def _mw(inv: Invocation, nxt: NodeCall) -> Any:
         result = await nxt(inv)
-        value = getattr(result, "output", result)
+        # A suspension's state is stored as JSON; its recheck (a function) is not.
+        value = result.state if isinstance(result, Suspend) else getattr(result, "output", result)
         try:
             size = len(jsonutil.dumpb(value))
         except TypeError as e:

@@ -181,6 +181,13 @@ class DefinitionSource(Protocol):
         """
         ...
 
+    async def resolve_version(
+        self, tenant_id: str, workflow_id: str, version: int | None
+    ) -> int | None:
+        """``version`` if the tenant's workflow has it, else (``None`` given) its active
+        version; ``None`` when the workflow is not the tenant's or has no such version."""
+        ...
+
 
 # --- queue ---------------------------------------------------------------------------
 

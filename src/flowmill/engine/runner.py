@@ -24,12 +24,14 @@ from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
     NodeRun,
+    RunUpdate,
     StaleStepError,
     StepKey,
 )
 from flowmill.domain.states import NodeRunStatus
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.control import WAKE_KEY, Control, loop_scope
 from flowmill.engine.middleware import Invocation, NodeCall
 from flowmill.engine.ports import ExecutionStore, Job, StepJob
 from flowmill.engine.services import NodeServices
@@ -38,7 +40,7 @@ from flowmill.nodes.base import NodeContext, NodeLogger, NodeResult, Suspend
 
 log = structlog.get_logger("flowmill.runner")
 
-CompiledLookup = Callable[[str, int], Awaitable[CompiledWorkflow]]
+CompiledLookup = Callable[[ExecutionRecord], Awaitable[CompiledWorkflow]]
 Dispatch = Callable[[Sequence[Job]], Awaitable[None]]
 Notify = Callable[[Effects], None]
 
@@ -60,9 +62,14 @@ class RunnerOptions:
     inline: bool = True
 
 
+def priority_of(ex: ExecutionRecord) -> int:
+    """The queue priority of an execution's steps (fixed when it started)."""
+    value = ex.trigger.get("priority", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def job_for(run: NodeRun, tenant_id: str, priority: int = 0) -> StepJob:
-    """The queue job of a run that is ready, or parked until ``not_before``, at its
-    execution's ``priority``."""
+    """The queue job of a run that is ready, or parked until ``not_before``."""
     wake = 0
     if run.status is NodeRunStatus.WAITING and run.not_before is not None:
         wake = int(run.not_before.timestamp() * 1000)
@@ -75,12 +82,6 @@ def job_for(run: NodeRun, tenant_id: str, priority: int = 0) -> StepJob:
         priority=priority,
         wake=wake,
     )
-
-
-def priority_of(ex: ExecutionRecord) -> int:
-    """The queue priority an execution's steps run at (chosen when it started)."""
-    value = ex.trigger.get("priority", 0) if isinstance(ex.trigger, dict) else 0
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class StepRunner:
@@ -97,6 +98,7 @@ class StepRunner:
         worker_id: This worker; owner of the steps it runs inline.
         queue_owner: Owner recorded on steps handed to the queue: this worker's id for
             an in-process queue, ``None`` for a shared one.
+        control: Child executions and signals, handed to nodes (and used to wake them).
     """
 
     def __init__(
@@ -112,8 +114,10 @@ class StepRunner:
         worker_id: str,
         queue_owner: str | None,
         options: RunnerOptions | None = None,
+        control: Control | None = None,
     ) -> None:
         self.store = store
+        self.control = control
         self._compiled = compiled
         self.services = services
         self.clock = clock
@@ -126,6 +130,9 @@ class StepRunner:
         self._rng = random.Random()
         self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
         self.active: set[StepKey] = set()  # steps this worker is executing right now
+        # Wake jobs of steps that were running here when they came: run once the step
+        # is done (a parked parent woken by many children runs once for all of them).
+        self._deferred: dict[StepKey, StepJob] = {}
 
     async def run_job(self, job: StepJob) -> None:
         """Run the step of ``job`` (and what follows inline), if it still needs running."""
@@ -134,6 +141,11 @@ class StepRunner:
             await self._run_job(job)
 
     async def _run_job(self, job: StepJob) -> None:
+        if job.wake and job.key in self.active:
+            # Running here right now: what woke it is seen by this run or by its
+            # recheck after it parks; one more run afterwards covers the rest.
+            self._deferred[job.key] = job
+            return
         loaded = await self.store.load_step(job.key, ())
         if loaded is None:
             log.warning("step has no record; dropping its job", job_id=job.job_id)
@@ -148,7 +160,7 @@ class StepRunner:
             # Early (recovered, or the queue fired before the clock): park it again.
             await self._dispatch([job_for(run, ex.tenant_id, priority_of(ex))])
             return
-        wf = await self._compiled(ex.workflow_id, ex.version)
+        wf = await self._compiled(ex)
         await self._run_chain(wf, ex, run)
 
     async def _checkpoint(
@@ -202,6 +214,9 @@ class StepRunner:
             return await self._run_step(wf, ex, run, chain_outputs, inline=inline)
         finally:
             self.active.discard(run.key)
+            deferred = self._deferred.pop(run.key, None)
+            if deferred is not None:
+                await self._dispatch([deferred])
 
     async def _run_step(
         self,
@@ -266,6 +281,10 @@ class StepRunner:
                 not_before=outcome.until,
             )
             await self._dispatch([job_for(parked, ex.tenant_id, priority_of(ex))])
+            if outcome.recheck is not None and outcome.wake_on and await outcome.recheck():
+                # It arrived while the node was deciding to wait: its wake may have
+                # been overwritten by this suspension, so wake it now.
+                await self.wake(ex.id, outcome.wake_on)
         elif isinstance(outcome, tx.Succeeded):
             chain_outputs[run.node_id] = outcome.output
         return fx
@@ -309,7 +328,18 @@ class StepRunner:
             if not tasks:
                 self._tasks.pop(ex.id, None)
         if isinstance(result, Suspend):
-            return tx.Suspended(result.until, result.state, started, logs, announced)
+            state = dict(result.state)
+            if result.wake_on is not None:
+                state[WAKE_KEY] = result.wake_on
+            return tx.Suspended(
+                result.until,
+                state,
+                started,
+                logs,
+                announced,
+                wake_on=result.wake_on,
+                recheck=result.recheck,
+            )
         if isinstance(result, NodeResult):
             return tx.Succeeded(
                 result.output, result.handles, started, logs, announced, list(result.turns)
@@ -325,6 +355,17 @@ class StepRunner:
         now: datetime,
     ) -> NodeContext:
         node = wf.node(run.node_id).node
+        execution: dict[str, Any] = {
+            "id": ex.id,
+            "workflow_id": ex.workflow_id,
+            "version": ex.version,
+            "started_at": ex.started_at.isoformat() if ex.started_at else None,
+            "attempt": run.attempt,
+        }
+        if ex.parent_execution_id is not None:
+            execution["parent_id"] = ex.parent_execution_id
+        if self.control is not None:
+            execution["resume_url"] = self.control.resume_url(ex.id)
         return NodeContext(
             node=node,
             execution_id=ex.id,
@@ -335,13 +376,7 @@ class StepRunner:
             trigger=ex.trigger,
             nodes={k: {"output": v} for k, v in outputs.items()},
             variables=wf.workflow.settings.variables,
-            execution={
-                "id": ex.id,
-                "workflow_id": ex.workflow_id,
-                "version": ex.version,
-                "started_at": ex.started_at.isoformat() if ex.started_at else None,
-                "attempt": run.attempt,
-            },
+            execution=execution,
             idempotency_key=run.key.idempotency_key,
             now=now,
             services=self.services,
@@ -349,7 +384,56 @@ class StepRunner:
             resumed=run.status is NodeRunStatus.WAITING,
             state=run.state,
             predecessors=wf.graph.predecessors[node.id],
+            extra_scope=loop_scope(ex.trigger),
+            control=self.control,
         )
+
+    async def wake(self, execution_id: str, kind: str) -> int:
+        """Wake the execution's runs parked for ``kind`` (children, signal): they run
+        again now. Returns how many; 0 when none was parked (or one moved on meanwhile,
+        in which case its own recheck sees what arrived)."""
+        if self.control is None:
+            return 0
+        now = self.clock.now()
+        # A run already due was woken (or is running after a wake): its job, or its
+        # recheck once it parks again, sees what happened; waking it again would only
+        # run it once more for nothing.
+        parked = [
+            p
+            for p in await self.control.store.parked(execution_id)
+            if p.state.get(WAKE_KEY) == kind and (p.not_before is None or p.not_before > now)
+        ]
+        if not parked:
+            return 0
+
+        def _build(e: ExecutionRecord, _r: tx.StateReader) -> Effects:
+            fx = Effects(execution_id=e.id, tenant_id=e.tenant_id)
+            if e.status.terminal:
+                return fx
+            for p in parked:
+                fx.run_updates.append(
+                    RunUpdate(
+                        p.run_id,
+                        frozenset({NodeRunStatus.WAITING}),
+                        NodeRunStatus.WAITING,
+                        state=p.state,
+                        not_before=now,
+                    )
+                )
+            return fx
+
+        fx = await self._checkpoint(execution_id, _build)
+        if fx is None or not fx.run_updates:
+            return 0
+        tenant = fx.tenant_id
+        await self._dispatch(
+            [
+                StepJob(execution_id, p.node_id, p.attempt, tenant_id=tenant, not_before=now,
+                        wake=int(now.timestamp() * 1000))
+                for p in parked
+            ]
+        )  # fmt: skip
+        return len(parked)
 
     def cancel_local(self, execution_id: str) -> int:
         """Interrupt this worker's running steps of an execution. Returns how many."""

@@ -10,6 +10,7 @@ How executions start is in :mod:`flowmill.engine.starts`.
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,13 +70,15 @@ class Failed:
 
 @dataclass
 class Suspended:
-    """The node parks until ``until``."""
+    """The node parks until ``until`` (or a wake of kind ``wake_on``)."""
 
     until: datetime
     state: dict[str, Any]
     started_at: datetime | None = None
     logs: list[LogLine] = field(default_factory=list)
     announced: bool = False
+    wake_on: str | None = None
+    recheck: Callable[[], Awaitable[bool]] | None = None
 
 
 Outcome = Succeeded | Failed | Suspended

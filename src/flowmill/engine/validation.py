@@ -12,6 +12,7 @@ from flowmill.domain.graph import Graph, structural_issues
 from flowmill.domain.states import OnError
 from flowmill.domain.workflow import ERROR_HANDLE, Workflow
 from flowmill.engine.compiled import CompiledNode, CompiledWorkflow, node_retry
+from flowmill.engine.control import body_definition
 from flowmill.engine.templates import MAX_TAGS_PER_DEFINITION, count_tags
 from flowmill.nodes.base import NodeConfig
 from flowmill.nodes.registry import NodeRegistry
@@ -82,7 +83,29 @@ def compile_workflow(
             retry=node_retry(node, workflow),
             timeout_s=node.timeout_s if node.timeout_s is not None else node_type.default_timeout_s,
         )
-    return CompiledWorkflow(workflow=workflow, graph=graph, nodes=compiled)
+    result = CompiledWorkflow(workflow=workflow, graph=graph, nodes=compiled)
+    body_issues = _body_issues(result, registry, expressions_enabled)
+    if body_issues:
+        raise DefinitionError(body_issues)
+    return result
+
+
+def _body_issues(
+    wf: CompiledWorkflow, registry: NodeRegistry, expressions_enabled: bool
+) -> list[Issue]:
+    """Problems of loop nodes' inline bodies, checked now rather than when they run."""
+    issues: list[Issue] = []
+    for node_id, node in wf.nodes.items():
+        if node.node.type != "loop" or not isinstance(node.node.config.get("body"), dict):
+            continue
+        where = f"nodes[{node_id}].config.body"
+        try:
+            load_and_compile(
+                body_definition(wf, node_id), registry, expressions_enabled=expressions_enabled
+            )
+        except DefinitionError as e:
+            issues.extend(Issue(f"{where}.{i.path}", i.message, i.code) for i in e.issues)
+    return issues
 
 
 def load_and_compile(

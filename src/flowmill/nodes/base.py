@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -18,6 +18,7 @@ from flowmill.engine import templates
 from flowmill.engine.templates import ExpressionEvaluator, Scope
 
 if TYPE_CHECKING:
+    from flowmill.engine.control import Control
     from flowmill.engine.services import NodeServices
 
 
@@ -52,10 +53,19 @@ class Suspend:
 
     The node's ``execute`` runs again when the time comes, with ``ctx.resumed`` true and
     ``ctx.state`` set to ``state``.
+
+    Attributes:
+        wake_on: What else ends the wait early (``children``, ``signal``; see
+            :mod:`flowmill.engine.control`): a wake makes the node run again at once.
+        recheck: Called once the suspension is committed; True means what the node
+            waits for arrived while it was deciding to wait, so it is woken at once
+            (no wake is lost between the node's look and its suspension).
     """
 
     until: datetime
     state: dict[str, Any] = field(default_factory=dict)
+    wake_on: str | None = None
+    recheck: Callable[[], Awaitable[bool]] | None = None
 
 
 class NodeLogger:
@@ -102,6 +112,7 @@ class NodeContext:
         state: What the node saved when it suspended.
         services: HTTP client, sandbox and other shared services.
         predecessors: Ids of the nodes with edges into this one, in edge order.
+        control: Child executions and signals (loop, sub_workflow, wait nodes).
     """
 
     node: Node
@@ -122,6 +133,7 @@ class NodeContext:
     state: Mapping[str, Any] | None = None
     predecessors: tuple[str, ...] = ()
     extra_scope: Mapping[str, Any] = field(default_factory=dict)
+    control: Control | None = None
 
     def scope(self) -> Scope:
         """The names templates and expressions see."""

@@ -123,6 +123,8 @@ def execution_from_row(row: Row[Any] | Mapping[str, Any]) -> ExecutionRecord:
         parent_execution_id=m["parent_execution_id"],
         retry_of=m["retry_of"],
         metadata=m.get("metadata"),
+        parent_node_id=m.get("parent_node_id"),
+        iteration=m.get("iteration"),
     )
 
 
@@ -188,6 +190,8 @@ def execution_values(ex: ExecutionRecord, dedupe_key: str | None = None) -> dict
         "completed_at": ex.completed_at,
         "deadline_at": ex.deadline_at,
         "parent_execution_id": ex.parent_execution_id,
+        "parent_node_id": ex.parent_node_id,
+        "iteration": ex.iteration,
         "retry_of": ex.retry_of,
         "dedupe_key": dedupe_key,
         "metadata": ex.metadata,

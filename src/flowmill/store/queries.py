@@ -44,6 +44,8 @@ _SUMMARY = [
     we.c.completed_at,
     we.c.retry_of,
     we.c.parent_execution_id,
+    we.c.parent_node_id,
+    we.c.iteration,
     we.c["metadata"],
 ]
 
@@ -58,6 +60,8 @@ class ExecutionFilter:
         before_id: Keyset cursor: only ids strictly lower (older) than this.
         metadata: ``(key, value)`` pairs the execution's metadata must hold
             (``customerId``, ``clientId``...).
+        parent_execution_id: Only the children of this execution (loop iterations,
+            sub-workflow calls).
     """
 
     workflow_id: str | None = None
@@ -67,6 +71,7 @@ class ExecutionFilter:
     created_to: datetime | None = None
     before_id: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    parent_execution_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ class ExecutionSummary:
     retry_of: str | None
     parent_execution_id: str | None
     metadata: dict[str, Any] | None = None
+    parent_node_id: str | None = None
+    iteration: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,8 @@ def list_executions_query(tenant_id: str, f: ExecutionFilter, limit: int) -> sa.
         q = q.where(we.c.workflow_id == f.workflow_id)
     if f.trigger_type is not None:
         q = q.where(we.c.trigger_type == f.trigger_type)
+    if f.parent_execution_id is not None:
+        q = q.where(we.c.parent_execution_id == f.parent_execution_id)
     if f.created_from is not None:
         q = q.where(we.c.id >= uuid7_floor(_ms(f.created_from)))
     if f.created_to is not None:
@@ -161,6 +170,8 @@ def _summary(row: Any) -> ExecutionSummary:
             str(m["parent_execution_id"]) if m["parent_execution_id"] is not None else None
         ),
         metadata=m.get("metadata"),
+        parent_node_id=m.get("parent_node_id"),
+        iteration=m.get("iteration"),
     )
 
 

@@ -160,6 +160,10 @@ workflow_executions = sa.Table(
     sa.Column("completed_at", UTCDateTime()),
     sa.Column("deadline_at", UTCDateTime()),
     sa.Column("parent_execution_id", Id()),
+    # a child (loop iteration, sub-workflow call): the parent's node that started it and,
+    # for a loop, the item's index; the parent collects its children by them
+    sa.Column("parent_node_id", sa.String(200)),
+    sa.Column("iteration", sa.Integer()),
     sa.Column("retry_of", Id()),
     # what the execution is about, e.g. {"customerId", "clientId"} of a channel message;
     # the executions list filters on it
@@ -171,6 +175,8 @@ workflow_executions = sa.Table(
     sa.Index("ix_executions_tenant_id", "tenant_id", "id"),
     sa.Index("ix_executions_tenant_status", "tenant_id", "status", "id"),
     sa.Index("ix_executions_tenant_workflow", "tenant_id", "workflow_id", "id"),
+    # a parent's children in item order (loop collection, GET .../children)
+    sa.Index("ix_executions_parent", "parent_execution_id", "parent_node_id", "iteration"),
     # concurrency limits count a workflow's live executions; the sweeper finds deadlines
     sa.Index(
         "ix_executions_live",
@@ -222,6 +228,28 @@ node_executions = sa.Table(
         sqlite_where=_live_sql,
         postgresql_where=_live_sql,
     ),
+)
+
+execution_signals = sa.Table(
+    "execution_signals",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column(
+        "execution_id",
+        Id(),
+        sa.ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("payload", Json()),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    # the wait node that took it (its node id): a signal is delivered once, and a wait
+    # retried after a crash finds the signal it had already taken
+    sa.Column("consumed_by", sa.String(200)),
+    sa.Column("consumed_at", UTCDateTime()),
+    # a wait looks for the oldest signal of its name, by execution
+    sa.Index("ix_execution_signals_execution", "execution_id", "name", "received_at"),
 )
 
 execution_logs = sa.Table(

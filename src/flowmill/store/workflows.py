@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -459,6 +460,22 @@ class WorkflowRepository:
         )
         result: int | None = await self.db.read(lambda c: c.execute(q).scalar())
         return result
+
+    async def resolve_version(
+        self, tenant_id: str, workflow_id: str, version: int | None
+    ) -> int | None:
+        """``version`` if the tenant's workflow has it, else (``None`` given) its active
+        version; ``None`` when the workflow is not the tenant's or has no such version."""
+        try:
+            uuid.UUID(workflow_id)
+        except ValueError:
+            return None  # not an id at all (a template that rendered to something else)
+        record = await self.get(tenant_id, workflow_id)
+        if record is None:
+            return None
+        if version is None:
+            return record.active_version
+        return version if 1 <= version <= record.latest_version else None
 
     async def get_definition(self, workflow_id: str, version: int) -> dict[str, Any]:
         """A stored version's definition (engine-internal; versions are immutable)."""

@@ -1,0 +1,320 @@
+"""Child executions and signals: what ``loop``, ``sub_workflow`` and ``wait`` nodes use.
+
+Suspension is one mechanism (DESIGN §11): a node that waits returns
+:class:`~flowmill.nodes.base.Suspend` with ``wake_on`` set; its run is parked
+(``waiting``, with ``not_before`` as its time-out or a slow poll). Whatever it waits for
+wakes it through :meth:`Engine.wake <flowmill.engine.engine.Engine.wake>`: the parked
+run's ``not_before`` becomes now and its step is dispatched again; the node runs again
+with ``ctx.resumed`` and decides from the database (children's states, stored signals),
+never from the wake itself. So a lost wake costs latency (the poll finds it), never
+correctness, and a repeated one is harmless.
+
+A wake that lands while the node is running is not lost either: after the node's
+suspension commits, the runner calls the suspension's ``recheck`` and wakes the run
+itself if something arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flowmill.domain.states import ExecutionStatus
+
+if TYPE_CHECKING:
+    from flowmill.engine.compiled import CompiledWorkflow
+    from flowmill.nodes.base import NodeContext
+
+#: Name of the signal a resume URL delivers (not a name users can send: ``$`` is refused).
+RESUME_SIGNAL = "$resume"
+#: Kinds of wake a parked run waits for (``Suspend.wake_on``).
+WAKE_CHILDREN = "children"
+WAKE_SIGNAL = "signal"
+#: ``trigger_type`` of a fire-and-forget call's child: it outlives its parent (it is
+#: not cancelled when the parent ends), unlike loop iterations and waited calls.
+DETACHED = "sub_workflow.detached"
+#: Key of a parked run's state naming what wakes it.
+WAKE_KEY = "$wake"
+#: Key of a loop iteration's trigger output marking it as one (its data holds the item).
+LOOP_MARK = "loop"
+
+_RESUME_NS = uuid.UUID("8f1d4c0e-2b7a-4e55-9a51-7f3f1c9e0b64")
+
+
+class ControlError(Exception):
+    """A child could not be started (unknown workflow, depth limit)."""
+
+
+@dataclass(frozen=True)
+class ChildRecord:
+    """What a parent reads of one child."""
+
+    id: str
+    iteration: int | None
+    status: ExecutionStatus
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ParkedRun:
+    """A run of an execution parked in ``waiting``."""
+
+    run_id: str
+    node_id: str
+    attempt: int
+    state: dict[str, Any]
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A signal sent to an execution, kept until a wait takes it."""
+
+    id: str
+    name: str
+    payload: Any
+    received_at: datetime
+
+
+class ControlStore(Protocol):
+    """Reads of children and the signal box (SQL in ``store.control``, fake in testing)."""
+
+    async def children(
+        self, parent_id: str, node_id: str, start: int, stop: int
+    ) -> list[ChildRecord]:
+        """The node's children with ``start <= iteration < stop``, in iteration order."""
+        ...
+
+    async def child_states(
+        self, parent_id: str, node_id: str, start: int, stop: int
+    ) -> list[tuple[int, ExecutionStatus]]:
+        """``(iteration, status)`` of the node's children with ``start <= iteration <
+        stop`` (no payloads: cheap to read every time a loop wakes)."""
+        ...
+
+    async def live_children(self, parent_id: str, limit: int = 500) -> list[str]:
+        """Ids of the execution's children that have not ended (fire-and-forget calls,
+        which outlive their parent, left out)."""
+        ...
+
+    async def parked(self, execution_id: str) -> list[ParkedRun]:
+        """The execution's runs in ``waiting`` (their state says what wakes them)."""
+        ...
+
+    async def child(self, child_id: str) -> ChildRecord | None:
+        """One child, by id."""
+        ...
+
+    async def add_signal(
+        self,
+        tenant_id: str,
+        execution_id: str,
+        name: str,
+        payload: Any,
+        now: datetime,
+        signal_id: str | None = None,
+    ) -> bool:
+        """Keep a signal. Returns False if ``signal_id`` was used before (nothing kept)."""
+        ...
+
+    async def take_signal(
+        self, execution_id: str, names: tuple[str, ...], consumer: str, now: datetime
+    ) -> Signal | None:
+        """The signal ``consumer`` took before, else take the oldest free one of ``names``
+        (atomically: two waits never take the same signal)."""
+        ...
+
+    async def has_signal(self, execution_id: str, names: tuple[str, ...], consumer: str) -> bool:
+        """Whether a signal of ``names`` is free or already ``consumer``'s."""
+        ...
+
+
+StartChild = Callable[..., Awaitable[str]]
+
+
+#: Id of the trigger node a loop body is given when it has none.
+BODY_TRIGGER = "$item"
+
+
+def body_definition(wf: CompiledWorkflow, node_id: str) -> dict[str, Any]:
+    """The definition of loop ``node_id``'s inline body as a workflow of its own: its
+    nodes and edges, behind a trigger (``$item``) leading to every node that has no
+    predecessor, unless the body has a trigger of its own. Workflow variables carry over.
+
+    Raises:
+        KeyError: No such node, or it has no inline body.
+    """
+    body = wf.node(node_id).node.config.get("body")
+    if not isinstance(body, dict):
+        raise KeyError(f"node {node_id} has no inline body")
+    nodes = [dict(n) for n in body.get("nodes", []) if isinstance(n, dict)]
+    edges = [dict(e) for e in body.get("edges", []) if isinstance(e, dict)]
+    if not any(n.get("type") == "trigger" for n in nodes):
+        targets = {e.get("target") for e in edges}
+        starts = [n["id"] for n in nodes if n.get("id") not in targets]
+        nodes.insert(0, {"id": BODY_TRIGGER, "type": "trigger", "config": {"triggerType": "loop"}})
+        edges = [{"source": BODY_TRIGGER, "target": s} for s in starts] + edges
+    return {
+        "name": f"{wf.workflow.name} / {node_id}",
+        "nodes": nodes,
+        "edges": edges,
+        "settings": {"variables": dict(wf.workflow.settings.variables)},
+    }
+
+
+def loop_scope(trigger: dict[str, Any]) -> dict[str, Any]:
+    """``item``, ``index`` and ``items`` for the templates of a loop iteration's nodes."""
+    if trigger.get(LOOP_MARK) is not True:
+        return {}
+    data = trigger.get("data")
+    if not isinstance(data, dict):
+        return {}
+    return {k: data.get(k) for k in ("item", "index", "items")}
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """Limits of control-flow nodes (FLOWMILL_* settings).
+
+    Attributes:
+        max_depth: Nesting of child executions allowed (a recursion bomb stops here).
+        max_iterations: Cap on a loop's ``max_iterations``.
+        poll_s: A parked parent looks at its children this often even without a wake
+            (covers a wake lost in a crash between a child's end and the wake).
+        public_url: Base URL of the API, for resume URLs.
+    """
+
+    max_depth: int = 16
+    max_iterations: int = 100_000
+    poll_s: float = 60.0
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class Control:
+    """The engine's side of control flow, handed to nodes as ``ctx.control``.
+
+    Args:
+        store: Children and signals.
+        start_child: Starts an execution (the engine's ``start_execution``).
+        cancel: Cancels an execution (with a reason); True if it was live.
+        resolve_version: ``(tenant, workflow_id, version | None)`` → the version to run
+            (``None``: not the tenant's, or nothing published).
+        resume_key: Key of the resume URLs' HMAC.
+        settings: Limits.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ControlStore,
+        start_child: StartChild,
+        resolve_version: Callable[[str, str, int | None], Awaitable[int | None]],
+        cancel: Callable[[str, str], Awaitable[bool]],
+        resume_key: bytes,
+        settings: ControlSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.cancel = cancel
+        self._start = start_child
+        self._resolve = resolve_version
+        self._key = resume_key
+        self.settings = settings or ControlSettings()
+
+    @staticmethod
+    def depth(ctx: NodeContext) -> int:
+        """How deep the node's execution is nested (0: not a child)."""
+        raw = ctx.trigger.get("depth", 0)
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
+
+    async def start_child(
+        self,
+        ctx: NodeContext,
+        *,
+        data: Any,
+        iteration: int | None = None,
+        workflow_id: str | None = None,
+        version: int | None = None,
+        body: str | None = None,
+        trigger_type: str = "sub_workflow",
+        mark: dict[str, Any] | None = None,
+    ) -> str:
+        """Start (once: a repeated call returns the same child) a child of the node.
+
+        Either ``workflow_id`` (another workflow of the tenant) or ``body`` (the inline
+        body of a loop node of this execution's workflow, as a ``/``-joined node path).
+        ``mark`` adds keys to the child's trigger output.
+
+        Raises:
+            ControlError: Unknown workflow or version, or the depth limit is reached.
+        """
+        depth = self.depth(ctx) + 1
+        if depth > self.settings.max_depth:
+            raise ControlError(
+                f"child executions nest {depth} deep, over the limit of "
+                f"{self.settings.max_depth} (FLOWMILL_MAX_CHILD_DEPTH): a workflow calls "
+                "itself without end?"
+            )
+        extra: dict[str, Any] = {"depth": depth, **(mark or {})}
+        if body is not None:
+            wf_id = ctx.workflow_id
+            run_version = int(ctx.execution.get("version") or 0)
+            own = ctx.trigger.get("body")
+            extra["body"] = f"{own}/{body}" if isinstance(own, str) and own else body
+        else:
+            assert workflow_id is not None
+            wf_id = workflow_id
+            resolved = await self._resolve(ctx.tenant_id, workflow_id, version)
+            if resolved is None:
+                what = f"version {version}" if version is not None else "a published version"
+                raise ControlError(f"workflow {workflow_id} of this tenant has no {what}")
+            run_version = resolved
+        # One child per (parent, node, iteration): the dedupe key makes a start repeated
+        # after a crash find the child it had started.
+        inherited = ctx.trigger.get("priority")
+        slot = iteration if iteration is not None else "call"
+        key = f"child:{ctx.execution_id}:{ctx.node.id}:{slot}"
+        result: str = await self._start(
+            tenant_id=ctx.tenant_id,
+            workflow_id=wf_id,
+            version=run_version,
+            data=data,
+            trigger_type=trigger_type,
+            dedupe_key=key,
+            metadata=extra,
+            parent_execution_id=ctx.execution_id,
+            parent_node_id=ctx.node.id,
+            iteration=iteration,
+            # a child runs at its parent's priority, when the parent has one
+            priority=inherited if isinstance(inherited, int) and inherited else None,
+        )
+        return result
+
+    def resume_token(self, execution_id: str) -> str:
+        """The unguessable token of an execution's resume URL."""
+        mac = hmac.new(self._key, execution_id.encode(), hashlib.sha256).hexdigest()[:40]
+        return f"{execution_id}.{mac}"
+
+    def resume_url(self, execution_id: str) -> str:
+        """The execution's single-use resume URL (``{{execution.resume_url}}``)."""
+        return (
+            f"{self.settings.public_url.rstrip('/')}/api/resume/{self.resume_token(execution_id)}"
+        )
+
+    def execution_of_token(self, token: str) -> str | None:
+        """The execution a resume token names, if the token is genuine."""
+        execution_id, _, _mac = token.partition(".")
+        if not execution_id or not hmac.compare_digest(self.resume_token(execution_id), token):
+            return None
+        return execution_id
+
+    @staticmethod
+    def resume_signal_id(execution_id: str) -> str:
+        """The id of the signal a resume URL delivers: one per execution, so a second
+        use of the URL collides with the first and is refused."""
+        return str(uuid.uuid5(_RESUME_NS, execution_id))

@@ -1,0 +1,416 @@
+"""Loop, sub_workflow and wait nodes on the engine with fakes (tables of cases)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowmill.domain.errors import DefinitionError
+from flowmill.domain.states import ExecutionStatus as X
+from flowmill.engine.control import ControlSettings
+from flowmill.engine.validation import load_and_compile
+from flowmill.testing import eventually
+from tests.engine_support import Harness, open_harness, registry, wf
+
+
+def loop_wf(
+    config: dict[str, Any], body_nodes: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    body = {
+        "nodes": body_nodes
+        or [
+            {
+                "id": "double",
+                "type": "transform",
+                "config": {"mapping": {"v": "{{item}}", "i": "{{index}}"}},
+            }
+        ],
+        "edges": [],
+    }
+    return wf([{"id": "each", "type": "loop", "config": {"body": body, **config}}], [("t", "each")])
+
+
+LOOPS = [
+    (
+        "sequential",
+        {"items": "{{data.xs}}"},
+        {"xs": [3, 1, 2]},
+        [{"v": 3, "i": 0}, {"v": 1, "i": 1}, {"v": 2, "i": 2}],
+    ),
+    (
+        "parallel",
+        {"items": "{{data.xs}}", "mode": "parallel", "concurrency": 2},
+        {"xs": list(range(7))},
+        [{"v": i, "i": i} for i in range(7)],
+    ),
+    ("empty", {"items": "{{data.xs}}"}, {"xs": []}, []),
+    ("count", {"count": 3}, {}, [{"v": i, "i": i} for i in range(3)]),
+]
+
+
+@pytest.mark.parametrize(("name", "config", "data", "expected"), LOOPS, ids=[c[0] for c in LOOPS])
+async def test_loop_outputs_in_item_order(
+    harness: Harness, name: str, config: dict[str, Any], data: Any, expected: Any
+) -> None:
+    ex, runs = await harness.run(loop_wf(config), data)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == expected
+    kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+    assert sorted(k.iteration or 0 for k in kids) == list(range(len(expected)))
+    assert all(k.status is X.SUCCEEDED for k in kids)
+
+
+SIGNED_BODY = [
+    {
+        "id": "check",
+        "type": "conditional",
+        "config": {"condition": {"left": "{{item}}", "op": "<", "right": 0}},
+    },
+    {"id": "boom", "type": "fail", "config": {"message": "negative {{item}}"}},
+    {"id": "ok", "type": "transform", "config": {"mapping": {"v": "{{item}}"}}},
+]
+SIGNED_EDGES = [
+    {"source": "check", "target": "boom", "sourceHandle": "true"},
+    {"source": "check", "target": "ok", "sourceHandle": "false"},
+]
+
+
+def signed_loop(**config: Any) -> dict[str, Any]:
+    body = {"nodes": SIGNED_BODY, "edges": SIGNED_EDGES}
+    node = {
+        "id": "each",
+        "type": "loop",
+        "config": {"items": "{{data.xs}}", "body": body, **config},
+    }
+    return wf([node], [("t", "each")])
+
+
+FAILURES = [
+    # (name, config, data, status, output or error type)
+    ("fail-sequential", {}, {"xs": [1, -2, 3]}, X.FAILED, "ChildFailed"),
+    ("fail-parallel", {"mode": "parallel"}, {"xs": [1, -2, 3, 4]}, X.FAILED, "ChildFailed"),
+    (
+        "continue",
+        {"on_item_error": "continue", "mode": "parallel"},
+        {"xs": [1, -2, 3]},
+        X.SUCCEEDED,
+        {"results": [{"v": 1}, None, {"v": 3}], "errors": [{"index": 1}]},
+    ),
+    ("max-iterations", {"max_iterations": 2}, {"xs": [1, 2, 3]}, X.FAILED, "MaxIterationsExceeded"),
+    ("not-an-array", {}, {"xs": "abc"}, X.FAILED, "InvalidLoop"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "data", "status", "expected"), FAILURES, ids=[c[0] for c in FAILURES]
+)
+async def test_loop_item_errors_and_limits(
+    harness: Harness, name: str, config: dict[str, Any], data: Any, status: X, expected: Any
+) -> None:
+    ex, runs = await harness.run(signed_loop(**config), data)
+    assert ex.status is status, (ex.error, runs["each"].output)
+    if status is X.FAILED:
+        assert ex.error is not None and ex.error["type"] == expected, ex.error
+        return
+    out = runs["each"].output
+    assert out["results"] == expected["results"]
+    assert [e["index"] for e in out["errors"]] == [e["index"] for e in expected["errors"]]
+    assert out["errors"][0]["error"]["message"] == "negative -2"
+
+
+async def test_loop_nested_loops_see_their_own_items(harness: Harness) -> None:
+    inner = {
+        "id": "inner",
+        "type": "loop",
+        "config": {
+            "items": "{{item.ys}}",
+            "body": {
+                "nodes": [
+                    {"id": "pair", "type": "transform", "config": {"mapping": {"y": "{{item}}"}}}
+                ],
+                "edges": [],
+            },
+        },
+    }
+    outer = {
+        "id": "outer",
+        "type": "loop",
+        "config": {
+            "items": "{{data.xss}}",
+            "mode": "parallel",
+            "body": {"nodes": [inner], "edges": []},
+        },
+    }
+    ex, runs = await harness.run(
+        wf([outer], [("t", "outer")]), {"xss": [{"ys": [1, 2]}, {"ys": []}, {"ys": [3]}]}
+    )
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["outer"].output == [[{"y": 1}, {"y": 2}], [], [{"y": 3}]]
+    grandchildren = [e for e in harness.store.executions.values() if e.trigger.get("depth") == 2]
+    assert len(grandchildren) == 3
+
+
+async def test_loop_while_runs_until_the_condition_fails(harness: Harness) -> None:
+    node = {
+        "id": "again",
+        "type": "loop",
+        "config": {
+            "while": {"left": "{{index}}", "op": "<", "right": 4},
+            "body": {
+                "nodes": [
+                    {"id": "sq", "type": "transform", "config": {"mapping": {"i": "{{index}}"}}}
+                ],
+                "edges": [],
+            },
+        },
+    }
+    ex, runs = await harness.run(wf([node], [("t", "again")]), {})
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["again"].output == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}]
+
+
+async def test_loop_cancelling_the_parent_cancels_its_children(harness: Harness) -> None:
+    body = {"nodes": [{"id": "hold", "type": "wait", "config": {"signal": "never"}}], "edges": []}
+    node = {"id": "each", "type": "loop", "config": {"count": 3, "mode": "parallel", "body": body}}
+    execution_id = await harness.start(wf([node], [("t", "each")]), {})
+
+    def kids() -> list[Any]:
+        return [
+            e for e in harness.store.executions.values() if e.parent_execution_id == execution_id
+        ]
+
+    await eventually(
+        lambda: len(kids()) == 3 and all(k.status is X.WAITING for k in kids()),
+        5,
+        "3 waiting children",
+    )
+    assert await harness.engine.cancel(execution_id)
+    await eventually(lambda: all(k.status is X.CANCELLED for k in kids()), 5, "children cancelled")
+
+
+CHILD = wf(
+    [{"id": "twice", "type": "transform", "config": {"mapping": {"n": "{{data.n}}"}}}],
+    [("t", "twice")],
+)
+FAILING_CHILD = wf(
+    [{"id": "boom", "type": "fail", "config": {"message": "child broke"}}], [("t", "boom")]
+)
+
+
+def caller(**config: Any) -> dict[str, Any]:
+    node = {"id": "call", "type": "sub_workflow", "config": {"input": "{{data}}", **config}}
+    return wf([node], [("t", "call")])
+
+
+SUBS = [
+    # (name, child definition, caller config, node on_error, status, output or error type)
+    ("wait", CHILD, {"workflow_id": "child"}, "fail", X.SUCCEEDED, {"n": 7}),
+    ("failure-fails", FAILING_CHILD, {"workflow_id": "child"}, "fail", X.FAILED, "ChildFailed"),
+    (
+        "failure-continues",
+        FAILING_CHILD,
+        {"workflow_id": "child"},
+        "continue",
+        X.SUCCEEDED,
+        "ChildFailed",
+    ),
+    ("unknown-workflow", CHILD, {"workflow_id": "nope"}, "fail", X.FAILED, "SubWorkflowNotFound"),
+    (
+        "unknown-version",
+        CHILD,
+        {"workflow_id": "child", "version": 9},
+        "fail",
+        X.FAILED,
+        "SubWorkflowNotFound",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "child", "config", "on_error", "status", "expected"), SUBS, ids=[c[0] for c in SUBS]
+)
+async def test_subworkflow_waits_and_propagates(
+    harness: Harness,
+    name: str,
+    child: dict[str, Any],
+    config: dict[str, Any],
+    on_error: str,
+    status: X,
+    expected: Any,
+) -> None:
+    harness.definitions.add("child", child)
+    doc = caller(**config)
+    doc["nodes"][1]["on_error"] = on_error
+    ex, runs = await harness.run(doc, {"n": 7})
+    assert ex.status is status, ex.error
+    if status is X.FAILED:
+        assert ex.error is not None and ex.error["type"] == expected
+    elif on_error == "continue":
+        assert runs["call"].output["error"]["type"] == expected
+        assert "child broke" in runs["call"].output["error"]["message"]
+    else:
+        assert ex.output == expected
+        (kid,) = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+        assert kid.parent_node_id == "call" and kid.status is X.SUCCEEDED
+
+
+async def test_subworkflow_fire_and_forget_returns_the_child_id(harness: Harness) -> None:
+    harness.definitions.add("child", CHILD)
+    ex, runs = await harness.run(caller(workflow_id="child", wait=False), {"n": 1})
+    assert ex.status is X.SUCCEEDED
+    child_id = runs["call"].output["execution_id"]
+    done = await harness.engine.wait(child_id, timeout=5)
+    assert done.status is X.SUCCEEDED and done.output == {"n": 1}
+    assert done.parent_execution_id == ex.id
+
+
+async def test_subworkflow_recursion_stops_at_the_depth_limit() -> None:
+    async with open_harness(control=ControlSettings(max_depth=3, poll_s=5)) as h:
+        doc = caller(workflow_id="wf")
+        ex, _ = await h.run(doc, {"n": 1})
+        assert ex.status is X.FAILED
+        assert ex.error is not None and ex.error["type"] == "ChildFailed"
+        assert "nest 4 deep, over the limit of 3" in ex.error["message"]
+        assert len(h.store.executions) == 4  # the top and three levels of children
+
+
+def waiting(**config: Any) -> dict[str, Any]:
+    return wf(
+        [
+            {"id": "pause", "type": "delay", "config": {"ms": "{{data.delay}}"}},
+            {"id": "approve", "type": "wait", "config": config},
+            {"id": "after", "type": "transform", "config": {"mapping": {"got": "{{input}}"}}},
+        ],
+        [("t", "pause"), ("pause", "approve"), ("approve", "after")],
+    )
+
+
+@pytest.mark.parametrize("moment", ["before", "during"])
+async def test_wait_takes_a_signal_sent_before_or_during_it(harness: Harness, moment: str) -> None:
+    delay = 300 if moment == "before" else 0
+    execution_id = await harness.start(waiting(signal="approved"), {"delay": delay})
+    if moment == "during":
+        await eventually(
+            lambda: (
+                (r := harness.store.runs.get(execution_id)) is not None
+                and any(x.node_id == "approve" and x.status.value == "waiting" for x in r)
+            ),
+            5,
+            "the wait parked",
+        )
+    assert await harness.engine.signal("t1", execution_id, "approved", {"ok": True})
+    ex = await harness.engine.wait(execution_id, timeout=5)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert ex.output == {"got": {"ok": True}}
+
+
+async def test_wait_signal_after_the_end_is_refused(harness: Harness) -> None:
+    ex, _ = await harness.run(waiting(timeout=0.05, on_timeout="continue"), {"delay": 0})
+    assert ex.status is X.SUCCEEDED
+    assert not await harness.engine.signal("t1", ex.id, "resume", {})
+    assert not await harness.engine.signal("other-tenant", ex.id, "resume", {})
+
+
+async def test_wait_resume_url_works_once(harness: Harness) -> None:
+    execution_id = await harness.start(waiting(), {"delay": 0})
+    control = harness.engine.control
+    assert control is not None
+    token = control.resume_token(execution_id)
+    forged = token[:-1] + ("0" if token[-1] != "0" else "1")
+    assert harness.engine.execution_of_token(forged) is None
+    assert await harness.engine.resume(token + "x", {}) == (None, "unknown")
+    await eventually(
+        lambda: harness.store.executions[execution_id].status is X.WAITING, 5, "waiting"
+    )
+    assert await harness.engine.resume(token, {"by": "ada"}) == (execution_id, "resumed")
+    assert await harness.engine.resume(token, {"by": "eve"}) == (execution_id, "used")
+    ex = await harness.engine.wait(execution_id, timeout=5)
+    assert ex.output == {"got": {"by": "ada"}}
+
+
+TIMEOUTS = [
+    ("fail", {"timeout": 0.1}, X.FAILED, "WaitTimeout"),
+    (
+        "continue",
+        {"timeout": 0.1, "on_timeout": "continue", "default": {"late": True}},
+        X.SUCCEEDED,
+        {"got": {"late": True}},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "status", "expected"), TIMEOUTS, ids=[c[0] for c in TIMEOUTS]
+)
+async def test_wait_timeout_fails_or_continues(
+    harness: Harness, name: str, config: dict[str, Any], status: X, expected: Any
+) -> None:
+    ex, _ = await harness.run(waiting(**config), {"delay": 0})
+    assert ex.status is status
+    if status is X.FAILED:
+        assert ex.error is not None and ex.error["type"] == expected
+    else:
+        assert ex.output == expected
+
+
+def test_loop_body_problems_are_found_when_the_workflow_is_checked() -> None:
+    bad = {
+        "nodes": [{"id": "x", "type": "nope"}, {"id": "y", "type": "transform"}],
+        "edges": [{"source": "x", "target": "ghost"}],
+    }
+    doc = wf([{"id": "each", "type": "loop", "config": {"count": 2, "body": bad}}], [("t", "each")])
+    with pytest.raises(DefinitionError) as caught:
+        load_and_compile(doc, registry())
+    paths = [i.path for i in caught.value.issues]
+    assert any(p.startswith("nodes[each].config.body.") for p in paths), paths
+    assert "unknown node type 'nope'" in str(caught.value)
+
+
+async def test_loop_body_may_be_another_workflow(harness: Harness) -> None:
+    child = wf(
+        [
+            {
+                "id": "n",
+                "type": "transform",
+                "config": {"mapping": {"v": "{{data.item}}", "i": "{{index}}"}},
+            }
+        ],
+        [("t", "n")],
+    )
+    harness.definitions.add("per-item", child)
+    node = {
+        "id": "each",
+        "type": "loop",
+        "config": {"items": "{{data.xs}}", "workflow_id": "per-item"},
+    }
+    ex, runs = await harness.run(wf([node], [("t", "each")]), {"xs": ["a", "b"]})
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": "a", "i": 0}, {"v": "b", "i": 1}]
+
+
+async def test_subworkflow_fire_and_forget_child_outlives_a_failing_parent(
+    harness: Harness,
+) -> None:
+    hold = wf([{"id": "hold", "type": "wait", "config": {"signal": "go"}}], [("t", "hold")])
+    harness.definitions.add("child", hold)
+    doc = wf(
+        [
+            {
+                "id": "call",
+                "type": "sub_workflow",
+                "config": {"workflow_id": "child", "wait": False},
+            },
+            {"id": "boom", "type": "fail", "config": {"message": "parent breaks"}},
+        ],
+        [("t", "call"), ("call", "boom")],
+    )
+    ex, runs = await harness.run(doc, {})
+    assert ex.status is X.FAILED
+    child_id = runs["call"].output["execution_id"]
+    await eventually(
+        lambda: harness.store.executions[child_id].status is X.WAITING, 5, "the child parked"
+    )
+    assert await harness.engine.signal("t1", child_id, "go", {"still": "here"})
+    done = await harness.engine.wait(child_id, timeout=5)
+    assert done.status is X.SUCCEEDED and done.output == {"still": "here"}
