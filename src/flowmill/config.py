@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from flowmill.constants import NODE_QUEUE, QUEUE_NAME_PATTERN, TRIGGER_QUEUE
 from flowmill.credentials.crypto import Keyring, load_or_create_keyring
+from flowmill.engine.news import WAIT_FALLBACK_S
 from flowmill.quotas import Quotas
 from flowmill.sandbox.settings import SandboxSettings
 
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
         webhook_recovery_s: A webhook event still ``received`` this long after it
             arrived is dispatched by the trigger service (its job was lost).
         webhook_max_wait_s: Longest a ``last_node``/``response_node`` webhook waits.
+        wait_fallback_s: Longest pause between database reads of a request waiting for
+            an answer (``?wait=``, late webhook respond modes). News of the end wakes it
+            at once; this read only catches news lost on the way.
         scheduler_tick_s: Longest pause between rounds of the trigger service.
         scheduler_lease_s: Lease of the leading trigger service replica; a dead
             leader is replaced within this time.
@@ -172,6 +176,7 @@ class Settings(BaseSettings):
     webhook_cache_s: float = Field(1.0, ge=0)
     webhook_recovery_s: float = Field(10.0, gt=0)
     webhook_max_wait_s: float = Field(30.0, ge=0)
+    wait_fallback_s: float = Field(WAIT_FALLBACK_S, gt=0)
     scheduler_tick_s: float = Field(1.0, gt=0)
     scheduler_lease_s: float = Field(15.0, gt=0)
 

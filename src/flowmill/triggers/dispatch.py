@@ -131,6 +131,8 @@ class WebhookDispatcher:
         else:
             status = WebhookEventStatus.NO_MATCH
         await self.events.finish(event, status, started, "; ".join(errors) or None)
+        # A late-answer request may be waiting for the execution ids (in any process).
+        self.engine.announce(event_id)
         return started
 
     async def _start(self, event: WebhookEventRow, trigger: TriggerRecord) -> str | None:
