@@ -121,6 +121,14 @@ async def test_retention_prunes_exactly_the_old_finished_records(database_url: s
         dispatched, pending = _event("tenant-a", b'{"big": 1}'), _event("tenant-a", b"{}")
         await events.insert([dispatched, pending])
         assert await events.finish(dispatched, WebhookEventStatus.PROCESSED, done[:1])
+        # An ended child of a live parent (a loop iteration the parent has yet to read).
+        we = workflow_executions
+        child = done.pop()
+        await rt.db.write(
+            lambda c: c.execute(
+                we.update().where(we.c.id == child).values(parent_execution_id=waiting)
+            )
+        )
         before = await _snapshot(rt, "tenant-a")
         before_b = await _snapshot(rt, "tenant-b")
 
@@ -133,16 +141,16 @@ async def test_retention_prunes_exactly_the_old_finished_records(database_url: s
         )
         counts = report.tenants["tenant-a"]
         assert counts == dry.tenants["tenant-a"]
-        # The 5 succeeded runs go (failed ones are kept 5 days), with every node run
-        # and log; the waiting execution and its runs stay.
-        assert counts.executions == 5
+        # The 4 other succeeded runs go (failed ones are kept 5 days), with every node
+        # run and log; the waiting execution and its runs stay, and so does its child.
+        assert counts.executions == 4
         assert {t for t, _ in seen} == {"tenant-a"} and ("tenant-a", "executions") in seen
         after = await _snapshot(rt, "tenant-a")
-        assert after["executions"] == 2
+        assert after["executions"] == 3
         kept = await rt.db.read(
             lambda c: set(c.execute(sa.select(workflow_executions.c.id)).scalars().all())
         )
-        assert {str(i) for i in kept} >= {failed, waiting, other}
+        assert {str(i) for i in kept} >= {failed, waiting, other, child}
         assert not {str(i) for i in kept} & set(done)
         assert before["node_runs"] - after["node_runs"] == counts.node_runs > 0
         assert before["logs"] - after["logs"] == counts.logs
@@ -161,6 +169,7 @@ async def test_retention_prunes_exactly_the_old_finished_records(database_url: s
         assert (counts.executions, counts.webhook_events) == (1, 1)
         assert await rt.executions.get_execution(failed) is None
         assert await rt.executions.get_execution(waiting) is not None
+        assert await rt.executions.get_execution(child) is not None
         assert await events.get(pending.id) is not None
         # Every tenant without a tenant filter; tenant-b keeps its executions longer.
         report = await _pruner(rt, 6, tenants={"tenant-b": {"executions_days": 30}}).prune()
