@@ -125,14 +125,17 @@ class WebhookDispatcher:
             if execution_id is not None:
                 started.append(execution_id)
         if started:
+            # A late-answer request (any process) finds its execution by dedupe key
+            # now: marking the event below is off its path.
+            self.engine.announce(event_id)
             status = WebhookEventStatus.PROCESSED
         elif errors:
             status = WebhookEventStatus.FAILED
         else:
             status = WebhookEventStatus.NO_MATCH
         await self.events.finish(event, status, started, "; ".join(errors) or None)
-        # A late-answer request may be waiting for the execution ids (in any process).
-        self.engine.announce(event_id)
+        if not started:
+            self.engine.announce(event_id)  # the late answer is that nothing started
         return started
 
     async def _start(self, event: WebhookEventRow, trigger: TriggerRecord) -> str | None:

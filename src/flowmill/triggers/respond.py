@@ -3,7 +3,9 @@
 The request waits (without blocking the event loop) for its event to be dispatched and
 its execution to end, up to the webhook's timeout. Both are woken by the engine's news
 the moment they happen (from other processes too, in distributed mode): the dispatcher
-announces the event's id once it is marked, the engine the execution's once it ends.
+announces the event's id once its execution is committed (found by its dedupe key, so
+marking the event ``processed`` is off the answer's path) or once the event is marked
+otherwise; the engine announces the execution's id once it ends.
 The database is read when the wait begins (it may be done already) and then only every
 :attr:`Engine.wait_poll_s <flowmill.engine.engine.Engine.wait_poll_s>`, the slow
 fallback for news lost on the way (50 ms only where no news can arrive). Past the
@@ -24,6 +26,7 @@ from flowmill.engine.engine import Engine
 from flowmill.store.webhook_events import WebhookEventStatus, WebhookEventStore
 from flowmill.triggers.definitions import RespondMode
 from flowmill.triggers.ingress import IngressResult, ack_body
+from flowmill.triggers.keys import webhook_dedupe_key
 
 
 class Responder:
@@ -46,7 +49,7 @@ class Responder:
         ids: list[str] = []
         with self.engine.news.watch(event_id) as dispatched:
             while True:
-                found = await self.events.status(event_id)
+                found = await self._outcome(result, event_id)
                 if found is not None:
                     status, ids = found
                 left = deadline - loop.time()
@@ -78,6 +81,15 @@ class Responder:
             if shaped is not None:
                 return shaped
         return _value(200, execution.output, {}, event_id)
+
+    async def _outcome(
+        self, result: IngressResult, event_id: str
+    ) -> tuple[WebhookEventStatus, list[str]] | None:
+        if len(result.targets) != 1:  # late modes are for single-target events
+            return await self.events.status(event_id)
+        trigger = result.targets[0]
+        key = webhook_dedupe_key(trigger.id, event_id)
+        return await self.events.outcome(event_id, trigger.tenant_id, key)
 
     async def _wait(self, execution_id: str, deadline: float) -> ExecutionRecord | None:
         loop = asyncio.get_running_loop()
