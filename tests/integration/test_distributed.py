@@ -441,7 +441,7 @@ async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
     deployment: Deployment, greeter: tuple[str, str]
 ) -> None:
     """``?wait=`` in a process without a worker is woken by the worker's news over
-    Redis, not by polling the database (every 2 s with news, 0.5 s without)."""
+    Redis, not by reading the database (every 2 s with news, 50 ms without)."""
     await deployment.start_worker()
     wf_id, tenant = greeter
     async with open_runtime(deployment.settings(), kind="api") as rt:
