@@ -1,9 +1,9 @@
-"""What a process runs beside its main work: the projector (one leader among the
-replicas), the queue-depth poller, the event-loop lag monitor and, for processes
+"""What a process runs beside its main work: the projector and the pruner (each led by
+one replica), the queue-depth poller, the event-loop lag monitor and, for processes
 without the API, the ``/health``, ``/ready``, ``/metrics`` port.
 
-``flowmill serve`` and ``flowmill scheduler`` run the projector; ``flowmill worker``
-does not (its steps must not wait behind read models).
+``flowmill serve`` and ``flowmill scheduler`` run the projector and the pruner;
+``flowmill worker`` does not (its steps must not wait behind read models or deletes).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from flowmill.observability.metrics import Metrics
 from flowmill.projections.projector import Projector
 from flowmill.projections.service import ProjectorOptions, ProjectorService
 from flowmill.queue.local import LocalQueue
+from flowmill.retention.pruner import Pruner
+from flowmill.retention.service import RetentionService
 from flowmill.runtime import Runtime
 from flowmill.store.leases import LeaseStore
 
@@ -31,6 +33,7 @@ class Background:
     """The parts running in the background of a process."""
 
     projector: ProjectorService | None
+    retention: RetentionService | None
     loop_lag: LoopLagMonitor
     ops_port: int | None
 
@@ -44,6 +47,21 @@ def projector_service(rt: Runtime) -> ProjectorService:
         ProjectorOptions(interval_s=s.projector_interval_s, lease_s=s.projector_lease_s),
         clock=rt.engine.clock,
         on_lag=rt.metrics.projection_lag if rt.metrics is not None else None,
+    )
+
+
+def retention_service(rt: Runtime) -> RetentionService:
+    """The pruner of ``rt``'s database, by the ``FLOWMILL_RETENTION_*`` settings."""
+    s = rt.settings
+    pruner = Pruner(
+        rt.db,
+        s.retention(),
+        batch=s.retention_batch,
+        pause_s=s.retention_pause_s,
+        clock=rt.engine.clock,
+    )
+    return RetentionService(
+        pruner, LeaseStore(rt.db), interval_s=s.retention_interval_s, clock=rt.engine.clock
     )
 
 
@@ -72,7 +90,8 @@ async def running_background(
     Args:
         rt: The process's runtime.
         kind: What the process is (``serve``, ``worker``, ``scheduler``).
-        projector: Run a projector replica here (if projections are enabled).
+        projector: Run a projector replica here (if projections are enabled), and a
+            pruner replica (if retention is enabled).
         ops_port: Serve ``/health``, ``/ready``, ``/metrics`` on this port (0: off).
     """
     s = rt.settings
@@ -92,6 +111,10 @@ async def running_background(
             # most a round a second anyway (its interval polls for theirs).
             stack.callback(rt.engine.hub.subscribe(service.wake))
             await stack.enter_async_context(service.running())
+        pruning = None
+        if projector and s.retention_enabled:
+            pruning = retention_service(rt)
+            await stack.enter_async_context(pruning.running())
         if metrics is not None:
             poller = asyncio.create_task(_poll_queues(rt, metrics), name="queue-metrics")
             stack.callback(poller.cancel)
@@ -100,4 +123,4 @@ async def running_background(
             from flowmill.observability.server import serving_ops
 
             port = await stack.enter_async_context(serving_ops(rt, kind, s.metrics_host, ops_port))
-        yield Background(service, lag, port)
+        yield Background(service, pruning, lag, port)

@@ -17,6 +17,7 @@ from flowmill import jsonutil
 from flowmill.cli_api import register as register_api_commands
 from flowmill.cli_projections import register as register_projection_commands
 from flowmill.cli_quotas import register as register_quota_commands
+from flowmill.cli_retention import register as register_retention_commands
 from flowmill.cli_triggers import register as register_trigger_commands
 from flowmill.config import Settings
 from flowmill.domain.errors import DefinitionError
@@ -42,6 +43,7 @@ register_api_commands(app)
 register_trigger_commands(app)
 register_quota_commands(app)
 register_projection_commands(app)
+register_retention_commands(app)
 err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[

@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from flowmill.constants import NODE_QUEUE, QUEUE_NAME_PATTERN, TRIGGER_QUEUE
 from flowmill.credentials.crypto import Keyring, load_or_create_keyring
 from flowmill.engine.control import ControlSettings
+from flowmill.engine.news import WAIT_FALLBACK_S
 from flowmill.quotas import Quotas
+from flowmill.retention.policy import RetentionPolicies, RetentionPolicy
 from flowmill.sandbox.settings import SandboxSettings
 
 
@@ -54,6 +56,24 @@ class Settings(BaseSettings):
         webhook_recovery_s: A webhook event still ``received`` this long after it
             arrived is dispatched by the trigger service (its job was lost).
         webhook_max_wait_s: Longest a ``last_node``/``response_node`` webhook waits.
+        wait_fallback_s: Longest pause between database reads of a request waiting for
+            an answer (``?wait=``, late webhook respond modes). News of the end wakes it
+            at once; this read only catches news lost on the way.
+        retention_enabled: Prune old finished records in the background (``flowmill
+            serve``/``scheduler``, one replica at a time); ``flowmill prune`` works
+            either way. See docs/retention.md.
+        retention_executions_days: Finished executions (with node runs and logs)
+            are kept this long after they ended; 0 keeps them for ever.
+        retention_failed_executions_days: The same for failed ones; unset: as
+            ``retention_executions_days``.
+        retention_webhook_events_days: Dispatched or refused webhook events.
+        retention_webhook_bodies_days: Raw bodies of dispatched webhook events.
+        retention_store_events_days: The event store, below every consumer's cursor.
+        retention_tenants: Per-tenant overrides, JSON: ``{"acme":
+            {"executions_days": 90}}`` (field names as above, without ``retention_``).
+        retention_interval_s: Pause between background prunes.
+        retention_batch: Rows deleted per transaction (each a short write lock).
+        retention_pause_s: Pause between batches, so other writers get their turn.
         scheduler_tick_s: Longest pause between rounds of the trigger service.
         scheduler_lease_s: Lease of the leading trigger service replica; a dead
             leader is replaced within this time.
@@ -186,7 +206,20 @@ class Settings(BaseSettings):
     webhook_cache_s: float = Field(1.0, ge=0)
     webhook_recovery_s: float = Field(10.0, gt=0)
     webhook_max_wait_s: float = Field(30.0, ge=0)
+    wait_fallback_s: float = Field(WAIT_FALLBACK_S, gt=0)
     scheduler_tick_s: float = Field(1.0, gt=0)
+
+    # --- retention (docs/retention.md) ---
+    retention_enabled: bool = True
+    retention_executions_days: float = Field(RetentionPolicy.executions_days, ge=0)
+    retention_failed_executions_days: float | None = Field(None, ge=0)
+    retention_webhook_events_days: float = Field(RetentionPolicy.webhook_events_days, ge=0)
+    retention_webhook_bodies_days: float = Field(RetentionPolicy.webhook_bodies_days, ge=0)
+    retention_store_events_days: float = Field(RetentionPolicy.store_events_days, ge=0)
+    retention_tenants: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    retention_interval_s: float = Field(3600.0, gt=0)
+    retention_batch: int = Field(200, ge=1, le=10_000)
+    retention_pause_s: float = Field(0.01, ge=0)
     scheduler_lease_s: float = Field(15.0, gt=0)
 
     # --- distributed queue (BullMQ on Redis) ---
@@ -237,6 +270,14 @@ class Settings(BaseSettings):
             return [p.strip() for p in v.split(",") if p.strip()]
         return v
 
+    @field_validator("retention_tenants")
+    @classmethod
+    def _known_retention_fields(
+        cls, v: dict[str, dict[str, float | None]]
+    ) -> dict[str, dict[str, float | None]]:
+        RetentionPolicies(RetentionPolicy(), v)  # a misspelled field fails at start-up
+        return v
+
     @property
     def database(self) -> str:
         """The database URL in effect."""
@@ -269,6 +310,21 @@ class Settings(BaseSettings):
             concurrent_steps=self.tenant_concurrent_steps,
             sandbox_concurrency=self.tenant_sandbox_concurrency,
         )
+
+    def retention(self) -> RetentionPolicies:
+        """The retention policies, from the ``FLOWMILL_RETENTION_*`` settings.
+
+        Raises:
+            ValueError: a tenant's override names no policy field.
+        """
+        default = RetentionPolicy(
+            executions_days=self.retention_executions_days,
+            failed_executions_days=self.retention_failed_executions_days,
+            webhook_events_days=self.retention_webhook_events_days,
+            webhook_bodies_days=self.retention_webhook_bodies_days,
+            store_events_days=self.retention_store_events_days,
+        )
+        return RetentionPolicies(default, self.retention_tenants)
 
     def keyring(self) -> Keyring | None:
         """The credential keys: from ``secret_keys``, else the embedded key file.

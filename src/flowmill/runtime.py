@@ -252,6 +252,7 @@ async def open_runtime(
                 orphan_grace_s=settings.orphan_grace_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
                 max_output_bytes=settings.max_output_bytes,
+                wait_fallback_s=settings.wait_fallback_s,
             ),
             kind=kind,
             news=news,

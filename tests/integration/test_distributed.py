@@ -27,6 +27,7 @@ from flowmill.config import Settings
 from flowmill.runs import register
 from flowmill.runtime import open_runtime
 from flowmill.testing import Seen, StubHandler, StubServer, eventually
+from tests.api_support import open_api
 from tests.engine_support import BRANCHY
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
 from tests.integration.private_servers import PrivatePostgres, PrivateRedis
@@ -498,7 +499,7 @@ async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
     deployment: Deployment, greeter: tuple[str, str]
 ) -> None:
     """``?wait=`` in a process without a worker is woken by the worker's news over
-    Redis, not by polling the database (every 2 s with news, 0.5 s without)."""
+    Redis, not by reading the database (every 2 s with news, 50 ms without)."""
     await deployment.start_worker()
     wf_id, tenant = greeter
     async with open_runtime(deployment.settings(), kind="api") as rt:
@@ -517,6 +518,46 @@ async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
     # A 3-node run takes milliseconds; a waiter left to its poll (every 2 s while news
     # are on) takes about 2 s. The bound leaves room for a loaded machine.
     assert statistics.median(took) < 1.0, f"woken by a poll, not the news: {took}"
+
+
+async def test_distributed_late_webhook_answer_in_an_api_process_hears_the_worker_at_once(
+    deployment: Deployment,
+) -> None:
+    """A ``last_node`` webhook received by an API process without a worker is woken by
+    the worker's news twice (event dispatched, execution ended), with the database
+    fallback read set to 5 s."""
+    await deployment.start_worker()
+    settings = deployment.settings()
+    async with open_api(
+        deployment.database_url,
+        worker=False,
+        redis_url=settings.redis_url,
+        queue_prefix=settings.queue_prefix,
+        sandbox_enabled=False,
+        wait_fallback_s=5.0,
+    ) as api:
+        assert api.runtime.engine.wait_poll_s == 5.0
+        wf = await api.workflow({**GREETER, "status": "active"}, publish=False)
+        hook = await api.a.post(
+            "/api/webhooks",
+            json={
+                "workflow_id": wf,
+                "node_id": "t",
+                "provider": "none",
+                "config": {"allow_unverified": True},
+                "respond": {"mode": "last_node", "timeout_s": 30},
+            },
+        )
+        assert hook.status_code == 201, hook.text
+        took: list[float] = []
+        for n in range(5):
+            t0 = time.monotonic()
+            r = await api.anon.post(f"/webhooks/{hook.json()['id']}/none", json={"message": n})
+            took.append(time.monotonic() - t0)
+            assert (r.status_code, r.json()) == (200, {"said": n})
+    # Left to the fallback read, each answer would take 5 s or more.
+    assert statistics.median(took) < 1.0, f"woken by a poll, not the news: {took}"
+    assert max(took) < 4.0, f"woken by a poll, not the news: {took}"
 
 
 async def test_distributed_start_while_redis_is_down_runs_once_it_is_back(

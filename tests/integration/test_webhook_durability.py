@@ -6,6 +6,8 @@ job, the trigger service dispatches the event that was left ``received``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -14,7 +16,7 @@ from flowmill.config import Settings
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.webhook_events import WebhookEventStatus
 from flowmill.testing import eventually
-from tests.api_support import KEYS, THREE_NODES, Live, live_api
+from tests.api_support import KEYS, THREE_NODES, Live, live_api, open_api
 
 RECOVERY_S = 0.05  # the trigger service picks up events ``received`` this long
 
@@ -108,6 +110,58 @@ async def test_webhook_durability_process_dies_after_the_ack_event_runs_after_re
         [execution_id] = row.execution_ids
         done = await rt.engine.wait(execution_id, timeout=10)
         assert done.output == "The processed result is: survives processed"
+
+
+async def test_webhook_durability_late_answer_process_dies_while_waiting_runs_after_restart(
+    database_url: str,
+) -> None:
+    """A ``last_node`` request waits; the process goes before it answers (its request
+    cancelled mid-wait, its in-memory job with it). The event was committed before
+    anything ran: after a restart the execution runs, found by the event id."""
+    async with open_api(database_url, worker=False, secret_keys=KEYS) as api:
+        wf = await api.workflow({**THREE_NODES, "status": "active"}, publish=False)
+        hook = await api.a.post(
+            "/api/webhooks",
+            json={"workflow_id": wf, "node_id": "trigger-1", "provider": "none",
+                  "config": {"allow_unverified": True},
+                  "respond": {"mode": "last_node", "timeout_s": 60}},
+        )  # fmt: skip
+        assert hook.status_code == 201, hook.text
+        hook_id = hook.json()["id"]
+        waiting = asyncio.create_task(
+            api.anon.post(f"/webhooks/{hook_id}/none", json={"message": "late"}, timeout=60)
+        )
+
+        async def recorded() -> str:
+            page = (await api.a.get(f"/api/webhooks/{hook_id}/events")).json()["items"]
+            assert page and page[0]["status"] == "received", page
+            return str(page[0]["id"])
+
+        event_id = await eventually(recorded, 15, "the late webhook's event recorded")
+        assert not waiting.done()  # still waiting for its answer when the process goes
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    settings = Settings(
+        database_url=database_url,
+        secret_keys=KEYS,
+        webhook_recovery_s=RECOVERY_S,
+        scheduler_tick_s=0.05,
+        sweep_interval_s=0.05,
+        shutdown_grace_s=1,
+    )
+    async with open_runtime(settings) as rt, rt.engine.running():
+        async with rt.triggers.service.running():
+
+            async def processed() -> bool:
+                return await _status(rt, event_id) is WebhookEventStatus.PROCESSED
+
+            await eventually(processed, 15, "the event dispatched after the restart")
+        row = await rt.triggers.events.get(event_id)
+        assert row is not None
+        [execution_id] = row.execution_ids
+        done = await rt.engine.wait(execution_id, timeout=10)
+        assert done.output == "The processed result is: late processed"
 
 
 async def test_webhook_durability_no_ack_when_the_event_was_not_committed(

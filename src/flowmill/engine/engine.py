@@ -41,7 +41,7 @@ from flowmill.engine.middleware import (
     output_limit_middleware,
     timeout_middleware,
 )
-from flowmill.engine.news import EndedNews, NewsChannel
+from flowmill.engine.news import BLIND_POLL_S, WAIT_FALLBACK_S, EndedNews, NewsChannel
 from flowmill.engine.ports import (
     DefinitionSource,
     DuplicateExecutionError,
@@ -79,6 +79,8 @@ class EngineOptions:
             put back (covers a crash between commit and enqueue).
         shutdown_grace_s: Time running steps get to finish on shutdown.
         max_output_bytes: Largest node output accepted.
+        wait_fallback_s: Longest pause between database reads of a waiter (``wait``,
+            late webhook answers) that news wakes; only news lost on the way waits it.
     """
 
     concurrency: int = 16
@@ -88,6 +90,7 @@ class EngineOptions:
     orphan_grace_s: float = 30.0
     shutdown_grace_s: float = 10.0
     max_output_bytes: int = 16 * 1024 * 1024
+    wait_fallback_s: float = WAIT_FALLBACK_S
     runner: RunnerOptions = field(default_factory=RunnerOptions)
 
 
@@ -501,9 +504,7 @@ class Engine:
         Raises:
             LookupError: No such execution.
         """
-        # Other processes' news arrives by the channel when there is one; the poll is
-        # the fallback for news lost on the way.
-        poll_s = 2.0 if self.news.crosses_processes else 0.5
+        poll_s = self.wait_poll_s
         with self.news.watch(execution_id) as done:
             deadline = None if timeout is None else self.clock.monotonic() + timeout
             while True:
@@ -520,6 +521,23 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), timeout=left)
                 done.clear()
+
+    @property
+    def wait_poll_s(self) -> float:
+        """Pause between database reads of a waiter for news (an execution's end, a
+        webhook event's dispatch): the slow fallback when news can reach this process
+        (it runs the work itself, or a channel brings other processes' word), the
+        blind poll when nothing can."""
+        if self.news.crosses_processes or self._ready.is_set():
+            return self.options.wait_fallback_s
+        return BLIND_POLL_S
+
+    def announce(self, done_id: str) -> None:
+        """Tell waiters, here and in other processes, that ``done_id`` is done (an
+        execution ended, a webhook event dispatched). Call after the commit."""
+        self.news.ended(done_id)
+        if self.news.channel is not None:
+            self._spawn(self.news.channel.publish_ended(done_id))
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -603,9 +621,7 @@ class Engine:
         self.hub.publish(fx)
         update = fx.execution_update
         if update is not None and update.status.terminal:
-            self.news.ended(fx.execution_id)
-            if self.news.channel is not None:
-                self._spawn(self.news.channel.publish_ended(fx.execution_id))
+            self.announce(fx.execution_id)
             if self._limited_seen:
                 self._spawn(self._promote_all())
             if self.control is not None:

@@ -58,6 +58,15 @@ class Database(ABC):
     async def close(self) -> None:
         """Release connections and threads."""
 
+    async def reclaim_space(self, pages: int) -> int | None:
+        """Give up to ``pages`` free pages back to the file system; the free pages left.
+
+        ``None`` where the database reclaims space itself (PostgreSQL's autovacuum) or
+        cannot do so a little at a time (a SQLite file made without incremental
+        auto-vacuum: ``flowmill prune --vacuum`` converts it once).
+        """
+        return None
+
     @property
     def is_postgres(self) -> bool:
         """Whether this is PostgreSQL (row locks and ``FOR UPDATE`` mean something)."""
@@ -146,6 +155,10 @@ class SqliteDatabase(Database):
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
             cur = dbapi_conn.cursor()
+            # Takes effect only in a file with no table yet (a new database): its
+            # deleted pages can then be returned bit by bit (reclaim_space) instead of
+            # by a VACUUM that rewrites the whole file under an exclusive lock.
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -207,6 +220,36 @@ class SqliteDatabase(Database):
             return await asyncio.get_running_loop().run_in_executor(
                 self._readers, self._run_read, fn
             )
+
+    async def reclaim_space(self, pages: int) -> int | None:
+        async with self._write_turns.slot(current_tenant.get()):
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._incremental_vacuum, pages
+            )
+
+    def _raw_writer(self) -> Any:
+        if self._write_conn is None:
+            self._write_conn = self.writer_engine.connect()
+        return self._write_conn.connection.dbapi_connection
+
+    def _incremental_vacuum(self, pages: int) -> int | None:
+        raw = self._raw_writer()
+        if raw.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # 2: INCREMENTAL
+            return None
+        # executescript steps the pragma to its end (execute() frees a single page),
+        # in one short transaction of its own on the writer thread.
+        raw.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+        free: int = raw.execute("PRAGMA freelist_count").fetchone()[0]
+        return free
+
+    async def vacuum_incremental(self) -> None:
+        """Rewrite the file once with incremental auto-vacuum (``VACUUM``: the whole
+        file, under an exclusive lock; for a file made before retention existed)."""
+
+        def _vacuum() -> None:
+            self._raw_writer().executescript("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, _vacuum)
 
     def run_write_sync(self, fn: Work[T]) -> T:
         """Run a write from synchronous code (CLI set-up); not on the event loop."""

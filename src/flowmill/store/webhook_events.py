@@ -26,7 +26,7 @@ from flowmill.domain.events import DomainEvent, EventType
 from flowmill.ids import uuid7
 from flowmill.store.database import Database, PostgresDatabase
 from flowmill.store.executions import append_events
-from flowmill.store.tables import webhook_events
+from flowmill.store.tables import webhook_events, workflow_executions
 
 wh = webhook_events
 
@@ -288,6 +288,28 @@ class WebhookEventStore:
         if row is None:
             return None
         return WebhookEventStatus(row[0]), list(row[1] or [])
+
+    async def outcome(
+        self, event_id: str, tenant_id: str, dedupe_key: str
+    ) -> tuple[WebhookEventStatus, list[str]] | None:
+        """:meth:`status`, in one read with the execution started under ``dedupe_key``:
+        a waiting webhook learns its execution's id as soon as the execution is
+        committed, before the event is marked ``processed`` (that write runs beside the
+        execution's first steps, off the answer's path)."""
+        we = workflow_executions
+        started = (
+            sa.select(we.c.id)
+            .where(we.c.tenant_id == tenant_id, we.c.dedupe_key == dedupe_key)
+            .scalar_subquery()
+        )
+        q = sa.select(wh.c.status, wh.c.execution_ids, started).where(wh.c.id == event_id)
+        row = await self.db.read(lambda c: c.execute(q).first())
+        if row is None:
+            return None
+        status, ids = WebhookEventStatus(row[0]), list(row[1] or [])
+        if status is WebhookEventStatus.RECEIVED and row[2] is not None:
+            return WebhookEventStatus.PROCESSED, [str(row[2])]
+        return status, ids
 
     async def finish(
         self,

@@ -22,6 +22,7 @@ from flowmill.engine.engine import Engine
 from flowmill.engine.ports import TriggerJob
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
 from flowmill.store.webhook_events import WebhookEventRow, WebhookEventStatus, WebhookEventStore
+from flowmill.triggers.definitions import RespondMode, respond_of
 from flowmill.triggers.keys import webhook_dedupe_key
 from flowmill.triggers.providers import IncomingWebhook, PayloadError, WebhookProviderRegistry
 
@@ -115,7 +116,13 @@ class WebhookDispatcher:
         ids = event.targets or ([event.trigger_id] if event.trigger_id else [])
         started: list[str] = []
         errors: list[str] = []
-        for trigger in await self.triggers.by_ids(ids):
+        triggers = await self.triggers.by_ids(ids)
+        # Only a single-target event of a late respond mode has a request waiting for
+        # it (somewhere): the others cost no news (no Redis message per event).
+        waited = len(ids) == 1 and any(
+            respond_of(t.config)[0] is not RespondMode.IMMEDIATE for t in triggers
+        )
+        for trigger in triggers:
             try:
                 execution_id = await self._start(event, trigger)
             except (DefinitionError, LookupError, ValueError) as e:
@@ -125,12 +132,18 @@ class WebhookDispatcher:
             if execution_id is not None:
                 started.append(execution_id)
         if started:
+            if waited:
+                # The waiting request (any process) finds its execution by dedupe key
+                # now: marking the event below is off its path.
+                self.engine.announce(event_id)
             status = WebhookEventStatus.PROCESSED
         elif errors:
             status = WebhookEventStatus.FAILED
         else:
             status = WebhookEventStatus.NO_MATCH
         await self.events.finish(event, status, started, "; ".join(errors) or None)
+        if waited and not started:
+            self.engine.announce(event_id)  # the late answer is that nothing started
         return started
 
     async def _start(self, event: WebhookEventRow, trigger: TriggerRecord) -> str | None:

@@ -1,12 +1,16 @@
 """Late answers of webhooks: ``last_node`` and ``response_node`` respond modes.
 
 The request waits (without blocking the event loop) for its event to be dispatched and
-its execution to end, up to the webhook's timeout. The engine's news of ended
-executions wakes the wait at once (from other processes too, in distributed mode); the
-database is polled every ``poll_s`` (50 ms) all the same, since the request is also
-waiting for its event to be dispatched. Past the timeout the answer
-is ``202`` with the event and execution ids: the work goes on, only the answer stops
-waiting.
+its execution to end, up to the webhook's timeout. Both are woken by the engine's news
+the moment they happen (from other processes too, in distributed mode): the dispatcher
+announces the event's id once its execution is committed (found by its dedupe key, so
+marking the event ``processed`` is off the answer's path) or once the event is marked
+otherwise; the engine announces the execution's id once it ends.
+The database is read when the wait begins (it may be done already) and then only every
+:attr:`Engine.wait_poll_s <flowmill.engine.engine.Engine.wait_poll_s>`, the slow
+fallback for news lost on the way (50 ms only where no news can arrive). Past the
+timeout the answer is ``202`` with the event and execution ids: the work goes on, only
+the answer stops waiting.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ from flowmill.engine.engine import Engine
 from flowmill.store.webhook_events import WebhookEventStatus, WebhookEventStore
 from flowmill.triggers.definitions import RespondMode
 from flowmill.triggers.ingress import IngressResult, ack_body
+from flowmill.triggers.keys import webhook_dedupe_key
 
 
 class Responder:
     """Waits for a webhook's execution and shapes the answer its respond mode asks for."""
 
-    def __init__(self, events: WebhookEventStore, engine: Engine, poll_s: float = 0.05) -> None:
+    def __init__(
+        self, events: WebhookEventStore, engine: Engine, poll_s: float | None = None
+    ) -> None:
         self.events = events
         self.engine = engine
-        self.poll_s = poll_s
+        self.poll_s = engine.wait_poll_s if poll_s is None else poll_s
 
     async def answer(self, result: IngressResult, max_wait_s: float) -> IngressResult:
         """The answer to a received event of a ``last_node``/``response_node`` webhook."""
@@ -40,13 +47,17 @@ class Responder:
         event_id = result.event_id
         status: WebhookEventStatus = WebhookEventStatus.RECEIVED
         ids: list[str] = []
-        while True:
-            found = await self.events.status(event_id)
-            if found is not None:
-                status, ids = found
-            if status is not WebhookEventStatus.RECEIVED or loop.time() >= deadline:
-                break
-            await asyncio.sleep(min(self.poll_s, max(0.0, deadline - loop.time())))
+        with self.engine.news.watch(event_id) as dispatched:
+            while True:
+                found = await self._outcome(result, event_id)
+                if found is not None:
+                    status, ids = found
+                left = deadline - loop.time()
+                if status is not WebhookEventStatus.RECEIVED or left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(dispatched.wait(), timeout=min(self.poll_s, left))
+                dispatched.clear()
         if status is WebhookEventStatus.RECEIVED:
             return _later(event_id, status.value)
         if status is not WebhookEventStatus.PROCESSED or not ids:
@@ -71,6 +82,15 @@ class Responder:
                 return shaped
         return _value(200, execution.output, {}, event_id)
 
+    async def _outcome(
+        self, result: IngressResult, event_id: str
+    ) -> tuple[WebhookEventStatus, list[str]] | None:
+        if len(result.targets) != 1:  # late modes are for single-target events
+            return await self.events.status(event_id)
+        trigger = result.targets[0]
+        key = webhook_dedupe_key(trigger.id, event_id)
+        return await self.events.outcome(event_id, trigger.tenant_id, key)
+
     async def _wait(self, execution_id: str, deadline: float) -> ExecutionRecord | None:
         loop = asyncio.get_running_loop()
         with self.engine.news.watch(execution_id) as done:
@@ -81,6 +101,7 @@ class Responder:
                     return ex
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), timeout=min(self.poll_s, left))
+                done.clear()
 
     async def _response_node(self, execution: ExecutionRecord) -> IngressResult | None:
         wf = await self.engine.compiled(execution.workflow_id, execution.version)
