@@ -20,6 +20,7 @@ from flowmill.cli_quotas import register as register_quota_commands
 from flowmill.cli_triggers import register as register_trigger_commands
 from flowmill.config import Settings
 from flowmill.domain.errors import DefinitionError
+from flowmill.extras import MissingExtra
 
 app = typer.Typer(
     name="flowmill",
@@ -484,6 +485,44 @@ def db_current() -> None:
     Console().print(f"database: {current or 'empty'}; newest: {migrate.head_revision()}")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from flowmill import __version__
+
+        typer.echo(f"flowmill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+def _flags_without_type_labels(command: Any) -> None:
+    """Show boolean flags as ``--json``, not ``--json <bool>`` (they take no value).
+
+    Typer labels every option with its type in the help; a flag gets an empty label
+    instead, on every command and group (their --help options included).
+    """
+    from typer import _click
+
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    help_option = command.get_help_option(_click.Context(command))
+    if help_option is not None:
+        help_option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_type_labels(sub)
+
+
 def main() -> None:
     """Entry point of the ``flowmill`` script."""
     from flowmill.logs import configure
@@ -497,4 +536,10 @@ def main() -> None:
     if "FLOWMILL_LOG_LEVEL" not in os.environ and not services & set(sys.argv[1:2]):
         level = "warning"
     configure(level, settings.log_format)
-    app()
+    command = typer.main.get_command(app)
+    _flags_without_type_labels(command)
+    try:
+        command(prog_name="flowmill")
+    except MissingExtra as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
+        sys.exit(2)
