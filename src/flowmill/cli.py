@@ -22,7 +22,6 @@ from flowmill.cli_triggers import register as register_trigger_commands
 from flowmill.cli_workflows import app as workflows_app
 from flowmill.config import Settings
 from flowmill.domain.errors import DefinitionError, Issue
-from flowmill.extras import MissingExtra
 
 app = typer.Typer(
     name="flowmill",
@@ -557,6 +556,12 @@ def main() -> None:
     _flags_without_type_labels(command)
     try:
         command(prog_name="flowmill")
-    except MissingExtra as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}")
-        sys.exit(2)
+    except Exception as e:
+        from flowmill.cli_errors import explain
+
+        known = explain(e, settings.database, settings.redis_url)
+        if known is None:
+            raise  # a bug: its traceback is what a report needs
+        err.print(f"[red]error:[/red] {escape(known.message)}")
+        err.print(f"[dim]{escape(known.hint)}[/dim]")
+        sys.exit(known.code)
