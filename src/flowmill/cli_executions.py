@@ -94,7 +94,7 @@ def list_(
         typer.echo(jsonutil.dumps(rows))
         return
     if not rows:
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             "no executions yet; run one with: flowmill run WORKFLOW.json", highlight=False
         )
         return
@@ -184,7 +184,7 @@ def logs(
         typer.echo(jsonutil.dumps(lines))
         return
     if not lines:
-        Console(stderr=True).print("no log lines", highlight=False)
+        Console(stderr=True, soft_wrap=True).print("no log lines", highlight=False)
         return
     console = Console(highlight=False)
     width = max(len(str(x["node_id"] or "")) for x in lines)

@@ -70,7 +70,7 @@ def list_(
         typer.echo(jsonutil.dumps(rows))
         return
     if not rows:
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             "no workflows yet; add one with: flowmill workflows import FILE", highlight=False
         )
         return
@@ -124,7 +124,7 @@ def export(
         typer.echo(text)
         return
     output.write_text(text + "\n")
-    Console(stderr=True, highlight=False).print(f"wrote {output}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"wrote {output}")
 
 
 @app.command("import")
@@ -168,7 +168,7 @@ def import_(
 
     workflow_id, version, added, tenant_id = _with_local(_go)
     what = f"version {version}" if added else f"unchanged (version {version})"
-    Console(stderr=True, highlight=False).print(
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"{escape(str(file))}: workflow {workflow_id} of tenant {escape(tenant_id)}, {what}"
         + (", published" if publish else "")
     )
@@ -208,7 +208,7 @@ def push(
     except DefinitionError as e:
         raise fail(str(e), code=2) from None
     result = asyncio.run(_push(url.rstrip("/"), key, document, publish=publish))
-    Console(stderr=True, highlight=False).print(
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"{escape(str(file))}: workflow {result['id']} on {escape(url)}, "
         f"version {result.get('latest_version', '?')}" + (", published" if publish else "")
     )
@@ -254,7 +254,7 @@ def _raise_for(response: Any, url: str) -> None:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
         raise fail(f"{url} answered {response.status_code}: {response.text[:200]}") from None
-    err_console = Console(stderr=True, highlight=False)
+    err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     err_console.print(f"[red]error:[/red] {escape(str(error.get('message')))}")
     for d in error.get("details") or []:
         if isinstance(d, dict):

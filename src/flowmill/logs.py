@@ -3,6 +3,8 @@
 One format either way: the standard library's records (uvicorn, SQLAlchemy, asyncio…)
 go through the same renderer as Flowmill's own. Alembic's chatter at info (a line per
 plugin and per migration step) is left out; Flowmill logs one line when it migrates.
+On a terminal, a record's ``stack`` field (the loop-lag monitor's, say) is shown only at
+debug level: rendered, it looks like a crash; the JSON format always keeps it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ def configure(level: str = "info", fmt: str = "console") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    tidy: list[structlog.types.Processor] = []
+    if fmt != "json" and lvl > logging.DEBUG:
+        tidy.append(_without_stack)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -28,6 +33,7 @@ def configure(level: str = "info", fmt: str = "console") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            *tidy,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
@@ -52,3 +58,10 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     root.handlers = [handler]
     root.setLevel(lvl)
     logging.getLogger("alembic").setLevel(max(lvl, logging.WARNING))
+
+
+def _without_stack(
+    _logger: object, _method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    event.pop("stack", None)
+    return event

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.install_support import ROOT, Installed, build_wheel, install
+from tests.install_support import ROOT, Installed, install
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    base = tmp_path_factory.mktemp("install")
-    return install(build_wheel(base / "dist"), base / "venv")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return install(wheel, tmp_path_factory.mktemp("install") / "venv")
 
 
 def _run(
