@@ -116,9 +116,13 @@ class RunProgress:
 
     @staticmethod
     def _since(row: _Row, duration_ms: int | None) -> float | None:
-        if row.started is not None:
-            return time.monotonic() - row.started
-        return duration_ms / 1000 if duration_ms is not None else None
+        # A step's start and end may be committed (and heard) together: then the
+        # node's own measured duration is the better figure.
+        own = duration_ms / 1000 if duration_ms is not None else None
+        if row.started is None:
+            return own
+        waited = time.monotonic() - row.started
+        return max(waited, own) if own is not None else waited
 
     def finish(self) -> None:
         """The execution ended: nodes it never reached are ``not run``."""

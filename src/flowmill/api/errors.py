@@ -42,6 +42,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body is not JSON (or not UTF-8)."},
     401: {"model": ErrorResponse, "description": "Missing, unknown or expired credentials."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
+    415: {
+        "model": ErrorResponse,
+        "description": "A body was sent without `Content-Type: application/json`.",
+    },
     422: {"model": ErrorResponse, "description": "The request is not valid; see details."},
     429: {
         "model": ErrorResponse,
@@ -133,6 +137,9 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
+    wrong_type = _not_json(request, errors)
+    if wrong_type is not None:
+        return wrong_type
     definition = _definition_issues(request, exc)
     if definition is not None:
         return definition
@@ -176,6 +183,26 @@ def _definition_json(issues: list[Issue], others: list[dict[str, Any]]) -> JSONR
         f"the workflow definition is not valid ({count}): {summary}",
         details,
     )
+
+
+def _not_json(request: Request, errors: list[Any]) -> JSONResponse | None:
+    """A body sent without ``Content-Type: application/json`` reaches the model as
+    bytes; say what to send instead of "Input should be a valid dictionary"."""
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type.lower():
+        return None
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        if loc == ("body",) and e.get("type") in ("model_attributes_type", "dict_type"):
+            sent = content_type.split(";", 1)[0].strip() or "no Content-Type"
+            return error_json(
+                415,
+                "unsupported_media_type",
+                f"send the body as JSON with the header Content-Type: application/json "
+                f"(this request has {sent})",
+                [{"field": "header.content-type", "message": sent, "code": "not_json"}],
+            )
+    return None
 
 
 _DEFINITION_PARTS = ("body.nodes", "body.edges", "body.steps", "body.actions", "body.settings")
