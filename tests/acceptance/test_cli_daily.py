@@ -170,3 +170,48 @@ def test_cli_daily_validate_and_import_report_every_problem(
             assert f"{where}: {message}" in result.stderr, (where, result.stderr)
         assert "the graph has a cycle through: b, c" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from tests.serve_support import env_for, serve
+
+    path = write(tmp_path, "wf.json", LOGS_AND_DELAY)
+
+    async def push(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flowmill", "workflows", "push", *args,
+            cwd=tmp_path, env=env_for(tmp_path, env),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, errout = await proc.communicate()
+        return proc.returncode or 0, out.decode(), errout.decode()
+
+    async with serve(tmp_path) as served:
+        assert served.key is not None
+        env = {"FLOWMILL_URL": served.url, "FLOWMILL_API_KEY": served.key}
+        code, out, errout = await push(path, "--publish", env=env)
+        assert code == 0, errout
+        workflow_id = out.strip()
+        assert f"workflow {workflow_id} on {served.url}, version 1, published" in errout
+        changed = {**LOGS_AND_DELAY, "description": "second"}
+        code, out, _ = await push(write(tmp_path, "wf2.json", changed), env=env)
+        assert (code, out.strip()) == (0, workflow_id)  # same name: a new version
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            got = await client.get(
+                f"/api/workflows/{workflow_id}", headers={"Authorization": f"Bearer {served.key}"}
+            )
+        assert (got.json()["latest_version"], got.json()["active_version"]) == (2, 1)
+
+        bad = write(tmp_path, "bad.json", MANY_PROBLEMS)
+        code, _, errout = await push(bad, env=env)
+        assert code == 1
+        for where, message in EXPECTED.items():
+            assert f"body.{where}: {message}" in errout
+
+        code, _, errout = await push(path, env={"FLOWMILL_URL": served.url})
+        assert code == 2
+        assert "no API key: pass --key or set FLOWMILL_API_KEY" in errout
