@@ -15,12 +15,14 @@ from rich.markup import escape
 
 from flowmill import jsonutil
 from flowmill.cli_api import register as register_api_commands
+from flowmill.cli_executions import app as executions_app
 from flowmill.cli_projections import register as register_projection_commands
 from flowmill.cli_quotas import register as register_quota_commands
 from flowmill.cli_retention import register as register_retention_commands
 from flowmill.cli_triggers import register as register_trigger_commands
+from flowmill.cli_workflows import app as workflows_app
 from flowmill.config import Settings
-from flowmill.domain.errors import DefinitionError
+from flowmill.domain.errors import DefinitionError, Issue
 
 app = typer.Typer(
     name="flowmill",
@@ -44,6 +46,8 @@ register_trigger_commands(app)
 register_quota_commands(app)
 register_projection_commands(app)
 register_retention_commands(app)
+app.add_typer(executions_app, name="executions")
+app.add_typer(workflows_app, name="workflows")
 err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[
@@ -67,13 +71,20 @@ def _fail(message: str, hint: str | None = None, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _print_issues(e: DefinitionError, path: Path) -> None:
-    if len(e.issues) == 1 and e.issues[0].code in ("io", "syntax"):
-        err.print(f"[red]error:[/red] {escape(e.issues[0].path)}: {escape(e.issues[0].message)}")
+def print_issues(issues: list[Issue], path: Path) -> None:
+    """Every problem of a definition, one per line, naming the node or edge."""
+    if len(issues) == 1 and issues[0].code in ("io", "syntax"):
+        err.print(f"[red]error:[/red] {escape(issues[0].path)}: {escape(issues[0].message)}")
         return
-    err.print(f"[red]{escape(str(path))}: the workflow is not valid[/red]")
-    for issue in e.issues:
-        err.print(f"  [bold]{escape(issue.path)}[/bold]: {escape(issue.message)}")
+    count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
+    err.print(f"[red]{escape(str(path))}: the workflow is not valid ({count})[/red]")
+    for issue in issues:
+        where = escape(issue.path) if issue.path else "(workflow)"
+        err.print(f"  [bold]{where}[/bold]: {escape(issue.message)}")
+
+
+def _print_issues(e: DefinitionError, path: Path) -> None:
+    print_issues(e.issues, path)
 
 
 def _parse_input(raw: str | None) -> Any:
@@ -174,26 +185,36 @@ async def _run(
                 )
                 progress.watch(execution_id)
                 execution = await rt.engine.wait(execution_id, timeout=wait_s)
+                if execution.status.terminal:
+                    progress.finish()
             finally:
                 if live is not None:
                     live.stop()
                 unsubscribe()
-        from flowmill.runs import RunReport
+        from flowmill.runs import RunReport, execution_logs
 
-        report = RunReport(execution, await rt.executions.node_runs(execution.id))
+        report = RunReport(
+            execution,
+            await rt.executions.node_runs(execution.id),
+            await execution_logs(rt, tenant_id, execution.id),
+        )
     result = report.as_json()
     if json_output:
         sys.stdout.write(jsonutil.dumps(result) + "\n")
     else:
+        console = Console(highlight=False)
         if live is None:
-            Console().print(progress.table())
+            console.print(progress.table())
+        from flowmill.cli_local import print_logs
+
+        print_logs(console, report.logs)
         status = execution.status
         color = "green" if status is ExecutionStatus.SUCCEEDED else "red"
-        console = Console()
         console.print(f"execution {execution.id} [{color}]{status.value}[/{color}]")
         if execution.error:
             console.print(
-                f"[red]{execution.error.get('type')}: {execution.error.get('message')}[/red]"
+                f"[red]{escape(str(execution.error.get('type')))}: "
+                f"{escape(str(execution.error.get('message')))}[/red]"
             )
         if execution.output is not None:
             console.print_json(jsonutil.dumps(execution.output))
@@ -214,27 +235,23 @@ def validate(file: FileArg) -> None:
     form each seed shape (conditional steps with trueSteps/falseSteps, loop steps,
     rateLimit*/retry* fields, BullMQ retry options) was read as.
     """
-    from rich.markup import escape
-
-    from flowmill.domain.definition import load_with_notes
-    from flowmill.engine.validation import compile_workflow
     from flowmill.files import read_definition
-    from flowmill.nodes.registry import NodeRegistry
+    from flowmill.validation import check_document
 
     try:
         document = read_definition(file)
-        workflow, notes = load_with_notes(document)
-        for note in notes:
-            Console(highlight=False, soft_wrap=True).print(f"[cyan]note[/cyan] {escape(note)}")
-        compiled = compile_workflow(
-            workflow, NodeRegistry.from_entry_points(), expressions_enabled=_sandbox_available()
-        )
     except DefinitionError as e:
         _print_issues(e, file)
         raise typer.Exit(1) from e
+    report = check_document(document, expressions_enabled=_sandbox_available())
+    for note in report.notes:
+        Console(highlight=False, soft_wrap=True).print(f"[cyan]note[/cyan] {escape(note)}")
+    if report.compiled is None:
+        print_issues(report.issues, file)
+        raise typer.Exit(1)
     Console().print(
-        f"[green]{file}: valid[/green] — {len(compiled.nodes)} nodes, "
-        f"{len(compiled.workflow.edges)} edges"
+        f"[green]{file}: valid[/green] — {len(report.compiled.nodes)} nodes, "
+        f"{len(report.compiled.workflow.edges)} edges"
     )
 
 
@@ -486,6 +503,44 @@ def db_current() -> None:
     Console().print(f"database: {current or 'empty'}; newest: {migrate.head_revision()}")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from flowmill import __version__
+
+        typer.echo(f"flowmill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+def _flags_without_type_labels(command: Any) -> None:
+    """Show boolean flags as ``--json``, not ``--json <bool>`` (they take no value).
+
+    Typer labels every option with its type in the help; a flag gets an empty label
+    instead, on every command and group (their --help options included).
+    """
+    from typer import _click
+
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    help_option = command.get_help_option(_click.Context(command))
+    if help_option is not None:
+        help_option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_type_labels(sub)
+
+
 def main() -> None:
     """Entry point of the ``flowmill`` script."""
     from flowmill.logs import configure
@@ -499,4 +554,16 @@ def main() -> None:
     if "FLOWMILL_LOG_LEVEL" not in os.environ and not services & set(sys.argv[1:2]):
         level = "warning"
     configure(level, settings.log_format)
-    app()
+    command = typer.main.get_command(app)
+    _flags_without_type_labels(command)
+    try:
+        command(prog_name="flowmill")
+    except Exception as e:
+        from flowmill.cli_errors import explain
+
+        known = explain(e, settings.database, settings.redis_url)
+        if known is None:
+            raise  # a bug: its traceback is what a report needs
+        err.print(f"[red]error:[/red] {escape(known.message)}")
+        err.print(f"[dim]{escape(known.hint)}[/dim]")
+        sys.exit(known.code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowmill.constants import DEFAULT_TENANT
@@ -17,9 +17,11 @@ class RunReport:
 
     execution: ExecutionRecord
     runs: list[NodeRun]
+    logs: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        """The ``--json`` document: execution id, status, output and every node."""
+        """The ``--json`` document: execution id, status, output, every node, and the
+        nodes' log lines (``console.log`` / ``print`` output among them)."""
         nodes: dict[str, dict[str, Any]] = {}
         for r in self.runs:  # oldest first, so the latest attempt wins
             entry = nodes.setdefault(r.node_id, {"attempts": 0})
@@ -31,6 +33,7 @@ class RunReport:
             "output": self.execution.output,
             "error": self.execution.error,
             "nodes": nodes,
+            "logs": self.logs,
         }
 
 
@@ -42,8 +45,13 @@ async def register(
     Returns:
         (workflow id, version to run, tenant id).
     """
+    from flowmill.validation import check_document
+
+    # every problem at once, against this engine's node types, before anything is stored
+    check_document(
+        document, rt.engine.registry, expressions_enabled=rt.engine.services.sandbox_available
+    ).raise_for_issues()
     workflow = load_definition(document)
-    rt.engine.compile(document)  # validate against this engine's node types first
     tenant = tenant_id or workflow.tenant_id or DEFAULT_TENANT
     await rt.workflows.ensure_tenant(tenant)
     canonical = dump_definition(workflow)
@@ -77,4 +85,16 @@ async def run_document(
         trigger_type="manual",
     )
     execution = await rt.engine.wait(execution_id, timeout=timeout_s)
-    return RunReport(execution, await rt.executions.node_runs(execution_id))
+    return RunReport(
+        execution,
+        await rt.executions.node_runs(execution_id),
+        await execution_logs(rt, tenant, execution_id),
+    )
+
+
+async def execution_logs(rt: Runtime, tenant_id: str, execution_id: str) -> list[dict[str, Any]]:
+    """The log lines of an execution, oldest first, as ``{node_id, level, message}``."""
+    from flowmill.store.queries import ExecutionQueries
+
+    lines, _ = await ExecutionQueries(rt.db).logs(tenant_id, execution_id, None, 10_000)
+    return [{"node_id": x.node_id, "level": x.level, "message": x.message} for x in lines]

@@ -84,6 +84,10 @@ def bullmq_queue(settings: Settings) -> BullMQQueue:
     """
     if not settings.redis_url:
         raise ValueError("FLOWMILL_REDIS_URL is not set")
+    from flowmill.extras import require
+
+    for module in ("redis", "bullmq", "msgpack"):  # the redis extra
+        require(module)
     from flowmill.queue.bullmq import BullMQOptions, BullMQQueue, Retention
 
     kept = Retention(settings.queue_keep_completed, settings.queue_keep_completed_s)

@@ -50,3 +50,11 @@ def flowmill(tmp_path: Path) -> Flowmill:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Flowmill's wheel, built once per session from this checkout."""
+    from tests.install_support import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("dist"))

@@ -52,7 +52,7 @@ def test_cli_run_json_reports_every_node(flowmill: Flowmill, tmp_path: Path) -> 
         "output": {"size": "big"},
         "error": None,
     }
-    assert set(doc) == {"execution_id", "status", "output", "error", "nodes"}
+    assert set(doc) == {"execution_id", "status", "output", "error", "nodes", "logs"}
 
 
 def test_cli_run_failure_exits_one(flowmill: Flowmill, tmp_path: Path) -> None:

@@ -271,8 +271,26 @@ async def test_errors_openapi_documents_every_body_and_response(api: Api) -> Non
                     media = "text/event-stream"
                 elif status == "200" and path == "/metrics":
                     media = "text/plain"
+                elif status == "200" and (method, path) == ("get", "/api/resume/{token}"):
+                    media = "text/html"  # the confirmation page of a resume link
                 content = response.get("content", {}).get(media or "application/json")
                 assert content and content.get("schema"), (method, path, status)
             if method in ("post", "put", "patch") and "requestBody" in op:
                 assert op["requestBody"]["content"]["application/json"]["schema"]
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
+
+
+async def test_errors_body_without_json_content_type_says_what_to_send(api: Api) -> None:
+    r = await api.a.post(
+        "/api/workflows", content=json.dumps(THREE_NODES), headers={"Content-Type": "text/plain"}
+    )
+    assert r.status_code == 415
+    error = error_of(r)
+    assert error["code"] == "unsupported_media_type"
+    assert error["message"] == (
+        "send the body as JSON with the header Content-Type: application/json "
+        "(this request has text/plain)"
+    )
+    bare = await api.a.post("/api/workflows", content=json.dumps(THREE_NODES))
+    assert bare.status_code == 415
+    assert "(this request has no Content-Type)" in error_of(bare)["message"]  # type: ignore[operator]

@@ -80,7 +80,8 @@ async def test_workflows_schema_errors_name_the_field(api: Api) -> None:
     r = await api.a.post("/api/workflows", json={"name": "x", "nodes": [{"id": "t"}]})
     assert r.status_code == 422
     fields = [d["field"] for d in r.json()["error"]["details"]]
-    assert fields == ["body.nodes[0].type"]
+    # checked as `flowmill validate` checks a file: by node id, and the graph too
+    assert fields == ["body.nodes[t].type", "body.nodes"]
     r = await api.a.post("/api/workflows", json={"name": "x", "colour": "red"})
     assert [d["field"] for d in r.json()["error"]["details"]] == ["body.colour"]
 
@@ -244,3 +245,19 @@ async def test_workflows_export_then_import_round_trips(api: Api) -> None:
     assert imported.json()["definition"]["tenant_id"] == "tenant-b"
     again = (await api.b.get(f"/api/workflows/{imported.json()['id']}/export")).json()
     assert again == exported
+
+
+async def test_workflows_api_reports_what_flowmill_validate_reports(api: Api) -> None:
+    from flowmill.validation import check_document
+    from tests.validation_support import EXPECTED, MANY_PROBLEMS
+
+    r = await api.a.post("/api/workflows", json=MANY_PROBLEMS)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "invalid_definition"
+    got = {d["field"]: d["message"] for d in error["details"]}
+    # the same function as the CLI: the same issues, under body.
+    expected = {f"body.{i.path}": i.message for i in check_document(MANY_PROBLEMS).issues}
+    assert got == expected
+    for path, message in EXPECTED.items():
+        assert got[f"body.{path}"] == message

@@ -60,6 +60,17 @@ def translate(error: Exception, provider: str, api_key: str | None) -> NodeError
     return ModelError(f"{provider} call failed: {scrub(str(error), api_key)}", retriable=True)
 
 
+def _need_sdk(sdk: str) -> None:
+    """Fail the node, without retries, when the agents extra is not installed."""
+    from flowmill.extras import MissingExtra, require
+
+    try:
+        for module in (sdk, "httpx2"):
+            require(module)
+    except MissingExtra as e:
+        raise ModelError(str(e), retriable=False) from None
+
+
 class OpenAIChat:
     """OpenAI-compatible Chat Completions."""
 
@@ -69,6 +80,7 @@ class OpenAIChat:
         self._http = http
 
     async def complete(self, request: ChatRequest) -> ChatReply:
+        _need_sdk("openai")
         import httpx2
         import openai
 
@@ -117,6 +129,7 @@ class AnthropicChat:
         self._http = http
 
     async def complete(self, request: ChatRequest) -> ChatReply:
+        _need_sdk("anthropic")
         import anthropic
         import httpx2
 

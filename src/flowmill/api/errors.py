@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowmill.api.schemas import ErrorResponse
-from flowmill.domain.errors import DefinitionError
+from flowmill.domain.errors import DefinitionError, Issue
 
 log = structlog.get_logger("flowmill.api")
 
@@ -42,6 +42,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body is not JSON (or not UTF-8)."},
     401: {"model": ErrorResponse, "description": "Missing, unknown or expired credentials."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
+    415: {
+        "model": ErrorResponse,
+        "description": "A body was sent without `Content-Type: application/json`.",
+    },
     422: {"model": ErrorResponse, "description": "The request is not valid; see details."},
     429: {
         "model": ErrorResponse,
@@ -130,9 +134,15 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_json(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
+    wrong_type = _not_json(request, errors)
+    if wrong_type is not None:
+        return wrong_type
+    definition = _definition_issues(request, exc)
+    if definition is not None:
+        return definition
     if any(e.get("type") == "json_invalid" for e in errors):
         detail = errors[0].get("ctx", {}).get("error", "JSON decode error")
         return error_json(
@@ -155,10 +165,88 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _definition_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DefinitionError)
-    details = [{"field": i.path or None, "message": i.message, "code": i.code} for i in exc.issues]
+    return _definition_json(exc.issues, [])
+
+
+def _definition_json(issues: list[Issue], others: list[dict[str, Any]]) -> JSONResponse:
+    """A definition's issues as ``flowmill validate`` prints them, under ``body.``."""
+    details = [
+        {"field": f"body.{i.path}" if i.path else "body", "message": i.message, "code": i.code}
+        for i in issues
+    ]
+    details += others
+    summary = "; ".join(str(i) for i in issues[:5]) + (" …" if len(issues) > 5 else "")
+    count = f"{len(details)} problem{'s' if len(details) != 1 else ''}"
     return error_json(
-        422, "invalid_definition", f"the workflow definition is not valid: {exc}", details
+        422,
+        "invalid_definition",
+        f"the workflow definition is not valid ({count}): {summary}",
+        details,
     )
+
+
+def _not_json(request: Request, errors: list[Any]) -> JSONResponse | None:
+    """A body sent without ``Content-Type: application/json`` reaches the model as
+    bytes; say what to send instead of "Input should be a valid dictionary"."""
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type.lower():
+        return None
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        if loc == ("body",) and e.get("type") in ("model_attributes_type", "dict_type"):
+            sent = content_type.split(";", 1)[0].strip() or "no Content-Type"
+            return error_json(
+                415,
+                "unsupported_media_type",
+                f"send the body as JSON with the header Content-Type: application/json "
+                f"(this request has {sent})",
+                [{"field": "header.content-type", "message": sent, "code": "not_json"}],
+            )
+    return None
+
+
+_DEFINITION_PARTS = ("body.nodes", "body.edges", "body.steps", "body.actions", "body.settings")
+
+
+def _definition_issues(request: Request, exc: RequestValidationError) -> JSONResponse | None:
+    """A workflow body the request schema refused, checked as ``flowmill validate``
+    checks a file: every problem at once, by node id, with "did you mean"; ``None``
+    when the route takes no definition or the checker finds nothing to say."""
+    from flowmill.api.schemas import VersionDefinitionIn, WorkflowDefinitionIn
+    from flowmill.validation import check_document
+
+    route = request.scope.get("route")
+    body_field = getattr(route, "body_field", None)
+    model = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    document = getattr(exc, "body", None)
+    if model not in (WorkflowDefinitionIn, VersionDefinitionIn) or not isinstance(document, dict):
+        return None
+    graph = any(k in document for k in ("nodes", "steps", "actions"))
+    if model is VersionDefinitionIn:
+        if not graph:
+            return None  # a partial update: only the schema can judge it alone
+        document = {"name": "(kept)", **document}
+    elif not graph:
+        from flowmill.api.views import STARTER_NODES
+
+        document = {**document, "nodes": STARTER_NODES}  # as the route would make it
+    ctx = getattr(request.app.state, "flowmill", None)
+    engine = getattr(getattr(ctx, "runtime", None), "engine", None)
+    if engine is None:
+        return None
+    report = check_document(
+        document, engine.registry, expressions_enabled=engine.services.sandbox_available
+    )
+    if not report.issues:
+        return None
+    named = {f"body.{i.path}" for i in report.issues}
+    others = []
+    for e in exc.errors():
+        field = field_path(e.get("loc", ()))
+        if field in named or field.startswith(_DEFINITION_PARTS):
+            continue  # the checker said it, in its words
+        others.append({"field": field, "message": str(e.get("msg")), "code": str(e.get("type"))})
+    return _definition_json(report.issues, others)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

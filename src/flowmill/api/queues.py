@@ -14,7 +14,6 @@ from typing import Literal, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 
 from flowmill.api.deps import Caller, Ctx
 from flowmill.api.errors import ERROR_RESPONSES
@@ -77,7 +76,9 @@ async def get_queues(ctx: Ctx, caller: Caller) -> QueuesOut:
     rt = ctx.runtime
     queues: list[QueueOut] = []
     error = None
-    if isinstance(rt.queue, _Counted):
+    if isinstance(rt.queue, _Counted):  # only BullMQ counts, so redis is installed
+        from redis.exceptions import RedisError
+
         try:
             counts = await asyncio.wait_for(rt.queue.counts(), _TIMEOUT_S)
         except (RedisError, OSError, TimeoutError) as e:  # Redis unreachable: say so

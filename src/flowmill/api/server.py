@@ -8,7 +8,9 @@ lets open requests finish, then stops the worker within the shutdown grace perio
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
+import socket
 import threading
 from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob
-from flowmill.runtime import open_runtime
+from flowmill.runtime import Runtime, open_runtime
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,69 @@ def _base_url(host: str, port: int) -> str:
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
+
+
+class PortBusy(OSError):
+    """The address to serve on is taken (or not ours to take)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket before anything is announced, so that a busy port is
+    one clear error before any banner, migration or key.
+
+    Raises:
+        PortBusy: Another process listens there, or the address is not this host's.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise PortBusy(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise PortBusy(
+                f"port {port} on {host} is already in use (another Flowmill, or another "
+                f"server); stop it, or choose another port: flowmill serve --port {port + 1}"
+            ) from None
+        raise PortBusy(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def banner(settings: Settings, base_url: str, mode: str, first: Bootstrap | None) -> list[str]:
+    """What ``serve`` prints once it listens: version, URL, database, how to get a key."""
+    from flowmill import __version__
+
+    lines = [
+        f"Flowmill {__version__} on {base_url} ({mode}); web app at {base_url}/, "
+        f"API docs at {base_url}/docs",
+        f"Database: {_shown_database(settings.database)}",
+    ]
+    if first is not None:
+        lines += first_key_message(first, base_url)
+    else:
+        lines.append(
+            "API keys were created before (they are shown only once); make another with: "
+            f"flowmill keys create --tenant {DEFAULT_TENANT}"
+        )
+    return lines
+
+
+def _shown_database(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return f"SQLite file {url[len('sqlite:///') :]}"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def first_key_message(first: Bootstrap, base_url: str) -> list[str]:
@@ -126,39 +191,52 @@ async def serve(
     """Run the API (and the worker, and a trigger-service replica) until SIGTERM or
     Ctrl-C. Any number of processes may run the trigger service: one leads."""
     queue = None if worker or settings.redis_url else HandOffQueue()
-    async with open_runtime(settings, kind="embedded" if worker else "api", queue=queue) as rt:
-        ctx = build_context(rt)
-        app = create_app(rt, context=ctx)
-        base = _base_url(host, port)
-        first = await bootstrap(ctx)
-        mode = "API + worker" if worker else "API only (run `flowmill worker` for steps)"
-        say(f"Flowmill on {base} ({mode}); web app at {base}/, API docs at {base}/docs")
-        if first is not None:
-            for line in first_key_message(first, base):
-                say(line)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=settings.log_level,
-            # JSON logs: uvicorn's records go through the root handler (flowmill.logs)
-            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-            access_log=settings.log_level == "debug",
-            lifespan="off",
-            timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
-            server_header=False,
-        )
-        server = _Server(config)
-        async with contextlib.AsyncExitStack() as stack:
-            # the projector replica runs wherever a trigger-service replica may
-            await stack.enter_async_context(
-                running_background(rt, kind="serve", projector=scheduler)
-            )
-            if worker:
-                await stack.enter_async_context(rt.engine.running())
-            if scheduler:
-                await stack.enter_async_context(rt.triggers.service.running())
-            try:
-                await server.serve()
-            finally:
-                await close_app(app)
+    sock = bind(host, port)  # first: a busy port fails before anything is said or done
+    with contextlib.closing(sock):
+        async with open_runtime(settings, kind="embedded" if worker else "api", queue=queue) as rt:
+            await _serve(rt, settings, sock, host, port, worker, scheduler, say)
+
+
+async def _serve(
+    rt: Runtime,
+    settings: Settings,
+    sock: socket.socket,
+    host: str,
+    port: int,
+    worker: bool,
+    scheduler: bool,
+    say: Callable[[str], None],
+) -> None:
+    ctx = build_context(rt)
+    app = create_app(rt, context=ctx)
+    base = _base_url(host, port)
+    first = await bootstrap(ctx)
+    mode = "API + worker" if worker else "API only (run `flowmill worker` for steps)"
+    debug = settings.log_level == "debug"
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # uvicorn's own lines repeat the banner; its warnings and errors still show
+        log_level=settings.log_level if debug else "warning",
+        # its records go through the root handler, in Flowmill's format (flowmill.logs)
+        log_config=None,
+        access_log=debug,
+        lifespan="off",
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
+        server_header=False,
+    )
+    server = _Server(config)
+    async with contextlib.AsyncExitStack() as stack:
+        # the projector replica runs wherever a trigger-service replica may
+        await stack.enter_async_context(running_background(rt, kind="serve", projector=scheduler))
+        if worker:
+            await stack.enter_async_context(rt.engine.running())
+        if scheduler:
+            await stack.enter_async_context(rt.triggers.service.running())
+        for line in banner(settings, base, mode, first):
+            say(line)  # the socket is bound: the URL is true
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await close_app(app)

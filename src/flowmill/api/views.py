@@ -29,7 +29,7 @@ from flowmill.store.workflows import WorkflowRecord
 
 # What ``{"name": "..."}`` alone creates: a workflow that can be started by hand and
 # grown version by version (as in the seeds' "create, then add a version" flow).
-_STARTER_NODES = [{"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}}]
+STARTER_NODES = [{"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}}]
 _NOT_STORED = ("id", "version", "active", "status", "tenant_id", "tenantId", "enabled")
 _GRAPH = ("nodes", "edges", "steps", "actions", "trigger")
 
@@ -59,7 +59,7 @@ def document_of(
         if latest is not None:
             doc.update({k: latest[k] for k in _GRAPH if k in latest})
         else:
-            doc["nodes"] = [dict(n) for n in _STARTER_NODES]
+            doc["nodes"] = [dict(n) for n in STARTER_NODES]
     return doc
 
 
@@ -106,11 +106,16 @@ async def canonical(engine: Engine, document: dict[str, Any], tenant_id: str) ->
 
 
 def _canonical(engine: Engine, document: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    from flowmill.validation import check_document
+
+    # the one validation `flowmill validate` runs: every problem, by node id
+    check_document(
+        document, engine.registry, expressions_enabled=engine.services.sandbox_available
+    ).raise_for_issues()
     workflow = load_definition(document)
     out = dump_definition(workflow)
     out.pop("status", None)
     out["tenant_id"] = tenant_id
-    engine.compile(out)
     return out
 
 

@@ -10,7 +10,8 @@ writes the graph shape, so export → import → export is stable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from flowmill.domain.errors import DefinitionError, Issue
@@ -68,8 +69,33 @@ _SETTINGS_KEYS = {
 }
 #: Priorities a workflow or a start may ask for (higher runs first).
 PRIORITY_RANGE = (-100, 100)
-__all__ = ["SYNTHETIC_TRIGGER_ID", "dump_definition", "load_definition", "load_with_notes"]
+__all__ = [
+    "SYNTHETIC_TRIGGER_ID",
+    "dump_definition",
+    "load_definition",
+    "load_partial",
+    "load_with_notes",
+    "unknown_field_message",
+]
 _E = TypeVar("_E", OnError, JoinMode)
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` most likely misspells (difflib), or ``None``."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not matches:  # case slips (onError vs on_error) and run-together words
+        folded = {c.lower().replace("_", ""): c for c in choices}
+        return folded.get(word.lower().replace("_", "").replace("-", ""))
+    return matches[0]
+
+
+def unknown_field_message(key: str, allowed: Iterable[str]) -> str:
+    """``unknown field 'on_eror'; did you mean 'on_error'?`` (or the list of fields)."""
+    allowed = sorted(allowed)
+    guess = closest(key, allowed)
+    if guess is not None:
+        return f"unknown field {key!r}; did you mean {guess!r}?"
+    return f"unknown field {key!r}; expected one of: {', '.join(allowed)}"
 
 
 class _Reader:
@@ -86,7 +112,7 @@ class _Reader:
             if key not in allowed:
                 self.add(
                     f"{path}.{key}" if path else key,
-                    f"unknown field; expected one of: {', '.join(sorted(allowed))}",
+                    unknown_field_message(key, allowed),
                     "unknown_field",
                 )
 
@@ -144,9 +170,24 @@ def load_with_notes(data: Any) -> tuple[Workflow, list[str]]:
     Raises:
         DefinitionError: Listing every problem found, each naming its place.
     """
+    workflow, notes, issues = load_partial(data)
+    if issues or workflow is None:
+        raise DefinitionError(issues)
+    return workflow, notes
+
+
+def load_partial(data: Any) -> tuple[Workflow | None, list[str], list[Issue]]:
+    """Read as much of ``data`` as is readable: the workflow made of the nodes and edges
+    that loaded, the notes, and every shape problem (``None`` when ``data`` is not an
+    object at all).
+
+    The graph rules can then run on the partial workflow, so that one report lists a
+    misspelt field together with a dangling edge, a cycle and an unknown type
+    (:func:`flowmill.validation.check_document`).
+    """
     r = _Reader()
     if not isinstance(data, Mapping):
-        raise DefinitionError([Issue("", "a workflow definition must be a JSON object", "type")])
+        return None, [], [Issue("", "a workflow definition must be a JSON object", "type")]
     shaped = read_seed_shapes(data)
     r.issues.extend(shaped.issues)
     data = shaped.document
@@ -187,8 +228,6 @@ def load_with_notes(data: Any) -> tuple[Workflow, list[str]]:
     else:
         r.add("nodes", "is required (or give an ordered list of steps)", "missing")
 
-    if r.issues:
-        raise DefinitionError(r.issues)
     workflow = Workflow(
         name=name,
         description=description,
@@ -199,7 +238,7 @@ def load_with_notes(data: Any) -> tuple[Workflow, list[str]]:
         tenant_id=tenant_id,
         status=status,
     )
-    return workflow, list(shaped.notes)
+    return workflow, list(shaped.notes), r.issues
 
 
 def _nodes(r: _Reader, raw: Any, where: str) -> list[Node]:

@@ -22,7 +22,8 @@ def install_socket(app: FastAPI, ctx: ApiContext) -> SocketGateway | None:
     if not ctx.settings.socket_enabled:
         return None
     if importlib.util.find_spec("socketio") is None:
-        log.warning("Socket.IO is off: install flowmill[realtime] for /api/socket")
+        # the embedded default goes without (SSE needs nothing): not worth a warning
+        log.info("Socket.IO is off: install flowmill[realtime] for /api/socket")
         return None
     from flowmill.realtime.socket_server import Owners, SocketGateway, SocketMount
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 import structlog
-from redis.exceptions import RedisError
 
 from flowmill.coalesce import Coalescer
 from flowmill.domain.execution import Effects
@@ -87,6 +86,13 @@ class RedisFeedNews(LocalFeedNews):
 
     def __init__(self, url: str, prefix: str, reconnect_delay_s: float = 0.5) -> None:
         super().__init__()
+        from flowmill.extras import require
+
+        # imported here: the embedded default installs no Redis client
+        self._errors: tuple[type[BaseException], ...] = (
+            require("redis.exceptions").RedisError,
+            OSError,
+        )
         from flowmill.queue.bullmq_redis import make_client
 
         self._client = make_client(url, retries=1)
@@ -105,7 +111,7 @@ class RedisFeedNews(LocalFeedNews):
         task.add_done_callback(self._sending.discard)
 
     async def _submit(self, tenant_id: str) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*self._errors):
             await self._publish.submit(tenant_id)
 
     async def _send(self, tenant_ids: list[str]) -> list[None]:
@@ -127,10 +133,10 @@ class RedisFeedNews(LocalFeedNews):
                     if isinstance(data, str):
                         for tenant_id in data.split():
                             self.tell(tenant_id)
-            except (RedisError, OSError) as e:
+            except self._errors as e:
                 log.debug("feed news listener reconnecting", error=str(e))
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*self._errors):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(self._reconnect_delay_s)
 

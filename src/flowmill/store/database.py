@@ -91,6 +91,9 @@ def connect(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "NORMAL"
     if url.startswith("sqlite"):
         return SqliteDatabase(url, synchronous=sqlite_synchronous)
     if url.startswith(("postgresql", "postgres")):
+        from flowmill.extras import require
+
+        require("asyncpg")  # the postgres extra: say so rather than fail deep in SQLAlchemy
         return PostgresDatabase(url, pool_size=pool_size)
     raise ValueError(f"unsupported database URL {url!r}; use sqlite:/// or postgresql://")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -17,11 +16,8 @@ from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
 from flowmill.store import executions as repo
-from flowmill.store import postgres_batch as pg_batch
-from flowmill.store import postgres_fast as pg_fast
 from flowmill.store import sqlite_fast as fast
 from flowmill.store.database import Database, PostgresDatabase
-from flowmill.store.postgres_batch import WriteItem, WriteResult
 from flowmill.store.tables import (
     LIVE_STATUSES,
     node_executions,
@@ -29,6 +25,12 @@ from flowmill.store.tables import (
     workflow_executions,
     workflows,
 )
+
+if TYPE_CHECKING:
+    from flowmill.store.postgres_batch import WriteItem, WriteResult
+
+# The PostgreSQL modules import asyncpg (the postgres extra): they are imported where a
+# PostgresDatabase is in hand, so the embedded default runs without asyncpg.
 
 ne = node_executions
 we = workflow_executions
@@ -44,6 +46,8 @@ class SqlExecutionStore:
         self._writes: Coalescer[WriteItem, WriteResult] | None = None
         self._loads: Coalescer[StepKey, LoadedStep | None] | None = None
         if isinstance(db, PostgresDatabase):
+            from flowmill.store import postgres_batch as pg_batch
+
             engine = db.engine
             self._plans = pg_batch.Plans()
             self._writes = Coalescer(self._write_batch, key=lambda item: item.fx.execution_id)
@@ -51,6 +55,11 @@ class SqlExecutionStore:
 
     async def _write_batch(self, items: list[WriteItem]) -> list[WriteResult | BaseException]:
         assert isinstance(self.db, PostgresDatabase)
+        import asyncpg
+
+        from flowmill.store import postgres_batch as pg_batch
+        from flowmill.store import postgres_fast as pg_fast
+
         engine, now = self.db.engine, self.clock.now()
         try:
             return list(await pg_batch.write(engine, items, now, self._plans))
@@ -111,6 +120,8 @@ class SqlExecutionStore:
         self, execution: ExecutionRecord, fx: Effects, dedupe_key: str | None
     ) -> Effects:
         assert self._writes is not None
+        from flowmill.store.postgres_batch import WriteItem
+
         result = await self._writes.submit(WriteItem(fx, dedupe_key=dedupe_key))
         if result.done:
             return fx
@@ -136,6 +147,10 @@ class SqlExecutionStore:
     ) -> Effects:
         clock = self.clock
         if isinstance(self.db, PostgresDatabase):
+            from flowmill.store import postgres_batch as pg_batch
+            from flowmill.store import postgres_fast as pg_fast
+            from flowmill.store.postgres_batch import WriteItem
+
             if assumed is not None and self._writes is not None:
                 fx = pg_fast.quick_effects(assumed, build)
                 if fx is not None and pg_batch.fits(fx):

@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -27,6 +26,9 @@ from flowmill.ids import uuid7
 from flowmill.store.database import Database, PostgresDatabase
 from flowmill.store.executions import append_events
 from flowmill.store.tables import webhook_events, workflow_executions
+
+if TYPE_CHECKING:  # the postgres extra; the embedded default runs without it
+    import asyncpg
 
 wh = webhook_events
 
@@ -261,6 +263,8 @@ class WebhookEventStore:
             if self._pool is None:
                 # The ingress's own small asyncpg pool: no SQLAlchemy checkout, ping or
                 # BEGIN around the one statement of a batch (it commits by itself).
+                import asyncpg
+
                 self._pool = await asyncpg.create_pool(
                     "postgresql://" + self.db.url.split("://", 1)[1], min_size=1, max_size=4
                 )
