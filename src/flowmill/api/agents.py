@@ -7,9 +7,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
-from flowmill.agents.ports import AgentConfig, AgentSettings, Turn
+from flowmill.agents.ports import (
+    DEFAULT_TOOL_ROUNDS,
+    MAX_TOOLS,
+    AgentConfig,
+    AgentSettings,
+    ToolSpec,
+    Turn,
+)
 from flowmill.agents.store import (
     AgentRepository,
     ConversationQueries,
@@ -36,12 +43,16 @@ class _Body(BaseModel):
 
 
 class AgentToolIn(_Body):
-    """A sub-workflow the model may call (reserved: not run yet)."""
+    """A sub-workflow the model may call as a function tool; each call runs as a child
+    execution with the call's arguments as its input."""
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     description: Annotated[SafeStr, Field(max_length=1000)] = ""
     workflow_id: uuid.UUID
-    parameters: JsonObject = Field(default_factory=dict, description="JSON Schema.")
+    version: SInt | None = Field(None, ge=1, description="Pinned version; default: active.")
+    parameters: JsonObject = Field(
+        default_factory=dict, description="JSON Schema of the arguments (an object)."
+    )
 
 
 class AgentSettingsIn(_Body):
@@ -54,10 +65,23 @@ class AgentSettingsIn(_Body):
     )
     tools: list[AgentToolIn] = Field(
         default_factory=list,
-        max_length=0,
-        description="Reserved: sub-workflows as function tools (not available yet).",
+        max_length=MAX_TOOLS,
+        description="Sub-workflows the model may call as function tools (docs/agents.md).",
     )
-    max_tool_rounds: SInt = Field(0, ge=0, le=50, description="Reserved.")
+    max_tool_rounds: SInt = Field(
+        DEFAULT_TOOL_ROUNDS,
+        ge=1,
+        le=50,
+        description="Rounds of tool calls at most; more fails the node (MaxToolRoundsExceeded).",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_names(cls, tools: list[AgentToolIn]) -> list[AgentToolIn]:
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        return tools
 
 
 class AgentIn(_Body):
@@ -180,6 +204,10 @@ def _settings(s: AgentSettingsIn) -> dict[str, Any]:
             timeout_s=s.timeout_s,
             max_retries=s.max_retries,
             max_retry_wait_s=s.max_retry_wait_s,
+            tools=tuple(
+                ToolSpec(t.name, t.description, str(t.workflow_id), t.parameters, t.version)
+                for t in s.tools
+            ),
             max_tool_rounds=s.max_tool_rounds,
         )
     )

@@ -239,12 +239,16 @@ class Control:
         body: str | None = None,
         trigger_type: str = "sub_workflow",
         mark: dict[str, Any] | None = None,
+        slot: str | None = None,
     ) -> str:
         """Start (once: a repeated call returns the same child) a child of the node.
 
         Either ``workflow_id`` (another workflow of the tenant) or ``body`` (the inline
         body of a loop node of this execution's workflow, as a ``/``-joined node path).
-        ``mark`` adds keys to the child's trigger output.
+        ``mark`` adds keys to the child's trigger output. ``slot`` names the child among
+        the node's children when it is not an iteration (an agent's tool call:
+        ``tool:<round>:<index>:<call id>``); a start with the same slot finds the same
+        child.
 
         Raises:
             ControlError: Unknown workflow or version, or the depth limit is reached.
@@ -273,7 +277,8 @@ class Control:
         # One child per (parent, node, iteration): the dedupe key makes a start repeated
         # after a crash find the child it had started.
         inherited = ctx.trigger.get("priority")
-        slot = iteration if iteration is not None else "call"
+        if slot is None:
+            slot = str(iteration) if iteration is not None else "call"
         key = f"child:{ctx.execution_id}:{ctx.node.id}:{slot}"
         result: str = await self._start(
             tenant_id=ctx.tenant_id,
