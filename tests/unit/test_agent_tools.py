@@ -25,9 +25,13 @@ from flowmill.agents.ports import (
 from flowmill.agents.providers import anthropic_messages, openai_messages
 from flowmill.agents.tools import ToolLoop
 from flowmill.domain.states import ExecutionStatus as X
+from flowmill.engine.control import Control
 from flowmill.engine.services import NodeServices
-from flowmill.testing import InMemoryAgents
+from flowmill.nodes.agent import AgentNode
+from flowmill.nodes.base import Suspend
+from flowmill.testing import InMemoryAgents, InMemoryControlStore, InMemoryExecutionStore
 from tests.engine_support import Harness, open_harness, wf
+from tests.node_attempt_support import node_context
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LOOKUP = wf(
@@ -71,28 +75,29 @@ def agent_node(**config: Any) -> dict[str, Any]:
     return wf([node], [("t", "ask")])
 
 
+def _ava(tenant: str) -> AgentConfig:
+    return AgentConfig(
+        id="a-1",
+        tenant_id=tenant,
+        name="ava",
+        provider="openai",
+        model="m",
+        character={"name": "Ava"},
+        max_tokens=100,
+        temperature=0.2,
+        history_window=10,
+        credential=None,
+        base_url=None,
+        settings=AgentSettings(max_retries=0),
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
 @pytest.fixture
 async def agents() -> AsyncIterator[tuple[Harness, InMemoryAgents]]:
     backend = InMemoryAgents()
-    backend.add(
-        "t1",
-        AgentConfig(
-            id="a-1",
-            tenant_id="t1",
-            name="ava",
-            provider="openai",
-            model="m",
-            character={"name": "Ava"},
-            max_tokens=100,
-            temperature=0.2,
-            history_window=10,
-            credential=None,
-            base_url=None,
-            settings=AgentSettings(max_retries=0),
-            created_at=T0,
-            updated_at=T0,
-        ),
-    )
+    backend.add("t1", _ava("t1"))
     async with open_harness(services=NodeServices(agents=backend)) as h:
         h.definitions.add("lookup", LOOKUP)
         h.definitions.add("broken", BROKEN)
@@ -271,3 +276,58 @@ def test_agent_tools_wire_shapes_of_calls_and_results() -> None:
             ],
         },
     ]
+
+
+async def test_agent_tools_a_run_repeated_after_a_crash_starts_the_first_answers_tools_once() -> (
+    None
+):
+    """The step's suspension is lost in a crash after its tools started; the step runs
+    again and the model, asked again, calls another tool with another id. The run acts
+    on the answer recorded first: the one child it started, not a second."""
+    backend = InMemoryAgents()
+    backend.add("acme", _ava("acme"))
+    backend.chat.script = [
+        calls(("c1", "lookup", {"sku": "a"})),
+        calls(("c9", "lookup", {"sku": "z"})),
+    ]
+    started: dict[str, tuple[str, Any]] = {}
+
+    async def start_child(**kwargs: Any) -> str:
+        key = kwargs["dedupe_key"]
+        started.setdefault(key, (f"child-{len(started)}", kwargs["data"]))
+        return started[key][0]
+
+    async def resolve(_tenant: str, _workflow: str, _version: int | None) -> int:
+        return 1
+
+    async def cancel(_execution: str, _reason: str) -> bool:
+        return False
+
+    control = Control(
+        store=InMemoryControlStore(InMemoryExecutionStore()),
+        start_child=start_child,
+        resolve_version=resolve,
+        cancel=cancel,
+        resume_key=b"k",
+    )
+    node = AgentNode()
+    config = node.parse_config(agent_node()["nodes"][1]["config"])
+    results = []
+    for _ in range(2):
+        ctx = node_context(
+            NodeServices(agents=backend),
+            node_type="agent",
+            node_id="ask",
+            input={"data": {"text": "a?"}},
+        )
+        ctx.control = control
+        results.append(await node.execute(ctx, config))
+    assert len(backend.chat.requests) == 2  # the model was asked twice (at-least-once)
+    assert list(started.values()) == [("child-0", {"sku": "a"})]  # the tool ran once
+    for result in results:
+        assert isinstance(result, Suspend)
+        loop = ToolLoop.from_state(result.state)
+        assert loop is not None and loop.phase == "wait"
+        assert loop.calls == [
+            {"id": "c1", "name": "lookup", "arguments": {"sku": "a"}, "execution_id": "child-0"}
+        ]

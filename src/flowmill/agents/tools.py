@@ -1,19 +1,19 @@
 """An agent's tool-calling conversation as durable state. Pure: no I/O here.
 
 The ``agent`` node keeps a conversation that calls tools in its parked run's state
-(:class:`ToolLoop`, stored as JSON each time the node parks), moving through phases:
+(:class:`ToolLoop`, stored as JSON each time the node parks), in one of two phases:
 
-- ``start``: the model's answer with tool calls is recorded; the calls' child
-  executions are started next. The answer is committed *before* any child starts, so
-  a crash never starts children for an answer that was not kept (a model asked again
-  may call other tools, with other ids).
-- ``wait``: every call has its child (or an error of its own: unknown tool, arguments
-  that are not an object); the node parks until the children end.
-- ``ask``: the results are in the conversation; the model is asked again (a retriable
-  failure parks the node and asks again later, from this state).
+- ``wait``: the model's answer calling tools was recorded (once per round, before any
+  tool starts: ``Control.record_once``), every call has its child execution (or an
+  error of its own: unknown tool, arguments that are not an object), and the node
+  is parked until the children end.
+- ``ask``: the results are in the conversation; the model is asked (again, after a
+  retriable failure that parked the node).
 
-Each child is started with the slot ``tool:<round>:<index>:<call id>``, so a start
-repeated after a crash finds the child it started (``Control.start_child``).
+A run repeated after a crash, or two runs racing after two wakes, act on the same
+recorded answer, and each child is started with the slot
+``tool:<round>:<index>:<call id>``, so a repeated start finds the child it started
+(``Control.start_child``). A tool call therefore runs once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowmill import jsonutil
-from flowmill.agents.ports import ChatMessage, Role, ToolCall, ToolResult, Usage
+from flowmill.agents.ports import ChatMessage, ChatReply, Role, ToolCall, ToolResult, Usage
 
 #: Key of a parked agent run's state holding its tool loop.
 STATE_KEY = "agent_tools"
@@ -65,6 +65,31 @@ def message_from_json(raw: Mapping[str, Any]) -> ChatMessage:
     )
 
 
+def answer_to_json(reply: ChatReply) -> dict[str, Any]:
+    """A model's answer calling tools, as recorded for its round."""
+    return {
+        "text": reply.text,
+        "model": reply.model,
+        "usage": [reply.usage.input_tokens, reply.usage.output_tokens],
+        "tool_calls": message_to_json(ChatMessage("assistant", "", reply.tool_calls)).get(
+            "tool_calls", []
+        ),
+    }
+
+
+def answer_from_json(raw: Mapping[str, Any]) -> ChatReply:
+    """The answer recorded by :func:`answer_to_json`."""
+    used = raw.get("usage") or [0, 0]
+    calls = message_from_json({"role": "assistant", "tool_calls": raw.get("tool_calls")})
+    return ChatReply(
+        str(raw.get("text") or ""),
+        str(raw.get("model") or ""),
+        Usage(int(used[0]), int(used[1])),
+        "tool_calls",
+        calls.tool_calls,
+    )
+
+
 def result_text(value: Any) -> str:
     """A tool's output as the text a model reads (strings as they are, else JSON)."""
     text = value if isinstance(value, str) else jsonutil.dumps(value)
@@ -84,7 +109,7 @@ class ToolLoop:
     """The state of an agent conversation that calls tools.
 
     Attributes:
-        phase: ``start``, ``wait`` or ``ask`` (module docstring).
+        phase: ``wait`` or ``ask`` (module docstring).
         round: Rounds of tool calls so far (1 from the first answer with calls).
         messages: The conversation sent to the model: history, the user's message,
             then assistant calls and their results, oldest first.

@@ -41,6 +41,7 @@ WAKE_KEY = "$wake"
 LOOP_MARK = "loop"
 
 _RESUME_NS = uuid.UUID("8f1d4c0e-2b7a-4e55-9a51-7f3f1c9e0b64")
+_ONCE_NS = uuid.UUID("3c5e2a71-0d44-4f1b-8e2b-6a9d7c1f4e20")
 
 
 class ControlError(Exception):
@@ -295,6 +296,24 @@ class Control:
             priority=inherited if isinstance(inherited, int) and inherited else None,
         )
         return result
+
+    async def record_once(self, ctx: NodeContext, key: str, value: Any) -> Any:
+        """The value recorded first under ``key`` for the node in its execution: ``value``
+        if this call records it, else what an earlier (or concurrent) run of the node
+        recorded. Every run of the node then acts on the same value: an agent's answer
+        calling tools is recorded before any tool starts, so a run repeated after a
+        crash, or racing another after two wakes, starts the tools of one answer.
+
+        Kept in the execution's signal box under a ``$``-name no user signal can have,
+        taken at once by a consumer of the same name (no wait ever sees it).
+        """
+        name = f"$once:{ctx.node.id}:{key}"[:200]
+        signal_id = str(uuid.uuid5(_ONCE_NS, f"{ctx.execution_id}:{name}"))
+        await self.store.add_signal(
+            ctx.tenant_id, ctx.execution_id, name, value, ctx.now, signal_id=signal_id
+        )
+        taken = await self.store.take_signal(ctx.execution_id, (name,), name, ctx.now)
+        return taken.payload if taken is not None else value
 
     def resume_token(self, execution_id: str) -> str:
         """The unguessable token of an execution's resume URL."""

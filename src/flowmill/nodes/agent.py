@@ -9,11 +9,12 @@ engine writes those turns in the step's checkpoint transaction: a step retried o
 recovered after a crash stores its turns once, and only if its success is recorded
 (docs/agents.md).
 
-With tools (sub-workflows offered as function tools), an answer that calls tools
-parks the node: its answer is stored first (the run's state, see
-:mod:`flowmill.agents.tools`), then each call runs as a child execution started once
-per ``(execution, node, round, call)``, the node parks without a worker until they end,
-and the results go back to the model, up to ``max_tool_rounds``. The output then also
+With tools (sub-workflows offered as function tools), an answer that calls tools is
+recorded first (once per round: :meth:`Control.record_once`), then each call runs as a
+child execution started once per ``(execution, node, round, call)``, the node parks
+without a worker until they end (the conversation in the parked run's state, see
+:mod:`flowmill.agents.tools`), and the results go back to the model, up to
+``max_tool_rounds``. The output then also
 lists ``tool_calls`` ``[{name, arguments, execution_id, result}]``, and ``usage`` sums
 every model call.
 
@@ -43,7 +44,14 @@ from flowmill.agents.ports import (
 from flowmill.agents.prompt import conversation, system_prompt
 from flowmill.agents.retry import backoff_s, with_retries
 from flowmill.agents.store import settings_from
-from flowmill.agents.tools import MAX_MODEL_RETRIES, ToolLoop, error_text, result_text
+from flowmill.agents.tools import (
+    MAX_MODEL_RETRIES,
+    ToolLoop,
+    answer_from_json,
+    answer_to_json,
+    error_text,
+    result_text,
+)
 from flowmill.credentials import kinds
 from flowmill.credentials.crypto import CredentialError
 from flowmill.domain.errors import NodeError
@@ -170,7 +178,7 @@ class AgentNode(NodeType[AgentNodeConfig]):
         )
         reply = await self._ask(ctx, config, agent, request)
         loop = ToolLoop(
-            phase="start",
+            phase="ask",
             round=0,
             messages=list(request.messages),
             calls=[],
@@ -189,7 +197,7 @@ class AgentNode(NodeType[AgentNodeConfig]):
                 "asked_at": ctx.now.isoformat(),
             },
         )
-        return self._answered(ctx, config, agent, loop, reply)
+        return await self._answered(ctx, config, agent, loop, reply)
 
     async def _resume(
         self, ctx: NodeContext, config: AgentNodeConfig, backend: AgentBackend, loop: ToolLoop
@@ -200,9 +208,6 @@ class AgentNode(NodeType[AgentNodeConfig]):
             raise _fail(f"agent {loop.turn['agent_id']} was deleted", "AgentNotFound")
         tools = _tools(config, agent)
         control = control_of(ctx)
-        if loop.phase == "start":
-            await self._start_calls(ctx, control, loop, {t.name: t for t in tools})
-            loop.phase = "wait"
         if loop.phase == "wait":
             ended = {}
             for call in loop.calls:
@@ -241,9 +246,9 @@ class AgentNode(NodeType[AgentNodeConfig]):
             ctx.log.warn(f"model call failed ({e.message}); asking again in {wait:g} s")
             return Suspend(until=ctx.now + timedelta(seconds=wait), state=loop.to_state())
         loop.failures = 0
-        return self._answered(ctx, config, agent, loop, reply)
+        return await self._answered(ctx, config, agent, loop, reply)
 
-    def _answered(
+    async def _answered(
         self,
         ctx: NodeContext,
         config: AgentNodeConfig,
@@ -251,13 +256,14 @@ class AgentNode(NodeType[AgentNodeConfig]):
         loop: ToolLoop,
         reply: ChatReply,
     ) -> Suspend | NodeResult:
-        """The model answered: park to run the tools it called, or finish."""
-        loop.add_usage(reply.usage)
-        loop.model = reply.model
+        """The model answered: start the tools it called and park, or finish."""
         if not reply.tool_calls:
+            loop.add_usage(reply.usage)
+            loop.model = reply.model
             return self._final(ctx, agent, loop, reply)
         rounds = config.max_tool_rounds or agent.settings.max_tool_rounds
         if loop.round >= rounds:
+            loop.add_usage(reply.usage)
             raise NodeError(
                 f"the model still called tools after {loop.round} rounds "
                 f"(max_tool_rounds {rounds})",
@@ -265,16 +271,25 @@ class AgentNode(NodeType[AgentNodeConfig]):
                 retriable=False,
                 details={"tool_calls": loop.made, "usage": loop.usage.to_dict()},
             )
+        control = control_of(ctx)
+        # The answer is recorded before any tool starts; a run repeated after a crash
+        # (which asked the model again) or racing this one acts on the first answer.
+        kept = answer_from_json(
+            await control.record_once(ctx, f"round:{loop.round + 1}", answer_to_json(reply))
+        )
+        loop.add_usage(kept.usage)
+        loop.model = kept.model
         loop.round += 1
-        loop.phase = "start"
-        loop.messages.append(ChatMessage("assistant", reply.text, reply.tool_calls))
-        loop.calls = ToolLoop.calls_of(reply.tool_calls)
+        loop.messages.append(ChatMessage("assistant", kept.text, kept.tool_calls))
+        loop.calls = ToolLoop.calls_of(kept.tool_calls)
         ctx.log.info(
-            f"round {loop.round}: the model calls " + ", ".join(c.name for c in reply.tool_calls),
+            f"round {loop.round}: the model calls " + ", ".join(c.name for c in kept.tool_calls),
             round=loop.round,
         )
-        # Parked (and due at once) so the answer is stored before any tool starts.
-        return Suspend(until=ctx.now, state=loop.to_state())
+        tools = {t.name: t for t in _tools(config, agent)}
+        await self._start_calls(ctx, control, loop, tools)
+        loop.phase = "wait"
+        return self._park_for_children(ctx, control, loop)
 
     async def _start_calls(
         self,
