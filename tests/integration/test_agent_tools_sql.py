@@ -196,6 +196,33 @@ async def test_agent_tools_two_parallel_calls_over_the_wire(api: Api, provider: 
     ]
 
 
+async def test_agent_tools_api_refuses_a_tool_of_no_workflow_of_the_tenant(api: Api) -> None:
+    other = await api.b.post("/api/workflows", json=STOCK)
+    assert other.status_code == 201, other.text
+    mine = await api.workflow(STOCK)
+    for workflow_id in (other.json()["id"], "0193a000-0000-7000-8000-000000000000"):
+        tools = [{"name": "ok", "workflow_id": mine}, {"name": "x", "workflow_id": workflow_id}]
+        r = await api.a.post(
+            "/api/agents",
+            json={"name": "ava", "model": "m", "settings": {"tools": tools}},
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["details"][0]["field"] == "body.settings.tools[1].workflow_id"
+    dup = [{"name": "ok", "workflow_id": mine}, {"name": "ok", "workflow_id": mine}]
+    r = await api.a.post(
+        "/api/agents", json={"name": "ava", "model": "m", "settings": {"tools": dup}}
+    )
+    assert r.status_code == 422 and "unique" in r.text
+    r = await api.a.post("/api/agents", json={"name": "ava", "model": "m"})
+    assert r.status_code == 201
+    assert r.json()["settings"]["max_tool_rounds"] == 5
+    patched = await api.a.patch(
+        f"/api/agents/{r.json()['id']}",
+        json={"settings": {"tools": [{"name": "x", "workflow_id": other.json()["id"]}]}},
+    )
+    assert patched.status_code == 422
+
+
 @contextlib.asynccontextmanager
 async def runtime(url: str) -> AsyncIterator[Runtime]:
     settings = Settings(

@@ -213,6 +213,24 @@ def _settings(s: AgentSettingsIn) -> dict[str, Any]:
     )
 
 
+async def _check_tools(ctx: Ctx, tenant_id: str, s: AgentSettingsIn | None) -> None:
+    """Each tool names a workflow of the tenant (another tenant's is as unknown)."""
+    for i, tool in enumerate(s.tools if s is not None else ()):
+        if await ctx.runtime.workflows.get(tenant_id, str(tool.workflow_id)) is None:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"tool {tool.name!r}: no workflow {tool.workflow_id} in this tenant",
+                [
+                    {
+                        "field": f"body.settings.tools[{i}].workflow_id",
+                        "message": "no such workflow",
+                        "code": "not_found",
+                    }
+                ],
+            )
+
+
 def _repo(ctx: Ctx) -> AgentRepository:
     return AgentRepository(ctx.runtime.db)
 
@@ -235,6 +253,7 @@ def _conflict(name: str) -> ApiError:
 )
 async def create_agent(ctx: Ctx, caller: Caller, body: AgentIn) -> AgentOut:
     """A persona bound to a provider and model; ``agent`` nodes name it."""
+    await _check_tools(ctx, caller.tenant_id, body.settings)
     values = body.model_dump(exclude={"settings"})
     values["settings"] = _settings(body.settings)
     try:
@@ -272,6 +291,7 @@ async def update_agent(
     """Change the fields given; the others are kept."""
     values = body.model_dump(exclude_unset=True, exclude={"settings"})
     if body.settings is not None:
+        await _check_tools(ctx, caller.tenant_id, body.settings)
         values["settings"] = _settings(body.settings)
     for required in ("name", "provider", "model", "character", "max_tokens", "temperature"):
         if required in values and values[required] is None:
