@@ -24,6 +24,7 @@ from flowmill.agents.ports import (
 )
 from flowmill.agents.providers import anthropic_messages, openai_messages
 from flowmill.agents.tools import ToolLoop
+from flowmill.domain.errors import NodeError
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.engine.control import Control
 from flowmill.engine.services import NodeServices
@@ -331,3 +332,28 @@ async def test_agent_tools_a_run_repeated_after_a_crash_starts_the_first_answers
         assert loop.calls == [
             {"id": "c1", "name": "lookup", "arguments": {"sku": "a"}, "execution_id": "child-0"}
         ]
+
+
+async def test_agent_tools_a_retried_attempt_replays_the_recorded_rounds_not_the_tools(
+    agents: tuple[Harness, InMemoryAgents],
+) -> None:
+    """Attempt 1 fails after its tool ran (an error no durable re-ask covers); attempt 2
+    starts over, the model calls another tool id, and the attempt acts on round 1's
+    recorded answer: the same child, no second run of the tool."""
+    harness, backend = agents
+    backend.chat.script = [
+        calls(("c1", "lookup", {"sku": "a"})),
+        NodeError("connection reset", type="HttpError", retriable=True),
+        calls(("c7", "lookup", {"sku": "z"})),
+        "A: 3.",
+    ]
+    doc = agent_node()
+    doc["nodes"][1]["retry"] = {"max_attempts": 2, "backoff_ms": 10}
+    ex, runs = await harness.run(doc, {"text": "A?"})
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["ask"].attempt == 2
+    (made,) = runs["ask"].output["tool_calls"]
+    assert made["arguments"] == {"sku": "a"} and made["result"] == {"sku": "a", "n": 3}
+    kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+    assert [k.id for k in kids] == [made["execution_id"]]
+    assert len(backend.chat.requests) == 4
