@@ -137,6 +137,13 @@ CASES: list[tuple[str, list[Any], dict[str, Any], X, Any]] = [
         [("nope", "ToolCallRefused"), ("lookup", "ToolCallRefused")],
     ),
     (
+        "two calls with one id (a sloppy server): two children, results in call order",
+        [calls(("c1", "lookup", {"sku": "a"}), ("c1", "lookup", {"sku": "b"})), "Ok."],
+        {},
+        X.SUCCEEDED,
+        [("lookup", {"sku": "a", "n": 3}), ("lookup", {"sku": "b", "n": 3})],
+    ),
+    (
         "max_tool_rounds hit: the node fails",
         [calls(("c1", "lookup", {"sku": "a"}))],
         {"max_tool_rounds": 2},

@@ -209,13 +209,13 @@ class AgentNode(NodeType[AgentNodeConfig]):
         tools = _tools(config, agent)
         control = control_of(ctx)
         if loop.phase == "wait":
-            ended = {}
-            for call in loop.calls:
+            ended: dict[int, ChildRecord] = {}
+            for index, call in enumerate(loop.calls):
                 if call.get("execution_id"):
                     child = await control.store.child(str(call["execution_id"]))
                     if child is None or not child.status.terminal:
                         return self._park_for_children(ctx, control, loop)
-                    ended[call["id"]] = child
+                    ended[index] = child
             self._collect(loop, ended)
             loop.phase = "ask"
         request = ChatRequest(
@@ -327,6 +327,8 @@ class AgentNode(NodeType[AgentNodeConfig]):
     @staticmethod
     def _park_for_children(ctx: NodeContext, control: Control, loop: ToolLoop) -> Suspend:
         ids = [str(c["execution_id"]) for c in loop.calls if c.get("execution_id")]
+        if not ids:  # every call was answered with an error: ask again at once
+            return Suspend(until=ctx.now, state=loop.to_state())
 
         async def _ended() -> bool:
             for child_id in ids:
@@ -343,14 +345,14 @@ class AgentNode(NodeType[AgentNodeConfig]):
         )
 
     @staticmethod
-    def _collect(loop: ToolLoop, ended: dict[Any, ChildRecord]) -> None:
+    def _collect(loop: ToolLoop, ended: dict[int, ChildRecord]) -> None:
         """The round's results into the conversation and the list of calls made.
 
         A tool whose workflow failed is an error result the model reads (it may try
         otherwise or explain), not a failure of the node."""
         results: list[ToolResult] = []
-        for call in loop.calls:
-            child = ended.get(call["id"]) if call.get("execution_id") else None
+        for index, call in enumerate(loop.calls):
+            child = ended.get(index)
             made: dict[str, Any] = {
                 "name": call["name"],
                 "arguments": call["arguments"],
