@@ -6,7 +6,9 @@ stored; and a restart while a tool runs, after which the tool has run once."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,11 +19,13 @@ import sqlalchemy as sa
 from flowmill.agents.store import AgentRepository
 from flowmill.config import Settings
 from flowmill.domain.states import ExecutionStatus as X
+from flowmill.engine.services import NodeServices
 from flowmill.runs import register
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.tables import conversation_history, node_executions, workflow_executions
 from flowmill.testing import eventually
 from tests.api_support import Api, open_api
+from tests.node_attempt_support import node_context
 from tests.stubs_support import (
     Answer,
     Request,
@@ -303,3 +307,27 @@ async def test_agent_tools_restart_while_a_tool_runs_runs_it_once(database_url: 
                 ("user", "A?"),
                 ("assistant", "A: 3 left. I could not check B."),
             ]
+
+
+async def test_agent_tools_record_once_keeps_one_value_under_concurrent_runs(
+    database_url: str,
+) -> None:
+    """Eight runs of a node recording their own answer for one round at once (on
+    PostgreSQL a concurrent take skips the locked row): all get the same one."""
+    async with runtime(database_url) as rt:
+        wf_id, version, tenant = await register(rt, {**STOCK, "status": "active"}, None)
+        execution_id = await rt.engine.start_execution(
+            tenant_id=tenant, workflow_id=wf_id, version=version, data={}
+        )
+        control = rt.engine.control
+        assert control is not None
+        ctx = dataclasses.replace(
+            node_context(NodeServices(), node_type="agent", node_id="ask", tenant_id=tenant),
+            execution_id=execution_id,
+        )
+        values = await asyncio.gather(
+            *(control.record_once(ctx, "round:1", {"n": i}) for i in range(8))
+        )
+        assert len({v["n"] for v in values}) == 1
+        assert await control.record_once(ctx, "round:1", {"n": 99}) == values[0]
+        assert (await control.record_once(ctx, "round:2", {"n": 99}))["n"] == 99

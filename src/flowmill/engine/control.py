@@ -16,6 +16,7 @@ itself if something arrived meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from flowmill.domain.errors import NodeError
 from flowmill.domain.states import ExecutionStatus
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ LOOP_MARK = "loop"
 
 _RESUME_NS = uuid.UUID("8f1d4c0e-2b7a-4e55-9a51-7f3f1c9e0b64")
 _ONCE_NS = uuid.UUID("3c5e2a71-0d44-4f1b-8e2b-6a9d7c1f4e20")
+_ONCE_LOOKS = 50
 
 
 class ControlError(Exception):
@@ -312,8 +315,19 @@ class Control:
         await self.store.add_signal(
             ctx.tenant_id, ctx.execution_id, name, value, ctx.now, signal_id=signal_id
         )
-        taken = await self.store.take_signal(ctx.execution_id, (name,), name, ctx.now)
-        return taken.payload if taken is not None else value
+        for _ in range(_ONCE_LOOKS):
+            taken = await self.store.take_signal(ctx.execution_id, (name,), name, ctx.now)
+            if taken is not None:
+                return taken.payload
+            # A concurrent take holds the row (PostgreSQL skips locked rows) until its
+            # transaction ends; then the row is this consumer's and the next look finds it.
+            await asyncio.sleep(0.02)  # not a wait: a short pause between looks
+        # Never act on a value that was not the one recorded: fail the attempt instead.
+        raise NodeError(
+            f"the record {name!r} stayed locked; trying the step again",
+            type="RecordBusy",
+            retriable=True,
+        )
 
     def resume_token(self, execution_id: str) -> str:
         """The unguessable token of an execution's resume URL."""
