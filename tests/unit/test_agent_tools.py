@@ -364,3 +364,18 @@ async def test_agent_tools_a_retried_attempt_replays_the_recorded_rounds_not_the
     kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
     assert [k.id for k in kids] == [made["execution_id"]]
     assert len(backend.chat.requests) == 4
+
+
+async def test_agent_tools_model_failing_after_the_tools_ran_gives_up_after_three_asks(
+    agents: tuple[Harness, InMemoryAgents],
+) -> None:
+    harness, backend = agents
+    backend.chat.script = [
+        calls(("c1", "lookup", {"sku": "a"})),
+        ModelError("boom", retriable=True, status=500, retry_after_s=0.01),
+    ]
+    ex, _ = await harness.run(agent_node(), {"text": "How many?"})
+    assert ex.status is X.FAILED
+    assert ex.error is not None and ex.error["type"] == "ModelError"
+    assert len(backend.chat.requests) == 1 + 1 + 3  # the calls, the failure, three more
+    assert harness.store.turns == []

@@ -231,16 +231,10 @@ class AgentNode(NodeType[AgentNodeConfig]):
             reply = await self._ask(ctx, config, agent, request)
         except ModelError as e:
             # Tools have run: a retry of the node would start the conversation over and
-            # run them again. Ask again later from this state instead, then give up.
-            if not e.retriable:
+            # ask the model again for every round (replaying the recorded answers; the
+            # tools do not run again). Asking again from this state costs one call.
+            if not e.retriable or loop.failures >= MAX_MODEL_RETRIES:
                 raise
-            if loop.failures >= MAX_MODEL_RETRIES:
-                raise ModelError(
-                    f"{e.message} (after {loop.failures + 1} tries since the tools ran; "
-                    "not retried: the tools would run again)",
-                    retriable=False,
-                    status=e.details.get("status"),
-                ) from None
             loop.failures += 1
             wait = e.retry_after_s if e.retry_after_s is not None else backoff_s(loop.failures)
             ctx.log.warn(f"model call failed ({e.message}); asking again in {wait:g} s")
