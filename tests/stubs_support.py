@@ -13,6 +13,11 @@ Formats, as documented by the services:
   "assistant", "model", "content": [{"type": "text", "text"}], "stop_reason",
   "usage": {"input_tokens", "output_tokens"}}``; errors ``{"type": "error", "error":
   {"type", "message"}}``.
+- Tool calls: Chat Completions' ``message.tool_calls`` ``[{"id", "type": "function",
+  "function": {"name", "arguments": "<JSON text>"}}]`` answered by ``{"role": "tool",
+  "tool_call_id", "content"}`` messages; Messages' ``{"type": "tool_use", "id", "name",
+  "input"}`` blocks answered by a user turn of ``{"type": "tool_result", "tool_use_id",
+  "content", "is_error"}`` blocks.
 """
 
 from __future__ import annotations
@@ -209,6 +214,65 @@ def anthropic_reply(
             "model": model,
             "content": [{"type": "text", "text": text}],
             "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        },
+    )
+
+
+def openai_tool_calls(
+    *calls: tuple[str, str, Any], prompt: int = 30, completion: int = 5
+) -> Answer:
+    """A Chat Completions answer calling tools: ``(call id, name, arguments)``; the
+    arguments travel as a JSON string, as the API sends them."""
+    return Answer(
+        200,
+        {
+            "id": "chatcmpl-2",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": "gpt-test",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": i,
+                                "type": "function",
+                                "function": {"name": n, "arguments": json.dumps(a)},
+                            }
+                            for i, n, a in calls
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        },
+    )
+
+
+def anthropic_tool_use(
+    *calls: tuple[str, str, Any], input_tokens: int = 30, output_tokens: int = 5
+) -> Answer:
+    """A Messages answer calling tools: a text block then ``tool_use`` blocks."""
+    return Answer(
+        200,
+        {
+            "id": "msg_2",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-test",
+            "content": [{"type": "text", "text": "Let me check."}]
+            + [{"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls],
+            "stop_reason": "tool_use",
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         },

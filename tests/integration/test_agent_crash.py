@@ -1,7 +1,8 @@
 """Crash tests of the agent flow on real ``flowmill worker`` processes (PostgreSQL,
 Redis): a worker SIGKILLed after the LLM answered but before the step's checkpoint, or
-while the reply is being sent. The conversation never holds a turn twice; what repeats
-is the outside call (the LLM call, or the send), as docs/agents.md says."""
+while the reply is being sent, or after an agent's tool ran. The conversation never
+holds a turn twice and a tool runs once; what repeats is the outside call (the LLM
+call, or the send), as docs/agents.md says."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from flowmill.config import Settings
 from flowmill.runs import register
 from flowmill.runtime import open_runtime
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
-from tests.stubs_support import Answer, Stub, eventually, openai_reply, stub_server
+from tests.stubs_support import (
+    Answer,
+    Request,
+    Stub,
+    eventually,
+    openai_reply,
+    openai_tool_calls,
+    stub_server,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -58,7 +67,19 @@ def _workflow(graph_url: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _start(deployment: Deployment, llm: Stub, graph: Stub) -> str:
+OPENING = {
+    "name": "opening hours",
+    "tenant_id": "acme",
+    "status": "active",
+    "nodes": [
+        {"id": "t", "type": "trigger"},
+        {"id": "hours", "type": "transform", "config": {"mapping": {"open": "8-18"}}},
+    ],
+    "edges": [{"source": "t", "target": "hours"}],
+}
+
+
+async def _start(deployment: Deployment, llm: Stub, graph: Stub, *, tools: bool = False) -> str:
     settings = Settings(
         database_url=deployment.database_url,
         redis_url=deployment.redis_url,
@@ -70,12 +91,17 @@ async def _start(deployment: Deployment, llm: Stub, graph: Stub) -> str:
         wf_id, version, tenant = await register(rt, _workflow(graph.url), None)
         await rt.credentials.create(tenant, "llm", "bearer", {"token": "sk-llm-key"})
         await rt.credentials.create(tenant, "ig-page", "bearer", {"token": "EAAG-page"})
+        settings: dict[str, Any] = {"max_retries": 0}
+        if tools:
+            tool_id, _, _ = await register(rt, OPENING, None)
+            settings["tools"] = [{"name": "opening", "description": "Opening hours.",
+                                  "workflow_id": tool_id, "parameters": {}}]  # fmt: skip
         await AgentRepository(rt.db).create(
             tenant,
             {"name": "ava", "provider": "openai", "model": "m", "character": {"name": "Ava"},
              "max_tokens": 100, "temperature": 0.5, "credential": "llm",
              "base_url": f"{llm.url}/v1", "history_window": 10,
-             "settings": {"max_retries": 0}},
+             "settings": settings},
         )  # fmt: skip
         return await rt.engine.start_execution(
             tenant_id=tenant, workflow_id=wf_id, version=version, data={"text": "Open today?"}
@@ -170,3 +196,48 @@ async def test_agent_crash_while_the_reply_is_being_sent(deployment: Deployment)
         ("assistant", "Yes, until 18h."),
     ]
     assert (await read_records(deployment.database_url)).succeeded_rows == 3
+
+
+async def test_agent_crash_after_a_tool_ran_while_the_model_is_asked_again(
+    deployment: Deployment,
+) -> None:
+    """Agent tools: the model called a tool, its child execution ran, and the worker is
+    SIGKILLed while the model is being asked with the result. Another worker takes the
+    step over: it asks again from the parked conversation; the tool's child is not run
+    again, no node succeeded twice, the turns are stored once."""
+    release = threading.Event()
+
+    def _llm(request: Request) -> Answer:
+        if request.json()["messages"][-1]["role"] != "tool":
+            return openai_tool_calls(("call_1", "opening", {"day": "today"}))
+        held = len([r for r in llm.requests if r.json()["messages"][-1]["role"] == "tool"])
+        answer = openai_reply("Yes, until 18h.")
+        return Answer(**{**answer.__dict__, "hold": release}) if held == 1 else answer
+
+    with (
+        stub_server({"POST /v1/chat/completions": _llm}) as llm,
+        stub_server({f"POST {GRAPH}": Answer(200, {"recipient_id": "IGSID-1", "message_id": "m"})})
+        as graph,
+    ):  # fmt: skip
+        worker = await deployment.start_worker()
+        await _start(deployment, llm, graph, tools=True)
+        await eventually(lambda: len(llm.requests) == 2)  # the second call, with the result
+        deployment.kill(worker)
+        release.set()
+        await deployment.start_worker()
+        records = await wait_all_done(deployment, 2)  # the agent's execution and the tool's
+        assert len(llm.requests) == 3  # asked again after the crash
+        assert len(graph.requests) == 1
+    assert records.succeeded_twice == [] and records.completed_twice == []
+    conn = await asyncpg.connect(deployment.database_url)
+    try:
+        kids = await conn.fetch(
+            "SELECT trigger_type FROM workflow_executions WHERE parent_execution_id IS NOT NULL"
+        )
+    finally:
+        await conn.close()
+    assert [k[0] for k in kids] == ["agent_tool"]  # the tool ran once
+    assert await _turns(deployment.database_url) == [
+        ("user", "Open today?"),
+        ("assistant", "Yes, until 18h."),
+    ]

@@ -176,6 +176,7 @@ async def test_agents_node_defaults_come_from_the_channel_metadata() -> None:
         "model": "m",
         "conversation_id": "ig:42",
         "client_id": "shop",
+        "tool_calls": [],
     }
     assert [(t.role, t.content, t.seq) for t in result.turns] == [
         ("user", "Can I order?", 0),
@@ -206,8 +207,11 @@ async def test_agents_node_bad_config_fails_without_calling_the_model(
     assert backend.chat.requests == []
 
 
-def test_agents_node_tools_are_reserved_and_refused_clearly() -> None:
+def test_agents_node_tool_names_must_be_unique() -> None:
     node = AgentNode()
-    config = node.parse_config({"tools": [{"name": "lookup", "workflow_id": "w"}]})
+    tool = {"name": "lookup", "workflow_id": "w"}
+    config = node.parse_config({"tools": [tool, tool]})
     issues = node.config_issues(config, expressions_enabled=False)
-    assert any("tools" in i for i in issues)
+    assert issues == ["tools: tool names must be unique"]
+    one = node.parse_config({"tools": [tool]})
+    assert node.config_issues(one, expressions_enabled=False) == []

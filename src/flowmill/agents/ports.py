@@ -14,14 +14,49 @@ if TYPE_CHECKING:
 
 Role = Literal["user", "assistant"]
 PROVIDERS = ("openai", "anthropic")
+#: Rounds of tool calls an agent may make unless its settings say otherwise.
+DEFAULT_TOOL_ROUNDS = 5
+#: Tools one agent may be given (each is described in every request).
+MAX_TOOLS = 32
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for.
+
+    Attributes:
+        id: The provider's id of the call (echoed with its result).
+        name: The tool's name.
+        arguments: The arguments as parsed JSON (a string when the model sent text
+            that is not JSON: the call is answered with an error, not run).
+    """
+
+    id: str
+    name: str
+    arguments: Any
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call gave, sent back to the model."""
+
+    call_id: str
+    content: str
+    is_error: bool = False
 
 
 @dataclass(frozen=True)
 class ChatMessage:
-    """One turn sent to a model."""
+    """One turn sent to a model.
+
+    An assistant turn may carry ``tool_calls``; a user turn carrying ``tool_results``
+    answers them (OpenAI ``tool`` messages, Anthropic ``tool_result`` blocks).
+    """
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +70,7 @@ class ChatRequest:
         max_tokens: Cap on the reply's length.
         temperature: Sampling temperature.
         timeout_s: Limit of one HTTP exchange with the provider.
+        tools: Function tools the model may call (none: a plain chat call).
     """
 
     model: str
@@ -43,6 +79,7 @@ class ChatRequest:
     max_tokens: int
     temperature: float
     timeout_s: float = 60.0
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +106,7 @@ class ChatReply:
     model: str
     usage: Usage = field(default_factory=Usage)
     stop_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class ModelError(NodeError):
@@ -114,13 +152,15 @@ class ChatModel(Protocol):
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A sub-workflow offered to the model as a function tool (reserved: agent tools
-    run as checkpointed child executions, which need the sub-workflow node)."""
+    """A sub-workflow offered to the model as a function tool: each call runs as a
+    child execution of ``workflow_id`` (its active version, or ``version``) with the
+    call's arguments as its trigger data (docs/agents.md, Tools)."""
 
     name: str
     description: str
     workflow_id: str
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,15 +173,16 @@ class AgentSettings:
         max_retry_wait_s: Longest ``Retry-After`` waited for in the node; a longer one
             fails the attempt as retriable, and the node's retry policy waits at least
             that long (durably, no worker held).
-        tools: Sub-workflows the model may call (reserved; see :class:`ToolSpec`).
-        max_tool_rounds: Tool-calling rounds at most (reserved).
+        tools: Sub-workflows the model may call (see :class:`ToolSpec`).
+        max_tool_rounds: Rounds of tool calls at most; a model still calling tools
+            after that many fails the node (``MaxToolRoundsExceeded``).
     """
 
     timeout_s: float = 60.0
     max_retries: int = 2
     max_retry_wait_s: float = 30.0
     tools: tuple[ToolSpec, ...] = ()
-    max_tool_rounds: int = 0
+    max_tool_rounds: int = DEFAULT_TOOL_ROUNDS
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,17 @@ setting given explicitly, so no environment variable of the server (``OPENAI_API
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from flowmill.agents.ports import ChatModel, ChatReply, ChatRequest, ModelError, Usage
+from flowmill.agents.ports import (
+    ChatModel,
+    ChatReply,
+    ChatRequest,
+    ModelError,
+    ToolCall,
+    Usage,
+)
 from flowmill.domain.errors import NodeError
 from flowmill.net.retry_after import retry_after_s
 
@@ -26,6 +34,8 @@ ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 NO_KEY = "no-key"  # servers without auth (a local Ollama) still get a syntactically valid key
 RETRIABLE_STATUSES = frozenset({408, 409, 429})
 MAX_MESSAGE = 300
+#: The schema of a tool declared without parameters (providers want an object schema).
+EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -71,6 +81,84 @@ def _need_sdk(sdk: str) -> None:
         raise ModelError(str(e), retriable=False) from None
 
 
+def parse_arguments(text: str | None) -> Any:
+    """A tool call's JSON arguments, parsed; the text itself when it is not JSON (the
+    call is then answered with an error instead of being run)."""
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """The request's messages in Chat Completions' shape: an assistant turn's calls as
+    ``tool_calls``, their results as one ``tool`` message each."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": request.system}]
+    for m in request.messages:
+        if m.tool_results:
+            out += [
+                {"role": "tool", "tool_call_id": r.call_id, "content": r.content}
+                for r in m.tool_results
+            ]
+        elif m.tool_calls:
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": m.content or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": _arguments_text(c)},
+                        }
+                        for c in m.tool_calls
+                    ],
+                }
+            )
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def anthropic_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """The request's messages in the Messages API's shape: calls as ``tool_use``
+    blocks, their results as ``tool_result`` blocks of the next user turn."""
+    out: list[dict[str, Any]] = []
+    for m in request.messages:
+        if m.tool_results:
+            blocks: list[dict[str, Any]] = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": r.call_id,
+                    "content": r.content,
+                    "is_error": r.is_error,
+                }
+                for r in m.tool_results
+            ]
+            out.append({"role": "user", "content": blocks})
+        elif m.tool_calls:
+            blocks = [{"type": "text", "text": m.content}] if m.content else []
+            blocks += [
+                {
+                    "type": "tool_use",
+                    "id": c.id,
+                    "name": c.name,
+                    "input": c.arguments if isinstance(c.arguments, dict) else {},
+                }
+                for c in m.tool_calls
+            ]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def _arguments_text(call: ToolCall) -> str:
+    return call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+
+
 class OpenAIChat:
     """OpenAI-compatible Chat Completions."""
 
@@ -86,8 +174,20 @@ class OpenAIChat:
 
         from flowmill.agents.transport import PortTransport
 
-        messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}]
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        messages = openai_messages(request)
+        extra: dict[str, Any] = {}
+        if request.tools:
+            extra["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": dict(t.parameters) or EMPTY_SCHEMA,
+                    },
+                }
+                for t in request.tools
+            ]
         transport = PortTransport(self._http, request.timeout_s)
         async with httpx2.AsyncClient(transport=transport) as client:
             sdk = openai.AsyncOpenAI(
@@ -105,6 +205,7 @@ class OpenAIChat:
                     messages=messages,  # type: ignore[arg-type]
                     max_tokens=request.max_tokens,
                     temperature=request.temperature,
+                    **extra,
                 )
             except openai.OpenAIError as e:
                 raise translate(e, "the model server", self._key) from None
@@ -112,11 +213,17 @@ class OpenAIChat:
             raise ModelError("the model server answered without a choice", retriable=True)
         choice = answer.choices[0]
         usage = answer.usage
+        calls = tuple(
+            ToolCall(c.id, c.function.name, parse_arguments(c.function.arguments))
+            for c in choice.message.tool_calls or ()
+            if isinstance(c, openai.types.chat.ChatCompletionMessageFunctionToolCall)
+        )
         return ChatReply(
             text=choice.message.content or "",
             model=answer.model or request.model,
             usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
             stop_reason=choice.finish_reason,
+            tool_calls=calls,
         )
 
 
@@ -135,7 +242,17 @@ class AnthropicChat:
 
         from flowmill.agents.transport import PortTransport
 
-        messages: list[Any] = [{"role": m.role, "content": m.content} for m in request.messages]
+        messages = anthropic_messages(request)
+        extra: dict[str, Any] = {}
+        if request.tools:
+            extra["tools"] = [
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "input_schema": dict(t.parameters) or EMPTY_SCHEMA,
+                }
+                for t in request.tools
+            ]
         transport = PortTransport(self._http, request.timeout_s)
         async with httpx2.AsyncClient(transport=transport) as client:
             sdk = anthropic.AsyncAnthropic(
@@ -153,16 +270,23 @@ class AnthropicChat:
                     model=request.model,
                     max_tokens=request.max_tokens,
                     system=request.system,
-                    messages=messages,
+                    messages=messages,  # type: ignore[arg-type]
+                    **extra,
                 )
             except anthropic.AnthropicError as e:
                 raise translate(e, "Anthropic", self._key) from None
         text = "".join(getattr(block, "text", "") for block in answer.content)
+        calls = tuple(
+            ToolCall(block.id, block.name, block.input)
+            for block in answer.content
+            if isinstance(block, anthropic.types.ToolUseBlock)
+        )
         return ChatReply(
             text=text,
             model=answer.model or request.model,
             usage=Usage(answer.usage.input_tokens, answer.usage.output_tokens),
             stop_reason=answer.stop_reason,
+            tool_calls=calls,
         )
 
 

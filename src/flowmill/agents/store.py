@@ -52,17 +52,20 @@ def settings_from(raw: Mapping[str, Any] | None) -> AgentSettings:
             description=str(t.get("description", "")),
             workflow_id=str(t.get("workflow_id", "")),
             parameters=dict(t.get("parameters") or {}),
+            version=int(t["version"]) if t.get("version") is not None else None,
         )
         for t in raw.get("tools") or ()
         if isinstance(t, Mapping)
     )
     defaults = AgentSettings()
+    # agents saved before tools existed stored 0 rounds: they get the default
+    rounds = int(raw.get("max_tool_rounds") or 0) or defaults.max_tool_rounds
     return AgentSettings(
         timeout_s=float(raw.get("timeout_s", defaults.timeout_s)),
         max_retries=int(raw.get("max_retries", defaults.max_retries)),
         max_retry_wait_s=float(raw.get("max_retry_wait_s", defaults.max_retry_wait_s)),
         tools=tools,
-        max_tool_rounds=int(raw.get("max_tool_rounds", defaults.max_tool_rounds)),
+        max_tool_rounds=rounds,
     )
 
 

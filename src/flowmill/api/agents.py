@@ -7,9 +7,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
-from flowmill.agents.ports import AgentConfig, AgentSettings, Turn
+from flowmill.agents.ports import (
+    DEFAULT_TOOL_ROUNDS,
+    MAX_TOOLS,
+    AgentConfig,
+    AgentSettings,
+    ToolSpec,
+    Turn,
+)
 from flowmill.agents.store import (
     AgentRepository,
     ConversationQueries,
@@ -36,12 +43,16 @@ class _Body(BaseModel):
 
 
 class AgentToolIn(_Body):
-    """A sub-workflow the model may call (reserved: not run yet)."""
+    """A sub-workflow the model may call as a function tool; each call runs as a child
+    execution with the call's arguments as its input."""
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     description: Annotated[SafeStr, Field(max_length=1000)] = ""
     workflow_id: uuid.UUID
-    parameters: JsonObject = Field(default_factory=dict, description="JSON Schema.")
+    version: SInt | None = Field(None, ge=1, description="Pinned version; default: active.")
+    parameters: JsonObject = Field(
+        default_factory=dict, description="JSON Schema of the arguments (an object)."
+    )
 
 
 class AgentSettingsIn(_Body):
@@ -54,10 +65,23 @@ class AgentSettingsIn(_Body):
     )
     tools: list[AgentToolIn] = Field(
         default_factory=list,
-        max_length=0,
-        description="Reserved: sub-workflows as function tools (not available yet).",
+        max_length=MAX_TOOLS,
+        description="Sub-workflows the model may call as function tools (docs/agents.md).",
     )
-    max_tool_rounds: SInt = Field(0, ge=0, le=50, description="Reserved.")
+    max_tool_rounds: SInt = Field(
+        DEFAULT_TOOL_ROUNDS,
+        ge=1,
+        le=50,
+        description="Rounds of tool calls at most; more fails the node (MaxToolRoundsExceeded).",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_names(cls, tools: list[AgentToolIn]) -> list[AgentToolIn]:
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        return tools
 
 
 class AgentIn(_Body):
@@ -180,9 +204,31 @@ def _settings(s: AgentSettingsIn) -> dict[str, Any]:
             timeout_s=s.timeout_s,
             max_retries=s.max_retries,
             max_retry_wait_s=s.max_retry_wait_s,
+            tools=tuple(
+                ToolSpec(t.name, t.description, str(t.workflow_id), t.parameters, t.version)
+                for t in s.tools
+            ),
             max_tool_rounds=s.max_tool_rounds,
         )
     )
+
+
+async def _check_tools(ctx: Ctx, tenant_id: str, s: AgentSettingsIn | None) -> None:
+    """Each tool names a workflow of the tenant (another tenant's is as unknown)."""
+    for i, tool in enumerate(s.tools if s is not None else ()):
+        if await ctx.runtime.workflows.get(tenant_id, str(tool.workflow_id)) is None:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"tool {tool.name!r}: no workflow {tool.workflow_id} in this tenant",
+                [
+                    {
+                        "field": f"body.settings.tools[{i}].workflow_id",
+                        "message": "no such workflow",
+                        "code": "not_found",
+                    }
+                ],
+            )
 
 
 def _repo(ctx: Ctx) -> AgentRepository:
@@ -207,6 +253,7 @@ def _conflict(name: str) -> ApiError:
 )
 async def create_agent(ctx: Ctx, caller: Caller, body: AgentIn) -> AgentOut:
     """A persona bound to a provider and model; ``agent`` nodes name it."""
+    await _check_tools(ctx, caller.tenant_id, body.settings)
     values = body.model_dump(exclude={"settings"})
     values["settings"] = _settings(body.settings)
     try:
@@ -244,6 +291,7 @@ async def update_agent(
     """Change the fields given; the others are kept."""
     values = body.model_dump(exclude_unset=True, exclude={"settings"})
     if body.settings is not None:
+        await _check_tools(ctx, caller.tenant_id, body.settings)
         values["settings"] = _settings(body.settings)
     for required in ("name", "provider", "model", "character", "max_tokens", "temperature"):
         if required in values and values[required] is None:

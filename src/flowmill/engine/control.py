@@ -16,6 +16,7 @@ itself if something arrived meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from flowmill.domain.errors import NodeError
 from flowmill.domain.states import ExecutionStatus
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ WAKE_KEY = "$wake"
 LOOP_MARK = "loop"
 
 _RESUME_NS = uuid.UUID("8f1d4c0e-2b7a-4e55-9a51-7f3f1c9e0b64")
+_ONCE_NS = uuid.UUID("3c5e2a71-0d44-4f1b-8e2b-6a9d7c1f4e20")
+_ONCE_LOOKS = 50
 
 
 class ControlError(Exception):
@@ -243,12 +247,16 @@ class Control:
         body: str | None = None,
         trigger_type: str = "sub_workflow",
         mark: dict[str, Any] | None = None,
+        slot: str | None = None,
     ) -> str:
         """Start (once: a repeated call returns the same child) a child of the node.
 
         Either ``workflow_id`` (another workflow of the tenant) or ``body`` (the inline
         body of a loop node of this execution's workflow, as a ``/``-joined node path).
-        ``mark`` adds keys to the child's trigger output.
+        ``mark`` adds keys to the child's trigger output. ``slot`` names the child among
+        the node's children when it is not an iteration (an agent's tool call:
+        ``tool:<round>:<index>:<call id>``); a start with the same slot finds the same
+        child.
 
         Raises:
             ControlError: Unknown workflow or version, or the depth limit is reached.
@@ -277,7 +285,8 @@ class Control:
         # One child per (parent, node, iteration): the dedupe key makes a start repeated
         # after a crash find the child it had started.
         inherited = ctx.trigger.get("priority")
-        slot = iteration if iteration is not None else "call"
+        if slot is None:
+            slot = str(iteration) if iteration is not None else "call"
         key = f"child:{ctx.execution_id}:{ctx.node.id}:{slot}"
         result: str = await self._start(
             tenant_id=ctx.tenant_id,
@@ -294,6 +303,35 @@ class Control:
             priority=inherited if isinstance(inherited, int) and inherited else None,
         )
         return result
+
+    async def record_once(self, ctx: NodeContext, key: str, value: Any) -> Any:
+        """The value recorded first under ``key`` for the node in its execution: ``value``
+        if this call records it, else what an earlier (or concurrent) run of the node
+        recorded. Every run of the node then acts on the same value: an agent's answer
+        calling tools is recorded before any tool starts, so a run repeated after a
+        crash, or racing another after two wakes, starts the tools of one answer.
+
+        Kept in the execution's signal box under a ``$``-name no user signal can have,
+        taken at once by a consumer of the same name (no wait ever sees it).
+        """
+        name = f"$once:{ctx.node.id}:{key}"[:200]
+        signal_id = str(uuid.uuid5(_ONCE_NS, f"{ctx.execution_id}:{name}"))
+        await self.store.add_signal(
+            ctx.tenant_id, ctx.execution_id, name, value, ctx.now, signal_id=signal_id
+        )
+        for _ in range(_ONCE_LOOKS):
+            taken = await self.store.take_signal(ctx.execution_id, (name,), name, ctx.now)
+            if taken is not None:
+                return taken.payload
+            # A concurrent take holds the row (PostgreSQL skips locked rows) until its
+            # transaction ends; then the row is this consumer's and the next look finds it.
+            await asyncio.sleep(0.02)  # not a wait: a short pause between looks
+        # Never act on a value that was not the one recorded: fail the attempt instead.
+        raise NodeError(
+            f"the record {name!r} stayed locked; trying the step again",
+            type="RecordBusy",
+            retriable=True,
+        )
 
     def resume_token(self, execution_id: str) -> str:
         """The unguessable token of an execution's resume URL."""
