@@ -126,10 +126,10 @@ async def test_loop_crash_sigkill_mid_parallel_loops_and_waits(deployment: Deplo
                 killed_mid_work += 1
             # Half the signals go out while a worker is down, half once it is back.
             for execution_id in waits[k * 2 : k * 2 + 1]:
-                assert await rt.engine.signal(tenant, execution_id, "go", {"k": k})
+                assert await rt.engine.signals.send(tenant, execution_id, "go", {"k": k})
             await deployment.start_worker()
             for execution_id in waits[k * 2 + 1 : k * 2 + 2]:
-                assert await rt.engine.signal(tenant, execution_id, "go", {"k": k})
+                assert await rt.engine.signals.send(tenant, execution_id, "go", {"k": k})
         assert killed_mid_work >= 3, f"the loops finished before most kills ({killed_mid_work})"
         total = LOOPS + WAITS + LOOPS * ITEMS
         records = await wait_all_done(deployment, total, timeout=240)
@@ -242,7 +242,7 @@ async def test_loop_crash_sigkill_of_embedded_workers_on_sqlite(sqlite_url: str)
                 _killed(proc)
             statuses, _, _ = await _sqlite_state(sqlite_url)
             mid_work += 0 < statuses.get("succeeded", 0) < total
-            assert await rt.engine.signal(tenant, wait_ids[k], "go", {"k": k})
+            assert await rt.engine.signals.send(tenant, wait_ids[k], "go", {"k": k})
         assert mid_work >= 2, f"killed mid-work only {mid_work} times"
         final = _embedded_worker(sqlite_url)
         try:
