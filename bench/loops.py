@@ -6,13 +6,15 @@ Each row is measured in the same run as its reference:
   cost of a plain N-step chain (an iteration is a child execution: its start, its two
   steps, its end and the parent's wake and resumption — target <= 2x a step);
 - the same loop with ``concurrency: 10`` over a body that waits 20 ms on a local HTTP
-  server, beside the sequential loop over that body (target >= 8x faster).
+  server, beside the sequential loop over that body (target >= 8x faster);
+- with ``--rss SMALL,LARGE``: the peak RSS of a process running a SMALL-item loop beside
+  one running a LARGE-item loop (embedded; target: within 1.5x).
 
 Embedded (SQLite) always; PostgreSQL too when ``--postgres URL`` names a server whose
 maintenance database can create a scratch database (dropped afterwards).
 
     .venv/bin/python bench/loops.py [--items 1000] [--http-items 100]
-        [--postgres postgresql://127.0.0.1:5432/postgres]
+        [--postgres postgresql://127.0.0.1:5432/postgres] [--rss 1000,100000]
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -167,6 +172,29 @@ async def scratch_postgres(admin_url: str) -> AsyncIterator[str]:
             await conn.close()
 
 
+async def rss_child(items: int) -> None:
+    """Run one loop of ``items`` in this process; print its peak RSS in KiB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            database_url=f"sqlite:///{tmp}/rss.db", home=tmp, log_level="warning",
+            sandbox_enabled=False, loop_max_iterations=max(items, 1),
+        )  # fmt: skip
+        async with open_runtime(settings) as rt, rt.engine.running():
+            await timed(rt, loop(f"rss-{items}", items, ONE_NODE, mode="parallel"))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def peak_rss(items: int) -> int:
+    """Peak RSS (KiB) of a fresh process running an ``items``-item loop."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", str(items)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 async def main(items: int, http_items: int, postgres: str | None) -> None:
     common: dict[str, Any] = {
         "log_level": "warning",
@@ -194,5 +222,19 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=1000, help="items of the loop and chain")
     parser.add_argument("--http-items", type=int, default=100, help="items of the HTTP loops")
     parser.add_argument("--postgres", default=None, help="maintenance database URL")
+    parser.add_argument("--rss", default=None, help="SMALL,LARGE: peak RSS of two loops")
+    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.items, args.http_items, args.postgres))
+    if args.rss_child is not None:
+        asyncio.run(rss_child(args.rss_child))
+    elif args.rss:
+        small, large = (int(x) for x in args.rss.split(","))
+        a, b = peak_rss(small), peak_rss(large)
+        print_table(
+            "Loops: peak RSS, embedded (a fresh process each)",
+            ["scenario", "ours", "reference", "ratio", "target"],
+            [[f"{large:,}-item loop", f"{b / 1024:.0f} MiB", f"{a / 1024:.0f} MiB "
+              f"({small:,} items)", f"{b / a:.2f}x", "<= 1.5x"]],
+        )  # fmt: skip
+    else:
+        asyncio.run(main(args.items, args.http_items, args.postgres))

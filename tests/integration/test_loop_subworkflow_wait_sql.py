@@ -221,14 +221,14 @@ async def test_wait_signals_and_timeouts_on_each_database(database_url: str) -> 
     async with runtime(database_url) as rt, rt.engine.running():
         engine = rt.engine
         before = await start(rt, approval("before", signal="go"), {"delay": 400})
-        assert await engine.signal("default", before, "go", {"n": 1})
+        assert await engine.signals.send("default", before, "go", {"n": 1})
         during = await start(rt, approval("during", signal="go"), {"delay": 0})
         await eventually(lambda: _parked(rt, during), 10, "the wait parked")
-        assert await engine.signal("default", during, "go", {"n": 2})
+        assert await engine.signals.send("default", during, "go", {"n": 2})
         for execution_id, n in ((before, 1), (during, 2)):
             ex = await engine.wait(execution_id, timeout=10)
             assert ex.status is X.SUCCEEDED and ex.output == {"got": {"n": n}}
-        assert not await engine.signal("default", during, "go", {})  # after: refused
+        assert not await engine.signals.send("default", during, "go", {})  # after: refused
 
         fails = await start(rt, approval("times out", timeout=0.2), {"delay": 0})
         goes_on = await start(
@@ -258,7 +258,7 @@ async def test_wait_and_loop_survive_a_restart(database_url: str) -> None:
         await eventually(lambda: _parked(rt, waiting), 10, "the wait parked")
     # Stopped mid-loop, with the wait parked; a new process takes both over.
     async with runtime(database_url) as rt2, rt2.engine.running():
-        assert await rt2.engine.signal("default", waiting, "go", {"after": "restart"})
+        assert await rt2.engine.signals.send("default", waiting, "go", {"after": "restart"})
         ex = await rt2.engine.wait(waiting, timeout=10)
         assert ex.status is X.SUCCEEDED and ex.output == {"got": {"after": "restart"}}
         ex = await rt2.engine.wait(looping_id, timeout=20)

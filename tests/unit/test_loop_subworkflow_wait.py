@@ -299,7 +299,7 @@ async def test_wait_takes_a_signal_sent_before_or_during_it(harness: Harness, mo
             5,
             "the wait parked",
         )
-    assert await harness.engine.signal("t1", execution_id, "approved", {"ok": True})
+    assert await harness.engine.signals.send("t1", execution_id, "approved", {"ok": True})
     ex = await harness.engine.wait(execution_id, timeout=5)
     assert ex.status is X.SUCCEEDED, ex.error
     assert ex.output == {"got": {"ok": True}}
@@ -308,8 +308,8 @@ async def test_wait_takes_a_signal_sent_before_or_during_it(harness: Harness, mo
 async def test_wait_signal_after_the_end_is_refused(harness: Harness) -> None:
     ex, _ = await harness.run(waiting(timeout=0.05, on_timeout="continue"), {"delay": 0})
     assert ex.status is X.SUCCEEDED
-    assert not await harness.engine.signal("t1", ex.id, "resume", {})
-    assert not await harness.engine.signal("other-tenant", ex.id, "resume", {})
+    assert not await harness.engine.signals.send("t1", ex.id, "resume", {})
+    assert not await harness.engine.signals.send("other-tenant", ex.id, "resume", {})
 
 
 async def test_wait_resume_url_works_once(harness: Harness) -> None:
@@ -318,13 +318,13 @@ async def test_wait_resume_url_works_once(harness: Harness) -> None:
     assert control is not None
     token = control.resume_token(execution_id)
     forged = token[:-1] + ("0" if token[-1] != "0" else "1")
-    assert harness.engine.execution_of_token(forged) is None
-    assert await harness.engine.resume(token + "x", {}) == (None, "unknown")
+    assert harness.engine.signals.execution_of(forged) is None
+    assert await harness.engine.signals.resume(token + "x", {}) == (None, "unknown")
     await eventually(
         lambda: harness.store.executions[execution_id].status is X.WAITING, 5, "waiting"
     )
-    assert await harness.engine.resume(token, {"by": "ada"}) == (execution_id, "resumed")
-    assert await harness.engine.resume(token, {"by": "eve"}) == (execution_id, "used")
+    assert await harness.engine.signals.resume(token, {"by": "ada"}) == (execution_id, "resumed")
+    assert await harness.engine.signals.resume(token, {"by": "eve"}) == (execution_id, "used")
     ex = await harness.engine.wait(execution_id, timeout=5)
     assert ex.output == {"got": {"by": "ada"}}
 
@@ -411,6 +411,6 @@ async def test_subworkflow_fire_and_forget_child_outlives_a_failing_parent(
     await eventually(
         lambda: harness.store.executions[child_id].status is X.WAITING, 5, "the child parked"
     )
-    assert await harness.engine.signal("t1", child_id, "go", {"still": "here"})
+    assert await harness.engine.signals.send("t1", child_id, "go", {"still": "here"})
     done = await harness.engine.wait(child_id, timeout=5)
     assert done.status is X.SUCCEEDED and done.output == {"still": "here"}

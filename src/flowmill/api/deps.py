@@ -16,6 +16,7 @@ from flowmill import jsonutil
 from flowmill.api.auth import Authenticator, Principal
 from flowmill.api.errors import ApiError, over_quota
 from flowmill.config import Settings
+from flowmill.engine.signals import SignalBox
 from flowmill.ids import version_of_id
 from flowmill.runtime import Runtime
 from flowmill.store.api_keys import ApiKeyStore
@@ -43,6 +44,15 @@ def _context(request: Request) -> ApiContext:
 
 
 Ctx = Annotated[ApiContext, Depends(_context)]
+
+
+def signal_box(ctx: ApiContext) -> SignalBox:
+    """The engine's signals and resume URLs (every runtime has them)."""
+    box = ctx.runtime.engine.signals
+    if box is None:  # pragma: no cover - an engine built without a control store
+        raise ApiError(503, "unavailable", "this server has no signal box")
+    return box
+
 
 _bearer = HTTPBearer(
     auto_error=False,

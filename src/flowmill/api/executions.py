@@ -19,6 +19,7 @@ from flowmill.api.deps import (
     WorkflowIdPath,
     decode_cursor,
     encode_cursor,
+    signal_box,
 )
 from flowmill.api.errors import (
     CONFLICT,
@@ -464,7 +465,7 @@ async def send_signal(
     ex = await ctx.executions.get(caller.tenant_id, eid)
     if ex is None:
         raise not_found("execution", eid)
-    if not await ctx.runtime.engine.signal(caller.tenant_id, eid, name, payload):
+    if not await signal_box(ctx).send(caller.tenant_id, eid, name, payload):
         current = await ctx.executions.get(caller.tenant_id, eid)
         status = current.status.value if current else ex.status.value
         raise ApiError(409, "execution_ended", f"the execution has ended already ({status})")

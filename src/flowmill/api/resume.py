@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
 from flowmill import jsonutil
-from flowmill.api.deps import Ctx
+from flowmill.api.deps import Ctx, signal_box
 from flowmill.api.errors import ERROR_RESPONSES, ApiError
 from flowmill.api.schemas import ErrorResponse, ResumeResult
 
@@ -56,7 +56,7 @@ def _unknown() -> ApiError:
 )
 async def resume_page(ctx: Ctx, token: Token) -> HTMLResponse:
     """A page with a button that resumes (a ``GET`` itself changes nothing)."""
-    execution_id = ctx.runtime.engine.execution_of_token(token)
+    execution_id = signal_box(ctx).execution_of(token)
     if execution_id is None:
         raise _unknown()
     return HTMLResponse(_PAGE.format(execution=html.escape(execution_id)))
@@ -76,10 +76,10 @@ async def resume_page(ctx: Ctx, token: Token) -> HTMLResponse:
 async def resume(ctx: Ctx, token: Token, request: Request) -> ResumeResult:
     """Resume the execution's ``wait`` node; the request body (JSON, or a URL-encoded
     form) becomes its output. Works once."""
-    if ctx.runtime.engine.execution_of_token(token) is None:
+    if signal_box(ctx).execution_of(token) is None:
         raise _unknown()
     payload = await _payload(request)
-    execution_id, outcome = await ctx.runtime.engine.resume(token, payload)
+    execution_id, outcome = await signal_box(ctx).resume(token, payload)
     if execution_id is None:
         raise _unknown()
     if outcome == "used":

@@ -25,9 +25,7 @@ from flowmill.engine import starts
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
 from flowmill.engine.control import (
-    RESUME_SIGNAL,
     WAKE_CHILDREN,
-    WAKE_SIGNAL,
     Control,
     ControlSettings,
     ControlStore,
@@ -55,6 +53,7 @@ from flowmill.engine.ports import (
 )
 from flowmill.engine.runner import RunnerOptions, StepRunner, job_for, priority_of
 from flowmill.engine.services import NodeServices
+from flowmill.engine.signals import SignalBox
 from flowmill.engine.sweeper import Sweeper, may_start
 from flowmill.engine.validation import load_and_compile
 from flowmill.fairness import FairShare, tenant_scope
@@ -184,6 +183,12 @@ class Engine:
             queue_owner=self._queue_owner,
             options=self.options.runner,
         )
+        # Signals and resume URLs (wait nodes), when this engine has a control store.
+        self.signals: SignalBox | None = None
+        if self.control is not None:
+            self.signals = SignalBox(
+                control=self.control, store=store, wake=self.runner.wake, clock=self.clock
+            )
         self._sweeper = Sweeper(
             store=store,
             workers=workers,
@@ -250,51 +255,6 @@ class Engine:
     async def wake(self, execution_id: str, kind: str) -> int:
         """Wake an execution's steps parked for ``kind`` (see :mod:`.control`)."""
         return await self.runner.wake(execution_id, kind)
-
-    async def signal(self, tenant_id: str, execution_id: str, name: str, payload: Any) -> bool:
-        """Keep a signal for an execution and wake its waits. Returns False when the
-        execution is not the tenant's or has ended (nothing kept)."""
-        control = self._needs_control()
-        ex = await self.store.get_execution(execution_id)
-        if ex is None or ex.tenant_id != tenant_id or ex.status.terminal:
-            return False
-        await control.store.add_signal(tenant_id, execution_id, name, payload, self.clock.now())
-        await self.wake(execution_id, WAKE_SIGNAL)
-        return True
-
-    async def resume(self, token: str, payload: Any) -> tuple[str | None, str]:
-        """Use a resume URL's token: ``(execution id, outcome)``, the outcome one of
-        ``resumed``, ``used`` (a second use), ``ended``, ``unknown``."""
-        control = self._needs_control()
-        execution_id = control.execution_of_token(token)
-        if execution_id is None:
-            return None, "unknown"
-        ex = await self.store.get_execution(execution_id)
-        if ex is None:
-            return None, "unknown"
-        if ex.status.terminal:
-            return execution_id, "ended"
-        added = await control.store.add_signal(
-            ex.tenant_id,
-            execution_id,
-            RESUME_SIGNAL,
-            payload,
-            self.clock.now(),
-            signal_id=control.resume_signal_id(execution_id),
-        )
-        if not added:
-            return execution_id, "used"
-        await self.wake(execution_id, WAKE_SIGNAL)
-        return execution_id, "resumed"
-
-    def execution_of_token(self, token: str) -> str | None:
-        """The execution a resume URL's token names, if genuine."""
-        return self.control.execution_of_token(token) if self.control else None
-
-    def _needs_control(self) -> Control:
-        if self.control is None:
-            raise RuntimeError("this engine has no control store (signals, children)")
-        return self.control
 
     async def _end_children(self, parent_id: str) -> None:
         """Cancel the live children of an execution that failed or was cancelled."""
