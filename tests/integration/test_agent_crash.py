@@ -44,7 +44,14 @@ def deployment(
         redis_url,
         redis_prefix,
         tmp_path,
-        env={"FLOWMILL_SECRET_KEYS": KEYS, "FLOWMILL_HTTP_ALLOW_HOSTS": "127.0.0.1"},
+        env={
+            "FLOWMILL_SECRET_KEYS": KEYS,
+            "FLOWMILL_HTTP_ALLOW_HOSTS": "127.0.0.1",
+            # A parked agent is woken when its tool's child ends; under load two wakes can
+            # race and the later one wins (a known gap, see docs/control-flow.md), and the
+            # step then waits for this poll. What these tests check is crash safety.
+            "FLOWMILL_CONTROL_POLL_S": "5",
+        },
     )
     yield d
     d.stop_all()
