@@ -12,7 +12,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
-from tests.conftest import ROOT
+
+# not tests.conftest's: a server process imports this module to load the plugin
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class GreetingConfig(NodeConfig):

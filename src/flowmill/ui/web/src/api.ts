@@ -2,6 +2,7 @@
 // as a Bearer token; a 401 signs the user out. Nothing here is private to the app:
 // each call is one `curl -H "Authorization: Bearer $KEY"` away.
 import { credential, signOut } from "./session";
+import type { NodeTypeInfo, Problem } from "./editor/model";
 import type {
   ApiKey, ExecutionDetail, ExecutionSummary, LogLine, Page, Queues, Tenant, Trigger,
   Version, VersionDiff, VersionSummary, Webhook, WebhookEvent, Workflow, WorkflowSummary,
@@ -131,6 +132,16 @@ export const api = {
   createKey: (name: string) => post<ApiKey & { key: string }>("/api/keys", { name }),
   revokeKey: (id: string) => request<ApiKey>("DELETE", `/api/keys/${id}`),
   queues: () => get<Queues>("/api/queues"),
+  nodeTypes: () => get<{ items: NodeTypeInfo[] }>("/api/node-types"),
+  validate: (definition: unknown) =>
+    post<{ valid: boolean; problems: Problem[] }>("/api/workflows/validate", definition),
+  createWorkflow: (definition: unknown) => post<Workflow>("/api/workflows", definition),
+  addVersion: (id: string, definition: unknown, baseVersion: number | null, note = "") =>
+    post<Version & { created: boolean }>(`/api/workflows/${id}/versions`, {
+      definition,
+      note,
+      ...(baseVersion ? { base_version: baseVersion } : {}),
+    }),
 };
 
 /** Every item of a keyset-paged list, up to `max`. */
