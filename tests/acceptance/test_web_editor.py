@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -152,3 +153,155 @@ async def test_web_editor_builds_the_seed_workflow_with_the_mouse_and_runs_it(
         await expect(node(page, "function-1").get_by_test_id("run-status")).to_contain_text("ms")
         await shot(page, "editor-03-test-run")
         assert not errors, errors
+
+
+async def test_web_editor_refuses_a_save_over_another_editors_version(served: Served) -> None:
+    async with client(served) as c:
+        r = await c.post("/api/workflows", json={**chain(3), "name": "Shared"})
+        wf_id = r.json()["id"]
+    async with browser() as b:
+        first, errors_1 = await new_page(b)
+        second, errors_2 = await new_page(b)  # its own context: another person
+        for page in (first, second):
+            await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
+            await expect(node(page, "step-2")).to_be_visible()
+
+        await first.get_by_label("Workflow name").fill("Shared, renamed by the first")
+        await first.get_by_role("button", name="Save", exact=True).click()
+        await expect(first.get_by_test_id("save-state")).to_have_text("Saved as v2")
+
+        await second.get_by_label("Workflow name").fill("Shared, renamed by the second")
+        await second.get_by_role("button", name="Save", exact=True).click()
+        conflict = second.get_by_test_id("save-conflict")
+        await expect(conflict).to_contain_text("someone else saved this workflow first")
+        await expect(conflict).to_contain_text("version 1 is no longer the latest")
+        await expect(second.get_by_test_id("save-state")).to_have_text("Not saved")
+        await shot(second, "editor-04-conflict")
+        async with client(served) as c:
+            latest = (await c.get(f"/api/workflows/{wf_id}")).json()
+        assert (latest["latest_version"], latest["name"]) == (2, "Shared, renamed by the first")
+
+        # taking the latest version back, the second editor can save again
+        await conflict.get_by_role("button", name=re.compile("^Load the latest")).click()
+        await expect(second.get_by_label("Workflow name")).to_have_value(
+            "Shared, renamed by the first"
+        )
+        await second.get_by_label("Workflow name").fill("Shared, then the second")
+        await second.get_by_role("button", name="Save", exact=True).click()
+        await expect(second.get_by_test_id("save-state")).to_have_text("Saved as v3")
+        assert not errors_1, errors_1
+        # the browser logs the refused request itself; nothing else went wrong
+        assert [e for e in errors_2 if "409 (Conflict)" not in e] == [], errors_2
+
+
+async def test_web_editor_gives_a_plugin_node_a_working_form(served: Served) -> None:
+    async with client(served) as c:
+        r = await c.post("/api/workflows", json={**chain(1), "name": "Greets"})
+        wf_id = r.json()["id"]
+    async with browser() as b:
+        page, errors = await new_page(b)
+        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
+        await page.get_by_label("Search node types").fill("greet")
+        await expect(page.locator(".palette-item")).to_have_count(1)
+        await drop(page, "greeting", 500, 300)
+        greeting = node(page, "greeting-1")
+        await expect(greeting).to_be_visible()
+        # the form comes from the plugin's pydantic model: a required text, an enum, a number
+        await expect(field(page, "style")).to_have_js_property("tagName", "SELECT")
+        await expect(greeting.locator(".flow-node")).not_to_have_attribute("data-problems", "0")
+        await field(page, "name").fill("{{ input.data.who }}")
+        await field(page, "style").select_option("shout")
+        await field(page, "repeat").fill("9")  # over its maximum of 5
+        await expect(page.locator('[data-field="repeat"] .field-error')).to_contain_text("5")
+        await field(page, "repeat").fill("2")
+        await wire(page, "trigger", "greeting-1")
+        await expect(page.get_by_test_id("problems")).to_have_attribute("data-count", "0")
+        await shot(page, "editor-05-plugin-form")
+
+        await page.get_by_role("tab", name="Test run").click()
+        await page.get_by_label(re.compile("^Trigger input")).fill('{"who": "plugin"}')
+        await page.get_by_role("button", name="Run test").click()
+        await expect(page.get_by_test_id("test-run")).to_have_attribute(
+            "data-status", "succeeded", timeout=20_000
+        )
+        await expect(greeting.get_by_test_id("node-output")).to_contain_text(
+            "HELLO, PLUGIN! HELLO, PLUGIN!"
+        )
+
+        # delete it again: selected, then the Delete key
+        await greeting.click()
+        await page.keyboard.press("Delete")
+        await expect(greeting).to_have_count(0)
+        await page.keyboard.press("Control+z")
+        await expect(greeting).to_be_visible()
+        assert not errors, errors
+
+
+async def test_web_editor_draws_a_30_node_workflow(served: Served) -> None:
+    async with client(served) as c:
+        r = await c.post("/api/workflows", json=fan_out(branches=8, depth=3))
+        assert r.status_code == 201, r.text
+        wf_id = r.json()["id"]
+    async with browser() as b:
+        page, errors = await new_page(b)
+        await page.set_viewport_size({"width": 1600, "height": 1000})
+        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
+        await expect(page.locator(".react-flow__node")).to_have_count(30)
+        await expect(page.get_by_test_id("problems")).to_have_attribute("data-count", "0")
+        await page.get_by_role("button", name="Auto-layout").click()
+        await page.get_by_role("button", name="Fit", exact=True).click()
+        await expect(page.get_by_test_id("problems")).not_to_contain_text("checking")
+        path = await shot(page, "editor-06-30-nodes")
+        assert path.stat().st_size > 10_000
+        assert not errors, errors
+
+
+def chain(n: int) -> dict[str, Any]:
+    """A manual trigger and ``n`` transform steps in a row."""
+    nodes: list[dict[str, Any]] = [
+        {"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}}
+    ]
+    edges = []
+    for i in range(1, n + 1):
+        nodes.append({"id": f"step-{i}", "type": "transform", "config": {"mapping": {"i": i}}})
+        edges.append({"source": nodes[-2]["id"], "target": f"step-{i}"})
+    return {"name": f"{n} steps", "nodes": nodes, "edges": edges}
+
+
+def fan_out(branches: int, depth: int) -> dict[str, Any]:
+    """A webhook trigger, a switch with ``branches`` outputs (cases and its default),
+    each a chain of ``depth`` transforms, merged, noted and answered:
+    ``branches * depth + 6`` nodes."""
+    cases = [{"handle": f"kind-{i}", "equals": i} for i in range(1, branches)]
+    nodes: list[dict[str, Any]] = [
+        {"id": "hook", "name": "Order received", "type": "trigger",
+         "config": {"triggerType": "webhook", "actionType": "order"}},
+        {"id": "check", "name": "Check", "type": "noop", "config": {}},
+        {"id": "note", "name": "Note", "type": "transform", "config": {"mapping": {"ok": True}}},
+        {"id": "route", "name": "By kind", "type": "switch",
+         "config": {"value": "{{ input.data.kind }}", "cases": cases}},
+        {"id": "join", "name": "Join", "type": "merge", "join": "any", "config": {}},
+        {"id": "answer", "name": "Answer", "type": "response",
+         "config": {"template": "done: {{ input }}"}},
+    ]  # fmt: skip
+    edges: list[dict[str, Any]] = [
+        {"source": "hook", "target": "check"},
+        {"source": "check", "target": "route"},
+        {"source": "join", "target": "note"},
+        {"source": "note", "target": "answer"},
+    ]
+    for b, handle in enumerate([c["handle"] for c in cases] + ["default"]):
+        previous, via = "route", handle
+        for d in range(depth):
+            step = f"b{b}-s{d}"
+            nodes.append(
+                {"id": step, "name": f"{handle} step {d + 1}", "type": "transform",
+                 "config": {"mapping": {"step": d, "kind": handle}}}
+            )  # fmt: skip
+            edge: dict[str, Any] = {"source": previous, "target": step}
+            if via:
+                edge["sourceHandle"] = via
+            edges.append(edge)
+            previous, via = step, None
+        edges.append({"source": previous, "target": "join"})
+    return {"name": "Orders by kind (30 nodes)", "nodes": nodes, "edges": edges}

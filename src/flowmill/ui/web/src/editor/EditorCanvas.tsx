@@ -48,7 +48,7 @@ const EditNode = memo(function EditNode({ data, id, selected }: NodeProps<Node<D
   return (
     <div
       className={cls.join(" ")}
-      style={{ width: NODE_W, minHeight: NODE_H }}
+      style={{ width: NODE_W, minHeight: Math.max(NODE_H, n * 16 + 20) }}
       data-node-id={id}
       data-status={run?.status ?? ""}
       data-problems={data.problems.length}
