@@ -4,8 +4,7 @@
 import "@xyflow/react/dist/style.css";
 import {
   Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow,
-  applyEdgeChanges, applyNodeChanges,
-  type Connection, type Edge, type EdgeChange, type Node, type NodeChange, type NodeProps,
+  type Connection, type Edge, type Node, type NodeProps,
 } from "@xyflow/react";
 import { forwardRef, memo, useCallback, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
 import type { Definition } from "../types";
@@ -150,12 +149,23 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         };
       });
   }, [def, types, problems, runs, selected]);
-  const [nodes, setNodes] = useState<Node<Data>[]>(built);
+  // React Flow keeps the nodes itself (uncontrolled): a drag moves one node in its
+  // store without a React render of the whole list (the controlled way costs O(nodes)
+  // per frame). The definition's changes are pushed in; each finished gesture comes
+  // back as a change of the definition.
+  const [initialNodes] = useState(built);
   // fit what was opened; an empty canvas keeps its viewport, so a dropped node stays
   // where it was dropped
   const [fitOnOpen] = useState(() => built.length > 0);
-  useEffect(() => setNodes(built), [built]);
-
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) return;
+    // keep each node's measured size, so it is not hidden and measured again
+    flow.setNodes(built.map((n) => {
+      const measured = flow.getNode(n.id)?.measured;
+      return measured ? { ...n, measured } : n;
+    }));
+  }, [built, flow]);
   const builtEdges: Edge[] = useMemo(
     () =>
       edgesOf(def).map((e, i) => {
@@ -177,23 +187,17 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
       }),
     [def, problems],
   );
-  const [edges, setEdges] = useState<Edge[]>(builtEdges);
+  const [initialEdges] = useState(builtEdges);
   useEffect(() => {
-    setEdges((prev) => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    flow.setEdges((prev) => {
       const selected = new Set(prev.filter((e) => e.selected).map((e) => e.id));
       return builtEdges.map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
     });
-  }, [builtEdges]);
-
-  const onNodesChange = useCallback((changes: NodeChange<Node<Data>>[]) => {
-    // removals come back through onDelete, as a change of the definition
-    const kept = changes.filter((c) => c.type !== "remove");
-    if (kept.length) setNodes((ns) => applyNodeChanges(kept, ns));
-  }, []);
-  const onEdgesChange = useCallback((changes: EdgeChange[]) => {
-    const kept = changes.filter((c) => c.type !== "remove");
-    if (kept.length) setEdges((es) => applyEdgeChanges(kept, es));
-  }, []);
+  }, [builtEdges, flow]);
 
   // the callbacks read the latest props through a ref, so their identity never changes
   const latest = useRef({ onConnect, onMove, onDelete, onSelect });
@@ -239,11 +243,9 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
       }}
     >
       <ReactFlow
-        nodes={nodes}
-        edges={edges}
+        defaultNodes={initialNodes}
+        defaultEdges={initialEdges}
         nodeTypes={nodeTypes}
-        onNodesChange={onNodesChange}
-        onEdgesChange={onEdgesChange}
         onConnect={handleConnect}
         isValidConnection={isValidConnection}
         onNodeDragStop={handleDragStop}
@@ -254,12 +256,13 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         fitView={fitOnOpen}
         fitViewOptions={FIT}
         minZoom={0.05}
-        onlyRenderVisibleElements={nodes.length > 150}
+        onlyRenderVisibleElements={built.length > 150}
         proOptions={PRO}
       >
         <Background gap={20} size={1} />
         <Controls />
-        {nodes.length > 20 && <MiniMap pannable zoomable />}
+        {/* the minimap redraws every node on every frame of a drag: only for mid-sized graphs */}
+        {built.length > 20 && built.length <= 200 && <MiniMap pannable zoomable />}
       </ReactFlow>
     </div>
   );
