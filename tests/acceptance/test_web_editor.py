@@ -228,6 +228,20 @@ async def test_web_editor_gives_a_plugin_node_a_working_form(served: Served) -> 
             "HELLO, PLUGIN! HELLO, PLUGIN!"
         )
 
+        # the trigger's data of that run, pinned as the test input, outlives a reload
+        await node(page, "trigger").click()
+        await page.get_by_role("button", name="Use its data as test input").click()
+        test_input = page.get_by_label(re.compile("^Trigger input"))
+        await expect(test_input).to_have_value(re.compile(r'"who": "plugin"'))
+        await page.get_by_role("button", name="Pin as test data").click()
+        await expect(page.get_by_test_id("pinned")).to_be_visible()
+        # the test run saved the draft first: nothing is lost by the reload
+        await expect(page.get_by_test_id("save-state")).to_have_text("Saved as v2")
+        await page.reload()
+        await page.get_by_role("tab", name="Test run").click()
+        await expect(test_input).to_have_value(re.compile(r'"who": "plugin"'))
+        await expect(page.get_by_test_id("pinned")).to_be_visible()
+
         # delete it again: selected, then the Delete key
         await greeting.click()
         await page.keyboard.press("Delete")

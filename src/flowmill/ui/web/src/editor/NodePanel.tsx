@@ -24,7 +24,7 @@ export function fieldProblems(problems: Problem[]): { fields: Record<string, str
 }
 
 export function NodePanel({
-  node, info, problems, run, count, onChange,
+  node, info, problems, run, count, onChange, onUseAsInput,
 }: {
   node: DefNode | null;
   info: NodeTypeInfo | undefined;
@@ -32,6 +32,7 @@ export function NodePanel({
   run: RunState | undefined;
   count: number;
   onChange: (change: Partial<DefNode>, key: string) => void;
+  onUseAsInput: (data: unknown) => void;
 }) {
   if (!node) {
     return (
@@ -85,6 +86,11 @@ export function NodePanel({
           <strong>Last test run: {run.status}</strong>
           {run.duration_ms !== null && <span className="muted"> · {Math.round(run.duration_ms)} ms</span>}
           {run.error ? <JsonView value={run.error} label={`${node.id} error`} /> : <JsonView value={run.output} label={`${node.id} output`} />}
+          {info?.is_trigger && run.output !== undefined && (
+            <button type="button" className="small" onClick={() => onUseAsInput((run.output as { data?: unknown } | null)?.data ?? null)}>
+              Use its data as test input
+            </button>
+          )}
         </div>
       )}
     </div>

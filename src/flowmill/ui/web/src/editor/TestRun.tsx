@@ -77,8 +77,40 @@ export function useTestRun(): TestRun {
   return { execution, states, error, running: Boolean(execution && !TERMINAL.has(execution.status)), start };
 }
 
-export function TestRunPanel({ run, canRun, onRun }: { run: TestRun; canRun: boolean; onRun: (input: unknown) => Promise<void> }) {
-  const [text, setText] = useState('{\n  "message": "hello"\n}');
+const PIN = "flowmill.editor.pinned-input:";
+
+/** The trigger input pinned for a workflow's test runs (this browser keeps it). */
+export function pinnedInput(workflowId: string | null): string | null {
+  try {
+    return workflowId ? localStorage.getItem(PIN + workflowId) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function pinInput(workflowId: string, text: string | null): void {
+  try {
+    if (text === null) localStorage.removeItem(PIN + workflowId);
+    else localStorage.setItem(PIN + workflowId, text);
+  } catch {
+    // storage full or denied: the pin lasts as long as the page
+  }
+}
+
+export function TestRunPanel({
+  run, canRun, onRun, workflowId, offered,
+}: {
+  run: TestRun;
+  canRun: boolean;
+  onRun: (input: unknown) => Promise<void>;
+  workflowId: string | null;
+  offered: string | null; // an input offered from a node ("Use as test input")
+}) {
+  const [text, setText] = useState(() => offered ?? pinnedInput(workflowId) ?? '{\n  "message": "hello"\n}');
+  const [pinned, setPinned] = useState(() => pinnedInput(workflowId));
+  useEffect(() => {
+    if (offered !== null) setText(offered);
+  }, [offered]);
   let input: unknown = null;
   let bad: string | null = null;
   try {
@@ -92,9 +124,17 @@ export function TestRunPanel({ run, canRun, onRun }: { run: TestRun; canRun: boo
       <label htmlFor="test-input">Trigger input (JSON: the trigger's <code>data</code>)</label>
       <textarea id="test-input" className="code-input" rows={6} spellCheck={false} value={text} onChange={(e) => setText(e.target.value)} />
       {bad ? <div className="field-error">Not valid JSON: {bad}</div> : null}
-      <button type="button" className="primary" disabled={!canRun || Boolean(bad) || run.running} onClick={() => void onRun(input)}>
-        Run test
-      </button>
+      <div className="actions">
+        <button type="button" className="primary" disabled={!canRun || Boolean(bad) || run.running} onClick={() => void onRun(input)}>
+          Run test
+        </button>
+        {workflowId && (pinned === text ? (
+          <button type="button" onClick={() => { pinInput(workflowId, null); setPinned(null); }}>Unpin</button>
+        ) : (
+          <button type="button" disabled={Boolean(bad)} onClick={() => { pinInput(workflowId, text); setPinned(text); }}>Pin as test data</button>
+        ))}
+        {pinned === text && <span className="muted small-text" data-testid="pinned">pinned: used for every test run of this workflow</span>}
+      </div>
       <div className="muted small-text">Saves the draft as a new version if it changed, then runs that version (publishing is not needed).</div>
       {run.error ? <ErrorBox error={run.error} /> : null}
       {ex && (

@@ -50,6 +50,7 @@ export default function EditorPage({ id }: { id: string | null }) {
   const [save, setSave] = useState<Save>({ kind: "idle" });
   const [selected, setSelected] = useState<string[]>([]);
   const [panel, setPanel] = useState<Panel>("node");
+  const [offered, setOffered] = useState<string | null>(null);
   const canvas = useRef<CanvasHandle>(null);
   const created = useRef<string | null>(null);
   const run = useTestRun();
@@ -76,6 +77,14 @@ export default function EditorPage({ id }: { id: string | null }) {
   const def = history?.present ?? EMPTY;
   const byType = useMemo(() => Object.fromEntries((types ?? []).map((t) => [t.type, t])), [types]);
   const dirty = saved === null ? nodesOf(def).length > 0 : !same(def, saved);
+
+  // leaving with unsaved changes asks first
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty]);
 
   // validation as you type: the server's own rules, the last answer wins
   const asked = useRef(0);
@@ -271,7 +280,7 @@ export default function EditorPage({ id }: { id: string | null }) {
             onDropType={(t, at) => add(t, at)}
             onSelect={(ids) => {
               setSelected((cur) => (cur.join("\n") === ids.join("\n") ? cur : ids));
-              if (ids.length === 1 && panel === "json") setPanel("node");
+              if (ids.length === 1) setPanel("node");
             }}
             onConnect={(s, t, h) => edit((d) => connect(d, s, t, h))}
             onMove={(moved) => edit((d) => move(d, moved))}
@@ -294,11 +303,17 @@ export default function EditorPage({ id }: { id: string | null }) {
               run={node ? run.states[node.id] : undefined}
               count={selected.length}
               onChange={(change2, key) => node && edit((d) => updateNode(d, node.id, change2), key)}
+              onUseAsInput={(data) => {
+                setOffered(JSON.stringify(data, null, 2));
+                setPanel("test");
+              }}
             />
           )}
           {panel === "test" && (
             <TestRunPanel
               run={run}
+              workflowId={workflowId}
+              offered={offered}
               canRun={Boolean(workflowId || nodesOf(def).length) && problems.length === 0}
               onRun={async (input) => {
                 const v = await savedVersion();
