@@ -515,6 +515,25 @@ class RetryExecutionIn(_In):
         description="Run every node again; otherwise reuse the outputs of nodes that "
         "succeeded and resume from the failed ones.",
     )
+    from_node: NodeId | None = Field(
+        None,
+        description="Run this node and every node after it again; the nodes before it "
+        "keep their outputs from this execution (a test run from one node onward). "
+        "Allowed on a succeeded execution.",
+    )
+    version: int | None = Field(
+        None,
+        ge=1,
+        le=_INT32,
+        description="With `from_node`: the workflow version to run (a draft saved since "
+        "this execution); default this execution's.",
+    )
+    pinned: Annotated[dict[NodeId, JsonValue], Field(max_length=1000)] | None = Field(
+        None,
+        description="With `from_node`: outputs to use instead of this execution's, by node "
+        "id (test data); only for nodes before `from_node`. A pinned trigger's output "
+        "is also the new execution's `trigger`.",
+    )
 
 
 class CancelResult(_Out):

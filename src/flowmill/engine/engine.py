@@ -295,13 +295,27 @@ class Engine:
         await self.dispatch([job_for(r, tenant_id) for r in fx.ready])
         return ex.id
 
-    async def retry(self, execution_id: str, *, from_start: bool = False) -> str:
+    async def retry(
+        self,
+        execution_id: str,
+        *,
+        from_start: bool = False,
+        from_node: str | None = None,
+        version: int | None = None,
+        pinned: dict[str, Any] | None = None,
+    ) -> str:
         """Run a finished execution again as a new one (``retry_of`` points back).
 
         Args:
             execution_id: The execution to retry (failed or cancelled, usually).
             from_start: Run every node again; otherwise keep the outputs of nodes that
                 succeeded and resume from the failed ones.
+            from_node: Run this node and every node after it again, the nodes before it
+                keeping their outputs (a test run from one node onward).
+            version: With ``from_node``: run this version of the workflow (a draft
+                saved since); default the execution's.
+            pinned: With ``from_node``: outputs to use instead of the old ones, by node
+                id (test data). A pinned trigger's output is also the new trigger.
 
         Returns:
             The new execution's id.
@@ -312,6 +326,8 @@ class Engine:
         old = await self.store.get_execution(execution_id)
         if old is None:
             raise LookupError(execution_id)
+        if from_node is not None:
+            return await self._rerun_from(old, from_node, version or old.version, pinned or {})
         if from_start:
             return await self.start_execution(
                 tenant_id=old.tenant_id,
@@ -350,6 +366,43 @@ class Engine:
         )
         fx = await self.store.start(
             ex, lambda _c: starts.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
+        )
+        self._committed(fx)
+        await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
+        return ex.id
+
+    async def _rerun_from(
+        self, old: ExecutionRecord, node_id: str, version: int, pinned: dict[str, Any]
+    ) -> str:
+        wf = await self.compiled(old.workflow_id, version)
+        runs = await self.store.node_runs(old.id)
+        now = self.clock.now()
+        trigger = dict(old.trigger)
+        for trigger_node in wf.graph.triggers:
+            if isinstance(pinned.get(trigger_node), dict):
+                trigger.update(pinned[trigger_node])
+        ex = ExecutionRecord(
+            id=uuid7(),
+            tenant_id=old.tenant_id,
+            workflow_id=old.workflow_id,
+            version=version,
+            status=ExecutionStatus.PENDING,
+            trigger=trigger,
+            trigger_type=old.trigger_type,
+            created_at=now,
+            retry_of=old.id,
+            metadata=old.metadata,
+            deadline_at=(
+                now + timedelta(seconds=wf.workflow.settings.timeout_s)
+                if wf.workflow.settings.timeout_s
+                else None
+            ),
+        )
+        fx = await self.store.start(
+            ex,
+            lambda _c: starts.rerun_from_node(
+                wf, runs, ex, now, node_id, pinned, owner=self._queue_owner
+            ),
         )
         self._committed(fx)
         await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
