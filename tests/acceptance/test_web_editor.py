@@ -152,6 +152,25 @@ async def test_web_editor_builds_the_seed_workflow_with_the_mouse_and_runs_it(
         )
         await expect(node(page, "function-1").get_by_test_id("run-status")).to_contain_text("ms")
         await shot(page, "editor-03-test-run")
+
+        # pin the trigger's output, change it, and run the draft from its second node
+        await node(page, "trigger-1").click()
+        await page.get_by_role("button", name="Pin this output as test data").click()
+        pinned = page.get_by_label(re.compile("^Pinned output"))
+        await pinned.fill((await pinned.input_value()).replace('"tested"', '"pinned"'))
+        trigger = node(page, "trigger-1").locator(".flow-node")
+        await expect(trigger).to_have_attribute("data-pinned", "true")
+        await node(page, "function-1").click()
+        await page.get_by_role("button", name="Run from here").click()
+        await expect(response.get_by_test_id("node-output")).to_contain_text(
+            "The processed result is: pinned processed", timeout=20_000
+        )
+        async with client(served) as c:
+            runs = (await c.get("/api/executions", params={"workflow_id": wf_id})).json()
+            rerun = (await c.get(f"/api/executions/{runs['items'][0]['id']}")).json()
+        assert rerun["retry_of"] is not None
+        assert rerun["input"] == {"message": "pinned"}
+        await shot(page, "editor-04-run-from-a-node")
         assert not errors, errors
 
 
@@ -176,7 +195,7 @@ async def test_web_editor_refuses_a_save_over_another_editors_version(served: Se
         await expect(conflict).to_contain_text("someone else saved this workflow first")
         await expect(conflict).to_contain_text("version 1 is no longer the latest")
         await expect(second.get_by_test_id("save-state")).to_have_text("Not saved")
-        await shot(second, "editor-04-conflict")
+        await shot(second, "editor-05-conflict")
         async with client(served) as c:
             latest = (await c.get(f"/api/workflows/{wf_id}")).json()
         assert (latest["latest_version"], latest["name"]) == (2, "Shared, renamed by the first")
@@ -216,7 +235,7 @@ async def test_web_editor_gives_a_plugin_node_a_working_form(served: Served) -> 
         await field(page, "repeat").fill("2")
         await wire(page, "trigger", "greeting-1")
         await expect(page.get_by_test_id("problems")).to_have_attribute("data-count", "0")
-        await shot(page, "editor-05-plugin-form")
+        await shot(page, "editor-06-plugin-form")
 
         await page.get_by_role("tab", name="Test run").click()
         await page.get_by_label(re.compile("^Trigger input")).fill('{"who": "plugin"}')
@@ -265,7 +284,7 @@ async def test_web_editor_draws_a_30_node_workflow(served: Served) -> None:
         await page.get_by_role("button", name="Auto-layout").click()
         await page.get_by_role("button", name="Fit", exact=True).click()
         await expect(page.get_by_test_id("problems")).not_to_contain_text("checking")
-        path = await shot(page, "editor-06-30-nodes")
+        path = await shot(page, "editor-07-30-nodes")
         assert path.stat().st_size > 10_000
         assert not errors, errors
 

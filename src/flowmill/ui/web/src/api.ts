@@ -132,6 +132,12 @@ export const api = {
   createKey: (name: string) => post<ApiKey & { key: string }>("/api/keys", { name }),
   revokeKey: (id: string) => request<ApiKey>("DELETE", `/api/keys/${id}`),
   queues: () => get<Queues>("/api/queues"),
+  rerunFrom: (executionId: string, fromNode: string, version: number, pinned: Record<string, unknown>) =>
+    post<{ execution_id: string }>(`/api/executions/${executionId}/retry`, {
+      from_node: fromNode,
+      version,
+      ...(Object.keys(pinned).length ? { pinned } : {}),
+    }),
   nodeTypes: () => get<{ items: NodeTypeInfo[] }>("/api/node-types"),
   validate: (definition: unknown) =>
     post<{ valid: boolean; problems: Problem[] }>("/api/workflows/validate", definition),

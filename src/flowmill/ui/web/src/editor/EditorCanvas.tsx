@@ -29,6 +29,7 @@ type Data = {
   handles: string[];
   problems: string[];
   run?: RunState;
+  pinned: boolean;
 };
 
 function preview(v: unknown): string {
@@ -51,12 +52,14 @@ const EditNode = memo(function EditNode({ data, id, selected }: NodeProps<Node<D
       data-node-id={id}
       data-status={run?.status ?? ""}
       data-problems={data.problems.length}
+      data-pinned={data.pinned ? "true" : undefined}
       title={data.problems.join("\n") || `${data.name} (${data.type})`}
     >
       {data.input && <Handle type="target" position={Position.Left} />}
       <div className="flow-node-name">{data.name}</div>
       <div className="flow-node-meta">
         <span className="flow-node-type">{data.label}</span>
+        {data.pinned && <span className="tag" title="output pinned as test data">pinned</span>}
         {run && (
           <span className={`status status-${run.status}`} data-testid="run-status">
             {run.status}
@@ -110,13 +113,14 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
   types: Record<string, NodeTypeInfo>;
   problems: { nodes: Record<string, Problem[]>; edges: Record<number, Problem[]> };
   runs: Record<string, RunState>;
+  pinned: Record<string, unknown>;
   selected: string[];
   onDropType: (type: string, at: XY) => void;
   onSelect: (ids: string[]) => void;
   onConnect: (source: string, target: string, handle: string | null) => void;
   onMove: (moved: Record<string, XY>) => void;
   onDelete: (nodeIds: string[], edgeKeys: string[]) => void;
-}>(function EditorCanvas({ def, types, problems, runs, selected, onDropType, onSelect, onConnect, onMove, onDelete }, ref) {
+}>(function EditorCanvas({ def, types, problems, runs, pinned, selected, onDropType, onSelect, onConnect, onMove, onDelete }, ref) {
   const flow = useReactFlow();
   const wrapper = useRef<HTMLDivElement>(null);
   useImperativeHandle(ref, () => ({
@@ -145,10 +149,11 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
             handles: outputHandles(n, info, def),
             problems: (problems.nodes[n.id] ?? []).map((p) => p.message),
             run: runs[n.id],
+            pinned: n.id in pinned,
           },
         };
       });
-  }, [def, types, problems, runs, selected]);
+  }, [def, types, problems, runs, pinned, selected]);
   // React Flow keeps the nodes itself (uncontrolled): a drag moves one node in its
   // store without a React render of the whole list (the controlled way costs O(nodes)
   // per frame). The definition's changes are pushed in; each finished gesture comes

@@ -1,5 +1,6 @@
 // The selected node's settings: name, error handling and its config form (drawn from
 // the type's JSON Schema), its problems, and what it did in the last test run.
+import { useEffect, useState } from "react";
 import type { DefNode } from "../types";
 import { JsonView } from "../ui";
 import type { RunState } from "./EditorCanvas";
@@ -24,7 +25,7 @@ export function fieldProblems(problems: Problem[]): { fields: Record<string, str
 }
 
 export function NodePanel({
-  node, info, problems, run, count, onChange, onUseAsInput,
+  node, info, problems, run, count, onChange, onUseAsInput, pinned, onPin, canRunFrom, onRunFrom,
 }: {
   node: DefNode | null;
   info: NodeTypeInfo | undefined;
@@ -33,6 +34,10 @@ export function NodePanel({
   count: number;
   onChange: (change: Partial<DefNode>, key: string) => void;
   onUseAsInput: (data: unknown) => void;
+  pinned: unknown; // undefined: not pinned
+  onPin: (output: unknown) => void; // undefined unpins
+  canRunFrom: boolean;
+  onRunFrom: () => void;
 }) {
   if (!node) {
     return (
@@ -81,11 +86,20 @@ export function NodePanel({
           {rest.map((p, i) => <li key={i}>{p.message}</li>)}
         </ul>
       )}
+      {canRunFrom && info && !info.is_trigger && (
+        <button type="button" className="primary" onClick={onRunFrom} title="Run this node and the nodes after it again; the nodes before it keep the last test run's outputs, or their pinned ones">
+          Run from here
+        </button>
+      )}
+      {pinned !== undefined && <PinnedEditor nodeId={node.id} value={pinned} onChange={onPin} />}
       {run && (
         <div className="card">
           <strong>Last test run: {run.status}</strong>
           {run.duration_ms !== null && <span className="muted"> · {Math.round(run.duration_ms)} ms</span>}
           {run.error ? <JsonView value={run.error} label={`${node.id} error`} /> : <JsonView value={run.output} label={`${node.id} output`} />}
+          {pinned === undefined && run.status === "succeeded" && (
+            <button type="button" className="small" onClick={() => onPin(run.output ?? null)}>Pin this output as test data</button>
+          )}
           {info?.is_trigger && run.output !== undefined && (
             <button type="button" className="small" onClick={() => onUseAsInput((run.output as { data?: unknown } | null)?.data ?? null)}>
               Use its data as test input
@@ -93,6 +107,32 @@ export function NodePanel({
           )}
         </div>
       )}
+    </div>
+  );
+}
+
+/** A pinned output, editable as JSON: what a run from a later node uses for this one. */
+function PinnedEditor({ nodeId, value, onChange }: { nodeId: string; value: unknown; onChange: (v: unknown) => void }) {
+  const [text, setText] = useState(() => JSON.stringify(value, null, 2));
+  const [bad, setBad] = useState<string | null>(null);
+  useEffect(() => setText(JSON.stringify(value, null, 2)), [nodeId]); // eslint-disable-line react-hooks/exhaustive-deps
+  return (
+    <div className="card pinned" data-testid="pinned-output">
+      <label htmlFor={`pin-${nodeId}`}>Pinned output (JSON): runs from a later node use it</label>
+      <textarea
+        id={`pin-${nodeId}`} className="code-input" rows={5} spellCheck={false} value={text}
+        onChange={(e) => {
+          setText(e.target.value);
+          try {
+            onChange(JSON.parse(e.target.value));
+            setBad(null);
+          } catch (err) {
+            setBad((err as Error).message);
+          }
+        }}
+      />
+      {bad && <div className="field-error">Not valid JSON: {bad}</div>}
+      <button type="button" className="small" onClick={() => onChange(undefined)}>Unpin</button>
     </div>
   );
 }

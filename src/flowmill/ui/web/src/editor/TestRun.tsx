@@ -27,6 +27,7 @@ export interface TestRun {
   error: unknown;
   running: boolean;
   start: (workflowId: string, version: number, input: unknown) => Promise<void>;
+  rerunFrom: (executionId: string, nodeId: string, version: number, pinned: Record<string, unknown>) => Promise<void>;
 }
 
 export function useTestRun(): TestRun {
@@ -36,23 +37,24 @@ export function useTestRun(): TestRun {
   const timer = useRef<number | null>(null);
   useEffect(() => () => ctl.current?.abort(), []);
 
-  const start = useCallback(async (workflowId: string, version: number, input: unknown) => {
+  /** Show the execution `begin` starts, following it live. */
+  const follow = useCallback(async (begin: () => Promise<string>) => {
     ctl.current?.abort();
     const abort = new AbortController();
     ctl.current = abort;
     setError(null);
     setExecution(null);
     try {
-      const started = await api.execute(workflowId, input, version);
+      const executionId = await begin();
       const load = async () => {
-        const d = await api.execution(started.execution_id);
+        const d = await api.execution(executionId);
         if (!abort.signal.aborted) setExecution(d);
         return d;
       };
       const first = await load();
       if (TERMINAL.has(first.status)) return;
       void followExecution(
-        started.execution_id,
+        executionId,
         (e) => {
           setExecution((cur) => (cur ? applyEvent(cur, e) : cur));
           // the full record (outputs, durations) shortly after each event
@@ -72,9 +74,19 @@ export function useTestRun(): TestRun {
       setError(e);
     }
   }, []);
+  const start = useCallback(
+    (workflowId: string, version: number, input: unknown) =>
+      follow(async () => (await api.execute(workflowId, input, version)).execution_id),
+    [follow],
+  );
+  const rerunFrom = useCallback(
+    (executionId: string, nodeId: string, version: number, pinned: Record<string, unknown>) =>
+      follow(async () => (await api.rerunFrom(executionId, nodeId, version, pinned)).execution_id),
+    [follow],
+  );
 
   const states = useMemo(() => runStates(execution), [execution]);
-  return { execution, states, error, running: Boolean(execution && !TERMINAL.has(execution.status)), start };
+  return { execution, states, error, running: Boolean(execution && !TERMINAL.has(execution.status)), start, rerunFrom };
 }
 
 const PIN = "flowmill.editor.pinned-input:";
@@ -148,4 +160,34 @@ export function TestRunPanel({
       )}
     </div>
   );
+}
+
+const PINS = "flowmill.editor.pinned-outputs:";
+
+/** Node outputs pinned as test data for a workflow (this browser keeps them). */
+export function usePins(workflowId: string | null): [Record<string, unknown>, (nodeId: string, output: unknown) => void] {
+  const [pins, setPins] = useState<Record<string, unknown>>({});
+  useEffect(() => {
+    try {
+      setPins(workflowId ? JSON.parse(localStorage.getItem(PINS + workflowId) ?? "{}") : {});
+    } catch {
+      setPins({});
+    }
+  }, [workflowId]);
+  const pin = useCallback(
+    (nodeId: string, output: unknown) =>
+      setPins((cur) => {
+        const next = { ...cur };
+        if (output === undefined) delete next[nodeId];
+        else next[nodeId] = output;
+        try {
+          if (workflowId) localStorage.setItem(PINS + workflowId, JSON.stringify(next));
+        } catch {
+          // storage denied: pinned for this page only
+        }
+        return next;
+      }),
+    [workflowId],
+  );
+  return [pins, pin];
 }

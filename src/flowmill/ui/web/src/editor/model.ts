@@ -256,3 +256,26 @@ export function paste(def: Definition, frag: Definition, offset: XY = { x: 40, y
     .map((e) => ({ ...e, source: rename[e.source], target: rename[e.target] }));
   return [{ ...out, edges: [...edgesOf(out), ...edges] }, added];
 }
+
+/** `id` and every node reachable from it. */
+export function downstreamOf(def: Definition, id: string): Set<string> {
+  const seen = new Set([id]);
+  const todo = [id];
+  while (todo.length) {
+    const cur = todo.pop()!;
+    for (const e of edgesOf(def)) {
+      if (e.source === cur && !seen.has(e.target)) {
+        seen.add(e.target);
+        todo.push(e.target);
+      }
+    }
+  }
+  return seen;
+}
+
+/** The pinned outputs a run from `id` uses: those of nodes before it (still there). */
+export function pinsBefore(def: Definition, id: string, pins: Record<string, unknown>): Record<string, unknown> {
+  const after = downstreamOf(def, id);
+  const ids = new Set(nodesOf(def).map((n) => n.id));
+  return Object.fromEntries(Object.entries(pins).filter(([n]) => ids.has(n) && !after.has(n)));
+}

@@ -8,14 +8,14 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError } from "../api";
 import { EditorCanvas, type CanvasHandle } from "../editor/EditorCanvas";
 import {
-  addNode, autoLayout, connect, EMPTY, fragment, initial, move, nodesOf, paste, problemsByPlace,
+  addNode, autoLayout, connect, EMPTY, fragment, initial, move, nodesOf, paste, pinsBefore, problemsByPlace,
   record, redo, remove, undo, updateNode, withPositions,
   type History, type NodeTypeInfo, type Problem, type XY,
 } from "../editor/model";
 import { Palette } from "../editor/Palette";
 import { NodePanel } from "../editor/NodePanel";
 import { JsonPanel } from "../editor/JsonPanel";
-import { TestRunPanel, useTestRun } from "../editor/TestRun";
+import { TestRunPanel, usePins, useTestRun } from "../editor/TestRun";
 import { Link, navigate } from "../router";
 import type { Definition } from "../types";
 import { ErrorBox, Loading } from "../ui";
@@ -54,6 +54,7 @@ export default function EditorPage({ id }: { id: string | null }) {
   const canvas = useRef<CanvasHandle>(null);
   const created = useRef<string | null>(null);
   const run = useTestRun();
+  const [pins, pin] = usePins(workflowId);
 
   // load the workflow (not when we just created it here: the history stays)
   useEffect(() => {
@@ -276,6 +277,7 @@ export default function EditorPage({ id }: { id: string | null }) {
             types={byType}
             problems={places}
             runs={run.states}
+            pinned={pins}
             selected={selected}
             onDropType={(t, at) => add(t, at)}
             onSelect={(ids) => {
@@ -303,6 +305,15 @@ export default function EditorPage({ id }: { id: string | null }) {
               run={node ? run.states[node.id] : undefined}
               count={selected.length}
               onChange={(change2, key) => node && edit((d) => updateNode(d, node.id, change2), key)}
+              pinned={node ? pins[node.id] : undefined}
+              onPin={(output) => node && pin(node.id, output)}
+              canRunFrom={Boolean(run.execution && !run.running && workflowId) && problems.length === 0}
+              onRunFrom={async () => {
+                if (!node || !run.execution) return;
+                const v = await savedVersion();
+                if (v === null) return;
+                await run.rerunFrom(run.execution.id, node.id, v, pinsBefore(def, node.id, pins));
+              }}
               onUseAsInput={(data) => {
                 setOffered(JSON.stringify(data, null, 2));
                 setPanel("test");
