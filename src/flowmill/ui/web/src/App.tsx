@@ -1,7 +1,7 @@
 // The shell: sign-in gate, header with navigation and theme, and the pages, each loaded
 // on demand so the first load stays small.
 import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
-import { api } from "./api";
+import { api, primeEditor } from "./api";
 import { Link, match, navigate, useLocation } from "./router";
 import { credential, onSignedOut, signOut } from "./session";
 import { applyTheme, savedTheme, type Theme } from "./theme";
@@ -33,6 +33,7 @@ const Operations = lazy(load.operations);
   const editing = first === "workflows" && (second === "new" || third === "edit");
   const key = editing ? "editor" : first === "workflows" && second ? "workflow" : first === "executions" && second ? "execution" : first;
   if (credential() && key in load) void load[key as keyof typeof load]();
+  if (credential() && editing) primeEditor(second === "new" ? null : second);
 }
 
 const NAV = [

@@ -4,6 +4,7 @@ import {
   addNode, autoLayout, connect, edgeKey, fragment, fromConfig, initial, MERGE_MS, nodesOf, outputHandles,
   paste, positionOf, problemsByPlace, record, redo, remove, undo, withPositions, type NodeTypeInfo,
 } from "./model";
+import { fastLayout } from "./fastLayout";
 import { fieldProblems } from "./NodePanel";
 import { parseLoose, resolve, showLoose } from "./SchemaForm";
 import type { Definition } from "../types";
@@ -103,5 +104,29 @@ describe("schema form", () => {
     expect(parseLoose("")).toBeUndefined();
     expect(showLoose("42")).toBe('"42"');
     expect(showLoose("hi {{x}}")).toBe("hi {{x}}");
+  });
+});
+
+describe("fast layout", () => {
+  it("puts each node a column right of its predecessors and keeps branches in bands", () => {
+    const d: Definition = {
+      nodes: ["t", "s", "a1", "a2", "b1", "b2", "j"].map((id) => ({ id, type: "x" })),
+      edges: [
+        { source: "t", target: "s" }, { source: "s", target: "a1" }, { source: "a1", target: "a2" },
+        { source: "s", target: "b1" }, { source: "b1", target: "b2" }, { source: "a2", target: "j" },
+        { source: "b2", target: "j" },
+      ],
+    };
+    const at = fastLayout(d);
+    expect(at.t.x).toBeLessThan(at.s.x);
+    expect(at.a2.x).toBeLessThan(at.j.x);
+    expect(at.a1.x).toBe(at.b1.x);
+    expect(Math.sign(at.a1.y - at.b1.y)).toBe(Math.sign(at.a2.y - at.b2.y)); // no crossing
+    expect(new Set(Object.values(at).map((p) => `${p.x},${p.y}`)).size).toBe(7);
+  });
+
+  it("places nodes on a cycle too (a draft may have one)", () => {
+    const d: Definition = { nodes: [{ id: "a", type: "x" }, { id: "b", type: "x" }], edges: [{ source: "a", target: "b" }, { source: "b", target: "a" }] };
+    expect(Object.keys(fastLayout(d)).sort()).toEqual(["a", "b"]);
   });
 });

@@ -4,6 +4,7 @@
 // paste all see the same document).
 import type { Definition, DefEdge, DefNode } from "../types";
 import { handleOf, layoutDefinition } from "../graph/layout";
+import { FAST_LAYOUT_FROM, fastLayout } from "./fastLayout";
 
 export interface XY {
   x: number;
@@ -139,21 +140,25 @@ export function updateNode(def: Definition, id: string, change: Partial<DefNode>
   };
 }
 
-/** Every node placed by dagre, left to right. */
-export function autoLayout(def: Definition): Definition {
-  const laid = layoutDefinition(def);
+/** Every node placed left to right: by dagre, or past FAST_LAYOUT_FROM nodes by the
+ * linear-time layered layout. */
+export function layoutPositions(def: Definition): Record<string, XY> {
+  if (nodesOf(def).length > FAST_LAYOUT_FROM) return fastLayout(def);
   const at: Record<string, XY> = {};
-  for (const n of laid.nodes) at[n.id] = { x: n.x, y: n.y };
-  return move(def, at);
+  for (const n of layoutDefinition(def).nodes) at[n.id] = { x: n.x, y: n.y };
+  return at;
+}
+
+export function autoLayout(def: Definition): Definition {
+  return move(def, layoutPositions(def));
 }
 
 /** Nodes without a position get one from the layout (a definition written by hand). */
 export function withPositions(def: Definition): Definition {
-  if (nodesOf(def).every((n) => positionOf(n))) return def;
-  const laid = layoutDefinition(def);
-  const at: Record<string, XY> = {};
-  for (const n of laid.nodes) if (!positionOf(nodesOf(def).find((d) => d.id === n.id)!)) at[n.id] = { x: n.x, y: n.y };
-  return move(def, at);
+  const missing = nodesOf(def).filter((n) => !positionOf(n));
+  if (!missing.length) return def;
+  const laid = layoutPositions(def);
+  return move(def, Object.fromEntries(missing.map((n) => [n.id, laid[n.id]])));
 }
 
 /** The output handles a node shows: "" is the default output. */

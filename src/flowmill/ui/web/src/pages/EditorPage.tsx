@@ -5,7 +5,7 @@
 // test-run on the saved draft with each node's result drawn on the canvas.
 import { ReactFlowProvider } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { api, ApiError } from "../api";
+import { api, ApiError, editorNodeTypes, editorWorkflow } from "../api";
 import { EditorCanvas, type CanvasHandle } from "../editor/EditorCanvas";
 import {
   addNode, autoLayout, connect, EMPTY, fragment, initial, move, nodesOf, paste, pinsBefore, problemsByPlace,
@@ -60,7 +60,7 @@ export default function EditorPage({ id }: { id: string | null }) {
   useEffect(() => {
     setWorkflowId(id);
     if (!id || id === created.current) return;
-    api.workflow(id).then(
+    editorWorkflow(id).then(
       (w) => {
         const def = editable(w.definition);
         setHistory(initial(def));
@@ -72,7 +72,7 @@ export default function EditorPage({ id }: { id: string | null }) {
     );
   }, [id]);
   useEffect(() => {
-    api.nodeTypes().then((r) => setTypes(r.items), setLoadError);
+    editorNodeTypes().then((r) => setTypes(r.items), setLoadError);
   }, []);
 
   const def = history?.present ?? EMPTY;
