@@ -13,7 +13,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -347,23 +347,7 @@ class Engine:
         wf = await self.compiled(old.workflow_id, old.version)
         runs = await self.store.node_runs(execution_id)
         now = self.clock.now()
-        ex = ExecutionRecord(
-            id=uuid7(),
-            tenant_id=old.tenant_id,
-            workflow_id=old.workflow_id,
-            version=old.version,
-            status=ExecutionStatus.PENDING,
-            trigger=old.trigger,
-            trigger_type=old.trigger_type,
-            created_at=now,
-            retry_of=old.id,
-            metadata=old.metadata,
-            deadline_at=(
-                now + timedelta(seconds=wf.workflow.settings.timeout_s)
-                if wf.workflow.settings.timeout_s
-                else None
-            ),
-        )
+        ex = _retry_record(old, wf, old.version, old.trigger, now)
         fx = await self.store.start(
             ex, lambda _c: starts.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
         )
@@ -381,23 +365,7 @@ class Engine:
         for trigger_node in wf.graph.triggers:
             if isinstance(pinned.get(trigger_node), dict):
                 trigger.update(pinned[trigger_node])
-        ex = ExecutionRecord(
-            id=uuid7(),
-            tenant_id=old.tenant_id,
-            workflow_id=old.workflow_id,
-            version=version,
-            status=ExecutionStatus.PENDING,
-            trigger=trigger,
-            trigger_type=old.trigger_type,
-            created_at=now,
-            retry_of=old.id,
-            metadata=old.metadata,
-            deadline_at=(
-                now + timedelta(seconds=wf.workflow.settings.timeout_s)
-                if wf.workflow.settings.timeout_s
-                else None
-            ),
-        )
+        ex = _retry_record(old, wf, version, trigger, now)
         fx = await self.store.start(
             ex,
             lambda _c: starts.rerun_from_node(
@@ -629,3 +597,28 @@ class Engine:
 
     async def _promote_all(self) -> None:
         await self._sweeper.promote_queued()
+
+
+def _retry_record(
+    old: ExecutionRecord,
+    wf: CompiledWorkflow,
+    version: int,
+    trigger: dict[str, Any],
+    now: datetime,
+) -> ExecutionRecord:
+    """The new execution of a retry of ``old``: same tenant, workflow and metadata,
+    ``retry_of`` pointing back, a fresh deadline from the version's settings."""
+    timeout_s = wf.workflow.settings.timeout_s
+    return ExecutionRecord(
+        id=uuid7(),
+        tenant_id=old.tenant_id,
+        workflow_id=old.workflow_id,
+        version=version,
+        status=ExecutionStatus.PENDING,
+        trigger=trigger,
+        trigger_type=old.trigger_type,
+        created_at=now,
+        retry_of=old.id,
+        metadata=old.metadata,
+        deadline_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
+    )
