@@ -118,7 +118,7 @@ async def test_web_editor_builds_the_seed_workflow_with_the_mouse_and_runs_it(
         await page.get_by_role("button", name="Save", exact=True).click()
         await expect(page.get_by_test_id("save-state")).to_have_text("Saved as v1")
         await expect(page).to_have_url(re.compile(r"/workflows/[0-9a-f-]+/edit$"))
-        await page.get_by_role("button", name="Publish").click()
+        await page.get_by_role("button", name="Publish", exact=True).click()
         await expect(page.get_by_test_id("live-version")).to_have_text("v1 is live")
         await shot(page, "editor-02-saved-published")
 
@@ -208,6 +208,20 @@ async def test_web_editor_refuses_a_save_over_another_editors_version(served: Se
         await second.get_by_label("Workflow name").fill("Shared, then the second")
         await second.get_by_role("button", name="Save", exact=True).click()
         await expect(second.get_by_test_id("save-state")).to_have_text("Saved as v3")
+
+        # publishing over a live version shows what changes, then publishes
+        await second.get_by_role("button", name="Publish", exact=True).click()
+        await expect(second.get_by_test_id("live-version")).to_have_text("v3 is live")
+        await node(second, "step-2").click()
+        await field(second, "mapping").fill('{"i": 22}')
+        await second.get_by_role("button", name="Publish", exact=True).click()
+        review = second.get_by_test_id("publish-review")
+        await expect(review).to_contain_text("Publishing v4 replaces the live v3")
+        await expect(review).to_contain_text("node step-2 changed")
+        await shot(second, "editor-05b-publish-review")
+        await review.get_by_role("button", name="Publish v4").click()
+        await expect(second.get_by_test_id("live-version")).to_have_text("v4 is live")
+        await expect(review).to_have_count(0)
         assert not errors_1, errors_1
         # the browser logs the refused request itself; nothing else went wrong
         assert [e for e in errors_2 if "409 (Conflict)" not in e] == [], errors_2

@@ -17,7 +17,7 @@ import { NodePanel } from "../editor/NodePanel";
 import { JsonPanel } from "../editor/JsonPanel";
 import { TestRunPanel, usePins, useTestRun } from "../editor/TestRun";
 import { Link, navigate } from "../router";
-import type { Definition } from "../types";
+import type { Definition, VersionDiff } from "../types";
 import { ErrorBox, Loading } from "../ui";
 
 type Save =
@@ -51,6 +51,7 @@ export default function EditorPage({ id }: { id: string | null }) {
   const [selected, setSelected] = useState<string[]>([]);
   const [panel, setPanel] = useState<Panel>("node");
   const [offered, setOffered] = useState<string | null>(null);
+  const [review, setReview] = useState<{ version: number; diff: VersionDiff } | null>(null);
   const canvas = useRef<CanvasHandle>(null);
   const created = useRef<string | null>(null);
   const run = useTestRun();
@@ -148,9 +149,23 @@ export default function EditorPage({ id }: { id: string | null }) {
 
   const savedVersion = async (): Promise<number | null> => (dirty || base === null ? doSave() : base);
 
+  // publishing over a live version shows what changes first
   const publish = async () => {
     const v = await savedVersion();
     if (v === null || !workflowId) return;
+    try {
+      if (active !== null && active !== v) {
+        setReview({ version: v, diff: await api.diff(workflowId, active, v) });
+        return;
+      }
+      await publishNow(v);
+    } catch (e) {
+      setSave({ kind: "error", error: e });
+    }
+  };
+  const publishNow = async (v: number) => {
+    if (!workflowId) return;
+    setReview(null);
     try {
       const w = await api.publishVersion(workflowId, v);
       setActive(w.active_version);
@@ -268,6 +283,9 @@ export default function EditorPage({ id }: { id: string | null }) {
         </div>
       )}
       {save.kind === "error" && <ErrorBox error={save.error} />}
+      {review && active !== null && (
+        <PublishReview live={active} {...review} onPublish={() => void publishNow(review.version)} onCancel={() => setReview(null)} />
+      )}
       <div className="editor-main">
         <Palette types={types} onAdd={(t) => add(t)} />
         <ReactFlowProvider>
@@ -366,5 +384,30 @@ function Problems({ problems, checking, onPick }: { problems: Problem[]; checkin
         </ul>
       )}
     </section>
+  );
+}
+
+function PublishReview({ live, version, diff, onPublish, onCancel }: { live: number; version: number; diff: VersionDiff; onPublish: () => void; onCancel: () => void }) {
+  const lines: string[] = [
+    ...diff.fields.map((f) => `${f.path} changed`),
+    ...diff.nodes_added.map((n) => `node ${n} added`),
+    ...diff.nodes_removed.map((n) => `node ${n} removed`),
+    ...diff.nodes_changed.map((n) => `node ${n.id} changed: ${n.changes.map((c) => c.path).join(", ")}`),
+    ...diff.edges_added.map((e) => `edge ${e.source} → ${e.target} added`),
+    ...diff.edges_removed.map((e) => `edge ${e.source} → ${e.target} removed`),
+  ];
+  return (
+    <div className="notice publish-review" role="region" aria-label="Publish review" data-testid="publish-review">
+      <strong>Publishing v{version} replaces the live v{live}.</strong>
+      {lines.length ? (
+        <ul>{lines.map((l, i) => <li key={i}>{l}</li>)}</ul>
+      ) : (
+        <div className="muted">The two versions do the same thing.</div>
+      )}
+      <div className="actions">
+        <button type="button" className="primary" onClick={onPublish}>Publish v{version}</button>
+        <button type="button" onClick={onCancel}>Cancel</button>
+      </div>
+    </div>
   );
 }
