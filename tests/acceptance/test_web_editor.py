@@ -250,6 +250,8 @@ async def test_web_editor_gives_a_plugin_node_a_working_form(served: Served) -> 
         await wire(page, "trigger", "greeting-1")
         await expect(page.get_by_test_id("problems")).to_have_attribute("data-count", "0")
         await shot(page, "editor-06-plugin-form")
+        # valid and left alone, the draft saves itself
+        await expect(page.get_by_test_id("save-state")).to_have_text("Saved as v2")
 
         await page.get_by_role("tab", name="Test run").click()
         await page.get_by_label(re.compile("^Trigger input")).fill('{"who": "plugin"}')
@@ -268,7 +270,7 @@ async def test_web_editor_gives_a_plugin_node_a_working_form(served: Served) -> 
         await expect(test_input).to_have_value(re.compile(r'"who": "plugin"'))
         await page.get_by_role("button", name="Pin as test data").click()
         await expect(page.get_by_test_id("pinned")).to_be_visible()
-        # the test run saved the draft first: nothing is lost by the reload
+        # autosaved: nothing is lost by the reload
         await expect(page.get_by_test_id("save-state")).to_have_text("Saved as v2")
         await page.reload()
         await page.get_by_role("tab", name="Test run").click()

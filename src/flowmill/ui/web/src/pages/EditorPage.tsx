@@ -29,6 +29,9 @@ type Save =
 
 type Panel = "node" | "test" | "json";
 
+const AUTOSAVE_MS = 3000;
+const AUTOSAVE_KEY = "flowmill.editor.autosave";
+
 /** The stored definition as the editor holds it: no fields the API owns. */
 function editable(def: Definition): Definition {
   const { tenant_id: _t, id: _i, version: _v, status: _s, ...rest } = def as Record<string, unknown>;
@@ -110,7 +113,7 @@ export default function EditorPage({ id }: { id: string | null }) {
 
   const change = useCallback((next: Definition, key: string | null = null) => {
     setHistory((h) => (h ? record(h, next, key) : h));
-    setSave((s) => (s.kind === "saved" ? { kind: "idle" } : s));
+    setSave((s) => (s.kind === "saved" || s.kind === "error" ? { kind: "idle" } : s));
   }, []);
   const edit = useCallback(
     (fn: (d: Definition) => Definition, key: string | null = null) =>
@@ -146,6 +149,16 @@ export default function EditorPage({ id }: { id: string | null }) {
       return null;
     }
   }, [workflowId, def, base]);
+
+  // autosave: a valid draft of a saved workflow is saved after AUTOSAVE_MS without a
+  // change (not after a conflict: that waits for the person)
+  const [autosave, setAutosave] = useState(() => localStorage.getItem(AUTOSAVE_KEY) !== "off");
+  const quiet = !checking && problems.length === 0 && (save.kind === "idle" || save.kind === "saved");
+  useEffect(() => {
+    if (!autosave || !dirty || !workflowId || !quiet) return;
+    const t = window.setTimeout(() => void doSave(), AUTOSAVE_MS);
+    return () => clearTimeout(t);
+  }, [autosave, dirty, workflowId, quiet, doSave]);
 
   const savedVersion = async (): Promise<number | null> => (dirty || base === null ? doSave() : base);
 
@@ -261,6 +274,17 @@ export default function EditorPage({ id }: { id: string | null }) {
         <span className="muted small-text" data-testid="live-version">
           {active ? `v${active} is live` : "not published"}
         </span>
+        <label className="autosave-toggle">
+          <input
+            type="checkbox"
+            checked={autosave}
+            onChange={(e) => {
+              setAutosave(e.target.checked);
+              localStorage.setItem(AUTOSAVE_KEY, e.target.checked ? "on" : "off");
+            }}
+          />
+          Autosave
+        </label>
         <span className="editor-bar-actions">
           <button type="button" className="small" onClick={() => setHistory((h) => h && undo(h))} disabled={!history.past.length} title="Ctrl+Z">Undo</button>
           <button type="button" className="small" onClick={() => setHistory((h) => h && redo(h))} disabled={!history.future.length} title="Ctrl+Shift+Z">Redo</button>
