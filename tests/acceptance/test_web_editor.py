@@ -60,9 +60,7 @@ async def wire(page: Page, source: str, target: str, handle: str | None = None) 
 
 def field(page: Page, name: str) -> Locator:
     """A config field of the node panel, by its config key."""
-    return page.locator(f'[data-testid="node-panel"] [data-field="{name}"]').locator(
-        "input, textarea, select"
-    )
+    return page.locator(f'[data-testid="node-panel"] [data-field="{name}"] [id^="f-"]')
 
 
 async def test_web_editor_builds_the_seed_workflow_with_the_mouse_and_runs_it(
@@ -171,6 +169,13 @@ async def test_web_editor_builds_the_seed_workflow_with_the_mouse_and_runs_it(
         assert rerun["retry_of"] is not None
         assert rerun["input"] == {"message": "pinned"}
         await shot(page, "editor-04-run-from-a-node")
+
+        # the response's template is offered the paths the last run gave it
+        await node(page, "response-1").click()
+        await page.get_by_label("Insert a path into template").select_option("input.result")
+        await expect(field(page, "template")).to_have_value(
+            "The processed result is: {{result}}{{ input.result }}"
+        )
         assert not errors, errors
 
 

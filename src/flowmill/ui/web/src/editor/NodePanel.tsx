@@ -25,7 +25,7 @@ export function fieldProblems(problems: Problem[]): { fields: Record<string, str
 }
 
 export function NodePanel({
-  node, info, problems, run, count, onChange, onUseAsInput, pinned, onPin, canRunFrom, onRunFrom,
+  node, info, problems, run, count, onChange, onUseAsInput, pinned, onPin, canRunFrom, onRunFrom, paths,
 }: {
   node: DefNode | null;
   info: NodeTypeInfo | undefined;
@@ -38,6 +38,7 @@ export function NodePanel({
   onPin: (output: unknown) => void; // undefined unpins
   canRunFrom: boolean;
   onRunFrom: () => void;
+  paths: string[];
 }) {
   if (!node) {
     return (
@@ -76,6 +77,7 @@ export function NodePanel({
           codeFields={info.code_fields}
           nodeId={node.id}
           problems={fields}
+          paths={paths}
           onChange={(config, field) => onChange({ config }, `config:${node.id}:${field}`)}
         />
       ) : (

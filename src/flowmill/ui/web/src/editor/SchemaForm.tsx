@@ -49,7 +49,7 @@ export function kindOf(key: string, s: JsonSchema, codeFields: string[]): FieldK
 }
 
 export function SchemaForm({
-  schema, value, onChange, codeFields, nodeId, problems,
+  schema, value, onChange, codeFields, nodeId, problems, paths = [],
 }: {
   schema: JsonSchema;
   value: Obj;
@@ -57,17 +57,18 @@ export function SchemaForm({
   codeFields: string[];
   nodeId: string;
   problems: Record<string, string[]>;
+  paths?: string[];
 }) {
   return (
     <ObjectFields
       root={schema} schema={schema} value={value} path="" nodeId={nodeId}
-      codeFields={codeFields} problems={problems} onChange={onChange}
+      codeFields={codeFields} problems={problems} onChange={onChange} paths={paths}
     />
   );
 }
 
 function ObjectFields({
-  root, schema, value, path, nodeId, codeFields, problems, onChange,
+  root, schema, value, path, nodeId, codeFields, problems, onChange, paths = [],
 }: {
   root: JsonSchema;
   schema: JsonSchema;
@@ -77,6 +78,7 @@ function ObjectFields({
   codeFields: string[];
   problems: Record<string, string[]>;
   onChange: (next: Obj, field: string) => void;
+  paths?: string[];
 }) {
   const props = schema.properties ?? {};
   const required = new Set(schema.required ?? []);
@@ -120,6 +122,20 @@ function ObjectFields({
               </span>
             </label>
             <Field id={id} kind={kind} schema={s} value={value[key]} onChange={set} required={required.has(key)} />
+            {paths.length > 0 && templated(kind, codeFields.includes(key), value[key]) && (
+              <select
+                className="insert-path"
+                aria-label={`Insert a path into ${key}`}
+                value=""
+                onChange={(e) => {
+                  const cur = value[key];
+                  set(`${typeof cur === "string" ? cur : ""}{{ ${e.target.value} }}`);
+                }}
+              >
+                <option value="">Insert {"{{ }}"} path…</option>
+                {paths.map((p) => <option key={p} value={p}>{p}</option>)}
+              </select>
+            )}
             {s.description && <div className="muted small-text">{s.description}</div>}
             {errors.map((m, i) => (
               <div key={i} className="field-error">{m}</div>
@@ -163,6 +179,13 @@ function Field({
     default:
       return <JsonField id={id} value={value} onChange={onChange} />;
   }
+}
+
+/** Fields that take a `{{ }}` template: text (not code), and JSON fields holding text. */
+function templated(kind: FieldKind, code: boolean, value: unknown): boolean {
+  if (code) return false;
+  if (kind === "text" || kind === "code") return true;
+  return kind === "json" && (value === undefined || typeof value === "string");
 }
 
 function placeholder(s: JsonSchema): string {

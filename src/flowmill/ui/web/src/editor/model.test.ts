@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import {
   addNode, autoLayout, connect, edgeKey, fragment, fromConfig, initial, MERGE_MS, nodesOf, outputHandles,
-  paste, positionOf, problemsByPlace, record, redo, remove, undo, withPositions, type NodeTypeInfo,
+  paste, positionOf, problemsByPlace, record, redo, remove, templatePaths, undo, withPositions, type NodeTypeInfo,
 } from "./model";
 import { fastLayout } from "./fastLayout";
 import { fieldProblems } from "./NodePanel";
@@ -128,5 +128,21 @@ describe("fast layout", () => {
   it("places nodes on a cycle too (a draft may have one)", () => {
     const d: Definition = { nodes: [{ id: "a", type: "x" }, { id: "b", type: "x" }], edges: [{ source: "a", target: "b" }, { source: "b", target: "a" }] };
     expect(Object.keys(fastLayout(d)).sort()).toEqual(["a", "b"]);
+  });
+});
+
+describe("template paths", () => {
+  it("offers the predecessor's output as input, upstream outputs, the trigger and vars", () => {
+    const d: Definition = {
+      nodes: [{ id: "t", type: "trigger" }, { id: "f", type: "function" }, { id: "r", type: "response" }],
+      edges: [{ source: "t", target: "f" }, { source: "f", target: "r" }],
+      settings: { variables: { region: "eu" } },
+    };
+    const paths = templatePaths(d, "r", { t: { data: { message: "hi" } }, f: { result: "x", items: [{ id: 1 }] } });
+    expect(paths).toEqual(expect.arrayContaining([
+      "input.result", "input.items[0].id", "trigger.data.message", "nodes.f.output.result", "vars.region", "execution.id",
+    ]));
+    expect(paths).not.toContain("nodes.r.output");
+    expect(templatePaths(d, "t", {})).toEqual(["vars.region", "execution.id", "execution.workflow_id", "execution.started_at"]);
   });
 });

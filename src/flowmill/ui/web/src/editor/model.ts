@@ -284,3 +284,40 @@ export function pinsBefore(def: Definition, id: string, pins: Record<string, unk
   const ids = new Set(nodesOf(def).map((n) => n.id));
   return Object.fromEntries(Object.entries(pins).filter(([n]) => ids.has(n) && !after.has(n)));
 }
+
+/** The `{{ }}` paths a node's templates can use, from what the last test run (or a pin)
+ * gave its upstream nodes: `input…` (its predecessor's output), `nodes.<id>.output…`,
+ * `trigger…`, `vars…` and `execution…`. */
+export function templatePaths(def: Definition, nodeId: string, outputs: Record<string, unknown>): string[] {
+  const preds = new Map<string, string[]>();
+  for (const e of edgesOf(def)) preds.set(e.target, [...(preds.get(e.target) ?? []), e.source]);
+  const direct = preds.get(nodeId) ?? [];
+  const before = new Set<string>();
+  const todo = [...direct];
+  while (todo.length) {
+    const cur = todo.pop()!;
+    if (before.has(cur) || cur === nodeId) continue;
+    before.add(cur);
+    todo.push(...(preds.get(cur) ?? []));
+  }
+  const out: string[] = [];
+  if (direct.length === 1 && direct[0] in outputs) out.push(...flatten("input", outputs[direct[0]]));
+  const triggers = nodesOf(def).filter((n) => n.type === "trigger" && before.has(n.id));
+  for (const t of triggers) if (t.id in outputs) out.push(...flatten("trigger", outputs[t.id]));
+  for (const id of before) if (id in outputs) out.push(...flatten(`nodes.${id}.output`, outputs[id]));
+  const vars = (def.settings as { variables?: Record<string, unknown> } | undefined)?.variables ?? {};
+  out.push(...flatten("vars", vars).filter((p) => p !== "vars"));
+  out.push("execution.id", "execution.workflow_id", "execution.started_at");
+  return [...new Set(out)].slice(0, 80);
+}
+
+function flatten(prefix: string, value: unknown, depth = 0): string[] {
+  const out = [prefix];
+  if (depth >= 3 || value === null || typeof value !== "object") return out;
+  if (Array.isArray(value)) return value.length ? [...out, ...flatten(`${prefix}[0]`, value[0], depth + 1)] : out;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>).slice(0, 20)) {
+    const key = /^[A-Za-z_$][\w$]*$/.test(k) ? `${prefix}.${k}` : `${prefix}[${JSON.stringify(k)}]`;
+    out.push(...flatten(key, v, depth + 1));
+  }
+  return out;
+}

@@ -8,7 +8,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError, editorNodeTypes, editorWorkflow } from "../api";
 import { EditorCanvas, type CanvasHandle } from "../editor/EditorCanvas";
 import {
-  addNode, autoLayout, connect, EMPTY, fragment, initial, move, nodesOf, paste, pinsBefore, problemsByPlace,
+  addNode, autoLayout, connect, EMPTY, fragment, initial, move, nodesOf, paste, pinsBefore, problemsByPlace, templatePaths,
   record, redo, remove, undo, updateNode, withPositions,
   type History, type NodeTypeInfo, type Problem, type XY,
 } from "../editor/model";
@@ -348,6 +348,7 @@ export default function EditorPage({ id }: { id: string | null }) {
               count={selected.length}
               onChange={(change2, key) => node && edit((d) => updateNode(d, node.id, change2), key)}
               pinned={node ? pins[node.id] : undefined}
+              paths={node ? templatePaths(def, node.id, { ...outputsOf(run.states), ...pins }) : []}
               onPin={(output) => node && pin(node.id, output)}
               canRunFrom={Boolean(run.execution && !run.running && workflowId) && problems.length === 0}
               onRunFrom={async () => {
@@ -434,4 +435,8 @@ function PublishReview({ live, version, diff, onPublish, onCancel }: { live: num
       </div>
     </div>
   );
+}
+
+function outputsOf(states: Record<string, { output?: unknown; status: string }>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(states).filter(([, r]) => r.status === "succeeded").map(([id, r]) => [id, r.output]));
 }
