@@ -78,6 +78,7 @@ Case = Owned | Listed | CallersOwn | NotTenantScoped | Streamed
 INGRESS = NotTenantScoped("webhook ingress: no API key, the provider's verification decides")
 IMPORT = NotTenantScoped("405: /api/workflows/import is no workflow id")
 RESUME = NotTenantScoped("resume URL: no API key, its HMAC token names the execution")
+VALIDATE = NotTenantScoped("405: /api/workflows/validate is no workflow id")
 ADMIN = NotTenantScoped("the admin API takes FLOWMILL_ADMIN_KEY, never a tenant's key")
 HIJACKED = {**THREE_NODES, "name": "hijacked"}
 
@@ -88,6 +89,8 @@ CASES: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/ready"): NotTenantScoped("readiness"),
     ("GET", "/api/tenant"): CallersOwn(),
     ("GET", "/api/workflows"): Listed(),
+    ("POST", "/api/workflows/validate"): CallersOwn(lambda ids: THREE_NODES),
+    ("GET", "/api/node-types"): NotTenantScoped("the node types installed, alike for all"),
     ("POST", "/api/workflows"): CallersOwn(lambda ids: THREE_NODES),
     ("POST", "/api/workflows/import"): CallersOwn(lambda ids: THREE_NODES),
     ("GET", "/api/workflows/{workflow_id}"): Owned(),
@@ -160,6 +163,10 @@ CASES: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("PUT", "/api/workflows/import"): IMPORT,
     ("PATCH", "/api/workflows/import"): IMPORT,
     ("DELETE", "/api/workflows/import"): IMPORT,
+    ("GET", "/api/workflows/validate"): VALIDATE,
+    ("PUT", "/api/workflows/validate"): VALIDATE,
+    ("PATCH", "/api/workflows/validate"): VALIDATE,
+    ("DELETE", "/api/workflows/validate"): VALIDATE,
     # seed 003's paths: the same handlers as /api
     ("GET", "/workflows"): Listed(),
     ("POST", "/workflows"): CallersOwn(lambda ids: THREE_NODES),

@@ -230,3 +230,81 @@ async def test_api_executions_execute_takes_a_priority_and_refuses_one_out_of_ra
     bad = await api.a.post(f"/api/workflows/{wf}/execute", json={"priority": 1000})
     assert bad.status_code == 422
     assert [d["field"] for d in bad.json()["error"]["details"]] == ["body.priority"]
+
+
+TEMPLATED: dict[str, Any] = {
+    "name": "Two steps",
+    "nodes": [
+        {"id": "t", "type": "trigger", "config": {"triggerType": "manual"}},
+        {"id": "a", "type": "transform", "config": {"mapping": {"m": "{{ input.data.message }}"}}},
+        {"id": "b", "type": "response", "config": {"template": "got {{ input.m }}"}},
+    ],
+    "edges": [{"source": "t", "target": "a"}, {"source": "a", "target": "b"}],
+}
+
+
+async def _rerun(api: Api, execution_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = await api.a.post(f"/api/executions/{execution_id}/retry", json=body)
+    assert r.status_code == 202, r.text
+    new_id = r.json()["execution_id"]
+    await api.runtime.engine.wait(new_id, timeout=10)
+    detail: dict[str, Any] = (await api.a.get(f"/api/executions/{new_id}")).json()
+    return detail
+
+
+async def test_executions_retry_from_node_keeps_the_outputs_before_it(api: Api) -> None:
+    wf = await api.workflow(TEMPLATED)
+    done = await api.run(wf, {"message": "one"})
+    assert done["output"] == "got one"
+    again = await _rerun(api, done["id"], {"from_node": "b"})
+    assert (again["status"], again["output"], again["retry_of"]) == (
+        "succeeded",
+        "got one",
+        done["id"],
+    )
+    runs = {r.node_id: r.state for r in await api.runtime.executions.node_runs(again["id"])}
+    assert runs["a"] is not None and "copied_from" in runs["a"]  # kept, not run
+    assert not (runs["b"] or {}).get("copied_from")  # ran again
+
+
+async def test_executions_retry_from_node_with_pinned_data(api: Api) -> None:
+    wf = await api.workflow(TEMPLATED)
+    done = await api.run(wf, {"message": "one"})
+    pinned = {"t": {"type": "manual", "data": {"message": "pinned"}}}
+    again = await _rerun(api, done["id"], {"from_node": "a", "pinned": pinned})
+    assert again["output"] == "got pinned"
+    assert again["input"] == {"message": "pinned"}  # the pinned trigger is the trigger
+    by_a = await _rerun(api, done["id"], {"from_node": "b", "pinned": {"a": {"m": "set"}}})
+    assert by_a["output"] == "got set"
+
+
+async def test_executions_retry_from_node_runs_a_newer_version(api: Api) -> None:
+    wf = await api.workflow(TEMPLATED)
+    done = await api.run(wf, {"message": "one"})
+    nodes = [dict(n) for n in TEMPLATED["nodes"]]
+    nodes[2] = {**nodes[2], "config": {"template": "v2 got {{ input.m }}"}}
+    r = await api.a.post(
+        f"/api/workflows/{wf}/versions", json={"definition": {**TEMPLATED, "nodes": nodes}}
+    )
+    assert r.json()["version"] == 2
+    again = await _rerun(api, done["id"], {"from_node": "b", "version": 2})
+    assert (again["version"], again["output"]) == (2, "v2 got one")
+
+
+async def test_executions_retry_from_node_refusals_name_the_field(api: Api) -> None:
+    wf = await api.workflow(TEMPLATED)
+    done = await api.run(wf, {"message": "one"})
+    url = f"/api/executions/{done['id']}/retry"
+    cases = [
+        ({"from_node": "ghost"}, "body.from_node"),
+        ({"from_node": "a", "pinned": {"b": 1}}, "body.pinned.b"),
+        ({"from_node": "a", "pinned": {"ghost": 1}}, "body.pinned.ghost"),
+        ({"version": 1}, "body.version"),
+        ({"from_node": "a", "from_start": True}, "body.from_start"),
+    ]
+    for body, field in cases:
+        r = await api.a.post(url, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["error"]["details"][0]["field"] == field
+    missing = await api.a.post(url, json={"from_node": "a", "version": 9})
+    assert missing.status_code == 404

@@ -14,6 +14,7 @@ from flowmill.api import (
     analytics,
     channels,
     credentials,
+    editor,
     events,
     executions,
     feed,
@@ -99,6 +100,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.add_middleware(WebApp)  # the web app's pages and files at /; the rest passes on
     for module in (
         health,
+        editor,  # before workflows: /api/workflows/validate is no workflow id
         workflows,
         versions,
         executions,

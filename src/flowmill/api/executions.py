@@ -45,6 +45,7 @@ from flowmill.api.schemas import (
 )
 from flowmill.api.views import execution_detail, execution_summary
 from flowmill.domain.states import ExecutionStatus
+from flowmill.engine.starts import downstream
 from flowmill.store.queries import ExecutionFilter
 
 router = APIRouter(tags=["executions"], responses=ERROR_RESPONSES)
@@ -495,6 +496,12 @@ async def retry_execution(
         raise not_found("execution", eid)
     if not ex.status.terminal:
         raise ApiError(409, "not_retryable", f"the execution is still {ex.status.value}")
+    if body.from_node is not None or body.version is not None or body.pinned is not None:
+        version = await _rerun_checks(ctx, caller.tenant_id, ex.workflow_id, ex.version, body)
+        new_id = await ctx.runtime.engine.retry(
+            eid, from_node=body.from_node, version=version, pinned=body.pinned
+        )
+        return _accepted(new_id, ex.workflow_id, version, ExecutionStatus.PENDING.value)
     if ex.status is ExecutionStatus.SUCCEEDED and not body.from_start:
         raise ApiError(
             409,
@@ -504,3 +511,32 @@ async def retry_execution(
         )
     new_id = await ctx.runtime.engine.retry(eid, from_start=body.from_start)
     return _accepted(new_id, ex.workflow_id, ex.version, ExecutionStatus.PENDING.value)
+
+
+async def _rerun_checks(
+    ctx: Ctx, tenant_id: str, workflow_id: str, version: int, body: RetryExecutionIn
+) -> int:
+    """The version a run from a node uses; 422 naming the field for what cannot be."""
+
+    def invalid(field: str, message: str) -> ApiError:
+        detail = {"field": f"body.{field}", "message": message, "code": "invalid"}
+        return ApiError(422, "invalid_request", f"invalid request: body.{field}", [detail])
+
+    if body.from_node is None:
+        field = "version" if body.version is not None else "pinned"
+        raise invalid(field, "only with from_node")
+    if body.from_start:
+        raise invalid("from_start", "from_start and from_node exclude each other")
+    chosen = body.version or version
+    if await ctx.workflows.version(tenant_id, workflow_id, chosen) is None:
+        raise not_found("version", f"{workflow_id}/{chosen}")
+    graph = (await ctx.runtime.engine.compiled(workflow_id, chosen)).graph
+    if body.from_node not in graph.nodes:
+        raise invalid("from_node", f"no node {body.from_node!r} in version {chosen}")
+    after = downstream(graph.successors, body.from_node)
+    for node_id in body.pinned or {}:
+        if node_id not in graph.nodes:
+            raise invalid(f"pinned.{node_id}", f"no node {node_id!r} in version {chosen}")
+        if node_id in after:
+            raise invalid(f"pinned.{node_id}", "runs again: only nodes before from_node")
+    return chosen

@@ -237,6 +237,16 @@ class VersionIn(_In):
     definition: VersionDefinitionIn
     note: Annotated[SafeStr, Field(max_length=2000)] = ""
     publish: StrictBool = Field(False, description="Make it the active version at once.")
+    base_version: int | None = Field(
+        None,
+        ge=1,
+        le=_INT32,
+        description=(
+            "The version this change was made from. When another version was saved since, "
+            "nothing is saved and the answer is 409 `version_conflict` (optimistic "
+            "concurrency: two editors never overwrite each other)."
+        ),
+    )
 
 
 # --- workflows ------------------------------------------------------------------------
@@ -520,6 +530,25 @@ class RetryExecutionIn(_In):
         description="Run every node again; otherwise reuse the outputs of nodes that "
         "succeeded and resume from the failed ones.",
     )
+    from_node: NodeId | None = Field(
+        None,
+        description="Run this node and every node after it again; the nodes before it "
+        "keep their outputs from this execution (a test run from one node onward). "
+        "Allowed on a succeeded execution.",
+    )
+    version: int | None = Field(
+        None,
+        ge=1,
+        le=_INT32,
+        description="With `from_node`: the workflow version to run (a draft saved since "
+        "this execution); default this execution's.",
+    )
+    pinned: Annotated[dict[NodeId, JsonValue], Field(max_length=1000)] | None = Field(
+        None,
+        description="With `from_node`: outputs to use instead of this execution's, by node "
+        "id (test data); only for nodes before `from_node`. A pinned trigger's output "
+        "is also the new execution's `trigger`.",
+    )
 
 
 class CancelResult(_Out):
@@ -603,3 +632,59 @@ class ResumeResult(_Out):
 
     execution_id: str
     status: Literal["resumed"] = "resumed"
+
+
+# --- editor ---------------------------------------------------------------------------
+
+
+class NodeHandlesOut(_Out):
+    """Where edges attach to nodes of a type."""
+
+    input: bool = Field(description="Whether edges may enter (not for triggers).")
+    outputs: list[str] = Field(
+        description="Named outputs known without a config; empty: one default output."
+    )
+    outputs_from: str | None = Field(
+        description="Config path naming more outputs, e.g. `cases[].handle` (switch)."
+    )
+    error: bool = Field(description="Whether an `error` output exists with `on_error: route`.")
+
+
+class NodeTypeOut(_Out):
+    """A node type an editor can offer, with the JSON Schema of its config."""
+
+    type: str = Field(description="The `type` of nodes in definitions.")
+    label: str
+    description: str
+    category: str = Field(description="Palette group: triggers, flow, data, code, plugins...")
+    icon: str = Field(description="Icon hint (a name, e.g. `bolt`, `globe`).")
+    is_trigger: bool
+    plugin: bool = Field(description="Installed by a plugin rather than built in.")
+    handles: NodeHandlesOut
+    code_fields: list[str] = Field(description="Config fields holding code, not templates.")
+    config_schema: dict[str, Any] = Field(
+        description="JSON Schema of `config` (from the type's pydantic model, by alias)."
+    )
+
+
+class NodeTypeList(_Out):
+    """Every node type registered in this server, built-in and plugin."""
+
+    items: list[NodeTypeOut]
+
+
+class ValidationProblem(_Out):
+    """One problem of a definition, naming the node or edge it is on."""
+
+    path: str = Field(description="Where: `nodes[process-1].config.code`, `edges[2].target`...")
+    node_id: str | None = Field(description="The node it is on, if it is on one.")
+    edge_index: int | None = Field(description="The edge (index in `edges`) it is on, if any.")
+    code: str = Field(description="Stable machine-readable code, e.g. `unreachable`.")
+    message: str
+
+
+class ValidationOut(_Out):
+    """Every problem found at once; ``valid`` when there is none."""
+
+    valid: bool
+    problems: list[ValidationProblem]

@@ -16,7 +16,7 @@ from flowmill.api.deps import (
     encode_cursor,
     version_number,
 )
-from flowmill.api.errors import ERROR_RESPONSES, NOT_FOUND, not_found
+from flowmill.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, ApiError, not_found
 from flowmill.api.schemas import (
     EdgeOut,
     FieldChangeOut,
@@ -30,6 +30,7 @@ from flowmill.api.schemas import (
 )
 from flowmill.api.views import canonical, document_of, version_out, version_summary, workflow_out
 from flowmill.domain.diffing import FieldChange, diff_definitions
+from flowmill.store.workflows import StaleVersion
 
 router = APIRouter(
     prefix="/api/workflows/{workflow_id}/versions", tags=["versions"], responses=ERROR_RESPONSES
@@ -63,6 +64,7 @@ async def list_versions(
     status_code=201,
     responses={
         **NOT_FOUND,
+        **CONFLICT,
         200: {"model": VersionCreated, "description": "Equal to the latest; nothing added."},
     },
     summary="Add a version",
@@ -75,6 +77,9 @@ async def create_version(
     The definition may be in any of the seed shapes; without a ``name`` (or a graph)
     it keeps the workflow's. A definition equal to the latest version adds nothing and answers 200
     with that one. The answer's ``id`` addresses the version as well as its number.
+
+    With ``base_version`` (the version the change was made from), a save made after
+    someone else's is refused with 409 ``version_conflict`` instead of replacing it.
     """
     rt = ctx.runtime
     existing = await rt.workflows.get(caller.tenant_id, str(workflow_id), with_definition=True)
@@ -84,10 +89,17 @@ async def create_version(
     definition = await canonical(rt.engine, document, caller.tenant_id)
     try:
         record, created = await rt.workflows.add_version(
-            caller.tenant_id, str(workflow_id), definition, publish=body.publish, note=body.note
+            caller.tenant_id,
+            str(workflow_id),
+            definition,
+            publish=body.publish,
+            note=body.note,
+            base_version=body.base_version,
         )
     except LookupError:
         raise not_found("workflow", workflow_id) from None
+    except StaleVersion as e:
+        raise stale_version_error(e) from None
     v = await ctx.workflows.version(caller.tenant_id, str(workflow_id), record.latest_version)
     if v is None:  # deleted in between
         raise not_found("workflow", workflow_id)
@@ -124,6 +136,17 @@ async def publish_version(
     except LookupError:
         raise not_found("version", f"{workflow_id}/{version}") from None
     return workflow_out(record)
+
+
+def stale_version_error(e: StaleVersion) -> ApiError:
+    """The 409 of a save made from a version someone else has saved over."""
+    message = (
+        f"version {e.base_version} is no longer the latest: version {e.latest_version} was "
+        f"saved at {e.updated_at.isoformat(timespec='seconds')}. Nothing was saved; load the "
+        "latest version and apply your changes to it."
+    )
+    detail = {"field": "body.base_version", "message": message, "code": "version_conflict"}
+    return ApiError(409, "version_conflict", message, [detail])
 
 
 def _changes(items: list[FieldChange]) -> list[FieldChangeOut]:

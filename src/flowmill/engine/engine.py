@@ -13,7 +13,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -389,13 +389,27 @@ class Engine:
         await self.dispatch([job_for(r, tenant_id, priority_of(ex)) for r in fx.ready])
         return ex.id
 
-    async def retry(self, execution_id: str, *, from_start: bool = False) -> str:
+    async def retry(
+        self,
+        execution_id: str,
+        *,
+        from_start: bool = False,
+        from_node: str | None = None,
+        version: int | None = None,
+        pinned: dict[str, Any] | None = None,
+    ) -> str:
         """Run a finished execution again as a new one (``retry_of`` points back).
 
         Args:
             execution_id: The execution to retry (failed or cancelled, usually).
             from_start: Run every node again; otherwise keep the outputs of nodes that
                 succeeded and resume from the failed ones.
+            from_node: Run this node and every node after it again, the nodes before it
+                keeping their outputs (a test run from one node onward).
+            version: With ``from_node``: run this version of the workflow (a draft
+                saved since); default the execution's.
+            pinned: With ``from_node``: outputs to use instead of the old ones, by node
+                id (test data). A pinned trigger's output is also the new trigger.
 
         Returns:
             The new execution's id.
@@ -406,6 +420,8 @@ class Engine:
         old = await self.store.get_execution(execution_id)
         if old is None:
             raise LookupError(execution_id)
+        if from_node is not None:
+            return await self._rerun_from(old, from_node, version or old.version, pinned or {})
         if from_start:
             return await self.start_execution(
                 tenant_id=old.tenant_id,
@@ -425,28 +441,33 @@ class Engine:
         wf = await self.compiled(old.workflow_id, old.version)
         runs = await self.store.node_runs(execution_id)
         now = self.clock.now()
-        ex = ExecutionRecord(
-            id=uuid7(),
-            tenant_id=old.tenant_id,
-            workflow_id=old.workflow_id,
-            version=old.version,
-            status=ExecutionStatus.PENDING,
-            trigger=old.trigger,
-            trigger_type=old.trigger_type,
-            created_at=now,
-            retry_of=old.id,
-            metadata=old.metadata,
-            deadline_at=(
-                now + timedelta(seconds=wf.workflow.settings.timeout_s)
-                if wf.workflow.settings.timeout_s
-                else None
-            ),
-        )
+        ex = _retry_record(old, wf, old.version, old.trigger, now)
         fx = await self.store.start(
             ex, lambda _c: starts.retry_from_failure(wf, runs, ex, now, owner=self._queue_owner)
         )
         self._committed(fx)
         await self.dispatch([job_for(r, ex.tenant_id, priority_of(ex)) for r in fx.ready])
+        return ex.id
+
+    async def _rerun_from(
+        self, old: ExecutionRecord, node_id: str, version: int, pinned: dict[str, Any]
+    ) -> str:
+        wf = await self.compiled(old.workflow_id, version)
+        runs = await self.store.node_runs(old.id)
+        now = self.clock.now()
+        trigger = dict(old.trigger)
+        for trigger_node in wf.graph.triggers:
+            if isinstance(pinned.get(trigger_node), dict):
+                trigger.update(pinned[trigger_node])
+        ex = _retry_record(old, wf, version, trigger, now)
+        fx = await self.store.start(
+            ex,
+            lambda _c: starts.rerun_from_node(
+                wf, runs, ex, now, node_id, pinned, owner=self._queue_owner
+            ),
+        )
+        self._committed(fx)
+        await self.dispatch([job_for(r, ex.tenant_id) for r in fx.ready])
         return ex.id
 
     async def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:
@@ -688,3 +709,28 @@ class Engine:
 
     async def _promote_all(self) -> None:
         await self._sweeper.promote_queued()
+
+
+def _retry_record(
+    old: ExecutionRecord,
+    wf: CompiledWorkflow,
+    version: int,
+    trigger: dict[str, Any],
+    now: datetime,
+) -> ExecutionRecord:
+    """The new execution of a retry of ``old``: same tenant, workflow and metadata,
+    ``retry_of`` pointing back, a fresh deadline from the version's settings."""
+    timeout_s = wf.workflow.settings.timeout_s
+    return ExecutionRecord(
+        id=uuid7(),
+        tenant_id=old.tenant_id,
+        workflow_id=old.workflow_id,
+        version=version,
+        status=ExecutionStatus.PENDING,
+        trigger=trigger,
+        trigger_type=old.trigger_type,
+        created_at=now,
+        retry_of=old.id,
+        metadata=old.metadata,
+        deadline_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
+    )

@@ -5,6 +5,8 @@ Pure: each function returns the effects the store writes in the start's transact
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -132,6 +134,83 @@ def retry_from_failure(
     the planner then readies what follows them, so the failed node and everything
     after it run again on the same inputs.
     """
+    kept = {
+        n: _Kept(r.input, r.output, r.handles, {"copied_from": r.id})
+        for n, r in _latest(old_runs).items()
+        if r.status is NodeRunStatus.SUCCEEDED and n in wf.graph.nodes
+    }
+    return _resume(wf, kept, ex, now, owner)
+
+
+def rerun_from_node(
+    wf: CompiledWorkflow,
+    old_runs: list[NodeRun],
+    ex: ExecutionRecord,
+    now: datetime,
+    node_id: str,
+    pinned: dict[str, Any],
+    *,
+    owner: str | None = None,
+) -> Effects:
+    """Effects of a new execution ``ex`` that runs ``node_id`` and everything after it
+    again, the nodes before it keeping their outputs from the old execution.
+
+    ``pinned`` outputs (test data, by node id) replace the old ones; a pinned node keeps
+    the outputs (handles) its old run took. ``wf`` may be a newer version than the old
+    execution's (a draft edited since): only nodes it still has are kept.
+    """
+    after = downstream(wf.graph.successors, node_id)
+    latest = _latest(old_runs)
+    kept = {
+        n: _Kept(r.input, r.output, r.handles, {"copied_from": r.id})
+        for n, r in latest.items()
+        if r.status is NodeRunStatus.SUCCEEDED and n in wf.graph.nodes and n not in after
+    }
+    for n, output in pinned.items():
+        old = latest.get(n)
+        kept[n] = _Kept(None, output, old.handles if old else None, {"pinned": True})
+    return _resume(wf, kept, ex, now, owner)
+
+
+def downstream(successors: Mapping[str, Sequence[str]], node_id: str) -> set[str]:
+    """``node_id`` and every node reachable from it."""
+    seen = {node_id}
+    todo = [node_id]
+    while todo:
+        for nxt in successors.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A node's result carried into a new execution instead of running it."""
+
+    input: Any
+    output: Any
+    handles: list[str] | None
+    state: dict[str, Any]
+
+
+def _latest(runs: list[NodeRun]) -> dict[str, NodeRun]:
+    latest: dict[str, NodeRun] = {}
+    for r in runs:
+        if r.node_id not in latest or r.attempt > latest[r.node_id].attempt:
+            latest[r.node_id] = r
+    return latest
+
+
+def _resume(
+    wf: CompiledWorkflow,
+    kept: dict[str, _Kept],
+    ex: ExecutionRecord,
+    now: datetime,
+    owner: str | None,
+) -> Effects:
+    """Start ``ex`` with the ``kept`` nodes succeeded as given; the planner readies
+    what follows them."""
     b = EffectsBuilder(ex, now)
     b.fx.new_execution = ex
     ex.status = ExecutionStatus.RUNNING
@@ -143,16 +222,7 @@ def retry_from_failure(
         trigger_type=ex.trigger_type,
         retry_of=ex.retry_of,
     )
-    latest: dict[str, NodeRun] = {}
-    for r in old_runs:
-        if r.node_id not in latest or r.attempt > latest[r.node_id].attempt:
-            latest[r.node_id] = r
-    copied = {
-        n: r
-        for n, r in latest.items()
-        if r.status is NodeRunStatus.SUCCEEDED and n in wf.graph.nodes
-    }
-    for node_id, old in copied.items():
+    for node_id, k in kept.items():
         b.fx.new_runs.append(
             NodeRun(
                 id=uuid7(),
@@ -161,29 +231,29 @@ def retry_from_failure(
                 node_id=node_id,
                 attempt=1,
                 status=NodeRunStatus.SUCCEEDED,
-                input=old.input,
-                output=old.output,
-                handles=old.handles,
+                input=k.input,
+                output=k.output,
+                handles=k.handles,
                 created_at=now,
                 started_at=now,
                 completed_at=now,
-                state={"copied_from": old.id},
+                state=k.state,
             )
         )
     resolved = {
-        n: NodeState(NodeRunStatus.SUCCEEDED, tuple(r.handles) if r.handles is not None else None)
-        for n, r in copied.items()
+        n: NodeState(NodeRunStatus.SUCCEEDED, tuple(k.handles) if k.handles is not None else None)
+        for n, k in kept.items()
     }
     result = planner.plan(
         wf.graph, resolved, lambda ids: {i: resolved[i] for i in ids if i in resolved}
     )
-    outputs = {n: r.output for n, r in copied.items()}
+    outputs = {n: k.output for n, k in kept.items()}
     for node_id in result.skipped:
-        if node_id not in copied:
+        if node_id not in kept:
             skip(b, node_id)
-    ready = [r for r in result.ready if r.node_id not in copied]
+    ready = [r for r in result.ready if r.node_id not in kept]
     queue_ready(wf, b, ready, outputs, owner=owner, inline_owner=None)
     if not ready:
-        last = next(iter(copied)) if copied else wf.graph.triggers[0]
+        last = next(iter(kept)) if kept else wf.graph.triggers[0]
         complete(wf, b, last, outputs.get(last), MapReader(outputs))
     return b.fx

@@ -197,6 +197,7 @@ class NodeType(ABC, Generic[ConfigT]):
         is_trigger: Whether nodes of this type start executions.
         default_timeout_s: Attempt timeout when the node sets none (``None``: no limit).
         code_fields: Config fields holding code, not templates (not template-checked).
+        description: One sentence for the editor's palette (else the docstring's first line).
     """
 
     type_name: ClassVar[str]
@@ -205,6 +206,15 @@ class NodeType(ABC, Generic[ConfigT]):
     default_timeout_s: ClassVar[float | None] = 300.0
     code_fields: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    # How the editor shows the type (see nodes/catalog.py); empty: derived from the name.
+    label: ClassVar[str] = ""
+    category: ClassVar[str] = ""
+    icon: ClassVar[str] = ""
+    outputs: ClassVar[tuple[str, ...]] = ()
+    """Named outputs known without a config (``("true", "false")``); empty: one output."""
+    outputs_from: ClassVar[str | None] = None
+    """Config path naming more outputs (``cases[].handle``), for types whose outputs
+    depend on their config."""
 
     def parse_config(self, raw: Mapping[str, Any]) -> ConfigT:
         """Validate a raw config into the schema. Raises ``pydantic.ValidationError``."""

@@ -45,6 +45,7 @@ class ConditionalNode(NodeType[ConditionalConfig]):
 
     type_name = "conditional"
     Config = ConditionalConfig
+    outputs = ("true", "false")
     code_fields = ("condition",)
     default_timeout_s = 30.0
 

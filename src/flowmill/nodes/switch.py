@@ -50,6 +50,8 @@ class SwitchNode(NodeType[SwitchConfig]):
 
     type_name = "switch"
     Config = SwitchConfig
+    outputs = (DEFAULT_HANDLE,)
+    outputs_from = "cases[].handle"
     default_timeout_s = 30.0
 
     def output_handles(self, config: SwitchConfig) -> frozenset[str]:

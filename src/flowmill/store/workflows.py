@@ -25,6 +25,22 @@ wt = workflows
 vt = workflow_versions
 
 
+class StaleVersion(Exception):
+    """A change was made from a version that is no longer the workflow's latest.
+
+    Attributes:
+        base_version: The version the change started from.
+        latest_version: The workflow's latest version now.
+        updated_at: When the latest version was saved.
+    """
+
+    def __init__(self, base_version: int, latest_version: int, updated_at: datetime) -> None:
+        super().__init__(f"version {base_version} is not the latest ({latest_version})")
+        self.base_version = base_version
+        self.latest_version = latest_version
+        self.updated_at = updated_at
+
+
 @dataclass
 class WorkflowRecord:
     """A workflow as stored: identity, status and version pointers."""
@@ -209,14 +225,22 @@ class WorkflowRepository:
         *,
         publish: bool = False,
         note: str = "",
+        base_version: int | None = None,
     ) -> tuple[WorkflowRecord, bool]:
         """Add ``definition`` as a new version unless it equals the latest one.
+
+        Args:
+            base_version: The version the change was made from; when given and no
+                longer the latest (someone saved since), nothing is written. Checked
+                under the workflow row's lock, so two saves from the same base cannot
+                both pass.
 
         Returns:
             The workflow and whether a version was created.
 
         Raises:
             LookupError: No such workflow for this tenant.
+            StaleVersion: ``base_version`` is not the latest version.
         """
         now = self.clock.now()
         digest = definition_hash(definition)
@@ -230,6 +254,8 @@ class WorkflowRepository:
             if row is None:
                 raise LookupError(workflow_id)
             latest = row.latest_version
+            if base_version is not None and base_version != latest:
+                raise StaleVersion(base_version, latest, row.updated_at)
             latest_hash = conn.execute(
                 sa.select(vt.c.definition_hash).where(
                     vt.c.workflow_id == workflow_id, vt.c.version == latest

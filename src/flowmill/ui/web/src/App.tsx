@@ -1,7 +1,7 @@
 // The shell: sign-in gate, header with navigation and theme, and the pages, each loaded
 // on demand so the first load stays small.
 import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
-import { api } from "./api";
+import { api, primeEditor } from "./api";
 import { Link, match, navigate, useLocation } from "./router";
 import { credential, onSignedOut, signOut } from "./session";
 import { applyTheme, savedTheme, type Theme } from "./theme";
@@ -15,11 +15,13 @@ import Workflows from "./pages/Workflows";
 // KB) so that they render without another round trip; the rest loads on demand.
 const load = {
   workflow: () => import("./pages/WorkflowPage"),
+  editor: () => import("./pages/EditorPage"),
   execution: () => import("./pages/ExecutionPage"),
   analytics: () => import("./pages/Analytics"),
   operations: () => import("./pages/Operations"),
 };
 const WorkflowPage = lazy(load.workflow);
+const EditorPage = lazy(load.editor);
 const ExecutionPage = lazy(load.execution);
 const Analytics = lazy(load.analytics);
 const Operations = lazy(load.operations);
@@ -27,9 +29,11 @@ const Operations = lazy(load.operations);
 // Fetch the opened page's code at once, in parallel with the sign-in check, rather
 // than after it (one round trip less before the first render).
 {
-  const [first, second] = window.location.pathname.split("/").filter(Boolean);
-  const key = first === "workflows" && second ? "workflow" : first === "executions" && second ? "execution" : first;
+  const [first, second, third] = window.location.pathname.split("/").filter(Boolean);
+  const editing = first === "workflows" && (second === "new" || third === "edit");
+  const key = editing ? "editor" : first === "workflows" && second ? "workflow" : first === "executions" && second ? "execution" : first;
   if (credential() && key in load) void load[key as keyof typeof load]();
+  if (credential() && editing) primeEditor(second === "new" ? null : second);
 }
 
 const NAV = [
@@ -43,6 +47,8 @@ function route(path: string): ReactNode {
   let m: Record<string, string> | null;
   if (path === "/" || path === "/signin") return null; // redirected below
   if (match("/workflows", path)) return <Workflows />;
+  if (path === "/workflows/new") return <EditorPage id={null} />;
+  if ((m = match("/workflows/:id/edit", path))) return <EditorPage id={m.id} />;
   if ((m = match("/workflows/:id", path))) return <WorkflowPage id={m.id} />;
   if (match("/executions", path)) return <Executions />;
   if ((m = match("/executions/:id", path))) return <ExecutionPage id={m.id} />;

@@ -2,6 +2,7 @@
 // as a Bearer token; a 401 signs the user out. Nothing here is private to the app:
 // each call is one `curl -H "Authorization: Bearer $KEY"` away.
 import { credential, signOut } from "./session";
+import type { NodeTypeInfo, Problem } from "./editor/model";
 import type {
   ApiKey, ExecutionDetail, ExecutionSummary, LogLine, Page, Queues, Tenant, Trigger,
   Version, VersionDiff, VersionSummary, Webhook, WebhookEvent, Workflow, WorkflowSummary,
@@ -131,7 +132,50 @@ export const api = {
   createKey: (name: string) => post<ApiKey & { key: string }>("/api/keys", { name }),
   revokeKey: (id: string) => request<ApiKey>("DELETE", `/api/keys/${id}`),
   queues: () => get<Queues>("/api/queues"),
+  rerunFrom: (executionId: string, fromNode: string, version: number, pinned: Record<string, unknown>) =>
+    post<{ execution_id: string }>(`/api/executions/${executionId}/retry`, {
+      from_node: fromNode,
+      version,
+      ...(Object.keys(pinned).length ? { pinned } : {}),
+    }),
+  nodeTypes: () => get<{ items: NodeTypeInfo[] }>("/api/node-types"),
+  validate: (definition: unknown) =>
+    post<{ valid: boolean; problems: Problem[] }>("/api/workflows/validate", definition),
+  createWorkflow: (definition: unknown) => post<Workflow>("/api/workflows", definition),
+  addVersion: (id: string, definition: unknown, baseVersion: number | null, note = "") =>
+    post<Version & { created: boolean }>(`/api/workflows/${id}/versions`, {
+      definition,
+      note,
+      ...(baseVersion ? { base_version: baseVersion } : {}),
+    }),
 };
+
+// The editor's first requests, started with the app (before the editor's code has
+// loaded) when the page opened is an editor: one round trip less before the canvas.
+let early: { workflow: Map<string, Promise<Workflow>>; types: Promise<{ items: NodeTypeInfo[] }> | null } = {
+  workflow: new Map(),
+  types: null,
+};
+
+export function primeEditor(workflowId: string | null): void {
+  if (workflowId) early.workflow.set(workflowId, api.workflow(workflowId));
+  early.types = api.nodeTypes();
+  // a failed early request is asked again by the page
+  for (const p of [...early.workflow.values(), early.types]) p.catch(() => undefined);
+}
+
+/** The primed request if there is one (used once), else a new one. */
+export function editorWorkflow(id: string): Promise<Workflow> {
+  const p = early.workflow.get(id);
+  early.workflow.delete(id);
+  return p ?? api.workflow(id);
+}
+
+export function editorNodeTypes(): Promise<{ items: NodeTypeInfo[] }> {
+  const p = early.types;
+  early = { ...early, types: null };
+  return p ?? api.nodeTypes();
+}
 
 /** Every item of a keyset-paged list, up to `max`. */
 export async function collect<T>(

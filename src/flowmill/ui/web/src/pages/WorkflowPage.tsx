@@ -49,6 +49,7 @@ export default function WorkflowPage({ id }: { id: string }) {
               onConfirm={() => act(() => api.unpublish(id))}
             />
           )}
+          <Link to={`/workflows/${id}/edit`} className="button-link">Edit</Link>
           <button type="button" onClick={() => setQuery({ tab: "run" })}>Run…</button>
         </div>
       </div>

@@ -96,6 +96,7 @@ export default function Workflows() {
       <div className="page-head">
         <h1>Workflows</h1>
         <div className="actions">
+          <Link to="/workflows/new" className="button-link">New workflow</Link>
           <Import onDone={page.reload} />
         </div>
       </div>

@@ -1,0 +1,274 @@
+// The editable canvas: React Flow drawing the definition. The definition stays the only
+// state; the canvas keeps React Flow's own node list just for what changes every frame
+// (a drag, a selection) and hands each finished gesture back as one change.
+import "@xyflow/react/dist/style.css";
+import {
+  Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow,
+  type Connection, type Edge, type Node, type NodeProps,
+} from "@xyflow/react";
+import { forwardRef, memo, useCallback, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
+import type { Definition } from "../types";
+import { handleOf, NODE_H, NODE_W } from "../graph/layout";
+import {
+  edgeKey, edgesOf, nodesOf, outputHandles, positionOf,
+  type NodeTypeInfo, type Problem, type XY,
+} from "./model";
+
+export interface RunState {
+  status: string;
+  duration_ms: number | null;
+  output?: unknown;
+  error?: Record<string, unknown> | null;
+}
+
+type Data = {
+  name: string;
+  type: string;
+  label: string;
+  input: boolean;
+  handles: string[];
+  problems: string[];
+  run?: RunState;
+  pinned: boolean;
+};
+
+function preview(v: unknown): string {
+  if (v === undefined) return "";
+  const s = typeof v === "string" ? v : JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}…` : s;
+}
+
+const EditNode = memo(function EditNode({ data, id, selected }: NodeProps<Node<Data>>) {
+  const n = data.handles.length;
+  const run = data.run;
+  const cls = ["flow-node", "edit-node"];
+  if (run) cls.push(`node-${run.status}`);
+  if (selected) cls.push("node-selected");
+  if (data.problems.length) cls.push("node-invalid");
+  return (
+    <div
+      className={cls.join(" ")}
+      style={{ width: NODE_W, minHeight: Math.max(NODE_H, n * 16 + 20) }}
+      data-node-id={id}
+      data-status={run?.status ?? ""}
+      data-problems={data.problems.length}
+      data-pinned={data.pinned ? "true" : undefined}
+      title={data.problems.join("\n") || `${data.name} (${data.type})`}
+    >
+      {data.input && <Handle type="target" position={Position.Left} />}
+      <div className="flow-node-name">{data.name}</div>
+      <div className="flow-node-meta">
+        <span className="flow-node-type">{data.label}</span>
+        {data.pinned && <span className="tag" title="output pinned as test data">pinned</span>}
+        {run && (
+          <span className={`status status-${run.status}`} data-testid="run-status">
+            {run.status}
+            {run.duration_ms !== null && run.duration_ms !== undefined ? ` · ${Math.round(run.duration_ms)} ms` : ""}
+          </span>
+        )}
+      </div>
+      {data.problems.length > 0 && (
+        <div className="node-problem" role="note" data-testid="node-problem">
+          ⚠ {data.problems[0]}
+          {data.problems.length > 1 ? ` (+${data.problems.length - 1})` : ""}
+        </div>
+      )}
+      {run?.error ? (
+        <div className="node-run-error" data-testid="node-error">{preview(run.error.message ?? run.error)}</div>
+      ) : run?.output !== undefined ? (
+        <div className="node-run-output" data-testid="node-output">{preview(run.output)}</div>
+      ) : null}
+      {(n ? data.handles : [""]).map((h, i) => (
+        <Handle
+          key={h || "default"}
+          id={h || undefined}
+          type="source"
+          position={Position.Right}
+          className={h === "error" ? "handle-error" : h ? "handle-branch" : undefined}
+          style={{ top: `${((i + 1) * 100) / ((n || 1) + 1)}%` }}
+          title={h || "output"}
+        >
+          {h && <span className="handle-label">{h}</span>}
+        </Handle>
+      ))}
+    </div>
+  );
+});
+
+const nodeTypes = { edit: EditNode };
+// Constant props live out here: React Flow copies each prop into its store when it
+// changes, and a new array on every render makes that an endless loop.
+const DELETE_KEYS = ["Backspace", "Delete"];
+const MULTI_KEYS = ["Shift", "Meta", "Control"];
+const FIT = { padding: 0.15, maxZoom: 1.1 };
+const PRO = { hideAttribution: true };
+
+export interface CanvasHandle {
+  fit: () => void;
+  center: () => XY;
+}
+
+export const EditorCanvas = forwardRef<CanvasHandle, {
+  def: Definition;
+  types: Record<string, NodeTypeInfo>;
+  problems: { nodes: Record<string, Problem[]>; edges: Record<number, Problem[]> };
+  runs: Record<string, RunState>;
+  pinned: Record<string, unknown>;
+  selected: string[];
+  onDropType: (type: string, at: XY) => void;
+  onSelect: (ids: string[]) => void;
+  onConnect: (source: string, target: string, handle: string | null) => void;
+  onMove: (moved: Record<string, XY>) => void;
+  onDelete: (nodeIds: string[], edgeKeys: string[]) => void;
+}>(function EditorCanvas({ def, types, problems, runs, pinned, selected, onDropType, onSelect, onConnect, onMove, onDelete }, ref) {
+  const flow = useReactFlow();
+  const wrapper = useRef<HTMLDivElement>(null);
+  useImperativeHandle(ref, () => ({
+    fit: () => void flow.fitView({ padding: 0.15, maxZoom: 1.1, duration: 0 }),
+    center: () => {
+      const r = wrapper.current?.getBoundingClientRect();
+      if (!r) return { x: 0, y: 0 };
+      return flow.screenToFlowPosition({ x: r.left + r.width / 2 - NODE_W / 2, y: r.top + r.height / 2 - NODE_H / 2 });
+    },
+  }), [flow]);
+
+  const built: Node<Data>[] = useMemo(() => {
+    const chosen = new Set(selected);
+    return nodesOf(def).map((n, i) => {
+        const info = types[n.type];
+        return {
+          id: n.id,
+          type: "edit",
+          selected: chosen.has(n.id),
+          position: positionOf(n) ?? { x: 240 * (i % 6), y: 120 * Math.floor(i / 6) },
+          data: {
+            name: n.name || n.id,
+            type: n.type,
+            label: info?.label ?? n.type,
+            input: info ? info.handles.input : true,
+            handles: outputHandles(n, info, def),
+            problems: (problems.nodes[n.id] ?? []).map((p) => p.message),
+            run: runs[n.id],
+            pinned: n.id in pinned,
+          },
+        };
+      });
+  }, [def, types, problems, runs, pinned, selected]);
+  // React Flow keeps the nodes itself (uncontrolled): a drag moves one node in its
+  // store without a React render of the whole list (the controlled way costs O(nodes)
+  // per frame). The definition's changes are pushed in; each finished gesture comes
+  // back as a change of the definition.
+  const [initialNodes] = useState(built);
+  // fit what was opened; an empty canvas keeps its viewport, so a dropped node stays
+  // where it was dropped
+  const [fitOnOpen] = useState(() => built.length > 0);
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) return;
+    // keep each node's measured size, so it is not hidden and measured again
+    flow.setNodes(built.map((n) => {
+      const measured = flow.getNode(n.id)?.measured;
+      return measured ? { ...n, measured } : n;
+    }));
+  }, [built, flow]);
+  const builtEdges: Edge[] = useMemo(
+    () =>
+      edgesOf(def).map((e, i) => {
+        const handle = handleOf(e);
+        const bad = problems.edges[i];
+        const color = bad ? "var(--failed)" : handle === "error" ? "var(--failed)" : "var(--edge)";
+        return {
+          id: edgeKey(e, i),
+          source: e.source,
+          target: e.target,
+          sourceHandle: handle || undefined,
+          label: bad ? `⚠ ${bad[0].message}` : e.label ?? (handle || undefined),
+          className: bad ? "edge-invalid" : handle === "error" ? "edge-error" : undefined,
+          style: { stroke: color, strokeWidth: 1.6, strokeDasharray: handle === "error" ? "6 4" : undefined },
+          labelStyle: { fill: bad || handle === "error" ? "var(--failed)" : "var(--fg)", fontSize: 12 },
+          labelBgStyle: { fill: "var(--bg)" },
+          markerEnd: { type: MarkerType.ArrowClosed, color },
+        };
+      }),
+    [def, problems],
+  );
+  const [initialEdges] = useState(builtEdges);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    flow.setEdges((prev) => {
+      const selected = new Set(prev.filter((e) => e.selected).map((e) => e.id));
+      return builtEdges.map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
+    });
+  }, [builtEdges, flow]);
+
+  // the callbacks read the latest props through a ref, so their identity never changes
+  const latest = useRef({ onConnect, onMove, onDelete, onSelect });
+  latest.current = { onConnect, onMove, onDelete, onSelect };
+  const handleConnect = useCallback((c: Connection) => latest.current.onConnect(c.source, c.target, c.sourceHandle ?? null), []);
+  const handleDragStop = useCallback((_: unknown, __: unknown, dragged: Node[]) => {
+    const moved: Record<string, XY> = {};
+    for (const n of dragged) moved[n.id] = n.position;
+    latest.current.onMove(moved);
+  }, []);
+  const handleDelete = useCallback(
+    ({ nodes: ns, edges: es }: { nodes: Node[]; edges: Edge[] }) => latest.current.onDelete(ns.map((n) => n.id), es.map((e) => e.id)),
+    [],
+  );
+  const handleSelection = useCallback(({ nodes: ns }: { nodes: Node[] }) => latest.current.onSelect(ns.map((n) => n.id)), []);
+
+  const isValidConnection = useCallback(
+    (c: Connection | Edge) => {
+      if (c.source === c.target) return false;
+      const target = nodesOf(def).find((n) => n.id === c.target);
+      return !target || (types[target.type]?.handles.input ?? true);
+    },
+    [def, types],
+  );
+
+  return (
+    <div
+      className="editor-canvas"
+      ref={wrapper}
+      aria-label="Workflow canvas"
+      onDragOver={(e) => {
+        if (e.dataTransfer.types.includes("application/x-flowmill-node-type")) {
+          e.preventDefault();
+          e.dataTransfer.dropEffect = "copy";
+        }
+      }}
+      onDrop={(e) => {
+        const type = e.dataTransfer.getData("application/x-flowmill-node-type");
+        if (!type) return;
+        e.preventDefault();
+        const at = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY });
+        onDropType(type, { x: at.x - NODE_W / 2, y: at.y - NODE_H / 2 });
+      }}
+    >
+      <ReactFlow
+        defaultNodes={initialNodes}
+        defaultEdges={initialEdges}
+        nodeTypes={nodeTypes}
+        onConnect={handleConnect}
+        isValidConnection={isValidConnection}
+        onNodeDragStop={handleDragStop}
+        onDelete={handleDelete}
+        onSelectionChange={handleSelection}
+        deleteKeyCode={DELETE_KEYS}
+        multiSelectionKeyCode={MULTI_KEYS}
+        fitView={fitOnOpen}
+        fitViewOptions={FIT}
+        minZoom={0.05}
+        onlyRenderVisibleElements={built.length > 150}
+        proOptions={PRO}
+      >
+        <Background gap={20} size={1} />
+        <Controls />
+        {/* the minimap redraws every node on every frame of a drag: only for mid-sized graphs */}
+        {built.length > 20 && built.length <= 200 && <MiniMap pannable zoomable />}
+      </ReactFlow>
+    </div>
+  );
+});

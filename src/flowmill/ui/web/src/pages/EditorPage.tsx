@@ -1,0 +1,442 @@
+// The visual editor: palette, canvas, a side panel with the selected node's form, the
+// test run and the JSON. The definition (with undo history) is the only state; every
+// change is validated by the server as you type, saved as a new version from the
+// version it started from (so a concurrent save is refused, never overwritten), and
+// test-run on the saved draft with each node's result drawn on the canvas.
+import { ReactFlowProvider } from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { api, ApiError, editorNodeTypes, editorWorkflow } from "../api";
+import { EditorCanvas, type CanvasHandle } from "../editor/EditorCanvas";
+import {
+  addNode, autoLayout, connect, EMPTY, fragment, initial, move, nodesOf, paste, pinsBefore, problemsByPlace, templatePaths,
+  record, redo, remove, undo, updateNode, withPositions,
+  type History, type NodeTypeInfo, type Problem, type XY,
+} from "../editor/model";
+import { Palette } from "../editor/Palette";
+import { NodePanel } from "../editor/NodePanel";
+import { JsonPanel } from "../editor/JsonPanel";
+import { TestRunPanel, usePins, useTestRun } from "../editor/TestRun";
+import { Link, navigate } from "../router";
+import type { Definition, VersionDiff } from "../types";
+import { ErrorBox, Loading } from "../ui";
+
+type Save =
+  | { kind: "idle" }
+  | { kind: "saving" }
+  | { kind: "saved"; version: number }
+  | { kind: "conflict"; message: string }
+  | { kind: "error"; error: unknown };
+
+type Panel = "node" | "test" | "json";
+
+const AUTOSAVE_MS = 3000;
+const AUTOSAVE_KEY = "flowmill.editor.autosave";
+
+/** The stored definition as the editor holds it: no fields the API owns. */
+function editable(def: Definition): Definition {
+  const { tenant_id: _t, id: _i, version: _v, status: _s, ...rest } = def as Record<string, unknown>;
+  return withPositions(rest as Definition);
+}
+
+const same = (a: Definition, b: Definition) => JSON.stringify(a) === JSON.stringify(b);
+
+export default function EditorPage({ id }: { id: string | null }) {
+  const [workflowId, setWorkflowId] = useState<string | null>(id);
+  const [history, setHistory] = useState<History | null>(id ? null : initial(EMPTY));
+  const [saved, setSaved] = useState<Definition | null>(null);
+  const [base, setBase] = useState<number | null>(null);
+  const [active, setActive] = useState<number | null>(null);
+  const [loadError, setLoadError] = useState<unknown>(null);
+  const [types, setTypes] = useState<NodeTypeInfo[] | null>(null);
+  const [problems, setProblems] = useState<Problem[]>([]);
+  const [checking, setChecking] = useState(false);
+  const [save, setSave] = useState<Save>({ kind: "idle" });
+  const [selected, setSelected] = useState<string[]>([]);
+  const [panel, setPanel] = useState<Panel>("node");
+  const [offered, setOffered] = useState<string | null>(null);
+  const [review, setReview] = useState<{ version: number; diff: VersionDiff } | null>(null);
+  const canvas = useRef<CanvasHandle>(null);
+  const created = useRef<string | null>(null);
+  const run = useTestRun();
+  const [pins, pin] = usePins(workflowId);
+
+  // load the workflow (not when we just created it here: the history stays)
+  useEffect(() => {
+    setWorkflowId(id);
+    if (!id || id === created.current) return;
+    editorWorkflow(id).then(
+      (w) => {
+        const def = editable(w.definition);
+        setHistory(initial(def));
+        setSaved(def);
+        setBase(w.latest_version);
+        setActive(w.active_version);
+      },
+      setLoadError,
+    );
+  }, [id]);
+  useEffect(() => {
+    editorNodeTypes().then((r) => setTypes(r.items), setLoadError);
+  }, []);
+
+  const def = history?.present ?? EMPTY;
+  const byType = useMemo(() => Object.fromEntries((types ?? []).map((t) => [t.type, t])), [types]);
+  const dirty = saved === null ? nodesOf(def).length > 0 : !same(def, saved);
+
+  // leaving with unsaved changes asks first
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty]);
+
+  // validation as you type: the server's own rules, the last answer wins
+  const asked = useRef(0);
+  useEffect(() => {
+    if (!history) return;
+    const n = ++asked.current;
+    setChecking(true);
+    const t = window.setTimeout(() => {
+      api.validate(def).then(
+        (r) => {
+          if (n !== asked.current) return;
+          setProblems(r.problems);
+          setChecking(false);
+        },
+        () => n === asked.current && setChecking(false),
+      );
+    }, 300);
+    return () => clearTimeout(t);
+  }, [def, history]);
+  const places = useMemo(() => problemsByPlace(problems), [problems]);
+
+  const change = useCallback((next: Definition, key: string | null = null) => {
+    setHistory((h) => (h ? record(h, next, key) : h));
+    setSave((s) => (s.kind === "saved" || s.kind === "error" ? { kind: "idle" } : s));
+  }, []);
+  const edit = useCallback(
+    (fn: (d: Definition) => Definition, key: string | null = null) =>
+      setHistory((h) => {
+        if (!h) return h;
+        return record(h, fn(h.present), key);
+      }),
+    [],
+  );
+
+  const doSave = useCallback(async (): Promise<number | null> => {
+    setSave({ kind: "saving" });
+    try {
+      if (!workflowId) {
+        const w = await api.createWorkflow(def);
+        created.current = w.id;
+        setWorkflowId(w.id);
+        setSaved(def);
+        setBase(w.latest_version);
+        setActive(w.active_version);
+        setSave({ kind: "saved", version: w.latest_version });
+        navigate(`/workflows/${w.id}/edit`, { replace: true });
+        return w.latest_version;
+      }
+      const v = await api.addVersion(workflowId, def, base);
+      setSaved(def);
+      setBase(v.version);
+      setSave({ kind: "saved", version: v.version });
+      return v.version;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 409) setSave({ kind: "conflict", message: e.message });
+      else setSave({ kind: "error", error: e });
+      return null;
+    }
+  }, [workflowId, def, base]);
+
+  // autosave: a valid draft of a saved workflow is saved after AUTOSAVE_MS without a
+  // change (not after a conflict: that waits for the person)
+  const [autosave, setAutosave] = useState(() => localStorage.getItem(AUTOSAVE_KEY) !== "off");
+  const quiet = !checking && problems.length === 0 && (save.kind === "idle" || save.kind === "saved");
+  useEffect(() => {
+    if (!autosave || !dirty || !workflowId || !quiet) return;
+    const t = window.setTimeout(() => void doSave(), AUTOSAVE_MS);
+    return () => clearTimeout(t);
+  }, [autosave, dirty, workflowId, quiet, doSave]);
+
+  const savedVersion = async (): Promise<number | null> => (dirty || base === null ? doSave() : base);
+
+  // publishing over a live version shows what changes first
+  const publish = async () => {
+    const v = await savedVersion();
+    if (v === null || !workflowId) return;
+    try {
+      if (active !== null && active !== v) {
+        setReview({ version: v, diff: await api.diff(workflowId, active, v) });
+        return;
+      }
+      await publishNow(v);
+    } catch (e) {
+      setSave({ kind: "error", error: e });
+    }
+  };
+  const publishNow = async (v: number) => {
+    if (!workflowId) return;
+    setReview(null);
+    try {
+      const w = await api.publishVersion(workflowId, v);
+      setActive(w.active_version);
+    } catch (e) {
+      setSave({ kind: "error", error: e });
+    }
+  };
+
+  const reloadLatest = () => {
+    if (!workflowId) return;
+    created.current = null;
+    setSave({ kind: "idle" });
+    api.workflow(workflowId).then((w) => {
+      const d = editable(w.definition);
+      setHistory(initial(d));
+      setSaved(d);
+      setBase(w.latest_version);
+      setActive(w.active_version);
+    }, setLoadError);
+  };
+
+  // keyboard: undo / redo, copy / paste as Flowmill JSON
+  useEffect(() => {
+    const typing = (t: EventTarget | null) => (t as HTMLElement | null)?.closest?.("input, textarea, select, [contenteditable]");
+    const onKey = (e: KeyboardEvent) => {
+      if (typing(e.target) || !(e.ctrlKey || e.metaKey)) return;
+      const k = e.key.toLowerCase();
+      if (k === "z" && !e.shiftKey) {
+        e.preventDefault();
+        setHistory((h) => (h ? undo(h) : h));
+      } else if ((k === "z" && e.shiftKey) || k === "y") {
+        e.preventDefault();
+        setHistory((h) => (h ? redo(h) : h));
+      }
+    };
+    const onCopy = (e: ClipboardEvent) => {
+      if (typing(e.target) || !selected.length || !e.clipboardData) return;
+      e.clipboardData.setData("text/plain", JSON.stringify(fragment(def, selected), null, 2));
+      e.preventDefault();
+    };
+    const onPaste = (e: ClipboardEvent) => {
+      if (typing(e.target) || !e.clipboardData) return;
+      try {
+        const frag = JSON.parse(e.clipboardData.getData("text/plain")) as Definition;
+        if (!Array.isArray(frag.nodes)) return;
+        e.preventDefault();
+        edit((d) => paste(d, frag)[0]);
+      } catch {
+        // not a definition: not ours to paste
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    document.addEventListener("copy", onCopy);
+    document.addEventListener("paste", onPaste);
+    return () => {
+      window.removeEventListener("keydown", onKey);
+      document.removeEventListener("copy", onCopy);
+      document.removeEventListener("paste", onPaste);
+    };
+  }, [def, selected, edit]);
+
+  if (loadError) return <div className="page"><ErrorBox error={loadError} /></div>;
+  if (!history || !types) return <Loading what="Opening the editor" />;
+
+  const node = selected.length === 1 ? nodesOf(def).find((n) => n.id === selected[0]) ?? null : null;
+  const add = (type: string, at?: XY) => {
+    const where = at ?? canvas.current?.center() ?? { x: 0, y: 0 };
+    const [next, newId] = addNode(def, type, where, byType[type]);
+    change(next);
+    setSelected([newId]);
+    setPanel("node");
+  };
+  const status =
+    save.kind === "saving" ? "Saving…"
+    : save.kind === "conflict" ? "Not saved"
+    : dirty ? "Unsaved changes"
+    : base !== null ? `Saved as v${base}` : "Empty";
+
+  return (
+    <div className="editor-page">
+      <div className="editor-bar">
+        <span className="crumbs">
+          <Link to="/workflows">Workflows</Link> /{" "}
+          {workflowId && <><Link to={`/workflows/${workflowId}`}>{saved?.name ?? "workflow"}</Link> / </>}
+        </span>
+        <input
+          className="editor-name"
+          aria-label="Workflow name"
+          value={def.name ?? ""}
+          onChange={(e) => change({ ...def, name: e.target.value }, "name")}
+        />
+        <span className="muted small-text" data-testid="save-state" aria-live="polite">{status}</span>
+        <span className="muted small-text" data-testid="live-version">
+          {active ? `v${active} is live` : "not published"}
+        </span>
+        <label className="autosave-toggle">
+          <input
+            type="checkbox"
+            checked={autosave}
+            onChange={(e) => {
+              setAutosave(e.target.checked);
+              localStorage.setItem(AUTOSAVE_KEY, e.target.checked ? "on" : "off");
+            }}
+          />
+          Autosave
+        </label>
+        <span className="editor-bar-actions">
+          <button type="button" className="small" onClick={() => setHistory((h) => h && undo(h))} disabled={!history.past.length} title="Ctrl+Z">Undo</button>
+          <button type="button" className="small" onClick={() => setHistory((h) => h && redo(h))} disabled={!history.future.length} title="Ctrl+Shift+Z">Redo</button>
+          <button type="button" className="small" onClick={() => { edit(autoLayout); window.setTimeout(() => canvas.current?.fit(), 50); }}>Auto-layout</button>
+          <button type="button" className="small" onClick={() => canvas.current?.fit()}>Fit</button>
+          <button type="button" onClick={() => void doSave()} disabled={save.kind === "saving" || (!dirty && base !== null) || problems.length > 0}>Save</button>
+          <button type="button" className="primary" onClick={() => void publish()} disabled={problems.length > 0 || save.kind === "saving" || (!dirty && active === base && base !== null)}>
+            Publish
+          </button>
+        </span>
+      </div>
+      {save.kind === "conflict" && (
+        <div className="error-box" role="alert" data-testid="save-conflict">
+          <strong>Not saved: someone else saved this workflow first.</strong>
+          <div>{save.message}</div>
+          <div className="actions">
+            <button type="button" onClick={reloadLatest}>Load the latest version (drops your changes)</button>
+            <button type="button" onClick={() => void navigator.clipboard?.writeText(JSON.stringify(def, null, 2))}>Copy my version as JSON</button>
+          </div>
+        </div>
+      )}
+      {save.kind === "error" && <ErrorBox error={save.error} />}
+      {review && active !== null && (
+        <PublishReview live={active} {...review} onPublish={() => void publishNow(review.version)} onCancel={() => setReview(null)} />
+      )}
+      <div className="editor-main">
+        <Palette types={types} onAdd={(t) => add(t)} />
+        <ReactFlowProvider>
+          <EditorCanvas
+            ref={canvas}
+            def={def}
+            types={byType}
+            problems={places}
+            runs={run.states}
+            pinned={pins}
+            selected={selected}
+            onDropType={(t, at) => add(t, at)}
+            onSelect={(ids) => {
+              setSelected((cur) => (cur.join("\n") === ids.join("\n") ? cur : ids));
+              if (ids.length === 1) setPanel("node");
+            }}
+            onConnect={(s, t, h) => edit((d) => connect(d, s, t, h))}
+            onMove={(moved) => edit((d) => move(d, moved))}
+            onDelete={(ns, es) => edit((d) => remove(d, ns, es))}
+          />
+        </ReactFlowProvider>
+        <aside className="editor-panel" aria-label="Editor panel">
+          <div className="tabs" role="tablist">
+            {(["node", "test", "json"] as Panel[]).map((p) => (
+              <button key={p} type="button" role="tab" aria-selected={panel === p} className={panel === p ? "tab active" : "tab"} onClick={() => setPanel(p)}>
+                {p === "node" ? "Node" : p === "test" ? "Test run" : "JSON"}
+              </button>
+            ))}
+          </div>
+          {panel === "node" && (
+            <NodePanel
+              node={node}
+              info={node ? byType[node.type] : undefined}
+              problems={node ? places.nodes[node.id] ?? [] : []}
+              run={node ? run.states[node.id] : undefined}
+              count={selected.length}
+              onChange={(change2, key) => node && edit((d) => updateNode(d, node.id, change2), key)}
+              pinned={node ? pins[node.id] : undefined}
+              paths={node ? templatePaths(def, node.id, { ...outputsOf(run.states), ...pins }) : []}
+              onPin={(output) => node && pin(node.id, output)}
+              canRunFrom={Boolean(run.execution && !run.running && workflowId) && problems.length === 0}
+              onRunFrom={async () => {
+                if (!node || !run.execution) return;
+                const v = await savedVersion();
+                if (v === null) return;
+                await run.rerunFrom(run.execution.id, node.id, v, pinsBefore(def, node.id, pins));
+              }}
+              onUseAsInput={(data) => {
+                setOffered(JSON.stringify(data, null, 2));
+                setPanel("test");
+              }}
+            />
+          )}
+          {panel === "test" && (
+            <TestRunPanel
+              run={run}
+              workflowId={workflowId}
+              offered={offered}
+              canRun={Boolean(workflowId || nodesOf(def).length) && problems.length === 0}
+              onRun={async (input) => {
+                const v = await savedVersion();
+                if (v === null) return;
+                const wf = workflowId ?? created.current;
+                if (wf) await run.start(wf, v, input);
+              }}
+            />
+          )}
+          {panel === "json" && <JsonPanel def={def} onChange={(d) => change(d, "json")} />}
+          <Problems problems={problems} checking={checking} onPick={(id2) => { setSelected([id2]); setPanel("node"); }} />
+        </aside>
+      </div>
+    </div>
+  );
+}
+
+function Problems({ problems, checking, onPick }: { problems: Problem[]; checking: boolean; onPick: (nodeId: string) => void }) {
+  return (
+    <section className="editor-problems" aria-label="Problems" data-testid="problems" data-count={problems.length}>
+      <h3>
+        Problems {problems.length ? `(${problems.length})` : ""}
+        {checking && <span className="muted small-text"> checking…</span>}
+      </h3>
+      {problems.length === 0 ? (
+        <div className="muted small-text">None: the workflow is valid.</div>
+      ) : (
+        <ul>
+          {problems.map((p, i) => (
+            <li key={i}>
+              {p.node_id ? (
+                <button type="button" className="link-like" onClick={() => onPick(p.node_id!)}>{p.node_id}</button>
+              ) : (
+                <code>{p.path || "workflow"}</code>
+              )}{" "}
+              {p.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function PublishReview({ live, version, diff, onPublish, onCancel }: { live: number; version: number; diff: VersionDiff; onPublish: () => void; onCancel: () => void }) {
+  const lines: string[] = [
+    ...diff.fields.map((f) => `${f.path} changed`),
+    ...diff.nodes_added.map((n) => `node ${n} added`),
+    ...diff.nodes_removed.map((n) => `node ${n} removed`),
+    ...diff.nodes_changed.map((n) => `node ${n.id} changed: ${n.changes.map((c) => c.path).join(", ")}`),
+    ...diff.edges_added.map((e) => `edge ${e.source} → ${e.target} added`),
+    ...diff.edges_removed.map((e) => `edge ${e.source} → ${e.target} removed`),
+  ];
+  return (
+    <div className="notice publish-review" role="region" aria-label="Publish review" data-testid="publish-review">
+      <strong>Publishing v{version} replaces the live v{live}.</strong>
+      {lines.length ? (
+        <ul>{lines.map((l, i) => <li key={i}>{l}</li>)}</ul>
+      ) : (
+        <div className="muted">The two versions do the same thing.</div>
+      )}
+      <div className="actions">
+        <button type="button" className="primary" onClick={onPublish}>Publish v{version}</button>
+        <button type="button" onClick={onCancel}>Cancel</button>
+      </div>
+    </div>
+  );
+}
+
+function outputsOf(states: Record<string, { output?: unknown; status: string }>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(states).filter(([, r]) => r.status === "succeeded").map(([id, r]) => [id, r.output]));
+}
