@@ -106,6 +106,9 @@ class PruneReport:
         return out
 
 
+VACUUM_PAGES = 2000
+"""Pages (8 MB) given back to the file system per transaction, SQLite."""
+
 Progress = Callable[[str, str, PruneCounts], None]
 """Told after each batch: tenant, what was pruned (a :class:`PruneCounts` field), the
 tenant's counts so far."""
@@ -134,7 +137,7 @@ class Pruner:
         *,
         batch: int = 200,
         pause_s: float = 0.01,
-        vacuum_pages: int = 2000,
+        vacuum_pages: int = VACUUM_PAGES,
         clock: Clock | None = None,
     ) -> None:
         self.db = db
