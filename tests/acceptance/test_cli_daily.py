@@ -215,3 +215,15 @@ async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
         code, _, errout = await push(path, env={"FLOWMILL_URL": served.url})
         assert code == 2
         assert "no API key: pass --key or set FLOWMILL_API_KEY" in errout
+
+
+def test_cli_daily_tenants_create_twice_names_the_existing_one(flowmill: Flowmill) -> None:
+    first = flowmill("tenants", "create", "Acme Corp")
+    assert first.code == 0, first.stderr
+    tenant_id = first.stdout.strip()
+    assert re.fullmatch(r"acme-corp-[0-9a-f]{8}", tenant_id)
+    again = flowmill("tenants", "create", "acme corp")
+    assert again.code == 2
+    assert f"a tenant named 'acme corp' exists already: {tenant_id}" in again.stderr
+    chosen = flowmill("tenants", "create", "Acme Corp", "--id", "acme-2")
+    assert (chosen.code, chosen.stdout.strip()) == (0, "acme-2")
