@@ -258,7 +258,7 @@ class SsrfPolicy:
             problem = self.address_problem(host.ip)
             if problem:
                 raise SsrfBlocked(
-                    f"address {host.name} is {problem}", reason=problem, host=host.name
+                    f"address {host.name} is {problem}{_ALLOW_HINT}", reason=problem, host=host.name
                 )
         return parsed
 
