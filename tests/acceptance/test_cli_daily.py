@@ -182,8 +182,11 @@ async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
     path = write(tmp_path, "wf.json", LOGS_AND_DELAY)
 
     async def push(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+        return await command("workflows", "push", *args, env=env)
+
+    async def command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flowmill", "workflows", "push", *args,
+            sys.executable, "-m", "flowmill", *args,
             cwd=tmp_path, env=env_for(tmp_path, env),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -205,6 +208,26 @@ async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
                 f"/api/workflows/{workflow_id}", headers={"Authorization": f"Bearer {served.key}"}
             )
         assert (got.json()["latest_version"], got.json()["active_version"]) == (2, 1)
+
+        # the read commands against the server, as they read the local database
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            ran = await client.post(
+                f"/api/workflows/{workflow_id}/execute",
+                params={"wait": 30},
+                json={"input": {"n": 5}},
+                headers={"Authorization": f"Bearer {served.key}"},
+            )
+        execution_id = ran.json()["id"]
+        remote = {**env, "FLOWMILL_HOME": str(tmp_path / "elsewhere")}  # no local data
+        code, out, errout = await command("executions", "list", "--json", env=remote)
+        assert code == 0, errout
+        assert [(x["id"], x["status"]) for x in json.loads(out)] == [(execution_id, "failed")]
+        code, out, errout = await command("executions", "show", execution_id, env=remote)
+        assert code == 0, errout
+        assert "not run" in row(out, "after")
+        assert "WorkflowFailed: boom (node boom)" in out
+        code, out, _ = await command("executions", "logs", execution_id, env=remote)
+        assert "hello from js 5" in out
 
         bad = write(tmp_path, "bad.json", MANY_PROBLEMS)
         code, _, errout = await push(bad, env=env)
