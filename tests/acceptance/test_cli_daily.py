@@ -112,7 +112,8 @@ def test_cli_daily_follow_tracks_a_running_execution(flowmill: Flowmill, tmp_pat
         "name": "slow",
         "nodes": [
             *LOGS_AND_DELAY["nodes"][:2],
-            {"id": "wait", "type": "delay", "config": {"ms": 3000}},
+            # long enough that follow starts while it waits, even on a loaded machine
+            {"id": "wait", "type": "delay", "config": {"ms": 12000}},
         ],
         "edges": LOGS_AND_DELAY["edges"][:2],
     }
@@ -123,9 +124,13 @@ def test_cli_daily_follow_tracks_a_running_execution(flowmill: Flowmill, tmp_pat
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        listed = eventually_sync(
-            lambda: flowmill("executions", "list", "--json").json(), 30, "the run's execution"
-        )
+
+        def started() -> list[dict[str, object]]:
+            # the two processes may both be creating the database at first: try again
+            listed = flowmill("executions", "list", "--json")
+            return listed.json() if listed.code == 0 else []
+
+        listed = eventually_sync(started, 30, "the run's execution")
         followed = flowmill("executions", "follow", listed[0]["id"])
         assert followed.code == 0, followed.stderr
         assert "wait  waiting" in followed.stdout  # seen while it waited
