@@ -109,19 +109,38 @@ def _with_stores(fn: Callable[[_Stores], Awaitable[T]]) -> T:
 def tenants_create(
     name: Annotated[str, typer.Argument(help="Display name, e.g. 'Acme Corp'.")],
     tenant_id: Annotated[
-        str | None, typer.Option("--id", help="Choose the id (default: from the name).")
+        str | None,
+        typer.Option(
+            "--id",
+            help="Choose the id (default: the name as a slug plus a random suffix, "
+            "acme-corp-3f9a1c2b, hard to guess since the seed webhook route carries it).",
+        ),
     ] = None,
 ) -> None:
-    """Create a tenant and print its id (the last line of the output)."""
+    """Create a tenant and print its id (the last line of the output).
 
-    async def _go(ctx: _Stores) -> str:
-        return (await ctx.tenants.create(name, tenant_id)).id
+    Running it again with the same name does not make a second tenant: it says which
+    one exists (give --id to make another tenant of that name on purpose).
+    """
+
+    async def _go(ctx: _Stores) -> tuple[str, bool]:
+        if tenant_id is None:
+            same = [t for t in await ctx.tenants.all() if t.name.lower() == name.lower()]
+            if same:
+                return same[0].id, False
+        return (await ctx.tenants.create(name, tenant_id)).id, True
 
     try:
-        created = _with_stores(_go)
+        created, new = _with_stores(_go)
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
+    if not new:
+        err.print(
+            f"[red]error:[/red] a tenant named {name!r} exists already: {created} "
+            "(give --id to make another one of that name)"
+        )
+        raise typer.Exit(2)
     err.print(
         f"created tenant {name!r}; give it a key with: flowmill keys create --tenant {created}"
     )

@@ -41,6 +41,16 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 IdArg = Annotated[str, typer.Argument(help="Execution id (from `flowmill executions list`).")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="FLOWMILL_URL",
+        help="Read from this server's API instead of the local database (FLOWMILL_URL; "
+        "the key in FLOWMILL_API_KEY).",
+        show_default=False,
+    ),
+]
 _POLL_S = 0.3
 
 
@@ -58,6 +68,7 @@ def list_(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
     as_json: Annotated[bool, JsonOption] = False,
+    url: UrlOption = None,
 ) -> None:
     """List the newest executions: id, workflow, status, trigger, start, duration."""
 
@@ -89,7 +100,10 @@ def list_(
         rows.sort(key=lambda r: r["id"], reverse=True)  # ids are time-ordered
         return rows[:limit]
 
-    rows = _with_local(_go)
+    if url:
+        rows = _with_remote(url, lambda remote: remote.executions(workflow, status or [], limit))
+    else:
+        rows = _with_local(_go)
     if as_json:
         typer.echo(jsonutil.dumps(rows))
         return
@@ -116,14 +130,26 @@ def list_(
 
 
 @app.command()
-def show(execution_id: IdArg, as_json: Annotated[bool, JsonOption] = False) -> None:
+def show(
+    execution_id: IdArg, as_json: Annotated[bool, JsonOption] = False, url: UrlOption = None
+) -> None:
     """Show one execution: status, timing, each node (with `not run` for those it never
     reached), the nodes' log lines, the output or the error."""
 
     async def _go(local: Local) -> _Snapshot:
         return await _snapshot(local, execution_id)
 
-    snap = _with_local(_go)
+    if url:
+
+        async def _remote(remote: Any) -> _Snapshot:
+            execution, runs, definition = await remote.detail(execution_id)
+            lines = await remote.logs(execution_id, None)
+            logs_ = [{k: x[k] for k in ("node_id", "level", "message")} for x in lines]
+            return _Snapshot(execution, runs, definition, logs_)
+
+        snap = _with_remote(url, _remote)
+    else:
+        snap = _with_local(_go)
     if as_json:
         typer.echo(jsonutil.dumps(snap.as_json()))
         return
@@ -153,6 +179,7 @@ def logs(
     execution_id: IdArg,
     node: Annotated[str | None, typer.Option("--node", help="Only this node's lines.")] = None,
     as_json: Annotated[bool, JsonOption] = False,
+    url: UrlOption = None,
 ) -> None:
     """Print an execution's log lines (`console.log`, `print`, node messages), oldest
     first."""
@@ -179,7 +206,10 @@ def logs(
                 return out
             after = page[-1].id
 
-    lines = _with_local(_go)
+    if url:
+        lines = _with_remote(url, lambda remote: remote.logs(execution_id, node))
+    else:
+        lines = _with_local(_go)
     if as_json:
         typer.echo(jsonutil.dumps(lines))
         return
@@ -201,6 +231,19 @@ def _with_local(fn: Any) -> Any:
     async def _go() -> Any:
         async with open_local() as local:
             return await fn(local)
+
+    return asyncio.run(_go())
+
+
+def _with_remote(url: str, fn: Any) -> Any:
+    from flowmill.cli_remote import Remote
+
+    async def _go() -> Any:
+        remote = Remote(url)
+        try:
+            return await fn(remote)
+        finally:
+            await remote.close()
 
     return asyncio.run(_go())
 

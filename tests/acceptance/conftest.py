@@ -36,6 +36,8 @@ def flowmill(tmp_path: Path) -> Flowmill:
     env = {**os.environ, "FLOWMILL_HOME": str(tmp_path / "home"), "FLOWMILL_LOG_LEVEL": "error"}
     env.pop("FLOWMILL_DATABASE_URL", None)
     env.pop("FLOWMILL_REDIS_URL", None)
+    env.pop("FLOWMILL_URL", None)  # the read commands would ask that server instead
+    env.pop("FLOWMILL_API_KEY", None)
 
     def _run(*args: str, extra_env: dict[str, str] | None = None, timeout: float = 60) -> Result:
         proc = subprocess.run(

@@ -112,8 +112,8 @@ def test_cli_daily_follow_tracks_a_running_execution(flowmill: Flowmill, tmp_pat
         "name": "slow",
         "nodes": [
             *LOGS_AND_DELAY["nodes"][:2],
-            # Long enough for a second CLI process to start on a loaded machine.
-            {"id": "wait", "type": "delay", "config": {"ms": 8000}},
+            # long enough that follow starts while it waits, even on a loaded machine
+            {"id": "wait", "type": "delay", "config": {"ms": 12000}},
         ],
         "edges": LOGS_AND_DELAY["edges"][:2],
     }
@@ -124,9 +124,13 @@ def test_cli_daily_follow_tracks_a_running_execution(flowmill: Flowmill, tmp_pat
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        listed = eventually_sync(
-            lambda: flowmill("executions", "list", "--json").json(), 30, "the run's execution"
-        )
+
+        def started() -> list[dict[str, object]]:
+            # the two processes may both be creating the database at first: try again
+            listed = flowmill("executions", "list", "--json")
+            return listed.json() if listed.code == 0 else []
+
+        listed = eventually_sync(started, 30, "the run's execution")
         followed = flowmill("executions", "follow", listed[0]["id"])
         assert followed.code == 0, followed.stderr
         assert "wait  waiting" in followed.stdout  # seen while it waited
@@ -183,8 +187,11 @@ async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
     path = write(tmp_path, "wf.json", LOGS_AND_DELAY)
 
     async def push(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+        return await command("workflows", "push", *args, env=env)
+
+    async def command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flowmill", "workflows", "push", *args,
+            sys.executable, "-m", "flowmill", *args,
             cwd=tmp_path, env=env_for(tmp_path, env),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -207,6 +214,26 @@ async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
             )
         assert (got.json()["latest_version"], got.json()["active_version"]) == (2, 1)
 
+        # the read commands against the server, as they read the local database
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            ran = await client.post(
+                f"/api/workflows/{workflow_id}/execute",
+                params={"wait": 30},
+                json={"input": {"n": 5}},
+                headers={"Authorization": f"Bearer {served.key}"},
+            )
+        execution_id = ran.json()["id"]
+        remote = {**env, "FLOWMILL_HOME": str(tmp_path / "elsewhere")}  # no local data
+        code, out, errout = await command("executions", "list", "--json", env=remote)
+        assert code == 0, errout
+        assert [(x["id"], x["status"]) for x in json.loads(out)] == [(execution_id, "failed")]
+        code, out, errout = await command("executions", "show", execution_id, env=remote)
+        assert code == 0, errout
+        assert "not run" in row(out, "after")
+        assert "WorkflowFailed: boom (node boom)" in out
+        code, out, _ = await command("executions", "logs", execution_id, env=remote)
+        assert "hello from js 5" in out
+
         bad = write(tmp_path, "bad.json", MANY_PROBLEMS)
         code, _, errout = await push(bad, env=env)
         assert code == 1
@@ -216,3 +243,15 @@ async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
         code, _, errout = await push(path, env={"FLOWMILL_URL": served.url})
         assert code == 2
         assert "no API key: pass --key or set FLOWMILL_API_KEY" in errout
+
+
+def test_cli_daily_tenants_create_twice_names_the_existing_one(flowmill: Flowmill) -> None:
+    first = flowmill("tenants", "create", "Acme Corp")
+    assert first.code == 0, first.stderr
+    tenant_id = first.stdout.strip()
+    assert re.fullmatch(r"acme-corp-[0-9a-f]{8}", tenant_id)
+    again = flowmill("tenants", "create", "acme corp")
+    assert again.code == 2
+    assert f"a tenant named 'acme corp' exists already: {tenant_id}" in again.stderr
+    chosen = flowmill("tenants", "create", "Acme Corp", "--id", "acme-2")
+    assert (chosen.code, chosen.stdout.strip()) == (0, "acme-2")

@@ -47,7 +47,6 @@ class Newcomer:
             k: v for k, v in os.environ.items() if not k.startswith(("FLOWMILL_", "PYTHON"))
         }
         self.env["PATH"] = f"{installed.venv / 'bin'}:{self.env['PATH']}"
-        self.env["FLOWMILL_URL"] = f"http://127.0.0.1:{self.port}"  # the page says :3000
         if database_url:
             self.env["FLOWMILL_DATABASE_URL"] = database_url
         self.server: subprocess.Popen[str] | None = None
@@ -57,8 +56,11 @@ class Newcomer:
         line = line.replace("127.0.0.1:3000", f"127.0.0.1:{self.port}")
         if "EXECUTION_ID" in line:
             line = line.replace("EXECUTION_ID", self.newest_execution())
+        env = dict(self.env)
+        if line.startswith("flowmill workflows push"):
+            env["FLOWMILL_URL"] = f"http://127.0.0.1:{self.port}"  # its default is :3000
         result = subprocess.run(
-            ["bash", "-c", line], cwd=self.cwd, env=self.env, capture_output=True, text=True,
+            ["bash", "-c", line], cwd=self.cwd, env=env, capture_output=True, text=True,
             timeout=120, check=False,
         )  # fmt: skip
         assert result.returncode == 0, (line, result.stdout, result.stderr)

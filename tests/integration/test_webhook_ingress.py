@@ -112,7 +112,7 @@ async def test_webhook_ingress_meta_valid_tampered_wrong_secret_replay_handshake
             "error": {
                 "code": "unauthorized",
                 "message": "webhook verification failed",
-                "details": {},
+                "details": [],
             }
         }
     history = (await api.get(f"/api/webhooks/{hook}/events", params={"status": "rejected"})).json()
@@ -215,6 +215,14 @@ async def test_webhook_ingress_refuses_unknown_deactivated_oversize_and_bad_json
             url, content=b"{nope", headers={"Content-Type": "application/json"}
         )
         assert bad.status_code == 400
+        # the documented error shape, with the reason the sender needs to fix it
+        assert bad.json()["error"] == {
+            "code": "bad_request",
+            "message": "the request body could not be read: body is not valid JSON",
+            "details": [
+                {"field": "body", "message": "body is not valid JSON", "code": "malformed_body"}
+            ],
+        }
         [row] = (await api.get(f"/api/webhooks/{hook}/events")).json()["items"]
         assert (row["status"], row["verification_error"]) == (
             "rejected",

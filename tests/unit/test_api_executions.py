@@ -47,6 +47,17 @@ async def test_api_executions_execute_wait_that_runs_out_answers_202(api: Api) -
     assert r.json()["status"] in ("running", "waiting")
 
 
+async def test_api_executions_execute_wait_above_the_cap_is_capped_not_refused(
+    api: Api,
+) -> None:
+    wf = await api.workflow()
+    r = await api.a.post(
+        f"/api/workflows/{wf}/execute", params={"wait": 1000}, json={"input": {"message": "x"}}
+    )
+    assert r.status_code == 200  # waited up to FLOWMILL_API_MAX_WAIT_S, as documented
+    assert r.json()["status"] == "succeeded"
+
+
 async def test_api_executions_execute_draft_needs_a_version(api: Api) -> None:
     wf = await api.workflow(publish=False)
     r = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {"message": "m"}})

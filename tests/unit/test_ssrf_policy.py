@@ -228,6 +228,16 @@ async def test_ssrf_policy_errors_do_not_reveal_resolved_internal_addresses() ->
     assert info.value.details == {"reason": "private", "host": "internal.test"}
 
 
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/", "http://localhost/", "http://internal.test/"]
+)
+async def test_ssrf_policy_refusal_names_the_allow_list_settings(url: str) -> None:
+    with pytest.raises(SsrfBlocked) as info:
+        await guard().vet(url)
+    assert "FLOWMILL_HTTP_ALLOW_HOSTS" in str(info.value)
+    assert "FLOWMILL_HTTP_ALLOW_CIDRS" in str(info.value)
+
+
 async def test_ssrf_policy_one_internal_address_among_public_ones_refuses_the_host() -> None:
     with pytest.raises(SsrfBlocked, match="private"):
         await guard().vet("http://mixed.test/")

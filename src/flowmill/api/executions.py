@@ -178,7 +178,8 @@ async def execute_workflow(
         float | None,
         Query(
             ge=0,
-            le=300,
+            # a large wait is capped, as documented, not refused
+            le=10**9,
             description="Wait up to this many seconds (capped by FLOWMILL_API_MAX_WAIT_S) "
             "and answer 200 with the execution if it ended by then.",
         ),

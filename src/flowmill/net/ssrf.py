@@ -258,7 +258,7 @@ class SsrfPolicy:
             problem = self.address_problem(host.ip)
             if problem:
                 raise SsrfBlocked(
-                    f"address {host.name} is {problem}", reason=problem, host=host.name
+                    f"address {host.name} is {problem}{_ALLOW_HINT}", reason=problem, host=host.name
                 )
         return parsed
 
@@ -275,8 +275,17 @@ class SsrfPolicy:
             return
         if host.name in _DENIED_NAMES or host.name.endswith(_DENIED_SUFFIXES):
             raise SsrfBlocked(
-                f"host {host.name!r} is not allowed", reason="denied name", host=host.name
+                f"host {host.name!r} is not allowed{_ALLOW_HINT}",
+                reason="denied name",
+                host=host.name,
             )
+
+
+# Self-hosted users calling their own services need to know the way out.
+_ALLOW_HINT = (
+    "; to let the HTTP node call internal hosts, list them in FLOWMILL_HTTP_ALLOW_HOSTS "
+    "(or their networks in FLOWMILL_HTTP_ALLOW_CIDRS)"
+)
 
 
 def port_of(url: httpx.URL) -> int:
@@ -326,9 +335,12 @@ class SsrfGuard:
                 # the guard into a way to map internal DNS.
                 shown = ip if host.ip is not None else None
                 raise SsrfBlocked(
-                    f"host {host.name!r} resolves to a {problem} address"
-                    if shown is None
-                    else f"address {shown} is {problem}",
+                    (
+                        f"host {host.name!r} resolves to a {problem} address"
+                        if shown is None
+                        else f"address {shown} is {problem}"
+                    )
+                    + _ALLOW_HINT,
                     reason=problem,
                     host=host.name,
                 )

@@ -74,9 +74,16 @@ class Rejected:
     def response(self) -> WebhookResponse:
         """The answer: the same bare body for every reason, so it tells an attacker
         nothing about which check failed. A verified body that does not decode is
-        the sender's bug, not an attack, and gets 400."""
+        the sender's bug, not an attack, and gets 400 with the reason, so that the
+        sender can fix it."""
         if self.reason is FailureReason.MALFORMED_BODY:
-            return _error(400, "bad_request", "the request body could not be read")
+            why = self.detail or "not a body this webhook reads"
+            return _error(
+                400,
+                "bad_request",
+                f"the request body could not be read: {why}",
+                details=[{"field": "body", "message": why, "code": "malformed_body"}],
+            )
         return _error(401, "unauthorized", "webhook verification failed")
 
 
@@ -95,9 +102,14 @@ so a link preview, a crawler or an ``<img>`` tag can never start a workflow."""
 
 
 def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, str]] | None = None,
 ) -> WebhookResponse:
-    body = jsonutil.dumpb({"error": {"code": code, "message": message, "details": {}}})
+    # the API's one error shape: details is a list of {field, message, code}
+    body = jsonutil.dumpb({"error": {"code": code, "message": message, "details": details or []}})
     return WebhookResponse(status, body, content_type="application/json", headers=headers or {})
 
 
