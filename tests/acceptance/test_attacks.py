@@ -74,6 +74,7 @@ async def _executions(c: httpx.AsyncClient) -> list[dict[str, Any]]:
     return items
 
 
+@pytest.mark.serial  # a latency figure: measured with the machine to itself
 async def test_attacks_template_bombs_do_not_stall_other_requests(tmp_path: Path) -> None:
     bombs = ["{{" * 16_000, '{{ nodes["' * 20_000, "{{" * 100_000]
     async with serve(tmp_path) as s:
