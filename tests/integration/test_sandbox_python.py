@@ -159,7 +159,7 @@ ESCAPES = [
 
 
 @needs_bwrap
-@pytest.mark.parametrize("code", ESCAPES)
+@pytest.mark.parametrize("code", ESCAPES, ids=lambda code: code.replace(str(os.getpid()), "PID"))
 async def test_python_escape_attempt_fails(sandbox: Sandbox, code: str) -> None:
     with pytest.raises(NodeError) as info:
         await py(sandbox, code)
