@@ -124,6 +124,32 @@ async def test_oauth2_ten_steps_at_once_make_one_refresh(
     assert len(rows) == 1
 
 
+async def test_oauth2_a_refresh_finished_between_read_and_claim_is_not_repeated(
+    vault: CredentialVault, http: GuardedHttpClient, db: Database
+) -> None:
+    """Process B reads the expired token; process A refreshes and releases its claim
+    before B claims: B's claim succeeds, but its token is stale. B must read again, not
+    refresh a second time (a rotating provider would revoke the grant)."""
+    with stub_server({"POST /oauth/token": token_answer("at_new")}) as stub:
+        await vault.create("acme", "api", "oauth2", _grant(stub, expires_in_s=-5))
+        first = CredentialAccess(vault, http)
+
+        class LateClaim:
+            """B's vault: A's whole refresh happens just before B's claim."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(vault, name)
+
+            async def take_refresh_lease(self, *args: Any) -> bool:
+                assert await first.access_token("acme", "api") == "at_new"
+                return await vault.take_refresh_lease(*args)
+
+        second = CredentialAccess(LateClaim(), http)  # type: ignore[arg-type]
+        assert await second.access_token("acme", "api") == "at_new"
+        assert len(stub.calls("POST", "/oauth/token")) == 1
+        assert (first.refreshes, second.refreshes) == (1, 0)
+
+
 async def test_oauth2_client_credentials_with_basic_client_auth(
     vault: CredentialVault, http: GuardedHttpClient
 ) -> None:

@@ -221,12 +221,19 @@ class CredentialAccess:
         give_up = self.clock.monotonic() + self.lease_s + 5
         while True:
             # Read again under the lock: whoever held it may have refreshed already.
+            seen = await self._updated_at(tenant_id, credential_id)
             opened = await self.vault.open(tenant_id, credential_id, use)
             now = self.clock.now()
             if not needs_refresh(opened.data, now, self.refresh_skew_s, rejected):
                 return str(opened.data["access_token"])
             until = now + timedelta(seconds=self.lease_s)
             if await self.vault.take_refresh_lease(tenant_id, credential_id, until):
+                if await self._updated_at(tenant_id, credential_id) != seen:
+                    # Another process refreshed (and released its claim) between our read
+                    # and our claim: the token we read is stale, so read again.
+                    await self.vault.release_refresh_lease(tenant_id, credential_id)
+                    rejected = None
+                    continue
                 try:
                     self.refreshes += 1
                     new = await fetch_token(self.http, opened.data, now)
@@ -240,6 +247,10 @@ class CredentialAccess:
                     "another process's token refresh did not finish in time", retriable=True
                 )
             await self.clock.sleep(0.1)
+
+    async def _updated_at(self, tenant_id: str, credential_id: str) -> object:
+        info = await self.vault.get(tenant_id, credential_id)
+        return info.updated_at if info is not None else None
 
 
 def _check_kind(opened: OpenedCredential) -> None:
