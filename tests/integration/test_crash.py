@@ -132,9 +132,11 @@ async def _run_crash_test(url: str) -> None:
                 await _ready(proc)
                 # A kill counts only once this worker has done some of the work (not
                 # while it was still starting), and while some work was left.
+                # Generous: the suite runs in two processes, and the other may be
+                # killing workers of its own.
                 await eventually(
                     lambda before=runs_before: _has_advanced(db, before),
-                    60,
+                    120,
                     "the new worker taking steps",
                 )
                 await asyncio.sleep(rng.uniform(0.0, 0.4))  # not a wait: the moment of the crash

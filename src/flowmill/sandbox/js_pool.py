@@ -26,7 +26,13 @@ from flowmill.engine.services import CodeLimits
 from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, js_worker
 from flowmill.sandbox.jail import Jail
-from flowmill.sandbox.process import ChildProcess, cleanup_env, describe_exit, frame
+from flowmill.sandbox.process import (
+    ChildProcess,
+    cleanup_env,
+    describe_exit,
+    frame,
+    settle_abandoned,
+)
 from flowmill.sandbox.settings import SandboxSettings
 
 log = structlog.get_logger("flowmill.sandbox")
@@ -121,6 +127,7 @@ class JsPool:
         for worker in list(self._all):
             self._replace(worker)
         await asyncio.gather(*self._reaping, return_exceptions=True)
+        await settle_abandoned()
 
     @property
     def closed(self) -> bool:

@@ -99,6 +99,8 @@ class ChildProcess:
             # (CPython 3.11's transport then waits for pipes that never connect: a pool
             # closing while it replaced a worker hung). Let the start finish; what it
             # started is killed and reaped in the background.
+            _STARTING.add(starting)
+            starting.add_done_callback(_STARTING.discard)
             starting.add_done_callback(_reap_abandoned)
             raise
         return cls(transport, protocol)
@@ -238,6 +240,24 @@ class ChildProcess:
 
 
 _ABANDONED: set[asyncio.Task[None]] = set()  # reaps of starts whose caller went away
+_STARTING: set[asyncio.Future[Any]] = set()  # those starts, while still under way
+
+
+async def settle_abandoned() -> None:
+    """Wait until every start abandoned by a cancelled caller (in this event loop) has
+    finished and its process been killed and reaped.
+
+    A pool closing calls this: its spare-process tasks are cancelled mid-start, and a
+    process still running when the loop closes would outlive it (and its ``Popen``
+    would be collected while it runs).
+    """
+    loop = asyncio.get_running_loop()
+    for _ in range(100):
+        pending = [f for f in (*_STARTING, *_ABANDONED) if f.get_loop() is loop]
+        if not pending:
+            return
+        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.sleep(0)  # not a wait: lets a finished start's callback add its reap
 
 
 def _reap_abandoned(

@@ -28,7 +28,7 @@ from flowmill.engine.services import CodeLimits, CodeResult
 from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, py_harness
 from flowmill.sandbox.jail import Jail
-from flowmill.sandbox.process import ChildProcess, cleanup_env, describe_exit
+from flowmill.sandbox.process import ChildProcess, cleanup_env, describe_exit, settle_abandoned
 from flowmill.sandbox.settings import SandboxSettings
 
 # Interpreter and harness before the code's own allocations (measured: ~25 MB).
@@ -106,6 +106,7 @@ class PythonRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         spares, self._spares = self._spares, []
         await asyncio.gather(*(_end(s) for s in spares), *self._reaping, return_exceptions=True)
+        await settle_abandoned()
 
     def _refill(self) -> None:
         missing = self.settings.python_spare_processes - len(self._spares) - len(self._tasks)
