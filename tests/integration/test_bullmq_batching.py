@@ -83,6 +83,7 @@ async def test_bullmq_batching_a_backlog_is_fetched_and_completed_in_batches(
     )
 
 
+@pytest.mark.serial  # counts polls in a time window: measured with the machine to itself
 async def test_bullmq_batching_a_trickle_onto_a_drained_queue_is_prompt_and_idle_is_quiet(
     make_queue: MakeQueue,
 ) -> None:
