@@ -296,7 +296,7 @@ async def _worker(settings: Settings) -> None:
     async with (
         open_runtime(settings, kind="worker") as rt,
         running_background(
-            rt, kind="worker", projector=False, ops_port=settings.metrics_port
+            rt, kind="worker", projector=False, ops_port=settings.metrics_port, freeze_heap=True
         ) as bg,
     ):
         if stopping.is_set():
