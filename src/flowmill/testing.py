@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -190,7 +191,11 @@ class InMemoryExecutionStore:
                     raise RuntimeError(f"unique violation: turn {t.seq} of {step.node_id}")
         self.runs = runs
         self.events.extend(fx.events)
-        self.logs.extend(fx.logs)
+        # A line without a time is stamped with the commit's, as the SQL writers do.
+        now = self.clock.now()
+        self.logs.extend(
+            line if line.timestamp else dataclasses.replace(line, timestamp=now) for line in fx.logs
+        )
         self.turns.extend((fx.tenant_id, fx.turns_of, t) for t in fx.turns if fx.turns_of)
 
     async def start(
