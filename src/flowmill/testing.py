@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flowmill.domain.errors import ExecutionNotFound, WorkflowNotFound
 from flowmill.domain.events import DomainEvent
 from flowmill.domain.execution import (
     ConversationTurn,
@@ -238,7 +239,7 @@ class InMemoryExecutionStore:
                 raise error
             ex = self.executions.get(execution_id)
             if ex is None:
-                raise LookupError(execution_id)
+                raise ExecutionNotFound(execution_id)
             fx = build(copy.copy(ex), _Reader(self, execution_id))
             self._apply(fx)
             return fx
@@ -459,7 +460,7 @@ class InMemoryDefinitions:
         try:
             return self.versions[(workflow_id, version)]
         except KeyError:
-            raise LookupError(f"{workflow_id} v{version}") from None
+            raise WorkflowNotFound(f"{workflow_id} v{version}") from None
 
     async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
         return self.active.get(workflow_id)

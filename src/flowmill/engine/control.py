@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import FlowmillError, RecordBusy
 from flowmill.domain.states import ExecutionStatus
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ _ONCE_NS = uuid.UUID("3c5e2a71-0d44-4f1b-8e2b-6a9d7c1f4e20")
 _ONCE_LOOKS = 50
 
 
-class ControlError(Exception):
+class ControlError(FlowmillError):
     """A child could not be started (unknown workflow, depth limit)."""
 
 
@@ -327,11 +327,7 @@ class Control:
             # transaction ends; then the row is this consumer's and the next look finds it.
             await asyncio.sleep(0.02)  # not a wait: a short pause between looks
         # Never act on a value that was not the one recorded: fail the attempt instead.
-        raise NodeError(
-            f"the record {name!r} stayed locked; trying the step again",
-            type="RecordBusy",
-            retriable=True,
-        )
+        raise RecordBusy(f"the record {name!r} stayed locked; trying the step again")
 
     def resume_token(self, execution_id: str) -> str:
         """The unguessable token of an execution's resume URL."""

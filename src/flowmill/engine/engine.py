@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import ExecutionNotFound, NotATrigger
 from flowmill.domain.execution import Effects, ExecutionRecord
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import starts
@@ -345,7 +346,7 @@ class Engine:
         trigger_node = node_id or wf.default_trigger(trigger_type)
         trigger_type_impl = wf.node(trigger_node).type if trigger_node in wf.nodes else None
         if not isinstance(trigger_type_impl, TriggerNodeType):
-            raise ValueError(f"node {trigger_node!r} is not a trigger of this workflow")
+            raise NotATrigger(f"node {trigger_node!r} is not a trigger of this workflow")
         extra = dict(metadata or {})
         if execution_metadata is not None:
             extra["metadata"] = execution_metadata
@@ -415,11 +416,11 @@ class Engine:
             The new execution's id.
 
         Raises:
-            LookupError: No such execution.
+            ExecutionNotFound: No such execution.
         """
         old = await self.store.get_execution(execution_id)
         if old is None:
-            raise LookupError(execution_id)
+            raise ExecutionNotFound(execution_id)
         if from_node is not None:
             return await self._rerun_from(old, from_node, version or old.version, pinned or {})
         if from_start:
@@ -483,7 +484,7 @@ class Engine:
         """Wait until the execution ends (or ``timeout``); return it as it is then.
 
         Raises:
-            LookupError: No such execution.
+            ExecutionNotFound: No such execution.
         """
         poll_s = self.wait_poll_s
         with self.news.watch(execution_id) as done:
@@ -491,7 +492,7 @@ class Engine:
             while True:
                 ex = await self.store.get_execution(execution_id)
                 if ex is None:
-                    raise LookupError(execution_id)
+                    raise ExecutionNotFound(execution_id)
                 if ex.status.terminal:
                     return ex
                 left = poll_s

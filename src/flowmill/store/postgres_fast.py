@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_, greenlet_spawn
 
 from flowmill import jsonutil
+from flowmill.domain.errors import ExecutionNotFound
 from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
@@ -105,7 +106,7 @@ async def checkpoint(
 
     Raises:
         StaleStepError: A run update lost the race with a duplicate; rolled back.
-        LookupError: No such execution.
+        ExecutionNotFound: No such execution.
     """
     async with raw_connection(engine) as pg, pg.transaction():
         fx: Effects = await greenlet_spawn(_checkpoint, pg, execution_id, build, now)
@@ -143,7 +144,7 @@ def _checkpoint(
 ) -> Effects:
     row = await_(pg.fetchrow(_LOCK, execution_id))
     if row is None:
-        raise LookupError(f"execution {execution_id} not found")
+        raise ExecutionNotFound(f"execution {execution_id} not found")
     ex = ExecutionRecord(
         id=str(row[0]),
         tenant_id=row[1],

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from flowmill import jsonutil
+from flowmill.domain.errors import ExecutionNotFound
 from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
@@ -66,7 +67,7 @@ def lock_execution(db: sqlite3.Connection, execution_id: str) -> ExecutionRecord
     """The execution's state (no payload); the write transaction already excludes others.
 
     Raises:
-        LookupError: No such execution.
+        ExecutionNotFound: No such execution.
     """
     row = db.execute(
         "SELECT id, tenant_id, workflow_id, version, status, trigger_type, created_at, "
@@ -75,7 +76,7 @@ def lock_execution(db: sqlite3.Connection, execution_id: str) -> ExecutionRecord
         (execution_id,),
     ).fetchone()
     if row is None:
-        raise LookupError(f"execution {execution_id} not found")
+        raise ExecutionNotFound(f"execution {execution_id} not found")
     return ExecutionRecord(
         id=row[0],
         tenant_id=row[1],

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from flowmill.clock import Clock, SystemClock
-from flowmill.domain.errors import DefinitionError
+from flowmill.domain.errors import Invalid, WorkflowNotFound
 from flowmill.domain.events import EventType
 from flowmill.engine.engine import Engine
 from flowmill.ids import uuid7
@@ -45,7 +45,11 @@ from flowmill.triggers.schedule import ScheduleError, due_firings
 log = structlog.get_logger("flowmill.scheduler")
 LEASE = "scheduler"
 CONSUMER = "event-triggers"
-_START_ERRORS = (DefinitionError, LookupError, ValueError)
+# What makes a start impossible for this firing or event (the workflow or its trigger
+# node is gone, or its definition no longer compiles): logged and skipped. Anything
+# else is a fault of ours or of a service and propagates to the loop, which logs it
+# with its traceback and tries the round again.
+_START_ERRORS = (Invalid, WorkflowNotFound)
 
 
 @dataclass
