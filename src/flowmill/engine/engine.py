@@ -12,7 +12,7 @@ import os
 import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,13 +24,12 @@ from flowmill.domain.execution import Effects, ExecutionRecord
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
-from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.compiled import CompiledWorkflow, body_definition
 from flowmill.engine.control import (
     WAKE_CHILDREN,
     Control,
     ControlSettings,
     ControlStore,
-    body_definition,
 )
 from flowmill.engine.hub import EventHub
 from flowmill.engine.middleware import (
@@ -40,7 +39,8 @@ from flowmill.engine.middleware import (
     output_limit_middleware,
     timeout_middleware,
 )
-from flowmill.engine.news import BLIND_POLL_S, WAIT_FALLBACK_S, EndedNews, NewsChannel
+from flowmill.engine.news import BLIND_POLL_S, EndedNews, NewsChannel
+from flowmill.engine.options import EngineOptions as EngineOptions  # re-exported: its old home
 from flowmill.engine.ports import (
     DefinitionSource,
     DuplicateExecutionError,
@@ -52,7 +52,7 @@ from flowmill.engine.ports import (
     TriggerJob,
     WorkerRegistry,
 )
-from flowmill.engine.runner import RunnerOptions, StepRunner, job_for, priority_of
+from flowmill.engine.runner import StepRunner, job_for, priority_of
 from flowmill.engine.services import NodeServices
 from flowmill.engine.signals import SignalBox
 from flowmill.engine.sweeper import Sweeper, may_start
@@ -64,34 +64,6 @@ from flowmill.nodes.registry import NodeRegistry
 from flowmill.observability.logcontext import job_context
 
 log = structlog.get_logger("flowmill.engine")
-
-
-@dataclass
-class EngineOptions:
-    """Tuning of one engine process.
-
-    Attributes:
-        concurrency: Jobs run at once by this worker.
-        sweep_interval_s: How often to look for orphaned steps, deadlines, limits.
-        heartbeat_interval_s: How often this worker says it is alive.
-        dead_after_s: A worker silent this long is dead; its steps are taken over.
-        orphan_grace_s: A queue-held step older than this and absent from the queue is
-            put back (covers a crash between commit and enqueue).
-        shutdown_grace_s: Time running steps get to finish on shutdown.
-        max_output_bytes: Largest node output accepted.
-        wait_fallback_s: Longest pause between database reads of a waiter (``wait``,
-            late webhook answers) that news wakes; only news lost on the way waits it.
-    """
-
-    concurrency: int = 16
-    sweep_interval_s: float = 1.0
-    heartbeat_interval_s: float = 2.0
-    dead_after_s: float = 15.0
-    orphan_grace_s: float = 30.0
-    shutdown_grace_s: float = 10.0
-    max_output_bytes: int = 16 * 1024 * 1024
-    wait_fallback_s: float = WAIT_FALLBACK_S
-    runner: RunnerOptions = field(default_factory=RunnerOptions)
 
 
 class Engine:

@@ -22,10 +22,10 @@ import structlog
 
 from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
-from flowmill.engine.services import CodeLimits
 from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, js_worker
 from flowmill.sandbox.jail import Jail
+from flowmill.sandbox.limits import CodeLimits
 from flowmill.sandbox.process import (
     ChildProcess,
     cleanup_env,

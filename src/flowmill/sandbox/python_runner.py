@@ -24,10 +24,10 @@ from typing import Any
 
 from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
-from flowmill.engine.services import CodeLimits, CodeResult
 from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, py_harness
 from flowmill.sandbox.jail import Jail
+from flowmill.sandbox.limits import CodeLimits, CodeResult
 from flowmill.sandbox.process import ChildProcess, cleanup_env, describe_exit, settle_abandoned
 from flowmill.sandbox.settings import SandboxSettings
 

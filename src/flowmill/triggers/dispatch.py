@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from flowmill.api.jsonvalue import check_json
 from flowmill.channels.resolver import ChannelMatch, ChannelResolver
 from flowmill.domain.errors import Invalid, WorkflowNotFound
+from flowmill.domain.storable import check_json
 from flowmill.engine.engine import Engine
 from flowmill.engine.ports import TriggerJob
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
