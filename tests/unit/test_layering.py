@@ -22,7 +22,7 @@ SRC = Path(flowmill.__file__).resolve().parent
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("base", frozenset({
         "domain", "clock", "ids", "jsonutil", "constants", "coalesce", "extras", "plugins",
-        "files", "faults", "fairness", "logs", "quotas",
+        "files", "faults", "fairness", "logs", "quotas", "tasks",
         # pure: trigger configs, schedules and their keys, read by store and queue too
         "triggers.definitions", "triggers.schedule", "triggers.keys",
     })),

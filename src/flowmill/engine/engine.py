@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,6 +62,7 @@ from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.observability.logcontext import job_context
+from flowmill.tasks import run_every, spawn
 
 log = structlog.get_logger("flowmill.engine")
 
@@ -584,19 +585,20 @@ class Engine:
                 if update.status is not ExecutionStatus.SUCCEEDED:
                     self._spawn(self._end_children(fx.execution_id))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        # Named after the work (Engine._promote_all...); a failure is logged when the
+        # task ends, and run() waits for what is left on the way out.
+        name = getattr(coro, "__qualname__", "task")
+        spawn(coro, name=f"engine:{name}", keep=self._background)
 
     # --- worker lifecycle -----------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Engine]:
         """Run this engine's worker (consumer, sweeper, heartbeat) inside the block."""
-        task = asyncio.create_task(self.run())
+        task = asyncio.create_task(self.run(), name=f"engine-worker:{self.worker_id}")
         try:
-            ready = asyncio.create_task(self._ready.wait())
+            ready = asyncio.create_task(self._ready.wait(), name="engine-ready")
             await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()
             if task.done():
@@ -618,9 +620,25 @@ class Engine:
             if self._stop.is_set():
                 return
             loops = [
-                asyncio.create_task(self._every(self.options.sweep_interval_s, self.sweep)),
                 asyncio.create_task(
-                    self._every(self.options.heartbeat_interval_s, self._heartbeat)
+                    run_every(
+                        "sweep",
+                        self.sweep,
+                        interval_s=self.options.sweep_interval_s,
+                        stop=self._stop,
+                        wait_first=True,
+                    ),
+                    name="engine-sweeper",
+                ),
+                asyncio.create_task(
+                    run_every(
+                        "heartbeat",
+                        self._heartbeat,
+                        interval_s=self.options.heartbeat_interval_s,
+                        stop=self._stop,
+                        wait_first=True,
+                    ),
+                    name="engine-heartbeat",
                 ),
             ]
             try:
@@ -641,29 +659,6 @@ class Engine:
         """Stop taking jobs; let running steps finish within the grace period."""
         self._stop.set()
         await self.queue.stop(self.options.shutdown_grace_s)
-
-    async def _every(self, seconds: float, fn: Any) -> None:
-        name = getattr(fn, "__name__", str(fn)).lstrip("_")
-        failing = False
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-            if self._stop.is_set():
-                return
-            try:
-                await fn()
-            except Exception as e:
-                # Once per outage, with the traceback; not twice a second while the
-                # database is away.
-                if not failing:
-                    log.exception("background task failing; retrying", task=name)
-                else:
-                    log.debug("background task still failing", task=name, error=str(e))
-                failing = True
-            else:
-                if failing:
-                    log.info("background task working again", task=name)
-                failing = False
 
     async def _heartbeat(self) -> None:
         if not await self.workers.heartbeat(self.worker_id):
