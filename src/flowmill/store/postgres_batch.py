@@ -385,8 +385,7 @@ def _one_step(item: WriteItem, now: datetime) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _json(value: Any) -> str:
-    return jsonutil.dumps(value)
+_json = jsonutil.dumps
 
 
 def _event_row(fx: Effects, e: DomainEvent) -> dict[str, Any]:

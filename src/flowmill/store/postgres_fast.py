@@ -33,6 +33,7 @@ from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine.effects import StateReader
 from flowmill.ids import uuid7
 from flowmill.store.executions import TURN_COLUMNS, turn_rows
+from flowmill.store.tables import LIVE_SQL
 
 _LOCK = (
     "SELECT id, tenant_id, workflow_id, version, status, trigger_type, created_at, "
@@ -46,8 +47,8 @@ _LATEST = (
 _STATES = _LATEST.format(column="handles")
 _OUTPUTS = _LATEST.format(column="output")
 _LIVE_RUNS = (
-    "SELECT id::text FROM node_executions WHERE execution_id = $1 "
-    "AND status IN ('pending', 'queued', 'running', 'waiting') LIMIT $2"
+    "SELECT id::text FROM node_executions WHERE execution_id = $1 "  # noqa: S608 - constants
+    f"AND status IN {LIVE_SQL} LIMIT $2"
 )
 _UPDATE_RUN = (
     "UPDATE node_executions SET status = $1, output = $2, error = $3, handles = $4, "
@@ -56,8 +57,8 @@ _UPDATE_RUN = (
     "WHERE id = $10 AND status = ANY($11::varchar[])"
 )
 _CANCEL_LIVE = (
-    "UPDATE node_executions SET status = 'cancelled', completed_at = $1 "
-    "WHERE execution_id = $2 AND status IN ('pending', 'queued', 'running', 'waiting')"
+    "UPDATE node_executions SET status = 'cancelled', completed_at = $1 "  # noqa: S608
+    f"WHERE execution_id = $2 AND status IN {LIVE_SQL}"
 )
 _INSERT_RUN = (
     "INSERT INTO node_executions (id, tenant_id, execution_id, node_id, attempt, status, "
@@ -87,8 +88,7 @@ _INSERT_TURN = (
 Build = Callable[[ExecutionRecord, StateReader], Effects]
 
 
-def _json(value: Any) -> str:
-    return jsonutil.dumps(value)
+_json = jsonutil.dumps
 
 
 async def checkpoint(

@@ -30,8 +30,8 @@ from flowmill.domain.execution import (
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.ids import uuid7
 from flowmill.store.executions import TURN_COLUMNS, turn_rows
+from flowmill.store.tables import LIVE_SQL as _LIVE
 
-_LIVE = "('pending', 'queued', 'running', 'waiting')"
 _RUN_COLUMNS = (
     "id, tenant_id, execution_id, node_id, attempt, status, input, output, error, handles, "
     "state, not_before, created_at, started_at, completed_at, owner"
@@ -59,8 +59,7 @@ def _parse_ts(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _json(value: Any) -> str:
-    return jsonutil.dumps(value)
+_json = jsonutil.dumps
 
 
 def lock_execution(db: sqlite3.Connection, execution_id: str) -> ExecutionRecord:
