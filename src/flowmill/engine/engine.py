@@ -619,27 +619,16 @@ class Engine:
             await self.sweep()
             if self._stop.is_set():
                 return
+            periodic: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
+                ("sweep", self.sweep, self.options.sweep_interval_s),
+                ("heartbeat", self._heartbeat, self.options.heartbeat_interval_s),
+            ]
             loops = [
                 asyncio.create_task(
-                    run_every(
-                        "sweep",
-                        self.sweep,
-                        interval_s=self.options.sweep_interval_s,
-                        stop=self._stop,
-                        wait_first=True,
-                    ),
-                    name="engine-sweeper",
-                ),
-                asyncio.create_task(
-                    run_every(
-                        "heartbeat",
-                        self._heartbeat,
-                        interval_s=self.options.heartbeat_interval_s,
-                        stop=self._stop,
-                        wait_first=True,
-                    ),
-                    name="engine-heartbeat",
-                ),
+                    run_every(name, fn, interval_s=seconds, stop=self._stop, wait_first=True),
+                    name=f"engine-{name}",
+                )
+                for name, fn, seconds in periodic
             ]
             try:
                 await self.queue.consume(self.handle, concurrency=self.options.concurrency)
