@@ -301,7 +301,7 @@ async def _worker(settings: Settings) -> None:
     ):
         if stopping.is_set():
             return
-        task = asyncio.create_task(rt.engine.run())
+        task = asyncio.create_task(rt.engine.run(), name="engine-worker")
         if bg.ops_port:
             err.print(f"health and metrics on port {bg.ops_port}")
         err.print(

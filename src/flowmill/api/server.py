@@ -22,6 +22,7 @@ from flowmill.api.deps import ApiContext
 from flowmill.background import running_background
 from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
+from flowmill.domain.errors import FlowmillError
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob
 from flowmill.runtime import Runtime, open_runtime
@@ -55,7 +56,7 @@ def _base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-class PortBusy(OSError):
+class PortBusy(FlowmillError, OSError):
     """The address to serve on is taken (or not ours to take)."""
 
 
