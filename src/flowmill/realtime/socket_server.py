@@ -35,7 +35,6 @@ from flowmill.api.errors import ApiError
 from flowmill.realtime.follower import FeedFollower
 from flowmill.realtime.messages import StepDetails, rooms_of, socket_message
 from flowmill.realtime.news import FeedNews
-from flowmill.realtime.wire import batch_writes
 from flowmill.store.database import Database
 from flowmill.store.event_feed import FeedEvent
 
@@ -244,7 +243,4 @@ class SocketMount:
         self._app = gateway.asgi(app)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and scope.get("path", "").startswith(f"/{PATH}"):
-            # the frames a writer sends in one go leave in one socket write (wire.py)
-            batch_writes(send)
         await self._app(scope, receive, send)
