@@ -185,8 +185,8 @@ async def project(url: str) -> tuple[int, float, float, int]:
 
 
 @contextlib.asynccontextmanager
-async def served(db_url: str, home: Path) -> AsyncIterator[tuple[str, str]]:
-    """``flowmill serve`` on a free port; yields (url, first API key)."""
+async def served(db_url: str, home: Path) -> AsyncIterator[tuple[str, str, int]]:
+    """``flowmill serve`` on a free port; yields (url, first API key, its pid)."""
     import socket
 
     with socket.socket() as s:
@@ -221,7 +221,7 @@ async def served(db_url: str, home: Path) -> AsyncIterator[tuple[str, str]]:
                     if (await c.get(f"{url}/health")).status_code == 200:
                         break
                 await asyncio.sleep(0.05)
-        yield url, key
+        yield url, key, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -300,6 +300,12 @@ async def commit_ms(db_url: str, n: int = 200) -> float:
         await conn.close()
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds a running process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -316,10 +322,7 @@ class Side:
 
     def scheduler_cpu_s(self) -> float:
         """CPU seconds the running scheduler used so far (0 without one)."""
-        if self.scheduler is None:
-            return 0.0
-        fields = Path(f"/proc/{self.scheduler.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0 if self.scheduler is None else process_cpu_s(self.scheduler.pid)
 
 
 @contextlib.asynccontextmanager
@@ -417,18 +420,28 @@ async def main(args: argparse.Namespace) -> None:
         ]  # fmt: skip
         assert n == events, (n, events)
     if "socket" not in skip:
-        async with temp_database(args.pg) as pg_url, served(pg_url, home) as (url, key):
+        async with temp_database(args.pg) as pg_url, served(pg_url, home) as (url, key, pid):
             busy = await cpu_busy(1.0)
+            cpu0 = process_cpu_s(pid)
             one = await socket_latency(url, key, 1, args.executions, 1)
+            cpu1 = process_cpu_s(pid)
             many = await socket_latency(url, key, args.clients, args.executions, args.processes)
+            cpu2 = process_cpu_s(pid)
             commit = await commit_ms(pg_url)
         p50 = pct(many, 0.5)
+        # the server's CPU for the extra 99 recipients of each message: what fanning out
+        # one frame costs, whatever else the machine runs (the latency is not so steady)
+        extra_frames = len(many) - len(one)
+        fan_out_us = ((cpu2 - cpu1) - (cpu1 - cpu0)) / max(1, extra_frames) * 1e6
         rows += [
             [f"Socket.IO, {args.clients} clients: commit -> client", f"p50 {p50:.1f} ms",
              f"p95 {pct(many, 0.95):.1f} ms, max {max(many) * 1000:.1f} ms, {len(many):,} msgs",
              "p50 <= 10 ms", "met" if p50 <= 10 else "MISSED"],
             ["  reference: 1 client", f"p50 {pct(one, 0.5):.1f} ms",
              f"p95 {pct(one, 0.95):.1f} ms, {len(one):,} msgs", "", ""],
+            ["  server CPU per extra recipient of a message", f"{fan_out_us:.1f} us",
+             f"server CPU: {(cpu1 - cpu0) * 1000:,.0f} ms with 1 client, "
+             f"{(cpu2 - cpu1) * 1000:,.0f} ms with {args.clients}", "", ""],
             ["  reference: one INSERT + COMMIT, same PostgreSQL", f"p50 {commit:.1f} ms",
              f"CPUs busy before the test (other load): {_pct(busy)}", "", ""],
         ]  # fmt: skip

@@ -8,27 +8,30 @@ handled and asks for what follows never misses nor repeats an event.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from flowmill import jsonutil
 from flowmill.api.analytics_schemas import FeedEventOut, FeedPage
 from flowmill.api.deps import Caller, Ctx
 from flowmill.api.errors import ERROR_RESPONSES
+from flowmill.api.sse import (
+    MAX_EVENT_ID,
+    Follow,
+    event_schema,
+    follow,
+    resume_point,
+    sse_message,
+    sse_response,
+)
 from flowmill.store.event_feed import EventFeed, FeedEvent
 from flowmill.store.tables import tenants
 
 router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
-_POLL_S = 0.5
-_KEEPALIVE_S = 15.0
-_BATCH = 500
-_MAX_SEQ = 2**63 - 1
+_MAX_SEQ = MAX_EVENT_ID
 After = Annotated[
     int, Query(ge=0, le=_MAX_SEQ, description="Sequence number to start after (0: the first).")
 ]
@@ -69,19 +72,10 @@ async def read_feed(
 
 def format_feed_event(e: FeedEvent) -> str:
     """One SSE message: ``id`` is the sequence number, ``event`` the event type."""
-    data = jsonutil.dumps(_out(e).model_dump(mode="json"))
-    return f"id: {e.sequence}\nevent: {e.type}\ndata: {data}\n\n"
+    return sse_message(e.sequence, e.type, _out(e).model_dump(mode="json"))
 
 
-_EVENT_SCHEMA = {
-    "type": "object",
-    "required": ["id", "event", "data"],
-    "properties": {
-        "id": {"type": "string", "description": "The event's sequence number."},
-        "event": {"type": "string", "description": "Event type, e.g. execution.completed."},
-        "data": {"type": "string", "description": "JSON: a FeedEventOut."},
-    },
-}
+_EVENT_SCHEMA = event_schema("Event type, e.g. execution.completed.", "JSON: a FeedEventOut.")
 
 
 @router.get(
@@ -110,48 +104,19 @@ async def stream_feed(
     """Every event of the caller's tenant from now on (or after `after`, or after the
     `Last-Event-ID` a reconnecting client sends), as each commits. Never ends."""
     tenant = caller.tenant_id
-    if last_event_id and last_event_id.strip().isdigit():
-        cursor = min(int(last_event_id.strip()), _MAX_SEQ)
-    elif after is not None:
-        cursor = after
-    else:
-        cursor = await _head(ctx, tenant)
+    cursor = resume_point(last_event_id)
+    if cursor is None:
+        cursor = after if after is not None else await _head(ctx, tenant)
     feed = EventFeed(ctx.runtime.db)
 
-    async def stream() -> AsyncIterator[str]:
-        nonlocal cursor
-        wake = asyncio.Event()
-
-        def _listener(tenant_id: str) -> None:
-            if tenant_id == tenant:
-                wake.set()
-
+    def _subscribe(wake: Callable[[], None]) -> Callable[[], None]:
         # news of commits here and, distributed, in the workers
-        unsubscribe = ctx.runtime.feed_news.subscribe(_listener)
-        try:
-            yield f": following tenant events after {cursor}\n\n"
-            quiet = 0.0
-            while True:
-                wake.clear()
-                batch = await feed.read(tenant, cursor, _BATCH)
-                for e in batch:
-                    cursor = e.sequence
-                    yield format_feed_event(e)
-                if len(batch) == _BATCH:
-                    continue
-                if await request.is_disconnected():
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), _POLL_S)
-                quiet = 0.0 if batch else quiet + _POLL_S
-                if quiet >= _KEEPALIVE_S:
-                    quiet = 0.0
-                    yield ": keep-alive\n\n"
-        finally:
-            unsubscribe()
+        return ctx.runtime.feed_news.subscribe(lambda t: wake() if t == tenant else None)
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    spec: Follow[FeedEvent] = Follow(
+        read=lambda cursor, limit: feed.read(tenant, cursor, limit),
+        sequence=lambda e: e.sequence,
+        frame=format_feed_event,
+        subscribe=_subscribe,
     )
+    return sse_response(follow(spec, request, cursor, f"following tenant events after {cursor}"))

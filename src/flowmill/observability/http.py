@@ -66,9 +66,7 @@ class RequestContext:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             if self.metrics is not None:
-                self.metrics.http_requests.labels(scope["method"], template, str(status)).observe(
-                    took
-                )
+                self.metrics.http_requests_of(scope["method"], template, str(status)).observe(took)
             # the access line: request id and (once authenticated) tenant are bound
             log.debug(
                 "request", method=scope["method"], route=template, status=status,

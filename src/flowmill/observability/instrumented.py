@@ -112,7 +112,7 @@ class TimedCodeRunner:
 
     def __init__(self, inner: CodeRunner, metrics: Metrics) -> None:
         self.inner = inner
-        self._histogram = metrics.sandbox_run
+        self._histogram = metrics.sandbox_run_of
 
     async def run(
         self, language: str, code: str, scope: Mapping[str, Any], limits: CodeLimits
@@ -126,7 +126,7 @@ class TimedCodeRunner:
             outcome = _OUTCOMES.get(e.type, "error")
             raise
         finally:
-            self._histogram.labels(language, outcome).observe(time.perf_counter() - t)
+            self._histogram(language, outcome).observe(time.perf_counter() - t)
 
     async def aclose(self) -> None:
         """Close the sandbox underneath."""

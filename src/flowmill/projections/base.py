@@ -32,11 +32,14 @@ class Projection(ABC):
             event consumer ``projection:<name>``.
         table: Its table; the primary key is ``tenant_id`` followed by ``key``.
         key: The key columns after ``tenant_id``.
+        types: The event types it folds (:meth:`keys` gives no row for any other), so
+            that the projector reads only those; ``None``: every event.
     """
 
     name: ClassVar[str]
     table: ClassVar[sa.Table]
     key: ClassVar[tuple[str, ...]]
+    types: ClassVar[frozenset[str] | None] = None
 
     @property
     def consumer(self) -> str:

@@ -32,6 +32,7 @@ class NodePerformance(Projection):
     name = "node_performance"
     table = node_performance
     key = ("workflow_id", "node_id")
+    types = frozenset(_EVENTS)
 
     def keys(self, event: FeedEvent) -> Iterable[Key]:
         if event.type not in _EVENTS:

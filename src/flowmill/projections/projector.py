@@ -1,8 +1,9 @@
 """The projector: tenants' event feeds folded into the read models.
 
-Each round takes one tenant and up to ``batch_size`` events past the slowest of its
-projections' cursors, and in ONE transaction: locks those cursors, reads the events,
-folds them into the rows they touch and moves the cursors. So
+Each round takes one tenant and the next ``batch_size`` sequence numbers past the
+slowest of its projections' cursors, and in ONE transaction: locks those cursors, reads
+the events among them that some read model folds (``Projection.types``), folds them
+into the rows they touch and moves the cursors. So
 
 * an event is applied once: one already behind a projection's cursor is skipped (a
   crash before the commit leaves nothing; a second projector that read the same batch
@@ -125,6 +126,12 @@ class Projector:
         self.batch_size = batch_size
         self.clock = clock or SystemClock()
         self._insert = pg_insert if db.is_postgres else sqlite_insert
+        # what the read models fold, read by the batches (None: every event)
+        self._types: list[str] | None = sorted(
+            {t for p in self.projections for t in (p.types or ())}
+        )
+        if any(p.types is None for p in self.projections):
+            self._types = None
 
     async def behind(self) -> list[str]:
         """Tenants with events some projection has not applied yet."""
@@ -144,8 +151,9 @@ class Projector:
         return [str(r) for r in rows]
 
     async def step(self, tenant_id: str) -> int:
-        """Apply the next batch of ``tenant_id``'s events. Returns how many were read
-        (0: every projection is caught up with this tenant)."""
+        """Apply the next batch of ``tenant_id``'s events. Returns how many sequence
+        numbers the slowest cursor moved past (0: every projection is caught up with
+        this tenant), events no read model folds included."""
         now = self.clock.now()
         return await self.db.write(lambda c: self._project(c, tenant_id, now))
 
@@ -230,16 +238,54 @@ class Projector:
 
     def _project(self, conn: Connection, tenant_id: str, now: datetime) -> int:
         consumers = [p.consumer for p in self.projections]
-        conn.execute(
-            self._insert(ec)
-            .values(
-                [
-                    {"consumer": c, "tenant_id": tenant_id, "last_sequence": 0, "updated_at": now}
-                    for c in consumers
-                ]
+        cursors = self._lock_cursors(conn, tenant_id, consumers)
+        if len(cursors) < len(consumers):  # a new tenant or projection: its cursors at 0
+            conn.execute(
+                self._insert(ec)
+                .values(
+                    [
+                        {"consumer": c, "tenant_id": tenant_id, "last_sequence": 0,
+                         "updated_at": now}
+                        for c in consumers
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["consumer", "tenant_id"])
+            )  # fmt: skip
+            cursors = self._lock_cursors(conn, tenant_id, consumers)
+        low = min(cursors.values())
+        # The batch is a range of sequence numbers, not of rows: only the events some
+        # read model folds are read (a step's node.started, most of a workflow's events,
+        # are not: decoding them was a third of the projector's work), and the cursors
+        # move to the range's end. Everything up to the tenant's head is committed (the
+        # head moves in the transaction that stores the events).
+        head = conn.execute(
+            sa.select(tenants.c.event_seq).where(tenants.c.id == tenant_id)
+        ).scalar()
+        last = min(int(head or 0), low + self.batch_size)
+        if last <= low:
+            return 0
+        events = _read_events(conn, tenant_id, low, last, self._types)
+        events = _with_workflow_ids(conn, tenant_id, events)
+        for p in self.projections:
+            cursor = cursors[p.consumer]
+            pending = (
+                events
+                if not events or cursor < events[0].sequence
+                else [e for e in events if e.sequence > cursor]
             )
-            .on_conflict_do_nothing(index_elements=["consumer", "tenant_id"])
+            if pending:
+                self._fold(conn, p, tenant_id, pending)
+        moved = [c for c in consumers if cursors[c] < last]
+        conn.execute(
+            ec.update()
+            .where(ec.c.tenant_id == tenant_id, ec.c.consumer.in_(moved))
+            .values(last_sequence=last, updated_at=now)
         )
+        return last - low
+
+    def _lock_cursors(
+        self, conn: Connection, tenant_id: str, consumers: list[str]
+    ) -> dict[str, int]:
         q = (
             sa.select(ec.c.consumer, ec.c.last_sequence)
             .where(ec.c.tenant_id == tenant_id, ec.c.consumer.in_(consumers))
@@ -247,28 +293,7 @@ class Projector:
         )
         if self.db.is_postgres:
             q = q.with_for_update()  # a second projector waits here, then skips
-        cursors = {str(c): int(s) for c, s in conn.execute(q)}
-        events = _read_events(conn, tenant_id, min(cursors.values()), self.batch_size)
-        if not events:
-            return 0
-        events = _with_workflow_ids(conn, tenant_id, events)
-        last = events[-1].sequence
-        for p in self.projections:
-            cursor = cursors[p.consumer]
-            pending = (
-                events
-                if cursor < events[0].sequence
-                else [e for e in events if e.sequence > cursor]
-            )
-            if not pending:
-                continue
-            self._fold(conn, p, tenant_id, pending)
-            conn.execute(
-                ec.update()
-                .where(ec.c.consumer == p.consumer, ec.c.tenant_id == tenant_id)
-                .values(last_sequence=last, updated_at=now)
-            )
-        return len(events)
+        return {str(c): int(s) for c, s in conn.execute(q)}
 
     def _fold(
         self, conn: Connection, p: Projection, tenant_id: str, events: Sequence[FeedEvent]
@@ -292,14 +317,19 @@ class Projector:
         conn.execute(stmt, [{"tenant_id": tenant_id, **row} for row in rows.values()])
 
 
-def _read_events(conn: Connection, tenant_id: str, after: int, limit: int) -> list[FeedEvent]:
+def _read_events(
+    conn: Connection, tenant_id: str, after: int, upto: int, types: list[str] | None
+) -> list[FeedEvent]:
+    """The events in ``(after, upto]`` of the given types (all for ``None``)."""
     q = (
         sa.select(es.c.id, es.c.stream_id, es.c.event_type, es.c.payload, es.c.timestamp,
                   es.c.sequence_number)
-        .where(es.c.tenant_id == tenant_id, es.c.sequence_number > after)
+        .where(es.c.tenant_id == tenant_id, es.c.sequence_number > after,
+               es.c.sequence_number <= upto)
         .order_by(es.c.sequence_number)
-        .limit(limit)
     )  # fmt: skip
+    if types is not None:
+        q = q.where(es.c.event_type.in_(types))
     # positional rows: the projector's hottest loop (a Row's attribute access costs more)
     return [
         FeedEvent(str(i), tenant_id, stream, type_, payload or {}, at, seq)

@@ -41,6 +41,7 @@ class WebhookAnalytics(Projection):
     name = "webhook_analytics"
     table = webhook_analytics
     key = ("webhook_id",)
+    types = frozenset({EventType.WEBHOOK_RECEIVED.value})
 
     def keys(self, event: FeedEvent) -> Iterable[Key]:
         if event.type != EventType.WEBHOOK_RECEIVED:

@@ -42,6 +42,7 @@ class WorkflowActivity(Projection):
     name = "workflow_activity"
     table = workflow_activity
     key = ("workflow_id", "hour")
+    types = frozenset(_COLUMN)
 
     def keys(self, event: FeedEvent) -> Iterable[Key]:
         workflow_id = event.payload.get("workflow_id")

@@ -40,9 +40,10 @@ class WorkflowSummary(Projection):
     name = "workflow_summary"
     table = workflow_summary
     key = ("workflow_id",)
+    types = frozenset(_WORKFLOW_EVENTS | _EXECUTION_EVENTS)
 
     def keys(self, event: FeedEvent) -> Iterable[Key]:
-        if event.type in _WORKFLOW_EVENTS or event.type in _EXECUTION_EVENTS:
+        if event.type in self.types:
             workflow_id = event.payload.get("workflow_id")
             if isinstance(workflow_id, str):
                 return ((workflow_id,),)

@@ -27,6 +27,8 @@ from typing import Any
 
 import socketio
 import structlog
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 from flowmill.api.auth import Authenticator
 from flowmill.api.errors import ApiError
@@ -112,9 +114,25 @@ class SocketGateway:
     # --- delivery ----------------------------------------------------------------------
 
     async def _deliver(self, event: FeedEvent, details: StepDetails | None) -> None:
+        # Not sio.emit: it makes a task per recipient and waits for all of them, so each
+        # event cost a round of the loop and a hundred tasks (bench/read_side.py). The
+        # frame is encoded once and put on each recipient's send queue in turn; nothing
+        # here waits, so a batch of events is queued before any writer wakes, and each
+        # connection's writer sends the batch in one go, in sequence order.
         message = socket_message(event, details)
-        if message is not None:
-            await self.sio.emit(message[0], message[1], to=rooms_of(event))
+        if message is None:
+            return
+        frames = self._frames(*message)
+        send = self.sio.eio.send_packet
+        for _, eio_sid in self.sio.manager.get_participants("/", rooms_of(event)):
+            for frame in frames:
+                await send(eio_sid, frame)
+
+    def _frames(self, name: str, body: dict[str, Any]) -> list[eio_packet.Packet]:
+        """The Engine.IO packets of one Socket.IO event, the same for every recipient."""
+        encoded = self.sio.packet_class(sio_packet.EVENT, namespace="/", data=[name, body]).encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        return [eio_packet.Packet(eio_packet.MESSAGE, p) for p in parts]
 
     # --- handlers ----------------------------------------------------------------------
 
