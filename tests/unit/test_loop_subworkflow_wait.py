@@ -9,8 +9,9 @@ import pytest
 from flowmill.domain.errors import DefinitionError
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.engine.control import ControlSettings
+from flowmill.engine.services import NodeServices
 from flowmill.engine.validation import load_and_compile
-from flowmill.testing import eventually
+from flowmill.testing import FakeCodeRunner, eventually
 from tests.engine_support import Harness, open_harness, registry, wf
 
 
@@ -168,6 +169,70 @@ async def test_loop_while_runs_until_the_condition_fails(harness: Harness) -> No
     ex, runs = await harness.run(wf([node], [("t", "again")]), {})
     assert ex.status is X.SUCCEEDED, ex.error
     assert runs["again"].output == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}]
+
+
+def js_while_loop(condition: str, **config: Any) -> dict[str, Any]:
+    body = {
+        "nodes": [{"id": "sq", "type": "transform", "config": {"mapping": {"i": "{{index}}"}}}],
+        "edges": [],
+    }
+    node = {"id": "again", "type": "loop", "config": {"while": condition, "body": body, **config}}
+    return wf([node], [("t", "again")])
+
+
+def _last_i(scope: Any) -> int:
+    last = scope["last"]
+    return -1 if last is None else int(last["i"])
+
+
+JS_WHILE = [
+    # (name, condition, scripted answer from the scope, config, status, output or error)
+    (
+        "sees-index-and-last",
+        "last === null || last.i < 2",
+        lambda s: s["index"] < 10 and _last_i(s) < 2,
+        {},
+        X.SUCCEEDED,
+        [{"i": 0}, {"i": 1}, {"i": 2}],
+    ),
+    ("false-at-once", "false", lambda s: False, {}, X.SUCCEEDED, []),
+    (
+        "max-iterations",
+        "true",
+        lambda s: True,
+        {"max_iterations": 3},
+        X.FAILED,
+        "MaxIterationsExceeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "condition", "answer", "config", "status", "expected"),
+    JS_WHILE,
+    ids=[c[0] for c in JS_WHILE],
+)
+async def test_loop_while_javascript_runs_in_the_sandbox(
+    name: str, condition: str, answer: Any, config: dict[str, Any], status: X, expected: Any
+) -> None:
+    fake = FakeCodeRunner({condition: answer})
+    async with open_harness(NodeServices(code=fake, expressions=fake)) as harness:
+        ex, runs = await harness.run(js_while_loop(condition, **config), {})
+    assert ex.status is status, ex.error
+    if status is X.FAILED:
+        assert ex.error is not None and ex.error["type"] == expected, ex.error
+        return
+    assert runs["again"].output == expected
+    # tested before each iteration and once more to stop
+    assert fake.calls == [("expression", condition)] * (len(expected) + 1)
+
+
+def test_loop_while_javascript_needs_the_sandbox() -> None:
+    doc = js_while_loop("index < 3")
+    with pytest.raises(DefinitionError) as caught:
+        load_and_compile(doc, registry())
+    assert "JavaScript and needs the sandbox" in str(caught.value)
+    load_and_compile(doc, registry(), expressions_enabled=True)
 
 
 async def test_loop_cancelling_the_parent_cancels_its_children(harness: Harness) -> None:

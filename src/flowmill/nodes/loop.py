@@ -28,7 +28,7 @@ from flowmill.engine.conditions import Condition
 from flowmill.engine.control import LOOP_MARK, WAKE_CHILDREN, Control, ControlError
 from flowmill.nodes._children import child_failed, control_of, poll_delay, start_failed
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
-from flowmill.nodes.conditional import truth
+from flowmill.nodes.conditional import string_condition_issues, truth
 
 #: Items passed whole to each iteration's trigger up to this many (beyond, each
 #: iteration would store the whole list again: n² storage).
@@ -38,12 +38,12 @@ _PAGE = 500
 
 class LoopConfig(NodeConfig):
     """One of ``items`` (a template giving an array), ``count`` or ``while`` (a
-    structured condition seeing ``index``, ``last`` and ``input``); one of ``body`` or
-    ``workflow_id``."""
+    structured condition, or a JavaScript expression run in the sandbox, seeing
+    ``index``, ``last`` and ``input``); one of ``body`` or ``workflow_id``."""
 
     items: Any = None
     count: int | str | None = None
-    while_: Condition | None = Field(None, alias="while")
+    while_: Condition | str | None = Field(None, alias="while", union_mode="left_to_right")
     max_iterations: int = Field(1000, ge=1)
     body: dict[str, Any] | None = None
     workflow_id: str | None = None
@@ -78,6 +78,10 @@ class LoopNode(NodeType[LoopConfig]):
         issues = []
         for key in ("items", "count", "while"):
             value = config.model_dump(by_alias=True).get(key)
+            if isinstance(value, str) and key == "while":
+                # A string ``while`` is JavaScript (as a conditional's condition is).
+                issues.extend(string_condition_issues(value, expressions_enabled))
+                continue
             issues.extend(
                 templates.expression_issues(value, expressions_enabled=expressions_enabled)
             )
@@ -87,7 +91,9 @@ class LoopNode(NodeType[LoopConfig]):
         found: set[str] = set()
         for value in (config.items, config.count):
             found |= templates.referenced_nodes(value)
-        if config.while_ is not None:
+        if isinstance(config.while_, str):
+            found |= templates.nodes_in_code(config.while_)
+        elif config.while_ is not None:
             found |= templates.referenced_nodes(config.while_.model_dump(by_alias=True))
         return found
 
