@@ -10,6 +10,7 @@ committed and owned by this worker, so a crash leaves it to the sweeper.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -156,10 +157,23 @@ class StepRunner:
         if ex.status.terminal:
             await self._checkpoint(ex.id, lambda e, _r: tx.abandon_run(e, run, self.clock.now()))
             return
+        if job.wake and run.status is NodeRunStatus.RUNNING and run.state is not None:
+            # Another copy of this resumed step holds it (claim_resumed): what woke it
+            # is seen by that copy or by its re-check once it parks again.
+            return
         if run.not_before is not None and run.not_before > self.clock.now():
             # Early (recovered, or the queue fired before the clock): park it again.
             await self._dispatch([job_for(run, ex.tenant_id, priority_of(ex))])
             return
+        if run.status is NodeRunStatus.WAITING:
+            # One copy of a resumed step at a time, across workers: take the run first.
+            claimed = await self._checkpoint(
+                ex.id,
+                lambda e, _r: tx.claim_resumed(e, run, self.clock.now(), owner=self._queue_owner),
+            )
+            if claimed is None or not claimed.run_updates:
+                return  # another copy took it, or the execution ended meanwhile
+            run = dataclasses.replace(run, status=NodeRunStatus.RUNNING)
         wf = await self._compiled(ex)
         await self._run_chain(wf, ex, run)
 
@@ -381,7 +395,10 @@ class StepRunner:
             now=now,
             services=self.services,
             log=NodeLogger(node.id, run.attempt, now),
-            resumed=run.status is NodeRunStatus.WAITING,
+            # Parked before, and now claimed (or recovered after a crash while claimed):
+            # its state is what the last suspension saved.
+            resumed=run.status is NodeRunStatus.WAITING
+            or (run.status is NodeRunStatus.RUNNING and run.state is not None),
             state=run.state,
             predecessors=wf.graph.predecessors[node.id],
             extra_scope=loop_scope(ex.trigger),
