@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from flowmill.domain.errors import DefinitionError
+from flowmill.domain.events import EventType
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.engine.control import ControlSettings
 from flowmill.engine.services import NodeServices
@@ -233,6 +234,49 @@ def test_loop_while_javascript_needs_the_sandbox() -> None:
         load_and_compile(doc, registry())
     assert "JavaScript and needs the sandbox" in str(caught.value)
     load_and_compile(doc, registry(), expressions_enabled=True)
+
+
+def parks_of(harness: Harness, execution_id: str, node_id: str) -> int:
+    """How many times the node parked (suspended) in the execution."""
+    return sum(
+        1
+        for e in harness.store.events
+        if e.stream_id == execution_id
+        and e.type == EventType.NODE_WAITING.value
+        and e.payload.get("node_id") == node_id
+    )
+
+
+DRIVEN = [
+    # (name, config, items)
+    ("sequential", {}, 40),
+    ("parallel", {"mode": "parallel", "concurrency": 4}, 40),
+]
+
+
+@pytest.mark.parametrize(("name", "config", "n"), DRIVEN, ids=[c[0] for c in DRIVEN])
+async def test_loop_inline_body_iterations_run_in_the_loop_step_without_parking(
+    name: str, config: dict[str, Any], n: int
+) -> None:
+    # A budget no run of this test reaches: the whole loop is one run of its step.
+    async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=60)) as harness:
+        ex, runs = await harness.run(loop_wf({"count": n, **config}), {})
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": i, "i": i} for i in range(n)]
+    assert parks_of(harness, ex.id, "each") == 0
+    kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+    assert sorted(k.iteration or 0 for k in kids) == list(range(n))  # each a child, once
+    assert all(k.status is X.SUCCEEDED for k in kids)
+
+
+async def test_loop_drive_budget_spent_parks_and_goes_on_at_once() -> None:
+    # No budget: each run of the step drives one window, then parks due at once (not
+    # for the 60 s poll, which would time the test out).
+    async with open_harness(control=ControlSettings(poll_s=60.0, drive_s=1e-9)) as harness:
+        ex, runs = await harness.run(loop_wf({"count": 6}), {}, timeout=20)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": i, "i": i} for i in range(6)]
+    assert parks_of(harness, ex.id, "each") == 5  # one iteration a run; the 6th collects
 
 
 async def test_loop_cancelling_the_parent_cancels_its_children(harness: Harness) -> None:

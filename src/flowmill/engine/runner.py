@@ -29,7 +29,7 @@ from flowmill.domain.execution import (
     StaleStepError,
     StepKey,
 )
-from flowmill.domain.states import NodeRunStatus
+from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
 from flowmill.engine.control import WAKE_KEY, Control, loop_scope
@@ -174,6 +174,8 @@ class StepRunner:
             if claimed is None or not claimed.run_updates:
                 return  # another copy took it, or the execution ended meanwhile
             run = dataclasses.replace(run, status=NodeRunStatus.RUNNING)
+            if claimed.execution_update is not None:
+                ex.status = claimed.execution_update.status
         wf = await self._compiled(ex)
         await self._run_chain(wf, ex, run)
 
@@ -190,13 +192,27 @@ class StepRunner:
         self._notify(fx)
         return fx
 
-    async def _run_chain(self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun) -> None:
+    async def drive(
+        self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun
+    ) -> ExecutionStatus | None:
+        """Run a step this worker holds (``run.owner``) and what follows it inline, now,
+        in the caller's task. Returns the execution's status if it ended meanwhile."""
+        status = await self._run_chain(wf, ex, run)
+        return status if status is not None and status.terminal else None
+
+    async def _run_chain(
+        self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun
+    ) -> ExecutionStatus | None:
+        """Returns the last status the chain's checkpoints gave the execution."""
         chain_outputs: dict[str, Any] = {}
+        status = None
         for depth in range(self.options.inline_limit + 1):
             inline = self.options.inline and depth < self.options.inline_limit
             fx = await self._run_one(wf, ex, run, chain_outputs, inline=inline)
             if fx is None:
-                return
+                return status
+            if fx.execution_update is not None:
+                status = fx.execution_update.status
             next_run = None
             if inline:
                 next_run = next(
@@ -209,10 +225,11 @@ class StepRunner:
             if to_queue:
                 await self._dispatch(to_queue)
             if next_run is None:
-                return
+                return status
             if fx.execution_update is not None:
                 ex.status = fx.execution_update.status
             run = next_run
+        return status
 
     async def _run_one(
         self,

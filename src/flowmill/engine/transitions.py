@@ -329,6 +329,8 @@ def claim_resumed(
             owner=owner,
         )
     )
+    if ex.status is ExecutionStatus.WAITING:
+        b.fx.execution_update = ExecutionUpdate(status=ExecutionStatus.RUNNING)
     return b.fx
 
 
