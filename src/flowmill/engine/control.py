@@ -46,6 +46,9 @@ WAKE_KEY = "$wake"
 #: Key of a loop iteration's trigger output marking it as one (its data holds the item).
 LOOP_MARK = "loop"
 
+#: Tasks handed over with no engine to keep them (a strong reference until they end).
+_KEPT: set[asyncio.Task[Any]] = set()
+
 _RESUME_NS = uuid.UUID("8f1d4c0e-2b7a-4e55-9a51-7f3f1c9e0b64")
 _ONCE_NS = uuid.UUID("3c5e2a71-0d44-4f1b-8e2b-6a9d7c1f4e20")
 _ONCE_LOOKS = 50
@@ -219,6 +222,9 @@ class Control:
         settings: Limits.
         drive_child: Starts an execution and runs its first steps in the caller's task
             (the engine's ``drive_child``); without it, :meth:`run_child` only starts.
+        keep: Takes over a task a node stops waiting for (a child still being driven
+            when a loop's drive budget is spent); the engine keeps it with its
+            background work.
     """
 
     def __init__(
@@ -231,12 +237,14 @@ class Control:
         resume_key: bytes,
         settings: ControlSettings | None = None,
         drive_child: DriveChild | None = None,
+        keep: Callable[[asyncio.Task[Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.cancel = cancel
         self._start = start_child
         self._drive = drive_child
         self._driving: Counter[str] = Counter()
+        self._keep = keep
         self._resolve = resolve_version
         self._key = resume_key
         self.settings = settings or ControlSettings()
@@ -286,6 +294,14 @@ class Control:
         self._driving[execution_id] += 1 if on else -1
         if self._driving[execution_id] <= 0:
             del self._driving[execution_id]
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Hand over a task the caller stops waiting for (it must not be lost)."""
+        if self._keep is not None:
+            self._keep(task)
+        else:
+            _KEPT.add(task)
+            task.add_done_callback(_KEPT.discard)
 
     def is_driving(self, execution_id: str) -> bool:
         """Whether a step of the execution drives its children here now."""

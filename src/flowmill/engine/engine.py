@@ -165,6 +165,7 @@ class Engine:
                 store=control_store,
                 start_child=self.start_execution,
                 drive_child=self.drive_child,
+                keep=self._keep,
                 resolve_version=definitions.resolve_version,
                 cancel=self.cancel,
                 resume_key=resume_key or os.urandom(32),
@@ -667,7 +668,9 @@ class Engine:
                     self._spawn(self._end_children(fx.execution_id))
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+        self._keep(asyncio.ensure_future(coro))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -163,7 +163,18 @@ class LoopNode(NodeType[LoopConfig]):
                     started = max(started, stop)
                 if not driving:
                     break  # out of time, or only others' children run: park
-                done, _ = await asyncio.wait(driving, return_when=asyncio.FIRST_COMPLETED)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    # Out of time: the children still running go on without this step
+                    # (a slow body must not hold it past its own time-out); their ends
+                    # wake it once it parks, as any child's do.
+                    for task in driving:
+                        control.keep(task)
+                    driving.clear()
+                    break
+                done, _ = await asyncio.wait(
+                    driving, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in done:
                     i = driving.pop(task)
                     _child, status = task.result()
