@@ -7,14 +7,16 @@ Each row is measured in the same run as its reference:
   steps, its end and the parent's wake and resumption — target <= 2x a step);
 - the same loop with ``concurrency: 10`` over a body that waits 20 ms on a local HTTP
   server, beside the sequential loop over that body (target >= 8x faster);
-- with ``--rss SMALL,LARGE``: the peak RSS of a process running a SMALL-item loop beside
-  one running a LARGE-item loop (embedded; target: within 1.5x).
+- the peak RSS of a process running a LARGE-item loop beside one running a SMALL-item
+  loop (``--rss SMALL,LARGE``, default 1,000 and 100,000; embedded, parallel mode, a
+  fresh process each; target: within 1.5x).
 
 Embedded (SQLite) always; PostgreSQL too when ``--postgres URL`` names a server whose
 maintenance database can create a scratch database (dropped afterwards).
 
     .venv/bin/python bench/loops.py [--items 1000] [--http-items 100]
-        [--postgres postgresql://127.0.0.1:5432/postgres] [--rss 1000,100000]
+        [--postgres postgresql://127.0.0.1:5432/postgres] [--rss 1000,100000 | --rss '']
+        [--rss-only]
 """
 
 from __future__ import annotations
@@ -195,7 +197,19 @@ def peak_rss(items: int) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-async def main(items: int, http_items: int, postgres: str | None) -> None:
+def rss_row(small: int, large: int) -> list[Any]:
+    """Peak RSS of a LARGE-item loop beside a SMALL-item one (a fresh process each)."""
+    a, b = peak_rss(small), peak_rss(large)
+    return [
+        f"embedded: peak RSS of a {large:,}-item parallel loop",
+        f"{b / 1024:.0f} MiB",
+        f"{a / 1024:.0f} MiB ({small:,} items)",
+        f"{b / a:.2f}x",
+        "<= 1.5x",
+    ]
+
+
+async def main(items: int, http_items: int, postgres: str | None, rss: str | None) -> None:
     common: dict[str, Any] = {
         "log_level": "warning",
         "http_allow_hosts": ["127.0.0.1"],
@@ -210,6 +224,9 @@ async def main(items: int, http_items: int, postgres: str | None) -> None:
             rows += await scenario(
                 "PostgreSQL", Settings(database_url=url, **common), items, http_items
             )
+    if rss:
+        small, large = (int(x) for x in rss.split(","))
+        rows.append(rss_row(small, large))
     print_table(
         "Loops: an iteration beside a step, parallel beside sequential (same run)",
         ["scenario", "ours", "reference", "ratio", "target"],
@@ -222,19 +239,22 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=1000, help="items of the loop and chain")
     parser.add_argument("--http-items", type=int, default=100, help="items of the HTTP loops")
     parser.add_argument("--postgres", default=None, help="maintenance database URL")
-    parser.add_argument("--rss", default=None, help="SMALL,LARGE: peak RSS of two loops")
+    parser.add_argument(
+        "--rss",
+        default="1000,100000",
+        help="SMALL,LARGE: peak RSS of two loops, each in a fresh process ('' to skip)",
+    )
+    parser.add_argument("--rss-only", action="store_true", help="only the RSS row")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
         asyncio.run(rss_child(args.rss_child))
-    elif args.rss:
+    elif args.rss_only:
         small, large = (int(x) for x in args.rss.split(","))
-        a, b = peak_rss(small), peak_rss(large)
         print_table(
             "Loops: peak RSS, embedded (a fresh process each)",
             ["scenario", "ours", "reference", "ratio", "target"],
-            [[f"{large:,}-item loop", f"{b / 1024:.0f} MiB", f"{a / 1024:.0f} MiB "
-              f"({small:,} items)", f"{b / a:.2f}x", "<= 1.5x"]],
-        )  # fmt: skip
+            [rss_row(small, large)],
+        )
     else:
-        asyncio.run(main(args.items, args.http_items, args.postgres))
+        asyncio.run(main(args.items, args.http_items, args.postgres, args.rss or None))

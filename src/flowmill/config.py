@@ -137,6 +137,9 @@ class Settings(BaseSettings):
         loop_max_iterations: Cap on a loop node's ``max_iterations``.
         control_poll_s: A parent parked on its children looks at them this often even
             without a wake (a wake lost in a crash costs at most this long).
+        loop_drive_s: How long one run of a loop step runs its inline body's
+            iterations itself before it yields its worker (0: every iteration through
+            the queue).
         public_url: The API's base URL as users reach it (resume URLs point there);
             default ``http://{host}:{port}``.
     """
@@ -161,6 +164,7 @@ class Settings(BaseSettings):
     max_child_depth: int = Field(16, ge=1, le=1000)
     loop_max_iterations: int = Field(100_000, ge=1)
     control_poll_s: float = Field(60.0, gt=0)
+    loop_drive_s: float = Field(0.5, ge=0, le=60)
     public_url: str | None = None
 
     secret_keys: str = Field("", repr=False)
@@ -345,6 +349,7 @@ class Settings(BaseSettings):
             max_depth=self.max_child_depth,
             max_iterations=self.loop_max_iterations,
             poll_s=self.control_poll_s,
+            drive_s=self.loop_drive_s,
             public_url=self.public_url or f"http://{self.host}:{self.port}",
         )
 

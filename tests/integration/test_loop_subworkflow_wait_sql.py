@@ -128,6 +128,40 @@ async def test_loop_cases_on_each_database(database_url: str) -> None:
             assert [k[0] for k in kids] == list(range(len(items))), name  # once each
 
 
+COUNTER = body({"id": "n", "type": "transform", "config": {"mapping": {"n": "{{index}}"}}})
+JS_WHILE = [
+    # (name, while, max_iterations, status, output or error type)
+    ("sees-last", "last === null || last.n < 3", 10, X.SUCCEEDED, [{"n": i} for i in range(4)]),
+    ("sees-index-and-input", "index < input.data.stop", 10, X.SUCCEEDED, [{"n": 0}, {"n": 1}]),
+    ("max-iterations", "true", 3, X.FAILED, "MaxIterationsExceeded"),
+]
+
+
+async def test_loop_while_javascript_runs_in_the_sandbox_on_each_database(
+    database_url: str,
+) -> None:
+    async with runtime(database_url) as rt, rt.engine.running():
+        for name, condition, cap, status, expected in JS_WHILE:
+            node = {
+                "id": "again",
+                "type": "loop",
+                "config": {"while": condition, "max_iterations": cap, "body": COUNTER},
+            }
+            doc = {
+                "name": f"js-while-{name}",
+                "nodes": [{"id": "t", "type": "trigger"}, node],
+                "edges": [{"source": "t", "target": "again"}],
+            }
+            execution_id = await start(rt, doc, {"stop": 2})
+            ex = await rt.engine.wait(execution_id, timeout=30)
+            assert ex.status is status, (name, ex.error)
+            if status is X.FAILED:
+                assert ex.error is not None and ex.error["type"] == expected, (name, ex.error)
+                assert len(await children(rt, execution_id)) == cap, name
+                continue
+            assert ex.output == expected, name
+
+
 def calling(name: str, **config: Any) -> dict[str, Any]:
     node = {"id": "call", "type": "sub_workflow", "config": {"input": "{{data}}", **config}}
     return {

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 
 from flowmill.domain.errors import DefinitionError
+from flowmill.domain.events import EventType
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.engine.control import ControlSettings
+from flowmill.engine.services import NodeServices
 from flowmill.engine.validation import load_and_compile
-from flowmill.testing import eventually
+from flowmill.testing import FakeCodeRunner, eventually
 from tests.engine_support import Harness, open_harness, registry, wf
 
 
@@ -168,6 +170,125 @@ async def test_loop_while_runs_until_the_condition_fails(harness: Harness) -> No
     ex, runs = await harness.run(wf([node], [("t", "again")]), {})
     assert ex.status is X.SUCCEEDED, ex.error
     assert runs["again"].output == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}]
+
+
+def js_while_loop(condition: str, **config: Any) -> dict[str, Any]:
+    body = {
+        "nodes": [{"id": "sq", "type": "transform", "config": {"mapping": {"i": "{{index}}"}}}],
+        "edges": [],
+    }
+    node = {"id": "again", "type": "loop", "config": {"while": condition, "body": body, **config}}
+    return wf([node], [("t", "again")])
+
+
+def _last_i(scope: Any) -> int:
+    last = scope["last"]
+    return -1 if last is None else int(last["i"])
+
+
+JS_WHILE = [
+    # (name, condition, scripted answer from the scope, config, status, output or error)
+    (
+        "sees-index-and-last",
+        "last === null || last.i < 2",
+        lambda s: s["index"] < 10 and _last_i(s) < 2,
+        {},
+        X.SUCCEEDED,
+        [{"i": 0}, {"i": 1}, {"i": 2}],
+    ),
+    ("false-at-once", "false", lambda s: False, {}, X.SUCCEEDED, []),
+    (
+        "max-iterations",
+        "true",
+        lambda s: True,
+        {"max_iterations": 3},
+        X.FAILED,
+        "MaxIterationsExceeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "condition", "answer", "config", "status", "expected"),
+    JS_WHILE,
+    ids=[c[0] for c in JS_WHILE],
+)
+async def test_loop_while_javascript_runs_in_the_sandbox(
+    name: str, condition: str, answer: Any, config: dict[str, Any], status: X, expected: Any
+) -> None:
+    fake = FakeCodeRunner({condition: answer})
+    async with open_harness(NodeServices(code=fake, expressions=fake)) as harness:
+        ex, runs = await harness.run(js_while_loop(condition, **config), {})
+    assert ex.status is status, ex.error
+    if status is X.FAILED:
+        assert ex.error is not None and ex.error["type"] == expected, ex.error
+        return
+    assert runs["again"].output == expected
+    # tested before each iteration and once more to stop
+    assert fake.calls == [("expression", condition)] * (len(expected) + 1)
+
+
+def test_loop_while_javascript_needs_the_sandbox() -> None:
+    doc = js_while_loop("index < 3")
+    with pytest.raises(DefinitionError) as caught:
+        load_and_compile(doc, registry())
+    assert "JavaScript and needs the sandbox" in str(caught.value)
+    load_and_compile(doc, registry(), expressions_enabled=True)
+
+
+def parks_of(harness: Harness, execution_id: str, node_id: str) -> int:
+    """How many times the node parked (suspended) in the execution."""
+    return sum(
+        1
+        for e in harness.store.events
+        if e.stream_id == execution_id
+        and e.type == EventType.NODE_WAITING.value
+        and e.payload.get("node_id") == node_id
+    )
+
+
+DRIVEN = [
+    # (name, config, items)
+    ("sequential", {}, 40),
+    ("parallel", {"mode": "parallel", "concurrency": 4}, 40),
+]
+
+
+@pytest.mark.parametrize(("name", "config", "n"), DRIVEN, ids=[c[0] for c in DRIVEN])
+async def test_loop_inline_body_iterations_run_in_the_loop_step_without_parking(
+    name: str, config: dict[str, Any], n: int
+) -> None:
+    # A budget no run of this test reaches: the whole loop is one run of its step.
+    async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=60)) as harness:
+        ex, runs = await harness.run(loop_wf({"count": n, **config}), {})
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": i, "i": i} for i in range(n)]
+    assert parks_of(harness, ex.id, "each") == 0
+    kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+    assert sorted(k.iteration or 0 for k in kids) == list(range(n))  # each a child, once
+    assert all(k.status is X.SUCCEEDED for k in kids)
+
+
+async def test_loop_drive_budget_spent_parks_and_goes_on() -> None:
+    # No budget: each run of the step still starts one window, hands the running child
+    # over and parks; the child's end wakes it (long before the 60 s poll).
+    async with open_harness(control=ControlSettings(poll_s=60.0, drive_s=1e-9)) as harness:
+        ex, runs = await harness.run(loop_wf({"count": 6}), {}, timeout=20)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": i, "i": i} for i in range(6)]
+    assert parks_of(harness, ex.id, "each") >= 5  # at least one a run, one item a run
+
+
+async def test_loop_driven_body_slower_than_the_loop_step_time_out_still_ends() -> None:
+    # Each iteration sleeps 1.5 s; the loop's own step may run 1 s. Children still
+    # running when the drive budget is spent go on without the step, which parks.
+    body = [{"id": "nap", "type": "slow", "config": {"seconds": 1.5}}]
+    doc = loop_wf({"count": 2, "mode": "parallel"}, body)
+    doc["nodes"][1]["timeout_s"] = 1.0
+    async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=0.2)) as harness:
+        ex, runs = await harness.run(doc, {}, timeout=20)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"slept": 1.5}, {"slept": 1.5}]
 
 
 async def test_loop_cancelling_the_parent_cancels_its_children(harness: Harness) -> None:

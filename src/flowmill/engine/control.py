@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import hmac
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,9 @@ DETACHED = "sub_workflow.detached"
 WAKE_KEY = "$wake"
 #: Key of a loop iteration's trigger output marking it as one (its data holds the item).
 LOOP_MARK = "loop"
+
+#: Tasks handed over with no engine to keep them (a strong reference until they end).
+_KEPT: set[asyncio.Task[Any]] = set()
 
 _RESUME_NS = uuid.UUID("8f1d4c0e-2b7a-4e55-9a51-7f3f1c9e0b64")
 _ONCE_NS = uuid.UUID("3c5e2a71-0d44-4f1b-8e2b-6a9d7c1f4e20")
@@ -139,6 +143,7 @@ class ControlStore(Protocol):
 
 
 StartChild = Callable[..., Awaitable[str]]
+DriveChild = Callable[..., Awaitable[tuple[str, ExecutionStatus | None]]]
 
 
 def loop_scope(trigger: dict[str, Any]) -> dict[str, Any]:
@@ -181,12 +186,16 @@ class ControlSettings:
         max_iterations: Cap on a loop's ``max_iterations``.
         poll_s: A parked parent looks at its children this often even without a wake
             (covers a wake lost in a crash between a child's end and the wake).
+        drive_s: How long a loop's step runs inline-body iterations itself (started
+            and run in its own task, no queue round trip) before it parks to let other
+            jobs have the worker; 0 sends every iteration through the queue.
         public_url: Base URL of the API, for resume URLs.
     """
 
     max_depth: int = 16
     max_iterations: int = 100_000
     poll_s: float = 60.0
+    drive_s: float = 0.5
     public_url: str = "http://127.0.0.1:8000"
 
 
@@ -201,6 +210,11 @@ class Control:
             (``None``: not the tenant's, or nothing published).
         resume_key: Key of the resume URLs' HMAC.
         settings: Limits.
+        drive_child: Starts an execution and runs its first steps in the caller's task
+            (the engine's ``drive_child``); without it, :meth:`run_child` only starts.
+        keep: Takes over a task a node stops waiting for (a child still being driven
+            when a loop's drive budget is spent); the engine keeps it with its
+            background work.
     """
 
     def __init__(
@@ -212,10 +226,15 @@ class Control:
         cancel: Callable[[str, str], Awaitable[bool]],
         resume_key: bytes,
         settings: ControlSettings | None = None,
+        drive_child: DriveChild | None = None,
+        keep: Callable[[asyncio.Task[Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.cancel = cancel
         self._start = start_child
+        self._drive = drive_child
+        self._driving: Counter[str] = Counter()
+        self._keep = keep
         self._resolve = resolve_version
         self._key = resume_key
         self.settings = settings or ControlSettings()
@@ -251,6 +270,79 @@ class Control:
         Raises:
             ControlError: Unknown workflow or version, or the depth limit is reached.
         """
+        result: str = await self._start(
+            **await self._child_args(
+                ctx, data, iteration, workflow_id, version, body, trigger_type, mark, slot
+            )
+        )
+        return result
+
+    def driving(self, execution_id: str, on: bool) -> None:
+        """Mark (``on``) or unmark a step of the execution as driving its children in
+        this process: while it does, their ends need not wake it (it learns them from
+        :meth:`run_child`, and from its re-check once it parks)."""
+        self._driving[execution_id] += 1 if on else -1
+        if self._driving[execution_id] <= 0:
+            del self._driving[execution_id]
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Hand over a task the caller stops waiting for (it must not be lost)."""
+        if self._keep is not None:
+            self._keep(task)
+        else:
+            _KEPT.add(task)
+            task.add_done_callback(_KEPT.discard)
+
+    def is_driving(self, execution_id: str) -> bool:
+        """Whether a step of the execution drives its children here now."""
+        return execution_id in self._driving
+
+    @property
+    def can_drive(self) -> bool:
+        """Whether :meth:`run_child` runs children here (else it only starts them)."""
+        return self._drive is not None
+
+    async def run_child(
+        self,
+        ctx: StepContext,
+        *,
+        data: Any,
+        iteration: int | None = None,
+        workflow_id: str | None = None,
+        version: int | None = None,
+        body: str | None = None,
+        trigger_type: str = "sub_workflow",
+        mark: dict[str, Any] | None = None,
+        slot: str | None = None,
+    ) -> tuple[str, ExecutionStatus | None]:
+        """:meth:`start_child`, then run the child's first steps in the caller's task
+        (no queue round trip, no wake of the parent). Returns the child's id and its
+        final status if it ended meanwhile (``None``: it runs on, or parked, or had been
+        started before).
+
+        Raises:
+            ControlError: As :meth:`start_child`.
+        """
+        args = await self._child_args(
+            ctx, data, iteration, workflow_id, version, body, trigger_type, mark, slot
+        )
+        if self._drive is None:
+            started: str = await self._start(**args)
+            return started, None
+        return await self._drive(**args)
+
+    async def _child_args(
+        self,
+        ctx: StepContext,
+        data: Any,
+        iteration: int | None,
+        workflow_id: str | None,
+        version: int | None,
+        body: str | None,
+        trigger_type: str,
+        mark: dict[str, Any] | None,
+        slot: str | None,
+    ) -> dict[str, Any]:
         depth = self.depth(ctx) + 1
         if depth > self.settings.max_depth:
             raise ControlError(
@@ -278,21 +370,20 @@ class Control:
         if slot is None:
             slot = str(iteration) if iteration is not None else "call"
         key = f"child:{ctx.execution_id}:{ctx.node.id}:{slot}"
-        result: str = await self._start(
-            tenant_id=ctx.tenant_id,
-            workflow_id=wf_id,
-            version=run_version,
-            data=data,
-            trigger_type=trigger_type,
-            dedupe_key=key,
-            metadata=extra,
-            parent_execution_id=ctx.execution_id,
-            parent_node_id=ctx.node.id,
-            iteration=iteration,
+        return {
+            "tenant_id": ctx.tenant_id,
+            "workflow_id": wf_id,
+            "version": run_version,
+            "data": data,
+            "trigger_type": trigger_type,
+            "dedupe_key": key,
+            "metadata": extra,
+            "parent_execution_id": ctx.execution_id,
+            "parent_node_id": ctx.node.id,
+            "iteration": iteration,
             # a child runs at its parent's priority, when the parent has one
-            priority=inherited if isinstance(inherited, int) and inherited else None,
-        )
-        return result
+            "priority": inherited if isinstance(inherited, int) and inherited else None,
+        }
 
     async def record_once(self, ctx: StepContext, key: str, value: Any) -> Any:
         """The value recorded first under ``key`` for the node in its execution: ``value``

@@ -20,7 +20,7 @@ import structlog
 
 from flowmill.clock import Clock, SystemClock
 from flowmill.domain.errors import ExecutionNotFound, NotATrigger
-from flowmill.domain.execution import Effects, ExecutionRecord
+from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
@@ -62,9 +62,17 @@ from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.observability.logcontext import job_context
-from flowmill.tasks import run_every, spawn
+from flowmill.tasks import log_failure, run_every, spawn
 
 log = structlog.get_logger("flowmill.engine")
+
+
+#: Arguments of :meth:`Engine._start`, in order (for :meth:`Engine.drive_child`).
+_START_ARGS = (
+    "tenant_id", "workflow_id", "version", "data", "trigger_type", "node_id", "dedupe_key",
+    "metadata", "parent_execution_id", "retry_of", "execution_metadata", "parent_node_id",
+    "iteration", "priority",
+)  # fmt: skip
 
 
 class Engine:
@@ -130,6 +138,8 @@ class Engine:
             self.control = Control(
                 store=control_store,
                 start_child=self.start_execution,
+                drive_child=self.drive_child,
+                keep=self._keep,
                 resolve_version=definitions.resolve_version,
                 cancel=self.cancel,
                 resume_key=resume_key or os.urandom(32),
@@ -286,11 +296,38 @@ class Engine:
             The execution id (the existing one when ``dedupe_key`` was seen before).
         """
         with tenant_scope(tenant_id):
-            return await self._start(
+            execution_id, _held = await self._start(
                 tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
                 metadata, parent_execution_id, retry_of, execution_metadata,
                 parent_node_id, iteration, priority,
             )  # fmt: skip
+            return execution_id
+
+    async def drive_child(self, **start: Any) -> tuple[str, ExecutionStatus | None]:
+        """Start a child execution (arguments of :meth:`start_execution`) and run its
+        first steps here and now, in the caller's task, instead of through the queue.
+
+        For a loop driving its iterations (see :mod:`flowmill.nodes.loop`): the child
+        is as durable as any (its rows are committed before its steps run, owned by
+        this worker, so the sweeper takes them over if the worker dies), and its first
+        step and those that follow run inline up to ``inline_limit``, as after any
+        checkpoint; steps it dispatches (a second branch, a retry, a park) take the
+        queue. Its parent is not woken when it ends: the caller learns it from the
+        returned status.
+
+        Returns:
+            The child's id and, if it ended during the drive, its final status
+            (``None``: still running or parked, or it existed already).
+        """
+        tenant_id = start["tenant_id"]
+        with tenant_scope(tenant_id):
+            args: dict[str, Any] = {k: start.get(k) for k in _START_ARGS}
+            args["trigger_type"] = args["trigger_type"] or "manual"
+            execution_id, held = await self._start(**args, hold=True)
+            if held is None:
+                return execution_id, None
+            wf, ex, run = held
+            return execution_id, await self.runner.drive(wf, ex, run)
 
     async def _start(
         self,
@@ -308,7 +345,9 @@ class Engine:
         parent_node_id: str | None = None,
         iteration: int | None = None,
         priority: int | None = None,
-    ) -> str:
+        *,
+        hold: bool = False,
+    ) -> tuple[str, tuple[CompiledWorkflow, ExecutionRecord, NodeRun] | None]:
         body = (metadata or {}).get("body")
         wf = await self.compiled_body(workflow_id, version, body if body else None)
         if priority is None:
@@ -353,15 +392,30 @@ class Engine:
         def _build(counts: LimitCounts) -> Effects:
             if limited and not may_start(wf, counts, fifo=True):
                 ex.status = ExecutionStatus.QUEUED
-            return starts.start_execution(wf, ex, trigger_node, data, now, owner=self._queue_owner)
+            return starts.start_execution(
+                wf,
+                ex,
+                trigger_node,
+                data,
+                now,
+                owner=self._queue_owner,
+                inline_owner=self.worker_id if hold else None,
+            )
 
         try:
             fx = await self.store.start(ex, _build, dedupe_key=dedupe_key, limited=limited)
         except DuplicateExecutionError as dup:
-            return dup.execution_id
+            return dup.execution_id, None
         self._committed(fx)
-        await self.dispatch([job_for(r, tenant_id, priority_of(ex)) for r in fx.ready])
-        return ex.id
+        held = None
+        if hold:
+            held = next(
+                (r for r in fx.ready if r.owner == self.worker_id and r.not_before is None), None
+            )
+        await self.dispatch(
+            [job_for(r, tenant_id, priority_of(ex)) for r in fx.ready if r is not held]
+        )
+        return ex.id, ((wf, ex, held) if held is not None else None)
 
     async def retry(
         self,
@@ -580,8 +634,10 @@ class Engine:
             if self._limited_seen:
                 self._spawn(self._promote_all())
             if self.control is not None:
-                if fx.parent_execution_id is not None:
-                    self._spawn(self.wake(fx.parent_execution_id, WAKE_CHILDREN))
+                parent = fx.parent_execution_id
+                if parent is not None and not self.control.is_driving(parent):
+                    # (a parent driving its children here learns their ends directly)
+                    self._spawn(self.wake(parent, WAKE_CHILDREN))
                 if update.status is not ExecutionStatus.SUCCEEDED:
                     self._spawn(self._end_children(fx.execution_id))
 
@@ -590,6 +646,13 @@ class Engine:
         # task ends, and run() waits for what is left on the way out.
         name = getattr(coro, "__qualname__", "task")
         spawn(coro, name=f"engine:{name}", keep=self._background)
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        # A task started elsewhere (a loop's child still being driven) that the engine
+        # now holds and waits for on the way out; its failure is logged like ours.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(log_failure)
 
     # --- worker lifecycle -----------------------------------------------------------------
 

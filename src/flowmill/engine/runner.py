@@ -10,6 +10,7 @@ committed and owned by this worker, so a crash leaves it to the sweeper.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from flowmill.domain.execution import (
     StaleStepError,
     StepKey,
 )
-from flowmill.domain.states import NodeRunStatus
+from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
 from flowmill.engine.control import WAKE_KEY, Control, loop_scope
@@ -156,10 +157,25 @@ class StepRunner:
         if ex.status.terminal:
             await self._checkpoint(ex.id, lambda e, _r: tx.abandon_run(e, run, self.clock.now()))
             return
+        if job.wake and run.status is NodeRunStatus.RUNNING and run.state is not None:
+            # Another copy of this resumed step holds it (claim_resumed): what woke it
+            # is seen by that copy or by its re-check once it parks again.
+            return
         if run.not_before is not None and run.not_before > self.clock.now():
             # Early (recovered, or the queue fired before the clock): park it again.
             await self._dispatch([job_for(run, ex.tenant_id, priority_of(ex))])
             return
+        if run.status is NodeRunStatus.WAITING:
+            # One copy of a resumed step at a time, across workers: take the run first.
+            claimed = await self._checkpoint(
+                ex.id,
+                lambda e, _r: tx.claim_resumed(e, run, self.clock.now(), owner=self._queue_owner),
+            )
+            if claimed is None or not claimed.run_updates:
+                return  # another copy took it, or the execution ended meanwhile
+            run = dataclasses.replace(run, status=NodeRunStatus.RUNNING)
+            if claimed.execution_update is not None:
+                ex.status = claimed.execution_update.status
         wf = await self._compiled(ex)
         await self._run_chain(wf, ex, run)
 
@@ -176,13 +192,27 @@ class StepRunner:
         self._notify(fx)
         return fx
 
-    async def _run_chain(self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun) -> None:
+    async def drive(
+        self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun
+    ) -> ExecutionStatus | None:
+        """Run a step this worker holds (``run.owner``) and what follows it inline, now,
+        in the caller's task. Returns the execution's status if it ended meanwhile."""
+        status = await self._run_chain(wf, ex, run)
+        return status if status is not None and status.terminal else None
+
+    async def _run_chain(
+        self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun
+    ) -> ExecutionStatus | None:
+        """Returns the last status the chain's checkpoints gave the execution."""
         chain_outputs: dict[str, Any] = {}
+        status = None
         for depth in range(self.options.inline_limit + 1):
             inline = self.options.inline and depth < self.options.inline_limit
             fx = await self._run_one(wf, ex, run, chain_outputs, inline=inline)
             if fx is None:
-                return
+                return status
+            if fx.execution_update is not None:
+                status = fx.execution_update.status
             next_run = None
             if inline:
                 next_run = next(
@@ -195,10 +225,11 @@ class StepRunner:
             if to_queue:
                 await self._dispatch(to_queue)
             if next_run is None:
-                return
+                return status
             if fx.execution_update is not None:
                 ex.status = fx.execution_update.status
             run = next_run
+        return status
 
     async def _run_one(
         self,
@@ -381,7 +412,10 @@ class StepRunner:
             now=now,
             services=self.services,
             log=NodeLogger(node.id, run.attempt, now),
-            resumed=run.status is NodeRunStatus.WAITING,
+            # Parked before, and now claimed (or recovered after a crash while claimed):
+            # its state is what the last suspension saved.
+            resumed=run.status is NodeRunStatus.WAITING
+            or (run.status is NodeRunStatus.RUNNING and run.state is not None),
             state=run.state,
             predecessors=wf.graph.predecessors[node.id],
             extra_scope=loop_scope(ex.trigger),

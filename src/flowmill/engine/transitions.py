@@ -45,6 +45,11 @@ from flowmill.engine.effects import (
 from flowmill.engine.retry import backoff_ms, should_retry
 from flowmill.ids import uuid7
 
+#: What a suspension may be written over: a run its copy announced or claimed, or a
+#: first run not announced yet; never a parked one.
+RUNNING_ONLY = frozenset({NodeRunStatus.RUNNING})
+FIRST_RUN = frozenset({NodeRunStatus.PENDING, NodeRunStatus.QUEUED})
+
 
 @dataclass
 class Succeeded:
@@ -129,7 +134,11 @@ def after_step(
         b.fx.run_updates.append(
             RunUpdate(
                 run.id,
-                LIVE,
+                # Only over the run as this copy holds it: running if announced or
+                # claimed (claim_resumed), else queued. Never over a parked run: that
+                # one was parked, and maybe woken since, by another copy, and writing
+                # it would push a wake's due time later.
+                RUNNING_ONLY if outcome.announced else FIRST_RUN,
                 NodeRunStatus.WAITING,
                 started_at=started,
                 not_before=outcome.until,
@@ -296,6 +305,35 @@ def abandon_run(
     return b.fx
 
 
+def claim_resumed(
+    ex: ExecutionRecord, run: NodeRun, now: datetime, *, owner: str | None = None
+) -> Effects:
+    """Effects of taking a parked (``waiting``) run to run it again: it becomes
+    ``running``, keeping its state, only if it is still parked.
+
+    Two wakes of one parked step are two jobs; the claim makes their copies run one at
+    a time across workers: the second finds the run taken and drops its job (the first
+    copy's re-check after it parks again sees whatever the second wake was for). While
+    the run is taken, wakes leave it alone, so nothing moves its due time behind the
+    copy's back. No event: the node started when it first ran.
+    """
+    b = EffectsBuilder(ex, now)
+    if ex.status.terminal:
+        return b.fx
+    b.fx.run_updates.append(
+        RunUpdate(
+            run.id,
+            frozenset({NodeRunStatus.WAITING}),
+            NodeRunStatus.RUNNING,
+            state=run.state,
+            owner=owner,
+        )
+    )
+    if ex.status is ExecutionStatus.WAITING:
+        b.fx.execution_update = ExecutionUpdate(status=ExecutionStatus.RUNNING)
+    return b.fx
+
+
 def mark_running(ex: ExecutionRecord, run: NodeRun, now: datetime) -> Effects:
     """Effects of announcing that a slow step has started (visible while it runs)."""
     b = EffectsBuilder(ex, now)
@@ -351,6 +389,7 @@ __all__ = [
     "abandon_run",
     "after_step",
     "cancel_execution",
+    "claim_resumed",
     "mark_running",
     "time_out_execution",
 ]

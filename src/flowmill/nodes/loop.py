@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -28,7 +29,7 @@ from flowmill.engine.conditions import Condition
 from flowmill.engine.control import LOOP_MARK, WAKE_CHILDREN, Control, ControlError
 from flowmill.nodes._children import child_failed, control_of, poll_delay, start_failed
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
-from flowmill.nodes.conditional import truth
+from flowmill.nodes.conditional import string_condition_issues, truth
 
 
 class InvalidLoop(NodeFailure):
@@ -47,12 +48,12 @@ _PAGE = 500
 
 class LoopConfig(NodeConfig):
     """One of ``items`` (a template giving an array), ``count`` or ``while`` (a
-    structured condition seeing ``index``, ``last`` and ``input``); one of ``body`` or
-    ``workflow_id``."""
+    structured condition, or a JavaScript expression run in the sandbox, seeing
+    ``index``, ``last`` and ``input``); one of ``body`` or ``workflow_id``."""
 
     items: Any = None
     count: int | str | None = None
-    while_: Condition | None = Field(None, alias="while")
+    while_: Condition | str | None = Field(None, alias="while", union_mode="left_to_right")
     max_iterations: int = Field(1000, ge=1)
     body: dict[str, Any] | None = None
     workflow_id: str | None = None
@@ -87,6 +88,10 @@ class LoopNode(NodeType[LoopConfig]):
         issues = []
         for key in ("items", "count", "while"):
             value = config.model_dump(by_alias=True).get(key)
+            if isinstance(value, str) and key == "while":
+                # A string ``while`` is JavaScript (as a conditional's condition is).
+                issues.extend(string_condition_issues(value, expressions_enabled))
+                continue
             issues.extend(
                 templates.expression_issues(value, expressions_enabled=expressions_enabled)
             )
@@ -96,7 +101,9 @@ class LoopNode(NodeType[LoopConfig]):
         found: set[str] = set()
         for value in (config.items, config.count):
             found |= templates.referenced_nodes(value)
-        if config.while_ is not None:
+        if isinstance(config.while_, str):
+            found |= templates.nodes_in_code(config.while_)
+        elif config.while_ is not None:
             found |= templates.referenced_nodes(config.while_.model_dump(by_alias=True))
         return found
 
@@ -108,45 +115,94 @@ class LoopNode(NodeType[LoopConfig]):
         # below ``issued`` were started. Only the iterations between are read, so a step
         # costs the same at item 10 and item 100,000.
         low, issued = _saved(ctx, "low", 0), _saved(ctx, "issued", 0)
-        states = await self._window(ctx, control, low, issued)
-        if config.on_item_error == "fail" and any(s in _BAD for s in states.values()):
-            await self._fail_fast(ctx, control)
-        while states.get(low) is not None and states[low].terminal:
-            low += 1
-        ended_above = sum(1 for i, s in states.items() if i >= low and s.terminal)
-        ended, started = low + ended_above, issued
+        known = await self._window(ctx, control, low, issued)
         window = 1 if config.mode == "sequential" else config.concurrency
-        total = len(items) if items is not None else None
-        if total is None:  # while: decide whether to go on when nothing is running
-            if started == ended:
-                if await self._go_on(ctx, config, control, started):
-                    if started >= cap:
-                        raise _too_many(cap)
-                    total = started + 1
-                else:
-                    return await self._collect(ctx, config, control, started)
-            else:
-                total = started
-        stop = min(total, ended + window)
-        # From where the last committed suspension said it had started: a batch cut by a
-        # crash is started again whole (the starts it had made are found, not repeated),
-        # so no index is left out whatever order the batch's starts committed in.
-        await asyncio.gather(
-            *(
-                self._start(ctx, config, control, i, items[i] if items is not None else None, items)
-                for i in range(issued, stop)
-            )
-        )
-        started = max(issued, stop)
-        if items is not None and ended >= total:
-            return await self._collect(ctx, config, control, total)
+        started = issued
+        # An inline body's iterations are driven here (started and run in this step,
+        # no queue round trip and no wake per iteration) for up to ``drive_s``; then the
+        # node parks as below and goes on when it runs again. A body that parks (a
+        # wait, a delay) or takes the queue is simply waited for like any child.
+        drive = control.can_drive and config.body is not None and control.settings.drive_s > 0
+        deadline = time.monotonic() + control.settings.drive_s
+        driving: dict[asyncio.Task[tuple[str, ExecutionStatus | None]], int] = {}
+        if drive:
+            control.driving(ctx.execution_id, True)
+        try:
+            while True:
+                if config.on_item_error == "fail" and any(s in _BAD for s in known.values()):
+                    await _cancel_all(driving)
+                    await self._fail_fast(ctx, control)
+                while known.get(low) is not None and known[low].terminal:
+                    del known[low]  # memory stays flat: only the open window is kept
+                    low += 1
+                ended = low + sum(1 for s in known.values() if s.terminal)
+                total = len(items) if items is not None else None
+                if total is None:  # while: decide whether to go on when nothing runs
+                    if started == ended:
+                        if not await self._go_on(ctx, config, control, started):
+                            return await self._collect(ctx, config, control, started)
+                        if started >= cap:
+                            raise _too_many(cap)
+                        total = started + 1
+                    else:
+                        total = started
+                elif ended >= total:
+                    return await self._collect(ctx, config, control, total)
+                stop = min(total, ended + window)
+                if not drive:
+                    # From where the last committed suspension said it had started: a
+                    # batch cut by a crash is started again whole (the starts it had
+                    # made are found, not repeated), so no index is left out whatever
+                    # order the batch's starts committed in.
+                    await asyncio.gather(
+                        *(self._start(ctx, config, control, i, items) for i in range(issued, stop))
+                    )
+                    started = max(issued, stop)
+                    break
+                if time.monotonic() < deadline or started == issued:
+                    # (each run starts at least one window, so a spent budget still goes
+                    # on; a start repeated after a crash finds its child: driving it then
+                    # returns no status, and its end is learnt from the re-check)
+                    for i in range(started, stop):
+                        task = asyncio.ensure_future(
+                            self._start(ctx, config, control, i, items, drive=True)
+                        )
+                        driving[task] = i
+                        known.setdefault(i, ExecutionStatus.RUNNING)
+                    started = max(started, stop)
+                if not driving:
+                    break  # out of time, or only others' children run: park
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    # Out of time: the children still running go on without this step
+                    # (a slow body must not hold it past its own time-out); their ends
+                    # wake it once it parks, as any child's do.
+                    for task in driving:
+                        control.keep(task)
+                    driving.clear()
+                    break
+                done, _ = await asyncio.wait(
+                    driving, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    i = driving.pop(task)
+                    _child, status = task.result()
+                    known[i] = status if status is not None else ExecutionStatus.WAITING
+        finally:
+            await _cancel_all(driving)
+            if drive:
+                control.driving(ctx.execution_id, False)
+        seen = sum(1 for s in known.values() if s.terminal)
+        all_ended = not any(not s.terminal for s in known.values())
 
         async def _more_ended() -> bool:
             now = await self._window(ctx, control, low, started)
-            return sum(1 for s in now.values() if s.terminal) > ended_above
+            return sum(1 for s in now.values() if s.terminal) > seen
 
         return Suspend(
-            until=ctx.now + poll_delay(control),
+            # Out of time with everything started ended: go on at once (the worker is
+            # free for other jobs between the two runs).
+            until=ctx.now if all_ended and drive else ctx.now + poll_delay(control),
             state={"low": low, "issued": started},
             wake_on=WAKE_CHILDREN,
             recheck=_more_ended,
@@ -192,9 +248,10 @@ class LoopNode(NodeType[LoopConfig]):
         config: LoopConfig,
         control: Control,
         index: int,
-        item: Any,
         items: list[Any] | None,
-    ) -> None:
+        drive: bool = False,
+    ) -> tuple[str, ExecutionStatus | None]:
+        item = items[index] if items is not None else None
         data = {
             "item": item,
             "index": index,
@@ -203,8 +260,9 @@ class LoopNode(NodeType[LoopConfig]):
             else None,
             "input": ctx.input,
         }
+        start = control.run_child if drive else control.start_child
         try:
-            await control.start_child(
+            started = await start(
                 ctx,
                 data=data,
                 iteration=index,
@@ -216,6 +274,7 @@ class LoopNode(NodeType[LoopConfig]):
             )
         except ControlError as e:
             raise start_failed(e) from e
+        return started if isinstance(started, tuple) else (started, None)
 
     async def _go_on(
         self, ctx: NodeContext, config: LoopConfig, control: Control, index: int
@@ -272,6 +331,16 @@ class LoopNode(NodeType[LoopConfig]):
 
 
 _BAD = (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+
+
+async def _cancel_all(tasks: dict[asyncio.Task[Any], int]) -> None:
+    """Stop driving: the children keep their rows (cancelled with the parent, or taken
+    over by the sweeper); only this step's hold on them ends."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()
 
 
 def _saved(ctx: NodeContext, key: str, default: int) -> int:
