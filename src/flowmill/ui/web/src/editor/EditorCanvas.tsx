@@ -6,13 +6,21 @@ import {
   Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow,
   type Connection, type Edge, type Node, type NodeProps,
 } from "@xyflow/react";
-import { forwardRef, memo, useCallback, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
+import { createContext, forwardRef, memo, useCallback, useContext, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
 import type { Definition } from "../types";
 import { handleOf, NODE_H, NODE_W } from "../graph/layout";
 import {
-  edgeKey, edgesOf, nodesOf, outputHandles, positionOf,
+  edgeKey, edgesOf, layoutPositions, nodesOf, outputHandles, positionOf,
   type NodeTypeInfo, type Problem, type XY,
 } from "./model";
+import { bodyOf, workflowRefOf } from "./scope";
+
+/** Where a node's links lead: into a loop's body, to a referenced workflow. */
+export interface Navigation {
+  openBody: (loopId: string) => void;
+  openWorkflow: (workflowId: string) => void;
+}
+const NavigationContext = createContext<Navigation>({ openBody: () => undefined, openWorkflow: () => undefined });
 
 export interface RunState {
   status: string;
@@ -30,6 +38,8 @@ type Data = {
   problems: string[];
   run?: RunState;
   pinned: boolean;
+  body: number | null; // a loop's inline body: how many nodes it has
+  ref: string | null; // the workflow a sub-workflow (or a loop) runs
 };
 
 function preview(v: unknown): string {
@@ -73,6 +83,7 @@ const EditNode = memo(function EditNode({ data, id, selected }: NodeProps<Node<D
           {data.problems.length > 1 ? ` (+${data.problems.length - 1})` : ""}
         </div>
       )}
+      {(data.body !== null || data.ref) && <NodeLinks id={id} body={data.body} workflowRef={data.ref} />}
       {run?.error ? (
         <div className="node-run-error" data-testid="node-error">{preview(run.error.message ?? run.error)}</div>
       ) : run?.output !== undefined ? (
@@ -95,12 +106,34 @@ const EditNode = memo(function EditNode({ data, id, selected }: NodeProps<Node<D
   );
 });
 
+/** The links on a loop or sub-workflow node: its body, the workflow it runs. */
+function NodeLinks({ id, body, workflowRef }: { id: string; body: number | null; workflowRef: string | null }) {
+  const nav = useContext(NavigationContext);
+  return (
+    <div className="node-links nodrag nopan">
+      {body !== null && (
+        <button type="button" className="small link-like" data-testid="open-body" onClick={() => nav.openBody(id)} title="Edit the nodes this loop runs for each item (or double-click the node)">
+          Open body ({body} node{body === 1 ? "" : "s"}) ↘
+        </button>
+      )}
+      {workflowRef && (
+        <button type="button" className="small link-like" data-testid="open-workflow" onClick={() => nav.openWorkflow(workflowRef)} title={`Open workflow ${workflowRef} in the editor`}>
+          Open workflow ↗
+        </button>
+      )}
+    </div>
+  );
+}
+
 const nodeTypes = { edit: EditNode };
 // Constant props live out here: React Flow copies each prop into its store when it
 // changes, and a new array on every render makes that an endless loop.
 const DELETE_KEYS = ["Backspace", "Delete"];
 const MULTI_KEYS = ["Shift", "Meta", "Control"];
-const FIT = { padding: 0.15, maxZoom: 1.1 };
+// Fit leaves a fixed 24 px around the graph (a fraction of the canvas wasted a quarter
+// of it on a wide workflow, making its nodes smaller than they need be) and never zooms
+// past 100 %: a small workflow is shown at its real size, not blown up.
+const FIT = { padding: "24px", maxZoom: 1, minZoom: 0.05 } as const;
 const PRO = { hideAttribution: true };
 
 export interface CanvasHandle {
@@ -120,11 +153,12 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
   onConnect: (source: string, target: string, handle: string | null) => void;
   onMove: (moved: Record<string, XY>) => void;
   onDelete: (nodeIds: string[], edgeKeys: string[]) => void;
-}>(function EditorCanvas({ def, types, problems, runs, pinned, selected, onDropType, onSelect, onConnect, onMove, onDelete }, ref) {
+  navigation: Navigation;
+}>(function EditorCanvas({ def, types, problems, runs, pinned, selected, onDropType, onSelect, onConnect, onMove, onDelete, navigation }, ref) {
   const flow = useReactFlow();
   const wrapper = useRef<HTMLDivElement>(null);
   useImperativeHandle(ref, () => ({
-    fit: () => void flow.fitView({ padding: 0.15, maxZoom: 1.1, duration: 0 }),
+    fit: () => void flow.fitView({ ...FIT, duration: 0 }),
     center: () => {
       const r = wrapper.current?.getBoundingClientRect();
       if (!r) return { x: 0, y: 0 };
@@ -134,13 +168,17 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
 
   const built: Node<Data>[] = useMemo(() => {
     const chosen = new Set(selected);
+    // a definition written by hand (a loop's body) may have no positions: lay it out
+    // for the view only, so looking at it changes nothing
+    const laid = nodesOf(def).some((n) => !positionOf(n)) ? layoutPositions(def) : {};
     return nodesOf(def).map((n, i) => {
         const info = types[n.type];
+        const body = bodyOf(n);
         return {
           id: n.id,
           type: "edit",
           selected: chosen.has(n.id),
-          position: positionOf(n) ?? { x: 240 * (i % 6), y: 120 * Math.floor(i / 6) },
+          position: positionOf(n) ?? laid[n.id] ?? { x: 240 * (i % 6), y: 120 * Math.floor(i / 6) },
           data: {
             name: n.name || n.id,
             type: n.type,
@@ -150,6 +188,8 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
             problems: (problems.nodes[n.id] ?? []).map((p) => p.message),
             run: runs[n.id],
             pinned: n.id in pinned,
+            body: body ? nodesOf(body).length : null,
+            ref: workflowRefOf(n),
           },
         };
       });
@@ -218,6 +258,12 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
     [],
   );
   const handleSelection = useCallback(({ nodes: ns }: { nodes: Node[] }) => latest.current.onSelect(ns.map((n) => n.id)), []);
+  const nav = useRef(navigation);
+  nav.current = navigation;
+  const stableNav = useMemo<Navigation>(() => ({ openBody: (id) => nav.current.openBody(id), openWorkflow: (id) => nav.current.openWorkflow(id) }), []);
+  const handleDoubleClick = useCallback((_: unknown, n: Node) => {
+    if ((n.data as Data).body !== null) nav.current.openBody(n.id);
+  }, []);
 
   const isValidConnection = useCallback(
     (c: Connection | Edge) => {
@@ -247,6 +293,7 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         onDropType(type, { x: at.x - NODE_W / 2, y: at.y - NODE_H / 2 });
       }}
     >
+      <NavigationContext.Provider value={stableNav}>
       <ReactFlow
         defaultNodes={initialNodes}
         defaultEdges={initialEdges}
@@ -256,6 +303,7 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         onNodeDragStop={handleDragStop}
         onDelete={handleDelete}
         onSelectionChange={handleSelection}
+        onNodeDoubleClick={handleDoubleClick}
         deleteKeyCode={DELETE_KEYS}
         multiSelectionKeyCode={MULTI_KEYS}
         fitView={fitOnOpen}
@@ -269,6 +317,7 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         {/* the minimap redraws every node on every frame of a drag: only for mid-sized graphs */}
         {built.length > 20 && built.length <= 200 && <MiniMap pannable zoomable />}
       </ReactFlow>
+      </NavigationContext.Provider>
     </div>
   );
 });
