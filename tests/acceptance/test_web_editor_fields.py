@@ -8,20 +8,33 @@ Waits are Playwright's auto-retrying ``expect``, never sleeps.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.acceptance.test_web_editor import chain, client, fan_out, field, node, served
+from tests.acceptance.test_web_editor import chain, client, fan_out, field, node
 from tests.browser_support import SCREENSHOTS, browser, new_page, shot, sign_in
-from tests.serve_support import Served
+from tests.serve_support import Served, serve
 from tests.stubs_support import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-__all__ = ["served"]  # the fixture, shared with test_web_editor
+
+
+@pytest.fixture
+async def served(tmp_path: Path, postgres_url: str) -> AsyncIterator[Served]:
+    """A server with a vault key, so that credentials can be stored."""
+    vault_key = base64.b64encode(bytes(range(32))).decode()
+    env = {"FLOWMILL_DATABASE_URL": postgres_url, "FLOWMILL_SECRET_KEYS": f"k1:{vault_key}"}
+    async with serve(tmp_path, env=env) as s:
+        assert s.key is not None, s.lines
+        yield s
+
 
 SECRET = "tok_live_web_picker_0123456789"
 
@@ -69,7 +82,9 @@ async def test_web_editor_completes_template_paths_as_you_type(served: Served) -
         await template.fill("")
         await template.press_sequentially("Said: {{ inp")
         paths = page.get_by_role("listbox", name="Paths this node can use")
-        await expect(paths.get_by_role("option").first).to_have_text("input.greeting")
+        await expect(paths.get_by_role("option")).to_have_text(["input", "input.greeting"])
+        await page.keyboard.press("ArrowDown")
+        await expect(paths.get_by_role("option", selected=True)).to_have_text("input.greeting")
         await shot(page, "editor-08-template-completion")
         await page.keyboard.press("Enter")
         await expect(template).to_have_value("Said: {{ input.greeting }}")
@@ -180,7 +195,10 @@ async def test_web_editor_picks_a_credential_and_never_shows_its_secret(served: 
         await expect(picker).to_have_js_property("tagName", "SELECT")
         await expect(picker.locator("option", has_text="billing-api (bearer)")).to_have_count(1)
         await picker.select_option(label="billing-api (bearer)")
-        await shot(page, "editor-10-credential-picker")
+        await picker.scroll_into_view_if_needed()
+        await page.locator('[data-field="credential"]').screenshot(
+            path=str(SCREENSHOTS / "editor-10-credential-picker.png")
+        )
         await page.get_by_role("tab", name="JSON").click()
         await expect(page.get_by_label("Definition (Flowmill JSON)")).to_contain_text(
             '"credential": "billing-api"'
@@ -191,7 +209,7 @@ async def test_web_editor_picks_a_credential_and_never_shows_its_secret(served: 
 
         # a template instead: "Other" gives a text field, and the picker says so
         await page.get_by_role("tab", name="Node").click()
-        await picker.select_option(label=re.compile("^Other"))
+        await picker.select_option(label="Other (a name or a {{ }} template)…")
         other = page.locator('[data-field="credential"] input[type="text"]')
         await other.fill("{{ trigger.data.account }}")
         await expect(picker.locator("option:checked")).to_have_text(
@@ -298,6 +316,10 @@ async def test_web_editor_opens_a_loop_body_and_a_sub_workflow_from_the_canvas(
             icon = page.locator(f'.palette-item[data-node-type="{t}"] .palette-icon')
             await expect(icon).not_to_have_text("◆")
 
+        await expect(node(page, "orders").get_by_test_id("open-body")).to_have_text(
+            "Open body (2 nodes) ↘"
+        )
+        await shot(page, "editor-13a-loop-and-sub-workflow")
         await node(page, "orders").get_by_test_id("open-body").click()
         await expect(page.get_by_test_id("scope-bar")).to_contain_text("orders: body")
         await expect(page.locator(".react-flow__node")).to_have_count(2)
@@ -362,7 +384,7 @@ async def test_web_editor_fit_fills_the_canvas_without_blowing_up_a_small_workfl
     served: Served,
 ) -> None:
     big = await created(served, fan_out(branches=8, depth=3))
-    small = await created(served, chain(2))
+    small = await created(served, chain(1))
     async with browser() as b:
         page, errors = await new_page(b)
         await sign_in(page, served.url, served.key or "", f"/workflows/{big}/edit")
@@ -375,7 +397,7 @@ async def test_web_editor_fit_fills_the_canvas_without_blowing_up_a_small_workfl
         await shot(page, "editor-14-fit-30-nodes")
 
         await page.goto(f"{served.url}/workflows/{small}/edit")
-        await expect(page.locator(".react-flow__node")).to_have_count(3)
+        await expect(page.locator(".react-flow__node")).to_have_count(2)
         await page.get_by_role("button", name="Fit", exact=True).click()
         f = await fitted(page)
         assert f["zoom"] == 1 and f["inside"] == 1, f  # its real size, not enlarged

@@ -3,7 +3,7 @@
 // (a drag, a selection) and hands each finished gesture back as one change.
 import "@xyflow/react/dist/style.css";
 import {
-  Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow,
+  Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow, useStore,
   type Connection, type Edge, type Node, type NodeProps,
 } from "@xyflow/react";
 import { createContext, forwardRef, memo, useCallback, useContext, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
@@ -136,6 +136,15 @@ const MULTI_KEYS = ["Shift", "Meta", "Control"];
 const FIT = { padding: "24px", maxZoom: 1, minZoom: 0.05 } as const;
 const PRO = { hideAttribution: true };
 
+/** How much of each node is drawn at the current zoom. Zoomed out, most of a node is
+ * text too small to read, and painting it is most of a frame's cost on a big canvas
+ * (bench/ui_editor.py): "far" drops the type line, the run's output, the handles'
+ * and the edges' labels; "farther" also the names and the handles (the boxes, their
+ * colours and the edges stay). */
+export function detailAt(zoom: number): "near" | "far" | "farther" {
+  return zoom < 0.22 ? "farther" : zoom < 0.45 ? "far" : "near";
+}
+
 export interface CanvasHandle {
   fit: () => void;
   center: () => XY;
@@ -157,6 +166,8 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
 }>(function EditorCanvas({ def, types, problems, runs, pinned, selected, onDropType, onSelect, onConnect, onMove, onDelete, navigation }, ref) {
   const flow = useReactFlow();
   const wrapper = useRef<HTMLDivElement>(null);
+  // a boolean-like selector: the canvas renders again only when the level changes
+  const detail = useStore((st) => detailAt(st.transform[2]));
   useImperativeHandle(ref, () => ({
     fit: () => void flow.fitView({ ...FIT, duration: 0 }),
     center: () => {
@@ -276,7 +287,8 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
 
   return (
     <div
-      className="editor-canvas"
+      className={`editor-canvas detail-${detail}`}
+      data-detail={detail}
       ref={wrapper}
       aria-label="Workflow canvas"
       onDragOver={(e) => {

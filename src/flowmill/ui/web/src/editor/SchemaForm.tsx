@@ -31,6 +31,11 @@ export function resolve(s: JsonSchema, root: JsonSchema): { schema: JsonSchema; 
 
 export type FieldKind = "text" | "code" | "script" | "credential" | "number" | "integer" | "boolean" | "enum" | "object" | "json";
 
+const KIND_HINTS: Record<FieldKind, string> = {
+  text: "", code: "", script: "JavaScript", credential: "", number: "number", integer: "integer",
+  boolean: "boolean", enum: "enum", object: "object", json: "JSON or text",
+};
+
 /** How a field is edited. "script" is a type's code field holding source (JavaScript,
  * highlighted); a code field of another type (a loop's inline body) is JSON.
  * "credential" is a field naming a credential of the vault. */
@@ -125,7 +130,7 @@ function ObjectFields({
               <span>
                 {label}
                 {required.has(key) && <span aria-hidden="true"> *</span>}
-                <span className="muted small-text"> {kind === "json" ? "JSON or text" : kind === "text" || kind === "code" ? "" : kind}</span>
+                <span className="muted small-text"> {KIND_HINTS[kind]}</span>
               </span>
             </label>
             <Field id={id} kind={kind} schema={s} value={value[key]} onChange={set} required={required.has(key)} paths={paths} />
