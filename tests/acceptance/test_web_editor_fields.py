@@ -380,7 +380,7 @@ async def fitted(page: Page) -> dict[str, float]:
     return dict(await page.evaluate(FITTED))
 
 
-async def test_web_editor_fit_fills_the_canvas_without_blowing_up_a_small_workflow(
+async def test_web_editor_fit_fills_the_canvas_and_far_out_skips_unreadable_text(
     served: Served,
 ) -> None:
     big = await created(served, fan_out(branches=8, depth=3))
@@ -395,12 +395,19 @@ async def test_web_editor_fit_fills_the_canvas_without_blowing_up_a_small_workfl
         f = await eventually(lambda: _filled(page), timeout=10)
         assert f["inside"] == 1, f
         await shot(page, "editor-14-fit-30-nodes")
+        # this far out (zoom ~0.3) the type lines are too small to read: not drawn
+        canvas = page.locator(".editor-canvas")
+        await expect(canvas).to_have_attribute("data-detail", "far")
+        await expect(node(page, "check").locator(".flow-node-meta")).to_be_hidden()
+        await expect(node(page, "check").locator(".flow-node-name")).to_be_visible()
 
         await page.goto(f"{served.url}/workflows/{small}/edit")
         await expect(page.locator(".react-flow__node")).to_have_count(2)
         await page.get_by_role("button", name="Fit", exact=True).click()
         f = await fitted(page)
         assert f["zoom"] == 1 and f["inside"] == 1, f  # its real size, not enlarged
+        await expect(page.locator(".editor-canvas")).to_have_attribute("data-detail", "near")
+        await expect(node(page, "step-1").locator(".flow-node-meta")).to_be_visible()
         assert not errors, errors
 
 
