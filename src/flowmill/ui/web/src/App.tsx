@@ -7,7 +7,7 @@ import { credential, onSignedOut, signOut } from "./session";
 import { applyTheme, savedTheme, type Theme } from "./theme";
 import type { Tenant } from "./types";
 import { ErrorBox, Loading } from "./ui";
-import Executions from "./pages/Executions";
+import Executions, { primeExecutions } from "./pages/Executions";
 import { SignIn } from "./pages/SignIn";
 import Workflows from "./pages/Workflows";
 
@@ -34,6 +34,7 @@ const Operations = lazy(load.operations);
   const key = editing ? "editor" : first === "workflows" && second ? "workflow" : first === "executions" && second ? "execution" : first;
   if (credential() && key in load) void load[key as keyof typeof load]();
   if (credential() && editing) primeEditor(second === "new" ? null : second);
+  if (credential() && first === "executions" && !second) primeExecutions();
 }
 
 const NAV = [

@@ -192,3 +192,23 @@ export async function collect<T>(
     cursor = p.next_cursor;
   }
 }
+
+/** A credential as the picker shows it: name and type only (the API never sends a
+ * secret, and the picker does not show even its hint). */
+export interface CredentialChoice {
+  id: string;
+  name: string;
+  type: string;
+}
+
+/** The tenant's credentials for the editor's pickers; null when the server has no
+ * credentials API (the field stays a text field). */
+export async function credentialChoices(): Promise<CredentialChoice[] | null> {
+  try {
+    const r = await request<{ items: CredentialChoice[] }>("GET", "/api/credentials");
+    return r.items.map(({ id, name, type }) => ({ id, name, type }));
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 404 || e.status === 405 || e.status === 403)) return null;
+    throw e;
+  }
+}

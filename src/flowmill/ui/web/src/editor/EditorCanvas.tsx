@@ -3,16 +3,24 @@
 // (a drag, a selection) and hands each finished gesture back as one change.
 import "@xyflow/react/dist/style.css";
 import {
-  Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow,
+  Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow, useStore,
   type Connection, type Edge, type Node, type NodeProps,
 } from "@xyflow/react";
-import { forwardRef, memo, useCallback, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
+import { createContext, forwardRef, memo, useCallback, useContext, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
 import type { Definition } from "../types";
 import { handleOf, NODE_H, NODE_W } from "../graph/layout";
 import {
-  edgeKey, edgesOf, nodesOf, outputHandles, positionOf,
+  edgeKey, edgesOf, layoutPositions, nodesOf, outputHandles, positionOf,
   type NodeTypeInfo, type Problem, type XY,
 } from "./model";
+import { bodyOf, workflowRefOf } from "./scope";
+
+/** Where a node's links lead: into a loop's body, to a referenced workflow. */
+export interface Navigation {
+  openBody: (loopId: string) => void;
+  openWorkflow: (workflowId: string) => void;
+}
+const NavigationContext = createContext<Navigation>({ openBody: () => undefined, openWorkflow: () => undefined });
 
 export interface RunState {
   status: string;
@@ -30,6 +38,8 @@ type Data = {
   problems: string[];
   run?: RunState;
   pinned: boolean;
+  body: number | null; // a loop's inline body: how many nodes it has
+  ref: string | null; // the workflow a sub-workflow (or a loop) runs
 };
 
 function preview(v: unknown): string {
@@ -73,6 +83,7 @@ const EditNode = memo(function EditNode({ data, id, selected }: NodeProps<Node<D
           {data.problems.length > 1 ? ` (+${data.problems.length - 1})` : ""}
         </div>
       )}
+      {(data.body !== null || data.ref) && <NodeLinks id={id} body={data.body} workflowRef={data.ref} />}
       {run?.error ? (
         <div className="node-run-error" data-testid="node-error">{preview(run.error.message ?? run.error)}</div>
       ) : run?.output !== undefined ? (
@@ -95,13 +106,44 @@ const EditNode = memo(function EditNode({ data, id, selected }: NodeProps<Node<D
   );
 });
 
+/** The links on a loop or sub-workflow node: its body, the workflow it runs. */
+function NodeLinks({ id, body, workflowRef }: { id: string; body: number | null; workflowRef: string | null }) {
+  const nav = useContext(NavigationContext);
+  return (
+    <div className="node-links nodrag nopan">
+      {body !== null && (
+        <button type="button" className="small link-like" data-testid="open-body" onClick={() => nav.openBody(id)} title="Edit the nodes this loop runs for each item (or double-click the node)">
+          Open body ({body} node{body === 1 ? "" : "s"}) ↘
+        </button>
+      )}
+      {workflowRef && (
+        <button type="button" className="small link-like" data-testid="open-workflow" onClick={() => nav.openWorkflow(workflowRef)} title={`Open workflow ${workflowRef} in the editor`}>
+          Open workflow ↗
+        </button>
+      )}
+    </div>
+  );
+}
+
 const nodeTypes = { edit: EditNode };
 // Constant props live out here: React Flow copies each prop into its store when it
 // changes, and a new array on every render makes that an endless loop.
 const DELETE_KEYS = ["Backspace", "Delete"];
 const MULTI_KEYS = ["Shift", "Meta", "Control"];
-const FIT = { padding: 0.15, maxZoom: 1.1 };
+// Fit leaves a fixed 24 px around the graph (a fraction of the canvas wasted a quarter
+// of it on a wide workflow, making its nodes smaller than they need be) and never zooms
+// past 100 %: a small workflow is shown at its real size, not blown up.
+const FIT = { padding: "24px", maxZoom: 1, minZoom: 0.05 } as const;
 const PRO = { hideAttribution: true };
+
+/** How much of each node is drawn at the current zoom. Zoomed out, most of a node is
+ * text too small to read, and painting it is most of a frame's cost on a big canvas
+ * (bench/ui_editor.py): "far" drops the type line, the run's output, the handles'
+ * and the edges' labels; "farther" also the names and the handles (the boxes, their
+ * colours and the edges stay). */
+export function detailAt(zoom: number): "near" | "far" | "farther" {
+  return zoom < 0.22 ? "farther" : zoom < 0.45 ? "far" : "near";
+}
 
 export interface CanvasHandle {
   fit: () => void;
@@ -120,11 +162,14 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
   onConnect: (source: string, target: string, handle: string | null) => void;
   onMove: (moved: Record<string, XY>) => void;
   onDelete: (nodeIds: string[], edgeKeys: string[]) => void;
-}>(function EditorCanvas({ def, types, problems, runs, pinned, selected, onDropType, onSelect, onConnect, onMove, onDelete }, ref) {
+  navigation: Navigation;
+}>(function EditorCanvas({ def, types, problems, runs, pinned, selected, onDropType, onSelect, onConnect, onMove, onDelete, navigation }, ref) {
   const flow = useReactFlow();
   const wrapper = useRef<HTMLDivElement>(null);
+  // a boolean-like selector: the canvas renders again only when the level changes
+  const detail = useStore((st) => detailAt(st.transform[2]));
   useImperativeHandle(ref, () => ({
-    fit: () => void flow.fitView({ padding: 0.15, maxZoom: 1.1, duration: 0 }),
+    fit: () => void flow.fitView({ ...FIT, duration: 0 }),
     center: () => {
       const r = wrapper.current?.getBoundingClientRect();
       if (!r) return { x: 0, y: 0 };
@@ -134,13 +179,17 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
 
   const built: Node<Data>[] = useMemo(() => {
     const chosen = new Set(selected);
+    // a definition written by hand (a loop's body) may have no positions: lay it out
+    // for the view only, so looking at it changes nothing
+    const laid = nodesOf(def).some((n) => !positionOf(n)) ? layoutPositions(def) : {};
     return nodesOf(def).map((n, i) => {
         const info = types[n.type];
+        const body = bodyOf(n);
         return {
           id: n.id,
           type: "edit",
           selected: chosen.has(n.id),
-          position: positionOf(n) ?? { x: 240 * (i % 6), y: 120 * Math.floor(i / 6) },
+          position: positionOf(n) ?? laid[n.id] ?? { x: 240 * (i % 6), y: 120 * Math.floor(i / 6) },
           data: {
             name: n.name || n.id,
             type: n.type,
@@ -150,6 +199,8 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
             problems: (problems.nodes[n.id] ?? []).map((p) => p.message),
             run: runs[n.id],
             pinned: n.id in pinned,
+            body: body ? nodesOf(body).length : null,
+            ref: workflowRefOf(n),
           },
         };
       });
@@ -218,6 +269,12 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
     [],
   );
   const handleSelection = useCallback(({ nodes: ns }: { nodes: Node[] }) => latest.current.onSelect(ns.map((n) => n.id)), []);
+  const nav = useRef(navigation);
+  nav.current = navigation;
+  const stableNav = useMemo<Navigation>(() => ({ openBody: (id) => nav.current.openBody(id), openWorkflow: (id) => nav.current.openWorkflow(id) }), []);
+  const handleDoubleClick = useCallback((_: unknown, n: Node) => {
+    if ((n.data as Data).body !== null) nav.current.openBody(n.id);
+  }, []);
 
   const isValidConnection = useCallback(
     (c: Connection | Edge) => {
@@ -230,7 +287,8 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
 
   return (
     <div
-      className="editor-canvas"
+      className={`editor-canvas detail-${detail}`}
+      data-detail={detail}
       ref={wrapper}
       aria-label="Workflow canvas"
       onDragOver={(e) => {
@@ -247,6 +305,7 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         onDropType(type, { x: at.x - NODE_W / 2, y: at.y - NODE_H / 2 });
       }}
     >
+      <NavigationContext.Provider value={stableNav}>
       <ReactFlow
         defaultNodes={initialNodes}
         defaultEdges={initialEdges}
@@ -256,6 +315,7 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         onNodeDragStop={handleDragStop}
         onDelete={handleDelete}
         onSelectionChange={handleSelection}
+        onNodeDoubleClick={handleDoubleClick}
         deleteKeyCode={DELETE_KEYS}
         multiSelectionKeyCode={MULTI_KEYS}
         fitView={fitOnOpen}
@@ -269,6 +329,7 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         {/* the minimap redraws every node on every frame of a drag: only for mid-sized graphs */}
         {built.length > 20 && built.length <= 200 && <MiniMap pannable zoomable />}
       </ReactFlow>
+      </NavigationContext.Provider>
     </div>
   );
 });

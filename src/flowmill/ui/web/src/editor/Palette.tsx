@@ -8,6 +8,8 @@ const ICONS: Record<string, string> = {
   bolt: "⚡", circle: "○", reply: "↩", shuffle: "⇄", branch: "◇", switch: "☰", merge: "⊕",
   clock: "◔", shield: "⚠", "life-ring": "◎", x: "✕", globe: "◍", code: "{}", sparkles: "✦",
   message: "✉", mail: "✉", database: "▤", puzzle: "✚", smile: "☺",
+  // glyphs every system font has (Debian's headless Chromium draws ⧉ and ⏸ as empty boxes)
+  repeat: "↻", workflow: "⊞", pause: "‖",
 };
 
 export function iconOf(hint: string): string {

@@ -3,7 +3,10 @@
 // are; a field of any type (a mapping, a body) is edited as JSON, and text that is not
 // JSON is kept as a string (a template).
 import { useEffect, useState } from "react";
+import { CodeField } from "./CodeField";
+import { CredentialField } from "./CredentialField";
 import type { JsonSchema } from "./model";
+import { TemplateInput } from "./TemplateInput";
 
 type Obj = Record<string, unknown>;
 
@@ -26,11 +29,20 @@ export function resolve(s: JsonSchema, root: JsonSchema): { schema: JsonSchema; 
   return { schema: cur, nullable: false };
 }
 
-export type FieldKind = "text" | "code" | "number" | "integer" | "boolean" | "enum" | "object" | "json";
+export type FieldKind = "text" | "code" | "script" | "credential" | "number" | "integer" | "boolean" | "enum" | "object" | "json";
 
+const KIND_HINTS: Record<FieldKind, string> = {
+  text: "", code: "", script: "JavaScript", credential: "", number: "number", integer: "integer",
+  boolean: "boolean", enum: "enum", object: "object", json: "JSON or text",
+};
+
+/** How a field is edited. "script" is a type's code field holding source (JavaScript,
+ * highlighted); a code field of another type (a loop's inline body) is JSON.
+ * "credential" is a field naming a credential of the vault. */
 export function kindOf(key: string, s: JsonSchema, codeFields: string[]): FieldKind {
-  if (codeFields.includes(key)) return "code";
+  if (codeFields.includes(key)) return s.type === "string" ? "script" : s.type === "object" && s.properties ? "object" : "json";
   if (s.enum) return "enum";
+  if (key === "credential" && s.type === "string") return "credential";
   if (s.anyOf) return "json";
   switch (s.type) {
     case "string":
@@ -103,7 +115,7 @@ function ObjectFields({
               <legend>{label}</legend>
               <ObjectFields
                 root={root} schema={s} value={(value[key] as Obj) ?? {}} path={field} nodeId={nodeId}
-                codeFields={[]} problems={problems}
+                codeFields={[]} problems={problems} paths={paths}
                 onChange={(inner, f) => {
                   const next = { ...value, [key]: inner };
                   onChange(next, f);
@@ -118,10 +130,10 @@ function ObjectFields({
               <span>
                 {label}
                 {required.has(key) && <span aria-hidden="true"> *</span>}
-                <span className="muted small-text"> {kind === "json" ? "JSON or text" : kind === "text" || kind === "code" ? "" : kind}</span>
+                <span className="muted small-text"> {KIND_HINTS[kind]}</span>
               </span>
             </label>
-            <Field id={id} kind={kind} schema={s} value={value[key]} onChange={set} required={required.has(key)} />
+            <Field id={id} kind={kind} schema={s} value={value[key]} onChange={set} required={required.has(key)} paths={paths} />
             {paths.length > 0 && templated(kind, codeFields.includes(key), value[key]) && (
               <select
                 className="insert-path"
@@ -148,7 +160,7 @@ function ObjectFields({
 }
 
 function Field({
-  id, kind, schema, value, onChange, required,
+  id, kind, schema, value, onChange, required, paths,
 }: {
   id: string;
   kind: FieldKind;
@@ -156,12 +168,25 @@ function Field({
   value: unknown;
   onChange: (v: unknown) => void;
   required: boolean;
+  paths: string[];
 }) {
+  const text = (t: string) => onChange(t === "" && !required ? undefined : t);
   switch (kind) {
     case "text":
-      return <input id={id} type="text" value={typeof value === "string" ? value : value === undefined ? "" : String(value)} placeholder={placeholder(schema)} onChange={(e) => onChange(e.target.value === "" && !required ? undefined : e.target.value)} />;
+      return <TemplateInput id={id} paths={paths} value={typeof value === "string" ? value : value === undefined ? "" : String(value)} placeholder={placeholder(schema)} onChange={text} />;
     case "code":
-      return <textarea id={id} className="code-input" rows={5} spellCheck={false} value={typeof value === "string" ? value : ""} placeholder={placeholder(schema)} onChange={(e) => onChange(e.target.value === "" && !required ? undefined : e.target.value)} />;
+      return <TemplateInput id={id} multiline rows={5} className="code-input" paths={paths} value={typeof value === "string" ? value : ""} placeholder={placeholder(schema)} onChange={text} />;
+    case "script":
+      return <CodeField id={id} value={typeof value === "string" ? value : ""} placeholder={placeholder(schema)} onChange={text} />;
+    case "credential":
+      return (
+        <CredentialField
+          id={id} required={required} value={typeof value === "string" ? value : undefined} onChange={onChange}
+          renderText={(textId) => (
+            <TemplateInput id={textId} paths={paths} value={typeof value === "string" ? value : ""} placeholder="a credential's name, or a {{ }} template" onChange={text} />
+          )}
+        />
+      );
     case "number":
     case "integer":
       return <NumberField id={id} value={value} integer={kind === "integer"} onChange={onChange} schema={schema} />;
@@ -177,7 +202,7 @@ function Field({
         </select>
       );
     default:
-      return <JsonField id={id} value={value} onChange={onChange} />;
+      return <JsonField id={id} value={value} onChange={onChange} paths={paths} />;
   }
 }
 
@@ -238,18 +263,18 @@ export function showLoose(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
 
-function JsonField({ id, value, onChange }: { id: string; value: unknown; onChange: (v: unknown) => void }) {
+function JsonField({ id, value, onChange, paths }: { id: string; value: unknown; onChange: (v: unknown) => void; paths: string[] }) {
   const [text, setText] = useState(() => showLoose(value));
   useEffect(() => {
     if (JSON.stringify(parseLoose(text)) !== JSON.stringify(value)) setText(showLoose(value));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [value]);
   return (
-    <textarea
-      id={id} className="code-input" rows={3} spellCheck={false} value={text}
-      onChange={(e) => {
-        setText(e.target.value);
-        onChange(parseLoose(e.target.value));
+    <TemplateInput
+      id={id} multiline className="code-input" rows={3} value={text} paths={paths}
+      onChange={(t) => {
+        setText(t);
+        onChange(parseLoose(t));
       }}
     />
   );

@@ -7,6 +7,9 @@ import {
 import { fastLayout } from "./fastLayout";
 import { fieldProblems } from "./NodePanel";
 import { parseLoose, resolve, showLoose } from "./SchemaForm";
+import { complete, matching, templateAt } from "./complete";
+import { tokenize } from "./highlight";
+import { bodyOf, scopeOf, withScope, workflowRefOf } from "./scope";
 import type { Definition } from "../types";
 
 const info = (over: Partial<NodeTypeInfo> = {}): NodeTypeInfo => ({
@@ -144,5 +147,72 @@ describe("template paths", () => {
     ]));
     expect(paths).not.toContain("nodes.r.output");
     expect(templatePaths(d, "t", {})).toEqual(["vars.region", "execution.id", "execution.workflow_id", "execution.started_at"]);
+  });
+});
+
+describe("template completion", () => {
+  it("finds the template at the caret, and only an open one", () => {
+    expect(templateAt("Hi {{ inp", 9)).toEqual({ start: 6, query: "inp" });
+    expect(templateAt("Hi {{inp", 8)).toEqual({ start: 5, query: "inp" });
+    expect(templateAt("Hi {{ a }} b", 12)).toBeNull();
+    expect(templateAt("no template", 5)).toBeNull();
+    expect(templateAt("{{ a | upper", 12)).toBeNull();
+  });
+
+  it("offers the paths starting with what is typed first, then those containing it", () => {
+    expect(matching(["input.a", "nodes.f.output.input", "trigger.data"], "inp")).toEqual(["input.a", "nodes.f.output.input"]);
+    expect(matching(["a", "b"], "")).toEqual(["a", "b"]);
+  });
+
+  it("completes a path and closes the template once", () => {
+    expect(complete("Hi {{ inp", 9, { start: 6, query: "inp" }, "input.result")).toEqual({ text: "Hi {{ input.result }}", caret: 21 });
+    expect(complete("Hi {{inp}} !", 8, { start: 5, query: "inp" }, "input.x")).toEqual({ text: "Hi {{ input.x }} !", caret: 16 });
+    expect(complete("{{ in }} and", 5, { start: 3, query: "in" }, "input")).toEqual({ text: "{{ input }} and", caret: 11 });
+  });
+
+  it("offers the roots of the upstream nodes before any run", () => {
+    const d: Definition = {
+      nodes: [{ id: "t", type: "trigger" }, { id: "f", type: "function" }, { id: "r", type: "response" }],
+      edges: [{ source: "t", target: "f" }, { source: "f", target: "r" }],
+    };
+    expect(templatePaths(d, "r", {}, ["item"])).toEqual(expect.arrayContaining(["input", "trigger.data", "nodes.f.output", "nodes.t.output", "item"]));
+  });
+});
+
+describe("JavaScript highlighting", () => {
+  it("covers the code exactly and names keywords, strings, comments and numbers", () => {
+    const code = 'const x = "a{b}"; // note\nreturn { n: 42, ok: true, s: `t ${x}` };';
+    const tokens = tokenize(code);
+    expect(tokens.map((t) => t.text).join("")).toBe(code);
+    const kinds = Object.fromEntries(tokens.filter((t) => t.kind !== "plain").map((t) => [t.text, t.kind]));
+    expect(kinds).toMatchObject({ const: "keyword", '"a{b}"': "string", "// note": "comment", "42": "number", true: "literal", "`t ${x}`": "string" });
+  });
+});
+
+describe("loop bodies", () => {
+  const root: Definition = {
+    name: "w",
+    nodes: [
+      { id: "t", type: "trigger" },
+      { id: "each", type: "loop", config: { items: "{{ input }}", body: { nodes: [{ id: "bt", type: "trigger" }, { id: "in", type: "loop", config: { count: 2, body: { nodes: [{ id: "x", type: "noop" }], edges: [] } } }], edges: [] } } },
+      { id: "sub", type: "sub_workflow", config: { workflow_id: "wf-2" } },
+    ],
+    edges: [],
+  };
+
+  it("reads and writes a nested body, leaving the rest as it was", () => {
+    expect(nodesOf(scopeOf(root, ["each", "in"])!).map((n) => n.id)).toEqual(["x"]);
+    expect(scopeOf(root, ["t"])).toBeNull();
+    const changed = withScope(root, ["each", "in"], { nodes: [{ id: "y", type: "noop" }], edges: [] });
+    expect(nodesOf(scopeOf(changed, ["each", "in"])!).map((n) => n.id)).toEqual(["y"]);
+    expect(nodesOf(scopeOf(changed, ["each"])!).map((n) => n.id)).toEqual(["bt", "in"]);
+    expect(nodesOf(changed)[2]).toBe(nodesOf(root)[2]);
+    expect(withScope(root, [], changed)).toBe(changed);
+  });
+
+  it("names the workflow a node refers to, not a template", () => {
+    expect(workflowRefOf(nodesOf(root)[2])).toBe("wf-2");
+    expect(workflowRefOf({ id: "s", type: "sub_workflow", config: { workflow_id: "{{ input.wf }}" } })).toBeNull();
+    expect(bodyOf(nodesOf(root)[1])).not.toBeNull();
   });
 });

@@ -287,8 +287,9 @@ export function pinsBefore(def: Definition, id: string, pins: Record<string, unk
 
 /** The `{{ }}` paths a node's templates can use, from what the last test run (or a pin)
  * gave its upstream nodes: `input…` (its predecessor's output), `nodes.<id>.output…`,
- * `trigger…`, `vars…` and `execution…`. */
-export function templatePaths(def: Definition, nodeId: string, outputs: Record<string, unknown>): string[] {
+ * `trigger…`, `vars…` and `execution…`; a node without run data still gets the roots
+ * (`input`, `trigger.data`, `nodes.<id>.output`), and `extra` (a loop body's `item`). */
+export function templatePaths(def: Definition, nodeId: string, outputs: Record<string, unknown>, extra: string[] = []): string[] {
   const preds = new Map<string, string[]>();
   for (const e of edgesOf(def)) preds.set(e.target, [...(preds.get(e.target) ?? []), e.source]);
   const direct = preds.get(nodeId) ?? [];
@@ -301,10 +302,13 @@ export function templatePaths(def: Definition, nodeId: string, outputs: Record<s
     todo.push(...(preds.get(cur) ?? []));
   }
   const out: string[] = [];
+  // what the last run (or a pin) gave, else the bare roots: they exist without a run
   if (direct.length === 1 && direct[0] in outputs) out.push(...flatten("input", outputs[direct[0]]));
+  else if (direct.length) out.push("input");
   const triggers = nodesOf(def).filter((n) => n.type === "trigger" && before.has(n.id));
-  for (const t of triggers) if (t.id in outputs) out.push(...flatten("trigger", outputs[t.id]));
-  for (const id of before) if (id in outputs) out.push(...flatten(`nodes.${id}.output`, outputs[id]));
+  for (const t of triggers) out.push(...(t.id in outputs ? flatten("trigger", outputs[t.id]) : ["trigger.data"]));
+  for (const id of before) out.push(...(id in outputs ? flatten(`nodes.${id}.output`, outputs[id]) : [`nodes.${id}.output`]));
+  out.push(...extra);
   const vars = (def.settings as { variables?: Record<string, unknown> } | undefined)?.variables ?? {};
   out.push(...flatten("vars", vars).filter((p) => p !== "vars"));
   out.push("execution.id", "execution.workflow_id", "execution.started_at");

@@ -16,6 +16,7 @@ import { Palette } from "../editor/Palette";
 import { NodePanel } from "../editor/NodePanel";
 import { JsonPanel } from "../editor/JsonPanel";
 import { TestRunPanel, usePins, useTestRun } from "../editor/TestRun";
+import { scopeOf, withScope } from "../editor/scope";
 import { Link, navigate } from "../router";
 import type { Definition, VersionDiff } from "../types";
 import { ErrorBox, Loading } from "../ui";
@@ -55,6 +56,11 @@ export default function EditorPage({ id }: { id: string | null }) {
   const [panel, setPanel] = useState<Panel>("node");
   const [offered, setOffered] = useState<string | null>(null);
   const [review, setReview] = useState<{ version: number; diff: VersionDiff } | null>(null);
+  // the loop body being edited: loop ids from the top definition down ([]: the top)
+  const [scope, setScope] = useState<string[]>([]);
+  // a workflow loaded from the server (opened, or followed from a sub-workflow node)
+  // gets a fresh canvas, fitted to it
+  const [generation, setGeneration] = useState(0);
   const canvas = useRef<CanvasHandle>(null);
   const created = useRef<string | null>(null);
   const run = useTestRun();
@@ -63,10 +69,12 @@ export default function EditorPage({ id }: { id: string | null }) {
   // load the workflow (not when we just created it here: the history stays)
   useEffect(() => {
     setWorkflowId(id);
+    setScope([]);
     if (!id || id === created.current) return;
     editorWorkflow(id).then(
       (w) => {
         const def = editable(w.definition);
+        setGeneration((g) => g + 1);
         setHistory(initial(def));
         setSaved(def);
         setBase(w.latest_version);
@@ -79,9 +87,15 @@ export default function EditorPage({ id }: { id: string | null }) {
     editorNodeTypes().then((r) => setTypes(r.items), setLoadError);
   }, []);
 
-  const def = history?.present ?? EMPTY;
+  const root = history?.present ?? EMPTY;
+  // what the canvas shows: the top definition, or the loop body being edited
+  const scoped = scope.length ? scopeOf(root, scope) : root;
+  const def = scoped ?? root;
+  useEffect(() => {
+    if (scope.length && !scopeOf(root, scope)) setScope([]); // its loop is gone (undo)
+  }, [root, scope]);
   const byType = useMemo(() => Object.fromEntries((types ?? []).map((t) => [t.type, t])), [types]);
-  const dirty = saved === null ? nodesOf(def).length > 0 : !same(def, saved);
+  const dirty = saved === null ? nodesOf(root).length > 0 : !same(root, saved);
 
   // leaving with unsaved changes asks first
   useEffect(() => {
@@ -98,7 +112,7 @@ export default function EditorPage({ id }: { id: string | null }) {
     const n = ++asked.current;
     setChecking(true);
     const t = window.setTimeout(() => {
-      api.validate(def).then(
+      api.validate(root).then(
         (r) => {
           if (n !== asked.current) return;
           setProblems(r.problems);
@@ -108,38 +122,42 @@ export default function EditorPage({ id }: { id: string | null }) {
       );
     }, 300);
     return () => clearTimeout(t);
-  }, [def, history]);
+  }, [root, history]);
   const places = useMemo(() => problemsByPlace(problems), [problems]);
 
-  const change = useCallback((next: Definition, key: string | null = null) => {
+  const changeRoot = useCallback((next: Definition, key: string | null = null) => {
     setHistory((h) => (h ? record(h, next, key) : h));
     setSave((s) => (s.kind === "saved" || s.kind === "error" ? { kind: "idle" } : s));
   }, []);
+  // edits of what the canvas shows, written back into the top definition
   const edit = useCallback(
     (fn: (d: Definition) => Definition, key: string | null = null) =>
       setHistory((h) => {
         if (!h) return h;
-        return record(h, fn(h.present), key);
+        const here = scopeOf(h.present, scope);
+        if (!here) return h;
+        return record(h, withScope(h.present, scope, fn(here)), key);
       }),
-    [],
+    [scope],
   );
+  const change = useCallback((next: Definition, key: string | null = null) => edit(() => next, key), [edit]);
 
   const doSave = useCallback(async (): Promise<number | null> => {
     setSave({ kind: "saving" });
     try {
       if (!workflowId) {
-        const w = await api.createWorkflow(def);
+        const w = await api.createWorkflow(root);
         created.current = w.id;
         setWorkflowId(w.id);
-        setSaved(def);
+        setSaved(root);
         setBase(w.latest_version);
         setActive(w.active_version);
         setSave({ kind: "saved", version: w.latest_version });
         navigate(`/workflows/${w.id}/edit`, { replace: true });
         return w.latest_version;
       }
-      const v = await api.addVersion(workflowId, def, base);
-      setSaved(def);
+      const v = await api.addVersion(workflowId, root, base);
+      setSaved(root);
       setBase(v.version);
       setSave({ kind: "saved", version: v.version });
       return v.version;
@@ -148,7 +166,7 @@ export default function EditorPage({ id }: { id: string | null }) {
       else setSave({ kind: "error", error: e });
       return null;
     }
-  }, [workflowId, def, base]);
+  }, [workflowId, root, base]);
 
   // autosave: a valid draft of a saved workflow is saved after AUTOSAVE_MS without a
   // change (not after a conflict: that waits for the person)
@@ -240,6 +258,11 @@ export default function EditorPage({ id }: { id: string | null }) {
     };
   }, [def, selected, edit]);
 
+  function enterScope(next: string[]) {
+    setSelected([]);
+    setScope(next);
+  }
+
   if (loadError) return <div className="page"><ErrorBox error={loadError} /></div>;
   if (!history || !types) return <Loading what="Opening the editor" />;
 
@@ -267,8 +290,8 @@ export default function EditorPage({ id }: { id: string | null }) {
         <input
           className="editor-name"
           aria-label="Workflow name"
-          value={def.name ?? ""}
-          onChange={(e) => change({ ...def, name: e.target.value }, "name")}
+          value={root.name ?? ""}
+          onChange={(e) => changeRoot({ ...root, name: e.target.value }, "name")}
         />
         <span className="muted small-text" data-testid="save-state" aria-live="polite">{status}</span>
         <span className="muted small-text" data-testid="live-version">
@@ -302,7 +325,7 @@ export default function EditorPage({ id }: { id: string | null }) {
           <div>{save.message}</div>
           <div className="actions">
             <button type="button" onClick={reloadLatest}>Load the latest version (drops your changes)</button>
-            <button type="button" onClick={() => void navigator.clipboard?.writeText(JSON.stringify(def, null, 2))}>Copy my version as JSON</button>
+            <button type="button" onClick={() => void navigator.clipboard?.writeText(JSON.stringify(root, null, 2))}>Copy my version as JSON</button>
           </div>
         </div>
       )}
@@ -312,15 +335,40 @@ export default function EditorPage({ id }: { id: string | null }) {
       )}
       <div className="editor-main">
         <Palette types={types} onAdd={(t) => add(t)} />
-        <ReactFlowProvider>
+        <div className="editor-center">
+        {scope.length > 0 && (
+          <nav className="scope-bar" aria-label="Loop body" data-testid="scope-bar">
+            <button type="button" className="small link-like" onClick={() => enterScope([])}>{root.name || "Workflow"}</button>
+            {scope.map((loopId, i) => (
+              <span key={i}>
+                {" / "}
+                {i === scope.length - 1 ? (
+                  <strong>{loopId}: body</strong>
+                ) : (
+                  <button type="button" className="small link-like" onClick={() => enterScope(scope.slice(0, i + 1))}>{loopId}: body</button>
+                )}
+              </span>
+            ))}
+            <span className="muted small-text"> · each iteration's trigger gets {"{item, index, items, input}"}</span>
+            <button type="button" className="small" onClick={() => enterScope(scope.slice(0, -1))}>Back to {scope.length > 1 ? `${scope[scope.length - 2]}: body` : "the workflow"}</button>
+          </nav>
+        )}
+        <ReactFlowProvider key={`${generation}:${scope.join("/")}`}>
           <EditorCanvas
             ref={canvas}
             def={def}
             types={byType}
-            problems={places}
-            runs={run.states}
-            pinned={pins}
+            problems={scope.length ? NO_PROBLEMS : places}
+            runs={scope.length ? NONE : run.states}
+            pinned={scope.length ? NONE : pins}
             selected={selected}
+            navigation={{
+              openBody: (loopId) => enterScope([...scope, loopId]),
+              openWorkflow: (wf) => {
+                if (dirty && !window.confirm("Leave this workflow? Your unsaved changes are lost.")) return;
+                navigate(`/workflows/${wf}/edit`);
+              },
+            }}
             onDropType={(t, at) => add(t, at)}
             onSelect={(ids) => {
               setSelected((cur) => (cur.join("\n") === ids.join("\n") ? cur : ids));
@@ -331,11 +379,12 @@ export default function EditorPage({ id }: { id: string | null }) {
             onDelete={(ns, es) => edit((d) => remove(d, ns, es))}
           />
         </ReactFlowProvider>
+        </div>
         <aside className="editor-panel" aria-label="Editor panel">
           <div className="tabs" role="tablist">
             {(["node", "test", "json"] as Panel[]).map((p) => (
               <button key={p} type="button" role="tab" aria-selected={panel === p} className={panel === p ? "tab active" : "tab"} onClick={() => setPanel(p)}>
-                {p === "node" ? "Node" : p === "test" ? "Test run" : "JSON"}
+                {p === "node" ? "Node" : p === "test" ? "Test run" : "JSON / YAML"}
               </button>
             ))}
           </div>
@@ -348,9 +397,9 @@ export default function EditorPage({ id }: { id: string | null }) {
               count={selected.length}
               onChange={(change2, key) => node && edit((d) => updateNode(d, node.id, change2), key)}
               pinned={node ? pins[node.id] : undefined}
-              paths={node ? templatePaths(def, node.id, { ...outputsOf(run.states), ...pins }) : []}
+              paths={node ? templatePaths(def, node.id, scope.length ? {} : { ...outputsOf(run.states), ...pins }, scope.length ? LOOP_PATHS : []) : []}
               onPin={(output) => node && pin(node.id, output)}
-              canRunFrom={Boolean(run.execution && !run.running && workflowId) && problems.length === 0}
+              canRunFrom={Boolean(run.execution && !run.running && workflowId) && problems.length === 0 && !scope.length}
               onRunFrom={async () => {
                 if (!node || !run.execution) return;
                 const v = await savedVersion();
@@ -368,7 +417,7 @@ export default function EditorPage({ id }: { id: string | null }) {
               run={run}
               workflowId={workflowId}
               offered={offered}
-              canRun={Boolean(workflowId || nodesOf(def).length) && problems.length === 0}
+              canRun={Boolean(workflowId || nodesOf(root).length) && problems.length === 0}
               onRun={async (input) => {
                 const v = await savedVersion();
                 if (v === null) return;
@@ -377,8 +426,8 @@ export default function EditorPage({ id }: { id: string | null }) {
               }}
             />
           )}
-          {panel === "json" && <JsonPanel def={def} onChange={(d) => change(d, "json")} />}
-          <Problems problems={problems} checking={checking} onPick={(id2) => { setSelected([id2]); setPanel("node"); }} />
+          {panel === "json" && <JsonPanel def={root} onChange={(d) => changeRoot(d, "json")} />}
+          <Problems problems={problems} checking={checking} onPick={(id2) => { if (scope.length) enterScope([]); setSelected([id2]); setPanel("node"); }} />
         </aside>
       </div>
     </div>
@@ -436,6 +485,11 @@ function PublishReview({ live, version, diff, onPublish, onCancel }: { live: num
     </div>
   );
 }
+
+const NONE: Record<string, never> = {};
+const NO_PROBLEMS = { nodes: {}, edges: {} };
+/** What a loop body's templates see besides its own nodes (docs/nodes.md, loop). */
+const LOOP_PATHS = ["item", "index", "trigger.data.item", "trigger.data.index", "trigger.data.items", "trigger.data.input"];
 
 function outputsOf(states: Record<string, { output?: unknown; status: string }>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(states).filter(([, r]) => r.status === "succeeded").map(([id, r]) => [id, r.output]));
