@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.acceptance.test_web_editor import chain, client, fan_out, field, node
 from tests.browser_support import SCREENSHOTS, browser, new_page, shot, sign_in
+from tests.editor_canvas_support import chain, client, fan_out, field, node
 from tests.serve_support import Served, serve
 from tests.stubs_support import eventually
 
