@@ -12,6 +12,7 @@ from flowmill.engine.templates import ExpressionEvaluator
 if TYPE_CHECKING:
     # annotations only: the sandbox's workers import this module and stay light
     from flowmill.agents.ports import AgentBackend
+    from flowmill.blobs.store import BlobStore
     from flowmill.credentials.use import CredentialUse
     from flowmill.net.ssrf import Target
 
@@ -158,6 +159,7 @@ class NodeServices:
         settings: Limits of the connector nodes.
         clock: Time.
         code_limits: Default and maximum limits for code nodes.
+        blobs: The store of large values (``None``: values stay inline, capped).
     """
 
     http: HttpClient = field(default_factory=_NoHttp)
@@ -168,6 +170,7 @@ class NodeServices:
     agents: AgentBackend | None = None
     connectors: ConnectorSettings = field(default_factory=lambda: ConnectorSettings())
     clock: Clock = field(default_factory=SystemClock)
+    blobs: BlobStore | None = None
     code_limits: CodeLimits = field(default_factory=CodeLimits)
     max_code_limits: CodeLimits = field(
         default_factory=lambda: CodeLimits(
