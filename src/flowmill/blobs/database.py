@@ -10,9 +10,11 @@ first removes its old chunks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from flowmill.store.database import Database
 from flowmill.store.tables import blob_chunks
@@ -68,15 +70,20 @@ class DatabaseBlobContent:
         blob_id = _blob_id(key)
         c = blob_chunks.c
         seq = 0
+
+        def _chunk(conn: Connection, n: int) -> bytes | None:
+            q = sa.select(c.data).where(c.blob_id == blob_id, c.seq == n)
+            data = conn.execute(q).scalar()
+            return None if data is None else bytes(data)
+
         while True:
-            q = sa.select(c.data).where(c.blob_id == blob_id, c.seq == seq)
-            data = await self.db.read(lambda conn, q=q: conn.execute(q).scalar())
+            data = await self.db.read(functools.partial(_chunk, n=seq))
             if data is None:
                 if seq == 0:
                     raise KeyError(key)
                 return
             if data:
-                yield bytes(data)
+                yield data
             seq += 1
 
     async def delete(self, keys: Sequence[str]) -> None:

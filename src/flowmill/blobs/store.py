@@ -275,26 +275,30 @@ class BlobStore:
         was never recorded. Returns how many."""
         stale = self.clock.now() - timedelta(seconds=STALE_WRITE_S)
         gone = 0
+        condemned = sa.and_(
+            blobs.c.tenant_id == tenant_id,
+            sa.or_(
+                blobs.c.status == DOOMED,
+                sa.and_(blobs.c.status == WRITING, blobs.c.created_at < stale),
+                sa.and_(blobs.c.created_at < stale, _event_never_recorded),
+            ),
+        )
+        pick = sa.select(blobs.c.id).where(condemned).order_by(blobs.c.id).limit(batch)
+
+        def _pick(c: Connection) -> list[str]:
+            return [str(i) for i in c.execute(pick).scalars().all()]
+
         while True:
-            q = (
-                sa.select(blobs.c.id)
-                .where(
-                    blobs.c.tenant_id == tenant_id,
-                    sa.or_(
-                        blobs.c.status == DOOMED,
-                        sa.and_(blobs.c.status == WRITING, blobs.c.created_at < stale),
-                        sa.and_(blobs.c.created_at < stale, _event_never_recorded),
-                    ),
-                )
-                .order_by(blobs.c.id)
-                .limit(batch)
-            )
-            ids = [str(i) for i in await self.db.read(lambda c, q=q: c.execute(q).scalars().all())]
+            ids = await self.db.read(_pick)
             if not ids:
                 return gone
             await self.content.delete([self.key(tenant_id, i) for i in ids])
-            delete = blobs.delete().where(blobs.c.tenant_id == tenant_id, blobs.c.id.in_(ids))
-            gone += await self.db.write(lambda c, d=delete: c.execute(d).rowcount)
+
+            def _delete(c: Connection, ids: list[str] = ids) -> int:
+                q = blobs.delete().where(blobs.c.tenant_id == tenant_id, blobs.c.id.in_(ids))
+                return int(c.execute(q).rowcount)
+
+            gone += await self.db.write(_delete)
             if len(ids) < batch:
                 return gone
 

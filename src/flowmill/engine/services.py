@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +26,20 @@ class HttpResponse:
     body: bytes
     url: str
     elapsed_ms: float
+    # what the body became when it passed the caller's spill threshold (a blob
+    # reference); ``body`` is then empty
+    spilled: Any = None
+
+
+class Spill(Protocol):
+    """Takes a response body's bytes as a stream, with the response's headers; returns
+    what stands for them (a blob reference)."""
+
+    def __call__(
+        self, stream: AsyncIterator[bytes], *, headers: Mapping[str, str]
+    ) -> Awaitable[Any]:
+        """Store the stream."""
+        ...
 
 
 class HttpClient(Protocol):
@@ -42,9 +56,12 @@ class HttpClient(Protocol):
         timeout_s: float = 30.0,
         follow_redirects: bool = True,
         max_redirects: int = 5,
-        max_response_bytes: int = 10 * 1024 * 1024,
+        max_response_bytes: int | None = None,
+        spill: Spill | None = None,
+        spill_after: int = 0,
     ) -> HttpResponse:
-        """Send a request and read the whole (bounded) response."""
+        """Send a request and read the whole (bounded) response; a body larger than
+        ``spill_after`` goes to ``spill`` as a stream (see ``HttpResponse.spilled``)."""
         ...
 
 
