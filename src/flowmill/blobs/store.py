@@ -249,11 +249,13 @@ class BlobStore:
         *,
         execution_ids: Sequence[str] = (),
         webhook_event_ids: Sequence[str] = (),
+        unadopted: bool = False,
     ) -> int:
         """Mark the blobs of owners being deleted, inside the transaction deleting them.
 
         Their bytes go in :meth:`purge`, after the commit; a crash in between leaves
-        ``doomed`` rows that the next purge finishes.
+        ``doomed`` rows that the next purge finishes. ``unadopted``: of the webhook
+        events' blobs, only those no execution adopted (see :meth:`adopt`).
         """
         n = 0
         for column, ids in (
@@ -266,8 +268,25 @@ class BlobStore:
                     .where(blobs.c.tenant_id == tenant_id, column.in_(list(ids)))
                     .values(status=DOOMED)
                 )
+                if unadopted:
+                    q = q.where(blobs.c.execution_id.is_(None))
                 n += conn.execute(q).rowcount
         return n
+
+    async def adopt(self, tenant_id: str, blob_id: str, execution_id: str) -> None:
+        """Let the execution started from a webhook body keep it: the body blob then
+        goes with the execution, not with the (usually shorter-lived) webhook body. One
+        execution adopts it; others started from the same event share it."""
+        q = (
+            blobs.update()
+            .where(
+                blobs.c.tenant_id == tenant_id,
+                blobs.c.id == blob_id,
+                blobs.c.execution_id.is_(None),
+            )
+            .values(execution_id=execution_id)
+        )
+        await self.db.write(lambda c: c.execute(q))
 
     async def purge(self, tenant_id: str, batch: int = 200) -> int:
         """Delete the bytes, then the rows, of doomed blobs and of what a crash left:

@@ -165,7 +165,7 @@ class WebhookDispatcher:
         if match.skip is not None:
             log.info("webhook event not started", event_id=event.id, why=match.skip)
             return None
-        return await self.engine.start_execution(
+        started = await self.engine.start_execution(
             tenant_id=trigger.tenant_id,
             workflow_id=trigger.workflow_id,
             version=version,
@@ -176,6 +176,9 @@ class WebhookDispatcher:
             metadata={"webhook": self._metadata(event, trigger)},
             execution_metadata=match.metadata,
         )
+        if started is not None and event.body_blob_id is not None and self.blobs is not None:
+            await self.blobs.adopt(event.tenant_id, event.body_blob_id, started)
+        return started
 
     async def _blob_payload(self, event: WebhookEventRow) -> Any:
         """A large body's reference: the execution's ``trigger.data`` is decoded only
