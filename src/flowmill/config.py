@@ -145,7 +145,8 @@ class Settings(BaseSettings):
         blob_threshold_bytes: Values larger than this (JSON-encoded; raw bytes for
             webhook bodies and HTTP responses) are stored once as blobs and passed by
             reference.
-        blob_dir: Directory of the ``files`` store; default ``<home>/blobs``.
+        blob_dir: Directory of the ``files`` store; default ``blobs/`` beside the SQLite
+            file (``<home>/blobs``).
         blob_s3_endpoint: S3-compatible endpoint URL of the ``s3`` store.
         blob_s3_bucket: Its bucket (it must exist).
         blob_s3_access_key: Access key id.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowmill.blobs.ports import BlobContent
@@ -11,6 +12,17 @@ from flowmill.store.database import Database
 
 if TYPE_CHECKING:
     from flowmill.config import Settings
+
+
+def blob_dir(settings: Settings) -> Path:
+    """``blob_dir``, else ``blobs/`` beside the SQLite file (``<home>/blobs`` by
+    default): a database copied or moved with its directory keeps its blobs."""
+    if settings.blob_dir is not None:
+        return settings.blob_dir.resolve()
+    url = settings.database
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return Path(url.removeprefix("sqlite:///")).resolve().parent / "blobs"
+    return (settings.home / "blobs").resolve()
 
 
 def build_blob_store(settings: Settings, db: Database, clock: Clock) -> BlobStore | None:
@@ -29,7 +41,7 @@ def build_blob_store(settings: Settings, db: Database, clock: Clock) -> BlobStor
     if kind == "files":
         from flowmill.blobs.files import FileBlobContent
 
-        content = FileBlobContent((settings.blob_dir or settings.home / "blobs").resolve())
+        content = FileBlobContent(blob_dir(settings))
     elif kind == "database":
         from flowmill.blobs.database import DatabaseBlobContent
 
