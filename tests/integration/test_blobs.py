@@ -23,7 +23,7 @@ from flowmill.blobs.s3 import PART_BYTES, S3BlobContent, S3Settings
 from flowmill.blobs.store import STALE_WRITE_S, BlobNotFound, BlobStore, Owner
 from flowmill.store.database import Database, connect
 from flowmill.store.tables import blobs
-from flowmill.testing import FakeClock, eventually, free_port
+from flowmill.testing import FakeBlobContent, FakeClock, eventually, free_port
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,8 @@ async def _store(kind: str, url: str, tmp: Path, s3: str | None) -> AsyncIterato
     content: BlobContent
     if kind == "files":
         content = FileBlobContent(tmp / "blobs")
+    elif kind == "memory":
+        content = FakeBlobContent()
     elif kind == "database":
         content = DatabaseBlobContent(db)
     else:
@@ -87,6 +89,7 @@ async def _store(kind: str, url: str, tmp: Path, s3: str | None) -> AsyncIterato
 
 
 BACKENDS = [
+    ("memory", "sqlite"),  # the fake, held to the same tests
     ("files", "sqlite"),
     ("database", "sqlite"),
     ("database", "postgres"),

@@ -279,7 +279,13 @@ def expressions_in(value: Any) -> list[str]:
 
 async def evaluate(value: Any, scope: Scope, evaluator: ExpressionEvaluator | None) -> Evaluated:
     """Evaluate every expression inside ``value`` in one call to ``evaluator``."""
-    exprs = expressions_in(value)
+    return await evaluate_all(expressions_in(value), scope, evaluator)
+
+
+async def evaluate_all(
+    exprs: Sequence[str], scope: Scope, evaluator: ExpressionEvaluator | None
+) -> Evaluated:
+    """Evaluate ``exprs`` (from :func:`expressions_in`) in one call to ``evaluator``."""
     if not exprs:
         return {}
     if evaluator is None:

@@ -169,8 +169,9 @@ class NodeContext:
         value's expressions in one call. A path into a stored blob loads it (once per
         attempt); a path that stops at one passes the reference on unchanged.
         """
-        scope = await self._expression_scope(value)
-        evaluated = await templates.evaluate(value, scope, self.expressions)
+        exprs = templates.expressions_in(value)
+        scope = await self._expression_scope() if exprs else self.scope()
+        evaluated = await templates.evaluate_all(exprs, scope, self.expressions)
         while True:
             try:
                 return templates.render(value, scope, evaluated)
@@ -183,8 +184,9 @@ class NodeContext:
         For code that renders pieces of a structure one by one, like conditions. The
         blobs any part touches are loaded now, by rendering ``value`` once.
         """
-        scope = await self._expression_scope(value)
-        evaluated = await templates.evaluate(value, scope, self.expressions)
+        exprs = templates.expressions_in(value)
+        scope = await self._expression_scope() if exprs else self.scope()
+        evaluated = await templates.evaluate_all(exprs, scope, self.expressions)
         while True:
             try:
                 templates.render(value, scope, evaluated)
@@ -246,12 +248,9 @@ class NodeContext:
             return names  # not JSON: the sandbox will say so
         return {k: await self.materialize(v) for k, v in names.items()}
 
-    async def _expression_scope(self, value: Any) -> Scope:
-        """The scope, with blobs loaded when ``value`` holds expressions: the sandbox
-        sees whole values, so an expression touches every blob in reach."""
-        scope = self.scope()
-        if not templates.expressions_in(value):
-            return scope
+    async def _expression_scope(self) -> Scope:
+        """The scope with every blob in reach loaded, for expressions: the sandbox sees
+        whole values, so an expression touches every blob it can reach."""
         names = await self.names()
         return Scope(names["input"], names, self.loaded_blobs)
 
