@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -44,7 +45,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table
 from flowmill.testing import free_port
-from webhooks import PG, process, wait_up, with_db
+from webhooks import PG, process, with_db
 
 DB_NAME = "flowmill_bench_payloads"
 MB = 1024 * 1024
@@ -167,6 +168,26 @@ async def server(layout: str, tmp: Path, port: int, **env_extra: str) -> AsyncIt
         yield proc, key
 
 
+async def wait_up(url: str, log: Path) -> str:
+    """The API key ``serve`` prints, once it answers (two minutes: the machine may be
+    shared and slow to start a process)."""
+    deadline = time.monotonic() + 120
+    async with httpx.AsyncClient() as c:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if (await c.get(f"{url}/health")).status_code == 200:
+                    break
+            await asyncio.sleep(0.1)  # polling a starting process: the bench's own wait
+        else:
+            raise SystemExit(f"serve did not come up; see {log}")
+    for _ in range(100):
+        match = re.search(r"API key: (\S+)", log.read_text())
+        if match is not None:
+            return match.group(1)
+        await asyncio.sleep(0.1)  # the key is printed just after the port opens
+    raise SystemExit(f"no API key printed; see {log}")
+
+
 async def ended(api: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -284,7 +305,9 @@ async def main() -> None:
     with file_server({"/big": body, "/small": small}) as file_port:
         for layout in args.layouts.split(","):
             for scenario in scenarios:
-                rows.append(await measure(layout, scenario, body, small, file_port, tmp))
+                row = await measure(layout, scenario, body, small, file_port, tmp)
+                print(" | ".join(str(v) for v in row), flush=True)  # partial results survive
+                rows.append(row)
     load = os.getloadavg()[0]
     print_table(
         f"Large payloads through five nodes, server peak RSS ({os.cpu_count()} CPUs, "
