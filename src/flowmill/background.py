@@ -60,6 +60,7 @@ def retention_service(rt: Runtime) -> RetentionService:
         batch=s.retention_batch,
         pause_s=s.retention_pause_s,
         clock=rt.engine.clock,
+        blobs=rt.blobs,
     )
     return RetentionService(
         pruner, LeaseStore(rt.db), interval_s=s.retention_interval_s, clock=rt.engine.clock

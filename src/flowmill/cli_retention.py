@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from flowmill import jsonutil
+from flowmill.blobs.build import build_blob_store
+from flowmill.clock import SystemClock
 from flowmill.config import Settings
 from flowmill.retention.pruner import VACUUM_PAGES, PruneCounts, Pruner, PruneReport
 
@@ -43,14 +45,20 @@ async def _prune(
             # bench/retention.py).
             pause_s = max(pause_s, SQLITE_SHARED_PAUSE_S)
             vacuum_pages = SQLITE_SHARED_VACUUM_PAGES
+        blobs = build_blob_store(settings, stores.db, SystemClock())
         pruner = Pruner(
             stores.db,
             settings.retention(),
             batch=settings.retention_batch,
             pause_s=pause_s,
             vacuum_pages=vacuum_pages,
+            blobs=blobs,
         )
-        report = await pruner.prune(tenant_id=tenant, dry_run=dry_run, progress=_progress)
+        try:
+            report = await pruner.prune(tenant_id=tenant, dry_run=dry_run, progress=_progress)
+        finally:
+            if blobs is not None:
+                await blobs.close()
         if vacuum and not dry_run and isinstance(stores.db, SqliteDatabase):
             if not quiet:
                 err.print("rewriting the SQLite file with incremental auto-vacuum (VACUUM)…")

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flowmill.blobs.ref import DEFAULT_CAP_BYTES, DEFAULT_THRESHOLD_BYTES
 from flowmill.constants import NODE_QUEUE, QUEUE_NAME_PATTERN, TRIGGER_QUEUE
 from flowmill.credentials.crypto import Keyring, load_or_create_keyring
 from flowmill.engine.control import ControlSettings
@@ -142,6 +143,22 @@ class Settings(BaseSettings):
             the queue).
         public_url: The API's base URL as users reach it (resume URLs point there);
             default ``http://{host}:{port}``.
+        blob_store: Where values above ``blob_threshold_bytes`` go (docs/payloads.md):
+            ``auto`` (files for SQLite, the database for PostgreSQL), ``files``,
+            ``database``, ``s3``, or ``off`` (values stay inline, within the caps).
+        blob_threshold_bytes: Values larger than this (JSON-encoded; raw bytes for
+            webhook bodies and HTTP responses) are stored once as blobs and passed by
+            reference.
+        blob_dir: Directory of the ``files`` store; default ``blobs/`` beside the SQLite
+            file (``<home>/blobs``).
+        blob_s3_endpoint: S3-compatible endpoint URL of the ``s3`` store.
+        blob_s3_bucket: Its bucket (it must exist).
+        blob_s3_access_key: Access key id.
+        blob_s3_secret_key: Secret access key.
+        blob_s3_region: Signing region.
+        blob_s3_prefix: Prepended to every object key.
+        max_output_bytes: Largest node output (its blobs included).
+        http_max_response_bytes: Largest HTTP response body a node reads.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWMILL_", extra="ignore")
@@ -171,7 +188,7 @@ class Settings(BaseSettings):
 
     http_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     http_allow_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    http_max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    http_max_response_bytes: int = Field(DEFAULT_CAP_BYTES, ge=1024)
 
     sandbox_enabled: bool = True
     sandbox_timeout_s: float = Field(CodeLimits.timeout_s, gt=0)
@@ -207,12 +224,23 @@ class Settings(BaseSettings):
     jwt_jwks_cache_s: float = Field(300.0, ge=0)
 
     # --- triggers: webhooks, schedules, events ---
-    webhook_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    webhook_max_body_bytes: int = Field(DEFAULT_CAP_BYTES, ge=1024)
     webhook_cache_s: float = Field(1.0, ge=0)
     webhook_recovery_s: float = Field(10.0, gt=0)
     webhook_max_wait_s: float = Field(30.0, ge=0)
     wait_fallback_s: float = Field(EngineOptions.wait_fallback_s, gt=0)
     scheduler_tick_s: float = Field(1.0, gt=0)
+
+    # --- large payloads (docs/payloads.md) ---
+    blob_store: Literal["auto", "files", "database", "s3", "off"] = "auto"
+    blob_threshold_bytes: int = Field(DEFAULT_THRESHOLD_BYTES, ge=1024)
+    blob_dir: Path | None = None
+    blob_s3_endpoint: str = ""
+    blob_s3_bucket: str = ""
+    blob_s3_access_key: str = Field("", repr=False)
+    blob_s3_secret_key: str = Field("", repr=False)
+    blob_s3_region: str = "us-east-1"
+    blob_s3_prefix: str = ""
 
     # --- retention (docs/retention.md) ---
     retention_enabled: bool = True

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from flowmill.blobs.build import build_blob_store
+from flowmill.blobs.store import BlobStore
 from flowmill.clock import Clock, SystemClock
 from flowmill.config import Settings
 from flowmill.credentials.oauth2 import CredentialAccess
@@ -65,6 +67,11 @@ class Runtime:
     # which tenants have new events, in this process and (distributed) the others
     feed_news: FeedNews = field(default_factory=LocalFeedNews)
     metrics: Metrics | None = None  # this process's instruments (FLOWMILL_METRICS_ENABLED)
+
+    @property
+    def blobs(self) -> BlobStore | None:
+        """The store of large values (docs/payloads.md), if on."""
+        return self.services.blobs
 
 
 def build_queue(settings: Settings, quotas: QuotaBook | None = None) -> JobQueue:
@@ -227,6 +234,7 @@ async def open_runtime(
         quotas = QuotaBook(settings.quota_defaults(), QuotaStore(db, clock).all_overrides)
         await quotas.refresh()
         services = await build_services(settings, clock, vault, quotas)
+        services.blobs = build_blob_store(settings, db, clock)
         opened.push_async_callback(_close_services, services)
         # not `queue or ...`: an empty LocalQueue has len() 0 and would be replaced
         q = queue if queue is not None else build_queue(settings, quotas)
@@ -282,6 +290,7 @@ async def open_runtime(
             clock=clock,
             vault=vault,
             quotas=quotas,
+            blobs=services.blobs,
         )
         opened.push_async_callback(parts.ingress.close)
         feed_news = build_feed_news(settings)
@@ -328,7 +337,7 @@ def _instrument(metrics: Metrics, engine: Engine, queue: JobQueue, parts: Trigge
 
 
 async def _close_services(services: NodeServices) -> None:
-    for part in (services.http, services.code):
+    for part in (services.http, services.code, services.blobs):
         closer = getattr(part, "aclose", None) or getattr(part, "close", None)
         if closer is not None:
             await closer()

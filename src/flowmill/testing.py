@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +48,7 @@ from flowmill.testkit.servers import (
 from flowmill.testkit.waiting import NeverHappened, eventually, eventually_sync
 
 __all__ = [
+    "FakeBlobContent",
     "FakeClock",
     "FakeCodeRunner",
     "FakeHttp",
@@ -505,6 +506,40 @@ class InMemoryCredentials:
         if kind != "oauth2" or data.get("access_token") in (None, rejected):
             raise CredentialError(f"credential {ref!r} has no usable access token")
         return str(data["access_token"])
+
+
+class FakeBlobContent:
+    """In-memory blob bytes (the :class:`flowmill.blobs.ports.BlobContent` port), checked
+    against the real backends by ``tests/integration/test_blobs.py``."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> None:
+        """Store the bytes (replacing the key's)."""
+        self.objects[key] = b"".join([c async for c in chunks])
+
+    async def get(self, key: str) -> AsyncIterator[bytes]:
+        """The bytes, a megabyte at a time (as the real backends stream).
+
+        Raises:
+            KeyError: Nothing under ``key``.
+        """
+        if key not in self.objects:
+            raise KeyError(key)
+        data = self.objects[key]
+        for at in range(0, len(data), 1024 * 1024):
+            yield data[at : at + 1024 * 1024]
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Forget ``keys``."""
+        for key in keys:
+            self.objects.pop(key, None)
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
 @dataclass

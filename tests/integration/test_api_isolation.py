@@ -212,6 +212,8 @@ CASES: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/api/queues"): Listed(),
     ("GET", "/api/tenant/quotas"): CallersOwn(),
     ("GET", "/api/admin/tenants/{tenant_id}/quotas"): ADMIN,
+    # large payloads
+    ("GET", "/api/blobs/{blob_id}"): Owned(),
     ("PATCH", "/api/admin/tenants/{tenant_id}/quotas"): ADMIN,
 }
 
@@ -288,6 +290,18 @@ async def _conversation_of_a(api: Api, conversation_id: str) -> None:
     await api.runtime.db.write(lambda c: c.execute(conversation_history.insert().values(**row)))
 
 
+async def _blob_of_a(api: Api, execution_id: str) -> str:
+    """A stored large value of A's execution, which A itself can download."""
+    from flowmill.blobs.store import Owner
+
+    assert api.runtime.blobs is not None
+    ref = await api.runtime.blobs.write_bytes(
+        "tenant-a", Owner(execution_id=execution_id), b"a's payload", media_type="text/plain"
+    )
+    assert (await api.a.get(ref.url)).content == b"a's payload"
+    return ref.id
+
+
 async def _objects_of_a(api: Api) -> dict[str, Any]:
     """A's objects: a workflow run to its end, one failed, one waiting; a webhook."""
     wf = await api.workflow(THREE_NODES)
@@ -325,7 +339,9 @@ async def _objects_of_a(api: Api) -> dict[str, Any]:
     for r in (credential, agent, channel):
         assert r.status_code == 201, r.text
     await _conversation_of_a(api, "a-conversation")
+    blob = await _blob_of_a(api, done)
     return {
+        "blob_id": blob,
         "version_id": version_id,
         "job_id": job,
         "credential_id": credential.json()["id"],

@@ -25,6 +25,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "files", "faults", "fairness", "logs", "quotas", "tasks",
         # pure: trigger configs, schedules and their keys, read by store and queue too
         "triggers.definitions", "triggers.schedule", "triggers.keys",
+        # a stored value's reference, and the port of the bytes behind it
+        "blobs.ref", "blobs.ports",
     })),
     # user code in isolation: a leaf, it knows nothing of the engine
     ("sandbox", frozenset({"sandbox"})),
@@ -37,11 +39,13 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("node services", frozenset({"net", "credentials", "agents"})),
     ("nodes", frozenset({"nodes"})),
     ("adapters", frozenset({
-        "store", "queue", "channels", "projections", "retention", "realtime.news",
+        "store", "queue", "channels", "projections", "retention", "realtime.news", "blobs",
     })),
     ("settings", frozenset({"config"})),
     ("triggers", frozenset({"triggers"})),
-    ("assembly", frozenset({"runtime", "wiring", "validation", "observability", "flowmill"})),
+    ("assembly", frozenset({
+        "runtime", "wiring", "validation", "observability", "flowmill", "blobs.build",
+    })),
     # the API process: HTTP routes, realtime streams, the background services
     ("api", frozenset({"api", "realtime", "ui", "background", "runs", "observability.server"})),
     ("entry points", frozenset({
@@ -68,6 +72,12 @@ KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset(
         ("flowmill.engine.services", "flowmill.net.ssrf"),
         # a node's context makes the record of a credential's use
         ("flowmill.nodes.base", "flowmill.credentials.use"),
+        # large values: the services name the blob store's type (annotation only), the
+        # output cap moves a large output into it, and the HTTP node streams a response
+        # into it. A port for writing (beside blobs.ports' one for bytes) pays these.
+        ("flowmill.engine.services", "flowmill.blobs.store"),
+        ("flowmill.engine.middleware", "flowmill.blobs.spill"),
+        ("flowmill.nodes.http_request", "flowmill.blobs.store"),
     }
 )
 

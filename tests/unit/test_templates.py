@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from flowmill.engine import templates
-from flowmill.engine.templates import Expr, Path, Scope, TemplateError
+from flowmill.engine.templates import Expr, NeedsBlob, Path, Scope, TemplateError, render
 from flowmill.testing import FakeCodeRunner
 
 SCOPE = Scope(
@@ -110,3 +110,20 @@ def test_templates_referenced_nodes() -> None:
 )
 def test_templates_stringify_like_javascript(value: Any, text: str) -> None:
     assert templates.stringify(value) == text
+
+
+def test_templates_path_into_a_blob_reference_asks_for_it_and_a_whole_one_passes() -> None:
+    from flowmill.blobs.ref import BlobRef
+
+    ref = BlobRef("01a24bea-cc0e-716c-89f9-8e6fde611bb3", 99, "application/json", "json")
+    scope = Scope({"doc": ref.to_value()}, {})
+    assert render("{{doc}}", scope) == ref.to_value()  # passed on, nothing read
+    assert render("{{doc.$flowmill_blob.size}}", scope) == 99  # its own fields: nothing read
+    for text in ("{{doc.items[1].name}}", "{{doc.items.length}}", "got {{doc}}"):
+        with pytest.raises(NeedsBlob) as asked:
+            render(text, scope)
+        assert asked.value.ref == ref
+    scope.loaded[ref.id] = {"items": [{"name": "a"}, {"name": "b"}]}
+    assert render("{{doc.items[1].name}}", scope) == "b"
+    assert render("{{doc.items.length}}", scope) == 2
+    assert render("got {{doc.items[0]}}", scope) == 'got {"name":"a"}'

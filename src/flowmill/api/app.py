@@ -12,6 +12,7 @@ from flowmill import __version__
 from flowmill.api import (
     agents,
     analytics,
+    blobs,
     channels,
     credentials,
     editor,
@@ -120,6 +121,7 @@ def build_app(settings: Settings) -> FastAPI:
         analytics,
         feed,
         metrics,
+        blobs,
     ):
         app.include_router(module.router)
     return app

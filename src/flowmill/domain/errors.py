@@ -177,6 +177,16 @@ class OutputTooLarge(NodeFailure):
     """The node's output is larger than allowed."""
 
 
+class BlobUnavailable(NodeFailure):
+    """A value is stored as a blob and this process has no blob store to read it from."""
+
+
+class BlobGone(NodeFailure):
+    """A stored value's blob is missing (deleted by retention, or another tenant's)."""
+
+    error_type = "BlobNotFound"
+
+
 class SandboxUnavailable(NodeFailure):
     """No sandbox is configured to run code."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -17,7 +17,7 @@ import structlog
 from flowmill import jsonutil
 from flowmill.domain.errors import InvalidOutput, NodeError, NodeTimeout, OutputTooLarge
 from flowmill.engine.compiled import CompiledNode
-from flowmill.nodes.base import NodeContext, Suspend
+from flowmill.nodes.base import NodeContext, NodeResult, Suspend
 
 NodeCall = Callable[["Invocation"], Awaitable[Any]]
 Middleware = Callable[["Invocation", NodeCall], Awaitable[Any]]
@@ -67,18 +67,35 @@ async def timeout_middleware(inv: Invocation, nxt: NodeCall) -> Any:
 
 
 def output_limit_middleware(max_bytes: int) -> Middleware:
-    """Reject outputs that are not JSON or exceed ``max_bytes`` once encoded."""
+    """Reject outputs that are not JSON or exceed ``max_bytes`` once encoded; move the
+    parts above the blob threshold into the blob store (when there is one).
+
+    Every output is encoded here anyway, so an output below the threshold costs one
+    comparison more; only a larger one is taken apart (:mod:`flowmill.blobs.spill`).
+    """
 
     async def _mw(inv: Invocation, nxt: NodeCall) -> Any:
         result = await nxt(inv)
         # A suspension's state is stored as JSON; its recheck (a function) is not.
-        value = result.state if isinstance(result, Suspend) else getattr(result, "output", result)
+        suspended = isinstance(result, Suspend)
+        value = result.state if suspended else getattr(result, "output", result)
         try:
             size = len(jsonutil.dumpb(value))
         except TypeError as e:
             raise InvalidOutput(f"output is not JSON: {e}") from e
         if size > max_bytes:
             raise OutputTooLarge(f"output is {size} bytes, over the {max_bytes}-byte limit")
+        blobs = inv.ctx.services.blobs
+        if blobs is not None and size > blobs.threshold and not suspended:
+            from flowmill.blobs.spill import spill
+
+            ctx = inv.ctx
+            spilled = await spill(
+                value, blobs, ctx.tenant_id, ctx.execution_id, ctx.idempotency_key
+            )
+            if isinstance(result, NodeResult):
+                return replace(result, output=spilled)
+            return spilled
         return result
 
     return _mw

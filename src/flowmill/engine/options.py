@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flowmill.blobs.ref import DEFAULT_CAP_BYTES
 from flowmill.engine.news import WAIT_FALLBACK_S
 from flowmill.engine.runner import RunnerOptions
 
@@ -32,6 +33,6 @@ class EngineOptions:
     dead_after_s: float = 15.0
     orphan_grace_s: float = 30.0
     shutdown_grace_s: float = 10.0
-    max_output_bytes: int = 16 * 1024 * 1024
+    max_output_bytes: int = DEFAULT_CAP_BYTES
     wait_fallback_s: float = WAIT_FALLBACK_S
     runner: RunnerOptions = field(default_factory=RunnerOptions)

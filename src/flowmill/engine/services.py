@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +17,7 @@ from flowmill.sandbox.limits import CodeResult as CodeResult
 if TYPE_CHECKING:
     # annotations only: nodes and test fakes import this module and stay light
     from flowmill.agents.ports import AgentBackend
+    from flowmill.blobs.store import BlobStore
     from flowmill.credentials.use import CredentialUse
     from flowmill.net.ssrf import Target
 
@@ -30,6 +31,20 @@ class HttpResponse:
     body: bytes
     url: str
     elapsed_ms: float
+    # what the body became when it passed the caller's spill threshold (a blob
+    # reference); ``body`` is then empty
+    spilled: Any = None
+
+
+class Spill(Protocol):
+    """Takes a response body's bytes as a stream, with the response's headers; returns
+    what stands for them (a blob reference)."""
+
+    def __call__(
+        self, stream: AsyncIterator[bytes], *, headers: Mapping[str, str]
+    ) -> Awaitable[Any]:
+        """Store the stream."""
+        ...
 
 
 class HttpClient(Protocol):
@@ -46,9 +61,12 @@ class HttpClient(Protocol):
         timeout_s: float = 30.0,
         follow_redirects: bool = True,
         max_redirects: int = 5,
-        max_response_bytes: int = 10 * 1024 * 1024,
+        max_response_bytes: int | None = None,
+        spill: Spill | None = None,
+        spill_after: int = 0,
     ) -> HttpResponse:
-        """Send a request and read the whole (bounded) response."""
+        """Send a request and read the whole (bounded) response; a body larger than
+        ``spill_after`` goes to ``spill`` as a stream (see ``HttpResponse.spilled``)."""
         ...
 
 
@@ -146,6 +164,7 @@ class NodeServices:
         settings: Limits of the connector nodes.
         clock: Time.
         code_limits: Default and maximum limits for code nodes.
+        blobs: The store of large values (``None``: values stay inline, capped).
     """
 
     http: HttpClient = field(default_factory=_NoHttp)
@@ -156,6 +175,7 @@ class NodeServices:
     agents: AgentBackend | None = None
     connectors: ConnectorSettings = field(default_factory=lambda: ConnectorSettings())
     clock: Clock = field(default_factory=SystemClock)
+    blobs: BlobStore | None = None
     code_limits: CodeLimits = field(default_factory=CodeLimits)
     max_code_limits: CodeLimits = field(
         default_factory=lambda: CodeLimits(

@@ -22,7 +22,8 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from flowmill import jsonutil
-from flowmill.domain.errors import Invalid
+from flowmill.blobs.ref import BlobRef, is_blob
+from flowmill.domain.errors import FlowmillError, Invalid
 
 _IDENT = r"[A-Za-z_$][A-Za-z0-9_$\-]*"
 _PATH = re.compile(
@@ -42,6 +43,18 @@ CONTEXT_ROOTS = ("input", "trigger", "nodes", "vars", "execution", "item", "inde
 
 class TemplateError(Invalid):
     """A template cannot be parsed or evaluated."""
+
+
+class NeedsBlob(FlowmillError):
+    """A path went into a blob reference that is not loaded yet: load it and render again.
+
+    Raised only where a lookup would otherwise fail (a key or index not found), so
+    values below the blob threshold cost nothing more to render.
+    """
+
+    def __init__(self, ref: BlobRef) -> None:
+        super().__init__(ref.id)
+        self.ref = ref
 
 
 class ExpressionEvaluator(Protocol):
@@ -181,11 +194,27 @@ def _parse_tag(body: str) -> Path | Expr:
 class Scope:
     """What templates see: a node's ``input`` first, then the named context roots."""
 
-    __slots__ = ("context", "input")
+    __slots__ = ("context", "input", "loaded")
 
-    def __init__(self, input: Any, context: Mapping[str, Any]) -> None:
+    def __init__(
+        self, input: Any, context: Mapping[str, Any], loaded: dict[str, Any] | None = None
+    ) -> None:
         self.input = input
         self.context = context
+        self.loaded = loaded if loaded is not None else {}
+
+    def blob(self, value: Any) -> Any:
+        """The loaded value of a blob reference.
+
+        Raises:
+            NeedsBlob: It is not loaded yet.
+        """
+        ref = BlobRef.from_value(value)
+        if ref is None:
+            return value
+        if ref.id not in self.loaded:
+            raise NeedsBlob(ref)
+        return self.loaded[ref.id]
 
     def lookup(self, path: Path) -> Any:
         """Resolve a path; a missing step yields ``None``."""
@@ -193,12 +222,12 @@ class Scope:
         if isinstance(self.input, Mapping) and head in self.input:
             value: Any = self.input
         elif head == "input":
-            return _walk(self.input, path.parts[1:])
+            return _walk(self.input, path.parts[1:], self)
         elif head in self.context:
             value = self.context
         else:
             return None
-        return _walk(value, path.parts)
+        return _walk(value, path.parts, self)
 
     def names(self) -> dict[str, Any]:
         """Every name visible to an expression: context roots, then input's keys."""
@@ -211,17 +240,22 @@ class Scope:
         return names
 
 
-def _walk(value: Any, parts: tuple[str | int, ...]) -> Any:
+def _walk(value: Any, parts: tuple[str | int, ...], scope: Scope | None = None) -> Any:
     for part in parts:
         if value is None:
             return None
         if isinstance(part, int):
             if isinstance(value, list | tuple) and -len(value) <= part < len(value):
                 value = value[part]
+            elif scope is not None and is_blob(value):
+                return _walk(scope.blob(value), (part,), scope)  # a path into a blob
             else:
                 return None
         elif isinstance(value, Mapping):
-            value = value.get(part)
+            found = value.get(part)
+            if found is None and scope is not None and is_blob(value):
+                found = _walk(scope.blob(value), (part,), scope)  # a path into a blob
+            value = found
         elif (isinstance(value, list | tuple) and part == "length") or (
             isinstance(value, str) and part == "length"
         ):
@@ -246,7 +280,13 @@ def expressions_in(value: Any) -> list[str]:
 
 async def evaluate(value: Any, scope: Scope, evaluator: ExpressionEvaluator | None) -> Evaluated:
     """Evaluate every expression inside ``value`` in one call to ``evaluator``."""
-    exprs = expressions_in(value)
+    return await evaluate_all(expressions_in(value), scope, evaluator)
+
+
+async def evaluate_all(
+    exprs: Sequence[str], scope: Scope, evaluator: ExpressionEvaluator | None
+) -> Evaluated:
+    """Evaluate ``exprs`` (from :func:`expressions_in`) in one call to ``evaluator``."""
     if not exprs:
         return {}
     if evaluator is None:
@@ -292,7 +332,12 @@ def render_string(text: str, scope: Scope, evaluated: Evaluated | None = None) -
         return _value(whole, scope, evaluated)
     out: list[str] = []
     for part in tpl.parts:
-        out.append(part if isinstance(part, str) else stringify(_value(part, scope, evaluated)))
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = _value(part, scope, evaluated)
+        # inside text a blob prints as its value, as it would have before it was stored
+        out.append(stringify(scope.blob(value) if is_blob(value) else value))
     return "".join(out)
 
 

@@ -8,7 +8,8 @@ too, so junk after a compressed stream cannot grow without bound.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from flowmill.net.errors import InvalidResponse, ResponseTooLarge
 
@@ -79,6 +80,38 @@ async def read_limited(
         ResponseTooLarge: More than ``limit`` bytes (decompressed, or raw).
         InvalidResponse: The compressed data is corrupt.
     """
+    body, _ = await read_or_spill(
+        chunks, content_encoding=content_encoding, content_length=content_length, limit=limit
+    )
+    return body
+
+
+Spill = Callable[[AsyncIterator[bytes]], Awaitable[Any]]
+"""Takes a body's (decoded) bytes as a stream; returns what stands for them (a blob)."""
+
+
+async def read_or_spill(
+    chunks: AsyncIterable[bytes],
+    *,
+    content_encoding: str | None,
+    content_length: str | None,
+    limit: int,
+    spill: Spill | None = None,
+    spill_after: int = 0,
+) -> tuple[bytes, Any]:
+    """The body, or, once it passes ``spill_after`` bytes, what ``spill`` made of it.
+
+    A body that passes ``spill_after`` is handed to ``spill`` as a stream (the part
+    read so far, then the rest as it arrives), so it is never whole in memory. Limits
+    and decompression apply the same either way.
+
+    Returns:
+        ``(body, None)``, or ``(b"", spill's result)``.
+
+    Raises:
+        ResponseTooLarge: More than ``limit`` bytes (decompressed, or raw).
+        InvalidResponse: The compressed data is corrupt.
+    """
     coding = (content_encoding or "").strip().lower()
     inflater = _Inflater(coding) if coding in ("gzip", "x-gzip", "deflate") else None
     raw = _Limit(limit)
@@ -87,14 +120,36 @@ async def read_limited(
         # Refuse early: no point downloading what will be refused.
         raw.take(int(content_length))
         raw.total = 0
+    decoded = _decoded(chunks, inflater, raw, out)
     body = bytearray()
+    async for piece in decoded:
+        body += piece
+        if spill is not None and len(body) > spill_after:
+            head = bytes(body)
+            body.clear()
+
+            async def stream(head: bytes = head) -> AsyncIterator[bytes]:
+                yield head
+                async for rest in decoded:
+                    yield rest
+
+            return b"", await spill(stream())
+    return bytes(body), None
+
+
+async def _decoded(
+    chunks: AsyncIterable[bytes], inflater: _Inflater | None, raw: _Limit, out: _Limit
+) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         raw.take(len(chunk))
         if inflater is None:
             out.take(len(chunk))
-            body += chunk
+            yield chunk
         else:
-            body += inflater.feed(chunk, out)
+            piece = inflater.feed(chunk, out)
+            if piece:
+                yield piece
     if inflater is not None:
-        body += inflater.finish(out)
-    return bytes(body)
+        rest = inflater.finish(out)
+        if rest:
+            yield rest

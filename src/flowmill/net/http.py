@@ -12,6 +12,7 @@ and tenant, so it keeps no state between requests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 import time
@@ -22,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import httpcore
 import httpx
 
-from flowmill.engine.services import HttpResponse
-from flowmill.net.body import ACCEPT_ENCODING, read_limited
+from flowmill.engine.services import HttpResponse, Spill
+from flowmill.net.body import ACCEPT_ENCODING, read_or_spill
+from flowmill.net.body import Spill as BodySpill
 from flowmill.net.errors import (
     HttpConnectionError,
     HttpTimeout,
@@ -162,6 +164,8 @@ class GuardedHttpClient:
         follow_redirects: bool = True,
         max_redirects: int | None = None,
         max_response_bytes: int | None = None,
+        spill: Spill | None = None,
+        spill_after: int = 0,
     ) -> HttpResponse:
         """Send a request and read the whole (bounded) response.
 
@@ -177,6 +181,9 @@ class GuardedHttpClient:
             follow_redirects: Follow 301/302/303/307/308 (each hop re-checked).
             max_redirects: Redirects to follow at most (capped by the settings).
             max_response_bytes: Body size limit (capped by the settings).
+            spill: Takes the body as a stream once it passes ``spill_after`` bytes
+                (the blob store), so a large body is never whole in memory.
+            spill_after: Bytes read into memory before the body goes to ``spill``.
 
         Returns:
             The final response; ``url`` is the last hop's.
@@ -207,8 +214,9 @@ class GuardedHttpClient:
         try:
             async with asyncio.timeout(timeout):
                 return await self._exchange(
-                    first, content, follow_redirects, redirects, limit, started
-                )
+                    first, content, follow_redirects, redirects, limit, started,
+                    (spill, spill_after),
+                )  # fmt: skip
         except TimeoutError as e:
             raise HttpTimeout(
                 f"{first.method} {where} did not finish within {timeout:g} s",
@@ -260,6 +268,7 @@ class GuardedHttpClient:
         redirects: int,
         limit: int,
         started: float,
+        spilling: tuple[Spill | None, int] = (None, 0),
     ) -> HttpResponse:
         first_origin = _origin(request.url)
         hops = 0
@@ -271,7 +280,7 @@ class GuardedHttpClient:
             try:
                 location = response.headers.get("location")
                 if not (follow and response.status_code in REDIRECT_STATUSES and location):
-                    return await self._finish(request, response, limit, started)
+                    return await self._finish(request, response, limit, started, spilling)
                 if hops >= redirects:
                     raise TooManyRedirects(
                         f"more than {redirects} redirects", url=_display(request.url)
@@ -284,12 +293,22 @@ class GuardedHttpClient:
                 await response.aclose()
 
     async def _finish(
-        self, request: httpx.Request, response: httpx.Response, limit: int, started: float
+        self,
+        request: httpx.Request,
+        response: httpx.Response,
+        limit: int,
+        started: float,
+        spilling: tuple[Spill | None, int] = (None, 0),
     ) -> HttpResponse:
         assert isinstance(response.stream, httpx.AsyncByteStream)
         chunks = aiter(response.stream)
+        spill, spill_after = spilling
+        headers = dict(response.headers.items())
+        to_blob: BodySpill | None = None
+        if spill is not None:
+            to_blob = functools.partial(spill, headers=headers)
         try:
-            data = await read_limited(
+            data, spilled = await read_or_spill(
                 chunks,
                 content_encoding=response.headers.get("content-encoding"),
                 # A HEAD (or 204/304) response declares a length it does not send.
@@ -297,16 +316,19 @@ class GuardedHttpClient:
                 if request.method == "HEAD" or response.status_code in (204, 304)
                 else response.headers.get("content-length"),
                 limit=limit,
+                spill=to_blob,
+                spill_after=spill_after,
             )
         finally:
             if isinstance(chunks, AsyncGenerator):  # close it now, not when collected
                 await chunks.aclose()
         return HttpResponse(
             status=response.status_code,
-            headers=dict(response.headers.items()),
+            headers=headers,
             body=data,
             url=str(request.url),
             elapsed_ms=round((time.monotonic() - started) * 1000, 3),
+            spilled=spilled,
         )
 
     def _redirect(

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from flowmill import jsonutil
+from flowmill.blobs.ref import BLOB_KEY, BlobRef, is_blob
 from flowmill.credentials.use import CredentialUse
-from flowmill.domain.errors import SandboxUnavailable
+from flowmill.domain.errors import BlobGone, BlobUnavailable, SandboxUnavailable
 from flowmill.domain.execution import ConversationTurn, LogLine
 from flowmill.domain.workflow import Node
 from flowmill.engine import templates
@@ -134,6 +136,8 @@ class NodeContext:
     predecessors: tuple[str, ...] = ()
     extra_scope: Mapping[str, Any] = field(default_factory=dict)
     control: Control | None = None
+    # blobs this attempt loaded (by id): a value touched twice is read once
+    loaded_blobs: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def scope(self) -> Scope:
         """The names templates and expressions see."""
@@ -145,7 +149,7 @@ class NodeContext:
             "execution": self.execution,
             **self.extra_scope,
         }
-        return Scope(self.input, context)
+        return Scope(self.input, context, self.loaded_blobs)
 
     def credential_use(self) -> CredentialUse:
         """This attempt as the user of a credential (recorded with each decryption)."""
@@ -162,26 +166,97 @@ class NodeContext:
         """Render ``{{ }}`` templates inside ``value`` against this node's scope.
 
         Expressions (anything beyond a path) are evaluated in the sandbox, all of a
-        value's expressions in one call.
+        value's expressions in one call. A path into a stored blob loads it (once per
+        attempt); a path that stops at one passes the reference on unchanged.
         """
-        return await templates.render_async(value, self.scope(), self.expressions)
+        exprs = templates.expressions_in(value)
+        scope = await self._expression_scope() if exprs else self.scope()
+        evaluated = await templates.evaluate_all(exprs, scope, self.expressions)
+        while True:
+            try:
+                return templates.render(value, scope, evaluated)
+            except templates.NeedsBlob as e:
+                await self.load_blob(e.ref)
 
     async def renderer(self, value: Any) -> Callable[[Any], Any]:
         """A synchronous renderer for the parts of ``value`` (expressions evaluated now).
 
-        For code that renders pieces of a structure one by one, like conditions.
+        For code that renders pieces of a structure one by one, like conditions. The
+        blobs any part touches are loaded now, by rendering ``value`` once.
         """
-        scope = self.scope()
-        evaluated = await templates.evaluate(value, scope, self.expressions)
+        exprs = templates.expressions_in(value)
+        scope = await self._expression_scope() if exprs else self.scope()
+        evaluated = await templates.evaluate_all(exprs, scope, self.expressions)
+        while True:
+            try:
+                templates.render(value, scope, evaluated)
+                break
+            except templates.NeedsBlob as e:
+                await self.load_blob(e.ref)
         return lambda part: templates.render(part, scope, evaluated)
+
+    async def load_blob(self, ref: BlobRef) -> Any:
+        """The value of a stored blob of this execution's tenant (read once per attempt).
+
+        Raises:
+            BlobUnavailable: No blob store here.
+            BlobGone: The blob is gone or not this tenant's.
+        """
+        if ref.id in self.loaded_blobs:
+            return self.loaded_blobs[ref.id]
+        store = self.services.blobs
+        if store is None:
+            raise BlobUnavailable("this value is stored as a blob and no blob store is configured")
+        try:
+            value = await store.load(self.tenant_id, ref)
+        except LookupError as e:
+            raise BlobGone(f"blob {ref.id} is not available (deleted by retention?)") from e
+        self.loaded_blobs[ref.id] = value
+        return value
+
+    async def materialize(self, value: Any) -> Any:
+        """``value`` with every blob reference inside replaced by its value (for code
+        that sees whole values: JavaScript expressions, code nodes)."""
+        if is_blob(value):
+            ref = BlobRef.from_value(value)
+            return value if ref is None else await self.load_blob(ref)
+        if isinstance(value, Mapping):
+            return {k: await self.materialize(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [await self.materialize(v) for v in value]
+        return value
+
+    async def names(self) -> dict[str, Any]:
+        """What expressions and code see: the scope's names, blobs loaded.
+
+        Whether any blob is in reach is asked of the names' JSON (orjson, then a byte
+        search: microseconds for a small scope, and the sandbox encodes it anyway), so
+        a scope without blobs is not walked in Python.
+        """
+        names = self.scope().names()
+        try:
+            if BLOB_MARK not in jsonutil.dumpb(names):
+                return names
+        except TypeError:
+            return names  # not JSON: the sandbox will say so
+        return {k: await self.materialize(v) for k, v in names.items()}
+
+    async def _expression_scope(self) -> Scope:
+        """The scope with every blob in reach loaded, for expressions: the sandbox sees
+        whole values, so an expression touches every blob it can reach."""
+        names = await self.names()
+        return Scope(names["input"], names, self.loaded_blobs)
 
     async def evaluate(self, expression: str) -> Any:
         """Evaluate one JavaScript expression in the sandbox."""
         evaluator = self.expressions
         if evaluator is None:
             raise SandboxUnavailable("JavaScript expressions need the sandbox")
-        (value,) = await evaluator.evaluate_many([expression], self.scope().names())
+        (value,) = await evaluator.evaluate_many([expression], await self.names())
         return value
+
+
+BLOB_MARK = f'"{BLOB_KEY}"'.encode()
 
 
 class NodeType(ABC, Generic[ConfigT]):

@@ -33,7 +33,7 @@ async def run_code(
         raise SandboxUnavailable("no sandbox is configured to run code")
     try:
         result = await runner.run(
-            language, code, ctx.scope().names(), limits_for(ctx, timeout_s, memory_mb)
+            language, code, await ctx.names(), limits_for(ctx, timeout_s, memory_mb)
         )
     except NodeError as e:
         for line in e.details.pop("logs", None) or ():

@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import Field, field_validator, model_validator
 
 from flowmill import jsonutil
+from flowmill.blobs.ref import Kind, kind_of
+from flowmill.blobs.store import Owner
 from flowmill.credentials.crypto import CredentialError
 from flowmill.credentials.kinds import apply_to_request
 from flowmill.domain.errors import CredentialFailure, NodeError
@@ -145,6 +147,7 @@ class HttpRequestNode(NodeType[HttpRequestConfig]):
             params=params,
             content=content,
             follow_redirects=config.follow_redirects,
+            **_spilling(ctx, config.response_format),
         )
         response = await (send() if config.timeout_s is None else send(timeout_s=config.timeout_s))
         shown = _without_query(response.url)
@@ -159,10 +162,36 @@ class HttpRequestNode(NodeType[HttpRequestConfig]):
             "status": response.status,
             "headers": response.headers,
             # "data", like the seeds' axios runner: examples read input.data.id
-            "data": _parse_body(ctx, config.response_format, response),
+            "data": response.spilled
+            if response.spilled is not None
+            else _parse_body(ctx, config.response_format, response),
             "url": response.url,
             "elapsed_ms": response.elapsed_ms,
         }
+
+
+_KIND_OF_FORMAT: dict[str, Kind] = {"binary": "base64", "text": "text", "json": "json"}
+
+
+def _spilling(ctx: NodeContext, fmt: str) -> dict[str, Any]:
+    """Arguments that stream a body above the blob threshold into the blob store (its
+    reference is then the output's ``data``, decoded as ``fmt`` says when touched)."""
+    blobs = ctx.services.blobs
+    if blobs is None:
+        return {}
+    owner = Owner(execution_id=ctx.execution_id, step_key=f"{ctx.idempotency_key}:$.data")
+
+    async def to_blob(stream: AsyncIterator[bytes], *, headers: Mapping[str, str]) -> Any:
+        media = _header(headers, "content-type") or "application/octet-stream"
+        kind = _KIND_OF_FORMAT.get(fmt) or kind_of(media)
+        ref = await blobs.write(ctx.tenant_id, owner, stream, media_type=media, kind=kind)
+        return ref.to_value()
+
+    return {"spill": to_blob, "spill_after": blobs.threshold}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    return next((v for k, v in headers.items() if k.lower() == name), "")
 
 
 def _headers(raw: Any) -> dict[str, str]:

@@ -10,6 +10,11 @@ What goes, per tenant (every statement filters on ``tenant_id``):
   the body is emptied, the row stays (status, headers, execution ids);
 - **webhook events**, whole rows, older than the event cutoff, except those still
   ``received`` (their dispatch is pending work, whatever their age);
+- **blobs** (large payloads) with their owners: an execution's with the execution; a
+  large webhook body with its body or event, unless an execution started from it has
+  adopted it (then it goes with that execution). Rows are marked ``doomed`` in the
+  transaction that deletes their owner; their bytes and rows go after it, per tenant
+  (a crash in between leaves doomed rows the next run finishes);
 - **store events** older than the cutoff *and* at or below the cursor of every feed
   consumer of the tenant (event triggers, each projection): an event a consumer has not
   read yet is work still to do. A consumer known in the deployment without a cursor for
@@ -40,6 +45,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 
+from flowmill.blobs.store import BlobStore
 from flowmill.clock import Clock, SystemClock
 from flowmill.domain.states import ExecutionStatus
 from flowmill.fairness import tenant_scope
@@ -77,6 +83,7 @@ class PruneCounts:
     webhook_events: int = 0
     webhook_bodies: int = 0
     store_events: int = 0
+    blobs: int = 0
 
     def add(self, other: PruneCounts) -> None:
         """Add ``other``'s counts to these."""
@@ -128,6 +135,7 @@ class Pruner:
         pause_s: Pause between batches.
         vacuum_pages: Pages given back to the file system per transaction (SQLite).
         clock: Time (``now`` of the cutoffs).
+        blobs: The blob store: blobs go with their executions and webhook events.
     """
 
     def __init__(
@@ -139,8 +147,10 @@ class Pruner:
         pause_s: float = 0.01,
         vacuum_pages: int = VACUUM_PAGES,
         clock: Clock | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.db = db
+        self.blobs = blobs
         self.policies = policies
         self.batch = batch
         self.pause_s = pause_s
@@ -177,6 +187,9 @@ class Pruner:
             with tenant_scope(tenant):
                 run = _TenantRun(self, tenant, self.policies.of(tenant), now, dry_run)
                 await run.all(counts, progress, stop)
+                if self.blobs is not None and not dry_run:
+                    # the bytes of the blobs doomed with their owners, after the commits
+                    counts.blobs += await self.blobs.purge(tenant, self.batch)
         if not dry_run and report.total.total:
             report.free_pages_left = await self.reclaim(stop)
         return report
@@ -261,6 +274,7 @@ class _TenantRun:
                 if not ids:
                     return PruneCounts(), None
                 ne, el = node_executions, execution_logs
+                BlobStore.doom(conn, self.tenant, execution_ids=ids)
                 runs = conn.execute(ne.delete().where(ne.c.execution_id.in_(ids))).rowcount
                 logs = conn.execute(el.delete().where(el.c.execution_id.in_(ids))).rowcount
                 gone = conn.execute(
@@ -279,7 +293,7 @@ class _TenantRun:
             wh.c.id < uuid7_floor(_ms(cutoff)),
             wh.c.received_at < cutoff,
             wh.c.status != _RECEIVED,
-            sa.func.length(wh.c.body) > 0,
+            sa.or_(sa.func.length(wh.c.body) > 0, wh.c.body_blob_id.is_not(None)),
         )
 
         async def step(after: str | None) -> tuple[PruneCounts, str | None]:
@@ -292,7 +306,9 @@ class _TenantRun:
                 ids = _page(conn, wh.c.id, old, after, self.p.batch)
                 if not ids:
                     return PruneCounts(), None
-                n = conn.execute(wh.update().where(wh.c.id.in_(ids)).values(body=b"")).rowcount
+                BlobStore.doom(conn, self.tenant, webhook_event_ids=ids, unadopted=True)
+                q = wh.update().where(wh.c.id.in_(ids)).values(body=b"", body_blob_id=None)
+                n = conn.execute(q).rowcount
                 return PruneCounts(webhook_bodies=n), _more(ids, self.p.batch)
 
             return await self.db.write(_tx)
@@ -317,6 +333,7 @@ class _TenantRun:
                 ids = _page(conn, wh.c.id, old, after, self.p.batch)
                 if not ids:
                     return PruneCounts(), None
+                BlobStore.doom(conn, self.tenant, webhook_event_ids=ids, unadopted=True)
                 n = conn.execute(wh.delete().where(wh.c.id.in_(ids))).rowcount
                 return PruneCounts(webhook_events=n), _more(ids, self.p.batch)
 

@@ -125,6 +125,8 @@ webhook_events = sa.Table(
     sa.Column("method", sa.String(8), nullable=False),
     sa.Column("headers", Json(), nullable=False),
     sa.Column("body", sa.LargeBinary(), nullable=False),
+    # a body above the blob threshold lives in ``blobs`` (``body`` is then empty)
+    sa.Column("body_blob_id", Id()),
     sa.Column("verified", sa.Boolean(), nullable=False),
     sa.Column("verification_error", sa.String(200)),
     sa.Column("dedupe_key", sa.String(300)),
@@ -494,4 +496,39 @@ workflow_activity = sa.Table(
     _counter("failed"),
     _counter("cancelled"),
     *_duration_columns(),
+)
+
+# Large payloads (flowmill.blobs): the index of every blob, whatever backend holds its
+# bytes. Owned by an execution or a webhook event and deleted with it (retention).
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("execution_id", Id()),
+    sa.Column("webhook_event_id", Id()),
+    # execution:node:attempt:path of the write; a step run twice writes twice, and
+    # usage counts each step key once (flowmill.blobs.store)
+    sa.Column("step_key", sa.String(600)),
+    sa.Column("status", sa.String(16), nullable=False),  # writing, ready, doomed
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("media_type", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("backend", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # retention: the blobs of a batch of executions / webhook events
+    sa.Index("ix_blobs_execution", "tenant_id", "execution_id"),
+    sa.Index("ix_blobs_webhook_event", "tenant_id", "webhook_event_id"),
+    # purges: doomed blobs, and writes a crash left unfinished
+    sa.Index("ix_blobs_status", "tenant_id", "status", "created_at"),
+)
+
+# Bytes of blobs kept in the database (the PostgreSQL backend), a chunk per row.
+blob_chunks = sa.Table(
+    "blob_chunks",
+    metadata,
+    sa.Column("blob_id", Id(), sa.ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
 )

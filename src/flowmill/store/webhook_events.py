@@ -66,6 +66,7 @@ class WebhookEventRow:
     execution_ids: list[str] = field(default_factory=list)
     error: str | None = None
     processed_at: datetime | None = None
+    body_blob_id: str | None = None  # a large body lives in the blob store
 
     def values(self) -> dict[str, Any]:
         """Column values for an insert."""
@@ -78,6 +79,7 @@ class WebhookEventRow:
             "method": self.method[:8],
             "headers": self.headers,
             "body": self.body,
+            "body_blob_id": self.body_blob_id,
             "verified": self.verified,
             "verification_error": (self.verification_error or None)
             and self.verification_error[:200],
@@ -114,6 +116,7 @@ def event_from_row(row: Any) -> WebhookEventRow:
         execution_ids=list(m["execution_ids"] or []),
         error=m["error"],
         processed_at=m["processed_at"],
+        body_blob_id=str(m["body_blob_id"]) if m.get("body_blob_id") is not None else None,
     )
 
 
@@ -139,6 +142,7 @@ _INSERT_OR_SKIP = sqlite_insert(wh).on_conflict_do_nothing(
 _PG_TYPES = {
     "id": "uuid",
     "trigger_id": "uuid",
+    "body_blob_id": "uuid",
     "headers": "jsonb",
     "targets": "jsonb",
     "execution_ids": "jsonb",

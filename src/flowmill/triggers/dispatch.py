@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from flowmill.blobs.store import BlobNotFound, BlobStore
 from flowmill.channels.resolver import ChannelMatch, ChannelResolver
 from flowmill.domain.errors import Invalid, WorkflowNotFound
 from flowmill.domain.storable import check_json
@@ -50,7 +51,9 @@ class WebhookDispatcher:
         providers: WebhookProviderRegistry,
         versions: Callable[[str, str], Awaitable[int | None]],
         channels: ChannelResolver | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
+        self.blobs = blobs
         self.versions = versions
         self.channels = channels
         self.engine = engine
@@ -154,14 +157,17 @@ class WebhookDispatcher:
         version = await self.versions(trigger.tenant_id, trigger.workflow_id)
         if version is None:
             return None
-        payload = self._payload(event, trigger)
+        if event.body_blob_id is not None:
+            payload = await self._blob_payload(event)
+        else:
+            payload = self._payload(event, trigger)
         match = ChannelMatch()
         if self.channels is not None:
             match = await self.channels.match(trigger.tenant_id, trigger.workflow_id, payload)
         if match.skip is not None:
             log.info("webhook event not started", event_id=event.id, why=match.skip)
             return None
-        return await self.engine.start_execution(
+        started = await self.engine.start_execution(
             tenant_id=trigger.tenant_id,
             workflow_id=trigger.workflow_id,
             version=version,
@@ -172,6 +178,20 @@ class WebhookDispatcher:
             metadata={"webhook": self._metadata(event, trigger)},
             execution_metadata=match.metadata,
         )
+        if started is not None and event.body_blob_id is not None and self.blobs is not None:
+            await self.blobs.adopt(event.tenant_id, event.body_blob_id, started)
+        return started
+
+    async def _blob_payload(self, event: WebhookEventRow) -> Any:
+        """A large body's reference: the execution's ``trigger.data`` is decoded only
+        when a node touches it (``None`` if the blob is gone, as for a bad body)."""
+        if self.blobs is None or event.body_blob_id is None:
+            return None
+        try:
+            ref = await self.blobs.stat(event.tenant_id, event.body_blob_id)
+        except BlobNotFound:
+            return None
+        return ref.to_value()
 
     def _payload(self, event: WebhookEventRow, trigger: TriggerRecord) -> Any:
         request = IncomingWebhook.build(

@@ -29,6 +29,7 @@ import structlog
 from pydantic import ValidationError
 
 from flowmill import jsonutil
+from flowmill.blobs.store import BlobStore, Owner
 from flowmill.clock import Clock, SystemClock
 from flowmill.credentials.crypto import CredentialError, Keyring
 from flowmill.credentials.use import CredentialUse
@@ -143,6 +144,8 @@ class WebhookIngress:
             accept requests this long (they are recorded, and dispatch checks again).
         quotas: Tenants' quotas; deliveries over ``webhook_requests_per_minute`` are
             answered 429 with ``Retry-After`` (the sender retries), and not recorded.
+        blobs: Where bodies above its threshold go (verified first, never decoded
+            here); the event row then holds the blob's id instead of the bytes.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class WebhookIngress:
         clock: Clock | None = None,
         cache_s: float = 1.0,
         quotas: QuotaBook | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.triggers = triggers
         self.events = events
@@ -167,6 +171,7 @@ class WebhookIngress:
         self.clock = clock or SystemClock()
         self.cache_s = cache_s
         self.quotas = quotas
+        self.blobs = blobs
         self._cache: dict[str, tuple[float, list[Target]]] = {}
         self._loading: dict[str, asyncio.Future[list[Target]]] = {}
         self._writer: GroupCommit[WebhookEventRow, WebhookEventStatus] = GroupCommit(self._flush)
@@ -294,13 +299,14 @@ class WebhookIngress:
             if wait is not None:
                 return _over_quota(wait)
         accepted: Accepted | None = None
+        big = self.blobs is not None and len(request.body) > self.blobs.threshold
         for target in _distinct(targets):
             if target.provider is None or target.config is None or target.problem:
                 log.warning("webhook cannot verify", trigger=target.trigger.id, why=target.problem)
                 outcome: WebhookOutcome = Rejected(FailureReason.NO_SECRET, target.problem)
             else:
                 outcome = inspect_webhook(
-                    target.provider, target.config, request, target.secrets, now
+                    target.provider, target.config, request, target.secrets, now, decode=not big
                 )
             if isinstance(outcome, Challenge | NotAnEvent):
                 r = outcome.response
@@ -325,7 +331,10 @@ class WebhookIngress:
         row = self._row(targets, request, now, verified=True)
         row.dedupe_key = dedupe
         row.event_type = accepted.event_type
+        stored = await self._store_body(row, request) if big else None
         status = await self._writer.submit(row)
+        if stored is not None and status is not WebhookEventStatus.RECEIVED:
+            await stored.discard(row.tenant_id, row.id)  # a duplicate: its body is not kept
         mode, timeout = (
             respond_of(first.config)
             if len(targets) == 1
@@ -363,12 +372,28 @@ class WebhookIngress:
             targets=[t.trigger.id for t in targets],
         )
 
+    async def _store_body(self, row: WebhookEventRow, request: IncomingWebhook) -> BlobStore:
+        """Move a large body into the blob store, owned by the event (before the row is
+        committed: a crash in between leaves a body the blob purge finds ownerless)."""
+        assert self.blobs is not None
+        media = request.headers.get("content-type", "") or "application/octet-stream"
+        ref = await self.blobs.write_bytes(
+            row.tenant_id, Owner(webhook_event_id=row.id), request.body, media_type=media
+        )
+        row.body = b""
+        row.body_blob_id = ref.id
+        return self.blobs
+
     async def _record_refusal(
         self, targets: Sequence[Target], request: IncomingWebhook, now: Any, error: str
     ) -> str:
         # A refused request is recorded without a dedupe key: a forger must not be able
         # to reserve the id of a genuine event.
         row = self._row(targets, request, now, verified=False)
+        if self.blobs is not None and len(row.body) > self.blobs.threshold:
+            # an unverified body is not worth a blob: keep its start, for diagnosis
+            row.body = bytes(row.body[: self.blobs.threshold])
+            error = f"{error} (body of {len(request.body)} bytes cut to its start)"[:200]
         row.verification_error = error
         row.targets = None
         row.processed_at = now

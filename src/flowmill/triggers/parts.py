@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flowmill.blobs.store import BlobStore
 from flowmill.channels.resolver import ChannelResolver
 from flowmill.channels.store import ChannelRepository
 from flowmill.clock import Clock
@@ -45,6 +46,7 @@ def build_trigger_parts(
     clock: Clock,
     vault: Any = None,
     quotas: QuotaBook | None = None,
+    blobs: BlobStore | None = None,
 ) -> TriggerParts:
     """Assemble the trigger side, and let ``engine`` hand webhook jobs to its dispatcher."""
     triggers = TriggerRepository(db, clock)
@@ -61,6 +63,7 @@ def build_trigger_parts(
         clock=clock,
         cache_s=settings.webhook_cache_s,
         quotas=quotas,
+        blobs=blobs,
     )
     dispatcher = WebhookDispatcher(
         engine=engine,
@@ -69,6 +72,7 @@ def build_trigger_parts(
         providers=providers,
         versions=workflows.active_version,
         channels=ChannelResolver(ChannelRepository(db, clock)),
+        blobs=blobs,
     )
     engine.webhook_handler = dispatcher.handle_job
     service = TriggerService(

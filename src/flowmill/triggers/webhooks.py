@@ -119,6 +119,8 @@ def inspect_webhook(
     request: IncomingWebhook,
     secrets: str | Sequence[str],
     now: datetime,
+    *,
+    decode: bool = True,
 ) -> WebhookOutcome:
     """Verify, decode, and classify one request. Pure: no I/O.
 
@@ -128,19 +130,25 @@ def inspect_webhook(
         request: The request as received (raw body).
         secrets: The trigger's secret, or the current and previous ones while rotating.
         now: The current time, aware, from the ``Clock`` port.
+        decode: Decode the body. ``False`` for a body above the blob threshold: it is
+            stored as a blob and decoded only when a node touches it, so its payload
+            is ``None`` here (an event id must then come from a header, and a POST is
+            never a handshake).
     """
     verification = provider.verify(request, secrets, config, now)
     if not verification.ok:
         # Fail closed even if a provider forgot to give a reason.
         reason = verification.reason or FailureReason.SIGNATURE_MISMATCH
         return Rejected(reason, verification.detail)
-    try:
-        payload = provider.parse_payload(request, config)
-    except PayloadError as e:
-        return Rejected(FailureReason.MALFORMED_BODY, str(e))
-    response = provider.handshake(request, payload, config)
-    if response is not None:
-        return Challenge(response)
+    payload: Any = None
+    if decode:
+        try:
+            payload = provider.parse_payload(request, config)
+        except PayloadError as e:
+            return Rejected(FailureReason.MALFORMED_BODY, str(e))
+        response = provider.handshake(request, payload, config)
+        if response is not None:
+            return Challenge(response)
     if request.method.upper() not in EVENT_METHODS:
         return NotAnEvent(
             _error(
