@@ -111,6 +111,8 @@ class Engine:
             nodes refuse to run.
         control_settings: Limits of those nodes.
         resume_key: Key of resume URLs' HMAC (shared by every process of a deployment).
+        execution_cap: A tenant's cap on its live top-level executions (0: none; the
+            ``concurrent_executions`` quota); starts beyond it wait in ``queued``.
     """
 
     def __init__(
@@ -130,8 +132,10 @@ class Engine:
         control_store: ControlStore | None = None,
         control_settings: ControlSettings | None = None,
         resume_key: bytes | None = None,
+        execution_cap: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
+        self._execution_cap = execution_cap
         self.definitions = definitions
         self.queue = queue
         self.registry = registry
@@ -202,6 +206,7 @@ class Engine:
             dispatch=self.dispatch,
             committed=self._committed,
             publish=self.hub.publish,
+            execution_cap=execution_cap,
         )
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -374,10 +379,13 @@ class Engine:
             parent_node_id=parent_node_id,
             iteration=iteration,
         )
-        limited = bool(settings.max_concurrent or settings.per_minute)
+        cap = 0
+        if self._execution_cap is not None and parent_execution_id is None:
+            cap = await self._execution_cap(tenant_id)
+        limited = bool(settings.max_concurrent or settings.per_minute or cap)
 
         def _build(counts: LimitCounts) -> Effects:
-            if limited and not may_start(wf, counts, fifo=True):
+            if limited and not may_start(wf, counts, fifo=True, tenant_cap=cap):
                 ex.status = ExecutionStatus.QUEUED
             return starts.start_execution(wf, ex, trigger_node, data, now, owner=self._queue_owner)
 
@@ -605,6 +613,8 @@ class Engine:
             self.announce(fx.execution_id)
             if self._limited_seen:
                 self._spawn(self._promote_all())
+            if self._execution_cap is not None and fx.parent_execution_id is None:
+                self._spawn(self._promote_tenant(fx.tenant_id))
             if self.control is not None:
                 if fx.parent_execution_id is not None:
                     self._spawn(self.wake(fx.parent_execution_id, WAKE_CHILDREN))
@@ -709,6 +719,12 @@ class Engine:
 
     async def _promote_all(self) -> None:
         await self._sweeper.promote_queued()
+
+    async def _promote_tenant(self, tenant_id: str) -> None:
+        """An execution of a tenant with a cap ended: start its next queued ones."""
+        assert self._execution_cap is not None
+        if await self._execution_cap(tenant_id):
+            await self._sweeper.promote_queued(tenant_id, limit=20)
 
 
 def _retry_record(
