@@ -225,7 +225,8 @@ async def open_runtime(
         quotas = QuotaBook(settings.quota_defaults(), QuotaStore(db, clock).all_overrides)
         await quotas.refresh()
         services = await build_services(settings, clock, vault, quotas)
-        q = queue or build_queue(settings, quotas)
+        # Not `queue or ...`: an empty LocalQueue is falsy (it has a length).
+        q = queue if queue is not None else build_queue(settings, quotas)
         engine_store: ExecutionStore = executions
         if settings.faults:
             engine_store, q = _with_faults(settings.faults, executions, q)
