@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+
+import asyncpg
+import pytest
 
 from flowmill.config import Settings
 from flowmill.domain.execution import ExecutionRecord
@@ -18,6 +22,7 @@ from flowmill.domain.states import ExecutionStatus as X
 from flowmill.runs import register
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.quotas import QuotaStore
+from tests.integration.distributed_support import Deployment, wait_all_done
 
 
 def _doc(name: str, tenant: str, ms: int = 150) -> dict[str, Any]:
@@ -84,3 +89,39 @@ async def test_tenant_execution_cap_holds_for_concurrent_starts_of_different_wor
         )
         started = [e for i in ids if (e := await rt.executions.get_execution(i))]
         assert sum(e.status is not X.QUEUED for e in started) == 2, [e.status for e in started]
+
+
+@pytest.fixture
+def deployment(
+    postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> Iterator[Deployment]:
+    d = Deployment(postgres_url, redis_url, redis_prefix, tmp_path)
+    yield d
+    d.stop_all()
+
+
+async def test_tenant_execution_cap_holds_across_worker_processes(deployment: Deployment) -> None:
+    """Started by an API process, run by two BullMQ workers that read the tenant's
+    override from the database; the queued ones start as the workers end the others
+    (their sweeps are too slow to be what starts them)."""
+    total = 8
+    async with open_runtime(deployment.settings(), kind="api") as rt:
+        wf, version, tenant = await register(rt, _doc("capped", "acme"), None)
+        await QuotaStore(rt.db).update(tenant, {"concurrent_executions": 2})
+        rt.quotas.forget()
+        for i in range(total):
+            await rt.engine.start_execution(
+                tenant_id=tenant, workflow_id=wf, version=version, data=i
+            )
+    for _ in range(2):
+        await deployment.start_worker(FLOWMILL_SWEEP_INTERVAL_S="60")
+    records = await wait_all_done(deployment, total, timeout=45)
+    assert records.statuses == {"succeeded": total}
+    conn = await asyncpg.connect(deployment.database_url)
+    try:
+        rows = await conn.fetch("SELECT started_at, completed_at FROM workflow_executions")
+    finally:
+        await conn.close()
+    spans = sorted((r[0], r[1]) for r in rows)
+    overlaps = [sum(1 for s, e in spans if s <= start < e) for start, _ in spans]
+    assert max(overlaps) <= 2, spans
