@@ -22,6 +22,7 @@ from flowmill.domain.states import ExecutionStatus as X
 from flowmill.runs import register
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.quotas import QuotaStore
+from flowmill.testing import eventually
 from tests.integration.distributed_support import Deployment, wait_all_done
 
 
@@ -89,6 +90,31 @@ async def test_tenant_execution_cap_holds_for_concurrent_starts_of_different_wor
         )
         started = [e for i in ids if (e := await rt.executions.get_execution(i))]
         assert sum(e.status is not X.QUEUED for e in started) == 2, [e.status for e in started]
+
+
+async def test_tenant_execution_cap_start_queued_only_for_order_starts_when_there_is_room(
+    database_url: str,
+) -> None:
+    """A start queued behind the tenant's older queued one (held by its workflow's own
+    limit) while the tenant is below its cap: nothing may end to start it, so the start
+    looks for room itself. No worker runs here, so no sweep either."""
+    async with _runtime(database_url, tenant_concurrent_executions=3) as rt:
+        one = {**_doc("one at a time", "acme"), "settings": {"max_concurrent": 1}}
+        single, v1, tenant = await register(rt, one, None)
+        free, v2, _ = await register(rt, _doc("free", "acme"), None)
+        for _ in range(2):
+            await rt.engine.start_execution(
+                tenant_id=tenant, workflow_id=single, version=v1, data={}
+            )
+        late = await rt.engine.start_execution(
+            tenant_id=tenant, workflow_id=free, version=v2, data={}
+        )
+
+        async def started() -> bool:
+            ex = await rt.executions.get_execution(late)
+            return ex is not None and ex.status is not X.QUEUED
+
+        await eventually(started, 10, "the free workflow's execution started")
 
 
 @pytest.fixture

@@ -383,10 +383,13 @@ class Engine:
         if self._execution_cap is not None and parent_execution_id is None:
             cap = await self._execution_cap(tenant_id)
         limited = bool(settings.max_concurrent or settings.per_minute or cap)
+        room = False  # queued although the tenant is below its cap
 
         def _build(counts: LimitCounts) -> Effects:
+            nonlocal room
             if limited and not may_start(wf, counts, fifo=True, tenant_cap=cap):
                 ex.status = ExecutionStatus.QUEUED
+                room = bool(cap) and counts.tenant_running < cap
             return starts.start_execution(wf, ex, trigger_node, data, now, owner=self._queue_owner)
 
         try:
@@ -394,6 +397,10 @@ class Engine:
         except DuplicateExecutionError as dup:
             return dup.execution_id
         self._committed(fx)
+        if room:
+            # Behind the tenant's older queued ones (first in, first out) with a place
+            # free: no end may come to start them, so look now.
+            self._spawn(self._promote_tenant(tenant_id))
         await self.dispatch([job_for(r, tenant_id, priority_of(ex)) for r in fx.ready])
         return ex.id
 
