@@ -52,7 +52,13 @@ class SqlExecutionStore:
 
             engine = db.engine
             self._plans = pg_batch.Plans()
-            self._writes = Coalescer(self._write_batch, key=lambda item: item.fx.execution_id)
+            # Batches are filled from tenants in turn: a flood of starts or steps
+            # does not push another tenant's one write past the next flush.
+            self._writes = Coalescer(
+                self._write_batch,
+                key=lambda item: item.fx.execution_id,
+                share=lambda item: item.fx.tenant_id,
+            )
             self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys, self._plans))
 
     async def _write_batch(self, items: list[WriteItem]) -> list[WriteResult | BaseException]:
