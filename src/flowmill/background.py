@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -83,7 +84,12 @@ async def _poll_queues(rt: Runtime, metrics: Metrics) -> None:
 
 @contextlib.asynccontextmanager
 async def running_background(
-    rt: Runtime, *, kind: str, projector: bool, ops_port: int | None = None
+    rt: Runtime,
+    *,
+    kind: str,
+    projector: bool,
+    ops_port: int | None = None,
+    freeze_heap: bool = False,
 ) -> AsyncIterator[Background]:
     """Run the background parts inside the block.
 
@@ -93,6 +99,12 @@ async def running_background(
         projector: Run a projector replica here (if projections are enabled), and a
             pruner replica (if retention is enabled).
         ops_port: Serve ``/health``, ``/ready``, ``/metrics`` on this port (0: off).
+        freeze_heap: Move every object made so far out of the garbage collector's reach
+            (``gc.freeze``). For a process that lives as long as this block: a full
+            collection otherwise walks the ~190,000 objects of start-up (modules, schemas,
+            compiled statements) each time, ~50-115 ms during which the event loop stands
+            still; frozen, they are never walked. Not for a test process, which would
+            keep every runtime it opens.
     """
     s = rt.settings
     metrics = rt.metrics
@@ -123,4 +135,7 @@ async def running_background(
             from flowmill.observability.server import serving_ops
 
             port = await stack.enter_async_context(serving_ops(rt, kind, s.metrics_host, ops_port))
+        if freeze_heap:
+            gc.collect()  # what start-up left as garbage is freed, not frozen
+            gc.freeze()
         yield Background(service, pruning, lag, port)

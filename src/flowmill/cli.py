@@ -296,12 +296,12 @@ async def _worker(settings: Settings) -> None:
     async with (
         open_runtime(settings, kind="worker") as rt,
         running_background(
-            rt, kind="worker", projector=False, ops_port=settings.metrics_port
+            rt, kind="worker", projector=False, ops_port=settings.metrics_port, freeze_heap=True
         ) as bg,
     ):
         if stopping.is_set():
             return
-        task = asyncio.create_task(rt.engine.run())
+        task = asyncio.create_task(rt.engine.run(), name="engine-worker")
         if bg.ops_port:
             err.print(f"health and metrics on port {bg.ops_port}")
         err.print(

@@ -71,6 +71,7 @@ def serve(
             worker=not no_worker,
             scheduler=not no_scheduler,
             say=_say,
+            freeze_heap=True,
         )
     )
 

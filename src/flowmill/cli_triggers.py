@@ -50,7 +50,7 @@ async def _scheduler(settings: Settings) -> None:
     async with open_runtime(settings, kind="scheduler", queue=queue) as rt:
         service = rt.triggers.service
         async with running_background(
-            rt, kind="scheduler", projector=True, ops_port=settings.metrics_port
+            rt, kind="scheduler", projector=True, ops_port=settings.metrics_port, freeze_heap=True
         ) as bg:
             sys.stderr.write(f"trigger service replica {service.holder} running\n")
             if bg.ops_port:

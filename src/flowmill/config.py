@@ -17,9 +17,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from flowmill.constants import NODE_QUEUE, QUEUE_NAME_PATTERN, TRIGGER_QUEUE
 from flowmill.credentials.crypto import Keyring, load_or_create_keyring
 from flowmill.engine.control import ControlSettings
-from flowmill.engine.news import WAIT_FALLBACK_S
+from flowmill.engine.options import EngineOptions
 from flowmill.quotas import Quotas
 from flowmill.retention.policy import RetentionPolicies, RetentionPolicy
+from flowmill.sandbox.limits import CodeLimits
 from flowmill.sandbox.settings import SandboxSettings
 
 
@@ -153,12 +154,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
-    concurrency: int = Field(16, ge=1, le=1024)
-    shutdown_grace_s: float = Field(10.0, ge=0)
-    sweep_interval_s: float = Field(1.0, gt=0)
-    dead_worker_after_s: float = Field(15.0, gt=0)
-    orphan_grace_s: float = Field(30.0, gt=0)
-    max_output_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    concurrency: int = Field(EngineOptions.concurrency, ge=1, le=1024)
+    shutdown_grace_s: float = Field(EngineOptions.shutdown_grace_s, ge=0)
+    sweep_interval_s: float = Field(EngineOptions.sweep_interval_s, gt=0)
+    dead_worker_after_s: float = Field(EngineOptions.dead_after_s, gt=0)
+    orphan_grace_s: float = Field(EngineOptions.orphan_grace_s, gt=0)
+    max_output_bytes: int = Field(EngineOptions.max_output_bytes, ge=1024)
     max_child_depth: int = Field(16, ge=1, le=1000)
     loop_max_iterations: int = Field(100_000, ge=1)
     control_poll_s: float = Field(60.0, gt=0)
@@ -171,11 +172,11 @@ class Settings(BaseSettings):
     http_max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 
     sandbox_enabled: bool = True
-    sandbox_timeout_s: float = Field(5.0, gt=0)
+    sandbox_timeout_s: float = Field(CodeLimits.timeout_s, gt=0)
     sandbox_max_timeout_s: float = Field(60.0, gt=0)
-    sandbox_memory_mb: int = Field(128, ge=16)
+    sandbox_memory_mb: int = Field(CodeLimits.memory_mb, ge=16)
     sandbox_max_memory_mb: int = Field(1024, ge=16)
-    sandbox_max_output_bytes: int = Field(1024 * 1024, ge=1024)
+    sandbox_max_output_bytes: int = Field(CodeLimits.max_output_bytes, ge=1024)
     sandbox_js_workers: int = Field(0, ge=0)
     sandbox_js_reserve_workers: int = Field(1, ge=0)
     sandbox_nice: int = Field(10, ge=0, le=19)
@@ -209,7 +210,7 @@ class Settings(BaseSettings):
     webhook_cache_s: float = Field(1.0, ge=0)
     webhook_recovery_s: float = Field(10.0, gt=0)
     webhook_max_wait_s: float = Field(30.0, ge=0)
-    wait_fallback_s: float = Field(WAIT_FALLBACK_S, gt=0)
+    wait_fallback_s: float = Field(EngineOptions.wait_fallback_s, gt=0)
     scheduler_tick_s: float = Field(1.0, gt=0)
 
     # --- retention (docs/retention.md) ---

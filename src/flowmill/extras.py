@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from flowmill.domain.errors import FlowmillError
+
 # module -> (extra that installs it, what it is for)
 EXTRAS: dict[str, tuple[str, str]] = {
     "asyncpg": ("postgres", "PostgreSQL"),
@@ -28,7 +30,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
-class MissingExtra(ImportError):
+class MissingExtra(FlowmillError, ImportError):
     """An optional dependency is not installed; the message names the extra to add."""
 
     def __init__(self, module: str) -> None:

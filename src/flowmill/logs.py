@@ -21,7 +21,13 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Rich's tracebacks render every frame's locals: a few hundred milliseconds to
+            # seconds of CPU per logged exception, on the event loop, so a burst of
+            # failing requests froze the API (seen in the soak). Plain text costs ~0.1 ms.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
     tidy: list[structlog.types.Processor] = []
     if fmt != "json" and lvl > logging.DEBUG:

@@ -10,10 +10,12 @@ from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from flowmill.domain.errors import Invalid
+
 P = TypeVar("P")
 
 
-class DuplicatePluginError(ValueError):
+class DuplicatePluginError(Invalid):
     """Two plugins claimed the same name."""
 
 

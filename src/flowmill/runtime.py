@@ -211,13 +211,15 @@ async def open_runtime(
     """
     settings = settings or Settings()
     clock = clock or SystemClock()
-    db = connect(
-        settings.database,
-        pool_size=settings.db_pool_size,
-        sqlite_synchronous=settings.sqlite_synchronous,
-    )
-    services: NodeServices | None = None
-    try:
+    # Each resource is closed by the stack, registered right after it is opened: an
+    # error anywhere (here or in the caller's block) closes what was opened, in reverse.
+    async with contextlib.AsyncExitStack() as opened:
+        db = connect(
+            settings.database,
+            pool_size=settings.db_pool_size,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        opened.push_async_callback(db.close)
         await _migrate(db, settings)
         workflows = WorkflowRepository(db, clock)
         executions = SqlExecutionStore(db, clock)
@@ -225,18 +227,25 @@ async def open_runtime(
         quotas = QuotaBook(settings.quota_defaults(), QuotaStore(db, clock).all_overrides)
         await quotas.refresh()
         services = await build_services(settings, clock, vault, quotas)
-        # Not `queue or ...`: an empty LocalQueue is falsy (it has a length).
+        opened.push_async_callback(_close_services, services)
+        # not `queue or ...`: an empty LocalQueue has len() 0 and would be replaced
         q = queue if queue is not None else build_queue(settings, quotas)
+        opened.push_async_callback(q.close)
         engine_store: ExecutionStore = executions
         if settings.faults:
             engine_store, q = _with_faults(settings.faults, executions, q)
         news = build_news(settings)
+        if news is not None:
+            opened.push_async_callback(news.close)
         metrics: Metrics | None = None
         if settings.metrics_enabled:
             metrics = Metrics(tenant_label=settings.metrics_tenant_label)
         if metrics is not None and services.code is not None:
             services.code = TimedCodeRunner(services.code, metrics)
         tracer = build_tracer(settings.otel_endpoint) if settings.otel_enabled else None
+        if tracer is not None:
+            # flushes what is left to export
+            opened.push_async_callback(asyncio.to_thread, tracer.close)
         engine = Engine(
             store=TimedExecutionStore(engine_store, metrics) if metrics else engine_store,
             middlewares=[
@@ -275,7 +284,9 @@ async def open_runtime(
             vault=vault,
             quotas=quotas,
         )
+        opened.push_async_callback(parts.ingress.close)
         feed_news = build_feed_news(settings)
+        opened.push_async_callback(feed_news.close)
         engine.hub.subscribe(feed_news.committed)
         if metrics is not None:
             _instrument(metrics, engine, q, parts)
@@ -285,16 +296,6 @@ async def open_runtime(
             settings, db, workflows, executions, engine, q, services, vault, parts, quotas,
             feed_news, metrics,
         )  # fmt: skip
-        await feed_news.close()
-        if tracer is not None:
-            await asyncio.to_thread(tracer.close)  # flushes what is left to export
-        await parts.ingress.close()
-        await q.close()
-        if news is not None:
-            await news.close()
-    finally:
-        await _close_services(services)
-        await db.close()
 
 
 def _with_faults(
@@ -327,9 +328,7 @@ def _instrument(metrics: Metrics, engine: Engine, queue: JobQueue, parts: Trigge
             queue.wait_listeners.append(metrics.queue_waited)
 
 
-async def _close_services(services: NodeServices | None) -> None:
-    if services is None:
-        return
+async def _close_services(services: NodeServices) -> None:
     for part in (services.http, services.code):
         closer = getattr(part, "aclose", None) or getattr(part, "close", None)
         if closer is not None:

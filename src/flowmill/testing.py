@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flowmill.domain.errors import ExecutionNotFound, WorkflowNotFound
 from flowmill.domain.events import DomainEvent
 from flowmill.domain.execution import (
     ConversationTurn,
@@ -190,7 +192,11 @@ class InMemoryExecutionStore:
                     raise RuntimeError(f"unique violation: turn {t.seq} of {step.node_id}")
         self.runs = runs
         self.events.extend(fx.events)
-        self.logs.extend(fx.logs)
+        # A line without a time is stamped with the commit's, as the SQL writers do.
+        now = self.clock.now()
+        self.logs.extend(
+            line if line.timestamp else dataclasses.replace(line, timestamp=now) for line in fx.logs
+        )
         self.turns.extend((fx.tenant_id, fx.turns_of, t) for t in fx.turns if fx.turns_of)
 
     async def start(
@@ -241,7 +247,7 @@ class InMemoryExecutionStore:
                 raise error
             ex = self.executions.get(execution_id)
             if ex is None:
-                raise LookupError(execution_id)
+                raise ExecutionNotFound(execution_id)
             fx = build(copy.copy(ex), _Reader(self, execution_id))
             self._apply(fx)
             return fx
@@ -463,7 +469,7 @@ class InMemoryDefinitions:
         try:
             return self.versions[(workflow_id, version)]
         except KeyError:
-            raise LookupError(f"{workflow_id} v{version}") from None
+            raise WorkflowNotFound(f"{workflow_id} v{version}") from None
 
     async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
         return self.active.get(workflow_id)

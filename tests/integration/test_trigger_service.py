@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from flowmill.config import Settings
+from flowmill.domain.errors import WorkflowNotFound
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.tables import workflow_executions
 from flowmill.testing import FakeClock, eventually
@@ -254,3 +256,30 @@ async def test_trigger_service_outlives_a_database_error_between_rounds(
         finally:
             svc.stop()
             await asyncio.wait_for(task, 5)
+
+
+async def test_trigger_service_skips_a_start_that_cannot_be_made_but_not_a_bug(
+    sqlite_url: str, monkeypatch: Any
+) -> None:
+    """A firing whose workflow is gone is logged and skipped (the schedule moves on); a
+    bug in the start (a ``KeyError``, which is a ``LookupError``) is not swallowed as
+    one of those: it reaches the round, whose caller logs it with its traceback."""
+    clock = FakeClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
+    async with runtime(sqlite_url, clock) as rt:
+        svc = rt.triggers.service
+        await publish(rt, schedule_workflow(cron="* * * * *"))
+
+        async def gone(**_: Any) -> str:
+            raise WorkflowNotFound("deleted meanwhile")
+
+        monkeypatch.setattr(rt.engine, "start_execution", gone)
+        clock.advance(60)
+        await svc.round()  # skipped, not raised
+
+        async def bug(**_: Any) -> str:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(rt.engine, "start_execution", bug)
+        clock.advance(60)
+        with pytest.raises(KeyError):
+            await svc.round()

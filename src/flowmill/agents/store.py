@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from flowmill.agents.ports import AgentConfig, AgentSettings, ToolSpec, Turn
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import Invalid
 from flowmill.domain.events import DomainEvent, EventType
 from flowmill.ids import uuid7
 from flowmill.store.database import Database
@@ -39,7 +40,7 @@ EDITABLE = (
 )
 
 
-class DuplicateAgentError(ValueError):
+class DuplicateAgentError(Invalid):
     """The tenant already has an agent with that name."""
 
 

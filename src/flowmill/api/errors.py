@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowmill.api.schemas import ErrorResponse
-from flowmill.domain.errors import DefinitionError, Issue
+from flowmill.domain.errors import DefinitionError, FlowmillError, Issue
 
 log = structlog.get_logger("flowmill.api")
 
@@ -63,7 +63,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ApiError(Exception):
+class ApiError(FlowmillError):
     """An error answered as JSON with ``status``.
 
     Args:

@@ -9,58 +9,11 @@ recursive encoder. Refusing them at the edge turns what would be a 500 on write 
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-MAX_DEPTH = 64
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1
-
-
-def check_text(value: str) -> str:
-    """Refuse text that cannot be stored: NUL characters and lone surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-def check_json(value: Any) -> Any:
-    """Walk a parsed JSON value (iteratively) and raise ``ValueError`` at the first
-    part that could not be stored."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            check_text(item)
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if not _INT_MIN <= item <= _INT_MAX:
-                raise ValueError("integers must fit in 64 bits")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError("numbers must be finite")
-        elif isinstance(item, dict | list):
-            if depth > MAX_DEPTH:
-                raise ValueError(f"must not nest deeper than {MAX_DEPTH} levels")
-            if isinstance(item, dict):
-                for k, v in item.items():
-                    if not isinstance(k, str):
-                        raise ValueError("object keys must be strings")
-                    check_text(k)
-                    stack.append((v, depth + 1))
-            else:
-                stack.extend((v, depth + 1) for v in item)
-        else:
-            raise ValueError(f"unsupported JSON value of type {type(item).__name__}")
-    return value
-
+from flowmill.domain.storable import check_json, check_text
 
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 """Any JSON value, checked by :func:`check_json`."""

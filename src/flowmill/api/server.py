@@ -22,6 +22,7 @@ from flowmill.api.deps import ApiContext
 from flowmill.background import running_background
 from flowmill.config import Settings
 from flowmill.constants import DEFAULT_TENANT
+from flowmill.domain.errors import FlowmillError
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob
 from flowmill.runtime import Runtime, open_runtime
@@ -55,7 +56,7 @@ def _base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-class PortBusy(OSError):
+class PortBusy(FlowmillError, OSError):
     """The address to serve on is taken (or not ours to take)."""
 
 
@@ -187,14 +188,18 @@ async def serve(
     worker: bool = True,
     scheduler: bool = True,
     say: Callable[[str], None] = print,
+    freeze_heap: bool = False,
 ) -> None:
     """Run the API (and the worker, and a trigger-service replica) until SIGTERM or
-    Ctrl-C. Any number of processes may run the trigger service: one leads."""
+    Ctrl-C. Any number of processes may run the trigger service: one leads.
+
+    ``freeze_heap`` is for a process that serves until it exits (``flowmill serve``):
+    see :func:`flowmill.background.running_background`."""
     queue = None if worker or settings.redis_url else HandOffQueue()
     sock = bind(host, port)  # first: a busy port fails before anything is said or done
     with contextlib.closing(sock):
         async with open_runtime(settings, kind="embedded" if worker else "api", queue=queue) as rt:
-            await _serve(rt, settings, sock, host, port, worker, scheduler, say)
+            await _serve(rt, settings, sock, host, port, worker, scheduler, say, freeze_heap)
 
 
 async def _serve(
@@ -206,6 +211,7 @@ async def _serve(
     worker: bool,
     scheduler: bool,
     say: Callable[[str], None],
+    freeze_heap: bool,
 ) -> None:
     ctx = build_context(rt)
     app = create_app(rt, context=ctx)
@@ -229,7 +235,9 @@ async def _serve(
     server = _Server(config)
     async with contextlib.AsyncExitStack() as stack:
         # the projector replica runs wherever a trigger-service replica may
-        await stack.enter_async_context(running_background(rt, kind="serve", projector=scheduler))
+        await stack.enter_async_context(
+            running_background(rt, kind="serve", projector=scheduler, freeze_heap=freeze_heap)
+        )
         if worker:
             await stack.enter_async_context(rt.engine.running())
         if scheduler:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import Invalid
 from flowmill.domain.events import DomainEvent, EventType
 from flowmill.ids import uuid7
 from flowmill.store.database import Database
@@ -48,7 +49,7 @@ class Channel:
     updated_at: datetime
 
 
-class DuplicateChannelError(ValueError):
+class DuplicateChannelError(Invalid):
     """The tenant already has a channel for this account."""
 
 

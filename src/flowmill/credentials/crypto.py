@@ -19,11 +19,13 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from flowmill.domain.errors import FlowmillError
+
 NONCE_BYTES = 12
 KEY_BYTES = 32
 
 
-class CredentialError(Exception):
+class CredentialError(FlowmillError):
     """A secret cannot be sealed or opened (no key, wrong key, tampered data)."""
 
 

@@ -22,6 +22,7 @@ from flowmill.clock import Clock, SystemClock
 from flowmill.credentials import kinds
 from flowmill.credentials.crypto import CredentialError, Keyring
 from flowmill.credentials.use import CredentialUse
+from flowmill.domain.errors import Invalid, NotFound
 from flowmill.domain.events import DomainEvent, EventType
 from flowmill.ids import uuid7
 from flowmill.store.database import Database
@@ -63,11 +64,11 @@ class OpenedCredential:
     data: dict[str, Any]
 
 
-class DuplicateCredentialError(ValueError):
+class DuplicateCredentialError(Invalid):
     """The tenant already has a credential with that name."""
 
 
-class CredentialNotFound(CredentialError, LookupError):
+class CredentialNotFound(CredentialError, NotFound):
     """No credential with this id or name in the tenant."""
 
 

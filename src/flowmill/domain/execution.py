@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flowmill.domain.errors import FlowmillError
 from flowmill.domain.events import DomainEvent
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 
@@ -208,5 +209,5 @@ class Effects:
         return [r for r in self.new_runs if r.status is NodeRunStatus.QUEUED]
 
 
-class StaleStepError(Exception):
+class StaleStepError(FlowmillError):
     """The step was already finished by someone else; its result must not be recorded."""

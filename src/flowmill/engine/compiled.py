@@ -64,3 +64,33 @@ class CompiledWorkflow:
 def node_retry(node: Node, workflow: Workflow) -> RetryPolicy:
     """The node's policy, else the workflow default, else a single attempt."""
     return node.retry or workflow.settings.retry or NO_RETRY
+
+
+#: Id of the trigger node a loop body is given when it has none.
+BODY_TRIGGER = "$item"
+
+
+def body_definition(wf: CompiledWorkflow, node_id: str) -> dict[str, Any]:
+    """The definition of loop ``node_id``'s inline body as a workflow of its own: its
+    nodes and edges, behind a trigger (``$item``) leading to every node that has no
+    predecessor, unless the body has a trigger of its own. Workflow variables carry over.
+
+    Raises:
+        KeyError: No such node, or it has no inline body.
+    """
+    body = wf.node(node_id).node.config.get("body")
+    if not isinstance(body, dict):
+        raise KeyError(f"node {node_id} has no inline body")
+    nodes = [dict(n) for n in body.get("nodes", []) if isinstance(n, dict)]
+    edges = [dict(e) for e in body.get("edges", []) if isinstance(e, dict)]
+    if not any(n.get("type") == "trigger" for n in nodes):
+        targets = {e.get("target") for e in edges}
+        starts = [n["id"] for n in nodes if n.get("id") not in targets]
+        nodes.insert(0, {"id": BODY_TRIGGER, "type": "trigger", "config": {"triggerType": "loop"}})
+        edges = [{"source": BODY_TRIGGER, "target": s} for s in starts] + edges
+    return {
+        "name": f"{wf.workflow.name} / {node_id}",
+        "nodes": nodes,
+        "edges": edges,
+        "settings": {"variables": dict(wf.workflow.settings.variables)},
+    }

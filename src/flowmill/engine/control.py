@@ -20,17 +20,16 @@ import asyncio
 import hashlib
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import FlowmillError, RecordBusy
 from flowmill.domain.states import ExecutionStatus
 
 if TYPE_CHECKING:
-    from flowmill.engine.compiled import CompiledWorkflow
-    from flowmill.nodes.base import NodeContext
+    from flowmill.domain.workflow import Node
 
 #: Name of the signal a resume URL delivers (not a name users can send: ``$`` is refused).
 RESUME_SIGNAL = "$resume"
@@ -50,7 +49,7 @@ _ONCE_NS = uuid.UUID("3c5e2a71-0d44-4f1b-8e2b-6a9d7c1f4e20")
 _ONCE_LOOKS = 50
 
 
-class ControlError(Exception):
+class ControlError(FlowmillError):
     """A child could not be started (unknown workflow, depth limit)."""
 
 
@@ -142,36 +141,6 @@ class ControlStore(Protocol):
 StartChild = Callable[..., Awaitable[str]]
 
 
-#: Id of the trigger node a loop body is given when it has none.
-BODY_TRIGGER = "$item"
-
-
-def body_definition(wf: CompiledWorkflow, node_id: str) -> dict[str, Any]:
-    """The definition of loop ``node_id``'s inline body as a workflow of its own: its
-    nodes and edges, behind a trigger (``$item``) leading to every node that has no
-    predecessor, unless the body has a trigger of its own. Workflow variables carry over.
-
-    Raises:
-        KeyError: No such node, or it has no inline body.
-    """
-    body = wf.node(node_id).node.config.get("body")
-    if not isinstance(body, dict):
-        raise KeyError(f"node {node_id} has no inline body")
-    nodes = [dict(n) for n in body.get("nodes", []) if isinstance(n, dict)]
-    edges = [dict(e) for e in body.get("edges", []) if isinstance(e, dict)]
-    if not any(n.get("type") == "trigger" for n in nodes):
-        targets = {e.get("target") for e in edges}
-        starts = [n["id"] for n in nodes if n.get("id") not in targets]
-        nodes.insert(0, {"id": BODY_TRIGGER, "type": "trigger", "config": {"triggerType": "loop"}})
-        edges = [{"source": BODY_TRIGGER, "target": s} for s in starts] + edges
-    return {
-        "name": f"{wf.workflow.name} / {node_id}",
-        "nodes": nodes,
-        "edges": edges,
-        "settings": {"variables": dict(wf.workflow.settings.variables)},
-    }
-
-
 def loop_scope(trigger: dict[str, Any]) -> dict[str, Any]:
     """``item``, ``index`` and ``items`` for the templates of a loop iteration's nodes."""
     if trigger.get(LOOP_MARK) is not True:
@@ -180,6 +149,27 @@ def loop_scope(trigger: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     return {k: data.get(k) for k in ("item", "index", "items")}
+
+
+class StepContext(Protocol):
+    """What :class:`Control` reads of a step: the node's context
+    (:class:`flowmill.nodes.base.NodeContext`), described here so that the engine does
+    not import the node layer (which imports this module for ``ctx.control``)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def execution_id(self) -> str: ...
+    @property
+    def workflow_id(self) -> str: ...
+    @property
+    def execution(self) -> Mapping[str, Any]: ...
+    @property
+    def trigger(self) -> Mapping[str, Any]: ...
+    @property
+    def node(self) -> Node: ...
+    @property
+    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -231,14 +221,14 @@ class Control:
         self.settings = settings or ControlSettings()
 
     @staticmethod
-    def depth(ctx: NodeContext) -> int:
+    def depth(ctx: StepContext) -> int:
         """How deep the node's execution is nested (0: not a child)."""
         raw = ctx.trigger.get("depth", 0)
         return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
 
     async def start_child(
         self,
-        ctx: NodeContext,
+        ctx: StepContext,
         *,
         data: Any,
         iteration: int | None = None,
@@ -304,7 +294,7 @@ class Control:
         )
         return result
 
-    async def record_once(self, ctx: NodeContext, key: str, value: Any) -> Any:
+    async def record_once(self, ctx: StepContext, key: str, value: Any) -> Any:
         """The value recorded first under ``key`` for the node in its execution: ``value``
         if this call records it, else what an earlier (or concurrent) run of the node
         recorded. Every run of the node then acts on the same value: an agent's answer
@@ -327,11 +317,7 @@ class Control:
             # transaction ends; then the row is this consumer's and the next look finds it.
             await asyncio.sleep(0.02)  # not a wait: a short pause between looks
         # Never act on a value that was not the one recorded: fail the attempt instead.
-        raise NodeError(
-            f"the record {name!r} stayed locked; trying the step again",
-            type="RecordBusy",
-            retriable=True,
-        )
+        raise RecordBusy(f"the record {name!r} stayed locked; trying the step again")
 
     def resume_token(self, execution_id: str) -> str:
         """The unguessable token of an execution's resume URL."""

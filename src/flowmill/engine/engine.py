@@ -11,25 +11,25 @@ import contextlib
 import os
 import socket
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import ExecutionNotFound, NotATrigger
 from flowmill.domain.execution import Effects, ExecutionRecord
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
-from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.compiled import CompiledWorkflow, body_definition
 from flowmill.engine.control import (
     WAKE_CHILDREN,
     Control,
     ControlSettings,
     ControlStore,
-    body_definition,
 )
 from flowmill.engine.hub import EventHub
 from flowmill.engine.middleware import (
@@ -39,7 +39,8 @@ from flowmill.engine.middleware import (
     output_limit_middleware,
     timeout_middleware,
 )
-from flowmill.engine.news import BLIND_POLL_S, WAIT_FALLBACK_S, EndedNews, NewsChannel
+from flowmill.engine.news import BLIND_POLL_S, EndedNews, NewsChannel
+from flowmill.engine.options import EngineOptions as EngineOptions  # re-exported: its old home
 from flowmill.engine.ports import (
     DefinitionSource,
     DuplicateExecutionError,
@@ -51,7 +52,7 @@ from flowmill.engine.ports import (
     TriggerJob,
     WorkerRegistry,
 )
-from flowmill.engine.runner import RunnerOptions, StepRunner, job_for, priority_of
+from flowmill.engine.runner import StepRunner, job_for, priority_of
 from flowmill.engine.services import NodeServices
 from flowmill.engine.signals import SignalBox
 from flowmill.engine.sweeper import Sweeper, may_start
@@ -61,36 +62,9 @@ from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
 from flowmill.observability.logcontext import job_context
+from flowmill.tasks import run_every, spawn
 
 log = structlog.get_logger("flowmill.engine")
-
-
-@dataclass
-class EngineOptions:
-    """Tuning of one engine process.
-
-    Attributes:
-        concurrency: Jobs run at once by this worker.
-        sweep_interval_s: How often to look for orphaned steps, deadlines, limits.
-        heartbeat_interval_s: How often this worker says it is alive.
-        dead_after_s: A worker silent this long is dead; its steps are taken over.
-        orphan_grace_s: A queue-held step older than this and absent from the queue is
-            put back (covers a crash between commit and enqueue).
-        shutdown_grace_s: Time running steps get to finish on shutdown.
-        max_output_bytes: Largest node output accepted.
-        wait_fallback_s: Longest pause between database reads of a waiter (``wait``,
-            late webhook answers) that news wakes; only news lost on the way waits it.
-    """
-
-    concurrency: int = 16
-    sweep_interval_s: float = 1.0
-    heartbeat_interval_s: float = 2.0
-    dead_after_s: float = 15.0
-    orphan_grace_s: float = 30.0
-    shutdown_grace_s: float = 10.0
-    max_output_bytes: int = 16 * 1024 * 1024
-    wait_fallback_s: float = WAIT_FALLBACK_S
-    runner: RunnerOptions = field(default_factory=RunnerOptions)
 
 
 class Engine:
@@ -350,7 +324,7 @@ class Engine:
         trigger_node = node_id or wf.default_trigger(trigger_type)
         trigger_type_impl = wf.node(trigger_node).type if trigger_node in wf.nodes else None
         if not isinstance(trigger_type_impl, TriggerNodeType):
-            raise ValueError(f"node {trigger_node!r} is not a trigger of this workflow")
+            raise NotATrigger(f"node {trigger_node!r} is not a trigger of this workflow")
         extra = dict(metadata or {})
         if execution_metadata is not None:
             extra["metadata"] = execution_metadata
@@ -430,11 +404,11 @@ class Engine:
             The new execution's id.
 
         Raises:
-            LookupError: No such execution.
+            ExecutionNotFound: No such execution.
         """
         old = await self.store.get_execution(execution_id)
         if old is None:
-            raise LookupError(execution_id)
+            raise ExecutionNotFound(execution_id)
         if from_node is not None:
             return await self._rerun_from(old, from_node, version or old.version, pinned or {})
         if from_start:
@@ -498,7 +472,7 @@ class Engine:
         """Wait until the execution ends (or ``timeout``); return it as it is then.
 
         Raises:
-            LookupError: No such execution.
+            ExecutionNotFound: No such execution.
         """
         poll_s = self.wait_poll_s
         with self.news.watch(execution_id) as done:
@@ -506,7 +480,7 @@ class Engine:
             while True:
                 ex = await self.store.get_execution(execution_id)
                 if ex is None:
-                    raise LookupError(execution_id)
+                    raise ExecutionNotFound(execution_id)
                 if ex.status.terminal:
                     return ex
                 left = poll_s
@@ -628,19 +602,20 @@ class Engine:
                 if update.status is not ExecutionStatus.SUCCEEDED:
                     self._spawn(self._end_children(fx.execution_id))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        # Named after the work (Engine._promote_all...); a failure is logged when the
+        # task ends, and run() waits for what is left on the way out.
+        name = getattr(coro, "__qualname__", "task")
+        spawn(coro, name=f"engine:{name}", keep=self._background)
 
     # --- worker lifecycle -----------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Engine]:
         """Run this engine's worker (consumer, sweeper, heartbeat) inside the block."""
-        task = asyncio.create_task(self.run())
+        task = asyncio.create_task(self.run(), name=f"engine-worker:{self.worker_id}")
         try:
-            ready = asyncio.create_task(self._ready.wait())
+            ready = asyncio.create_task(self._ready.wait(), name="engine-ready")
             await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()
             if task.done():
@@ -661,11 +636,16 @@ class Engine:
             await self.sweep()
             if self._stop.is_set():
                 return
+            periodic: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
+                ("sweep", self.sweep, self.options.sweep_interval_s),
+                ("heartbeat", self._heartbeat, self.options.heartbeat_interval_s),
+            ]
             loops = [
-                asyncio.create_task(self._every(self.options.sweep_interval_s, self.sweep)),
                 asyncio.create_task(
-                    self._every(self.options.heartbeat_interval_s, self._heartbeat)
-                ),
+                    run_every(name, fn, interval_s=seconds, stop=self._stop, wait_first=True),
+                    name=f"engine-{name}",
+                )
+                for name, fn, seconds in periodic
             ]
             try:
                 await self.queue.consume(self.handle, concurrency=self.options.concurrency)
@@ -685,29 +665,6 @@ class Engine:
         """Stop taking jobs; let running steps finish within the grace period."""
         self._stop.set()
         await self.queue.stop(self.options.shutdown_grace_s)
-
-    async def _every(self, seconds: float, fn: Any) -> None:
-        name = getattr(fn, "__name__", str(fn)).lstrip("_")
-        failing = False
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-            if self._stop.is_set():
-                return
-            try:
-                await fn()
-            except Exception as e:
-                # Once per outage, with the traceback; not twice a second while the
-                # database is away.
-                if not failing:
-                    log.exception("background task failing; retrying", task=name)
-                else:
-                    log.debug("background task still failing", task=name, error=str(e))
-                failing = True
-            else:
-                if failing:
-                    log.info("background task working again", task=name)
-                failing = False
 
     async def _heartbeat(self) -> None:
         if not await self.workers.heartbeat(self.worker_id):

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from flowmill import jsonutil
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import InvalidOutput, NodeError, NodeTimeout, OutputTooLarge
 from flowmill.engine.compiled import CompiledNode
 from flowmill.nodes.base import NodeContext, Suspend
 
@@ -61,10 +61,8 @@ async def timeout_middleware(inv: Invocation, nxt: NodeCall) -> Any:
         async with asyncio.timeout(inv.timeout_s):
             return await nxt(inv)
     except TimeoutError as e:
-        raise NodeError(
-            f"node {inv.node.node.id!r} did not finish within {inv.timeout_s:g} s",
-            type="NodeTimeout",
-            retriable=True,
+        raise NodeTimeout(
+            f"node {inv.node.node.id!r} did not finish within {inv.timeout_s:g} s"
         ) from e
 
 
@@ -78,15 +76,9 @@ def output_limit_middleware(max_bytes: int) -> Middleware:
         try:
             size = len(jsonutil.dumpb(value))
         except TypeError as e:
-            raise NodeError(
-                f"output is not JSON: {e}", type="InvalidOutput", retriable=False
-            ) from e
+            raise InvalidOutput(f"output is not JSON: {e}") from e
         if size > max_bytes:
-            raise NodeError(
-                f"output is {size} bytes, over the {max_bytes}-byte limit",
-                type="OutputTooLarge",
-                retriable=False,
-            )
+            raise OutputTooLarge(f"output is {size} bytes, over the {max_bytes}-byte limit")
         return result
 
     return _mw

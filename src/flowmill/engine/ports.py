@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flowmill.constants import step_job_id
+from flowmill.domain.errors import FlowmillError
 from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
 from flowmill.engine.effects import StateReader
 
@@ -38,7 +39,7 @@ class LoadedStep:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-class DuplicateExecutionError(Exception):
+class DuplicateExecutionError(FlowmillError):
     """An execution with the same dedupe key exists; ``execution_id`` names it."""
 
     def __init__(self, execution_id: str) -> None:
@@ -86,7 +87,7 @@ class ExecutionStore(Protocol):
 
         Raises:
             StaleStepError: A run update lost the race with a duplicate; nothing written.
-            LookupError: No such execution.
+            ExecutionNotFound: No such execution.
         """
         ...
 
@@ -185,7 +186,7 @@ class DefinitionSource(Protocol):
         """The definition document of one version.
 
         Raises:
-            LookupError: No such version.
+            WorkflowNotFound: No such version.
         """
         ...
 

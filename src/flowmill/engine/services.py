@@ -9,8 +9,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flowmill.clock import Clock, SystemClock
 from flowmill.engine.templates import ExpressionEvaluator
 
+# Value types of the sandbox, which is a leaf (it imports nothing of the engine); named
+# here too, where nodes and the other services have always found them.
+from flowmill.sandbox.limits import CodeLimits as CodeLimits
+from flowmill.sandbox.limits import CodeResult as CodeResult
+
 if TYPE_CHECKING:
-    # annotations only: the sandbox's workers import this module and stay light
+    # annotations only: nodes and test fakes import this module and stay light
     from flowmill.agents.ports import AgentBackend
     from flowmill.credentials.use import CredentialUse
     from flowmill.net.ssrf import Target
@@ -45,23 +50,6 @@ class HttpClient(Protocol):
     ) -> HttpResponse:
         """Send a request and read the whole (bounded) response."""
         ...
-
-
-@dataclass(frozen=True)
-class CodeLimits:
-    """Limits of one sandboxed evaluation."""
-
-    timeout_s: float = 5.0
-    memory_mb: int = 128
-    max_output_bytes: int = 1024 * 1024
-
-
-@dataclass
-class CodeResult:
-    """What sandboxed code returned and printed."""
-
-    value: Any
-    logs: list[str] = field(default_factory=list)
 
 
 class CodeRunner(Protocol):

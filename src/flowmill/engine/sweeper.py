@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -21,6 +21,7 @@ from flowmill.domain.execution import Effects, ExecutionRecord
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.options import EngineOptions
 from flowmill.engine.ports import (
     ExecutionStore,
     Job,
@@ -30,9 +31,6 @@ from flowmill.engine.ports import (
     WorkerRegistry,
 )
 from flowmill.engine.runner import StepRunner, job_for, priority_of
-
-if TYPE_CHECKING:
-    from flowmill.engine.engine import EngineOptions
 
 log = structlog.get_logger("flowmill.sweeper")
 

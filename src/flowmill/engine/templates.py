@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from flowmill import jsonutil
+from flowmill.domain.errors import Invalid
 
 _IDENT = r"[A-Za-z_$][A-Za-z0-9_$\-]*"
 _PATH = re.compile(
@@ -39,7 +40,7 @@ MAX_TAGS_PER_DEFINITION = 10_000
 CONTEXT_ROOTS = ("input", "trigger", "nodes", "vars", "execution", "item", "index", "env")
 
 
-class TemplateError(ValueError):
+class TemplateError(Invalid):
     """A template cannot be parsed or evaluated."""
 
 

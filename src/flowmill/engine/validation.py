@@ -11,8 +11,7 @@ from flowmill.domain.errors import DefinitionError, Issue
 from flowmill.domain.graph import Graph, structural_issues
 from flowmill.domain.states import OnError
 from flowmill.domain.workflow import ERROR_HANDLE, Workflow
-from flowmill.engine.compiled import CompiledNode, CompiledWorkflow, node_retry
-from flowmill.engine.control import body_definition
+from flowmill.engine.compiled import CompiledNode, CompiledWorkflow, body_definition, node_retry
 from flowmill.engine.templates import MAX_TAGS_PER_DEFINITION, count_tags
 from flowmill.nodes.base import NodeConfig
 from flowmill.nodes.registry import NodeRegistry

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import NodeError, NodeFailure
 
 
 class OutboundHttpError(NodeError):
@@ -92,3 +92,8 @@ class InvalidResponse(OutboundHttpError):
 
     error_type = "InvalidResponse"
     default_retriable = False
+
+
+class HttpError(NodeFailure):
+    """The service answered with an error status; whether another attempt could help
+    depends on the status, so the caller says (``retriable``)."""

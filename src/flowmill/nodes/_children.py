@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import ChildFailed, ControlUnavailable, NodeError
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.control import Control, ControlError
 from flowmill.nodes.base import NodeContext
@@ -14,10 +14,8 @@ from flowmill.nodes.base import NodeContext
 def control_of(ctx: NodeContext) -> Control:
     """The engine's control-flow service, or a clear error when this engine has none."""
     if ctx.control is None:
-        raise NodeError(
-            f"{ctx.node.type} nodes need an engine with child executions and signals",
-            type="ControlUnavailable",
-            retriable=False,
+        raise ControlUnavailable(
+            f"{ctx.node.type} nodes need an engine with child executions and signals"
         )
     return ctx.control
 
@@ -31,10 +29,8 @@ def start_failed(e: ControlError) -> NodeError:
 def child_failed(what: str, child_id: str, status: ExecutionStatus, error: Any) -> NodeError:
     """The error of a node whose child ended badly; the child's error is in ``details``."""
     message = error.get("message") if isinstance(error, dict) else None
-    return NodeError(
+    return ChildFailed(
         f"{what} execution {child_id} {status.value}" + (f": {message}" if message else ""),
-        type="ChildFailed",
-        retriable=False,
         details={"execution_id": child_id, "status": status.value, "error": error},
     )
 

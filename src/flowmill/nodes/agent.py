@@ -54,13 +54,18 @@ from flowmill.agents.tools import (
 )
 from flowmill.credentials import kinds
 from flowmill.credentials.crypto import CredentialError
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import NodeError, NodeFailure
 from flowmill.domain.execution import ConversationTurn
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.control import WAKE_CHILDREN, ChildRecord, Control, ControlError
 from flowmill.engine.templates import stringify
 from flowmill.nodes._children import control_of, poll_delay, start_failed
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeResult, NodeType, Suspend
+
+
+class MaxToolRoundsExceeded(NodeFailure):
+    """The model kept calling tools past ``max_tool_rounds``."""
+
 
 MAX_MESSAGE_CHARS = 100_000
 
@@ -258,11 +263,9 @@ class AgentNode(NodeType[AgentNodeConfig]):
         rounds = config.max_tool_rounds or agent.settings.max_tool_rounds
         if loop.round >= rounds:
             loop.add_usage(reply.usage)
-            raise NodeError(
+            raise MaxToolRoundsExceeded(
                 f"the model still called tools after {loop.round} rounds "
                 f"(max_tool_rounds {rounds})",
-                type="MaxToolRoundsExceeded",
-                retriable=False,
                 details={"tool_calls": loop.made, "usage": loop.usage.to_dict()},
             )
         control = control_of(ctx)

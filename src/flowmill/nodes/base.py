@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from flowmill.credentials.use import CredentialUse
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import SandboxUnavailable
 from flowmill.domain.execution import ConversationTurn, LogLine
 from flowmill.domain.workflow import Node
 from flowmill.engine import templates
@@ -179,11 +179,7 @@ class NodeContext:
         """Evaluate one JavaScript expression in the sandbox."""
         evaluator = self.expressions
         if evaluator is None:
-            raise NodeError(
-                "JavaScript expressions need the sandbox",
-                type="SandboxUnavailable",
-                retriable=False,
-            )
+            raise SandboxUnavailable("JavaScript expressions need the sandbox")
         (value,) = await evaluator.evaluate_many([expression], self.scope().names())
         return value
 

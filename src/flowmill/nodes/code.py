@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import NodeError, SandboxUnavailable
 from flowmill.engine.services import CodeLimits
 from flowmill.nodes.base import NodeContext
 
@@ -30,9 +30,7 @@ async def run_code(
     """
     runner = ctx.services.code
     if runner is None:
-        raise NodeError(
-            "no sandbox is configured to run code", type="SandboxUnavailable", retriable=False
-        )
+        raise SandboxUnavailable("no sandbox is configured to run code")
     try:
         result = await runner.run(
             language, code, ctx.scope().names(), limits_for(ctx, timeout_s, memory_mb)

@@ -7,8 +7,13 @@ from typing import Any
 
 from pydantic import model_validator
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import NodeFailure
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
+
+
+class InvalidDelay(NodeFailure):
+    """The delay or time to wait for, as rendered for this run, is not usable."""
+
 
 MAX_DELAY = timedelta(days=366)
 
@@ -50,25 +55,17 @@ class DelayNode(NodeType[DelayConfig]):
             try:
                 when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
             except ValueError as e:
-                raise NodeError(
-                    f"until is not an ISO 8601 time: {raw!r}", type="InvalidDelay", retriable=False
-                ) from e
+                raise InvalidDelay(f"until is not an ISO 8601 time: {raw!r}") from e
             if when.tzinfo is None:
-                raise NodeError(
-                    f"until has no time zone: {raw!r}; add Z or an offset",
-                    type="InvalidDelay",
-                    retriable=False,
-                )
+                raise InvalidDelay(f"until has no time zone: {raw!r}; add Z or an offset")
             return min(when, ctx.now + MAX_DELAY)
         raw_amount = await ctx.render(config.ms if config.ms is not None else config.seconds)
         try:
             amount = float(raw_amount)
         except (TypeError, ValueError) as e:
-            raise NodeError(
-                f"delay is not a number: {raw_amount!r}", type="InvalidDelay", retriable=False
-            ) from e
+            raise InvalidDelay(f"delay is not a number: {raw_amount!r}") from e
         if amount < 0:
-            raise NodeError("delay is negative", type="InvalidDelay", retriable=False)
+            raise InvalidDelay("delay is negative")
         delta = (
             timedelta(milliseconds=amount) if config.ms is not None else timedelta(seconds=amount)
         )

@@ -18,9 +18,10 @@ from pydantic import Field, field_validator, model_validator
 from flowmill import jsonutil
 from flowmill.credentials.crypto import CredentialError
 from flowmill.credentials.kinds import apply_to_request
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import CredentialFailure, NodeError
 from flowmill.engine.services import HttpResponse
 from flowmill.engine.templates import stringify
+from flowmill.net.errors import HttpError, InvalidRequest, InvalidResponse, InvalidUrl
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -125,9 +126,7 @@ class HttpRequestNode(NodeType[HttpRequestConfig]):
         )
         url = rendered["url"]
         if not isinstance(url, str) or not url.strip():
-            raise NodeError(
-                f"url rendered to {url!r}, not a URL", type="InvalidUrl", retriable=False
-            )
+            raise InvalidUrl(f"url rendered to {url!r}, not a URL")
         headers = _headers(rendered["headers"])
         content, content_type = _content(rendered)
         if content_type is not None and not _has(headers, "content-type"):
@@ -169,7 +168,7 @@ class HttpRequestNode(NodeType[HttpRequestConfig]):
 def _headers(raw: Any) -> dict[str, str]:
     """Rendered header values as text; ``null`` drops the header."""
     if not isinstance(raw, Mapping):
-        raise NodeError("headers must be an object", type="InvalidRequest", retriable=False)
+        raise InvalidRequest("headers must be an object")
     return {str(k): stringify(v) for k, v in raw.items() if v is not None}
 
 
@@ -182,20 +181,18 @@ async def _use_credential(
     """
     vault = ctx.services.credentials
     if vault is None:
-        raise NodeError(
-            "credentials are not available here", type="CredentialError", retriable=False
-        )
+        raise CredentialFailure("credentials are not available here")
     try:
         kind, secret = await vault.resolve(ctx.tenant_id, name, ctx.credential_use())
         apply_to_request(kind, secret, headers, params)
     except (CredentialError, ValueError) as e:
-        raise NodeError(str(e), type="CredentialError", retriable=False) from None
+        raise CredentialFailure(str(e)) from None
 
 
 def _query(raw: Any) -> dict[str, str | list[str]]:
     """Rendered query values: lists repeat the parameter, ``null`` drops it."""
     if not isinstance(raw, Mapping):
-        raise NodeError("query must be an object", type="InvalidRequest", retriable=False)
+        raise InvalidRequest("query must be an object")
     out: dict[str, str | list[str]] = {}
     for key, value in raw.items():
         if value is None:
@@ -216,7 +213,7 @@ def _content(rendered: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
     form = rendered["form"]
     if form is not None:
         if not isinstance(form, Mapping):
-            raise NodeError("form must be an object", type="InvalidRequest", retriable=False)
+            raise InvalidRequest("form must be an object")
         pairs = [
             (str(k), stringify(item))
             for k, v in form.items()
@@ -252,9 +249,8 @@ def _status_error(method: str, url: str, response: HttpResponse) -> NodeError:
     retry_after = response.headers.get("retry-after")
     if retry_after:
         details["retry_after"] = retry_after
-    return NodeError(
+    return HttpError(
         f"{method} {url} returned HTTP {status}",
-        type="HttpError",
         retriable=status >= 500 or status in RETRIABLE_STATUSES,
         details=details,
     )
@@ -311,11 +307,9 @@ def _parse_body(ctx: NodeContext, fmt: str, response: HttpResponse) -> Any:
         try:
             return _load_json(data, charset)
         except ValueError as e:
-            raise NodeError(
+            raise InvalidResponse(
                 f"the response is not JSON: {e}",
-                type="InvalidResponse",
-                retriable=False,
-                details={"body": _decode(data[: EXCERPT_CHARS * 4], charset)[:EXCERPT_CHARS]},
+                body=_decode(data[: EXCERPT_CHARS * 4], charset)[:EXCERPT_CHARS],
             ) from e
     # auto
     if _is_json(media):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import ChildFailed, NodeError, NodeFailure
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import templates
 from flowmill.engine.conditions import Condition
@@ -29,6 +29,15 @@ from flowmill.engine.control import LOOP_MARK, WAKE_CHILDREN, Control, ControlEr
 from flowmill.nodes._children import child_failed, control_of, poll_delay, start_failed
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
 from flowmill.nodes.conditional import truth
+
+
+class InvalidLoop(NodeFailure):
+    """The loop's count or items, as rendered for this run, cannot be iterated."""
+
+
+class MaxIterationsExceeded(NodeFailure):
+    """More iterations than the loop's ``max_iterations``."""
+
 
 #: Items passed whole to each iteration's trigger up to this many (beyond, each
 #: iteration would store the whole list again: n² storage).
@@ -159,11 +168,9 @@ class LoopNode(NodeType[LoopConfig]):
             try:
                 n = int(raw)
             except (TypeError, ValueError) as e:
-                raise NodeError(
-                    f"count is not a whole number: {raw!r}", type="InvalidLoop", retriable=False
-                ) from e
+                raise InvalidLoop(f"count is not a whole number: {raw!r}") from e
             if n < 0:
-                raise NodeError("count is negative", type="InvalidLoop", retriable=False)
+                raise InvalidLoop("count is negative")
             if n > cap:
                 raise _too_many(cap, n)
             return list(range(n))
@@ -171,11 +178,9 @@ class LoopNode(NodeType[LoopConfig]):
         if value is None:
             value = []
         if not isinstance(value, list):
-            raise NodeError(
+            raise InvalidLoop(
                 f"items is not an array but {type(value).__name__}: check the template "
-                f"{config.items!r}",
-                type="InvalidLoop",
-                retriable=False,
+                f"{config.items!r}"
             )
         if len(value) > cap:
             raise _too_many(cap, len(value))
@@ -236,7 +241,7 @@ class LoopNode(NodeType[LoopConfig]):
         for child_id in await control.store.live_children(ctx.execution_id):
             await control.cancel(child_id, "another iteration of its loop failed")
         if first is None:  # pragma: no cover - counts said one failed
-            raise NodeError("an iteration failed", type="ChildFailed", retriable=False)
+            raise ChildFailed("an iteration failed")
         err = child_failed(f"iteration {first.iteration}:", first.id, first.status, first.error)
         raise err
 
@@ -277,8 +282,4 @@ def _saved(ctx: NodeContext, key: str, default: int) -> int:
 
 def _too_many(cap: int, n: int | None = None) -> NodeError:
     said = f"{n} items" if n is not None else "the while condition still holds"
-    return NodeError(
-        f"{said}: over max_iterations ({cap})",
-        type="MaxIterationsExceeded",
-        retriable=False,
-    )
+    return MaxIterationsExceeded(f"{said}: over max_iterations ({cap})")

@@ -16,10 +16,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import NodeFailure
 from flowmill.engine.control import RESUME_SIGNAL, WAKE_SIGNAL
 from flowmill.nodes._children import control_of, poll_delay
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
+
+
+class WaitTimeout(NodeFailure):
+    """No signal came before the wait's timeout (with ``on_timeout: fail``)."""
+
 
 SIGNAL_NAME = r"^[A-Za-z0-9_.:-]{1,200}$"
 
@@ -53,11 +58,7 @@ class WaitNode(NodeType[WaitConfig]):
         deadline = _deadline(ctx, config)
         if deadline is not None and ctx.now >= deadline:
             if config.on_timeout == "fail":
-                raise NodeError(
-                    f"no signal {config.signal!r} within {config.timeout:g} s",
-                    type="WaitTimeout",
-                    retriable=False,
-                )
+                raise WaitTimeout(f"no signal {config.signal!r} within {config.timeout:g} s")
             return await ctx.render(config.default)
         until = ctx.now + poll_delay(control)
         if deadline is not None:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import NotFound
 from flowmill.projections.base import Key, Projection, Row
 from flowmill.projections.node_performance import NodePerformance
 from flowmill.projections.webhook_analytics import WebhookAnalytics
@@ -50,7 +51,7 @@ def all_projections() -> list[Projection]:
     return [WorkflowSummary(), NodePerformance(), WebhookAnalytics(), WorkflowActivity()]
 
 
-class UnknownProjectionError(LookupError):
+class UnknownProjectionError(NotFound):
     """No read model has that name."""
 
 

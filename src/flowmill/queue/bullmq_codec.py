@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from flowmill import jsonutil
+from flowmill.domain.errors import Invalid
 from flowmill.engine.ports import StepJob, TriggerJob
 from flowmill.triggers.definitions import route_of
 
@@ -39,7 +40,7 @@ _BULLMQ_MAX_PRIORITY = 2**21
 _PRIORITY_ORIGIN = 2**20
 
 
-class JobDataError(ValueError):
+class JobDataError(Invalid):
     """Job data that does not follow the schema; the message names the fields."""
 
 

@@ -30,6 +30,7 @@ import structlog
 
 from flowmill.api.auth import Authenticator
 from flowmill.api.errors import ApiError
+from flowmill.domain.errors import FlowmillError
 from flowmill.realtime.follower import FeedFollower
 from flowmill.realtime.messages import StepDetails, rooms_of, socket_message
 from flowmill.realtime.news import FeedNews
@@ -51,7 +52,7 @@ class Owners:
     workflow: Exists
 
 
-class RoomRefused(Exception):
+class RoomRefused(FlowmillError):
     """A room the client may not join; ``code`` and message go back in the ack."""
 
     def __init__(self, code: str, message: str) -> None:

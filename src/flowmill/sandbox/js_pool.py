@@ -22,10 +22,10 @@ import structlog
 
 from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
-from flowmill.engine.services import CodeLimits
 from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, js_worker
 from flowmill.sandbox.jail import Jail
+from flowmill.sandbox.limits import CodeLimits
 from flowmill.sandbox.process import (
     ChildProcess,
     cleanup_env,
@@ -34,6 +34,7 @@ from flowmill.sandbox.process import (
     settle_abandoned,
 )
 from flowmill.sandbox.settings import SandboxSettings
+from flowmill.tasks import spawn
 
 log = structlog.get_logger("flowmill.sandbox")
 
@@ -188,14 +189,10 @@ class JsPool:
         self._all.discard(worker)
         # Reaping is never cancelled (close() waits for it), so no pipe or process
         # outlives the pool; starting a replacement is.
-        reap = asyncio.create_task(worker.proc.close())
-        self._reaping.add(reap)
-        reap.add_done_callback(self._reaping.discard)
+        spawn(worker.proc.close(), name="js-worker-reap", keep=self._reaping)
         if not self._closed:
             self.respawns += 1
-            task = asyncio.create_task(self._respawn())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            spawn(self._respawn(), name="js-worker-respawn", keep=self._tasks)
 
     async def _respawn(self) -> None:
         delay = 0.05

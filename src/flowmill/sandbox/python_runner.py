@@ -24,12 +24,13 @@ from typing import Any
 
 from flowmill import jsonutil
 from flowmill.domain.errors import NodeError
-from flowmill.engine.services import CodeLimits, CodeResult
 from flowmill.fairness import FairSlots, current_tenant
 from flowmill.sandbox import errors, py_harness
 from flowmill.sandbox.jail import Jail
+from flowmill.sandbox.limits import CodeLimits, CodeResult
 from flowmill.sandbox.process import ChildProcess, cleanup_env, describe_exit, settle_abandoned
 from flowmill.sandbox.settings import SandboxSettings
+from flowmill.tasks import spawn
 
 # Interpreter and harness before the code's own allocations (measured: ~25 MB).
 _ADDRESS_SPACE_BASE_MB = 64
@@ -111,9 +112,7 @@ class PythonRunner:
     def _refill(self) -> None:
         missing = self.settings.python_spare_processes - len(self._spares) - len(self._tasks)
         for _ in range(max(missing, 0)):
-            task = asyncio.create_task(self._add_spare())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            spawn(self._add_spare(), name="python-spare", keep=self._tasks)
 
     async def _add_spare(self) -> None:
         spare = await self._spawn()
@@ -208,9 +207,7 @@ class PythonRunner:
             return await self._finish(process.proc, data, code, limits)
         finally:
             process.proc.kill()
-            reap = asyncio.create_task(_end(process))
-            self._reaping.add(reap)
-            reap.add_done_callback(self._reaping.discard)
+            spawn(_end(process), name="python-reap", keep=self._reaping)
 
     async def _finish(
         self, proc: ChildProcess, request: bytes, code: str, limits: CodeLimits

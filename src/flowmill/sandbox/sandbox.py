@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowmill import jsonutil
-from flowmill.engine.services import CodeLimits, CodeResult
 from flowmill.sandbox import errors
 from flowmill.sandbox.jail import Jail
 from flowmill.sandbox.js_pool import JsPool, raise_for
+from flowmill.sandbox.limits import CodeLimits, CodeResult
 from flowmill.sandbox.python_runner import PythonRunner
 from flowmill.sandbox.settings import SandboxSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from flowmill.engine.services import CodeLimits
+from flowmill.sandbox.limits import CodeLimits
 
 
 @dataclass(frozen=True)

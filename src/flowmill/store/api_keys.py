@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import TenantNotFound
 from flowmill.ids import uuid7
 from flowmill.store.database import Database
 from flowmill.store.tables import api_keys, tenants
@@ -101,7 +102,7 @@ class ApiKeyStore:
         """Create a key for a tenant.
 
         Raises:
-            LookupError: No such tenant.
+            TenantNotFound: No such tenant.
         """
         now = self.clock.now()
         prefix, secret = generate_key()
@@ -110,7 +111,7 @@ class ApiKeyStore:
         def _tx(conn: Connection) -> ApiKeyRecord:
             exists = conn.execute(sa.select(tenants.c.id).where(tenants.c.id == tenant_id)).scalar()
             if exists is None:
-                raise LookupError(tenant_id)
+                raise TenantNotFound(tenant_id)
             conn.execute(
                 api_keys.insert().values(
                     id=key_id,

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from flowmill.domain.errors import ExecutionNotFound
 from flowmill.domain.events import DomainEvent
 from flowmill.domain.execution import (
     Effects,
@@ -207,7 +208,7 @@ def lock_execution(
     Without ``payload`` the trigger, output and error are not read (left empty).
 
     Raises:
-        LookupError: No such execution.
+        ExecutionNotFound: No such execution.
     """
     if payload:
         stmt = _LOCK_EXECUTION if postgres else _SELECT_EXECUTION
@@ -215,7 +216,7 @@ def lock_execution(
         stmt = _LOCK_LIGHT if postgres else _SELECT_LIGHT
     row = conn.execute(stmt, {"execution_id": execution_id}).first()
     if row is None:
-        raise LookupError(f"execution {execution_id} not found")
+        raise ExecutionNotFound(f"execution {execution_id} not found")
     return execution_from_row(row)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_, greenlet_spawn
 
 from flowmill import jsonutil
+from flowmill.domain.errors import ExecutionNotFound
 from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
@@ -32,6 +33,7 @@ from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine.effects import StateReader
 from flowmill.ids import uuid7
 from flowmill.store.executions import TURN_COLUMNS, turn_rows
+from flowmill.store.tables import LIVE_SQL
 
 _LOCK = (
     "SELECT id, tenant_id, workflow_id, version, status, trigger_type, created_at, "
@@ -45,8 +47,8 @@ _LATEST = (
 _STATES = _LATEST.format(column="handles")
 _OUTPUTS = _LATEST.format(column="output")
 _LIVE_RUNS = (
-    "SELECT id::text FROM node_executions WHERE execution_id = $1 "
-    "AND status IN ('pending', 'queued', 'running', 'waiting') LIMIT $2"
+    "SELECT id::text FROM node_executions WHERE execution_id = $1 "  # noqa: S608 - constants
+    f"AND status IN {LIVE_SQL} LIMIT $2"
 )
 _UPDATE_RUN = (
     "UPDATE node_executions SET status = $1, output = $2, error = $3, handles = $4, "
@@ -55,8 +57,8 @@ _UPDATE_RUN = (
     "WHERE id = $10 AND status = ANY($11::varchar[])"
 )
 _CANCEL_LIVE = (
-    "UPDATE node_executions SET status = 'cancelled', completed_at = $1 "
-    "WHERE execution_id = $2 AND status IN ('pending', 'queued', 'running', 'waiting')"
+    "UPDATE node_executions SET status = 'cancelled', completed_at = $1 "  # noqa: S608
+    f"WHERE execution_id = $2 AND status IN {LIVE_SQL}"
 )
 _INSERT_RUN = (
     "INSERT INTO node_executions (id, tenant_id, execution_id, node_id, attempt, status, "
@@ -86,8 +88,7 @@ _INSERT_TURN = (
 Build = Callable[[ExecutionRecord, StateReader], Effects]
 
 
-def _json(value: Any) -> str:
-    return jsonutil.dumps(value)
+_json = jsonutil.dumps
 
 
 async def checkpoint(
@@ -105,7 +106,7 @@ async def checkpoint(
 
     Raises:
         StaleStepError: A run update lost the race with a duplicate; rolled back.
-        LookupError: No such execution.
+        ExecutionNotFound: No such execution.
     """
     async with raw_connection(engine) as pg, pg.transaction():
         fx: Effects = await greenlet_spawn(_checkpoint, pg, execution_id, build, now)
@@ -143,7 +144,7 @@ def _checkpoint(
 ) -> Effects:
     row = await_(pg.fetchrow(_LOCK, execution_id))
     if row is None:
-        raise LookupError(f"execution {execution_id} not found")
+        raise ExecutionNotFound(f"execution {execution_id} not found")
     ex = ExecutionRecord(
         id=str(row[0]),
         tenant_id=row[1],

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import TenantNotFound
 from flowmill.quotas import QUOTA_FIELDS
 from flowmill.store.database import Database
 from flowmill.store.tables import tenant_quotas, tenants
@@ -37,7 +38,7 @@ class QuotaStore:
         """Set (a number) or clear (``None``) overrides; returns the tenant's overrides.
 
         Raises:
-            LookupError: No such tenant.
+            TenantNotFound: No such tenant.
             ValueError: An unknown field or a negative value.
         """
         for key, value in changes.items():
@@ -50,7 +51,7 @@ class QuotaStore:
         def _tx(conn: Connection) -> dict[str, int]:
             exists = conn.execute(sa.select(tenants.c.id).where(tenants.c.id == tenant_id))
             if exists.scalar() is None:
-                raise LookupError(tenant_id)
+                raise TenantNotFound(tenant_id)
             row = conn.execute(sa.select(tq.c.quotas).where(tq.c.tenant_id == tenant_id))
             current = dict(row.scalar() or {})
             for key, value in changes.items():

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from flowmill import jsonutil
+from flowmill.domain.errors import ExecutionNotFound
 from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
@@ -29,8 +30,8 @@ from flowmill.domain.execution import (
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.ids import uuid7
 from flowmill.store.executions import TURN_COLUMNS, turn_rows
+from flowmill.store.tables import LIVE_SQL as _LIVE
 
-_LIVE = "('pending', 'queued', 'running', 'waiting')"
 _RUN_COLUMNS = (
     "id, tenant_id, execution_id, node_id, attempt, status, input, output, error, handles, "
     "state, not_before, created_at, started_at, completed_at, owner"
@@ -58,15 +59,14 @@ def _parse_ts(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _json(value: Any) -> str:
-    return jsonutil.dumps(value)
+_json = jsonutil.dumps
 
 
 def lock_execution(db: sqlite3.Connection, execution_id: str) -> ExecutionRecord:
     """The execution's state (no payload); the write transaction already excludes others.
 
     Raises:
-        LookupError: No such execution.
+        ExecutionNotFound: No such execution.
     """
     row = db.execute(
         "SELECT id, tenant_id, workflow_id, version, status, trigger_type, created_at, "
@@ -75,7 +75,7 @@ def lock_execution(db: sqlite3.Connection, execution_id: str) -> ExecutionRecord
         (execution_id,),
     ).fetchone()
     if row is None:
-        raise LookupError(f"execution {execution_id} not found")
+        raise ExecutionNotFound(f"execution {execution_id} not found")
     return ExecutionRecord(
         id=row[0],
         tenant_id=row[1],

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowmill.domain.states import LIVE_NODE_STATUSES, NodeRunStatus
 from flowmill.store.types import Id, Json, UTCDateTime
 
 NAMING = {
@@ -17,8 +18,11 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = sa.MetaData(naming_convention=NAMING)
-LIVE_STATUSES = ("pending", "queued", "running", "waiting")
-_live_sql = sa.text("status IN ('pending', 'queued', 'running', 'waiting')")
+#: The statuses of a node run not finished (domain.states), in their declared order;
+#: written once here for every writer's SQL (raw statements take LIVE_SQL).
+LIVE_STATUSES = tuple(s.value for s in NodeRunStatus if s in LIVE_NODE_STATUSES)
+LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in LIVE_STATUSES) + ")"
+_live_sql = sa.text(f"status IN {LIVE_SQL}")
 _live_exec_sql = sa.text("status IN ('pending', 'queued', 'running', 'waiting')")
 
 tenants = sa.Table(

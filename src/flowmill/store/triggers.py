@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import WorkflowNotFound
 from flowmill.ids import uuid7
 from flowmill.store.database import Database
 from flowmill.store.tables import triggers, workflows
@@ -241,7 +242,7 @@ class TriggerRepository:
         """Register a webhook; ``seal(trigger_id)`` returns the sealed secret (or None).
 
         Raises:
-            LookupError: No such live workflow for this tenant.
+            WorkflowNotFound: No such live workflow for this tenant.
         """
         now = self.clock.now()
         tid = trigger_id or uuid7()
@@ -256,7 +257,7 @@ class TriggerRepository:
                 )
             ).scalar()
             if exists is None:
-                raise LookupError(workflow_id)
+                raise WorkflowNotFound(workflow_id)
             conn.execute(
                 tt.insert().values(
                     id=tid,

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from flowmill import jsonutil
 from flowmill.clock import Clock, SystemClock
+from flowmill.domain.errors import FlowmillError, WorkflowNotFound
 from flowmill.domain.events import DomainEvent, EventType
 from flowmill.domain.states import WorkflowStatus
 from flowmill.ids import uuid7
@@ -25,7 +26,7 @@ wt = workflows
 vt = workflow_versions
 
 
-class StaleVersion(Exception):
+class StaleVersion(FlowmillError):
     """A change was made from a version that is no longer the workflow's latest.
 
     Attributes:
@@ -239,7 +240,7 @@ class WorkflowRepository:
             The workflow and whether a version was created.
 
         Raises:
-            LookupError: No such workflow for this tenant.
+            WorkflowNotFound: No such workflow for this tenant.
             StaleVersion: ``base_version`` is not the latest version.
         """
         now = self.clock.now()
@@ -252,7 +253,7 @@ class WorkflowRepository:
             )
             row = conn.execute(q.with_for_update() if postgres else q).first()
             if row is None:
-                raise LookupError(workflow_id)
+                raise WorkflowNotFound(workflow_id)
             latest = row.latest_version
             if base_version is not None and base_version != latest:
                 raise StaleVersion(base_version, latest, row.updated_at)
@@ -348,20 +349,20 @@ class WorkflowRepository:
         """Make ``version`` (default: the latest) the active one.
 
         Raises:
-            LookupError: No such workflow or version for this tenant.
+            WorkflowNotFound: No such workflow or version for this tenant.
         """
         now = self.clock.now()
 
         def _tx(conn: Connection) -> WorkflowRecord:
             rec = self._get(conn, tenant_id, workflow_id)
             if rec is None:
-                raise LookupError(workflow_id)
+                raise WorkflowNotFound(workflow_id)
             v = version or rec.latest_version
             exists = conn.execute(
                 sa.select(vt.c.version).where(vt.c.workflow_id == workflow_id, vt.c.version == v)
             ).scalar()
             if exists is None:
-                raise LookupError(f"{workflow_id} version {v}")
+                raise WorkflowNotFound(f"{workflow_id} version {v}")
             events: list[DomainEvent] = []
             unverified = self._publish(conn, tenant_id, workflow_id, v, now, events)
             append_events(conn, tenant_id, events)
@@ -377,14 +378,14 @@ class WorkflowRepository:
         in the same transaction). Publishing again brings them back.
 
         Raises:
-            LookupError: No such workflow for this tenant.
+            WorkflowNotFound: No such workflow for this tenant.
         """
         now = self.clock.now()
 
         def _tx(conn: Connection) -> WorkflowRecord:
             rec = self._get(conn, tenant_id, workflow_id)
             if rec is None:
-                raise LookupError(workflow_id)
+                raise WorkflowNotFound(workflow_id)
             if rec.active_version is not None:
                 conn.execute(
                     wt.update()
@@ -510,5 +511,5 @@ class WorkflowRepository:
         )
         definition = await self.db.read(lambda c: c.execute(q).scalar())
         if definition is None:
-            raise LookupError(f"workflow {workflow_id} has no version {version}")
+            raise WorkflowNotFound(f"workflow {workflow_id} has no version {version}")
         return dict(definition)

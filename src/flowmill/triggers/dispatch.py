@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from flowmill.api.jsonvalue import check_json
 from flowmill.channels.resolver import ChannelMatch, ChannelResolver
-from flowmill.domain.errors import DefinitionError
+from flowmill.domain.errors import Invalid, WorkflowNotFound
+from flowmill.domain.storable import check_json
 from flowmill.engine.engine import Engine
 from flowmill.engine.ports import TriggerJob
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
@@ -125,8 +125,10 @@ class WebhookDispatcher:
         for trigger in triggers:
             try:
                 execution_id = await self._start(event, trigger)
-            except (DefinitionError, LookupError, ValueError) as e:
-                # Permanent for this event (the workflow or node is gone or invalid).
+            except (Invalid, WorkflowNotFound) as e:
+                # Permanent for this event (the workflow or node is gone or invalid, the
+                # payload cannot be stored): DefinitionError, NotATrigger, UnstorableJson
+                # and TemplateError are Invalid. A bug (a KeyError...) is not caught here.
                 errors.append(f"{trigger.id}: {e}"[:500])
                 continue
             if execution_id is not None:

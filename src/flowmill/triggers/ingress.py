@@ -32,6 +32,7 @@ from flowmill import jsonutil
 from flowmill.clock import Clock, SystemClock
 from flowmill.credentials.crypto import CredentialError, Keyring
 from flowmill.credentials.use import CredentialUse
+from flowmill.domain.errors import NotFound
 from flowmill.engine.ports import JobQueue, TriggerJob
 from flowmill.ids import uuid7
 from flowmill.quotas import QuotaBook
@@ -62,7 +63,7 @@ REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _SECRET_FIELDS = ("secret", "token", "value", "password")
 
 
-class UnknownWebhook(LookupError):
+class UnknownWebhook(NotFound):
     """No enabled webhook at this URL (answered 404, not recorded)."""
 
 

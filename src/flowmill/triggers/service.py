@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from flowmill.clock import Clock, SystemClock
-from flowmill.domain.errors import DefinitionError
+from flowmill.domain.errors import Invalid, WorkflowNotFound
 from flowmill.domain.events import EventType
 from flowmill.engine.engine import Engine
 from flowmill.ids import uuid7
@@ -37,6 +37,7 @@ from flowmill.store.event_feed import EventFeed, FeedEvent
 from flowmill.store.leases import LeaseStore
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
 from flowmill.store.webhook_events import WebhookEventStore
+from flowmill.tasks import run_every
 from flowmill.triggers.definitions import compile_schedule
 from flowmill.triggers.dispatch import WebhookDispatcher
 from flowmill.triggers.keys import firing_key
@@ -45,7 +46,11 @@ from flowmill.triggers.schedule import ScheduleError, due_firings
 log = structlog.get_logger("flowmill.scheduler")
 LEASE = "scheduler"
 CONSUMER = "event-triggers"
-_START_ERRORS = (DefinitionError, LookupError, ValueError)
+# What makes a start impossible for this firing or event (the workflow or its trigger
+# node is gone, or its definition no longer compiles): logged and skipped. Anything
+# else is a fault of ours or of a service and propagates to the loop, which logs it
+# with its traceback and tries the round again.
+_START_ERRORS = (Invalid, WorkflowNotFound)
 
 
 @dataclass
@@ -129,21 +134,25 @@ class TriggerService:
     async def run(self) -> None:
         """Run rounds until :meth:`stop`; give the lease up on the way out."""
         try:
-            while not self._stop.is_set():
-                try:
-                    await self.round()
-                    pause = await self._pause()
-                except Exception:
-                    # A database outage included: the loop must outlive it, or schedules
-                    # stop for good while the process looks alive.
-                    log.exception("trigger service round failed; trying again")
-                    pause = self.options.tick_s
-                await self._wait(pause)
+            # A database outage included: the loop must outlive it, or schedules stop
+            # for good while the process looks alive. On the service's clock, so a fake
+            # clock runs this very loop over simulated days in a test.
+            await run_every(
+                "trigger service round",
+                self._round_then_pause,
+                interval_s=self.options.tick_s,
+                stop=self._stop,
+                sleep=self.clock.sleep,
+            )
         finally:
             if self._leading:
                 with contextlib.suppress(Exception):
                     await self.leases.release(LEASE, self.holder)
             self._leading = False
+
+    async def _round_then_pause(self) -> float:
+        await self.round()
+        return await self._pause()
 
     async def _pause(self) -> float:
         tick = self.options.tick_s
@@ -154,17 +163,6 @@ class TriggerService:
             return tick
         return max(0.01, min(tick, (due - self.clock.now()).total_seconds()))
 
-    async def _wait(self, seconds: float) -> None:
-        # On the service's clock, so a fake clock runs this very loop over simulated
-        # days in a test; stop() ends the wait early.
-        sleeping = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopping = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
-            stopping.cancel()
-
     def stop(self) -> None:
         """Ask :meth:`run` to return after its round."""
         self._stop.set()
@@ -172,7 +170,7 @@ class TriggerService:
     @contextlib.asynccontextmanager
     async def running(self) -> Any:
         """Run the service in the background inside the block."""
-        task = asyncio.create_task(self.run())
+        task = asyncio.create_task(self.run(), name="trigger-service")
         try:
             yield self
         finally:

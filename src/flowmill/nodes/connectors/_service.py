@@ -15,7 +15,7 @@ from typing import Any
 from flowmill import jsonutil
 from flowmill.credentials import kinds
 from flowmill.credentials.crypto import CredentialError
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import CredentialFailure, InvalidConfig, NodeError
 from flowmill.engine.services import HttpResponse
 from flowmill.engine.templates import stringify
 from flowmill.net.retry_after import retry_after_s
@@ -48,7 +48,7 @@ class ServiceError(NodeError):
 
 def config_error(message: str) -> NodeError:
     """A node config that renders to something unusable (never retried)."""
-    return NodeError(message, type="InvalidConfig", retriable=False)
+    return InvalidConfig(message)
 
 
 def required(rendered: Mapping[str, Any], *names: str) -> None:
@@ -77,13 +77,11 @@ async def open_credential(ctx: NodeContext, ref: str) -> Opened:
     """
     vault = ctx.services.credentials
     if vault is None:
-        raise NodeError(
-            "credentials are not available here", type="CredentialError", retriable=False
-        )
+        raise CredentialFailure("credentials are not available here")
     try:
         kind, data = await vault.resolve(ctx.tenant_id, ref, ctx.credential_use())
     except CredentialError as e:
-        raise NodeError(str(e), type="CredentialError", retriable=False) from None
+        raise CredentialFailure(str(e)) from None
     return Opened(ref, kind, data)
 
 
@@ -102,15 +100,15 @@ async def _authorize(
                 ctx.tenant_id, cred.ref, ctx.credential_use(), rejected=rejected
             )
         except CredentialError as e:
-            raise NodeError(
-                str(e), type="CredentialError", retriable=bool(getattr(e, "retriable", False))
+            raise CredentialFailure(
+                str(e), retriable=bool(getattr(e, "retriable", False))
             ) from None
         headers["Authorization"] = f"Bearer {cred.token}"
         return
     try:
         kinds.apply_to_request(cred.kind, cred.data, headers, params)
     except ValueError as e:
-        raise NodeError(str(e), type="CredentialError", retriable=False) from None
+        raise CredentialFailure(str(e)) from None
     cred.token = kinds.main_secret(cred.kind, cred.data)
 
 

@@ -34,10 +34,25 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import CredentialFailure, NodeError, NodeFailure, Timeout
 from flowmill.engine.templates import stringify
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 from flowmill.nodes.connectors._service import config_error, open_credential, required
+
+
+class DatabaseUnavailable(NodeFailure):
+    """The database could not be reached or refused for now (another attempt may work)."""
+
+    retriable_by_default = True
+
+
+class QueryError(NodeFailure):
+    """The database rejected the statement."""
+
+
+class DriverMissing(NodeFailure):
+    """No driver is installed for the database's URL."""
+
 
 DRIVERS = {
     "postgresql": "postgresql+asyncpg",
@@ -79,7 +94,7 @@ def jsonable(value: Any) -> Any:
 
 
 def _invalid_url(message: str) -> NodeError:
-    return NodeError(message, type="CredentialError", retriable=False)
+    return CredentialFailure(message)
 
 
 async def connection_url(ctx: NodeContext, raw: str) -> URL:
@@ -158,8 +173,8 @@ def _translate(e: SQLAlchemyError) -> NodeError:
     text = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
     name = type(cause).__name__
     if transient(e):
-        return NodeError(f"database unavailable ({name}): {text}", type="DatabaseUnavailable")
-    return NodeError(f"the statement failed ({name}): {text}", type="QueryError", retriable=False)
+        return DatabaseUnavailable(f"database unavailable ({name}): {text}")
+    return QueryError(f"the statement failed ({name}): {text}")
 
 
 class DatabaseQueryNode(NodeType[DatabaseQueryConfig]):
@@ -189,10 +204,8 @@ class DatabaseQueryNode(NodeType[DatabaseQueryConfig]):
         try:
             engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
         except ImportError:
-            raise NodeError(
-                f"no driver for {url.get_backend_name()}: pip install 'flowmill[connectors]'",
-                type="DriverMissing",
-                retriable=False,
+            raise DriverMissing(
+                f"no driver for {url.get_backend_name()}: pip install 'flowmill[connectors]'"
             ) from None
         try:
             async with asyncio.timeout(config.timeout_s), engine.begin() as conn:
@@ -207,13 +220,11 @@ class DatabaseQueryNode(NodeType[DatabaseQueryConfig]):
                 else:
                     out = {"rows": [], "row_count": max(result.rowcount, 0), "truncated": False}
         except TimeoutError:
-            raise NodeError(
-                f"the statement did not finish within {config.timeout_s:g} s", type="Timeout"
-            ) from None
+            raise Timeout(f"the statement did not finish within {config.timeout_s:g} s") from None
         except SQLAlchemyError as e:
             raise _translate(e) from None
         except (OSError, ConnectionError) as e:
-            raise NodeError(f"database unreachable: {e}", type="DatabaseUnavailable") from None
+            raise DatabaseUnavailable(f"database unreachable: {e}") from None
         finally:
             await engine.dispose()
         ctx.log.info(f"{url.get_backend_name()} statement: {out['row_count']} row(s)")

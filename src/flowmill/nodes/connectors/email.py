@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from flowmill.domain.errors import NodeError
+from flowmill.domain.errors import CredentialFailure, NodeError, NodeFailure, Timeout
 from flowmill.engine.templates import stringify
+from flowmill.net.errors import TlsError
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 from flowmill.nodes.connectors._mail import addresses, build_message
 from flowmill.nodes.connectors._service import (
@@ -32,6 +33,13 @@ from flowmill.nodes.connectors._service import (
     open_credential,
     required,
 )
+
+
+class SmtpConnectionError(NodeFailure):
+    """No connection to the SMTP server, or it broke."""
+
+    error_type = "ConnectionError"
+    retriable_by_default = True
 
 
 class EmailSendConfig(NodeConfig):
@@ -120,8 +128,8 @@ def _translate(e: Exception) -> NodeError:
     if isinstance(e, smtplib.SMTPNotSupportedError):
         return ServiceError(f"the SMTP server cannot do this: {e}", retriable=False)
     if isinstance(e, ssl.SSLError):
-        return NodeError(f"TLS with the SMTP server failed: {e}", type="TlsError", retriable=False)
-    return NodeError(f"SMTP connection failed: {e or type(e).__name__}", type="ConnectionError")
+        return TlsError(f"TLS with the SMTP server failed: {e}")
+    return SmtpConnectionError(f"SMTP connection failed: {e or type(e).__name__}")
 
 
 class EmailSendNode(NodeType[EmailSendConfig]):
@@ -149,10 +157,8 @@ class EmailSendNode(NodeType[EmailSendConfig]):
         msg = build_message(ctx, r)
         cred = await open_credential(ctx, stringify(r["credential"]))
         if cred.kind != "smtp":
-            raise NodeError(
-                f"credential {cred.ref!r} is {cred.kind!r}, not an smtp account",
-                type="CredentialError",
-                retriable=False,
+            raise CredentialFailure(
+                f"credential {cred.ref!r} is {cred.kind!r}, not an smtp account"
             )
         host, port = str(cred.data["host"]), int(cred.data.get("port", 587))
         guard = ctx.services.network
@@ -168,7 +174,7 @@ class EmailSendNode(NodeType[EmailSendConfig]):
                 config.timeout_s * 2,
             )
         except TimeoutError:
-            raise NodeError("the SMTP server did not answer in time", type="Timeout") from None
+            raise Timeout("the SMTP server did not answer in time") from None
         except (smtplib.SMTPException, OSError) as e:
             raise _translate(e) from None
         accepted = [

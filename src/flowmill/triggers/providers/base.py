@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flowmill.domain.errors import FlowmillError
 from flowmill.triggers.providers.payload import lookup, parse_body, parse_path
 from flowmill.triggers.providers.request import IncomingWebhook
 
@@ -76,7 +77,7 @@ class Verification:
         return cls(False, reason, detail)
 
 
-class VerificationFailed(Exception):
+class VerificationFailed(FlowmillError):
     """Raised inside :meth:`WebhookProvider.check`; becomes a failed :class:`Verification`."""
 
     def __init__(self, reason: FailureReason, detail: str | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flowmill import jsonutil
+from flowmill.domain.errors import Invalid
 from flowmill.triggers.providers.request import IncomingWebhook
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -18,7 +19,7 @@ _MISSING = object()
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-class PayloadError(ValueError):
+class PayloadError(Invalid):
     """The body does not decode as its content type says."""
 
 

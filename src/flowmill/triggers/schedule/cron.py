@@ -14,6 +14,8 @@ from typing import Any
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
+from flowmill.domain.errors import Invalid
+
 ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -29,7 +31,7 @@ _EPOCH = datetime(1970, 1, 1)
 _PROBE = datetime(2024, 1, 1)
 
 
-class CronError(ValueError):
+class CronError(Invalid):
     """A cron expression that cannot be used."""
 
 

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from flowmill.domain.errors import Invalid
 from flowmill.triggers.schedule.cron import CronExpression
 
 MAX_INTERVAL_S = 366 * 86400
@@ -45,7 +46,7 @@ class MissedFirePolicy(StrEnum):
     RUN_ONCE = "run_once"  # start one execution standing for all of them, then resume
 
 
-class ScheduleError(ValueError):
+class ScheduleError(Invalid):
     """A schedule spec that cannot be used; the message names the field."""
 
 
