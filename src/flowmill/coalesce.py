@@ -33,6 +33,9 @@ class Coalescer(Generic[T, R]):
         max_batch: Most items in one flush.
         key: Items with the same key never share a batch (a later one waits for the
             next flush): two steps of one execution must not be one statement.
+        share: The tenant (or other party) an item is for. With it, a full batch is
+            filled from the parties in turn rather than first-come: one party's flood
+            of pending items cannot push another's single item past the next flush.
     """
 
     def __init__(
@@ -41,12 +44,14 @@ class Coalescer(Generic[T, R]):
         *,
         max_batch: int = 64,
         key: Callable[[T], Hashable] | None = None,
+        share: Callable[[T], Hashable] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._flush = flush
         self.max_batch = max_batch  # may be changed between flushes
         self._key = key
+        self._share = share
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # flushes done (for tests and benchmarks)
@@ -61,12 +66,32 @@ class Coalescer(Generic[T, R]):
             self._task = loop.create_task(self._drain())
         return await future
 
+    def _in_turns(self) -> list[tuple[T, asyncio.Future[R]]]:
+        """The pending items ordered by turns of their parties: each party's first, then
+        each party's second, ... (first-come within a party)."""
+        pending = self._pending
+        if self._share is None or len(pending) <= self.max_batch:
+            return pending
+        rounds: list[list[tuple[T, asyncio.Future[R]]]] = []
+        seen: dict[Hashable, int] = {}
+        for entry in pending:
+            try:
+                party = self._share(entry[0])
+            except Exception:
+                party = None
+            n = seen.get(party, 0)
+            seen[party] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(entry)
+        return [entry for turn in rounds for entry in turn]
+
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
         batch: list[tuple[T, asyncio.Future[R]]] = []
         rest: list[tuple[T, asyncio.Future[R]]] = []
         keys: set[Hashable] = set()
         limit = max(1, self.max_batch)
-        for entry in self._pending:
+        for entry in self._in_turns():
             item, future = entry
             if future.done():  # its caller gave up before the flush began
                 continue

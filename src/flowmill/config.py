@@ -104,6 +104,8 @@ class Settings(BaseSettings):
             tenant, minute and process (0: unlimited).
         tenant_starts_per_minute: Default quota of executions a tenant starts through
             the API per minute and process (0: unlimited).
+        tenant_concurrent_executions: Default cap of one tenant's executions live at
+            once across the deployment (0: none); further starts wait in ``queued``.
         tenant_concurrent_steps: Default cap of one tenant's steps running at once in
             one worker process (0: none; fair ordering applies anyway).
         tenant_sandbox_concurrency: Default cap of one tenant's code evaluations at once
@@ -206,6 +208,7 @@ class Settings(BaseSettings):
     tenant_api_requests_per_minute: int = Field(0, ge=0)
     tenant_webhook_requests_per_minute: int = Field(0, ge=0)
     tenant_starts_per_minute: int = Field(0, ge=0)
+    tenant_concurrent_executions: int = Field(0, ge=0)
     tenant_concurrent_steps: int = Field(0, ge=0)
     tenant_sandbox_concurrency: int = Field(0, ge=0)
     admin_key: str = Field("", repr=False)
@@ -340,6 +343,7 @@ class Settings(BaseSettings):
             api_requests_per_minute=self.tenant_api_requests_per_minute,
             webhook_requests_per_minute=self.tenant_webhook_requests_per_minute,
             starts_per_minute=self.tenant_starts_per_minute,
+            concurrent_executions=self.tenant_concurrent_executions,
             concurrent_steps=self.tenant_concurrent_steps,
             sandbox_concurrency=self.tenant_sandbox_concurrency,
         )

@@ -5,7 +5,8 @@ overrides from the ``tenant_quotas`` table (set with ``flowmill quotas set`` or 
 admin API). Rates are token buckets refilled per minute, kept in each process (an API
 process refuses with 429 and ``Retry-After`` what its own bucket cannot take, so with N
 API processes behind a balancer a tenant gets at most N times its rate); concurrency
-caps are read by the in-process queue and the sandbox pools.
+caps are read by the engine's start path (executions), the queues (steps) and the
+sandbox pools.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 Rate = Literal["api_requests_per_minute", "webhook_requests_per_minute", "starts_per_minute"]
-Cap = Literal["concurrent_steps", "sandbox_concurrency"]
+Cap = Literal["concurrent_executions", "concurrent_steps", "sandbox_concurrency"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Quotas:
         webhook_requests_per_minute: Webhook deliveries to the tenant's URLs (429 beyond,
             so the sender retries later; nothing is recorded).
         starts_per_minute: Executions started through the API.
+        concurrent_executions: The tenant's executions live at once (children of an
+            execution not counted); further starts wait in ``queued`` and start as
+            others end, across every process of the deployment.
         concurrent_steps: Steps of the tenant running at once in one worker process.
         sandbox_concurrency: Code evaluations of the tenant running at once in one
             process's sandbox pools.
@@ -37,6 +41,7 @@ class Quotas:
     api_requests_per_minute: int = 0
     webhook_requests_per_minute: int = 0
     starts_per_minute: int = 0
+    concurrent_executions: int = 0
     concurrent_steps: int = 0
     sandbox_concurrency: int = 0
 
@@ -148,8 +153,10 @@ class QuotaBook:
         quotas = await self.get(tenant)
         return self.rates.take(tenant, rate, int(getattr(quotas, rate)))
 
-    def concurrency(
-        self, tenant: str, cap: Literal["concurrent_steps", "sandbox_concurrency"]
-    ) -> int:
+    def concurrency(self, tenant: str, cap: Cap) -> int:
         """A concurrency cap of ``tenant`` (0: none), without waiting for a read."""
         return int(getattr(self.cached(tenant), cap))
+
+    async def execution_cap(self, tenant: str) -> int:
+        """The tenant's ``concurrent_executions`` (0: none), read again when stale."""
+        return (await self.get(tenant)).concurrent_executions

@@ -281,6 +281,7 @@ async def open_runtime(
             control_store=SqlControlStore(db),
             control_settings=settings.control_settings(),
             resume_key=settings.resume_key(),
+            execution_cap=quotas.execution_cap,
         )
         parts = build_trigger_parts(
             settings=settings,

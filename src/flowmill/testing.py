@@ -211,15 +211,23 @@ class InMemoryExecutionStore:
         async with self._lock:
             if dedupe_key is not None and (execution.tenant_id, dedupe_key) in self.dedupe:
                 raise DuplicateExecutionError(self.dedupe[(execution.tenant_id, dedupe_key)])
-            fx = build(self._counts(execution.workflow_id) if limited else LimitCounts())
+            counts = self._counts(execution.workflow_id, execution.tenant_id)
+            fx = build(counts if limited else LimitCounts())
             self._apply(fx, dedupe_key)
             return fx
 
-    def _counts(self, workflow_id: str) -> LimitCounts:
+    def _counts(self, workflow_id: str, tenant_id: str) -> LimitCounts:
         mine = [e for e in self.executions.values() if e.workflow_id == workflow_id]
+        tops = [
+            e
+            for e in self.executions.values()
+            if e.tenant_id == tenant_id and e.parent_execution_id is None
+        ]
         live = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
         minute_ago = self.clock.now() - timedelta(minutes=1)
         return LimitCounts(
+            tenant_running=sum(e.status in live for e in tops),
+            tenant_queued=sum(e.status is ExecutionStatus.QUEUED for e in tops),
             running=sum(e.status in live for e in mine),
             queued=sum(e.status is ExecutionStatus.QUEUED for e in mine),
             started_last_minute=sum(
@@ -305,13 +313,14 @@ class InMemoryExecutionStore:
         ][:limit]
 
     async def queued_executions(
-        self, workflow_id: str | None = None, limit: int = 100
+        self, workflow_id: str | None = None, limit: int = 100, *, tenant_id: str | None = None
     ) -> list[ExecutionRecord]:
         out = [
             copy.copy(e)
             for e in sorted(self.executions.values(), key=lambda e: e.id)
             if e.status is ExecutionStatus.QUEUED
             and (workflow_id is None or e.workflow_id == workflow_id)
+            and (tenant_id is None or e.tenant_id == tenant_id)
         ]
         return out[:limit]
 
@@ -324,7 +333,7 @@ class InMemoryExecutionStore:
             ex = self.executions[execution_id]
             if ex.status is not ExecutionStatus.QUEUED:
                 return None
-            fx = build(copy.copy(ex), self._counts(ex.workflow_id))
+            fx = build(copy.copy(ex), self._counts(ex.workflow_id, ex.tenant_id))
             if fx is not None:
                 self._apply(fx)
             return fx

@@ -27,6 +27,11 @@ def test_cli_quotas_set_show_and_clear(flowmill: Flowmill) -> None:
     assert shown["overrides"] == {"api_requests_per_minute": 600}
     assert shown["effective"]["concurrent_steps"] == 8  # the default now applies
 
+    capped = flowmill("quotas", "set", "acme", "concurrent_executions=5")
+    assert capped.code == 0, capped.stderr
+    shown = flowmill("quotas", "show", "acme", "--json").json()
+    assert shown["effective"]["concurrent_executions"] == 5
+
 
 def test_cli_quotas_errors_say_what_to_do(flowmill: Flowmill) -> None:
     flowmill("tenants", "create", "Acme", "--id", "acme")

@@ -225,3 +225,22 @@ async def test_coalesce_fails_only_the_item_whose_key_raises() -> None:
         )
     assert results[0] == 2
     assert isinstance(results[1], ValueError)
+
+
+async def test_coalesce_fills_a_full_batch_from_parties_in_turn() -> None:
+    """A flood of one party's items pending before another's single one: the next
+    batch takes the newcomer, not only the flood's oldest."""
+    flush = Flush()
+    # Items 100+ are the flood's, items below 100 the quiet party's.
+    coalescer = Coalescer(flush, max_batch=4, share=lambda item: item >= 100)
+    first = await _hold_first_flush(flush, coalescer)
+    flood = [asyncio.create_task(coalescer.submit(100 + i)) for i in range(12)]
+    quiet = asyncio.create_task(coalescer.submit(7))
+    await asyncio.sleep(0)  # not a wait: lets every submit reach the pending list
+    assert flush.gate is not None
+    flush.gate.set()
+    await asyncio.gather(first, quiet, *flood)
+    assert 7 in flush.calls[1], flush.calls
+    # Each party's own items keep their order.
+    flood_order = [i for call in flush.calls for i in call if i >= 100]
+    assert flood_order == sorted(flood_order)

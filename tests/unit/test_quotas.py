@@ -113,6 +113,26 @@ async def test_quotas_starts_over_quota_are_refused_before_anything_is_written(a
     assert len(listed) == 2
 
 
+async def test_quotas_concurrent_executions_beyond_the_cap_answer_queued(api: Api) -> None:
+    wf = await api.workflow(THREE_NODES)
+    r = await api.anon.patch(
+        "/api/admin/tenants/tenant-a/quotas", headers=ADMIN, json={"concurrent_executions": 1}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["effective"]["concurrent_executions"] == 1
+    assert (await api.a.get("/api/tenant/quotas")).json()["concurrent_executions"] == 1
+    path = f"/api/workflows/{wf}/execute"
+    answers = [(await api.a.post(path, json={"input": {}})) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert [a.json()["status"] == "queued" for a in answers] == [False, True, True]
+    # Tenant B's start is not held by A's cap.
+    created = await api.b.post("/api/workflows", json=THREE_NODES)
+    wf_b = created.json()["id"]
+    assert (await api.b.post(f"/api/workflows/{wf_b}/publish")).status_code == 200
+    theirs = await api.b.post(f"/api/workflows/{wf_b}/execute", json={"input": {}})
+    assert theirs.status_code == 202 and theirs.json()["status"] != "queued"
+
+
 async def test_quotas_webhook_deliveries_over_quota_get_429_and_are_not_recorded(
     api: Api,
 ) -> None:

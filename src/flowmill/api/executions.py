@@ -228,7 +228,8 @@ async def execute_workflow(
         return _accepted(execution_id, wf_id, version, ex.status.value)
     status = ExecutionStatus.PENDING
     limits = (await rt.engine.compiled(wf_id, version)).workflow.settings
-    if limits.max_concurrent is not None or limits.per_minute is not None:
+    capped = (await rt.quotas.get(tenant)).concurrent_executions > 0
+    if capped or limits.max_concurrent is not None or limits.per_minute is not None:
         # It may wait for its turn: say so rather than "pending".
         started = await rt.executions.get_execution(execution_id)
         if started is not None:

@@ -34,6 +34,7 @@ class QuotasOut(BaseModel):
     api_requests_per_minute: int
     webhook_requests_per_minute: int
     starts_per_minute: int
+    concurrent_executions: int
     concurrent_steps: int
     sandbox_concurrency: int
 
@@ -45,6 +46,7 @@ class QuotaOverridesIn(BaseModel):
     api_requests_per_minute: _LIMIT | None = None
     webhook_requests_per_minute: _LIMIT | None = None
     starts_per_minute: _LIMIT | None = None
+    concurrent_executions: _LIMIT | None = None
     concurrent_steps: _LIMIT | None = None
     sandbox_concurrency: _LIMIT | None = None
 

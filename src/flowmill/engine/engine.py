@@ -93,6 +93,8 @@ class Engine:
             nodes refuse to run.
         control_settings: Limits of those nodes.
         resume_key: Key of resume URLs' HMAC (shared by every process of a deployment).
+        execution_cap: A tenant's cap on its live top-level executions (0: none; the
+            ``concurrent_executions`` quota); starts beyond it wait in ``queued``.
     """
 
     def __init__(
@@ -112,8 +114,10 @@ class Engine:
         control_store: ControlStore | None = None,
         control_settings: ControlSettings | None = None,
         resume_key: bytes | None = None,
+        execution_cap: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
+        self._execution_cap = execution_cap
         self.definitions = definitions
         self.queue = queue
         self.registry = registry
@@ -186,6 +190,7 @@ class Engine:
             dispatch=self.dispatch,
             committed=self._committed,
             publish=self.hub.publish,
+            execution_cap=execution_cap,
         )
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -387,11 +392,17 @@ class Engine:
             parent_node_id=parent_node_id,
             iteration=iteration,
         )
-        limited = bool(settings.max_concurrent or settings.per_minute)
+        cap = 0
+        if self._execution_cap is not None and parent_execution_id is None:
+            cap = await self._execution_cap(tenant_id)
+        limited = bool(settings.max_concurrent or settings.per_minute or cap)
+        room = False  # queued although the tenant is below its cap
 
         def _build(counts: LimitCounts) -> Effects:
-            if limited and not may_start(wf, counts, fifo=True):
+            nonlocal room
+            if limited and not may_start(wf, counts, fifo=True, tenant_cap=cap):
                 ex.status = ExecutionStatus.QUEUED
+                room = bool(cap) and counts.tenant_running < cap
             return starts.start_execution(
                 wf,
                 ex,
@@ -407,6 +418,10 @@ class Engine:
         except DuplicateExecutionError as dup:
             return dup.execution_id, None
         self._committed(fx)
+        if room:
+            # Behind the tenant's older queued ones (first in, first out) with a place
+            # free: no end may come to start them, so look now.
+            self._spawn(self._promote_tenant(tenant_id))
         held = None
         if hold:
             held = next(
@@ -633,6 +648,8 @@ class Engine:
             self.announce(fx.execution_id)
             if self._limited_seen:
                 self._spawn(self._promote_all())
+            if self._execution_cap is not None and fx.parent_execution_id is None:
+                self._spawn(self._promote_tenant(fx.tenant_id))
             if self.control is not None:
                 parent = fx.parent_execution_id
                 if parent is not None and not self.control.is_driving(parent):
@@ -729,6 +746,12 @@ class Engine:
 
     async def _promote_all(self) -> None:
         await self._sweeper.promote_queued()
+
+    async def _promote_tenant(self, tenant_id: str) -> None:
+        """An execution of a tenant with a cap ended: start its next queued ones."""
+        assert self._execution_cap is not None
+        if await self._execution_cap(tenant_id):
+            await self._sweeper.promote_queued(tenant_id, limit=20)
 
 
 def _retry_record(

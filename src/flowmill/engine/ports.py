@@ -16,11 +16,18 @@ from flowmill.engine.effects import StateReader
 
 @dataclass(frozen=True)
 class LimitCounts:
-    """How busy a workflow is, read under its lock when it has limits."""
+    """How busy a workflow and its tenant are, read under their locks when limited.
+
+    The tenant's counts are of its top-level executions (children belong to a parent
+    that holds a place already); ``tenant_queued`` may stop counting at 1 (a start only
+    needs to know whether any wait).
+    """
 
     running: int = 0
     queued: int = 0
     started_last_minute: int = 0
+    tenant_running: int = 0
+    tenant_queued: int = 0
 
 
 @dataclass
@@ -57,7 +64,8 @@ class ExecutionStore(Protocol):
             execution: The new execution (its status may change in ``build``).
             build: Called in the transaction with the workflow's counts.
             dedupe_key: Unique per tenant; a second start with it is refused.
-            limited: Lock the workflow and count its executions for ``build``.
+            limited: Lock the workflow and the tenant and count their executions for
+                ``build``.
 
         Raises:
             DuplicateExecutionError: ``dedupe_key`` was used before.
@@ -126,9 +134,9 @@ class ExecutionStore(Protocol):
         ...
 
     async def queued_executions(
-        self, workflow_id: str | None = None, limit: int = 100
+        self, workflow_id: str | None = None, limit: int = 100, *, tenant_id: str | None = None
     ) -> list[ExecutionRecord]:
-        """Executions held by limits, oldest first."""
+        """Executions held by limits, oldest first (of one workflow or tenant if given)."""
         ...
 
     async def promote(

@@ -52,6 +52,7 @@ class Sweeper:
         dispatch: Puts jobs on the queue.
         committed: Tells the engine about committed effects (news, listeners).
         publish: Tells listeners about committed effects only.
+        execution_cap: A tenant's cap on its live top-level executions (0: none).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class Sweeper:
         dispatch: Callable[[Sequence[Job]], Awaitable[None]],
         committed: Callable[[Effects], None],
         publish: Callable[[Effects], None],
+        execution_cap: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
         self.workers = workers
@@ -82,6 +84,7 @@ class Sweeper:
         self.dispatch = dispatch
         self.committed = committed
         self.publish = publish
+        self.execution_cap = execution_cap
 
     async def sweep(self) -> None:
         """One pass: take over orphaned steps, time out overdue executions, start
@@ -146,37 +149,59 @@ class Sweeper:
             log.warning("re-dispatching steps that fell off the queue", count=len(lost))
             await self.dispatch(lost)
 
-    async def promote_queued(self) -> None:
-        """Start ``queued`` executions whose workflow's limits allow it, oldest first."""
+    async def promote_queued(self, tenant_id: str | None = None, limit: int = 100) -> None:
+        """Start ``queued`` executions whose workflow's and tenant's limits allow it,
+        oldest first (only ``tenant_id``'s when given; at most ``limit`` looked at)."""
         blocked: set[str] = set()
-        for ex in await self.store.queued_executions():
-            if ex.workflow_id in blocked:
-                continue  # first in, first out within a workflow
+        full: set[str] = set()  # tenants at their cap
+        for ex in await self.store.queued_executions(limit=limit, tenant_id=tenant_id):
+            if ex.workflow_id in blocked or ex.tenant_id in full:
+                continue  # first in, first out within a workflow and within a tenant
             wf = await self.compiled(ex.workflow_id, ex.version)
+            cap = await self._cap_of(ex)
+            seen: list[LimitCounts] = []
 
             def _build(
-                e: ExecutionRecord, counts: LimitCounts, wf: CompiledWorkflow = wf
+                e: ExecutionRecord,
+                counts: LimitCounts,
+                wf: CompiledWorkflow = wf,
+                cap: int = cap,
+                seen: list[LimitCounts] = seen,
             ) -> Effects | None:
-                if not may_start(wf, counts, fifo=False):
+                seen.append(counts)
+                if not may_start(wf, counts, fifo=False, tenant_cap=cap):
                     return None
                 return starts.promote_execution(wf, e, self.clock.now(), owner=self.queue_owner)
 
             fx = await self.store.promote(ex.id, _build)
             if fx is None:
-                blocked.add(ex.workflow_id)
+                if cap and seen and seen[-1].tenant_running >= cap:
+                    full.add(ex.tenant_id)
+                else:
+                    blocked.add(ex.workflow_id)
                 continue
             self.publish(fx)
             await self.dispatch([job_for(r, ex.tenant_id, priority_of(ex)) for r in fx.ready])
 
+    async def _cap_of(self, ex: ExecutionRecord) -> int:
+        if self.execution_cap is None or ex.parent_execution_id is not None:
+            return 0
+        return await self.execution_cap(ex.tenant_id)
 
-def may_start(wf: CompiledWorkflow, counts: LimitCounts, *, fifo: bool) -> bool:
-    """Whether the workflow's limits let one more execution start now.
+
+def may_start(
+    wf: CompiledWorkflow, counts: LimitCounts, *, fifo: bool, tenant_cap: int = 0
+) -> bool:
+    """Whether the workflow's limits and the tenant's cap let one more execution start.
 
     Args:
         wf: The workflow.
-        counts: Its executions, counted under its row lock.
+        counts: Its and its tenant's executions, counted under their locks.
         fifo: A new start must also wait behind executions already queued.
+        tenant_cap: The tenant's ``concurrent_executions`` (0: none).
     """
+    if tenant_cap and (counts.tenant_running >= tenant_cap or (fifo and counts.tenant_queued > 0)):
+        return False
     s = wf.workflow.settings
     if fifo and counts.queued > 0:
         return False

@@ -89,9 +89,9 @@ class TimedExecutionStore:
         return await self.inner.overdue_executions(now, limit)
 
     async def queued_executions(
-        self, workflow_id: str | None = None, limit: int = 100
+        self, workflow_id: str | None = None, limit: int = 100, *, tenant_id: str | None = None
     ) -> list[ExecutionRecord]:
-        return await self.inner.queued_executions(workflow_id, limit)
+        return await self.inner.queued_executions(workflow_id, limit, tenant_id=tenant_id)
 
     async def promote(
         self, execution_id: str, build: Callable[[ExecutionRecord, LimitCounts], Effects | None]

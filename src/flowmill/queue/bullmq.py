@@ -56,6 +56,12 @@ class _Put:
     steps: dict[str, StepJob]
     triggers: list[TriggerJob]
 
+    @property
+    def tenant(self) -> str:
+        """Whose jobs these are (the first job's tenant), for fair batching."""
+        first = next(iter(self.steps.values()), None) or next(iter(self.triggers), None)
+        return first.tenant_id if first is not None else ""
+
 
 @dataclass(frozen=True)
 class Retention:
@@ -149,7 +155,9 @@ class BullMQQueue:
         self.wait_listeners: list[Callable[[str, float], None]] = []
         self._consumer: Consumer | None = None
         # Concurrent puts (every start and step of this process) share one MULTI.
-        self._puts: Coalescer[_Put, None] = Coalescer(self._put_batch)
+        # A full batch is filled from tenants in turn (a flood's puts do not push
+        # another tenant's one past the next round trip).
+        self._puts: Coalescer[_Put, None] = Coalescer(self._put_batch, share=lambda p: p.tenant)
 
     @property
     def in_process(self) -> bool:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from flowmill import jsonutil
-from flowmill.fairness import FairSlots, current_tenant
+from flowmill.store.fair_executor import FairExecutor
 
 T = TypeVar("T")
 log = logging.getLogger("flowmill.store")
@@ -134,14 +134,11 @@ class SqliteDatabase(Database):
             immediate=True, pool_size=1, autocheckpoint=self._path is None
         )
         self.reader_engine = self._engine(immediate=False, pool_size=readers)
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="flowmill-sqlite-writer")
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="flowmill-sqlite-reader")
-        self._write_conn: Connection | None = None
         # The one writer thread (and the readers) serve tenants in turn: a FIFO of work
         # put one tenant's thousands of queued commits before another's single one.
-        # Two writes may be handed to the thread at once, so it never waits on the loop.
-        self._write_turns = FairSlots(2)
-        self._read_turns = FairSlots(readers + 1)
+        self._writer = FairExecutor(1, name="flowmill-sqlite-writer")
+        self._readers = FairExecutor(readers, name="flowmill-sqlite-reader")
+        self._write_conn: Connection | None = None
 
     def _engine(self, *, immediate: bool, pool_size: int, autocheckpoint: bool = True) -> Engine:
         engine = sa.create_engine(
@@ -213,22 +210,15 @@ class SqliteDatabase(Database):
             return fn(conn)
 
     async def write(self, fn: Work[T]) -> T:
-        async with self._write_turns.slot(current_tenant.get()):
-            return await asyncio.get_running_loop().run_in_executor(
-                self._writer, self._run_write, fn
-            )
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._run_write, fn)
 
     async def read(self, fn: Work[T]) -> T:
-        async with self._read_turns.slot(current_tenant.get()):
-            return await asyncio.get_running_loop().run_in_executor(
-                self._readers, self._run_read, fn
-            )
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._run_read, fn)
 
     async def reclaim_space(self, pages: int) -> int | None:
-        async with self._write_turns.slot(current_tenant.get()):
-            return await asyncio.get_running_loop().run_in_executor(
-                self._writer, self._incremental_vacuum, pages
-            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._incremental_vacuum, pages
+        )
 
     def _raw_writer(self) -> Any:
         if self._write_conn is None:

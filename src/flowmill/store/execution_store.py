@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 ne = node_executions
 we = workflow_executions
 _LIVE_EXECUTION = ("pending", "running", "waiting")
+# Prefix of the advisory lock key that serialises a tenant's limited starts (PostgreSQL).
+_TENANT_LOCK = "flowmill:tenant-executions:"
 
 
 class SqlExecutionStore:
@@ -50,7 +52,13 @@ class SqlExecutionStore:
 
             engine = db.engine
             self._plans = pg_batch.Plans()
-            self._writes = Coalescer(self._write_batch, key=lambda item: item.fx.execution_id)
+            # Batches are filled from tenants in turn: a flood of starts or steps
+            # does not push another tenant's one write past the next flush.
+            self._writes = Coalescer(
+                self._write_batch,
+                key=lambda item: item.fx.execution_id,
+                share=lambda item: item.fx.tenant_id,
+            )
             self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys, self._plans))
 
     async def _write_batch(self, items: list[WriteItem]) -> list[WriteResult | BaseException]:
@@ -99,7 +107,9 @@ class SqlExecutionStore:
                 if existing is not None:
                     raise DuplicateExecutionError(str(existing))
             counts = (
-                _counts(conn, execution.workflow_id, now, postgres) if limited else LimitCounts()
+                _counts(conn, execution.workflow_id, execution.tenant_id, now, postgres)
+                if limited
+                else LimitCounts()
             )
             fx = build(counts)
             repo.apply_effects(conn, fx, now, dedupe_key=dedupe_key)
@@ -249,11 +259,13 @@ class SqlExecutionStore:
         return await self.db.read(lambda c: [str(x) for x in c.execute(stmt).scalars()])
 
     async def queued_executions(
-        self, workflow_id: str | None = None, limit: int = 100
+        self, workflow_id: str | None = None, limit: int = 100, *, tenant_id: str | None = None
     ) -> list[ExecutionRecord]:
         stmt = sa.select(we).where(we.c.status == ExecutionStatus.QUEUED.value)
         if workflow_id is not None:
             stmt = stmt.where(we.c.workflow_id == workflow_id)
+        if tenant_id is not None:
+            stmt = stmt.where(we.c.tenant_id == tenant_id)
         stmt = stmt.order_by(we.c.id).limit(limit)
         return await self.db.read(lambda c: [repo.execution_from_row(r) for r in c.execute(stmt)])
 
@@ -270,7 +282,7 @@ class SqlExecutionStore:
             if ex.status is not ExecutionStatus.QUEUED:
                 return None
             now = clock.now()
-            fx = build(ex, _counts(conn, ex.workflow_id, now, postgres))
+            fx = build(ex, _counts(conn, ex.workflow_id, ex.tenant_id, now, postgres))
             if fx is not None:
                 repo.apply_effects(conn, fx, now)
             return fx
@@ -278,12 +290,18 @@ class SqlExecutionStore:
         return await self.db.write(_tx)
 
 
-def _counts(conn: Connection, workflow_id: str, now: datetime, postgres: bool) -> LimitCounts:
-    """Count a workflow's executions under its row lock, so limits hold across workers."""
+def _counts(
+    conn: Connection, workflow_id: str, tenant_id: str, now: datetime, postgres: bool
+) -> LimitCounts:
+    """Count a workflow's and its tenant's executions under locks, so limits hold across
+    workers: the workflow's row, then a transaction-scoped advisory lock on the tenant
+    (always in this order; SQLite's single writer needs neither)."""
     if postgres:
         conn.execute(
             sa.select(workflows.c.id).where(workflows.c.id == workflow_id).with_for_update()
         )
+        key = sa.func.hashtextextended(_TENANT_LOCK + tenant_id, 0)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
     running = conn.execute(
         sa.select(sa.func.count()).where(
             we.c.workflow_id == workflow_id, we.c.status.in_(_LIVE_EXECUTION)
@@ -299,7 +317,24 @@ def _counts(conn: Connection, workflow_id: str, now: datetime, postgres: bool) -
             we.c.workflow_id == workflow_id, we.c.started_at >= now - timedelta(minutes=1)
         )
     ).scalar_one()
-    return LimitCounts(running=running, queued=queued, started_last_minute=recent)
+    top = (we.c.tenant_id == tenant_id, we.c.parent_execution_id.is_(None))
+    tenant_running = conn.execute(
+        sa.select(sa.func.count()).where(*top, we.c.status.in_(_LIVE_EXECUTION))
+    ).scalar_one()
+    # Whether any waits is all a start needs; counting a flood's backlog would cost
+    # every start of that tenant a scan of it.
+    tenant_queued = int(
+        conn.execute(
+            sa.select(sa.exists().where(*top, we.c.status == ExecutionStatus.QUEUED.value))
+        ).scalar_one()
+    )
+    return LimitCounts(
+        running=running,
+        queued=queued,
+        started_last_minute=recent,
+        tenant_running=tenant_running,
+        tenant_queued=tenant_queued,
+    )
 
 
 class SqlWorkerRegistry:
