@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flowmill.domain.definition import dump_definition, load_definition
+from flowmill.domain.definition import closest, dump_definition, load_definition
 from flowmill.domain.errors import DefinitionError
 from flowmill.engine.validation import compile_workflow, load_and_compile
 from flowmill.nodes.registry import NodeRegistry
@@ -276,4 +276,37 @@ def test_definitions_dump_keeps_settings_that_differ_from_the_defaults() -> None
     assert dumped["settings"]["variables"] == {"region": "eu"}
     assert "timezone" not in dump_definition(load_definition({**doc, "settings": {}})).get(
         "settings", {}
+    )
+
+
+@pytest.mark.parametrize(
+    ("word", "guess"),
+    [
+        ("on_eror", "on_error"),  # a typo (difflib)
+        ("TIMEOUTS", "timeout_s"),  # case and a missing underscore
+        ("ERROR_WORKFLOW_ID", "error_workflow_id"),  # case alone
+        ("MAX-CONCURRENT", "max_concurrent"),  # a dash for the underscore
+        ("zzz", None),
+    ],
+)
+def test_definitions_closest_names_the_field_a_word_misspells(word: str, guess: str | None) -> None:
+    fields = ["on_error", "timeout_s", "error_workflow_id", "max_concurrent"]
+    assert closest(word, fields) == guess
+
+
+def test_definitions_unknown_field_says_which_was_meant_or_lists_them() -> None:
+    doc = base()
+    doc["nodes"][1]["on_eror"] = "continue"
+    doc["nodes"][0]["zzz"] = 1
+    with pytest.raises(DefinitionError) as e:
+        load_definition(doc)
+    messages = {i.path: (i.code, i.message) for i in e.value.issues}
+    assert messages["nodes[a].on_eror"] == (
+        "unknown_field",
+        "unknown field 'on_eror'; did you mean 'on_error'?",
+    )
+    assert messages["nodes[t].zzz"] == (
+        "unknown_field",
+        "unknown field 'zzz'; expected one of: config, description, id, join, name, notes, "
+        "on_error, position, retry, timeout_s, type",
     )

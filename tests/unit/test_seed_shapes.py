@@ -209,6 +209,14 @@ def test_seed_shapes_loop_steps_become_a_loop_node_with_a_body() -> None:
         "the chain double → c → y" in notes  # fmt: skip
 
 
+def test_seed_shapes_loop_step_without_config_gets_one_with_the_body() -> None:
+    out = dump_definition(
+        load_definition({"name": "w", "steps": [step("each", "loop", steps=[step("inner")])]})
+    )
+    loop = next(n for n in out["nodes"] if n["id"] == "each")
+    assert loop["config"] == {"body": {"nodes": [{"id": "inner", "type": "noop"}], "edges": []}}
+
+
 def test_seed_shapes_workflow_fields_and_retry_options() -> None:
     doc = {
         "name": "w",

@@ -77,7 +77,11 @@ def test_templates_paths_parse_as_paths(body: str) -> None:
 
 
 def test_templates_expression_without_sandbox_is_an_error() -> None:
-    with pytest.raises(TemplateError, match="JavaScript sandbox"):
+    with pytest.raises(
+        TemplateError,
+        match=r"^\{\{n \+ 1\}\} is an expression, not a path; expressions run in the "
+        "JavaScript sandbox, which is not available here$",
+    ):
         templates.render("{{ n + 1 }}", SCOPE)
 
 
@@ -102,6 +106,17 @@ def test_templates_referenced_nodes() -> None:
     value = {"u": "{{nodes.fetch.output.url}}", "v": ["{{nodes['b c'].output}}"], "w": "{{x}}"}
     assert templates.referenced_nodes(value) == {"fetch", "b c"}
     assert templates.nodes_in_code("return nodes.a.output + nodes['b'].output") == {"a", "b"}
+    assert templates.nodes_in_code('return nodes["c d"].output') == {"c d"}
+
+
+def test_templates_scope_names_are_the_context_then_input_and_its_keys() -> None:
+    scope = Scope({"n": 1, "nodes": "shadowed", 2: "not a name"}, {"nodes": {"a": {}}})
+    assert scope.names() == {
+        "nodes": {"a": {}},  # a context root wins over an input key of the same name
+        "input": {"n": 1, "nodes": "shadowed", 2: "not a name"},
+        "n": 1,
+    }
+    assert Scope([1], {}).names() == {"input": [1]}
 
 
 @pytest.mark.parametrize(
