@@ -381,3 +381,54 @@ def test_seed_shapes_examples_say_what_they_were_read_as() -> None:
     }
     for name, note in expected.items():
         assert note in load_with_notes(json.loads((EXAMPLES / name).read_text()))[1], name
+
+
+def test_seed_shapes_empty_true_branch_still_reads_the_false_one() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=[], falseSteps=[step("f")])
+    doc = {"name": "w", "steps": [cond, step("n")]}
+    notes = load_with_notes(doc)[1]
+    assert sorted(graph(doc)[1]) == [
+        ("c", "f", "false"),
+        ("c", "n", "true"),
+        ("f", "n"),
+        ("trigger", "c"),
+    ]
+    assert notes == [
+        "steps[0]: (conditional with trueSteps/falseSteps) read as node c "
+        "(true → the next step; false → f), both branches joining the next step"
+    ]
+
+
+@pytest.mark.parametrize("config", [{"body": {}}, {"workflow_id": "w2"}])
+def test_seed_shapes_loop_with_nested_steps_and_a_body_is_refused_saying_so(
+    config: dict[str, Any],
+) -> None:
+    doc = {"name": "w", "steps": [step("l", "loop", config=config, steps=[step("b")])]}
+    with pytest.raises(DefinitionError) as e:
+        load_definition(doc)
+    assert [(i.path, i.message) for i in e.value.issues] == [
+        ("steps[0].steps", "give nested steps or config.body/workflow_id, not both")
+    ]
+
+
+def test_seed_shapes_loop_body_of_no_objects_is_read_as_empty_and_left_to_the_loader() -> None:
+    for body in ([], ["identity"]):
+        doc = {"name": "w", "steps": [step("l", "loop", steps=body)]}
+        wf, notes = load_with_notes(doc)
+        assert wf.node("l").config["body"] == {"nodes": body, "edges": []}
+        assert notes == [
+            "steps[0]: (loop with nested steps) read as node l whose config.body is "
+            "the chain (empty)"
+        ]
+
+
+def test_seed_shapes_conditional_with_two_empty_branches_leads_on_without_a_handle() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=[], falseSteps=[])
+    assert graph({"steps": [cond, step("n")]})[1] == [("c", "n"), ("trigger", "c")]
+
+
+def test_seed_shapes_branch_step_that_is_not_an_object_is_left_to_the_loader() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=["identity", step("x")])
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "steps": [cond]})
+    assert [i.message for i in e.value.issues] == ["must be an object"]

@@ -170,6 +170,7 @@ def test_transitions_mark_running_announces_a_queued_or_waiting_run() -> None:
             {"node_id": "a", "attempt": 2, "execution_id": "ex-1", "workflow_id": "wf"},
         )
     ]
+    assert fx.events[0].timestamp == NOW
 
 
 def test_transitions_cancel_execution_ends_it_and_its_live_runs() -> None:
@@ -184,6 +185,7 @@ def test_transitions_cancel_execution_ends_it_and_its_live_runs() -> None:
     assert events(fx) == [
         ("execution.cancelled", {"workflow_id": "wf", "reason": "by alice", "execution_id": "ex-1"})
     ]
+    assert fx.events[0].timestamp == NOW
     assert tx.cancel_execution(execution(), NOW).execution_update.error == {  # type: ignore[union-attr]
         "type": "Cancelled",
         "message": "cancelled",
@@ -211,6 +213,7 @@ def test_transitions_time_out_execution_fails_it_for_good() -> None:
     assert fx.cancel_live_runs is True
     [(kind, payload)] = events(fx)
     assert (kind, payload["error"]) == ("execution.failed", error)
+    assert fx.events[0].timestamp == NOW
 
 
 def test_transitions_time_out_execution_of_an_ended_one_writes_nothing() -> None:
