@@ -121,7 +121,17 @@ def test_templates_scope_names_are_the_context_then_input_and_its_keys() -> None
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(None, ""), (True, "true"), (1.0, "1"), (1.5, "1.5"), ({"a": 1}, '{"a":1}'), ("s", "s")],
+    [
+        (None, ""),
+        (True, "true"),
+        (False, "false"),
+        (1.0, "1"),
+        (1.5, "1.5"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),  # JavaScript writes 1e21 and above with an exponent
+        ({"a": 1}, '{"a":1}'),
+        ("s", "s"),
+    ],
 )
 def test_templates_stringify_like_javascript(value: Any, text: str) -> None:
     assert templates.stringify(value) == text
