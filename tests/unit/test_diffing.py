@@ -88,3 +88,15 @@ def test_diffing_changed_nodes_are_listed_by_id() -> None:
 def test_diffing_ignores_nodes_without_an_id_and_edges_that_are_not_objects() -> None:
     before = doc(nodes=[{"type": "noop"}, "junk", *doc()["nodes"]], edges=["junk", *doc()["edges"]])
     assert diff_definitions(before, doc()).identical
+
+
+def test_diffing_an_object_replaced_by_a_value_is_one_change() -> None:
+    before, after = doc(settings={"x": {"a": 1}}), doc(settings={"x": 5})
+    assert diff_definitions(before, after).fields == [FieldChange("settings.x", {"a": 1}, 5)]
+    assert diff_definitions(after, before).fields == [FieldChange("settings.x", 5, {"a": 1})]
+
+
+def test_diffing_a_field_added_as_null_is_a_change() -> None:
+    before, after = doc(settings={}), doc(settings={"timezone": None})
+    assert diff_definitions(before, after).fields == [FieldChange("settings.timezone", None, None)]
+    assert diff_definitions(after, before).fields == [FieldChange("settings.timezone", None, None)]
