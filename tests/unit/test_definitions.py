@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from flowmill.domain.definition import closest, dump_definition, load_definition
-from flowmill.domain.errors import DefinitionError
+from flowmill.domain.diffing import EdgeKey, FieldChange, diff_definitions
+from flowmill.domain.errors import DefinitionError, Issue, NodeError
 from flowmill.engine.validation import compile_workflow, load_and_compile
 from flowmill.nodes.registry import NodeRegistry
 
@@ -310,3 +311,137 @@ def test_definitions_unknown_field_says_which_was_meant_or_lists_them() -> None:
         "unknown field 'zzz'; expected one of: config, description, id, join, name, notes, "
         "on_error, position, retry, timeout_s, type",
     )
+
+
+# Version diffs (domain.diffing), the lookups of a loaded workflow and the error
+# shapes: written for survivors of the mutation run (docs/testing.md).
+
+
+def diff_doc(**extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": "w",
+        "nodes": [{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"}],
+        "edges": [{"source": "t", "target": "a"}],
+    }
+    out.update(extra)
+    return out
+
+
+def test_diffing_same_definition_is_identical() -> None:
+    moved = diff_doc(nodes=list(reversed(diff_doc()["nodes"])), id="other", version=9, active=True)
+    assert diff_definitions(diff_doc(), moved).identical
+
+
+def test_diffing_each_kind_of_change_makes_it_not_identical() -> None:
+    edge = {"source": "a", "target": "t"}
+    changed = [
+        diff_doc(name="v"),
+        diff_doc(nodes=[*diff_doc()["nodes"], {"id": "b", "type": "noop"}]),
+        diff_doc(nodes=diff_doc()["nodes"][:1]),
+        diff_doc(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "merge"}]),
+        diff_doc(edges=[*diff_doc()["edges"], edge]),
+        diff_doc(edges=[]),
+    ]
+    for other in changed:
+        assert not diff_definitions(diff_doc(), other).identical, other
+
+
+def test_diffing_edges_are_told_apart_by_their_source_handle() -> None:
+    before = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": "true"}])
+    after = diff_doc(edges=[{"source": "t", "target": "a", "source_handle": "false"}])
+    diff = diff_definitions(before, after)
+    assert diff.edges_added == [EdgeKey("t", "a", "false")]
+    assert diff.edges_removed == [EdgeKey("t", "a", "true")]
+    assert diff_definitions(diff_doc(), before).edges_added == [EdgeKey("t", "a", "true")]
+    assert diff_definitions(diff_doc(), before).edges_removed == [EdgeKey("t", "a", None)]
+
+
+def test_diffing_a_handle_that_is_not_text_is_compared_as_text() -> None:
+    before = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": 1}])
+    after = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": "1"}])
+    assert diff_definitions(before, after).identical
+
+
+def test_diffing_nodes_added_and_removed_are_named() -> None:
+    after = diff_doc(nodes=[{"id": "t", "type": "trigger"}, {"id": "b", "type": "noop"}])
+    diff = diff_definitions(diff_doc(), after)
+    assert (diff.nodes_added, diff.nodes_removed) == (["b"], ["a"])
+
+
+def test_diffing_node_changes_name_each_field_by_path_with_absent_as_none() -> None:
+    before = diff_doc(nodes=[{"id": "t", "type": "trigger", "config": {"x": 1, "gone": True}}])
+    after = diff_doc(nodes=[{"id": "t", "type": "trigger", "config": {"x": 2, "new": "y"}}])
+    assert diff_definitions(before, after).nodes_changed == {
+        "t": [
+            FieldChange("config.gone", True, None),
+            FieldChange("config.new", None, "y"),
+            FieldChange("config.x", 1, 2),
+        ]
+    }
+
+
+def test_diffing_a_value_of_another_type_is_a_change() -> None:
+    diff = diff_definitions(diff_doc(settings={"retries": 1}), diff_doc(settings={"retries": True}))
+    assert diff.fields == [FieldChange("settings.retries", 1, True)]
+
+
+def test_diffing_changed_nodes_are_listed_by_id() -> None:
+    before = diff_doc(nodes=[{"id": "z", "type": "noop"}, {"id": "b", "type": "noop"}])
+    after = diff_doc(nodes=[{"id": "z", "type": "merge"}, {"id": "b", "type": "merge"}])
+    assert list(diff_definitions(before, after).nodes_changed) == ["b", "z"]
+
+
+def test_diffing_ignores_nodes_without_an_id_and_edges_that_are_not_objects() -> None:
+    before = diff_doc(
+        nodes=[{"type": "noop"}, "junk", *diff_doc()["nodes"]], edges=["junk", *diff_doc()["edges"]]
+    )
+    assert diff_definitions(before, diff_doc()).identical
+
+
+def test_diffing_an_object_replaced_by_a_value_is_one_change() -> None:
+    before, after = diff_doc(settings={"x": {"a": 1}}), diff_doc(settings={"x": 5})
+    assert diff_definitions(before, after).fields == [FieldChange("settings.x", {"a": 1}, 5)]
+    assert diff_definitions(after, before).fields == [FieldChange("settings.x", 5, {"a": 1})]
+
+
+def test_diffing_a_field_added_as_null_is_a_change() -> None:
+    before, after = diff_doc(settings={}), diff_doc(settings={"timezone": None})
+    assert diff_definitions(before, after).fields == [FieldChange("settings.timezone", None, None)]
+    assert diff_definitions(after, before).fields == [FieldChange("settings.timezone", None, None)]
+
+
+def test_workflow_node_missing_id_is_named_in_the_key_error() -> None:
+    wf = load_definition({"name": "w", "nodes": [{"id": "t", "type": "trigger"}], "edges": []})
+    assert wf.node("t").id == "t"
+    with pytest.raises(KeyError) as e:
+        wf.node("nope")
+    assert e.value.args == ("nope",)
+
+
+def test_node_error_to_dict_names_every_field() -> None:
+    err = NodeError("boom", type="HttpError", retriable=False, details={"status": 502})
+    assert err.to_dict(attempt=3) == {
+        "type": "HttpError",
+        "message": "boom",
+        "retriable": False,
+        "attempt": 3,
+        "details": {"status": 502},
+    }
+
+
+def test_node_error_to_dict_leaves_out_what_is_unknown() -> None:
+    assert NodeError("boom").to_dict() == {
+        "type": "NodeError",
+        "message": "boom",
+        "retriable": True,
+    }
+
+
+def test_node_error_str_names_its_type() -> None:
+    assert str(NodeError("boom", type="SandboxTimeout")) == "SandboxTimeout: boom"
+
+
+def test_definition_error_str_lists_every_issue_with_its_path() -> None:
+    err = DefinitionError([Issue("nodes[a]", "unknown type"), Issue("edges[2]", "no target")])
+    assert str(err) == "nodes[a]: unknown type; edges[2]: no target"
+    assert err.issues[0].code == "invalid"
