@@ -313,6 +313,19 @@ def test_definitions_unknown_field_says_which_was_meant_or_lists_them() -> None:
     )
 
 
+def test_definitions_dump_writes_only_what_differs_from_the_node_defaults() -> None:
+    doc = base()
+    doc["nodes"] += [
+        {"id": "m", "type": "merge", "join": "any", "timeout_s": 5},
+        {"id": "n", "type": "noop", "name": "n"},
+        {"id": "o", "type": "noop", "name": "Other"},
+    ]
+    nodes = {n["id"]: n for n in dump_definition(load_definition(doc))["nodes"]}
+    assert nodes["m"] == {"id": "m", "type": "merge", "config": {}, "timeout_s": 5, "join": "any"}
+    assert nodes["n"] == {"id": "n", "type": "noop", "config": {}}  # a name equal to the id
+    assert nodes["o"] == {"id": "o", "type": "noop", "name": "Other", "config": {}}
+
+
 # Version diffs (domain.diffing), the lookups of a loaded workflow and the error
 # shapes: written for survivors of the mutation run (docs/testing.md).
 

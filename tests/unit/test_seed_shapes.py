@@ -314,6 +314,7 @@ def test_seed_shapes_graph_nodes_take_bullmq_retry_too() -> None:
             [("steps[a].attempts", "invalid")],
         ),
         ({"steps": []}, [("steps", "empty")]),
+        ({"steps": [step("l", "loop", steps="no")]}, [("steps[0].steps", "type")]),
         ({"steps": [step("a", "nope")]}, [("nodes[a].type", "unknown_node_type")]),
         ({"steps": [{"type": "noop", "bogus": 1}]}, [("steps[step-0].bogus", "unknown_field")]),
     ],
