@@ -433,3 +433,40 @@ def test_seed_shapes_branch_step_that_is_not_an_object_is_left_to_the_loader() -
     with pytest.raises(DefinitionError) as e:
         load_definition({"name": "w", "steps": [cond]})
     assert [i.message for i in e.value.issues] == ["must be an object"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (
+            step("c", "conditional", config={**COND, "trueSteps": [step("x")]}, trueSteps=[]),
+            ("steps[0].trueSteps", "give trueSteps on the step or in its config, not both"),
+        ),
+        (
+            step("a", falseSteps=[step("b")]),
+            ("steps[0].falseSteps", "only conditional steps have trueSteps/falseSteps"),
+        ),
+        (step("a", steps=[step("b")]), ("steps[0].steps", "only loop steps have nested steps")),
+    ],
+)
+def test_seed_shapes_misplaced_nested_steps_are_refused_saying_why(
+    bad: dict[str, Any], problem: tuple[str, str]
+) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "steps": [bad]})
+    assert [(i.path, i.message) for i in e.value.issues] == [problem]
+
+
+def test_seed_shapes_conditional_and_loop_steps_without_nested_steps_are_read_as_they_are() -> None:
+    body = {"nodes": [{"id": "x", "type": "noop"}], "edges": []}
+    doc = {
+        "name": "w",
+        "steps": [
+            step("c", "conditional", config=COND),
+            step("l", "loop", config={"count": 2, "body": body}),
+        ],
+    }
+    wf, notes = load_with_notes(doc)
+    assert notes == []
+    assert wf.node("l").config == {"count": 2, "body": body}
+    assert graph(doc)[1] == [("c", "l"), ("trigger", "c")]
