@@ -470,3 +470,22 @@ def test_seed_shapes_conditional_and_loop_steps_without_nested_steps_are_read_as
     assert notes == []
     assert wf.node("l").config == {"count": 2, "body": body}
     assert graph(doc)[1] == [("c", "l"), ("trigger", "c")]
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        ({"steps": "no"}, ("steps", "type", "must be a list of nodes")),
+        ({"steps": []}, ("steps", "empty", "must hold at least one step")),
+        (
+            {"steps": [step("l", "loop", steps="no")]},
+            ("steps[0].steps", "type", "must be a list of steps"),
+        ),
+    ],
+)
+def test_seed_shapes_step_list_problems_say_what_is_wrong(
+    doc: dict[str, Any], problem: tuple[str, str, str]
+) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", **doc})
+    assert [(i.path, i.code, i.message) for i in e.value.issues] == [problem]
