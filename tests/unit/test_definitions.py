@@ -340,12 +340,12 @@ def diff_doc(**extra: Any) -> dict[str, Any]:
     return out
 
 
-def test_diffing_same_definition_is_identical() -> None:
+def test_definitions_diff_same_definition_is_identical() -> None:
     moved = diff_doc(nodes=list(reversed(diff_doc()["nodes"])), id="other", version=9, active=True)
     assert diff_definitions(diff_doc(), moved).identical
 
 
-def test_diffing_each_kind_of_change_makes_it_not_identical() -> None:
+def test_definitions_diff_each_kind_of_change_makes_it_not_identical() -> None:
     edge = {"source": "a", "target": "t"}
     changed = [
         diff_doc(name="v"),
@@ -359,7 +359,7 @@ def test_diffing_each_kind_of_change_makes_it_not_identical() -> None:
         assert not diff_definitions(diff_doc(), other).identical, other
 
 
-def test_diffing_edges_are_told_apart_by_their_source_handle() -> None:
+def test_definitions_diff_edges_are_told_apart_by_their_source_handle() -> None:
     before = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": "true"}])
     after = diff_doc(edges=[{"source": "t", "target": "a", "source_handle": "false"}])
     diff = diff_definitions(before, after)
@@ -369,19 +369,19 @@ def test_diffing_edges_are_told_apart_by_their_source_handle() -> None:
     assert diff_definitions(diff_doc(), before).edges_removed == [EdgeKey("t", "a", None)]
 
 
-def test_diffing_a_handle_that_is_not_text_is_compared_as_text() -> None:
+def test_definitions_diff_a_handle_that_is_not_text_is_compared_as_text() -> None:
     before = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": 1}])
     after = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": "1"}])
     assert diff_definitions(before, after).identical
 
 
-def test_diffing_nodes_added_and_removed_are_named() -> None:
+def test_definitions_diff_nodes_added_and_removed_are_named() -> None:
     after = diff_doc(nodes=[{"id": "t", "type": "trigger"}, {"id": "b", "type": "noop"}])
     diff = diff_definitions(diff_doc(), after)
     assert (diff.nodes_added, diff.nodes_removed) == (["b"], ["a"])
 
 
-def test_diffing_node_changes_name_each_field_by_path_with_absent_as_none() -> None:
+def test_definitions_diff_node_changes_name_each_field_by_path_with_absent_as_none() -> None:
     before = diff_doc(nodes=[{"id": "t", "type": "trigger", "config": {"x": 1, "gone": True}}])
     after = diff_doc(nodes=[{"id": "t", "type": "trigger", "config": {"x": 2, "new": "y"}}])
     assert diff_definitions(before, after).nodes_changed == {
@@ -393,37 +393,37 @@ def test_diffing_node_changes_name_each_field_by_path_with_absent_as_none() -> N
     }
 
 
-def test_diffing_a_value_of_another_type_is_a_change() -> None:
+def test_definitions_diff_a_value_of_another_type_is_a_change() -> None:
     diff = diff_definitions(diff_doc(settings={"retries": 1}), diff_doc(settings={"retries": True}))
     assert diff.fields == [FieldChange("settings.retries", 1, True)]
 
 
-def test_diffing_changed_nodes_are_listed_by_id() -> None:
+def test_definitions_diff_changed_nodes_are_listed_by_id() -> None:
     before = diff_doc(nodes=[{"id": "z", "type": "noop"}, {"id": "b", "type": "noop"}])
     after = diff_doc(nodes=[{"id": "z", "type": "merge"}, {"id": "b", "type": "merge"}])
     assert list(diff_definitions(before, after).nodes_changed) == ["b", "z"]
 
 
-def test_diffing_ignores_nodes_without_an_id_and_edges_that_are_not_objects() -> None:
+def test_definitions_diff_ignores_nodes_without_an_id_and_edges_that_are_not_objects() -> None:
     before = diff_doc(
         nodes=[{"type": "noop"}, "junk", *diff_doc()["nodes"]], edges=["junk", *diff_doc()["edges"]]
     )
     assert diff_definitions(before, diff_doc()).identical
 
 
-def test_diffing_an_object_replaced_by_a_value_is_one_change() -> None:
+def test_definitions_diff_an_object_replaced_by_a_value_is_one_change() -> None:
     before, after = diff_doc(settings={"x": {"a": 1}}), diff_doc(settings={"x": 5})
     assert diff_definitions(before, after).fields == [FieldChange("settings.x", {"a": 1}, 5)]
     assert diff_definitions(after, before).fields == [FieldChange("settings.x", 5, {"a": 1})]
 
 
-def test_diffing_a_field_added_as_null_is_a_change() -> None:
+def test_definitions_diff_a_field_added_as_null_is_a_change() -> None:
     before, after = diff_doc(settings={}), diff_doc(settings={"timezone": None})
     assert diff_definitions(before, after).fields == [FieldChange("settings.timezone", None, None)]
     assert diff_definitions(after, before).fields == [FieldChange("settings.timezone", None, None)]
 
 
-def test_workflow_node_missing_id_is_named_in_the_key_error() -> None:
+def test_definitions_workflow_node_missing_id_is_named_in_the_key_error() -> None:
     wf = load_definition({"name": "w", "nodes": [{"id": "t", "type": "trigger"}], "edges": []})
     assert wf.node("t").id == "t"
     with pytest.raises(KeyError) as e:
@@ -431,7 +431,7 @@ def test_workflow_node_missing_id_is_named_in_the_key_error() -> None:
     assert e.value.args == ("nope",)
 
 
-def test_node_error_to_dict_names_every_field() -> None:
+def test_definitions_node_error_to_dict_names_every_field() -> None:
     err = NodeError("boom", type="HttpError", retriable=False, details={"status": 502})
     assert err.to_dict(attempt=3) == {
         "type": "HttpError",
@@ -442,7 +442,7 @@ def test_node_error_to_dict_names_every_field() -> None:
     }
 
 
-def test_node_error_to_dict_leaves_out_what_is_unknown() -> None:
+def test_definitions_node_error_to_dict_leaves_out_what_is_unknown() -> None:
     assert NodeError("boom").to_dict() == {
         "type": "NodeError",
         "message": "boom",
@@ -450,11 +450,11 @@ def test_node_error_to_dict_leaves_out_what_is_unknown() -> None:
     }
 
 
-def test_node_error_str_names_its_type() -> None:
+def test_definitions_node_error_str_names_its_type() -> None:
     assert str(NodeError("boom", type="SandboxTimeout")) == "SandboxTimeout: boom"
 
 
-def test_definition_error_str_lists_every_issue_with_its_path() -> None:
+def test_definitions_error_str_lists_every_issue_with_its_path() -> None:
     err = DefinitionError([Issue("nodes[a]", "unknown type"), Issue("edges[2]", "no target")])
     assert str(err) == "nodes[a]: unknown type; edges[2]: no target"
     assert err.issues[0].code == "invalid"
