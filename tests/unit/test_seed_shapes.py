@@ -489,3 +489,37 @@ def test_seed_shapes_step_list_problems_say_what_is_wrong(
     with pytest.raises(DefinitionError) as e:
         load_definition({"name": "w", **doc})
     assert [(i.path, i.code, i.message) for i in e.value.issues] == [problem]
+
+
+def test_seed_shapes_steps_without_a_trigger_get_a_manual_one() -> None:
+    out = dump_definition(load_definition({"name": "w", "steps": [step("a")]}))
+    assert out["nodes"][0] == {
+        "id": "trigger",
+        "type": "trigger",
+        "name": "Trigger",
+        "config": {"triggerType": "manual"},
+    }
+    assert out["edges"] == [{"source": "trigger", "target": "a"}]
+
+
+def test_seed_shapes_a_first_step_that_is_a_trigger_is_the_trigger() -> None:
+    start = step("start", "trigger", config={"triggerType": "webhook"})
+    assert graph({"steps": [start, step("a")]}) == (["start", "a"], [("start", "a")])
+
+
+@pytest.mark.parametrize("trigger", ["webhook", {"type": 5}, {"path": "/x"}])
+def test_seed_shapes_a_trigger_without_a_type_is_refused_saying_so(trigger: Any) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "trigger": trigger, "steps": [step("a")]})
+    assert [(i.path, i.code, i.message) for i in e.value.issues] == [
+        ("trigger", "invalid", 'must be an object with a type, e.g. {"type": "manual"}')
+    ]
+
+
+def test_seed_shapes_a_step_that_is_not_an_object_does_not_hide_the_next_ones() -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "steps": ["junk", step("a", bogus=1)]})
+    assert [(i.path, i.code) for i in e.value.issues] == [
+        ("steps[1]", "type"),  # counted among the nodes, after the trigger that was added
+        ("steps[a].bogus", "unknown_field"),
+    ]
