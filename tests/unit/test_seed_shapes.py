@@ -516,10 +516,18 @@ def test_seed_shapes_a_trigger_without_a_type_is_refused_saying_so(trigger: Any)
     ]
 
 
-def test_seed_shapes_a_step_that_is_not_an_object_does_not_hide_the_next_ones() -> None:
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        # counted among the nodes, after the trigger that was added
+        ("junk", ("steps[1]", "type", "must be an object")),
+        ({"id": 5, "type": "noop"}, ("steps[1].id", "type", "must be a non-empty string")),
+    ],
+)
+def test_seed_shapes_a_step_the_loader_refuses_does_not_hide_the_next_ones(
+    bad: Any, problem: tuple[str, str, str]
+) -> None:
     with pytest.raises(DefinitionError) as e:
-        load_definition({"name": "w", "steps": ["junk", step("a", bogus=1)]})
-    assert [(i.path, i.code) for i in e.value.issues] == [
-        ("steps[1]", "type"),  # counted among the nodes, after the trigger that was added
-        ("steps[a].bogus", "unknown_field"),
-    ]
+        load_definition({"name": "w", "steps": [bad, step("a", bogus=1)]})
+    assert [(i.path, i.code, i.message) for i in e.value.issues][0] == problem
+    assert [(i.path, i.code) for i in e.value.issues][1:] == [("steps[a].bogus", "unknown_field")]
