@@ -529,5 +529,6 @@ def test_seed_shapes_a_step_the_loader_refuses_does_not_hide_the_next_ones(
 ) -> None:
     with pytest.raises(DefinitionError) as e:
         load_definition({"name": "w", "steps": [bad, step("a", bogus=1)]})
-    assert [(i.path, i.code, i.message) for i in e.value.issues][0] == problem
-    assert [(i.path, i.code) for i in e.value.issues][1:] == [("steps[a].bogus", "unknown_field")]
+    first, *rest = e.value.issues
+    assert (first.path, first.code, first.message) == problem
+    assert [(i.path, i.code) for i in rest] == [("steps[a].bogus", "unknown_field")]
