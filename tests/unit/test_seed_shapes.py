@@ -532,3 +532,11 @@ def test_seed_shapes_a_step_the_loader_refuses_does_not_hide_the_next_ones(
     first, *rest = e.value.issues
     assert (first.path, first.code, first.message) == problem
     assert [(i.path, i.code) for i in rest] == [("steps[a].bogus", "unknown_field")]
+
+
+def test_seed_shapes_a_retry_problem_in_a_branch_is_named_by_the_step_id() -> None:
+    bad = step("x", attempts=2, backoff={"type": "linear"})
+    doc = {"name": "w", "steps": [step("c", "conditional", config=COND, trueSteps=[bad])]}
+    with pytest.raises(DefinitionError) as e:
+        load_definition(doc)
+    assert [(i.path, i.code) for i in e.value.issues] == [("steps[x].backoff.type", "enum")]
