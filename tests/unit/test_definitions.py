@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -268,13 +269,14 @@ def test_definitions_dump_keeps_settings_that_differ_from_the_defaults() -> None
     """A survivor of the mutation run: the dump of ``timezone`` and ``variables``."""
     doc = {
         "name": "x",
-        "settings": {"timezone": "Europe/Paris", "variables": {"region": "eu"}},
+        "settings": {"timezone": "Europe/Paris", "variables": {"region": "eu"}, "priority": 7},
         "nodes": [{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"}],
         "edges": [{"source": "t", "target": "a"}],
     }
     dumped = dump_definition(load_definition(doc))
     assert dumped["settings"]["timezone"] == "Europe/Paris"
     assert dumped["settings"]["variables"] == {"region": "eu"}
+    assert dumped["settings"]["priority"] == 7
     assert "timezone" not in dump_definition(load_definition({**doc, "settings": {}})).get(
         "settings", {}
     )
@@ -448,6 +450,13 @@ def test_definitions_node_error_to_dict_leaves_out_what_is_unknown() -> None:
         "message": "boom",
         "retriable": True,
     }
+
+
+def test_definitions_node_error_survives_pickling() -> None:
+    """Errors cross process boundaries (sandboxes, worker pools) pickled, by their args."""
+    err = NodeError("boom", type="HttpError", retriable=False, details={"status": 502})
+    assert err.args == ("boom",)
+    assert pickle.loads(pickle.dumps(err)).to_dict() == err.to_dict()
 
 
 def test_definitions_node_error_str_names_its_type() -> None:

@@ -540,3 +540,17 @@ def test_seed_shapes_a_retry_problem_in_a_branch_is_named_by_the_step_id() -> No
     with pytest.raises(DefinitionError) as e:
         load_definition(doc)
     assert [(i.path, i.code) for i in e.value.issues] == [("steps[x].backoff.type", "enum")]
+
+
+def test_seed_shapes_steps_without_an_id_are_named_by_their_place() -> None:
+    wf, notes = load_with_notes({"name": "w", "steps": [{"id": None, "type": "noop"}, step("a")]})
+    assert [n.id for n in wf.nodes] == ["trigger", "step-0", "a"]
+    assert notes == ["steps[0]: has no id; read as node step-0"]
+
+
+def test_seed_shapes_a_branch_of_several_steps_is_noted_by_their_ids() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=[step("a"), step("b")])
+    assert load_with_notes({"name": "w", "steps": [cond]})[1] == [
+        "steps[0]: (conditional with trueSteps/falseSteps) read as node c "
+        "(true → a, b; false → the next step), both branches joining the next step"
+    ]

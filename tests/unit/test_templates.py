@@ -76,6 +76,11 @@ def test_templates_paths_parse_as_paths(body: str) -> None:
     assert isinstance(templates.parse("{{ " + body + " }}").whole, Path)
 
 
+@pytest.mark.parametrize("literal", ["true", "false", "null", "undefined"])
+def test_templates_literals_parse_as_expressions(literal: str) -> None:
+    assert templates.parse("{{" + literal + "}}").whole == Expr(literal)
+
+
 def test_templates_expression_without_sandbox_is_an_error() -> None:
     with pytest.raises(
         TemplateError,
