@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flowmill.domain.definition import closest, dump_definition, load_definition
+from flowmill.domain.definition import closest, dump_definition, load_definition, load_partial
 from flowmill.domain.diffing import EdgeKey, FieldChange, diff_definitions
 from flowmill.domain.errors import DefinitionError, Issue, NodeError
 from flowmill.engine.validation import compile_workflow, load_and_compile
@@ -326,6 +326,15 @@ def test_definitions_dump_writes_only_what_differs_from_the_node_defaults() -> N
     assert nodes["m"] == {"id": "m", "type": "merge", "config": {}, "timeout_s": 5, "join": "any"}
     assert nodes["n"] == {"id": "n", "type": "noop", "config": {}}  # a name equal to the id
     assert nodes["o"] == {"id": "o", "type": "noop", "name": "Other", "config": {}}
+
+
+def test_definitions_unknown_time_zone_is_named_and_read_as_utc() -> None:
+    doc = {**base(), "settings": {"timezone": "Mars/Olympus"}}
+    wf, _notes, issues = load_partial(doc)
+    assert [(i.path, i.code, i.message) for i in issues] == [
+        ("settings.timezone", "enum", "unknown time zone 'Mars/Olympus'; use an IANA name")
+    ]
+    assert wf is not None and wf.settings.timezone == "UTC"
 
 
 # Version diffs (domain.diffing), the lookups of a loaded workflow and the error

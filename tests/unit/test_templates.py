@@ -140,3 +140,20 @@ def test_templates_scope_names_are_the_context_then_input_and_its_keys() -> None
 )
 def test_templates_stringify_like_javascript(value: Any, text: str) -> None:
     assert templates.stringify(value) == text
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("{{result.length}}", 15),  # text has a length
+        ("{{items.length}}", 2),
+        ("{{result.size}}", None),  # and nothing else
+        ("{{items.size}}", None),
+        ("{{n.length}}", None),  # a number has no length
+        ("{{result[0]}}", None),  # only lists are indexed
+        ("{{items[-1].id}}", 2),
+        ("{{items[2]}}", None),
+    ],
+)
+def test_templates_paths_walk_lengths_and_indexes(path: str, value: Any) -> None:
+    assert templates.render(path, SCOPE) == value
