@@ -30,6 +30,7 @@ SCOPE = Scope(
         ("n={{n}}", "n=5"),
         ("{{ items[1].id }}", 2),
         ("{{items[-1].id}}", 2),
+        ("{{items[-2].id}}", 1),  # back to the first
         ("{{items}}", [{"id": 1}, {"id": 2}]),
         ("list: {{items}}", 'list: [{"id":1},{"id":2}]'),
         ("{{items.length}}", 2),
@@ -152,6 +153,7 @@ def test_templates_stringify_like_javascript(value: Any, text: str) -> None:
         ("{{n.length}}", None),  # a number has no length
         ("{{result[0]}}", None),  # only lists are indexed
         ("{{items[-1].id}}", 2),
+        ("{{items[-2].id}}", 1),  # back to the first
         ("{{items[2]}}", None),
     ],
 )
