@@ -40,3 +40,16 @@ __all__ = [
 async def harness() -> AsyncIterator[Harness]:
     async with open_harness() as opened:
         yield opened
+
+
+@pytest.fixture(autouse=True)
+def _fresh_template_cache() -> None:
+    """Each test parses its templates anew.
+
+    ``templates.parse`` memoises parsed templates: a parse cached by an earlier test (or,
+    under mutmut, by the parent process the mutants fork from) would hide a mutation of
+    the parser from every later test that renders the same text.
+    """
+    from flowmill.engine import templates
+
+    templates._parse_cached.cache_clear()

@@ -118,6 +118,12 @@ def test_conditions_catastrophic_regex_times_out_as_false() -> None:
         (True, "==", "1", False),  # booleans are not numbers
         ("1", "==", True, False),
         ("abc", "!=", "abd", True),
+        ({"a": 1}, "contains", "a", True),  # an object contains its keys
+        ({"a": 1}, "contains", "b", False),
+        ({"1": 1}, "contains", 1, False),  # keys are text: 1 is not the key "1"
+        (5, "contains", 5, False),  # a number contains nothing
+        ("a" * 1000, "matches", "a" * 1000, True),  # the longest pattern allowed
+        ("a" * 1001, "matches", "a" * 1001, False),  # one longer is refused
     ],
 )
 def test_conditions_compare_table(left: Any, op: str, right: Any, expected: bool) -> None:

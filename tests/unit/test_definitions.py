@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flowmill.domain.definition import dump_definition, load_definition
-from flowmill.domain.errors import DefinitionError
+from flowmill.domain.definition import closest, dump_definition, load_definition, load_partial
+from flowmill.domain.diffing import EdgeKey, FieldChange, diff_definitions
+from flowmill.domain.errors import DefinitionError, Issue, NodeError
 from flowmill.engine.validation import compile_workflow, load_and_compile
 from flowmill.nodes.registry import NodeRegistry
 
@@ -267,13 +269,210 @@ def test_definitions_dump_keeps_settings_that_differ_from_the_defaults() -> None
     """A survivor of the mutation run: the dump of ``timezone`` and ``variables``."""
     doc = {
         "name": "x",
-        "settings": {"timezone": "Europe/Paris", "variables": {"region": "eu"}},
+        "settings": {"timezone": "Europe/Paris", "variables": {"region": "eu"}, "priority": 7},
         "nodes": [{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"}],
         "edges": [{"source": "t", "target": "a"}],
     }
     dumped = dump_definition(load_definition(doc))
     assert dumped["settings"]["timezone"] == "Europe/Paris"
     assert dumped["settings"]["variables"] == {"region": "eu"}
+    assert dumped["settings"]["priority"] == 7
     assert "timezone" not in dump_definition(load_definition({**doc, "settings": {}})).get(
         "settings", {}
     )
+
+
+@pytest.mark.parametrize(
+    ("word", "guess"),
+    [
+        ("on_eror", "on_error"),  # a typo (difflib)
+        ("TIMEOUTS", "timeout_s"),  # case and a missing underscore
+        ("ERROR_WORKFLOW_ID", "error_workflow_id"),  # case alone
+        ("MAX-CONCURRENT", "max_concurrent"),  # a dash for the underscore
+        ("zzz", None),
+    ],
+)
+def test_definitions_closest_names_the_field_a_word_misspells(word: str, guess: str | None) -> None:
+    fields = ["on_error", "timeout_s", "error_workflow_id", "max_concurrent"]
+    assert closest(word, fields) == guess
+
+
+def test_definitions_unknown_field_says_which_was_meant_or_lists_them() -> None:
+    doc = base()
+    doc["nodes"][1]["on_eror"] = "continue"
+    doc["nodes"][0]["zzz"] = 1
+    with pytest.raises(DefinitionError) as e:
+        load_definition(doc)
+    messages = {i.path: (i.code, i.message) for i in e.value.issues}
+    assert messages["nodes[a].on_eror"] == (
+        "unknown_field",
+        "unknown field 'on_eror'; did you mean 'on_error'?",
+    )
+    assert messages["nodes[t].zzz"] == (
+        "unknown_field",
+        "unknown field 'zzz'; expected one of: config, description, id, join, name, notes, "
+        "on_error, position, retry, timeout_s, type",
+    )
+
+
+def test_definitions_dump_writes_only_what_differs_from_the_node_defaults() -> None:
+    doc = base()
+    doc["nodes"] += [
+        {"id": "m", "type": "merge", "join": "any", "timeout_s": 5},
+        {"id": "n", "type": "noop", "name": "n"},
+        {"id": "o", "type": "noop", "name": "Other"},
+    ]
+    nodes = {n["id"]: n for n in dump_definition(load_definition(doc))["nodes"]}
+    assert nodes["m"] == {"id": "m", "type": "merge", "config": {}, "timeout_s": 5, "join": "any"}
+    assert nodes["n"] == {"id": "n", "type": "noop", "config": {}}  # a name equal to the id
+    assert nodes["o"] == {"id": "o", "type": "noop", "name": "Other", "config": {}}
+
+
+def test_definitions_unknown_time_zone_is_named_and_read_as_utc() -> None:
+    doc = {**base(), "settings": {"timezone": "Mars/Olympus"}}
+    wf, _notes, issues = load_partial(doc)
+    assert [(i.path, i.code, i.message) for i in issues] == [
+        ("settings.timezone", "enum", "unknown time zone 'Mars/Olympus'; use an IANA name")
+    ]
+    assert wf is not None and wf.settings.timezone == "UTC"
+
+
+# Version diffs (domain.diffing), the lookups of a loaded workflow and the error
+# shapes: written for survivors of the mutation run (docs/testing.md).
+
+
+def diff_doc(**extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": "w",
+        "nodes": [{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop"}],
+        "edges": [{"source": "t", "target": "a"}],
+    }
+    out.update(extra)
+    return out
+
+
+def test_definitions_diff_same_definition_is_identical() -> None:
+    moved = diff_doc(nodes=list(reversed(diff_doc()["nodes"])), id="other", version=9, active=True)
+    assert diff_definitions(diff_doc(), moved).identical
+
+
+def test_definitions_diff_each_kind_of_change_makes_it_not_identical() -> None:
+    edge = {"source": "a", "target": "t"}
+    changed = [
+        diff_doc(name="v"),
+        diff_doc(nodes=[*diff_doc()["nodes"], {"id": "b", "type": "noop"}]),
+        diff_doc(nodes=diff_doc()["nodes"][:1]),
+        diff_doc(nodes=[{"id": "t", "type": "trigger"}, {"id": "a", "type": "merge"}]),
+        diff_doc(edges=[*diff_doc()["edges"], edge]),
+        diff_doc(edges=[]),
+    ]
+    for other in changed:
+        assert not diff_definitions(diff_doc(), other).identical, other
+
+
+def test_definitions_diff_edges_are_told_apart_by_their_source_handle() -> None:
+    before = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": "true"}])
+    after = diff_doc(edges=[{"source": "t", "target": "a", "source_handle": "false"}])
+    diff = diff_definitions(before, after)
+    assert diff.edges_added == [EdgeKey("t", "a", "false")]
+    assert diff.edges_removed == [EdgeKey("t", "a", "true")]
+    assert diff_definitions(diff_doc(), before).edges_added == [EdgeKey("t", "a", "true")]
+    assert diff_definitions(diff_doc(), before).edges_removed == [EdgeKey("t", "a", None)]
+
+
+def test_definitions_diff_a_handle_that_is_not_text_is_compared_as_text() -> None:
+    before = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": 1}])
+    after = diff_doc(edges=[{"source": "t", "target": "a", "sourceHandle": "1"}])
+    assert diff_definitions(before, after).identical
+
+
+def test_definitions_diff_nodes_added_and_removed_are_named() -> None:
+    after = diff_doc(nodes=[{"id": "t", "type": "trigger"}, {"id": "b", "type": "noop"}])
+    diff = diff_definitions(diff_doc(), after)
+    assert (diff.nodes_added, diff.nodes_removed) == (["b"], ["a"])
+
+
+def test_definitions_diff_node_changes_name_each_field_by_path_with_absent_as_none() -> None:
+    before = diff_doc(nodes=[{"id": "t", "type": "trigger", "config": {"x": 1, "gone": True}}])
+    after = diff_doc(nodes=[{"id": "t", "type": "trigger", "config": {"x": 2, "new": "y"}}])
+    assert diff_definitions(before, after).nodes_changed == {
+        "t": [
+            FieldChange("config.gone", True, None),
+            FieldChange("config.new", None, "y"),
+            FieldChange("config.x", 1, 2),
+        ]
+    }
+
+
+def test_definitions_diff_a_value_of_another_type_is_a_change() -> None:
+    diff = diff_definitions(diff_doc(settings={"retries": 1}), diff_doc(settings={"retries": True}))
+    assert diff.fields == [FieldChange("settings.retries", 1, True)]
+
+
+def test_definitions_diff_changed_nodes_are_listed_by_id() -> None:
+    before = diff_doc(nodes=[{"id": "z", "type": "noop"}, {"id": "b", "type": "noop"}])
+    after = diff_doc(nodes=[{"id": "z", "type": "merge"}, {"id": "b", "type": "merge"}])
+    assert list(diff_definitions(before, after).nodes_changed) == ["b", "z"]
+
+
+def test_definitions_diff_ignores_nodes_without_an_id_and_edges_that_are_not_objects() -> None:
+    before = diff_doc(
+        nodes=[{"type": "noop"}, "junk", *diff_doc()["nodes"]], edges=["junk", *diff_doc()["edges"]]
+    )
+    assert diff_definitions(before, diff_doc()).identical
+
+
+def test_definitions_diff_an_object_replaced_by_a_value_is_one_change() -> None:
+    before, after = diff_doc(settings={"x": {"a": 1}}), diff_doc(settings={"x": 5})
+    assert diff_definitions(before, after).fields == [FieldChange("settings.x", {"a": 1}, 5)]
+    assert diff_definitions(after, before).fields == [FieldChange("settings.x", 5, {"a": 1})]
+
+
+def test_definitions_diff_a_field_added_as_null_is_a_change() -> None:
+    before, after = diff_doc(settings={}), diff_doc(settings={"timezone": None})
+    assert diff_definitions(before, after).fields == [FieldChange("settings.timezone", None, None)]
+    assert diff_definitions(after, before).fields == [FieldChange("settings.timezone", None, None)]
+
+
+def test_definitions_workflow_node_missing_id_is_named_in_the_key_error() -> None:
+    wf = load_definition({"name": "w", "nodes": [{"id": "t", "type": "trigger"}], "edges": []})
+    assert wf.node("t").id == "t"
+    with pytest.raises(KeyError) as e:
+        wf.node("nope")
+    assert e.value.args == ("nope",)
+
+
+def test_definitions_node_error_to_dict_names_every_field() -> None:
+    err = NodeError("boom", type="HttpError", retriable=False, details={"status": 502})
+    assert err.to_dict(attempt=3) == {
+        "type": "HttpError",
+        "message": "boom",
+        "retriable": False,
+        "attempt": 3,
+        "details": {"status": 502},
+    }
+
+
+def test_definitions_node_error_to_dict_leaves_out_what_is_unknown() -> None:
+    assert NodeError("boom").to_dict() == {
+        "type": "NodeError",
+        "message": "boom",
+        "retriable": True,
+    }
+
+
+def test_definitions_node_error_survives_pickling() -> None:
+    """Errors cross process boundaries (sandboxes, worker pools) pickled, by their args."""
+    err = NodeError("boom", type="HttpError", retriable=False, details={"status": 502})
+    assert err.args == ("boom",)
+    assert pickle.loads(pickle.dumps(err)).to_dict() == err.to_dict()
+
+
+def test_definitions_node_error_str_names_its_type() -> None:
+    assert str(NodeError("boom", type="SandboxTimeout")) == "SandboxTimeout: boom"
+
+
+def test_definitions_error_str_lists_every_issue_with_its_path() -> None:
+    err = DefinitionError([Issue("nodes[a]", "unknown type"), Issue("edges[2]", "no target")])
+    assert str(err) == "nodes[a]: unknown type; edges[2]: no target"
+    assert err.issues[0].code == "invalid"

@@ -49,3 +49,16 @@ def test_retry_jitter_comes_from_the_given_random_source() -> None:
     first = [backoff_ms(policy, a, random.Random(7)) for a in (1, 2, 3)]
     assert first == [backoff_ms(policy, a, random.Random(7)) for a in (1, 2, 3)]
     assert len({backoff_ms(policy, 1, random.Random(seed)) for seed in range(20)}) > 1
+
+
+class _Half(random.Random):
+    """A random source that always draws 0.5."""
+
+    def random(self) -> float:
+        return 0.5
+
+
+def test_retry_jitter_applies_to_the_shortest_delay_too() -> None:
+    policy = RetryPolicy(max_attempts=5, backoff_ms=1, jitter=0.5)
+    assert backoff_ms(policy, 1, _Half()) == 0  # 1 ms * (1 - 0.5 * 0.5), rounded down
+    assert backoff_ms(RetryPolicy(max_attempts=5, backoff_ms=1000, jitter=0.5), 1, _Half()) == 750

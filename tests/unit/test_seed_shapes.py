@@ -209,6 +209,14 @@ def test_seed_shapes_loop_steps_become_a_loop_node_with_a_body() -> None:
         "the chain double → c → y" in notes  # fmt: skip
 
 
+def test_seed_shapes_loop_step_without_config_gets_one_with_the_body() -> None:
+    out = dump_definition(
+        load_definition({"name": "w", "steps": [step("each", "loop", steps=[step("inner")])]})
+    )
+    loop = next(n for n in out["nodes"] if n["id"] == "each")
+    assert loop["config"] == {"body": {"nodes": [{"id": "inner", "type": "noop"}], "edges": []}}
+
+
 def test_seed_shapes_workflow_fields_and_retry_options() -> None:
     doc = {
         "name": "w",
@@ -306,6 +314,7 @@ def test_seed_shapes_graph_nodes_take_bullmq_retry_too() -> None:
             [("steps[a].attempts", "invalid")],
         ),
         ({"steps": []}, [("steps", "empty")]),
+        ({"steps": [step("l", "loop", steps="no")]}, [("steps[0].steps", "type")]),
         ({"steps": [step("a", "nope")]}, [("nodes[a].type", "unknown_node_type")]),
         ({"steps": [{"type": "noop", "bogus": 1}]}, [("steps[step-0].bogus", "unknown_field")]),
     ],
@@ -373,3 +382,175 @@ def test_seed_shapes_examples_say_what_they_were_read_as() -> None:
     }
     for name, note in expected.items():
         assert note in load_with_notes(json.loads((EXAMPLES / name).read_text()))[1], name
+
+
+def test_seed_shapes_empty_true_branch_still_reads_the_false_one() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=[], falseSteps=[step("f")])
+    doc = {"name": "w", "steps": [cond, step("n")]}
+    notes = load_with_notes(doc)[1]
+    assert sorted(graph(doc)[1]) == [
+        ("c", "f", "false"),
+        ("c", "n", "true"),
+        ("f", "n"),
+        ("trigger", "c"),
+    ]
+    assert notes == [
+        "steps[0]: (conditional with trueSteps/falseSteps) read as node c "
+        "(true → the next step; false → f), both branches joining the next step"
+    ]
+
+
+@pytest.mark.parametrize("config", [{"body": {}}, {"workflow_id": "w2"}])
+def test_seed_shapes_loop_with_nested_steps_and_a_body_is_refused_saying_so(
+    config: dict[str, Any],
+) -> None:
+    doc = {"name": "w", "steps": [step("l", "loop", config=config, steps=[step("b")])]}
+    with pytest.raises(DefinitionError) as e:
+        load_definition(doc)
+    assert [(i.path, i.message) for i in e.value.issues] == [
+        ("steps[0].steps", "give nested steps or config.body/workflow_id, not both")
+    ]
+
+
+def test_seed_shapes_loop_body_of_no_objects_is_read_as_empty_and_left_to_the_loader() -> None:
+    for body in ([], ["identity"]):
+        doc = {"name": "w", "steps": [step("l", "loop", steps=body)]}
+        wf, notes = load_with_notes(doc)
+        assert wf.node("l").config["body"] == {"nodes": body, "edges": []}
+        assert notes == [
+            "steps[0]: (loop with nested steps) read as node l whose config.body is "
+            "the chain (empty)"
+        ]
+
+
+def test_seed_shapes_conditional_with_two_empty_branches_leads_on_without_a_handle() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=[], falseSteps=[])
+    assert graph({"steps": [cond, step("n")]})[1] == [("c", "n"), ("trigger", "c")]
+
+
+def test_seed_shapes_branch_step_that_is_not_an_object_is_left_to_the_loader() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=["identity", step("x")])
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "steps": [cond]})
+    assert [i.message for i in e.value.issues] == ["must be an object"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (
+            step("c", "conditional", config={**COND, "trueSteps": [step("x")]}, trueSteps=[]),
+            ("steps[0].trueSteps", "give trueSteps on the step or in its config, not both"),
+        ),
+        (
+            step("a", falseSteps=[step("b")]),
+            ("steps[0].falseSteps", "only conditional steps have trueSteps/falseSteps"),
+        ),
+        (step("a", steps=[step("b")]), ("steps[0].steps", "only loop steps have nested steps")),
+    ],
+)
+def test_seed_shapes_misplaced_nested_steps_are_refused_saying_why(
+    bad: dict[str, Any], problem: tuple[str, str]
+) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "steps": [bad]})
+    assert [(i.path, i.message) for i in e.value.issues] == [problem]
+
+
+def test_seed_shapes_conditional_and_loop_steps_without_nested_steps_are_read_as_they_are() -> None:
+    body = {"nodes": [{"id": "x", "type": "noop"}], "edges": []}
+    doc = {
+        "name": "w",
+        "steps": [
+            step("c", "conditional", config=COND),
+            step("l", "loop", config={"count": 2, "body": body}),
+        ],
+    }
+    wf, notes = load_with_notes(doc)
+    assert notes == []
+    assert wf.node("l").config == {"count": 2, "body": body}
+    assert graph(doc)[1] == [("c", "l"), ("trigger", "c")]
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        ({"steps": "no"}, ("steps", "type", "must be a list of nodes")),
+        ({"steps": []}, ("steps", "empty", "must hold at least one step")),
+        (
+            {"steps": [step("l", "loop", steps="no")]},
+            ("steps[0].steps", "type", "must be a list of steps"),
+        ),
+    ],
+)
+def test_seed_shapes_step_list_problems_say_what_is_wrong(
+    doc: dict[str, Any], problem: tuple[str, str, str]
+) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", **doc})
+    assert [(i.path, i.code, i.message) for i in e.value.issues] == [problem]
+
+
+def test_seed_shapes_steps_without_a_trigger_get_a_manual_one() -> None:
+    out = dump_definition(load_definition({"name": "w", "steps": [step("a")]}))
+    assert out["nodes"][0] == {
+        "id": "trigger",
+        "type": "trigger",
+        "name": "Trigger",
+        "config": {"triggerType": "manual"},
+    }
+    assert out["edges"] == [{"source": "trigger", "target": "a"}]
+
+
+def test_seed_shapes_a_first_step_that_is_a_trigger_is_the_trigger() -> None:
+    start = step("start", "trigger", config={"triggerType": "webhook"})
+    assert graph({"steps": [start, step("a")]}) == (["start", "a"], [("start", "a")])
+
+
+@pytest.mark.parametrize("trigger", ["webhook", {"type": 5}, {"path": "/x"}])
+def test_seed_shapes_a_trigger_without_a_type_is_refused_saying_so(trigger: Any) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "trigger": trigger, "steps": [step("a")]})
+    assert [(i.path, i.code, i.message) for i in e.value.issues] == [
+        ("trigger", "invalid", 'must be an object with a type, e.g. {"type": "manual"}')
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        # counted among the nodes, after the trigger that was added
+        ("junk", ("steps[1]", "type", "must be an object")),
+        ({"id": 5, "type": "noop"}, ("steps[1].id", "type", "must be a non-empty string")),
+    ],
+)
+def test_seed_shapes_a_step_the_loader_refuses_does_not_hide_the_next_ones(
+    bad: Any, problem: tuple[str, str, str]
+) -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_definition({"name": "w", "steps": [bad, step("a", bogus=1)]})
+    first, *rest = e.value.issues
+    assert (first.path, first.code, first.message) == problem
+    assert [(i.path, i.code) for i in rest] == [("steps[a].bogus", "unknown_field")]
+
+
+def test_seed_shapes_a_retry_problem_in_a_branch_is_named_by_the_step_id() -> None:
+    bad = step("x", attempts=2, backoff={"type": "linear"})
+    doc = {"name": "w", "steps": [step("c", "conditional", config=COND, trueSteps=[bad])]}
+    with pytest.raises(DefinitionError) as e:
+        load_definition(doc)
+    assert [(i.path, i.code) for i in e.value.issues] == [("steps[x].backoff.type", "enum")]
+
+
+def test_seed_shapes_steps_without_an_id_are_named_by_their_place() -> None:
+    wf, notes = load_with_notes({"name": "w", "steps": [{"id": None, "type": "noop"}, step("a")]})
+    assert [n.id for n in wf.nodes] == ["trigger", "step-0", "a"]
+    assert notes == ["steps[0]: has no id; read as node step-0"]
+
+
+def test_seed_shapes_a_branch_of_several_steps_is_noted_by_their_ids() -> None:
+    cond = step("c", "conditional", config=COND, trueSteps=[step("a"), step("b")])
+    assert load_with_notes({"name": "w", "steps": [cond]})[1] == [
+        "steps[0]: (conditional with trueSteps/falseSteps) read as node c "
+        "(true → a, b; false → the next step), both branches joining the next step"
+    ]

@@ -30,6 +30,7 @@ SCOPE = Scope(
         ("n={{n}}", "n=5"),
         ("{{ items[1].id }}", 2),
         ("{{items[-1].id}}", 2),
+        ("{{items[-2].id}}", 1),  # back to the first
         ("{{items}}", [{"id": 1}, {"id": 2}]),
         ("list: {{items}}", 'list: [{"id":1},{"id":2}]'),
         ("{{items.length}}", 2),
@@ -76,8 +77,17 @@ def test_templates_paths_parse_as_paths(body: str) -> None:
     assert isinstance(templates.parse("{{ " + body + " }}").whole, Path)
 
 
+@pytest.mark.parametrize("literal", ["true", "false", "null", "undefined"])
+def test_templates_literals_parse_as_expressions(literal: str) -> None:
+    assert templates.parse("{{" + literal + "}}").whole == Expr(literal)
+
+
 def test_templates_expression_without_sandbox_is_an_error() -> None:
-    with pytest.raises(TemplateError, match="JavaScript sandbox"):
+    with pytest.raises(
+        TemplateError,
+        match=r"^\{\{n \+ 1\}\} is an expression, not a path; expressions run in the "
+        "JavaScript sandbox, which is not available here$",
+    ):
         templates.render("{{ n + 1 }}", SCOPE)
 
 
@@ -102,11 +112,32 @@ def test_templates_referenced_nodes() -> None:
     value = {"u": "{{nodes.fetch.output.url}}", "v": ["{{nodes['b c'].output}}"], "w": "{{x}}"}
     assert templates.referenced_nodes(value) == {"fetch", "b c"}
     assert templates.nodes_in_code("return nodes.a.output + nodes['b'].output") == {"a", "b"}
+    assert templates.nodes_in_code('return nodes["c d"].output') == {"c d"}
+
+
+def test_templates_scope_names_are_the_context_then_input_and_its_keys() -> None:
+    scope = Scope({"n": 1, "nodes": "shadowed", 2: "not a name"}, {"nodes": {"a": {}}})
+    assert scope.names() == {
+        "nodes": {"a": {}},  # a context root wins over an input key of the same name
+        "input": {"n": 1, "nodes": "shadowed", 2: "not a name"},
+        "n": 1,
+    }
+    assert Scope([1], {}).names() == {"input": [1]}
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(None, ""), (True, "true"), (1.0, "1"), (1.5, "1.5"), ({"a": 1}, '{"a":1}'), ("s", "s")],
+    [
+        (None, ""),
+        (True, "true"),
+        (False, "false"),
+        (1.0, "1"),
+        (1.5, "1.5"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),  # JavaScript writes 1e21 and above with an exponent
+        ({"a": 1}, '{"a":1}'),
+        ("s", "s"),
+    ],
 )
 def test_templates_stringify_like_javascript(value: Any, text: str) -> None:
     assert templates.stringify(value) == text
@@ -127,3 +158,21 @@ def test_templates_path_into_a_blob_reference_asks_for_it_and_a_whole_one_passes
     assert render("{{doc.items[1].name}}", scope) == "b"
     assert render("{{doc.items.length}}", scope) == 2
     assert render("got {{doc.items[0]}}", scope) == 'got {"name":"a"}'
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("{{result.length}}", 15),  # text has a length
+        ("{{items.length}}", 2),
+        ("{{result.size}}", None),  # and nothing else
+        ("{{items.size}}", None),
+        ("{{n.length}}", None),  # a number has no length
+        ("{{result[0]}}", None),  # only lists are indexed
+        ("{{items[-1].id}}", 2),
+        ("{{items[-2].id}}", 1),  # back to the first
+        ("{{items[2]}}", None),
+    ],
+)
+def test_templates_paths_walk_lengths_and_indexes(path: str, value: Any) -> None:
+    assert templates.render(path, SCOPE) == value

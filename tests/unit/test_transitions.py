@@ -14,6 +14,7 @@ from flowmill.domain.execution import ExecutionRecord, NodeRun, NodeState
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
+from flowmill.engine.effects import LIVE
 from tests.engine_support import registry, wf
 
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -62,6 +63,7 @@ def test_transitions_a_step_of_an_ended_execution_is_cancelled_with_its_logs() -
     )
     [update] = fx.run_updates
     assert (update.run_id, update.status) == ("run-a", NodeRunStatus.CANCELLED)
+    assert update.expect == LIVE  # a run that finished meanwhile keeps its result
     assert (update.started_at, update.completed_at) == (started, NOW)
     assert update.error == {"type": "ExecutionEnded", "message": "execution is cancelled"}
     assert fx.logs == ["line"]
@@ -151,3 +153,69 @@ def test_transitions_a_resumed_execution_runs_again() -> None:
     assert fx.execution_update is not None
     assert fx.execution_update.status is ExecutionStatus.RUNNING
     assert "node.started" not in [t for t, _ in events(fx)]  # it started before it parked
+
+
+def test_transitions_mark_running_announces_a_queued_or_waiting_run() -> None:
+    fx = tx.mark_running(execution(), run(), NOW)
+    [update] = fx.run_updates
+    assert (update.run_id, update.status, update.started_at) == (
+        "run-a",
+        NodeRunStatus.RUNNING,
+        NOW,
+    )
+    assert update.expect == frozenset({NodeRunStatus.QUEUED, NodeRunStatus.WAITING})
+    assert events(fx) == [
+        (
+            "node.started",
+            {"node_id": "a", "attempt": 2, "execution_id": "ex-1", "workflow_id": "wf"},
+        )
+    ]
+    assert fx.events[0].timestamp == NOW
+
+
+def test_transitions_cancel_execution_ends_it_and_its_live_runs() -> None:
+    fx = tx.cancel_execution(execution(), NOW, reason="by alice")
+    assert fx.execution_update is not None
+    assert (fx.execution_update.status, fx.execution_update.completed_at) == (
+        ExecutionStatus.CANCELLED,
+        NOW,
+    )
+    assert fx.execution_update.error == {"type": "Cancelled", "message": "by alice"}
+    assert fx.cancel_live_runs is True
+    assert events(fx) == [
+        ("execution.cancelled", {"workflow_id": "wf", "reason": "by alice", "execution_id": "ex-1"})
+    ]
+    assert fx.events[0].timestamp == NOW
+    assert tx.cancel_execution(execution(), NOW).execution_update.error == {  # type: ignore[union-attr]
+        "type": "Cancelled",
+        "message": "cancelled",
+    }
+
+
+def test_transitions_cancel_execution_of_an_ended_one_writes_nothing() -> None:
+    fx = tx.cancel_execution(execution(ExecutionStatus.SUCCEEDED), NOW)
+    assert (fx.execution_update, fx.cancel_live_runs, fx.events) == (None, False, [])
+
+
+def test_transitions_time_out_execution_fails_it_for_good() -> None:
+    fx = tx.time_out_execution(execution(), NOW)
+    assert fx.execution_update is not None
+    assert (fx.execution_update.status, fx.execution_update.completed_at) == (
+        ExecutionStatus.FAILED,
+        NOW,
+    )
+    error = {
+        "type": "ExecutionTimeout",
+        "message": "the execution ran past its timeout_s",
+        "retriable": False,
+    }
+    assert fx.execution_update.error == error
+    assert fx.cancel_live_runs is True
+    [(kind, payload)] = events(fx)
+    assert (kind, payload["error"]) == ("execution.failed", error)
+    assert fx.events[0].timestamp == NOW
+
+
+def test_transitions_time_out_execution_of_an_ended_one_writes_nothing() -> None:
+    fx = tx.time_out_execution(execution(ExecutionStatus.CANCELLED), NOW)
+    assert (fx.execution_update, fx.cancel_live_runs, fx.events) == (None, False, [])
