@@ -39,13 +39,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table
 from flowmill.testing import free_port
-from webhooks import PG, process, with_db
+from webhooks import fresh_database, process
 
 DB_NAME = "flowmill_bench_payloads"
 MB = 1024 * 1024
@@ -137,16 +136,6 @@ def memory(pid: int) -> tuple[int, int]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
-async def fresh_database() -> str:
-    conn = await asyncpg.connect(PG)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    finally:
-        await conn.close()
-    return with_db(PG, DB_NAME)
-
-
 @contextlib.asynccontextmanager
 async def server(layout: str, tmp: Path, port: int, **env_extra: str) -> AsyncIterator[Any]:
     home = Path(tempfile.mkdtemp(dir=tmp))
@@ -161,7 +150,7 @@ async def server(layout: str, tmp: Path, port: int, **env_extra: str) -> AsyncIt
     if layout == "sqlite":
         env["FLOWMILL_DATABASE_URL"] = f"sqlite:///{home}/flowmill.db"
     else:
-        env["FLOWMILL_DATABASE_URL"] = await fresh_database()
+        env["FLOWMILL_DATABASE_URL"] = await fresh_database(DB_NAME)
     log = home / "serve.log"
     async with process(["serve", "--port", str(port), "--no-scheduler"], env, log) as proc:
         key = await wait_up(f"http://127.0.0.1:{port}", log)

@@ -34,14 +34,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table
 from flowmill.testing import free_port
-from webhooks import PG, REDIS, process, read_response, wait_up, with_db
+from webhooks import REDIS, fresh_database, process, read_response, wait_up
 
 DB_NAME = "flowmill_bench_sync"
 HOOK_WORKFLOW = {
@@ -101,16 +100,6 @@ def p50_p99(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
 
 
-async def fresh_database() -> str:
-    conn = await asyncpg.connect(PG)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    finally:
-        await conn.close()
-    return with_db(PG, DB_NAME)
-
-
 @contextlib.asynccontextmanager
 async def layout(name: str, tmp: Path, port: int) -> AsyncIterator[Path]:
     """Run the processes of one layout; yields the API's log."""
@@ -125,7 +114,7 @@ async def layout(name: str, tmp: Path, port: int) -> AsyncIterator[Path]:
     if name == "sqlite":
         env["FLOWMILL_DATABASE_URL"] = f"sqlite:///{tmp / name}/flowmill.db"
     else:
-        env["FLOWMILL_DATABASE_URL"] = await fresh_database()
+        env["FLOWMILL_DATABASE_URL"] = await fresh_database(DB_NAME)
     if name == "distributed":
         redis.Redis.from_url(REDIS).flushdb()
         env["FLOWMILL_REDIS_URL"] = REDIS

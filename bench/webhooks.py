@@ -69,14 +69,15 @@ def with_db(url: str, name: str) -> str:
     return urlparse(url)._replace(path=f"/{name}").geturl()
 
 
-async def fresh_database() -> str:
+async def fresh_database(name: str = DB_NAME) -> str:
+    """Drop and create database ``name`` on the bench server; its URL."""
     conn = await asyncpg.connect(PG)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return with_db(PG, DB_NAME)
+    return with_db(PG, name)
 
 
 @contextlib.asynccontextmanager
