@@ -16,7 +16,8 @@ execution has ended. Two ratios: the whole peak over the payload (the target: un
 
 Layouts: embedded SQLite (files store) and PostgreSQL in one process (database store;
 FLOWMILL_BENCH_POSTGRES_URL, default the local server; a database
-``flowmill_bench_payloads`` is created).
+``flowmill_bench_payloads`` is created, or the one FLOWMILL_BENCH_PAYLOADS_DB names, so
+that two people benching on one server do not drop each other's).
 
 Usage: ``python bench/payloads.py [--mb 50] [--layouts sqlite,postgres] [--touched]
 [--reference]``.
@@ -46,7 +47,7 @@ from _util import print_table
 from flowmill.testing import free_port
 from webhooks import fresh_database, process
 
-DB_NAME = "flowmill_bench_payloads"
+DB_NAME = os.environ.get("FLOWMILL_BENCH_PAYLOADS_DB", "flowmill_bench_payloads")
 MB = 1024 * 1024
 
 

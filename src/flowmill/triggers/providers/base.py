@@ -11,14 +11,21 @@ A provider answers four questions about one request, with no I/O:
 
 :func:`flowmill.triggers.webhooks.inspect_webhook` asks them in that order, so a
 handshake or an event id is only ever read from a verified request.
+
+Every built-in scheme is an HMAC over a prefix, the raw body and a suffix, all but the
+body read from headers. A provider says so in :meth:`WebhookProvider.signing` (headers
+only), and :class:`BodyVerifier` hashes the body as it arrives: a body above the blob
+threshold is verified while it streams into the blob store, never held whole, and a
+body in memory goes through the very same verifier, fed once. A provider with a
+``check`` or ``verify`` of its own is never streamed: it is given the whole body.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from abc import ABC
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -84,6 +91,83 @@ class VerificationFailed(FlowmillError):
         super().__init__(reason.value if detail is None else f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class Signing:
+    """What a request's signature covers, read from its headers alone.
+
+    The signed message is ``prefix + raw body + suffix``; it is authentic when its
+    HMAC under any of ``keys`` equals any of ``received``.
+
+    Attributes:
+        keys: HMAC keys (the trigger's secrets, decoded as the scheme says).
+        received: The signatures the request carries, decoded.
+        prefix: Signed bytes before the body (``v0:<timestamp>:``, ``<t>.``).
+        suffix: Signed bytes after the body.
+        algorithm: ``hashlib`` name of the digest.
+        then: Checks that run once the signature matched, raising
+            :class:`VerificationFailed` (freshness: a stale *authentic* request is a
+            replay or a clock problem, worth telling apart from a forgery).
+    """
+
+    keys: tuple[bytes, ...]
+    received: tuple[bytes, ...]
+    prefix: bytes = b""
+    suffix: bytes = b""
+    algorithm: str = "sha256"
+    then: Callable[[], object] | None = None
+
+
+class BodyVerifier:
+    """Verifies a body fed in pieces, as it arrives, against a :class:`Signing`.
+
+    The one place a body's signature is computed, whether the body is in memory (fed
+    once) or streamed into the blob store (fed chunk by chunk): the HMACs are updated
+    as bytes arrive and compared only at :meth:`result`, in constant time, over every
+    byte fed. Holds no body bytes.
+
+    Args:
+        signing: What to compute; ``None`` when the scheme signs no body (the
+            headers alone decided, e.g. the ``none`` provider or a GET handshake).
+        failed: A verdict reached from the headers alone (missing header, no secret):
+            the body is then hashed for nothing, and :meth:`result` returns it.
+    """
+
+    __slots__ = ("_failed", "_macs", "_signing")
+
+    def __init__(self, signing: Signing | None, failed: Verification | None = None) -> None:
+        self._signing = signing
+        self._failed = failed
+        if failed is None and signing is not None:
+            self._macs = [hmac.new(k, signing.prefix, signing.algorithm) for k in signing.keys]
+        else:
+            self._macs = []
+
+    def update(self, chunk: bytes) -> None:
+        """Feed the next bytes of the raw body (any ``bytes``-like value, not copied)."""
+        for mac in self._macs:
+            mac.update(chunk)
+
+    def result(self) -> Verification:
+        """The verdict over every byte fed. Call once, after the last chunk."""
+        if self._failed is not None:
+            return self._failed
+        signing = self._signing
+        if signing is None:
+            return Verification.passed()
+        expected = []
+        for mac in self._macs:
+            mac.update(signing.suffix)
+            expected.append(mac.digest())
+        if not matches_any(expected, signing.received):
+            return Verification.failed(FailureReason.SIGNATURE_MISMATCH)
+        try:
+            if signing.then is not None:
+                signing.then()
+        except VerificationFailed as failure:
+            return Verification.failed(failure.reason, failure.detail)
+        return Verification.passed()
 
 
 @dataclass(frozen=True)
@@ -177,10 +261,11 @@ class WebhookProvider(ABC, Generic[ConfigT]):
             config: The provider config.
             now: The current time, aware (from the ``Clock`` port).
         """
-        if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
-        keys = (secrets,) if isinstance(secrets, str) else tuple(secrets)
-        keys = tuple(k for k in keys if k)
+        verifier = self.body_verifier(request, secrets, config, now)
+        if verifier is not None:
+            verifier.update(request.body)
+            return verifier.result()
+        keys = _keys(secrets, now)
         if self.requires_secret and not keys:
             return Verification.failed(FailureReason.NO_SECRET, "no secret configured")
         try:
@@ -189,15 +274,78 @@ class WebhookProvider(ABC, Generic[ConfigT]):
             return Verification.failed(failure.reason, failure.detail)
         return Verification.passed()
 
-    @abstractmethod
+    def body_verifier(
+        self,
+        request: IncomingWebhook,
+        secrets: str | Sequence[str],
+        config: ConfigT,
+        now: datetime,
+    ) -> BodyVerifier | None:
+        """A verifier to feed the body as it arrives, set up from the headers alone.
+
+        ``request.body`` is not read (when streaming, the body has not arrived). Checks
+        that need no body (headers, secrets) are done here; their failure is what the
+        verifier's :meth:`~BodyVerifier.result` returns.
+
+        Returns:
+            ``None`` when this provider has a ``check`` or ``verify`` of its own: it
+            must be given the whole body (through :meth:`verify`).
+        """
+        cls = type(self)
+        if cls.check is not WebhookProvider.check or cls.verify is not WebhookProvider.verify:
+            return None
+        keys = _keys(secrets, now)
+        if self.requires_secret and not keys:
+            return BodyVerifier(
+                None, Verification.failed(FailureReason.NO_SECRET, "no secret configured")
+            )
+        try:
+            signing = self.signing(request, keys, config, now)
+        except VerificationFailed as failure:
+            return BodyVerifier(None, Verification.failed(failure.reason, failure.detail))
+        return BodyVerifier(signing)
+
+    def signing(
+        self, request: IncomingWebhook, secrets: tuple[str, ...], config: ConfigT, now: datetime
+    ) -> Signing | None:
+        """What the request's signature covers, from its headers (and query) alone.
+
+        Never reads ``request.body``: when the body streams, it has not arrived.
+
+        Args:
+            request: The request; its body may be empty.
+            secrets: The trigger's non-empty secrets.
+            config: The provider config.
+            now: The current time, aware.
+
+        Returns:
+            The HMAC to compute over the body, or ``None`` when the scheme signs no
+            body and these checks were the whole verification.
+
+        Raises:
+            VerificationFailed: The headers alone refuse the request.
+        """
+        raise NotImplementedError(f"provider {self.name!r} defines neither signing nor check")
+
     def check(
         self, request: IncomingWebhook, secrets: tuple[str, ...], config: ConfigT, now: datetime
     ) -> None:
-        """Verify the request; return when authentic.
+        """Verify the request whole; return when authentic.
+
+        The default computes what :meth:`signing` describes over ``request.body``.
+        Override it only for a scheme that is not an HMAC over prefix, body and suffix;
+        such a provider is then always given the whole body (bodies above the blob
+        threshold are held in memory for it, not streamed).
 
         Raises:
             VerificationFailed: With the reason to record.
         """
+        verifier = BodyVerifier(self.signing(request, secrets, config, now))
+        verifier.update(request.body)
+        result = verifier.result()
+        if not result.ok:
+            reason = result.reason or FailureReason.SIGNATURE_MISMATCH
+            raise VerificationFailed(reason, result.detail)
 
     def parse_payload(self, request: IncomingWebhook, config: ConfigT) -> Any:
         """The verified body as data (JSON, a form as a dict, text).
@@ -234,6 +382,13 @@ class WebhookProvider(ABC, Generic[ConfigT]):
         return None
 
 
+def _keys(secrets: str | Sequence[str], now: datetime) -> tuple[str, ...]:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    keys = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+    return tuple(k for k in keys if k)
+
+
 def normalize_event_id(value: Any) -> str | None:
     """A string id from a header or JSON value; over-long ids become a SHA-256."""
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -247,7 +402,13 @@ def normalize_event_id(value: Any) -> str | None:
 
 
 def body_digest(request: IncomingWebhook) -> str:
-    """``sha256:<hex>`` of the raw body: a dedupe key for senders that send no id."""
+    """``sha256:<hex>`` of the raw body: a dedupe key for senders that send no id.
+
+    A body streamed into the blob store is not in ``request.body``; its digest, taken
+    as it streamed, is in ``request.body_sha256``.
+    """
+    if request.body_sha256 is not None:
+        return "sha256:" + request.body_sha256
     return "sha256:" + hashlib.sha256(request.body).hexdigest()
 
 

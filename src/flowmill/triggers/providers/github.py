@@ -14,13 +14,12 @@ from typing import Any, ClassVar, Literal
 from flowmill.triggers.providers.base import (
     FailureReason,
     ProviderConfig,
+    Signing,
     VerificationFailed,
     WebhookProvider,
     WebhookResponse,
     body_digest,
     decode_hex,
-    hmac_digest,
-    matches_any,
     single_header,
 )
 from flowmill.triggers.providers.request import IncomingWebhook
@@ -57,18 +56,16 @@ def parse_sha256_header(value: str) -> bytes:
     return decoded
 
 
-def check_sha256_body(request: IncomingWebhook, secrets: tuple[str, ...]) -> None:
-    """Verify ``X-Hub-Signature-256`` against the raw body under any of the secrets.
+def sha256_body_signing(request: IncomingWebhook, secrets: tuple[str, ...]) -> Signing:
+    """``X-Hub-Signature-256``: HMAC-SHA256 of the raw body alone, under any secret.
 
     Raises:
-        VerificationFailed: Missing, malformed or mismatched signature.
+        VerificationFailed: Missing or malformed signature header.
     """
     if SIGNATURE_HEADER not in request.headers and LEGACY_HEADER in request.headers:
         raise VerificationFailed(FailureReason.UNSUPPORTED_SIGNATURE, "only SHA-1 signature")
     received = parse_sha256_header(single_header(request, SIGNATURE_HEADER))
-    expected = [hmac_digest(s.encode(), request.body) for s in secrets]
-    if not matches_any(expected, [received]):
-        raise VerificationFailed(FailureReason.SIGNATURE_MISMATCH)
+    return Signing(tuple(s.encode() for s in secrets), (received,))
 
 
 class GitHubProvider(WebhookProvider[GitHubConfig]):
@@ -78,14 +75,14 @@ class GitHubProvider(WebhookProvider[GitHubConfig]):
     Config = GitHubConfig
     description: ClassVar[str] = "GitHub (X-Hub-Signature-256)"
 
-    def check(
+    def signing(
         self,
         request: IncomingWebhook,
         secrets: tuple[str, ...],
         config: GitHubConfig,
         now: datetime,
-    ) -> None:
-        check_sha256_body(request, secrets)
+    ) -> Signing:
+        return sha256_body_signing(request, secrets)
 
     def handshake(
         self, request: IncomingWebhook, payload: Any, config: GitHubConfig

@@ -20,11 +20,10 @@ from flowmill.triggers.providers.base import (
     MAX_TOLERANCE_S,
     FailureReason,
     ProviderConfig,
+    Signing,
     VerificationFailed,
     WebhookProvider,
     check_timestamp,
-    hmac_digest,
-    matches_any,
     single_header,
 )
 from flowmill.triggers.providers.request import IncomingWebhook
@@ -117,13 +116,13 @@ class GenericHmacProvider(WebhookProvider[GenericHmacConfig]):
     Config = GenericHmacConfig
     description: ClassVar[str] = "Generic HMAC (header, algorithm, hex/base64)"
 
-    def check(
+    def signing(
         self,
         request: IncomingWebhook,
         secrets: tuple[str, ...],
         config: GenericHmacConfig,
         now: datetime,
-    ) -> None:
+    ) -> Signing:
         keys = [k for k in (decode_key(s, config.secret_encoding) for s in secrets) if k]
         if not keys:
             raise VerificationFailed(
@@ -136,7 +135,7 @@ class GenericHmacProvider(WebhookProvider[GenericHmacConfig]):
         received = decode_signature(header[len(config.prefix) :].strip(), config.encoding, size)
         if received is None:
             raise VerificationFailed(FailureReason.MALFORMED_SIGNATURE, f"not {config.encoding}")
-        values = {"body": request.body}
+        values: dict[str, bytes] = {}
         timestamp = None
         if config.timestamp_header is not None:
             timestamp = single_header(request, config.timestamp_header)
@@ -145,14 +144,22 @@ class GenericHmacProvider(WebhookProvider[GenericHmacConfig]):
             values["timestamp"] = timestamp.encode()
         if config.id_header is not None and "{id}" in config.signed_payload:
             values["id"] = single_header(request, config.id_header).encode()
-        signed = _render(config.signed_payload, values)
-        expected = [hmac_digest(k, signed, config.algorithm) for k in keys]
-        if not matches_any(expected, [received]):
-            raise VerificationFailed(FailureReason.SIGNATURE_MISMATCH)
-        if timestamp is not None:
-            check_timestamp(
-                timestamp, now, config.tolerance_s, unit_ms=config.timestamp_unit == "ms"
-            )
+        before, _, after = config.signed_payload.partition("{body}")
+        stamp = timestamp
+
+        def fresh() -> None:
+            if stamp is not None:
+                unit_ms = config.timestamp_unit == "ms"
+                check_timestamp(stamp, now, config.tolerance_s, unit_ms=unit_ms)
+
+        return Signing(
+            tuple(keys),
+            (received,),
+            prefix=_render(before, values),
+            suffix=_render(after, values),
+            algorithm=config.algorithm,
+            then=fresh,
+        )
 
     def default_event_id(
         self, request: IncomingWebhook, payload: Any, config: GenericHmacConfig
@@ -161,7 +168,8 @@ class GenericHmacProvider(WebhookProvider[GenericHmacConfig]):
 
 
 def _render(template: str, values: dict[str, bytes]) -> bytes:
-    """The template with placeholders replaced by bytes; the body is never decoded."""
+    """A part of the template (before or after ``{body}``) with its placeholders
+    replaced by bytes; the body itself is never part of it (it is hashed as it comes)."""
     out = bytearray()
     position = 0
     for match in _PLACEHOLDER.finditer(template):

@@ -23,12 +23,13 @@ from pydantic import Field
 from flowmill.triggers.providers.base import (
     FailureReason,
     ProviderConfig,
+    Signing,
     VerificationFailed,
     WebhookProvider,
     WebhookResponse,
     body_digest,
 )
-from flowmill.triggers.providers.github import check_sha256_body
+from flowmill.triggers.providers.github import sha256_body_signing
 from flowmill.triggers.providers.request import IncomingWebhook
 
 MAX_CHALLENGE_LENGTH = 256
@@ -66,13 +67,13 @@ class MetaProvider(WebhookProvider[MetaConfig]):
     Config = MetaConfig
     description: ClassVar[str] = "Meta / Instagram / WhatsApp (X-Hub-Signature-256, hub.challenge)"
 
-    def check(
+    def signing(
         self, request: IncomingWebhook, secrets: tuple[str, ...], config: MetaConfig, now: datetime
-    ) -> None:
+    ) -> Signing | None:
         if request.method in ("GET", "HEAD"):
             self._check_subscription(request, config)
-        else:
-            check_sha256_body(request, secrets)
+            return None  # a handshake signs nothing: the token was the check
+        return sha256_body_signing(request, secrets)
 
     def _check_subscription(self, request: IncomingWebhook, config: MetaConfig) -> None:
         query = request.query

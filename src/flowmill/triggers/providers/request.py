@@ -117,6 +117,9 @@ class IncomingWebhook:
         body: The raw body bytes. Signatures are checked on these, never on JSON
             parsed and serialised again (which changes spacing, key order, escapes).
         query: Query parameters.
+        body_sha256: Hex SHA-256 of the raw body when ``body`` does not hold it (a
+            body verified while it streamed into the blob store; ``body`` is then
+            empty); ``None`` otherwise.
     """
 
     method: str
@@ -124,6 +127,7 @@ class IncomingWebhook:
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
     query: QueryParams = field(default_factory=QueryParams)
+    body_sha256: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", self.method.upper())

@@ -13,14 +13,13 @@ from typing import Any, ClassVar
 from flowmill import jsonutil
 from flowmill.triggers.providers.base import (
     FailureReason,
+    Signing,
     TimedConfig,
     VerificationFailed,
     WebhookProvider,
     WebhookResponse,
     check_timestamp,
     decode_hex,
-    hmac_digest,
-    matches_any,
     single_header,
 )
 from flowmill.triggers.providers.payload import PayloadError, parse_body
@@ -42,9 +41,9 @@ class SlackProvider(WebhookProvider[SlackConfig]):
     Config = SlackConfig
     description: ClassVar[str] = "Slack (v0 signing secret)"
 
-    def check(
+    def signing(
         self, request: IncomingWebhook, secrets: tuple[str, ...], config: SlackConfig, now: datetime
-    ) -> None:
+    ) -> Signing:
         timestamp = single_header(request, TIMESTAMP_HEADER)
         version, equals, digest = single_header(request, SIGNATURE_HEADER).partition("=")
         if not equals:
@@ -56,10 +55,12 @@ class SlackProvider(WebhookProvider[SlackConfig]):
             raise VerificationFailed(FailureReason.MALFORMED_SIGNATURE, "expected 64 hex digits")
         if not (timestamp.isascii() and timestamp.isdigit()):
             raise VerificationFailed(FailureReason.MALFORMED_TIMESTAMP)
-        signed = b"v0:" + timestamp.encode() + b":" + request.body
-        if not matches_any([hmac_digest(s.encode(), signed) for s in secrets], [received]):
-            raise VerificationFailed(FailureReason.SIGNATURE_MISMATCH)
-        check_timestamp(timestamp, now, config.tolerance_s)
+        return Signing(
+            tuple(s.encode() for s in secrets),
+            (received,),
+            prefix=b"v0:" + timestamp.encode() + b":",
+            then=lambda: check_timestamp(timestamp, now, config.tolerance_s),
+        )
 
     def parse_payload(self, request: IncomingWebhook, config: SlackConfig) -> Any:
         data = parse_body(request)

@@ -16,13 +16,12 @@ from typing import Any, ClassVar
 
 from flowmill.triggers.providers.base import (
     FailureReason,
+    Signing,
     TimedConfig,
     VerificationFailed,
     WebhookProvider,
     check_timestamp,
     decode_hex,
-    hmac_digest,
-    matches_any,
     single_header,
 )
 from flowmill.triggers.providers.request import IncomingWebhook
@@ -65,13 +64,13 @@ class StripeProvider(WebhookProvider[StripeConfig]):
     Config = StripeConfig
     description: ClassVar[str] = "Stripe (Stripe-Signature t=, v1=)"
 
-    def check(
+    def signing(
         self,
         request: IncomingWebhook,
         secrets: tuple[str, ...],
         config: StripeConfig,
         now: datetime,
-    ) -> None:
+    ) -> Signing:
         timestamp, v1, schemes = parse_signature_header(single_header(request, SIGNATURE_HEADER))
         if not v1:
             if schemes:
@@ -83,10 +82,12 @@ class StripeProvider(WebhookProvider[StripeConfig]):
         received = [d for d in (decode_hex(s, 32) for s in v1) if d is not None]
         if not received:
             raise VerificationFailed(FailureReason.MALFORMED_SIGNATURE, "v1 is not 64 hex digits")
-        signed = timestamp.encode() + b"." + request.body
-        if not matches_any([hmac_digest(s.encode(), signed) for s in secrets], received):
-            raise VerificationFailed(FailureReason.SIGNATURE_MISMATCH)
-        check_timestamp(timestamp, now, config.tolerance_s)
+        return Signing(
+            tuple(s.encode() for s in secrets),
+            tuple(received),
+            prefix=timestamp.encode() + b".",
+            then=lambda: check_timestamp(timestamp, now, config.tolerance_s),
+        )
 
     def default_event_id(self, request: IncomingWebhook, payload: Any, config: StripeConfig) -> Any:
         # The event id ("evt_...") is in the signed body; retries resend the same event.

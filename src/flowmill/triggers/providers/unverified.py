@@ -49,14 +49,14 @@ class UnverifiedProvider(WebhookProvider[UnverifiedConfig]):
     def secret_issue(self, secret: str) -> str | None:
         return None
 
-    def check(
+    def signing(
         self,
         request: IncomingWebhook,
         secrets: tuple[str, ...],
         config: UnverifiedConfig,
         now: datetime,
     ) -> None:
-        return None
+        return None  # nothing is signed: the opt-in in the config is the whole check
 
     def default_event_id(
         self, request: IncomingWebhook, payload: Any, config: UnverifiedConfig
