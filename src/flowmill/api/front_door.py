@@ -12,12 +12,14 @@ size limit still applies.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 from fastapi import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowmill.api.errors import ApiError, error_json
-from flowmill.api.ingress import answer, resolve, to_response
+from flowmill.api.ingress import answer, resolve, split_body, to_response
 from flowmill.triggers.providers import IncomingWebhook
 from flowmill.triggers.providers.request import Headers, QueryParams
 
@@ -41,49 +43,39 @@ class WebhookFrontDoor:
         parts = tuple(p for p in match.groups() if p is not None)
         try:
             call = resolve(ctx, parts)
+            stream_after = ctx.runtime.triggers.ingress.stream_after
+            # a body past the blob threshold is handed over unread past its first part
+            body, rest = await split_body(_chunks(receive), stream_after)
             webhook = IncomingWebhook(
                 method=scope["method"],
                 path=scope["path"],
                 headers=Headers(
                     [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
                 ),
-                body=await _body(receive),  # not build(): it would copy a bytearray
+                body=body,  # not build(): it would copy a bytearray
                 query=QueryParams(scope.get("query_string", b"").decode("latin-1")),
             )
-            response = to_response(await answer(ctx, webhook, call))
+            response = to_response(await answer(ctx, webhook, call, rest))
         except ApiError as e:
             response = error_json(e.status, e.code, e.message, e.details, e.headers)
         except HTTPException as e:  # the body-limit middleware's 413, raised from receive
             response = error_json(e.status_code, "payload_too_large", str(e.detail))
+        except ClientDisconnect:
+            return  # the sender is gone: nothing recorded, no one to answer
         await response(scope, receive, send)
 
 
-#: Past this many bytes a body grows in one buffer instead of being joined from chunks at
-#: the end (which holds it twice): a 50 MB webhook body costs 50 MB, not 100.
-_BUFFER_AFTER = 1024 * 1024
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive.
 
-
-async def _body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    buf: bytearray | None = None
+    Raises:
+        ClientDisconnect: The sender went away before the end (a cut body is never
+            verified nor recorded as if it were whole).
+    """
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        if buf is not None:
-            buf += chunk
-        else:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > _BUFFER_AFTER:
-                buf = bytearray(b"".join(chunks))
-                chunks.clear()
+            raise ClientDisconnect
+        yield message.get("body", b"")
         if not message.get("more_body", False):
-            break
-    if buf is not None:
-        # A bytearray reads as bytes to every provider (hmac, hashlib, orjson, slices);
-        # bytes(buf) would copy the whole body once more.
-        return buf  # type: ignore[return-value]
-    return b"".join(chunks)
+            return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
@@ -86,34 +86,64 @@ def is_uuid(text: str) -> bool:
     return True
 
 
-#: Bodies larger than this are read into one growing buffer, not joined from chunks
-#: (which holds the body twice at the end): a 50 MB body costs 50 MB, not 100.
+#: Without a blob store, bodies larger than this are read into one growing buffer, not
+#: joined from chunks (which holds the body twice at the end).
 _BUFFER_AFTER = 1024 * 1024
 
 
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if not (declared.isdigit() and int(declared) > _BUFFER_AFTER):
-        return await request.body()
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-    # A bytearray reads as bytes to every provider (hmac, hashlib, orjson, slicing);
-    # bytes(buf) would copy the whole body once more.
-    return buf  # type: ignore[return-value]
+async def split_body(
+    chunks: AsyncIterator[bytes], stream_after: int | None
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """A body's first part and, when it goes on past ``stream_after`` bytes, the rest
+    still unread (the same iterator), for the ingress to stream into the blob store.
+
+    With ``stream_after`` ``None`` (no blob store) the whole body, and no rest.
+    """
+    parts: list[bytes] = []
+    size = 0
+    buf: bytearray | None = None
+    async for chunk in chunks:
+        if buf is not None:
+            buf += chunk
+            continue
+        parts.append(chunk)
+        size += len(chunk)
+        if stream_after is not None and size > stream_after:
+            return b"".join(parts), chunks
+        if size > _BUFFER_AFTER:
+            buf = bytearray(b"".join(parts))
+            parts.clear()
+    if buf is not None:
+        # A bytearray reads as bytes to every provider (hmac, hashlib, orjson, slices);
+        # bytes(buf) would copy the whole body once more.
+        return buf, None  # type: ignore[return-value]
+    return b"".join(parts), None
 
 
-async def incoming(request: Request) -> IncomingWebhook:
-    """The request as a provider sees it: method, path, raw headers, raw body, query."""
-    body = await _body(request)
+async def incoming(
+    request: Request, stream_after: int | None
+) -> tuple[IncomingWebhook, AsyncIterator[bytes] | None]:
+    """The request as a provider sees it (method, path, raw headers, raw body, query),
+    and the rest of a body past ``stream_after`` bytes, unread (see :func:`split_body`).
+    """
+    body, rest = await split_body(request.stream(), stream_after)
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
-    return IncomingWebhook(
+    webhook = IncomingWebhook(
         method=request.method,
         path=request.url.path,
         headers=Headers(headers),
         body=body,
         query=QueryParams(request.url.query),
     )
+    return webhook, rest
+
+
+async def _drain(rest: AsyncIterator[bytes] | None) -> None:
+    """Read through what the ingress left unread (a 404, a 429 decided before the body):
+    the sender gets its answer, not a connection reset in the middle of its upload."""
+    if rest is not None:
+        async for _ in rest:
+            pass
 
 
 def to_response(result: IngressResult) -> Response:
@@ -126,7 +156,9 @@ def to_response(result: IngressResult) -> Response:
     )
 
 
-Call = Callable[[IncomingWebhook], Awaitable[IngressResult]]
+Call = Callable[[IncomingWebhook, AsyncIterator[bytes] | None], Awaitable[IngressResult]]
+"""One ingress call: the request (its body whole, or its first part) and the rest of a
+body past the ingress's ``stream_after``, unread."""
 
 
 def resolve(ctx: ApiContext, parts: tuple[str, ...]) -> Call:
@@ -144,25 +176,32 @@ def resolve(ctx: ApiContext, parts: tuple[str, ...]) -> Call:
         if not is_uuid(webhook_id):
             raise _nowhere()
         canonical = str(uuid.UUID(webhook_id))
-        return lambda w: ingress.receive_trigger(canonical, provider, w)
+        return lambda w, rest: ingress.receive_trigger(canonical, provider, w, rest)
     client_id, trigger_type, action_type = parts
     if not (
         _TENANT.fullmatch(client_id) and _PART.match(trigger_type) and _PART.match(action_type)
     ):
         raise _nowhere()
-    return lambda w: ingress.receive_route(client_id, trigger_type, action_type, w)
+    return lambda w, rest: ingress.receive_route(client_id, trigger_type, action_type, w, rest)
 
 
-async def answer(ctx: ApiContext, webhook: IncomingWebhook, call: Call) -> IngressResult:
+async def answer(
+    ctx: ApiContext,
+    webhook: IncomingWebhook,
+    call: Call,
+    rest: AsyncIterator[bytes] | None = None,
+) -> IngressResult:
     """Run one ingress call (waiting for late respond modes).
 
     Raises:
         ApiError: 404, no active webhook at this URL.
     """
     try:
-        result = await call(webhook)
+        result = await call(webhook, rest)
     except UnknownWebhook:
         raise _nowhere() from None
+    finally:
+        await _drain(rest)
     if result.respond is not RespondMode.IMMEDIATE and result.event_id is not None:
         rt = ctx.runtime
         responder = Responder(rt.triggers.events, rt.engine)
@@ -172,7 +211,8 @@ async def answer(ctx: ApiContext, webhook: IncomingWebhook, call: Call) -> Ingre
 
 async def handle(ctx: Ctx, request: Request, call: Call) -> Response:
     """Answer one ingress request that came through the router."""
-    return to_response(await answer(ctx, await incoming(request), call))
+    webhook, rest = await incoming(request, ctx.runtime.triggers.ingress.stream_after)
+    return to_response(await answer(ctx, webhook, call, rest))
 
 
 async def by_trigger(ctx: Ctx, request: Request, webhook_id: str, provider: str | None) -> Response:
@@ -182,7 +222,9 @@ async def by_trigger(ctx: Ctx, request: Request, webhook_id: str, provider: str 
             raise _nowhere()
         ingress = ctx.runtime.triggers.ingress
         canonical = str(uuid.UUID(webhook_id))
-        return await handle(ctx, request, lambda w: ingress.receive_trigger(canonical, None, w))
+        return await handle(
+            ctx, request, lambda w, rest: ingress.receive_trigger(canonical, None, w, rest)
+        )
     return await handle(ctx, request, resolve(ctx, (webhook_id, provider)))
 
 

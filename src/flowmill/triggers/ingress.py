@@ -14,21 +14,33 @@ Two ways to name the target:
   ``actionType``. The request must pass the verification of each of them (usually
   one provider and secret for the route; a node that names no provider is explicitly
   unverified). The event fans out to all of them.
+
+A body larger than the blob store's threshold is **streamed**: the front door hands over
+its first part and the rest still unread (``rest``), and each chunk, as it arrives,
+updates the providers' HMACs (:class:`~flowmill.triggers.providers.base.BodyVerifier`)
+and goes on into the blob store, owned by the event id chosen up front. Verification is
+decided once the last byte is in, on exactly the bytes stored; a request that fails it
+loses its blob at once and is recorded, refused, with its first part. So a 50 MB body
+costs its chunk in flight, not 50 MB. Only a provider with a ``check`` of its own (one
+that is not an HMAC over the body) still gets the whole body in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
 from flowmill import jsonutil
+from flowmill.blobs.ref import BlobRef
 from flowmill.blobs.store import BlobStore, Owner
 from flowmill.clock import Clock, SystemClock
 from flowmill.credentials.crypto import CredentialError, Keyring
@@ -46,9 +58,11 @@ from flowmill.triggers.providers import (
     FailureReason,
     IncomingWebhook,
     ProviderConfig,
+    Verification,
     WebhookProvider,
     WebhookProviderRegistry,
 )
+from flowmill.triggers.providers.base import BodyVerifier
 from flowmill.triggers.secrets import open_secrets
 from flowmill.triggers.webhooks import (
     Accepted,
@@ -56,6 +70,7 @@ from flowmill.triggers.webhooks import (
     NotAnEvent,
     Rejected,
     WebhookOutcome,
+    classify,
     inspect_webhook,
 )
 
@@ -144,8 +159,8 @@ class WebhookIngress:
             accept requests this long (they are recorded, and dispatch checks again).
         quotas: Tenants' quotas; deliveries over ``webhook_requests_per_minute`` are
             answered 429 with ``Retry-After`` (the sender retries), and not recorded.
-        blobs: Where bodies above its threshold go (verified first, never decoded
-            here); the event row then holds the blob's id instead of the bytes.
+        blobs: Where bodies above its threshold go (verified as they stream in, never
+            decoded here); the event row then holds the blob's id instead of the bytes.
     """
 
     def __init__(
@@ -175,6 +190,12 @@ class WebhookIngress:
         self._cache: dict[str, tuple[float, list[Target]]] = {}
         self._loading: dict[str, asyncio.Future[list[Target]]] = {}
         self._writer: GroupCommit[WebhookEventRow, WebhookEventStatus] = GroupCommit(self._flush)
+
+    @property
+    def stream_after(self) -> int | None:
+        """Past this many bytes a body is streamed into the blob store: callers hand
+        over the rest unread (``None``: no blob store, bodies are read whole)."""
+        return self.blobs.threshold if self.blobs is not None else None
 
     # --- resolving targets ------------------------------------------------------------
 
@@ -263,9 +284,20 @@ class WebhookIngress:
     # --- receiving --------------------------------------------------------------------
 
     async def receive_trigger(
-        self, trigger_id: str, provider: str | None, request: IncomingWebhook
+        self,
+        trigger_id: str,
+        provider: str | None,
+        request: IncomingWebhook,
+        rest: AsyncIterator[bytes] | None = None,
     ) -> IngressResult:
         """A request to a trigger's own URL.
+
+        Args:
+            trigger_id: The trigger's id.
+            provider: The provider the URL names (``None``: any).
+            request: The request; its body is the whole body, or its first part when
+                ``rest`` is given.
+            rest: The rest of a body past :attr:`stream_after`, not read yet.
 
         Raises:
             UnknownWebhook: No enabled webhook with this id (and this provider).
@@ -273,12 +305,18 @@ class WebhookIngress:
         targets = await self.by_trigger(trigger_id)
         if not targets or (provider is not None and targets[0].trigger.provider != provider):
             raise UnknownWebhook(trigger_id)
-        return await self._receive(targets, targets[0].trigger.id, request)
+        return await self._receive(targets, targets[0].trigger.id, request, rest)
 
     async def receive_route(
-        self, tenant_id: str, trigger_type: str, action_type: str, request: IncomingWebhook
+        self,
+        tenant_id: str,
+        trigger_type: str,
+        action_type: str,
+        request: IncomingWebhook,
+        rest: AsyncIterator[bytes] | None = None,
     ) -> IngressResult:
-        """A request to the seed route of a tenant.
+        """A request to the seed route of a tenant (``request`` and ``rest`` as in
+        :meth:`receive_trigger`).
 
         Raises:
             UnknownWebhook: No active workflow of the tenant listens on the route.
@@ -287,54 +325,78 @@ class WebhookIngress:
         if not targets:
             raise UnknownWebhook(route_of(trigger_type, action_type))
         scope = "route-" + route_of(trigger_type, action_type)
-        return await self._receive(targets, scope, request)
+        return await self._receive(targets, scope, request, rest)
 
     async def _receive(
-        self, targets: Sequence[Target], scope: str, request: IncomingWebhook
+        self,
+        targets: Sequence[Target],
+        scope: str,
+        request: IncomingWebhook,
+        rest: AsyncIterator[bytes] | None,
     ) -> IngressResult:
         now = self.clock.now()
         first = targets[0].trigger
         if self.quotas is not None:
+            # before reading the body: a throttled sender's megabytes are not worth it
             wait = await self.quotas.throttled(first.tenant_id, "webhook_requests_per_minute")
             if wait is not None:
                 return _over_quota(wait)
-        accepted: Accepted | None = None
-        big = self.blobs is not None and len(request.body) > self.blobs.threshold
-        for target in _distinct(targets):
-            if target.provider is None or target.config is None or target.problem:
-                log.warning("webhook cannot verify", trigger=target.trigger.id, why=target.problem)
-                outcome: WebhookOutcome = Rejected(FailureReason.NO_SECRET, target.problem)
-            else:
-                outcome = inspect_webhook(
-                    target.provider, target.config, request, target.secrets, now, decode=not big
-                )
+        distinct = _distinct(targets)
+        verifiers = None
+        if rest is not None and self.blobs is not None:
+            verifiers = self._verifiers(distinct, request, now)
+        event_id = uuid7()
+        stored: Stored | None = None
+        if rest is not None and verifiers is not None:
+            stored = await self._stream(first.tenant_id, event_id, request, rest, verifiers)
+            streamed = replace(request, body=b"", body_sha256=stored.sha256)
+            outcomes = [
+                _outcome(t, streamed, v.result()) for t, v in zip(distinct, verifiers, strict=True)
+            ]
+        else:
+            if rest is not None:  # no blob store, or a provider that must see it whole
+                request = replace(request, body=await _whole(request.body, rest))
+            big = self.blobs is not None and len(request.body) > self.blobs.threshold
+            outcomes = [_inspect(t, request, now, decode=not big) for t in distinct]
+        for outcome in outcomes:
+            if isinstance(outcome, Accepted):
+                continue
+            if stored is not None and stored.ref is not None:
+                await self._discard(first.tenant_id, event_id)
             if isinstance(outcome, Challenge | NotAnEvent):
                 r = outcome.response
                 return IngressResult(r.status, r.body, r.content_type, dict(r.headers))
-            if isinstance(outcome, Rejected):
-                reason = outcome.reason.value
-                detail = f"{reason}: {outcome.detail}" if outcome.detail else reason
-                event_id = await self._record_refusal(targets, request, now, detail)
-                r = outcome.response
-                return IngressResult(
-                    r.status,
-                    r.body,
-                    r.content_type,
-                    dict(r.headers),
-                    event_id=event_id,
-                    event_status=WebhookEventStatus.REJECTED,
-                )
-            if accepted is None:
-                accepted = outcome
-        assert accepted is not None
+            reason = outcome.reason.value
+            detail = f"{reason}: {outcome.detail}" if outcome.detail else reason
+            size = stored.size if stored is not None else len(request.body)
+            refused = await self._record_refusal(targets, request, now, detail, size)
+            r = outcome.response
+            return IngressResult(
+                r.status,
+                r.body,
+                r.content_type,
+                dict(r.headers),
+                event_id=refused,
+                event_status=WebhookEventStatus.REJECTED,
+            )
+        accepted = outcomes[0]
+        assert isinstance(accepted, Accepted)
         dedupe = webhook_dedupe_key(scope, accepted.event_id) if accepted.event_id else None
-        row = self._row(targets, request, now, verified=True)
+        row = self._row(targets, request, now, verified=True, event_id=event_id)
         row.dedupe_key = dedupe
         row.event_type = accepted.event_type
-        stored = await self._store_body(row, request) if big else None
+        if stored is not None and stored.ref is not None:
+            row.body = b""
+            row.body_blob_id = stored.ref.id
+            keeps_blob = True
+        elif self.blobs is not None and len(request.body) > self.blobs.threshold:
+            await self._store_body(row, request)
+            keeps_blob = True
+        else:
+            keeps_blob = False
         status = await self._writer.submit(row)
-        if stored is not None and status is not WebhookEventStatus.RECEIVED:
-            await stored.discard(row.tenant_id, row.id)  # a duplicate: its body is not kept
+        if keeps_blob and status is not WebhookEventStatus.RECEIVED:
+            await self._discard(row.tenant_id, row.id)  # a duplicate: its body is not kept
         mode, timeout = (
             respond_of(first.config)
             if len(targets) == 1
@@ -353,12 +415,85 @@ class WebhookIngress:
             targets=tuple(t.trigger for t in targets),
         )
 
+    def _verifiers(
+        self, distinct: Sequence[Target], request: IncomingWebhook, now: Any
+    ) -> list[BodyVerifier] | None:
+        """One verifier per distinct target, set up from the headers (``None``: one of
+        the providers must see the whole body)."""
+        head = replace(request, body=b"")  # signing() never reads it: make sure
+        verifiers = []
+        for target in distinct:
+            if target.provider is None or target.config is None or target.problem:
+                log.warning("webhook cannot verify", trigger=target.trigger.id, why=target.problem)
+                verifiers.append(BodyVerifier(None, _cannot_verify(target)))
+                continue
+            verifier = target.provider.body_verifier(head, target.secrets, target.config, now)
+            if verifier is None:
+                return None
+            verifiers.append(verifier)
+        return verifiers
+
+    async def _stream(
+        self,
+        tenant_id: str,
+        event_id: str,
+        request: IncomingWebhook,
+        rest: AsyncIterator[bytes],
+        verifiers: Sequence[BodyVerifier],
+    ) -> Stored:
+        """Feed the body (``request.body``, then ``rest``) to the verifiers and into a
+        blob owned by ``event_id``; a request already refused by its headers is read
+        through (so the sender gets its answer) and stored nowhere.
+
+        Raises:
+            Exception: Whatever reading the body or the backend raised (a disconnect,
+                the body limit); the blob is deleted first.
+        """
+        assert self.blobs is not None
+        digest = hashlib.sha256()
+        size = 0
+
+        async def fed() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for chunk in _chained(request.body, rest):
+                for verifier in verifiers:
+                    verifier.update(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        if any(v.refused for v in verifiers):
+            async for _ in fed():
+                pass
+            return Stored(None, size, digest.hexdigest())
+        media = request.headers.get("content-type", "") or "application/octet-stream"
+        try:
+            ref = await self.blobs.write(
+                tenant_id, Owner(webhook_event_id=event_id), fed(), media_type=media
+            )
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._discard(tenant_id, event_id)
+            raise
+        return Stored(ref, size, digest.hexdigest())
+
+    async def _discard(self, tenant_id: str, event_id: str) -> None:
+        """Delete at once the body blob of an event that is not recorded as received."""
+        assert self.blobs is not None
+        await self.blobs.discard(tenant_id, event_id)
+
     def _row(
-        self, targets: Sequence[Target], request: IncomingWebhook, now: Any, *, verified: bool
+        self,
+        targets: Sequence[Target],
+        request: IncomingWebhook,
+        now: Any,
+        *,
+        verified: bool,
+        event_id: str | None = None,
     ) -> WebhookEventRow:
         first = targets[0].trigger
         return WebhookEventRow(
-            id=uuid7(),
+            id=event_id or uuid7(),
             tenant_id=first.tenant_id,
             trigger_id=first.id if len(targets) == 1 else None,
             provider=first.provider or "none",
@@ -373,8 +508,9 @@ class WebhookIngress:
         )
 
     async def _store_body(self, row: WebhookEventRow, request: IncomingWebhook) -> BlobStore:
-        """Move a large body into the blob store, owned by the event (before the row is
-        committed: a crash in between leaves a body the blob purge finds ownerless)."""
+        """Move a large body that arrived whole into the blob store, owned by the event
+        (before the row is committed: a crash in between leaves a body the blob purge
+        finds ownerless)."""
         assert self.blobs is not None
         media = request.headers.get("content-type", "") or "application/octet-stream"
         ref = await self.blobs.write_bytes(
@@ -385,15 +521,16 @@ class WebhookIngress:
         return self.blobs
 
     async def _record_refusal(
-        self, targets: Sequence[Target], request: IncomingWebhook, now: Any, error: str
+        self, targets: Sequence[Target], request: IncomingWebhook, now: Any, error: str, size: int
     ) -> str:
         # A refused request is recorded without a dedupe key: a forger must not be able
         # to reserve the id of a genuine event.
         row = self._row(targets, request, now, verified=False)
-        if self.blobs is not None and len(row.body) > self.blobs.threshold:
+        if self.blobs is not None and size > self.blobs.threshold:
             # an unverified body is not worth a blob: keep its start, for diagnosis
+            # (a streamed body's request holds only its start)
             row.body = bytes(row.body[: self.blobs.threshold])
-            error = f"{error} (body of {len(request.body)} bytes cut to its start)"[:200]
+            error = f"{error} (body of {size} bytes cut to its start)"[:200]
         row.verification_error = error
         row.targets = None
         row.processed_at = now
@@ -443,6 +580,56 @@ def _over_quota(wait_s: float) -> IngressResult:
         }
     )
     return IngressResult(429, body, headers={"Retry-After": str(seconds)})
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A body that streamed in: its blob (``None``: refused by its headers, stored
+    nowhere), its size and its hex SHA-256."""
+
+    ref: BlobRef | None
+    size: int
+    sha256: str
+
+
+def _cannot_verify(target: Target) -> Verification:
+    return Verification.failed(FailureReason.NO_SECRET, target.problem)
+
+
+def _outcome(
+    target: Target, request: IncomingWebhook, verification: Verification
+) -> WebhookOutcome:
+    if target.provider is None or target.config is None:
+        return Rejected(FailureReason.NO_SECRET, target.problem)
+    return classify(target.provider, target.config, request, verification, decode=False)
+
+
+def _inspect(target: Target, request: IncomingWebhook, now: Any, *, decode: bool) -> WebhookOutcome:
+    if target.provider is None or target.config is None or target.problem:
+        log.warning("webhook cannot verify", trigger=target.trigger.id, why=target.problem)
+        return Rejected(FailureReason.NO_SECRET, target.problem)
+    return inspect_webhook(
+        target.provider, target.config, request, target.secrets, now, decode=decode
+    )
+
+
+async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        if chunk:
+            yield chunk
+
+
+async def _whole(first: bytes, rest: AsyncIterator[bytes]) -> bytes:
+    """The body read whole, in one growing buffer (not chunks joined at the end, which
+    would hold it twice)."""
+    buf = bytearray(first)
+    async for chunk in rest:
+        buf += chunk
+    # A bytearray reads as bytes to every provider (hmac, hashlib, orjson, slices);
+    # bytes(buf) would copy the whole body once more.
+    return buf  # type: ignore[return-value]
 
 
 def _distinct(targets: Sequence[Target]) -> list[Target]:

@@ -19,6 +19,7 @@ from flowmill.triggers.keys import webhook_dedupe_key
 from flowmill.triggers.providers.base import (
     FailureReason,
     ProviderConfig,
+    Verification,
     WebhookProvider,
     WebhookResponse,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "NotAnEvent",
     "Rejected",
     "WebhookOutcome",
+    "classify",
     "inspect_webhook",
     "webhook_dedupe_key",
 ]
@@ -136,6 +138,23 @@ def inspect_webhook(
             never a handshake).
     """
     verification = provider.verify(request, secrets, config, now)
+    return classify(provider, config, request, verification, decode=decode)
+
+
+def classify(
+    provider: WebhookProvider[Any],
+    config: ProviderConfig,
+    request: IncomingWebhook,
+    verification: Verification,
+    *,
+    decode: bool = True,
+) -> WebhookOutcome:
+    """What to do with a request, once its verification is known. Pure: no I/O.
+
+    :func:`inspect_webhook` verifies a body in memory and calls this; the ingress calls
+    it directly for a body it verified while streaming it into the blob store (with
+    ``decode=False``, ``request.body`` empty and ``request.body_sha256`` set).
+    """
     if not verification.ok:
         # Fail closed even if a provider forgot to give a reason.
         reason = verification.reason or FailureReason.SIGNATURE_MISMATCH

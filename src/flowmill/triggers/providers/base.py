@@ -144,6 +144,11 @@ class BodyVerifier:
         else:
             self._macs = []
 
+    @property
+    def refused(self) -> bool:
+        """Whether the headers alone refused the request (the body cannot change it)."""
+        return self._failed is not None
+
     def update(self, chunk: bytes) -> None:
         """Feed the next bytes of the raw body (any ``bytes``-like value, not copied)."""
         for mac in self._macs:
