@@ -342,43 +342,30 @@ class WebhookIngress:
             if wait is not None:
                 return _over_quota(wait)
         distinct = _distinct(targets)
-        verifiers = None
-        if rest is not None and self.blobs is not None:
-            verifiers = self._verifiers(distinct, request, now)
         event_id = uuid7()
+        # a body past the threshold (or still arriving past it) goes to the blob store
+        big = self.blobs is not None and (
+            rest is not None or len(request.body) > self.blobs.threshold
+        )
+        verifiers = self._verifiers(distinct, request, now) if big else None
         stored: Stored | None = None
-        if rest is not None and verifiers is not None:
-            stored = await self._stream(first.tenant_id, event_id, request, rest, verifiers)
-            streamed = replace(request, body=b"", body_sha256=stored.sha256)
+        if verifiers is not None:
+            more = rest if rest is not None else _nothing()
+            stored = await self._stream(first.tenant_id, event_id, request, more, verifiers)
+            checked = replace(request, body=b"", body_sha256=stored.sha256)
             outcomes = [
-                _outcome(t, streamed, v.result()) for t, v in zip(distinct, verifiers, strict=True)
+                _outcome(t, checked, v.result()) for t, v in zip(distinct, verifiers, strict=True)
             ]
         else:
             if rest is not None:  # no blob store, or a provider that must see it whole
                 request = replace(request, body=await _whole(request.body, rest))
-            big = self.blobs is not None and len(request.body) > self.blobs.threshold
             outcomes = [_inspect(t, request, now, decode=not big) for t in distinct]
-        for outcome in outcomes:
-            if isinstance(outcome, Accepted):
-                continue
+        refused = next((o for o in outcomes if not isinstance(o, Accepted)), None)
+        if refused is not None:
             if stored is not None and stored.ref is not None:
                 await self._discard(first.tenant_id, event_id)
-            if isinstance(outcome, Challenge | NotAnEvent):
-                r = outcome.response
-                return IngressResult(r.status, r.body, r.content_type, dict(r.headers))
-            reason = outcome.reason.value
-            detail = f"{reason}: {outcome.detail}" if outcome.detail else reason
             size = stored.size if stored is not None else len(request.body)
-            refused = await self._record_refusal(targets, request, now, detail, size)
-            r = outcome.response
-            return IngressResult(
-                r.status,
-                r.body,
-                r.content_type,
-                dict(r.headers),
-                event_id=refused,
-                event_status=WebhookEventStatus.REJECTED,
-            )
+            return await self._refuse(targets, request, now, refused, size)
         accepted = outcomes[0]
         assert isinstance(accepted, Accepted)
         dedupe = webhook_dedupe_key(scope, accepted.event_id) if accepted.event_id else None
@@ -388,14 +375,10 @@ class WebhookIngress:
         if stored is not None and stored.ref is not None:
             row.body = b""
             row.body_blob_id = stored.ref.id
-            keeps_blob = True
-        elif self.blobs is not None and len(request.body) > self.blobs.threshold:
+        elif big:  # held whole for a provider with its own check
             await self._store_body(row, request)
-            keeps_blob = True
-        else:
-            keeps_blob = False
         status = await self._writer.submit(row)
-        if keeps_blob and status is not WebhookEventStatus.RECEIVED:
+        if big and status is not WebhookEventStatus.RECEIVED:
             await self._discard(row.tenant_id, row.id)  # a duplicate: its body is not kept
         mode, timeout = (
             respond_of(first.config)
@@ -413,6 +396,33 @@ class WebhookIngress:
             respond=mode if status is WebhookEventStatus.RECEIVED else RespondMode.IMMEDIATE,
             timeout_s=timeout,
             targets=tuple(t.trigger for t in targets),
+        )
+
+    async def _refuse(
+        self,
+        targets: Sequence[Target],
+        request: IncomingWebhook,
+        now: Any,
+        outcome: WebhookOutcome,
+        size: int,
+    ) -> IngressResult:
+        """The answer to a request not accepted: a handshake's or a 405 (not recorded),
+        or a refusal (recorded with its reason)."""
+        if isinstance(outcome, Challenge | NotAnEvent):
+            r = outcome.response
+            return IngressResult(r.status, r.body, r.content_type, dict(r.headers))
+        assert isinstance(outcome, Rejected)
+        reason = outcome.reason.value
+        detail = f"{reason}: {outcome.detail}" if outcome.detail else reason
+        refused = await self._record_refusal(targets, request, now, detail, size)
+        r = outcome.response
+        return IngressResult(
+            r.status,
+            r.body,
+            r.content_type,
+            dict(r.headers),
+            event_id=refused,
+            event_status=WebhookEventStatus.REJECTED,
         )
 
     def _verifiers(
@@ -611,6 +621,11 @@ def _inspect(target: Target, request: IncomingWebhook, now: Any, *, decode: bool
     return inspect_webhook(
         target.provider, target.config, request, target.secrets, now, decode=decode
     )
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
