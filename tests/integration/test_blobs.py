@@ -211,3 +211,38 @@ async def test_blobs_step_written_twice_is_counted_once_and_both_go_with_it(
 async def _rows(db: Database) -> int:
     q = sa.select(sa.func.count()).select_from(blobs)
     return int(await db.read(lambda c: c.execute(q).scalar_one()))
+
+
+async def test_blobs_s3_failed_multipart_upload_is_aborted(s3_endpoint: str) -> None:
+    """A source that dies after the first part leaves no multipart upload behind (nor an
+    object): the adapter aborts it."""
+    content = await _bucket(s3_endpoint)
+    key = "tenant-a/0190f0f0-0000-7000-8000-00000000000a"
+
+    async def uploads() -> bytes:
+        headers = content._headers("GET", "/flowmill", {"uploads": ""}, _EMPTY_SHA)
+        r = await content.http.get(f"{s3_endpoint}/flowmill?uploads=", headers=headers)
+        assert r.status_code == 200, r.text
+        return r.content
+
+    async def dies() -> AsyncIterator[bytes]:
+        for _ in range(PART_BYTES // (64 * 1024) + 2):  # past the first part
+            yield b"z" * (64 * 1024)
+        raise ConnectionError("the sender hung up")
+
+    try:
+        # the listing sees an upload in progress (so an empty one below means aborted)
+        started = await content._call("POST", "tenant-a/probe", {"uploads": ""})
+        listed = await uploads()
+        assert b"tenant-a/probe" in listed, listed[:500]
+        upload = started.text.split("<UploadId>")[1].split("</UploadId>")[0]
+        await content._call("DELETE", "tenant-a/probe", {"uploadId": upload}, ok=(200, 204))
+
+        with pytest.raises(ConnectionError):
+            await content.put(key, dies())
+        assert b"<UploadId>" not in await uploads()
+        with pytest.raises(KeyError):
+            async for _ in content.get(key):
+                pass
+    finally:
+        await content.close()
