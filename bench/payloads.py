@@ -9,6 +9,8 @@ execution has ended. Two ratios: the whole peak over the payload (the target: un
 
 - webhook: trigger → five transforms passing the body on (``{{data}}``, ``{{doc}}``);
 - download: trigger → ``http_request`` GET of a local server → four transforms;
+- ``signed`` (``--signed``): the webhook flow with the ``hmac`` provider (HMAC-SHA256 of
+  the body in ``X-Signature``), verified as the body streams in;
 - ``touched``: the same webhook flow with one node reading into the body
   (``{{doc.items[1].name}}``), which loads and decodes it in the server;
 - ``--reference``: the webhook flow with ``FLOWMILL_BLOB_STORE=off`` (values inline, as
@@ -19,7 +21,7 @@ FLOWMILL_BENCH_POSTGRES_URL, default the local server; a database
 ``flowmill_bench_payloads`` is created, or the one FLOWMILL_BENCH_PAYLOADS_DB names, so
 that two people benching on one server do not drop each other's).
 
-Usage: ``python bench/payloads.py [--mb 50] [--layouts sqlite,postgres] [--touched]
+Usage: ``python bench/payloads.py [--mb 50] [--layouts sqlite,postgres] [--signed] [--touched]
 [--reference]``.
 """
 
@@ -28,6 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -188,21 +192,31 @@ async def ended(api: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
     raise SystemExit(f"execution {execution_id} did not end")
 
 
+SECRET = "bench-payload-secret-0123456789"
+
+
 async def run_webhook(
-    api: httpx.AsyncClient, base: str, body: bytes, small: bytes, touch: bool
+    api: httpx.AsyncClient, base: str, body: bytes, small: bytes, touch: bool, signed: bool
 ) -> str:
     wf = (await api.post("/api/workflows", json=webhook_workflow(touch))).json()["id"]
-    hook = await api.post(
-        "/api/webhooks",
-        json={"workflow_id": wf, "node_id": "in", "provider": "none",
-              "config": {"allow_unverified": True}},
-    )  # fmt: skip
+    if signed:
+        signed_hook = {"workflow_id": wf, "node_id": "in", "provider": "hmac", "secret": SECRET}
+        hook = await api.post("/api/webhooks", json=signed_hook)
+    else:
+        hook = await api.post(
+            "/api/webhooks",
+            json={"workflow_id": wf, "node_id": "in", "provider": "none",
+                  "config": {"allow_unverified": True}},
+        )  # fmt: skip
     hook.raise_for_status()
-    url = f"{base}/webhooks/{hook.json()['id']}/none"
+    url = f"{base}/webhooks/{hook.json()['id']}/{'hmac' if signed else 'none'}"
 
     async def send(data: bytes) -> str:
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers["X-Signature"] = hmac.new(SECRET.encode(), data, hashlib.sha256).hexdigest()
         async with httpx.AsyncClient(timeout=600) as c:
-            r = await c.post(url, content=data, headers={"Content-Type": "application/json"})
+            r = await c.post(url, content=data, headers=headers)
         r.raise_for_status()
         event = r.json()["event_id"]
         for _ in range(6000):
@@ -250,14 +264,14 @@ async def measure(
             started = time.monotonic()
             execution = await run_download(api, file_port, "/big", "/small")
         else:
-            touch = scenario == "touched"
+            touch, signed = scenario == "touched", scenario == "signed"
             # the first call warms up; its second payload is the measured one
-            execution = await run_webhook(api, base, small, small, touch)
+            execution = await run_webhook(api, base, small, small, touch, signed)
             await ended(api, execution)
             baseline, _ = memory(proc.pid)
             Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
             started = time.monotonic()
-            execution = await run_webhook(api, base, body, small, touch)
+            execution = await run_webhook(api, base, body, small, touch, signed)
         result = await ended(api, execution)
         seconds = time.monotonic() - started
         _, peak = memory(proc.pid)
@@ -280,6 +294,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mb", type=float, default=50)
     parser.add_argument("--layouts", default="sqlite,postgres")
+    parser.add_argument("--signed", action="store_true", help="add the signed webhook row")
     parser.add_argument("--touched", action="store_true", help="add the touched row")
     parser.add_argument("--reference", action="store_true", help="add the blobs-off row")
     args = parser.parse_args()
@@ -287,6 +302,8 @@ async def main() -> None:
     small = payload(4096)
     tmp = Path(tempfile.mkdtemp(prefix="fm-bench-payloads-"))
     scenarios = ["webhook", "download"]
+    if args.signed:
+        scenarios.append("signed")
     if args.touched:
         scenarios.append("touched")
     if args.reference:
