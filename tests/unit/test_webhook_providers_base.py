@@ -262,3 +262,11 @@ def test_webhook_providers_base_every_provider_answers_hostile_headers_with_a_re
             )
             assert not result.ok
             assert result.reason in FailureReason
+
+
+def test_webhook_providers_base_a_provider_that_cannot_verify_is_refused_when_defined():
+    with pytest.raises(TypeError, match="must define signing"):
+
+        class _Mute(WebhookProvider[ProviderConfig]):
+            name = "mute"
+            Config = ProviderConfig

@@ -242,6 +242,20 @@ class WebhookProvider(ABC, Generic[ConfigT]):
     requires_secret: ClassVar[bool] = True
     description: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # ``check`` stopped being abstract when ``signing`` arrived (either will do), so
+        # a provider with neither is caught here, where its module is imported, rather
+        # than by a 500 on its first request.
+        super().__init_subclass__(**kwargs)
+        base = WebhookProvider
+        if "name" in cls.__dict__ and all(
+            getattr(cls, m) is getattr(base, m) for m in ("signing", "check", "verify")
+        ):
+            raise TypeError(
+                f"webhook provider {cls.__name__} must define signing() (an HMAC over the "
+                "body) or check() (any other scheme)"
+            )
+
     def parse_config(self, raw: Mapping[str, Any] | None) -> ConfigT:
         """Validate a raw config into the schema. Raises ``pydantic.ValidationError``."""
         return self.Config.model_validate(dict(raw or {}))  # type: ignore[return-value]
