@@ -457,14 +457,27 @@ class InMemoryDefinitions:
     def __init__(self) -> None:
         self.versions: dict[tuple[str, int], dict[str, Any]] = {}
         self.active: dict[str, int] = {}
+        self.owners: dict[str, str] = {}
 
     def add(
-        self, workflow_id: str, definition: dict[str, Any], version: int = 1, *, active: bool = True
+        self,
+        workflow_id: str,
+        definition: dict[str, Any],
+        version: int = 1,
+        *,
+        active: bool = True,
+        tenant_id: str | None = None,
     ) -> None:
-        """Store a version (and make it the active one)."""
+        """Store a version (and make it the active one); with ``tenant_id``, only that
+        tenant resolves it (without, any tenant does, as most unit tests want)."""
         self.versions[(workflow_id, version)] = definition
         if active:
             self.active[workflow_id] = version
+        if tenant_id is not None:
+            self.owners[workflow_id] = tenant_id
+
+    def _owned(self, tenant_id: str, workflow_id: str) -> bool:
+        return self.owners.get(workflow_id, tenant_id) == tenant_id
 
     async def get_definition(self, workflow_id: str, version: int) -> dict[str, Any]:
         try:
@@ -473,11 +486,13 @@ class InMemoryDefinitions:
             raise WorkflowNotFound(f"{workflow_id} v{version}") from None
 
     async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
-        return self.active.get(workflow_id)
+        return self.active.get(workflow_id) if self._owned(tenant_id, workflow_id) else None
 
     async def resolve_version(
         self, tenant_id: str, workflow_id: str, version: int | None
     ) -> int | None:
+        if not self._owned(tenant_id, workflow_id):
+            return None
         if version is None:
             return self.active.get(workflow_id)
         return version if (workflow_id, version) in self.versions else None

@@ -36,6 +36,9 @@ from flowmill.testing import eventually, free_port
 from tests.api_support import FAILING, THREE_NODES
 
 EXAMPLES = 25
+# A workflow body's coverage walk is ~3,000 requests: 30-45 s quiet, past the default
+# 120 s at load 15 (seen). The walk is the point; the timeout only catches a hang.
+pytestmark = pytest.mark.timeout(400)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -130,20 +133,65 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
 # so it can be loaded at collection time.
 # The tenant's event stream never ends (it follows the feed), so a fuzzed call could
 # only time out; test_analytics_api.py follows it and resumes it.
-schema = schemathesis.openapi.from_dict(build_app(Settings()).openapi()).exclude(
-    path="/api/events/stream"
+#
+# The coverage phase walks every boundary of a request body: about 3,000 cases, 30-45 s,
+# for a workflow definition. Operations that take the same body model as another one
+# (the seeds' routes and the import beside POST /api/workflows, the seeds' PUT beside
+# PATCH) are fuzzed and given examples, but their body's boundaries are walked once, on
+# the operation named in SAME_BODY_AS, which has the same validation in front of it.
+SAME_BODY_AS = {
+    ("POST", "/api/workflows/import"): ("POST", "/api/workflows"),
+    ("POST", "/workflows"): ("POST", "/api/workflows"),
+    ("PUT", "/workflows/{workflow_id}"): ("PATCH", "/api/workflows/{workflow_id}"),
+}
+_DOCUMENT = build_app(Settings()).openapi()
+
+
+def _is_repeat(ctx: Any) -> bool:
+    return (ctx.operation.method.upper(), ctx.operation.path) in SAME_BODY_AS
+
+
+schema = (
+    schemathesis.openapi.from_dict(_DOCUMENT)
+    .exclude(path="/api/events/stream")
+    .exclude(func=_is_repeat)
 )
 schema.config.generation.update(max_examples=EXAMPLES)
+repeats = schemathesis.openapi.from_dict(_DOCUMENT).include(func=_is_repeat)
+repeats.config.generation.update(max_examples=EXAMPLES)
+repeats.config.phases.coverage.enabled = False
 
 
-@schema.parametrize()
-@settings(
+FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
 def test_api_schemathesis_no_5xx_and_conforms(case: Any, live_api: LiveApi) -> None:
+    _call_and_validate(case, live_api)
+
+
+@repeats.parametrize()
+@FUZZ_SETTINGS
+def test_api_schemathesis_same_body_routes_no_5xx_and_conform(case: Any, live_api: LiveApi) -> None:
+    _call_and_validate(case, live_api)
+
+
+def test_api_schemathesis_same_body_routes_share_their_model() -> None:
+    # The coverage phase is skipped for these only because another operation walks the
+    # same body model; if a model drifts apart, they need their own walk again.
+    for (method, path), (m2, p2) in SAME_BODY_AS.items():
+        body = _DOCUMENT["paths"][path][method.lower()]["requestBody"]
+        other = _DOCUMENT["paths"][p2][m2.lower()]["requestBody"]
+        assert body == other, f"{method} {path} no longer takes the body of {m2} {p2}"
+
+
+def _call_and_validate(case: Any, live_api: LiveApi) -> None:
     # Point half the generated path ids at objects that exist, so handlers past the
     # 404 are exercised too; and authenticate, unless the case is about a bad header.
     # Which half is decided by a checksum of the case, the same in every process (the

@@ -117,7 +117,7 @@ async def _memory(clock: FakeClock) -> AsyncIterator[Backend]:
 
     async def add(doc: dict[str, Any]) -> str:
         wf_id = uuid7()
-        definitions.add(wf_id, doc)
+        definitions.add(wf_id, doc, tenant_id=TENANT)
         return wf_id
 
     yield Backend("memory", engine.store, engine.workers, definitions, engine, clock, add)
@@ -277,5 +277,5 @@ async def test_store_contract_definitions_by_version(backend: Backend) -> None:
     assert [n["id"] for n in definition["nodes"]] == ["t", "a", "b"]
     with pytest.raises(LookupError):
         await backend.definitions.get_definition(wf_id, 2)
-    active = getattr(backend.definitions, "active_version", None)
-    assert active is not None and await active(TENANT, wf_id) == 1
+    assert await backend.definitions.active_version(TENANT, wf_id) == 1
+    assert await backend.definitions.active_version("another-tenant", wf_id) is None

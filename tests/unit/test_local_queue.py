@@ -74,3 +74,22 @@ async def test_local_queue_counts_ready_and_delayed_jobs() -> None:
     )
     await q.put([StepJob("e1", "a", 1)])  # the same step again: still one job
     assert await q.counts() == {"in-process": {"wait": 2, "delayed": 1, "active": 0}}
+
+
+async def test_local_queue_consume_returns_when_stop_cuts_a_job_at_the_grace() -> None:
+    # A step still running when the grace runs out is cancelled; the consumer then ends
+    # as a stop asks, without the cancellation escaping (a worker's shutdown raised
+    # CancelledError out of Engine.running(), seen on a loaded machine).
+    q = LocalQueue()
+    await q.put([StepJob("e", "slow", 1)])
+    started = asyncio.Event()
+
+    async def _hold(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()  # a step that outlives any grace
+
+    consuming = asyncio.create_task(q.consume(_hold, concurrency=1))
+    await asyncio.wait_for(started.wait(), 5)
+    await q.stop(0.01)
+    await asyncio.wait_for(consuming, 5)  # returns; does not raise CancelledError
+    assert consuming.done() and not consuming.cancelled()

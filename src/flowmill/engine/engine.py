@@ -614,7 +614,7 @@ class Engine:
             return await self.webhook_handler(job)
         version = job.version
         if version is None:
-            version = await self._active_version(job.tenant_id, job.workflow_id)
+            version = await self.definitions.active_version(job.tenant_id, job.workflow_id)
             if version is None:
                 log.warning(
                     "trigger for a workflow with no active version; dropped",
@@ -633,13 +633,6 @@ class Engine:
             metadata=job.metadata,
         )
         return [execution_id]
-
-    async def _active_version(self, tenant_id: str, workflow_id: str) -> int | None:
-        active = getattr(self.definitions, "active_version", None)
-        if active is None:
-            return None
-        result: int | None = await active(tenant_id, workflow_id)
-        return result
 
     def _committed(self, fx: Effects) -> None:
         self.hub.publish(fx)

@@ -197,6 +197,11 @@ class DefinitionSource(Protocol):
         version; ``None`` when the workflow is not the tenant's or has no such version."""
         ...
 
+    async def active_version(self, tenant_id: str, workflow_id: str) -> int | None:
+        """The version triggers start: ``None`` when the tenant's workflow is not active
+        (paused, deleted, never published, or not the tenant's)."""
+        ...
+
 
 # --- queue ---------------------------------------------------------------------------
 

@@ -281,10 +281,14 @@ class BullMQQueue:
         """The jobs with this id in the trigger and node queues (each has its own ids)."""
         found: list[JobInfo] = []
         for queue in (self._triggers, self._nodes):
+            # The state first: BullMQ moves a job to "completed" in the same script that
+            # writes its returnvalue, so a job read after its state is at least that far
+            # on. Read the other way round, a job finishing in between showed
+            # "completed" with no result (the seed-queue test failed one run in four).
+            state = await queue.getJobState(job_id)
             job = await BullJob.fromId(queue, job_id)
             if job is None:
                 continue
-            state = await queue.getJobState(job_id)
             found.append(
                 JobInfo(
                     queue=queue.name,

@@ -216,7 +216,11 @@ class LocalQueue:
             for i in range(concurrency + self.reserve)
         ]
         try:
-            await asyncio.gather(*self._consumers)
+            # A consumer cancelled by stop() past its grace has ended as asked: gather
+            # would re-raise its CancelledError here, out of a clean shutdown. (The
+            # consumers catch every Exception themselves; a cancel of consume() itself
+            # still propagates.)
+            await asyncio.gather(*self._consumers, return_exceptions=True)
         finally:
             self._consumers = []
 
