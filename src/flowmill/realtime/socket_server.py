@@ -19,12 +19,14 @@ worker in another process reaches the rooms of every API process, in sequence or
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import engineio
 import socketio
 import structlog
 from engineio import packet as eio_packet
@@ -151,6 +153,20 @@ class SocketGateway:
         session = await self.sio.get_session(sid)
         if "tenant_id" in session:
             self.follower.unwatch(session["tenant_id"])
+        await self._answer_pending_poll(sid)
+
+    async def _answer_pending_poll(self, sid: str) -> None:
+        # python-engineio leaves a long-polling client's pending GET parked when the
+        # client closes, until ping interval + timeout (45 s): the client's disconnect
+        # waited for its own request timeout (30 s), and the server's shutdown for the
+        # parked request. A no-op packet answers it now (Node's engine.io answers it on
+        # close too); a WebSocket client has no such request.
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is None:
+            return
+        with contextlib.suppress(KeyError, engineio.exceptions.EngineIOError):
+            if self.sio.eio.transport(eio_sid) == "polling":
+                await self.sio.eio.send_packet(eio_sid, eio_packet.Packet(eio_packet.NOOP))
 
     async def _subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         tenant_id: str = (await self.sio.get_session(sid))["tenant_id"]
