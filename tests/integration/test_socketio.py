@@ -96,8 +96,9 @@ async def test_socketio_python_client_gets_the_exact_sequence_and_replays(
             assert ack["ok"] is True
             await late.wait_for("failed", execution)
             assert [(n, b["sequence"]) for n, b, _ in late.received] == expected
-            # Its pending long-poll is answered when it leaves: without that, leaving
-            # took the client's 30 s request timeout, and the server's shutdown 15 s more.
+            # Its pending long poll is answered when it leaves: without that, leaving
+            # while a poll was pending took the client's 30 s request timeout, and the
+            # server's shutdown 15 s more (a close between two polls was quick anyway).
             await asyncio.wait_for(late.close(), 10)
         finally:
             await late.close()
