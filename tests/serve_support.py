@@ -46,8 +46,11 @@ class Served:
 async def _read_until_ready(proc: asyncio.subprocess.Process, url: str) -> list[str]:
     assert proc.stdout is not None
     lines: list[str] = []
+    # A deadline, not a count of tries: a start-up at load 15 took past the 300 tries
+    # (~15 s) of before; a healthy one answers in a second or two.
+    deadline = asyncio.get_running_loop().time() + 60
     async with httpx.AsyncClient() as c:
-        for _ in range(300):
+        while asyncio.get_running_loop().time() < deadline:
             with contextlib.suppress(TimeoutError):
                 raw = await asyncio.wait_for(proc.stdout.readline(), 0.05)
                 if raw:
@@ -61,7 +64,7 @@ async def _read_until_ready(proc: asyncio.subprocess.Process, url: str) -> list[
                         while raw := await asyncio.wait_for(proc.stdout.readline(), 0.2):
                             lines.append(raw.decode().rstrip("\n"))
                     return lines
-    raise AssertionError(f"serve did not come up: {lines}")
+    raise AssertionError(f"serve did not come up within 60 s: {lines}")
 
 
 @contextlib.asynccontextmanager
