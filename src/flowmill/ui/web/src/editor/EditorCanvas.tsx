@@ -4,7 +4,7 @@
 import "@xyflow/react/dist/style.css";
 import {
   Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow, useStore,
-  type Connection, type Edge, type Node, type NodeProps,
+  ViewportPortal, type Connection, type Edge, type Node, type NodeProps,
 } from "@xyflow/react";
 import { createContext, forwardRef, memo, useCallback, useContext, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
 import type { Definition } from "../types";
@@ -13,6 +13,7 @@ import {
   edgeKey, edgesOf, layoutPositions, nodesOf, outputHandles, positionOf,
   type NodeTypeInfo, type Problem, type XY,
 } from "./model";
+import { farEdgePaths, type Box, type Drawn } from "./farEdges";
 import { bodyOf, workflowRefOf } from "./scope";
 
 /** Where a node's links lead: into a loop's body, to a referenced workflow. */
@@ -244,16 +245,19 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
     [def, problems],
   );
   const [initialEdges] = useState(builtEdges);
+  // Zoomed out past reading, React Flow gets no edges: FarEdges draws them (farEdges.ts)
+  const far = detail === "farther";
   useEffect(() => {
     if (first.current) {
       first.current = false;
       return;
     }
     flow.setEdges((prev) => {
+      if (far) return [];
       const selected = new Set(prev.filter((e) => e.selected).map((e) => e.id));
       return builtEdges.map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
     });
-  }, [builtEdges, flow]);
+  }, [builtEdges, far, flow]);
 
   // the callbacks read the latest props through a ref, so their identity never changes
   const latest = useRef({ onConnect, onMove, onDelete, onSelect });
@@ -324,6 +328,7 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         onlyRenderVisibleElements={built.length > 150}
         proOptions={PRO}
       >
+        {far && <FarEdges def={def} invalid={problems.edges} />}
         <Background gap={20} size={1} />
         <Controls />
         {/* the minimap redraws every node on every frame of a drag: only for mid-sized graphs */}
@@ -333,3 +338,41 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
     </div>
   );
 });
+
+/** The edges at the farthest zoom level, as three paths (see farEdges.ts), under the
+ * nodes. Follows the nodes in React Flow's store, so a dragged node keeps its edges. */
+function FarEdges({ def, invalid }: { def: Definition; invalid: Record<number, Problem[]> }) {
+  const nodes = useStore((st) => st.nodes); // a new array whenever a node moves
+  const bad = useMemo(() => new Set(Object.keys(invalid).map(Number)), [invalid]);
+  // React Flow replaces only a moved node's object: the same node, the same box, and
+  // an edge between two unchanged boxes keeps its path (farEdgePaths' memo)
+  const cache = useRef({ boxes: new WeakMap<Node, Box>(), drawn: new Map<number, Drawn>(), def });
+  if (cache.current.def !== def) cache.current = { boxes: new WeakMap(), drawn: new Map(), def };
+  const paths = useMemo(() => {
+    const boxes = new Map<string, Box>();
+    for (const n of nodes) {
+      let b = cache.current.boxes.get(n);
+      if (!b) {
+        b = {
+          x: n.position.x,
+          y: n.position.y,
+          width: n.measured?.width ?? NODE_W,
+          height: n.measured?.height ?? NODE_H,
+          handles: (n.data as Data).handles,
+        };
+        cache.current.boxes.set(n, b);
+      }
+      boxes.set(n.id, b);
+    }
+    return farEdgePaths(edgesOf(def), boxes, bad, cache.current.drawn);
+  }, [nodes, def, bad]);
+  return (
+    <ViewportPortal>
+      <svg className="far-edges" aria-hidden="true" data-testid="far-edges">
+        <path className="far-edge" d={paths.plain} />
+        <path className="far-edge far-edge-error" d={paths.error} />
+        <path className="far-edge far-edge-invalid" d={paths.invalid} />
+      </svg>
+    </ViewportPortal>
+  );
+}
