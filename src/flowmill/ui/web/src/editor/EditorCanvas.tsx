@@ -4,7 +4,7 @@
 import "@xyflow/react/dist/style.css";
 import {
   Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow, useStore,
-  ViewportPortal, type Connection, type Edge, type Node, type NodeProps,
+  ViewportPortal, type Connection, type Edge, type Node, type NodeProps, type ReactFlowState,
 } from "@xyflow/react";
 import { createContext, forwardRef, memo, useCallback, useContext, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
 import type { Definition } from "../types";
@@ -146,6 +146,20 @@ export function detailAt(zoom: number): "near" | "far" | "farther" {
   return zoom < 0.22 ? "farther" : zoom < 0.45 ? "far" : "near";
 }
 
+/** Whether a node lies (partly) outside the canvas, for graphs the minimap is for. A
+ * boolean selector: the canvas renders again only when the answer changes. */
+function someNodeOutOfView(st: ReactFlowState): boolean {
+  if (st.nodes.length <= 20 || st.nodes.length > 200 || !st.width || !st.height) return false;
+  const [tx, ty, zoom] = st.transform;
+  return st.nodes.some((n) => {
+    const x = n.position.x * zoom + tx;
+    const y = n.position.y * zoom + ty;
+    const w = (n.measured?.width ?? NODE_W) * zoom;
+    const h = (n.measured?.height ?? NODE_H) * zoom;
+    return x < 0 || y < 0 || x + w > st.width || y + h > st.height;
+  });
+}
+
 export interface CanvasHandle {
   fit: () => void;
   center: () => XY;
@@ -280,6 +294,8 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
     if ((n.data as Data).body !== null) nav.current.openBody(n.id);
   }, []);
 
+  const mapped = useStore(someNodeOutOfView) && built.length > 20 && built.length <= 200;
+
   const isValidConnection = useCallback(
     (c: Connection | Edge) => {
       if (c.source === c.target) return false;
@@ -331,8 +347,10 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         {far && <FarEdges def={def} invalid={problems.edges} />}
         <Background gap={20} size={1} />
         <Controls />
-        {/* the minimap redraws every node on every frame of a drag: only for mid-sized graphs */}
-        {built.length > 20 && built.length <= 200 && <MiniMap pannable zoomable />}
+        {/* the minimap redraws every node on every frame of a drag: only for mid-sized
+            graphs, and only while some node is out of view (over a graph that fits, it
+            only hid the nodes under it) */}
+        {mapped && <MiniMap pannable zoomable />}
       </ReactFlow>
       </NavigationContext.Provider>
     </div>
