@@ -258,20 +258,26 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
       }),
     [def, problems],
   );
-  const [initialEdges] = useState(builtEdges);
-  // Zoomed out past reading, React Flow gets no edges: FarEdges draws them (farEdges.ts)
+  // Zoomed out past reading, React Flow gets no edges: FarEdges draws them (farEdges.ts).
+  // A big workflow opens fitted, most often that far out: its edges wait for the fit to
+  // say whether React Flow draws them, rather than being mounted (516 components for
+  // the bench's workflow) to be removed a frame later.
   const far = detail === "farther";
+  const [withheld] = useState(() => fitOnOpen && built.length > 150);
+  const [initialEdges] = useState(() => (withheld ? [] : builtEdges));
+  const fitted = useStore((st) => !st.fitViewQueued);
   useEffect(() => {
     if (first.current) {
       first.current = false;
-      return;
+      if (!withheld) return;
     }
+    if (!fitted) return;
     flow.setEdges((prev) => {
       if (far) return [];
       const selected = new Set(prev.filter((e) => e.selected).map((e) => e.id));
       return builtEdges.map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
     });
-  }, [builtEdges, far, flow]);
+  }, [builtEdges, far, fitted, withheld, flow]);
 
   // the callbacks read the latest props through a ref, so their identity never changes
   const latest = useRef({ onConnect, onMove, onDelete, onSelect });
