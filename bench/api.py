@@ -4,7 +4,7 @@ execute-and-wait latency, over real HTTP to `flowmill serve` processes.
 For each list query it prints p50/p95 through the API beside the floor measured in the
 same run: the same SQL sent straight to PostgreSQL with asyncpg (no HTTP, no app).
 The seed (1M rows for the measured tenant, 100k for another) is kept between runs in
-database ``flowmill_bench``; ``--reseed`` rebuilds it.
+database ``flowmill_bench`` (or ``$FLOWMILL_BENCH_DB``); ``--reseed`` rebuilds it.
 
     ./dev bench api     or    .venv/bin/python bench/api.py [--samples N] [--reseed]
 """
@@ -39,7 +39,9 @@ from flowmill.testing import free_port
 ADMIN_URL = os.environ.get(
     "FLOWMILL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-DB_NAME = "flowmill_bench"
+# Several people (or helpers) benching on one server each keep their own seeded copy:
+# FLOWMILL_BENCH_DB names it; a reseed drops only that one.
+DB_NAME = os.environ.get("FLOWMILL_BENCH_DB", "flowmill_bench")
 TENANT = "bench"
 ROWS = 1_000_000
 OTHER_ROWS = 100_000
@@ -152,7 +154,15 @@ def served(env: dict[str, str], cwd: Path, *, expect_key: bool) -> Iterator[tupl
     log = open(cwd / f"serve-{port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "flowmill", "serve", "--port", str(port)],
-        env={**os.environ, "FLOWMILL_LOG_LEVEL": "warning", **env},
+        # No pruning: the seed spreads its rows over the last 30 days, the default
+        # retention, so a served bench deleted its oldest rows, and the next run's seed
+        # check (fewer than ROWS) added a second million on top.
+        env={
+            **os.environ,
+            "FLOWMILL_LOG_LEVEL": "warning",
+            "FLOWMILL_RETENTION_ENABLED": "false",
+            **env,
+        },
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -1,41 +1,25 @@
 // The shell: sign-in gate, header with navigation and theme, and the pages, each loaded
 // on demand so the first load stays small.
 import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
-import { api, primeEditor } from "./api";
+import { api, firstAnswer } from "./api";
+import { load } from "./prime";
 import { Link, match, navigate, useLocation } from "./router";
 import { credential, onSignedOut, signOut } from "./session";
 import { applyTheme, savedTheme, type Theme } from "./theme";
 import type { Tenant } from "./types";
-import { ErrorBox, Loading } from "./ui";
-import Executions, { primeExecutions } from "./pages/Executions";
+import { ErrorBox, Loading, Logo } from "./ui";
+import Executions from "./pages/Executions";
 import { SignIn } from "./pages/SignIn";
 import Workflows from "./pages/Workflows";
 
 // The two lists are the pages most often opened first: they come with the shell (a few
-// KB) so that they render without another round trip; the rest loads on demand.
-const load = {
-  workflow: () => import("./pages/WorkflowPage"),
-  editor: () => import("./pages/EditorPage"),
-  execution: () => import("./pages/ExecutionPage"),
-  analytics: () => import("./pages/Analytics"),
-  operations: () => import("./pages/Operations"),
-};
+// KB) so that they render without another round trip; the rest loads on demand
+// (prime.ts starts the opened page's chunk and first requests).
 const WorkflowPage = lazy(load.workflow);
 const EditorPage = lazy(load.editor);
 const ExecutionPage = lazy(load.execution);
 const Analytics = lazy(load.analytics);
 const Operations = lazy(load.operations);
-
-// Fetch the opened page's code at once, in parallel with the sign-in check, rather
-// than after it (one round trip less before the first render).
-{
-  const [first, second, third] = window.location.pathname.split("/").filter(Boolean);
-  const editing = first === "workflows" && (second === "new" || third === "edit");
-  const key = editing ? "editor" : first === "workflows" && second ? "workflow" : first === "executions" && second ? "execution" : first;
-  if (credential() && key in load) void load[key as keyof typeof load]();
-  if (credential() && editing) primeEditor(second === "new" ? null : second);
-  if (credential() && first === "executions" && !second) primeExecutions();
-}
 
 const NAV = [
   { to: "/workflows", label: "Workflows", key: "w" },
@@ -87,9 +71,13 @@ export function App() {
   );
   useEffect(() => {
     if (!credential()) return;
-    api.tenant().then(setTenant, (e) => {
-      if ((e as { status?: number }).status !== 401) setProblem(e);
-    });
+    // after the page's first answer: the name can wait, the page's data cannot (a
+    // refused key is refused by the page's own request all the same)
+    void firstAnswer.then(() =>
+      api.tenant().then(setTenant, (e) => {
+        if ((e as { status?: number }).status !== 401) setProblem(e);
+      }),
+    );
   }, []);
   useEffect(() => {
     if (signedIn && (path === "/" || path === "/signin")) navigate("/workflows", { replace: true });
@@ -138,7 +126,7 @@ export function App() {
       <a className="skip" href="#main">Skip to content</a>
       <header className="topbar">
         <Link to="/workflows" className="brand">
-          <img src="/favicon.svg" alt="" width="22" height="22" /> Flowmill
+          <Logo size={22} /> Flowmill
         </Link>
         <nav aria-label="Main">
           {NAV.map((n) => (

@@ -32,6 +32,15 @@ export function qs(query: Query = {}): string {
   return s ? `?${s}` : "";
 }
 
+// Settles once the page's first request has its answer (or after a second and a half
+// if it makes none): the app's own background asks (the header's tenant name) wait
+// behind what the page draws first, rather than sharing a busy server with it.
+let answered: () => void = () => undefined;
+export const firstAnswer = new Promise<void>((resolve) => {
+  answered = resolve;
+  setTimeout(resolve, 1500);
+});
+
 export async function request<T>(
   method: string,
   path: string,
@@ -50,9 +59,11 @@ export async function request<T>(
       signal: opts.signal,
     });
   } catch (e) {
+    answered();
     if ((e as Error).name === "AbortError") throw e;
     throw new ApiError(0, "network", "Flowmill did not answer: is the server running?");
   }
+  answered();
   if (res.status === 204) return undefined as T;
   let body: unknown = null;
   try {

@@ -29,12 +29,18 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${span(s)} ago`;
 }
 
+// One formatter, made on first use: `toLocaleString` with options builds a new one on
+// every call, which was the costliest function of the executions page's first render
+// (31–83 ms for 50 rows at load 7–9, Chromium's profiler).
+let dateTimeFormat: Intl.DateTimeFormat | null = null;
+
 export function dateTime(iso: string | null | undefined): string {
   if (!iso) return "—";
-  return new Date(iso).toLocaleString(undefined, {
+  dateTimeFormat ??= new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
+  return dateTimeFormat.format(new Date(iso));
 }
 
 export function percent(x: number | null): string {

@@ -1,3 +1,5 @@
+// prime.ts first: its requests leave before React is evaluated.
+import "./prime";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";

@@ -12,12 +12,34 @@ export function Status({ status, live }: { status: string; live?: boolean }) {
   );
 }
 
+/** "5 min ago", with the full date as a tooltip. The tooltip is written when the
+ * pointer comes (a list's first render formats no date: the first use of the locale's
+ * date formatting is the slow part); the machine-readable time is in `dateTime`. */
 export function Time({ iso }: { iso: string | null | undefined }) {
   if (!iso) return <span className="muted">—</span>;
   return (
-    <time dateTime={iso} title={dateTime(iso)}>
+    <time
+      dateTime={iso}
+      onPointerEnter={(e) => {
+        e.currentTarget.title ||= dateTime(iso);
+      }}
+    >
       {ago(iso)}
     </time>
+  );
+}
+
+/** Flowmill's mark, drawn inline: as an `<img>` of the favicon it was a second request
+ * for the same file (the icon link's fetch is not shared with an image's). */
+export function Logo({ size }: { size: number }) {
+  return (
+    <svg viewBox="0 0 32 32" width={size} height={size} aria-hidden="true" focusable="false">
+      <rect width="32" height="32" rx="7" fill="#4f46e5" />
+      <circle cx="9" cy="10" r="3.2" fill="#fff" />
+      <circle cx="23" cy="10" r="3.2" fill="#fff" />
+      <circle cx="16" cy="23" r="3.2" fill="#fff" />
+      <path d="M9 10 16 23 23 10" stroke="#fff" strokeWidth="2" fill="none" />
+    </svg>
   );
 }
 

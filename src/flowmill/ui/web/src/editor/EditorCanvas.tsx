@@ -4,7 +4,7 @@
 import "@xyflow/react/dist/style.css";
 import {
   Background, Controls, Handle, MarkerType, MiniMap, Position, ReactFlow, useReactFlow, useStore,
-  type Connection, type Edge, type Node, type NodeProps,
+  ViewportPortal, type Connection, type Edge, type Node, type NodeProps, type ReactFlowState,
 } from "@xyflow/react";
 import { createContext, forwardRef, memo, useCallback, useContext, useEffect, useImperativeHandle, useMemo, useRef, useState } from "react";
 import type { Definition } from "../types";
@@ -13,6 +13,7 @@ import {
   edgeKey, edgesOf, layoutPositions, nodesOf, outputHandles, positionOf,
   type NodeTypeInfo, type Problem, type XY,
 } from "./model";
+import { farEdgePaths, type Box, type Drawn } from "./farEdges";
 import { bodyOf, workflowRefOf } from "./scope";
 
 /** Where a node's links lead: into a loop's body, to a referenced workflow. */
@@ -145,6 +146,20 @@ export function detailAt(zoom: number): "near" | "far" | "farther" {
   return zoom < 0.22 ? "farther" : zoom < 0.45 ? "far" : "near";
 }
 
+/** Whether a node lies (partly) outside the canvas, for graphs the minimap is for. A
+ * boolean selector: the canvas renders again only when the answer changes. */
+function someNodeOutOfView(st: ReactFlowState): boolean {
+  if (st.nodes.length <= 20 || st.nodes.length > 200 || !st.width || !st.height) return false;
+  const [tx, ty, zoom] = st.transform;
+  return st.nodes.some((n) => {
+    const x = n.position.x * zoom + tx;
+    const y = n.position.y * zoom + ty;
+    const w = (n.measured?.width ?? NODE_W) * zoom;
+    const h = (n.measured?.height ?? NODE_H) * zoom;
+    return x < 0 || y < 0 || x + w > st.width || y + h > st.height;
+  });
+}
+
 export interface CanvasHandle {
   fit: () => void;
   center: () => XY;
@@ -243,17 +258,26 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
       }),
     [def, problems],
   );
-  const [initialEdges] = useState(builtEdges);
+  // Zoomed out past reading, React Flow gets no edges: FarEdges draws them (farEdges.ts).
+  // A big workflow opens fitted, most often that far out: its edges wait for the fit to
+  // say whether React Flow draws them, rather than being mounted (516 components for
+  // the bench's workflow) to be removed a frame later.
+  const far = detail === "farther";
+  const [withheld] = useState(() => fitOnOpen && built.length > 150);
+  const [initialEdges] = useState(() => (withheld ? [] : builtEdges));
+  const fitted = useStore((st) => !st.fitViewQueued);
   useEffect(() => {
     if (first.current) {
       first.current = false;
-      return;
+      if (!withheld) return;
     }
+    if (!fitted) return;
     flow.setEdges((prev) => {
+      if (far) return [];
       const selected = new Set(prev.filter((e) => e.selected).map((e) => e.id));
       return builtEdges.map((e) => (selected.has(e.id) ? { ...e, selected: true } : e));
     });
-  }, [builtEdges, flow]);
+  }, [builtEdges, far, fitted, withheld, flow]);
 
   // the callbacks read the latest props through a ref, so their identity never changes
   const latest = useRef({ onConnect, onMove, onDelete, onSelect });
@@ -275,6 +299,8 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
   const handleDoubleClick = useCallback((_: unknown, n: Node) => {
     if ((n.data as Data).body !== null) nav.current.openBody(n.id);
   }, []);
+
+  const mapped = useStore(someNodeOutOfView) && built.length > 20 && built.length <= 200;
 
   const isValidConnection = useCallback(
     (c: Connection | Edge) => {
@@ -324,12 +350,53 @@ export const EditorCanvas = forwardRef<CanvasHandle, {
         onlyRenderVisibleElements={built.length > 150}
         proOptions={PRO}
       >
+        {far && <FarEdges def={def} invalid={problems.edges} />}
         <Background gap={20} size={1} />
         <Controls />
-        {/* the minimap redraws every node on every frame of a drag: only for mid-sized graphs */}
-        {built.length > 20 && built.length <= 200 && <MiniMap pannable zoomable />}
+        {/* the minimap redraws every node on every frame of a drag: only for mid-sized
+            graphs, and only while some node is out of view (over a graph that fits, it
+            only hid the nodes under it) */}
+        {mapped && <MiniMap pannable zoomable />}
       </ReactFlow>
       </NavigationContext.Provider>
     </div>
   );
 });
+
+/** The edges at the farthest zoom level, as three paths (see farEdges.ts), under the
+ * nodes. Follows the nodes in React Flow's store, so a dragged node keeps its edges. */
+function FarEdges({ def, invalid }: { def: Definition; invalid: Record<number, Problem[]> }) {
+  const nodes = useStore((st) => st.nodes); // a new array whenever a node moves
+  const bad = useMemo(() => new Set(Object.keys(invalid).map(Number)), [invalid]);
+  // React Flow replaces only a moved node's object: the same node, the same box, and
+  // an edge between two unchanged boxes keeps its path (farEdgePaths' memo)
+  const cache = useRef({ boxes: new WeakMap<Node, Box>(), drawn: new Map<number, Drawn>(), def });
+  if (cache.current.def !== def) cache.current = { boxes: new WeakMap(), drawn: new Map(), def };
+  const paths = useMemo(() => {
+    const boxes = new Map<string, Box>();
+    for (const n of nodes) {
+      let b = cache.current.boxes.get(n);
+      if (!b) {
+        b = {
+          x: n.position.x,
+          y: n.position.y,
+          width: n.measured?.width ?? NODE_W,
+          height: n.measured?.height ?? NODE_H,
+          handles: (n.data as Data).handles,
+        };
+        cache.current.boxes.set(n, b);
+      }
+      boxes.set(n.id, b);
+    }
+    return farEdgePaths(edgesOf(def), boxes, bad, cache.current.drawn);
+  }, [nodes, def, bad]);
+  return (
+    <ViewportPortal>
+      <svg className="far-edges" aria-hidden="true" data-testid="far-edges">
+        <path className="far-edge" d={paths.plain} />
+        <path className="far-edge far-edge-error" d={paths.error} />
+        <path className="far-edge far-edge-invalid" d={paths.invalid} />
+      </svg>
+    </ViewportPortal>
+  );
+}

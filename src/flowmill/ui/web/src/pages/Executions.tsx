@@ -1,54 +1,14 @@
 import { useEffect, useMemo, useState } from "react";
-import { api, collect, qs, type ExecutionQuery } from "../api";
+import { api, collect, type ExecutionQuery } from "../api";
 import { capabilities, type Capabilities } from "../capabilities";
 import { ExecutionTable } from "../ExecutionTable";
+import { executionQueryOf, takePrimed } from "../executionQuery";
 import { useAsync, useInterval } from "../hooks";
 import { useQueryState } from "../router";
-import { EXEC_STATUSES, type ExecutionSummary, type Page } from "../types";
+import { EXEC_STATUSES } from "../types";
 import { Empty, ErrorBox, Loading } from "../ui";
 
 const TRIGGERS = ["manual", "webhook", "schedule", "event", "retry"];
-
-/** `2026-01-31T12:00` (a datetime-local input, local time) → ISO 8601 in UTC. */
-function toIso(local: string): string | undefined {
-  if (!local) return undefined;
-  const t = new Date(local);
-  return Number.isNaN(t.getTime()) ? undefined : t.toISOString();
-}
-
-/** The list request for the page's query string (what the page asks first). */
-export function executionQueryOf(query: URLSearchParams, customerFilter: boolean): ExecutionQuery {
-  const customer = query.get("customer_id") ?? "";
-  return {
-    status: query.getAll("status"),
-    workflow_id: query.get("workflow_id") || undefined,
-    trigger_type: query.get("trigger_type") || undefined,
-    started_from: toIso(query.get("from") ?? ""),
-    started_to: toIso(query.get("to") ?? ""),
-    customer_id: customerFilter && customer ? customer : undefined,
-    cursor: query.get("cursor"),
-    limit: 50,
-  };
-}
-
-// The first page's list, asked as the app starts when /executions is the page opened
-// (not after the page's first render and effect): the first row comes that much
-// sooner. Taken once, by the page's first load with the same query.
-let primed: { key: string; page: Promise<Page<ExecutionSummary>> } | null = null;
-
-export function primeExecutions(): void {
-  const query = new URLSearchParams(window.location.search);
-  if (query.get("customer_id")) return; // its filter waits for the server's capabilities
-  const q = executionQueryOf(query, false);
-  primed = { key: qs(q as Record<string, string>), page: api.executions(q) };
-  primed.page.catch(() => undefined); // a failure is asked again by the page
-}
-
-function takePrimed(q: ExecutionQuery): Promise<Page<ExecutionSummary>> | null {
-  const p = primed && primed.key === qs(q as Record<string, string>) ? primed.page : null;
-  primed = null;
-  return p;
-}
 
 export default function Executions() {
   const [query, setQuery] = useQueryState();
@@ -61,10 +21,13 @@ export default function Executions() {
   const cursor = query.get("cursor");
   const [caps, setCaps] = useState<Capabilities | null>(null);
   const customerFilter = caps?.hasParam("/api/executions", "customer_id") ?? false;
+  // The query changes when the customer filter starts to apply, not when the
+  // capabilities arrive: they came after the first rows and asked the same list again.
+  const customerAsked = customerFilter && customer !== "";
   const q: ExecutionQuery = useMemo(
-    () => executionQueryOf(query, customerFilter),
+    () => executionQueryOf(query, customerAsked),
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [statuses.join(","), workflowId, trigger, from, to, customer, customerFilter, cursor],
+    [statuses.join(","), workflowId, trigger, from, to, customer, customerAsked, cursor],
   );
   const page = useAsync((signal) => takePrimed(q) ?? api.executions(q, signal), [q]);
   // what only the filters need (the workflows' names, the optional customer filter)

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { api, ApiError } from "../api";
 import { saveCredential } from "../session";
 import type { Tenant } from "../types";
+import { Logo } from "../ui";
 
 export function SignIn({ onSignedIn, notice }: { onSignedIn: (t: Tenant) => void; notice: string | null }) {
   const [value, setValue] = useState("");
@@ -39,7 +40,7 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (t: Tenant) => void
     <div className="signin">
       <form onSubmit={submit} className="card signin-card" aria-labelledby="signin-title">
         <h1 id="signin-title">
-          <img src="/favicon.svg" alt="" width="28" height="28" /> Sign in to Flowmill
+          <Logo size={28} /> Sign in to Flowmill
         </h1>
         {notice && <div className="notice" role="status">{notice}</div>}
         <label htmlFor="credential">API key or JWT</label>
