@@ -8,6 +8,7 @@ drifts from the store it mirrors fails here, not in production.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ from typing import Any
 import pytest
 
 from flowmill.config import Settings
-from flowmill.domain.execution import ExecutionRecord, NodeRun, StaleStepError
+from flowmill.domain.execution import (
+    Effects,
+    ExecutionRecord,
+    NodeRun,
+    RunUpdate,
+    StaleStepError,
+)
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
@@ -197,6 +204,46 @@ async def test_store_contract_a_stale_checkpoint_writes_nothing(backend: Backend
     )
     assert after == before
     assert [r.node_id for r in after[1]] == ["t", "a", "b"]  # b made ready once
+
+
+async def test_store_contract_checkpoints_at_once_a_stale_one_fails_alone(
+    backend: Backend,
+) -> None:
+    """Checkpoints made at the same moment (SQLite commits them together): one that is
+    stale halfway (its first run update applies, its second finds its run moved on)
+    raises StaleStepError and writes nothing, not even that first update; the other is
+    written."""
+    wf_id, compiled = await backend.workflow(CHAIN)
+    good_id = await backend.start(wf_id, compiled)
+    stale_id = await backend.start(wf_id, compiled)
+    good_run = await backend.run_of(good_id, "a")
+    queued = await backend.run_of(stale_id, "a")
+    done = await backend.run_of(stale_id, "t")  # succeeded: not queued any more
+    before = await backend.store.node_runs(stale_id)
+
+    def half_stale(ex: ExecutionRecord, _reader: Any) -> Effects:
+        fx = Effects(execution_id=ex.id, tenant_id=ex.tenant_id)
+        waiting = frozenset({NodeRunStatus.QUEUED})
+        fx.run_updates += [
+            RunUpdate(queued.id, waiting, NodeRunStatus.RUNNING, started_at=backend.clock.now()),
+            RunUpdate(done.id, waiting, NodeRunStatus.RUNNING, started_at=backend.clock.now()),
+        ]
+        return fx
+
+    good, stale = await asyncio.gather(
+        backend.succeed(good_id, compiled, good_run),
+        backend.store.checkpoint(stale_id, half_stale),
+        return_exceptions=True,
+    )
+    assert isinstance(stale, StaleStepError), stale
+    assert not isinstance(good, BaseException), good
+    assert await backend.store.node_runs(stale_id) == before
+    runs = await backend.store.node_runs(good_id)
+    assert [(r.node_id, r.status) for r in runs] == [
+        ("t", NodeRunStatus.SUCCEEDED),
+        ("a", NodeRunStatus.SUCCEEDED),
+        ("b", NodeRunStatus.QUEUED),
+    ]
 
 
 async def test_store_contract_checkpoint_of_an_unknown_execution_is_a_lookup_error(

@@ -1,6 +1,7 @@
 """The synchronous path: a request someone holds open (a ``last_node`` webhook, an
 ``execute?wait=``) is answered when the work is done, woken by the engine's news, not
-by its fallback read of the database.
+by its fallback read of the database; when the process runs the engine's worker, the
+request runs the work in place, without the queue.
 
 The fallback is set to 5 s here; every answer must come well before it.
 """
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from flowmill.engine.ports import Job
 from tests.api_support import Live
 
 FALLBACK_S = 5.0
@@ -69,3 +72,48 @@ async def test_sync_path_answers_are_woken_not_polled(live: Live) -> None:
     for what, samples in took.items():
         assert statistics.median(samples) < 1.0, f"{what} waited for a poll: {samples}"
         assert max(samples) < FALLBACK_S - 1, f"{what} waited for a poll: {samples}"
+
+
+async def test_sync_path_runs_in_place_without_a_queue_job(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a worker in this process, neither the execute?wait's first step nor the
+    late webhook's event takes the queue: the request runs them, and its answer is the
+    work's result (the records are the usual ones)."""
+    queue = live.runtime.engine.queue
+    put = queue.put
+    jobs: list[Job] = []
+
+    async def spy(batch: Sequence[Job]) -> None:
+        jobs.extend(batch)
+        await put(batch)
+
+    monkeypatch.setattr(queue, "put", spy)
+    api = live.as_tenant("tenant-a")
+    wf = (await api.post("/api/workflows", json=WORKFLOW)).json()["id"]
+    hook = await api.post(
+        "/api/webhooks",
+        json={
+            "workflow_id": wf,
+            "node_id": "in",
+            "provider": "none",
+            "config": {"allow_unverified": True},
+            "respond": {"mode": "last_node", "timeout_s": 30},
+        },
+    )
+    assert hook.status_code == 201, hook.text
+    r = await live.http.post(f"/webhooks/{hook.json()['id']}/none", json={"message": "hook"})
+    assert (r.status_code, r.json()) == (200, {"reply": "HOOK!"})
+    r = await api.post(
+        f"/api/workflows/{wf}/execute", params={"wait": 30}, json={"input": {"message": "x"}}
+    )
+    assert (r.status_code, r.json()["status"]) == (200, "succeeded"), r.text
+    assert [n["status"] for n in r.json()["nodes"]] == ["succeeded", "succeeded"], r.json()
+    assert jobs == []  # nothing went through the queue
+
+    # Marked off the answer's path, with the execution that answered.
+    [item] = (await api.get(f"/api/webhooks/{hook.json()['id']}/events")).json()["items"]
+    event = await live.wait_event(api, hook.json()["id"], item["id"])
+    assert event["status"] == "processed", event
+    done = await live.execution(api, event["execution_ids"][0])
+    assert done["output"] == {"reply": "HOOK!"}

@@ -16,7 +16,7 @@ from flowmill.config import Settings
 from flowmill.runtime import Runtime, open_runtime
 from flowmill.store.webhook_events import WebhookEventStatus
 from flowmill.testing import eventually
-from tests.api_support import KEYS, THREE_NODES, Live, live_api, open_api
+from tests.api_support import KEYS, THREE_NODES, Api, Live, live_api, open_api
 
 RECOVERY_S = 0.05  # the trigger service picks up events ``received`` this long
 
@@ -189,3 +189,58 @@ async def test_webhook_durability_no_ack_when_the_event_was_not_committed(
         ok = await live.http.post(f"/webhooks/{hook}/none", json={"message": "kept"})
         assert ok.status_code == 200
         assert await _status(live.runtime, ok.json()["event_id"]) is not None
+
+
+async def test_webhook_durability_late_answer_run_in_place_outlives_its_client(
+    api_each_db: Api,
+) -> None:
+    """A ``last_node`` request whose process runs the worker dispatches its event
+    itself; its client goes (the request cancelled mid-step): the dispatch goes on, the
+    execution ends and the event is marked processed with it, no recovery needed."""
+    api = api_each_db
+    slow = "{{ (() => { const t = Date.now(); while (Date.now() - t < 500) {} return m; })() }}"
+    wf = await api.workflow(
+        {
+            "name": "slow answer",
+            "status": "active",
+            "nodes": [
+                {"id": "in", "type": "trigger", "config": {"triggerType": "webhook"}},
+                {"id": "reply", "type": "transform",
+                 "config": {"mapping": {"reply": slow.replace("m", "data.message")}}},
+            ],
+            "edges": [{"source": "in", "target": "reply"}],
+        },
+        publish=False,
+    )  # fmt: skip
+    hook = await api.a.post(
+        "/api/webhooks",
+        json={"workflow_id": wf, "node_id": "in", "provider": "none",
+              "config": {"allow_unverified": True},
+              "respond": {"mode": "last_node", "timeout_s": 60}},
+    )  # fmt: skip
+    assert hook.status_code == 201, hook.text
+    hook_id = hook.json()["id"]
+    waiting = asyncio.create_task(
+        api.anon.post(f"/webhooks/{hook_id}/none", json={"message": "gone"}, timeout=60)
+    )
+
+    async def running() -> str:
+        page = (await api.a.get("/api/executions", params={"workflow_id": wf})).json()["items"]
+        assert page and page[0]["status"] == "running", page
+        return str(page[0]["id"])
+
+    execution_id = await eventually(running, 15, "the late webhook's execution running")
+    assert not waiting.done()
+    waiting.cancel()  # in process, the app's request task goes with its client
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+
+    async def processed() -> dict[str, Any]:
+        [event] = (await api.a.get(f"/api/webhooks/{hook_id}/events")).json()["items"]
+        assert event["status"] == "processed", event
+        return dict(event)
+
+    event = await eventually(processed, 15, "the event marked processed")
+    assert event["execution_ids"] == [execution_id]
+    done = await api.runtime.engine.wait(execution_id, timeout=15)
+    assert done.output == {"reply": "gone"}

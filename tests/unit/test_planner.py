@@ -204,6 +204,40 @@ def test_planner_asks_only_for_what_a_decision_needs() -> None:
     assert asked == []  # a chain step needs no lookup at all
 
 
+def _wide_join(width: int) -> str:
+    return ", ".join(f"t>b{i}, b{i}>j" for i in range(width))
+
+
+@pytest.mark.parametrize(
+    ("done", "reads_at_most", "ready"),
+    [
+        (range(100), planner.PROBE, False),  # the last branches still run: a probe
+        (range(199), 200, False),  # only b199 left: the probe meets it
+        (range(200), 200, True),  # all done: every state is read once
+        (range(1, 200), 200, False),  # b0 left, behind the probe: all read, not yet
+    ],
+    ids=["first half done", "all but the last", "all done", "all but the first"],
+)
+def test_planner_probes_a_wide_join_before_reading_all(
+    done: range, reads_at_most: int, ready: bool
+) -> None:
+    g = graph(f"{_wide_join(200)}")
+    known = {f"b{i}": OK for i in done}
+    asked: list[str] = []
+
+    def lookup(ids: Collection[str]) -> Mapping[str, NodeState]:
+        asked.extend(ids)
+        return {i: known[i] for i in ids if i in known}
+
+    last = f"b{done[-1]}"
+    plan = planner.plan(g, {last: OK}, lookup)
+    assert len(asked) <= reads_at_most
+    assert len(asked) == len(set(asked))  # nothing read twice
+    assert [r.node_id for r in plan.ready] == (["j"] if ready else [])
+    if ready:
+        assert len(plan.ready[0].sources) == 200
+
+
 def test_planner_start_skips_other_triggers() -> None:
     g = graph("t>a, t2>b, a>j, b>j", triggers=("t", "t2"))
     plan = planner.start_plan(g, "t", lambda ids: {})

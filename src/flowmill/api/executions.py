@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
@@ -209,23 +210,32 @@ async def execute_workflow(
         await _check_trigger_node(ctx, wf_id, version, body.trigger_node_id)
     if (wait_s := await rt.quotas.throttled(tenant, "starts_per_minute")) is not None:
         raise over_quota("executions started", wait_s)
-    execution_id = await rt.engine.start_execution(
-        tenant_id=tenant,
-        workflow_id=wf_id,
-        version=version,
-        data=body.input,
-        node_id=body.trigger_node_id,
-        metadata=body.metadata,
-        priority=body.priority,
-    )
+    start: dict[str, Any] = {
+        "tenant_id": tenant,
+        "workflow_id": wf_id,
+        "version": version,
+        "data": body.input,
+        "node_id": body.trigger_node_id,
+        "metadata": body.metadata,
+        "priority": body.priority,
+    }
     if wait:
-        ex = await rt.engine.wait(execution_id, timeout=min(wait, ctx.settings.api_max_wait_s))
-        if ex.status.terminal:
+        loop = asyncio.get_running_loop()
+        timeout = min(wait, ctx.settings.api_max_wait_s)
+        deadline = loop.time() + timeout
+        # Run in place when this process has a worker: the answer needs no queue
+        # round trip and no read to learn the end (see Engine.start_and_wait).
+        execution_id, ended = await rt.engine.start_and_wait(timeout, **start)
+        if ended is None:
+            left = max(0.0, deadline - loop.time())
+            ended = (await rt.engine.wait(execution_id, timeout=left)).status
+        if ended.terminal:
             detail = await ctx.executions.detail(tenant, execution_id)
             assert detail is not None
             out = execution_detail(*detail)
             return JSONResponse(out.model_dump(mode="json"), status_code=200)
-        return _accepted(execution_id, wf_id, version, ex.status.value)
+        return _accepted(execution_id, wf_id, version, ended.value)
+    execution_id = await rt.engine.start_execution(**start)
     status = ExecutionStatus.PENDING
     limits = (await rt.engine.compiled(wf_id, version)).workflow.settings
     capped = (await rt.quotas.get(tenant)).concurrent_executions > 0

@@ -204,7 +204,7 @@ async def answer(
         await _drain(rest)
     if result.respond is not RespondMode.IMMEDIATE and result.event_id is not None:
         rt = ctx.runtime
-        responder = Responder(rt.triggers.events, rt.engine)
+        responder = Responder(rt.triggers.events, rt.engine, dispatcher=rt.triggers.dispatcher)
         result = await responder.answer(result, ctx.settings.webhook_max_wait_s)
     return result
 

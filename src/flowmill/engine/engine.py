@@ -150,6 +150,7 @@ class Engine:
                 settings=control_settings,
             )
         self._background: set[asyncio.Task[Any]] = set()
+        self._in_place = 0  # executions start_and_wait is running in place right now
         call = chain(
             [
                 *middlewares,
@@ -307,6 +308,55 @@ class Engine:
                 parent_node_id, iteration, priority,
             )  # fmt: skip
             return execution_id
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether this process's worker runs (consumer, sweeper, heartbeat), so that a
+        request may run an execution's steps in place: the steps it holds are owned by
+        this worker, and only its heartbeat keeps others from taking them over."""
+        return self._ready.is_set() and not self._stop.is_set()
+
+    async def start_and_wait(
+        self,
+        wait_s: float | None,
+        **start: Any,
+    ) -> tuple[str, ExecutionStatus | None]:
+        """Start an execution (arguments of :meth:`start_execution`) for a caller that
+        waits for its end (``execute?wait``, a ``last_node`` webhook), up to ``wait_s``.
+
+        When this process runs the engine (:attr:`runs_here`), the first step and those
+        that follow it run here and now, as after any checkpoint: no queue round trip,
+        no reload of the step, no read of the execution to learn that it ended. The
+        rules are those of an inline step: the start is committed before the step runs,
+        each step's result before the next, and the steps held are owned by this
+        worker, so a crash leaves them to the sweeper. The steps run in a task of their
+        own, held by the engine: a caller that stops waiting (``wait_s`` over, its
+        client gone) does not stop them. Beyond ``options.concurrency`` executions run
+        in place at once, or without a worker here, the start takes the queue as usual.
+
+        Returns:
+            The execution id and, if it ended within ``wait_s`` while running here, its
+            final status; ``None`` otherwise (parked, branches on the queue, still
+            running, not run here, or existing already): then :meth:`wait` for it.
+        """
+        args: dict[str, Any] = {k: start.get(k) for k in _START_ARGS}
+        args["trigger_type"] = args["trigger_type"] or "manual"
+        hold = self.runs_here and self._in_place < self.options.concurrency
+        with tenant_scope(args["tenant_id"]):
+            execution_id, held = await self._start(**args, hold=hold)
+            if held is None:
+                return execution_id, None
+            self._in_place += 1
+            task = asyncio.ensure_future(self.runner.drive(*held))  # copies the tenant
+        task.add_done_callback(self._left_place)
+        self._keep(task)
+        done, _ = await asyncio.wait({task}, timeout=wait_s)
+        if not done or task.cancelled() or task.exception() is not None:
+            return execution_id, None  # (a failure is logged by _keep's callback)
+        return execution_id, task.result()
+
+    def _left_place(self, _task: asyncio.Task[Any]) -> None:
+        self._in_place -= 1
 
     async def drive_child(self, **start: Any) -> tuple[str, ExecutionStatus | None]:
         """Start a child execution (arguments of :meth:`start_execution`) and run its

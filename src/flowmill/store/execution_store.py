@@ -15,6 +15,7 @@ from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StaleSt
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
+from flowmill.fairness import current_tenant
 from flowmill.store import executions as repo
 from flowmill.store import sqlite_fast as fast
 from flowmill.store.database import Database, PostgresDatabase
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 # The PostgreSQL modules import asyncpg (the postgres extra): they are imported where a
 # PostgresDatabase is in hand, so the embedded default runs without asyncpg.
 
+_SqliteCheckpoint = tuple[str | None, str, Callable[[ExecutionRecord, StateReader], Effects]]
+"""(tenant, execution id, build) of a checkpoint waiting for the SQLite writer."""
 ne = node_executions
 we = workflow_executions
 _LIVE_EXECUTION = ("pending", "running", "waiting")
@@ -60,6 +63,14 @@ class SqlExecutionStore:
                 share=lambda item: item.fx.tenant_id,
             )
             self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys, self._plans))
+        else:
+            # SQLite has one writer: checkpoints that arrive together (the branches of
+            # a fan-out, steps of concurrent executions) share one transaction, each in
+            # a savepoint of its own, so they pay one BEGIN and one COMMIT. The commit
+            # and the begin were 40 % of the writer thread's time in a 200-way fan-out.
+            self._checkpoints = Coalescer(
+                self._checkpoint_batch, share=lambda item: item[0], max_batch=32
+            )
 
     async def _write_batch(self, items: list[WriteItem]) -> list[WriteResult | BaseException]:
         assert isinstance(self.db, PostgresDatabase)
@@ -172,12 +183,32 @@ class SqlExecutionStore:
                     # The execution changed under us: decide again under its lock.
             return await pg_fast.checkpoint(self.db.engine, execution_id, build, clock.now)
 
-        def _tx(conn: Connection) -> Effects:
+        return await self._checkpoints.submit((current_tenant.get(), execution_id, build))
+
+    async def _checkpoint_batch(
+        self, items: list[_SqliteCheckpoint]
+    ) -> list[Effects | BaseException]:
+        """SQLite checkpoints in one transaction, in order, each in a savepoint: one
+        that raises (a stale step, an execution gone) is undone alone and gets its
+        error; the others commit together, and none is reported before the commit."""
+        clock = self.clock
+
+        def _tx(conn: Connection) -> list[Effects | BaseException]:
             db = fast.raw(conn)
-            ex = fast.lock_execution(db, execution_id)
-            fx = build(ex, fast.FastStateReader(db, execution_id))
-            fast.apply_effects(db, fx, clock.now())
-            return fx
+            out: list[Effects | BaseException] = []
+            for _tenant, execution_id, build in items:
+                db.execute("SAVEPOINT checkpoint")
+                try:
+                    ex = fast.lock_execution(db, execution_id)
+                    fx = build(ex, fast.FastStateReader(db, execution_id))
+                    fast.apply_effects(db, fx, clock.now())
+                except Exception as e:
+                    db.execute("ROLLBACK TO checkpoint")
+                    out.append(e)
+                else:
+                    out.append(fx)
+                db.execute("RELEASE checkpoint")
+            return out
 
         return await self.db.write(_tx)
 

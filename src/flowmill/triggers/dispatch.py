@@ -18,11 +18,13 @@ import structlog
 from flowmill.blobs.store import BlobNotFound, BlobStore
 from flowmill.channels.resolver import ChannelMatch, ChannelResolver
 from flowmill.domain.errors import Invalid, WorkflowNotFound
+from flowmill.domain.states import ExecutionStatus
 from flowmill.domain.storable import check_json
 from flowmill.engine.engine import Engine
 from flowmill.engine.ports import TriggerJob
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
 from flowmill.store.webhook_events import WebhookEventRow, WebhookEventStatus, WebhookEventStore
+from flowmill.tasks import spawn
 from flowmill.triggers.definitions import RespondMode, respond_of
 from flowmill.triggers.keys import webhook_dedupe_key
 from flowmill.triggers.providers import IncomingWebhook, PayloadError, WebhookProviderRegistry
@@ -60,6 +62,7 @@ class WebhookDispatcher:
         self.triggers = triggers
         self.events = events
         self.providers = providers
+        self._tasks: set[asyncio.Task[Any]] = set()  # dispatches in place, marks
 
     async def handle_job(self, job: TriggerJob) -> list[str]:
         """The engine's handler of webhook-event trigger jobs (one event, or the batch
@@ -127,7 +130,8 @@ class WebhookDispatcher:
         )
         for trigger in triggers:
             try:
-                execution_id = await self._start(event, trigger)
+                found = await self._start(event, trigger)
+                execution_id = found[0] if found is not None else None
             except (Invalid, WorkflowNotFound) as e:
                 # Permanent for this event (the workflow or node is gone or invalid, the
                 # payload cannot be stored): DefinitionError, NotATrigger, UnstorableJson
@@ -151,7 +155,60 @@ class WebhookDispatcher:
             self.engine.announce(event_id)  # the late answer is that nothing started
         return started
 
-    async def _start(self, event: WebhookEventRow, trigger: TriggerRecord) -> str | None:
+    def spawn_here(
+        self, event: WebhookEventRow, trigger: TriggerRecord, wait_s: float
+    ) -> asyncio.Task[tuple[WebhookEventStatus, str | None, ExecutionStatus | None]]:
+        """:meth:`dispatch_here` in a task of its own, held here: the request waiting
+        for it may go (its client gone) without stopping the dispatch."""
+        return spawn(
+            self.dispatch_here(event, trigger, wait_s),
+            name="webhook-dispatch:here",
+            keep=self._tasks,
+        )
+
+    async def dispatch_here(
+        self, event: WebhookEventRow, trigger: TriggerRecord, wait_s: float
+    ) -> tuple[WebhookEventStatus, str | None, ExecutionStatus | None]:
+        """Dispatch a received event of a late-answer webhook in the process that
+        received it, whose worker runs here (the ingress queued no job for it), and
+        wait up to ``wait_s`` for its execution to end, run in place
+        (:meth:`Engine.start_and_wait <flowmill.engine.engine.Engine.start_and_wait>`).
+
+        The event and trigger are the ones the ingress holds: nothing is read again.
+        Marking the event is off the answer's path, as in :meth:`dispatch`: a crash
+        before it leaves the event ``received`` and recovery finds the execution by
+        its dedupe key.
+
+        Returns:
+            The event's status, the execution's id (``None``: none started) and, if it
+            ended meanwhile, its final status.
+        """
+        execution_id = ended = None
+        error = None
+        try:
+            started = await self._start(event, trigger, wait_s=wait_s)
+        except (Invalid, WorkflowNotFound) as e:  # permanent, as in dispatch()
+            error = f"{trigger.id}: {e}"[:500]
+        else:
+            if started is not None:
+                execution_id, ended = started
+        if execution_id is not None:
+            status = WebhookEventStatus.PROCESSED
+        else:
+            status = WebhookEventStatus.FAILED if error else WebhookEventStatus.NO_MATCH
+        ids = [execution_id] if execution_id is not None else []
+        spawn(
+            self.events.finish(event, status, ids, error),
+            name="webhook-dispatch:finish",
+            keep=self._tasks,
+        )
+        return status, execution_id, ended
+
+    async def _start(
+        self, event: WebhookEventRow, trigger: TriggerRecord, *, wait_s: float | None = None
+    ) -> tuple[str, ExecutionStatus | None] | None:
+        """Start the execution of ``event`` for ``trigger``; with ``wait_s``, run it in
+        place and wait that long for its end. Its id and the status it ended with."""
         if not trigger.enabled or trigger.tenant_id != event.tenant_id:
             return None
         version = await self.versions(trigger.tenant_id, trigger.workflow_id)
@@ -167,20 +224,25 @@ class WebhookDispatcher:
         if match.skip is not None:
             log.info("webhook event not started", event_id=event.id, why=match.skip)
             return None
-        started = await self.engine.start_execution(
-            tenant_id=trigger.tenant_id,
-            workflow_id=trigger.workflow_id,
-            version=version,
-            data=payload,
-            trigger_type="webhook",
-            node_id=trigger.node_id,
-            dedupe_key=webhook_dedupe_key(trigger.id, event.id),
-            metadata={"webhook": self._metadata(event, trigger)},
-            execution_metadata=match.metadata,
-        )
-        if started is not None and event.body_blob_id is not None and self.blobs is not None:
+        start: dict[str, Any] = {
+            "tenant_id": trigger.tenant_id,
+            "workflow_id": trigger.workflow_id,
+            "version": version,
+            "data": payload,
+            "trigger_type": "webhook",
+            "node_id": trigger.node_id,
+            "dedupe_key": webhook_dedupe_key(trigger.id, event.id),
+            "metadata": {"webhook": self._metadata(event, trigger)},
+            "execution_metadata": match.metadata,
+        }
+        ended = None
+        if wait_s is None:
+            started = await self.engine.start_execution(**start)
+        else:
+            started, ended = await self.engine.start_and_wait(wait_s, **start)
+        if event.body_blob_id is not None and self.blobs is not None:
             await self.blobs.adopt(event.tenant_id, event.body_blob_id, started)
-        return started
+        return started, ended
 
     async def _blob_payload(self, event: WebhookEventRow) -> Any:
         """A large body's reference: the execution's ``trigger.data`` is decoded only

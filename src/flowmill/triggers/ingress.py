@@ -32,7 +32,7 @@ import contextlib
 import hashlib
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -118,6 +118,8 @@ class IngressResult:
         respond: The webhook's respond mode.
         timeout_s: How long a late answer may wait.
         targets: The triggers the event is for.
+        event: The recorded event, when this process dispatches it itself
+            (``in_place``): a late answer whose worker runs here took no queue job.
     """
 
     status: int
@@ -129,6 +131,7 @@ class IngressResult:
     respond: RespondMode = RespondMode.IMMEDIATE
     timeout_s: float = 10.0
     targets: tuple[TriggerRecord, ...] = ()
+    event: WebhookEventRow | None = None
 
 
 def ack_body(event_id: str, status: str, **extra: Any) -> bytes:
@@ -161,6 +164,10 @@ class WebhookIngress:
             answered 429 with ``Retry-After`` (the sender retries), and not recorded.
         blobs: Where bodies above its threshold go (verified as they stream in, never
             decoded here); the event row then holds the blob's id instead of the bytes.
+        runs_here: Whether this process's engine worker runs: then an event of a
+            late-answer webhook (one target) is dispatched in place by the request
+            waiting for it, and takes no queue job (a crash before its dispatch
+            leaves it ``received``, for recovery, as a lost job would).
     """
 
     def __init__(
@@ -176,8 +183,11 @@ class WebhookIngress:
         cache_s: float = 1.0,
         quotas: QuotaBook | None = None,
         blobs: BlobStore | None = None,
+        runs_here: Callable[[], bool] | None = None,
     ) -> None:
         self.triggers = triggers
+        self._runs_here = runs_here
+        self._here: set[str] = set()  # events whose request dispatches them itself
         self.events = events
         self.queue = queue
         self.providers = providers
@@ -377,9 +387,6 @@ class WebhookIngress:
             row.body_blob_id = stored.ref.id
         elif big:  # held whole for a provider with its own check
             await self._store_body(row, request)
-        status = await self._writer.submit(row)
-        if big and status is not WebhookEventStatus.RECEIVED:
-            await self._discard(row.tenant_id, row.id)  # a duplicate: its body is not kept
         mode, timeout = (
             respond_of(first.config)
             if len(targets) == 1
@@ -388,6 +395,13 @@ class WebhookIngress:
                 0.0,
             )
         )
+        late = mode is not RespondMode.IMMEDIATE
+        here = late and self._runs_here is not None and self._runs_here()
+        if here:
+            self._here.add(row.id)
+        status = await self._writer.submit(row)
+        if big and status is not WebhookEventStatus.RECEIVED:
+            await self._discard(row.tenant_id, row.id)  # a duplicate: its body is not kept
         return IngressResult(
             200,
             ack_body(row.id, status.value),
@@ -396,6 +410,7 @@ class WebhookIngress:
             respond=mode if status is WebhookEventStatus.RECEIVED else RespondMode.IMMEDIATE,
             timeout_s=timeout,
             targets=tuple(t.trigger for t in targets),
+            event=row if here and status is WebhookEventStatus.RECEIVED else None,
         )
 
     async def _refuse(
@@ -548,9 +563,14 @@ class WebhookIngress:
         return row.id
 
     async def _flush(self, rows: Sequence[WebhookEventRow]) -> list[WebhookEventStatus]:
-        statuses = await self.events.insert(rows)
+        try:
+            statuses = await self.events.insert(rows)
+        finally:
+            here, self._here = self._here, self._here.difference(r.id for r in rows)
         received = [
-            r.id for r, s in zip(rows, statuses, strict=True) if s is WebhookEventStatus.RECEIVED
+            r.id
+            for r, s in zip(rows, statuses, strict=True)
+            if s is WebhookEventStatus.RECEIVED and r.id not in here
         ]
         if received:
             # One job per batch: adding a BullMQ job costs more CPU than recording the

@@ -64,6 +64,7 @@ def build_trigger_parts(
         cache_s=settings.webhook_cache_s,
         quotas=quotas,
         blobs=blobs,
+        runs_here=lambda: engine.runs_here,
     )
     dispatcher = WebhookDispatcher(
         engine=engine,

@@ -25,18 +25,32 @@ from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.engine import Engine
 from flowmill.store.webhook_events import WebhookEventStatus, WebhookEventStore
 from flowmill.triggers.definitions import RespondMode
+from flowmill.triggers.dispatch import WebhookDispatcher
 from flowmill.triggers.ingress import IngressResult, ack_body
 from flowmill.triggers.keys import webhook_dedupe_key
 
 
 class Responder:
-    """Waits for a webhook's execution and shapes the answer its respond mode asks for."""
+    """Waits for a webhook's execution and shapes the answer its respond mode asks for.
+
+    Args:
+        events: The ``webhook_events`` table.
+        engine: This process's engine (news, the execution store).
+        dispatcher: Dispatches the events the ingress left to this process
+            (``IngressResult.event``); without it they wait for recovery.
+        poll_s: The fallback pause between reads (default the engine's).
+    """
 
     def __init__(
-        self, events: WebhookEventStore, engine: Engine, poll_s: float | None = None
+        self,
+        events: WebhookEventStore,
+        engine: Engine,
+        poll_s: float | None = None,
+        dispatcher: WebhookDispatcher | None = None,
     ) -> None:
         self.events = events
         self.engine = engine
+        self.dispatcher = dispatcher
         self.poll_s = engine.wait_poll_s if poll_s is None else poll_s
 
     async def answer(self, result: IngressResult, max_wait_s: float) -> IngressResult:
@@ -45,6 +59,14 @@ class Responder:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(result.timeout_s, max_wait_s)
         event_id = result.event_id
+        if result.event is not None and self.dispatcher is not None and len(result.targets) == 1:
+            # Dispatched here, its steps run in place: woken by their end, nothing polled.
+            # Its own task: a client that goes away does not stop the dispatch.
+            left = max(0.0, deadline - loop.time())
+            dispatch = self.dispatcher.spawn_here(result.event, result.targets[0], left)
+            done, execution_id, ended = await asyncio.shield(dispatch)
+            started = [execution_id] if execution_id else []
+            return await self._shape(result, done, started, deadline, ended=ended)
         status: WebhookEventStatus = WebhookEventStatus.RECEIVED
         ids: list[str] = []
         with self.engine.news.watch(event_id) as dispatched:
@@ -60,9 +82,27 @@ class Responder:
                 dispatched.clear()
         if status is WebhookEventStatus.RECEIVED:
             return _later(event_id, status.value)
+        return await self._shape(result, status, ids, deadline)
+
+    async def _shape(
+        self,
+        result: IngressResult,
+        status: WebhookEventStatus,
+        ids: list[str],
+        deadline: float,
+        *,
+        ended: ExecutionStatus | None = None,
+    ) -> IngressResult:
+        """The answer once the event is dispatched: the execution's, if it ends in time
+        (``ended``: it has, read it once; otherwise wait for it)."""
+        event_id = result.event_id
+        assert event_id is not None
         if status is not WebhookEventStatus.PROCESSED or not ids:
             return IngressResult(200, ack_body(event_id, status.value), event_id=event_id)
-        execution = await self._wait(ids[0], deadline)
+        if ended is not None and ended.terminal:
+            execution = await self.engine.store.get_execution(ids[0])
+        else:
+            execution = await self._wait(ids[0], deadline)
         if execution is None or not execution.status.terminal:
             return _later(event_id, status.value, execution_id=ids[0])
         if execution.status is not ExecutionStatus.SUCCEEDED:
