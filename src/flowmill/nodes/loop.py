@@ -181,6 +181,8 @@ class LoopNode(NodeType[LoopConfig]):
                             known.setdefault(i, ExecutionStatus.RUNNING)
                             if steps is not None:
                                 driving[asyncio.ensure_future(steps)] = i
+                            else:
+                                ended.set()  # found started (after a crash): read its state
                     started = max(started, stop)
                 # Children of the window not driven by this run (handed over by an
                 # earlier run, found started, or queued): their ends set ``ended``.
