@@ -30,7 +30,13 @@ from flowmill.domain.execution import (
 from flowmill.domain.states import LIVE_NODE_STATUSES, ExecutionStatus, NodeRunStatus
 from flowmill.engine.control import DETACHED, ChildRecord, ParkedRun, Signal
 from flowmill.engine.effects import StateReader
-from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
+from flowmill.engine.ports import (
+    DuplicateExecutionError,
+    LimitCounts,
+    LoadedStep,
+    NewExecution,
+    WorkerInfo,
+)
 from flowmill.engine.services import CodeLimits, CodeResult, HttpResponse
 from flowmill.testkit.dns import FakeResolver
 from flowmill.testkit.servers import (
@@ -215,6 +221,21 @@ class InMemoryExecutionStore:
             fx = build(counts if limited else LimitCounts())
             self._apply(fx, dedupe_key)
             return fx
+
+    async def start_many(
+        self, starts: Sequence[NewExecution]
+    ) -> list[Effects | DuplicateExecutionError]:
+        out: list[Effects | DuplicateExecutionError] = []
+        async with self._lock:
+            for new in starts:
+                key, tenant = new.dedupe_key, new.execution.tenant_id
+                if key is not None and (tenant, key) in self.dedupe:
+                    out.append(DuplicateExecutionError(self.dedupe[(tenant, key)]))
+                    continue
+                fx = new.build(LimitCounts())
+                self._apply(fx, key)
+                out.append(fx)
+        return out
 
     def _counts(self, workflow_id: str, tenant_id: str) -> LimitCounts:
         mine = [e for e in self.executions.values() if e.workflow_id == workflow_id]

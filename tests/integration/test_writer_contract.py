@@ -10,9 +10,9 @@ and its wake, a branch skipped, a failure that goes on, the end of an execution,
 failure that cancels live runs, a cancellation, a timeout, a stale duplicate), replays
 it through each writer and compares, after every step, the rows and events it left
 with those the fake holds. The fake is the yardstick because it is the one every unit
-test trusts; a writer that cannot take a kind of effects (``sqlite_fast`` takes no
-start, a batch takes one run update and no cancellation) hands it to the path the
-store uses for it in production, so every step is still compared.
+test trusts; a writer that cannot take a kind of effects (a batch takes one run
+update and no cancellation) hands it to the path the store uses for it in
+production, so every step is still compared.
 """
 
 from __future__ import annotations
@@ -321,15 +321,12 @@ def _sqlalchemy(rt: Runtime) -> Write:
 
 
 def _sqlite_fast(rt: Runtime) -> Write:
-    fallback = _sqlalchemy(rt)
-
     async def write(step: Step) -> None:
-        if step.fx.new_execution is not None:  # starts take the SQLAlchemy path
-            return await fallback(step)
         await rt.db.write(
-            lambda c: sqlite_fast.apply_effects(sqlite_fast.raw(c), step.fx, step.now)
+            lambda c: sqlite_fast.apply_effects(
+                sqlite_fast.raw(c), step.fx, step.now, dedupe_key=step.dedupe_key
+            )
         )
-        return None
 
     return write
 

@@ -291,6 +291,70 @@ async def test_loop_driven_body_slower_than_the_loop_step_time_out_still_ends() 
     assert runs["each"].output == [{"slept": 1.5}, {"slept": 1.5}]
 
 
+async def test_loop_driven_window_is_started_in_one_write() -> None:
+    # The free places of the window are started together: one start_many of three,
+    # never a start of one child alone.
+    async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=60)) as harness:
+        batches: list[int] = []
+        singles: list[str] = []
+        start_many, start = harness.store.start_many, harness.store.start
+
+        async def counted_many(starts: Any) -> Any:
+            batches.append(len(starts))
+            return await start_many(starts)
+
+        async def counted(execution: Any, *args: Any, **kwargs: Any) -> Any:
+            singles.append(execution.id)
+            return await start(execution, *args, **kwargs)
+
+        harness.store.start_many = counted_many  # type: ignore[method-assign]
+        harness.store.start = counted  # type: ignore[method-assign]
+        ex, runs = await harness.run(
+            loop_wf({"count": 7, "mode": "parallel", "concurrency": 3}), {}
+        )
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": i, "i": i} for i in range(7)]
+    assert batches[0] == 3
+    assert sum(batches) == 7
+    assert singles == [ex.id]  # the parent alone: no child started one by one
+
+
+async def test_loop_child_driven_elsewhere_frees_its_place_when_it_ends() -> None:
+    # The first iteration parks (a wait), so the loop's step stops driving it; with a
+    # window of one, the next iteration starts only once it ends. Its end (a signal)
+    # must reach the step still driving, at once: the budget (60 s) is far off, and
+    # no wake comes to a step that drives.
+    body = [
+        {"id": "gate", "type": "wait", "config": {"signal": "go"}},
+        {"id": "echo", "type": "transform", "config": {"mapping": {"i": "{{index}}"}}},
+    ]
+    doc = loop_wf({"count": 2}, body)
+    doc["nodes"][1]["config"]["body"]["edges"] = [{"source": "gate", "target": "echo"}]
+    async with open_harness(control=ControlSettings(poll_s=60.0, drive_s=60)) as harness:
+        execution_id = await harness.start(doc, {})
+
+        def kid(i: int) -> Any:
+            return next(
+                (
+                    e
+                    for e in harness.store.executions.values()
+                    if e.parent_execution_id == execution_id and e.iteration == i
+                ),
+                None,
+            )
+
+        for i in range(2):
+            await eventually(
+                lambda i=i: kid(i) is not None and kid(i).status is X.WAITING,
+                5,
+                f"iteration {i} waiting",
+            )
+            assert await harness.engine.signals.send("t1", kid(i).id, "go", {})
+        ex = await harness.engine.wait(execution_id, timeout=10)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert parks_of(harness, execution_id, "each") == 0
+
+
 async def test_loop_cancelling_the_parent_cancels_its_children(harness: Harness) -> None:
     body = {"nodes": [{"id": "hold", "type": "wait", "config": {"signal": "never"}}], "edges": []}
     node = {"id": "each", "type": "loop", "config": {"count": 3, "mode": "parallel", "body": body}}

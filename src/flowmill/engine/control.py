@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -144,6 +144,9 @@ class ControlStore(Protocol):
 
 StartChild = Callable[..., Awaitable[str]]
 DriveChild = Callable[..., Awaitable[tuple[str, ExecutionStatus | None]]]
+#: A child's first steps, to run in the caller's task (``None``: nothing to run here).
+ChildDrive = Coroutine[Any, Any, ExecutionStatus | None]
+DriveChildren = Callable[[Sequence[dict[str, Any]]], Awaitable[list[tuple[str, ChildDrive | None]]]]
 
 
 def loop_scope(trigger: dict[str, Any]) -> dict[str, Any]:
@@ -215,6 +218,9 @@ class Control:
         keep: Takes over a task a node stops waiting for (a child still being driven
             when a loop's drive budget is spent); the engine keeps it with its
             background work.
+        drive_children: Starts several children in one write and hands back their
+            first steps to run (the engine's ``drive_children``); without it,
+            :meth:`run_children` starts them one by one.
     """
 
     def __init__(
@@ -228,12 +234,15 @@ class Control:
         settings: ControlSettings | None = None,
         drive_child: DriveChild | None = None,
         keep: Callable[[asyncio.Task[Any]], None] | None = None,
+        drive_children: DriveChildren | None = None,
     ) -> None:
         self.store = store
         self.cancel = cancel
         self._start = start_child
         self._drive = drive_child
+        self._drive_many = drive_children
         self._driving: Counter[str] = Counter()
+        self._ended: dict[str, asyncio.Event] = {}
         self._keep = keep
         self._resolve = resolve_version
         self._key = resume_key
@@ -284,6 +293,24 @@ class Control:
         self._driving[execution_id] += 1 if on else -1
         if self._driving[execution_id] <= 0:
             del self._driving[execution_id]
+            self._ended.pop(execution_id, None)
+
+    def child_ended(self, parent_id: str) -> None:
+        """A child of a parent driving here ended (called after its commit): the
+        driving step learns it without a wake (see :meth:`ended_event`)."""
+        event = self._ended.get(parent_id)
+        if event is not None:
+            event.set()
+
+    def ended_event(self, execution_id: str) -> asyncio.Event:
+        """Set when a child of the execution ends while a step of it drives here:
+        the step's own drives tell it theirs, this tells it the others' (children it
+        handed over when an earlier run's budget was spent, or that took the queue),
+        so their places in its window are taken again at once, not at its next run."""
+        event = self._ended.get(execution_id)
+        if event is None:
+            event = self._ended[execution_id] = asyncio.Event()
+        return event
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         """Hand over a task the caller stops waiting for (it must not be lost)."""
@@ -330,6 +357,35 @@ class Control:
             started: str = await self._start(**args)
             return started, None
         return await self._drive(**args)
+
+    async def run_children(
+        self,
+        ctx: StepContext,
+        iterations: Sequence[tuple[int, Any]],
+        *,
+        workflow_id: str | None = None,
+        version: int | None = None,
+        body: str | None = None,
+        trigger_type: str = "sub_workflow",
+        mark: dict[str, Any] | None = None,
+    ) -> list[tuple[str, ChildDrive | None]]:
+        """:meth:`run_child` for several iterations ``(index, data)`` at once: their rows
+        are written together, then each child's first steps are handed back to run
+        (await each, or close it). A child started before (a start repeated after a
+        crash) comes back without steps to run.
+
+        Raises:
+            ControlError: As :meth:`start_child`.
+        """
+        many = [
+            await self._child_args(
+                ctx, data, index, workflow_id, version, body, trigger_type, mark, None
+            )
+            for index, data in iterations
+        ]
+        if self._drive_many is not None:
+            return await self._drive_many(many)
+        return [(await self._start(**args), None) for args in many]
 
     async def _child_args(
         self,

@@ -12,7 +12,7 @@ import os
 import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ from flowmill.engine.ports import (
     Job,
     JobQueue,
     LimitCounts,
+    NewExecution,
     StepJob,
     TriggerJob,
     WorkerRegistry,
@@ -65,6 +66,10 @@ from flowmill.observability.logcontext import job_context
 from flowmill.tasks import log_failure, run_every, spawn
 
 log = structlog.get_logger("flowmill.engine")
+
+
+def _no_build(_counts: LimitCounts) -> Effects:  # pragma: no cover - replaced at once
+    raise AssertionError("a prepared start without its builder")
 
 
 #: Arguments of :meth:`Engine._start`, in order (for :meth:`Engine.drive_child`).
@@ -143,6 +148,7 @@ class Engine:
                 store=control_store,
                 start_child=self.start_execution,
                 drive_child=self.drive_child,
+                drive_children=self.drive_children,
                 keep=self._keep,
                 resolve_version=definitions.resolve_version,
                 cancel=self.cancel,
@@ -384,6 +390,49 @@ class Engine:
             wf, ex, run = held
             return execution_id, await self.runner.drive(wf, ex, run)
 
+    async def drive_children(
+        self, starts: Sequence[dict[str, Any]]
+    ) -> list[tuple[str, Coroutine[Any, Any, ExecutionStatus | None] | None]]:
+        """:meth:`drive_child` for a window of children of one parent: their rows are
+        written together (one transaction where the store can), then each child's
+        first steps are handed back to run in the caller's tasks.
+
+        Returns:
+            Per start, in order: the child's id and a coroutine that runs its first steps
+            and returns its final status if it ended meanwhile (see :meth:`drive_child`);
+            no coroutine for a child that existed already. The caller must await or
+            close each coroutine.
+        """
+        if not starts:
+            return []
+        with tenant_scope(starts[0]["tenant_id"]):
+            prepared = []
+            for start in starts:
+                args: dict[str, Any] = {k: start.get(k) for k in _START_ARGS}
+                args["trigger_type"] = args["trigger_type"] or "manual"
+                prepared.append(await self._prepare(**args, hold=True))
+            if any(p.limited for p in prepared):
+                # Counted under the workflow's lock one at a time, as single starts are.
+                held = [await self._commit_start(p) for p in prepared]
+            else:
+                results = await self.store.start_many(
+                    [NewExecution(p.ex, p.build, p.dedupe_key) for p in prepared]
+                )
+                held = []
+                jobs: list[Job] = []
+                for p, fx in zip(prepared, results, strict=True):
+                    if isinstance(fx, DuplicateExecutionError):
+                        held.append((fx.execution_id, None))
+                        continue
+                    child_id, run, ready = self._after_start(p, fx)
+                    jobs.extend(ready)
+                    held.append((child_id, run))
+                await self.dispatch(jobs)
+        out: list[tuple[str, Coroutine[Any, Any, ExecutionStatus | None] | None]] = []
+        for p, (child_id, run) in zip(prepared, held, strict=True):
+            out.append((child_id, None if run is None else self.runner.drive(p.wf, p.ex, run)))
+        return out
+
     async def _start(
         self,
         tenant_id: str,
@@ -403,6 +452,34 @@ class Engine:
         *,
         hold: bool = False,
     ) -> tuple[str, tuple[CompiledWorkflow, ExecutionRecord, NodeRun] | None]:
+        p = await self._prepare(
+            tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
+            metadata, parent_execution_id, retry_of, execution_metadata,
+            parent_node_id, iteration, priority, hold=hold,
+        )  # fmt: skip
+        execution_id, run = await self._commit_start(p)
+        return execution_id, ((p.wf, p.ex, run) if run is not None else None)
+
+    async def _prepare(
+        self,
+        tenant_id: str,
+        workflow_id: str,
+        version: int,
+        data: Any,
+        trigger_type: str,
+        node_id: str | None,
+        dedupe_key: str | None,
+        metadata: dict[str, Any] | None,
+        parent_execution_id: str | None,
+        retry_of: str | None,
+        execution_metadata: dict[str, Any] | None,
+        parent_node_id: str | None = None,
+        iteration: int | None = None,
+        priority: int | None = None,
+        *,
+        hold: bool = False,
+    ) -> _PreparedStart:
+        """Everything of a start but its transaction: the record and its effects' builder."""
         body = (metadata or {}).get("body")
         wf = await self.compiled_body(workflow_id, version, body if body else None)
         if priority is None:
@@ -446,13 +523,13 @@ class Engine:
         if self._execution_cap is not None and parent_execution_id is None:
             cap = await self._execution_cap(tenant_id)
         limited = bool(settings.max_concurrent or settings.per_minute or cap)
-        room = False  # queued although the tenant is below its cap
+        p = _PreparedStart(wf, ex, dedupe_key, limited, hold)
 
         def _build(counts: LimitCounts) -> Effects:
-            nonlocal room
             if limited and not may_start(wf, counts, fifo=True, tenant_cap=cap):
                 ex.status = ExecutionStatus.QUEUED
-                room = bool(cap) and counts.tenant_running < cap
+                # queued although the tenant is below its cap
+                p.room = bool(cap) and counts.tenant_running < cap
             return starts.start_execution(
                 wf,
                 ex,
@@ -463,24 +540,37 @@ class Engine:
                 inline_owner=self.worker_id if hold else None,
             )
 
+        p.build = _build
+        return p
+
+    async def _commit_start(self, p: _PreparedStart) -> tuple[str, NodeRun | None]:
+        """Write a prepared start alone; its id and the first step it holds, if any."""
         try:
-            fx = await self.store.start(ex, _build, dedupe_key=dedupe_key, limited=limited)
+            fx = await self.store.start(p.ex, p.build, dedupe_key=p.dedupe_key, limited=p.limited)
         except DuplicateExecutionError as dup:
             return dup.execution_id, None
+        execution_id, held, jobs = self._after_start(p, fx)
+        await self.dispatch(jobs)
+        return execution_id, held
+
+    def _after_start(self, p: _PreparedStart, fx: Effects) -> tuple[str, NodeRun | None, list[Job]]:
+        """What follows a start's commit: its news, the step held to run here (with
+        ``hold``), and the jobs of the others."""
         self._committed(fx)
-        if room:
+        tenant_id = p.ex.tenant_id
+        if p.room:
             # Behind the tenant's older queued ones (first in, first out) with a place
             # free: no end may come to start them, so look now.
             self._spawn(self._promote_tenant(tenant_id))
         held = None
-        if hold:
+        if p.hold:
             held = next(
                 (r for r in fx.ready if r.owner == self.worker_id and r.not_before is None), None
             )
-        await self.dispatch(
-            [job_for(r, tenant_id, priority_of(ex)) for r in fx.ready if r is not held]
-        )
-        return ex.id, ((wf, ex, held) if held is not None else None)
+        jobs: list[Job] = [
+            job_for(r, tenant_id, priority_of(p.ex)) for r in fx.ready if r is not held
+        ]
+        return p.ex.id, held, jobs
 
     async def retry(
         self,
@@ -695,8 +785,10 @@ class Engine:
                 self._spawn(self._promote_tenant(fx.tenant_id))
             if self.control is not None:
                 parent = fx.parent_execution_id
-                if parent is not None and not self.control.is_driving(parent):
+                if parent is not None and self.control.is_driving(parent):
                     # (a parent driving its children here learns their ends directly)
+                    self.control.child_ended(parent)
+                elif parent is not None:
                     self._spawn(self.wake(parent, WAKE_CHILDREN))
                 if update.status is not ExecutionStatus.SUCCEEDED:
                     self._spawn(self._end_children(fx.execution_id))
@@ -795,6 +887,19 @@ class Engine:
         assert self._execution_cap is not None
         if await self._execution_cap(tenant_id):
             await self._sweeper.promote_queued(tenant_id, limit=20)
+
+
+@dataclass
+class _PreparedStart:
+    """A start made ready to commit (:meth:`Engine._prepare`)."""
+
+    wf: CompiledWorkflow
+    ex: ExecutionRecord
+    dedupe_key: str | None
+    limited: bool
+    hold: bool
+    build: Callable[[LimitCounts], Effects] = _no_build
+    room: bool = False  # queued although the tenant is below its cap
 
 
 def _retry_record(

@@ -47,6 +47,16 @@ class DuplicateExecutionError(FlowmillError):
         self.execution_id = execution_id
 
 
+@dataclass(frozen=True)
+class NewExecution:
+    """One start of :meth:`ExecutionStore.start_many`: the execution, the builder of its
+    effects (given no counts: a batch takes no limited start) and its dedupe key."""
+
+    execution: ExecutionRecord
+    build: Callable[[LimitCounts], Effects]
+    dedupe_key: str | None = None
+
+
 class ExecutionStore(Protocol):
     """Durable state of executions and node runs (command side)."""
 
@@ -69,6 +79,18 @@ class ExecutionStore(Protocol):
 
         Raises:
             DuplicateExecutionError: ``dedupe_key`` was used before.
+        """
+        ...
+
+    async def start_many(
+        self, starts: Sequence[NewExecution]
+    ) -> list[Effects | DuplicateExecutionError]:
+        """Create several unlimited executions together (a loop's window of children):
+        one transaction where the store can, each start all or nothing in any case.
+
+        Returns:
+            Per start, in order, its effects or the :class:`DuplicateExecutionError`
+            naming the execution that holds its dedupe key (nothing written for it).
         """
         ...
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field, model_validator
 
@@ -26,7 +26,13 @@ from flowmill.domain.errors import ChildFailed, NodeError, NodeFailure
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import templates
 from flowmill.engine.conditions import Condition
-from flowmill.engine.control import LOOP_MARK, WAKE_CHILDREN, Control, ControlError
+from flowmill.engine.control import (
+    LOOP_MARK,
+    WAKE_CHILDREN,
+    ChildDrive,
+    Control,
+    ControlError,
+)
 from flowmill.nodes._children import child_failed, control_of, poll_delay, start_failed
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
 from flowmill.nodes.conditional import string_condition_issues, truth
@@ -124,9 +130,11 @@ class LoopNode(NodeType[LoopConfig]):
         # wait, a delay) or takes the queue is simply waited for like any child.
         drive = control.can_drive and config.body is not None and control.settings.drive_s > 0
         deadline = time.monotonic() + control.settings.drive_s
-        driving: dict[asyncio.Task[tuple[str, ExecutionStatus | None]], int] = {}
+        driving: dict[asyncio.Task[ExecutionStatus | None], int] = {}
+        ended = asyncio.Event()
         if drive:
             control.driving(ctx.execution_id, True)
+            ended = control.ended_event(ctx.execution_id)
         try:
             while True:
                 if config.on_item_error == "fail" and any(s in _BAD for s in known.values()):
@@ -135,10 +143,10 @@ class LoopNode(NodeType[LoopConfig]):
                 while known.get(low) is not None and known[low].terminal:
                     del known[low]  # memory stays flat: only the open window is kept
                     low += 1
-                ended = low + sum(1 for s in known.values() if s.terminal)
+                ended_n = low + sum(1 for s in known.values() if s.terminal)
                 total = len(items) if items is not None else None
                 if total is None:  # while: decide whether to go on when nothing runs
-                    if started == ended:
+                    if started == ended_n:
                         if not await self._go_on(ctx, config, control, started):
                             return await self._collect(ctx, config, control, started)
                         if started >= cap:
@@ -146,9 +154,9 @@ class LoopNode(NodeType[LoopConfig]):
                         total = started + 1
                     else:
                         total = started
-                elif ended >= total:
+                elif ended_n >= total:
                     return await self._collect(ctx, config, control, total)
-                stop = min(total, ended + window)
+                stop = min(total, ended_n + window)
                 if not drive:
                     # From where the last committed suspension said it had started: a
                     # batch cut by a crash is started again whole (the starts it had
@@ -161,17 +169,26 @@ class LoopNode(NodeType[LoopConfig]):
                     break
                 if time.monotonic() < deadline or started == issued:
                     # (each run starts at least one window, so a spent budget still goes
-                    # on; a start repeated after a crash finds its child: driving it then
-                    # returns no status, and its end is learnt from the re-check)
-                    for i in range(started, stop):
-                        task = asyncio.ensure_future(
-                            self._start(ctx, config, control, i, items, drive=True)
+                    # on; a start repeated after a crash finds its child: it comes back
+                    # with nothing to drive, and its end is learnt as another's is)
+                    if stop > started:
+                        # The free places of the window in one write (one commit on
+                        # SQLite), then each child's steps in a task of its own.
+                        drives = await self._run_children(
+                            ctx, config, control, range(started, stop), items
                         )
-                        driving[task] = i
-                        known.setdefault(i, ExecutionStatus.RUNNING)
+                        for i, steps in zip(range(started, stop), drives, strict=True):
+                            known.setdefault(i, ExecutionStatus.RUNNING)
+                            if steps is not None:
+                                driving[asyncio.ensure_future(steps)] = i
+                            else:
+                                ended.set()  # found started (after a crash): read its state
                     started = max(started, stop)
-                if not driving:
-                    break  # out of time, or only others' children run: park
+                # Children of the window not driven by this run (handed over by an
+                # earlier run, found started, or queued): their ends set ``ended``.
+                others = _others(known, driving)
+                if not driving and not others:
+                    break  # out of time: park
                 left = deadline - time.monotonic()
                 if left <= 0:
                     # Out of time: the children still running go on without this step
@@ -181,12 +198,27 @@ class LoopNode(NodeType[LoopConfig]):
                         control.keep(task)
                     driving.clear()
                     break
-                done, _ = await asyncio.wait(
-                    driving, timeout=left, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    i = driving.pop(task)
-                    _child, status = task.result()
+                if others and ended.is_set():
+                    ended.clear()  # before the read: an end during it sets it again
+                    now = await self._window(ctx, control, min(others), max(others) + 1)
+                    known.update((i, now[i]) for i in others if i in now)
+                    continue
+                waits: set[asyncio.Future[Any]] = set(driving)
+                watch = asyncio.ensure_future(ended.wait()) if others else None
+                if watch is not None:
+                    waits.add(watch)
+                try:
+                    done, _ = await asyncio.wait(
+                        waits, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    if watch is not None:
+                        watch.cancel()
+                for fut in done:
+                    if fut is watch:
+                        continue  # another's end: read again at the top of the loop
+                    i = driving.pop(cast("asyncio.Task[ExecutionStatus | None]", fut))
+                    status = fut.result()
                     known[i] = status if status is not None else ExecutionStatus.WAITING
         finally:
             await _cancel_all(driving)
@@ -249,22 +281,11 @@ class LoopNode(NodeType[LoopConfig]):
         control: Control,
         index: int,
         items: list[Any] | None,
-        drive: bool = False,
-    ) -> tuple[str, ExecutionStatus | None]:
-        item = items[index] if items is not None else None
-        data = {
-            "item": item,
-            "index": index,
-            "items": items
-            if items is not None and config.count is None and len(items) <= ITEMS_IN_TRIGGER
-            else None,
-            "input": ctx.input,
-        }
-        start = control.run_child if drive else control.start_child
+    ) -> str:
         try:
-            started = await start(
+            return await control.start_child(
                 ctx,
-                data=data,
+                data=_data(ctx, config, index, items),
                 iteration=index,
                 workflow_id=config.workflow_id,
                 version=config.version,
@@ -274,7 +295,28 @@ class LoopNode(NodeType[LoopConfig]):
             )
         except ControlError as e:
             raise start_failed(e) from e
-        return started if isinstance(started, tuple) else (started, None)
+
+    async def _run_children(
+        self,
+        ctx: NodeContext,
+        config: LoopConfig,
+        control: Control,
+        indexes: range,
+        items: list[Any] | None,
+    ) -> list[ChildDrive | None]:
+        try:
+            started = await control.run_children(
+                ctx,
+                [(i, _data(ctx, config, i, items)) for i in indexes],
+                workflow_id=config.workflow_id,
+                version=config.version,
+                body=ctx.node.id if config.body is not None else None,
+                trigger_type="loop",
+                mark={LOOP_MARK: True},
+            )
+        except ControlError as e:
+            raise start_failed(e) from e
+        return [steps for _child, steps in started]
 
     async def _go_on(
         self, ctx: NodeContext, config: LoopConfig, control: Control, index: int
@@ -331,6 +373,25 @@ class LoopNode(NodeType[LoopConfig]):
 
 
 _BAD = (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+
+
+def _data(ctx: NodeContext, config: LoopConfig, index: int, items: list[Any] | None) -> Any:
+    """The trigger data of iteration ``index``."""
+    whole = items is not None and config.count is None and len(items) <= ITEMS_IN_TRIGGER
+    return {
+        "item": items[index] if items is not None else None,
+        "index": index,
+        "items": items if whole else None,
+        "input": ctx.input,
+    }
+
+
+def _others(known: dict[int, ExecutionStatus], driving: dict[Any, int]) -> list[int]:
+    """Iterations of the open window still running without this run driving them."""
+    if len(known) == len(driving):
+        return []
+    mine = set(driving.values())
+    return [i for i, s in known.items() if not s.terminal and i not in mine]
 
 
 async def _cancel_all(tasks: dict[asyncio.Task[Any], int]) -> None:

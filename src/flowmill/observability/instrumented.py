@@ -4,14 +4,20 @@ sandbox's runs. Each forwards every call unchanged; only the timing is added."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from flowmill.domain.errors import NodeError
 from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
 from flowmill.engine.effects import StateReader
-from flowmill.engine.ports import ExecutionStore, LimitCounts, LoadedStep
+from flowmill.engine.ports import (
+    DuplicateExecutionError,
+    ExecutionStore,
+    LimitCounts,
+    LoadedStep,
+    NewExecution,
+)
 from flowmill.engine.services import CodeLimits, CodeResult, CodeRunner
 from flowmill.observability.metrics import Metrics
 
@@ -37,6 +43,15 @@ class TimedExecutionStore:
         t = time.perf_counter()
         try:
             return await self.inner.start(execution, build, dedupe_key=dedupe_key, limited=limited)
+        finally:
+            self._start.observe(time.perf_counter() - t)
+
+    async def start_many(
+        self, starts: Sequence[NewExecution]
+    ) -> list[Effects | DuplicateExecutionError]:
+        t = time.perf_counter()
+        try:
+            return await self.inner.start_many(starts)
         finally:
             self._start.observe(time.perf_counter() - t)
 

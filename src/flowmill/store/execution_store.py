@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import asyncio
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +16,13 @@ from flowmill.coalesce import Coalescer
 from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StaleStepError, StepKey
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.effects import StateReader
-from flowmill.engine.ports import DuplicateExecutionError, LimitCounts, LoadedStep, WorkerInfo
+from flowmill.engine.ports import (
+    DuplicateExecutionError,
+    LimitCounts,
+    LoadedStep,
+    NewExecution,
+    WorkerInfo,
+)
 from flowmill.fairness import current_tenant
 from flowmill.store import executions as repo
 from flowmill.store import sqlite_fast as fast
@@ -126,9 +134,27 @@ class SqlExecutionStore:
             repo.apply_effects(conn, fx, now, dedupe_key=dedupe_key)
             return fx
 
+        def _sqlite_tx(conn: Connection) -> Effects:
+            # The raw connection, as checkpoints do: SQLAlchemy's statement machinery
+            # was two thirds of a start's time on the writer thread, which holds the
+            # GIL the event loop needs (bench/loops.py).
+            db = fast.raw(conn)
+            if dedupe_key is not None:
+                existing = fast.dedupe_holder(db, execution.tenant_id, dedupe_key)
+                if existing is not None:
+                    raise DuplicateExecutionError(existing)
+            counts = (
+                _counts(conn, execution.workflow_id, execution.tenant_id, now, postgres)
+                if limited
+                else LimitCounts()
+            )
+            fx = build(counts)
+            fast.apply_effects(db, fx, now, dedupe_key=dedupe_key)
+            return fx
+
         try:
-            return await self.db.write(_tx)
-        except sa.exc.IntegrityError as e:
+            return await self.db.write(_tx if postgres else _sqlite_tx)
+        except (sa.exc.IntegrityError, sqlite3.IntegrityError) as e:
             if dedupe_key is None:
                 raise
             # Lost a race with a concurrent start of the same event.
@@ -136,6 +162,42 @@ class SqlExecutionStore:
             if existing is None:
                 raise
             raise DuplicateExecutionError(str(existing)) from e
+
+    async def start_many(
+        self, starts: Sequence[NewExecution]
+    ) -> list[Effects | DuplicateExecutionError]:
+        if self.db.is_postgres:
+            # Started together, the starts go in one flush of the write batcher.
+            results = await asyncio.gather(
+                *(self.start(s.execution, s.build, dedupe_key=s.dedupe_key) for s in starts),
+                return_exceptions=True,
+            )
+            out: list[Effects | DuplicateExecutionError] = []
+            for r in results:
+                if isinstance(r, (Effects, DuplicateExecutionError)):
+                    out.append(r)
+                else:
+                    raise r
+            return out
+        now = self.clock.now()
+
+        def _tx(conn: Connection) -> list[Effects | DuplicateExecutionError]:
+            # One commit for the window on SQLite's one writer: each start there was a
+            # hand-over to the writer thread and a commit of its own.
+            db = fast.raw(conn)
+            done: list[Effects | DuplicateExecutionError] = []
+            for s in starts:
+                ex, key = s.execution, s.dedupe_key
+                existing = None if key is None else fast.dedupe_holder(db, ex.tenant_id, key)
+                if existing is not None:
+                    done.append(DuplicateExecutionError(existing))
+                    continue
+                fx = s.build(LimitCounts())
+                fast.apply_effects(db, fx, now, dedupe_key=key)
+                done.append(fx)
+            return done
+
+        return await self.db.write(_tx)
 
     async def _start_batched(
         self, execution: ExecutionRecord, fx: Effects, dedupe_key: str | None

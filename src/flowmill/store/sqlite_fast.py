@@ -140,15 +140,60 @@ class FastStateReader:
         return any(r[0] not in exclude for r in rows)
 
 
-def apply_effects(db: sqlite3.Connection, fx: Effects, now: datetime) -> None:
+_EXECUTION_COLUMNS = (
+    "id, tenant_id, workflow_id, version, status, trigger_type, trigger, output, error, "
+    "created_at, started_at, completed_at, deadline_at, parent_execution_id, "
+    "parent_node_id, iteration, retry_of, dedupe_key, metadata"
+)
+
+
+def dedupe_holder(db: sqlite3.Connection, tenant_id: str, dedupe_key: str) -> str | None:
+    """The id of the tenant's execution holding ``dedupe_key``, or ``None``."""
+    row = db.execute(
+        "SELECT id FROM workflow_executions WHERE tenant_id = ? AND dedupe_key = ?",
+        (tenant_id, dedupe_key),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def apply_effects(
+    db: sqlite3.Connection, fx: Effects, now: datetime, *, dedupe_key: str | None = None
+) -> None:
     """:func:`flowmill.store.executions.apply_effects` on the raw connection.
 
-    New executions are not handled here (they take the SQLAlchemy path).
+    ``dedupe_key`` goes on a new execution's row (unique per tenant).
 
     Raises:
         StaleStepError: A run update found its run already moved on.
+        sqlite3.IntegrityError: The new execution's ``dedupe_key`` is taken.
     """
-    assert fx.new_execution is None
+    ex = fx.new_execution
+    if ex is not None:
+        db.execute(
+            f"INSERT INTO workflow_executions ({_EXECUTION_COLUMNS}) "  # noqa: S608 - constant
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ex.id,
+                ex.tenant_id,
+                ex.workflow_id,
+                ex.version,
+                ex.status.value,
+                ex.trigger_type,
+                _json(ex.trigger),
+                _json(ex.output),
+                _json(ex.error),
+                _ts(ex.created_at),
+                _ts(ex.started_at),
+                _ts(ex.completed_at),
+                _ts(ex.deadline_at),
+                ex.parent_execution_id,
+                ex.parent_node_id,
+                ex.iteration,
+                ex.retry_of,
+                dedupe_key,
+                _json(ex.metadata),
+            ),
+        )
     for u in fx.run_updates:
         expect = sorted(s.value for s in u.expect)
         marks = ",".join("?" * len(expect))
