@@ -209,7 +209,11 @@ async def test_seed_queues_default_names_are_unchanged(
 ) -> None:
     async with open_api(sqlite_url, redis_url=redis_url, queue_prefix=redis_prefix) as api:
         wf = await api.workflow(THREE_NODES)
-        await api.run(wf, {"message": "x"})
+        # Started without a wait, so its steps go through the node queue (a process
+        # with a worker runs an execute?wait's steps in place, with no job).
+        r = await api.a.post(f"/api/workflows/{wf}/execute", json={"input": {"message": "x"}})
+        assert r.status_code in (200, 202), r.text
+        await _succeeded(api, r.json()["execution_id"])
         counts = await _queue_counts(api.runtime.queue)
         assert set(counts) == {"flowmill-trigger", "flowmill-node"}
         assert counts["flowmill-node"]["completed"] >= 1
