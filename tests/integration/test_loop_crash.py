@@ -44,7 +44,11 @@ LOOP: dict[str, Any] = {
                 "concurrency": 20,
                 "body": {
                     "nodes": [
-                        {"id": "nap", "type": "delay", "config": {"ms": 20}},
+                        # Long enough that the loops outlast most of the six kills
+                        # (10 rounds of 20 at a time: 8 s at least). With 20 ms they
+                        # ended before the third kill once loop children started in
+                        # batches.
+                        {"id": "nap", "type": "delay", "config": {"ms": 800}},
                         {
                             "id": "sq",
                             "type": "transform",
