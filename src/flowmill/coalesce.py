@@ -57,6 +57,11 @@ class Coalescer(Generic[T, R]):
         self.batches = 0  # flushes done (for tests and benchmarks)
         self.items = 0  # items flushed
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waits and no flush is under way (a lone request could go alone)."""
+        return not self._pending and (self._task is None or self._task.done())
+
     async def submit(self, item: T) -> R:
         """Have ``item`` done in the next batch; its result (or its exception)."""
         loop = asyncio.get_running_loop()
