@@ -265,7 +265,11 @@ async def test_web_editor_edits_the_definition_as_yaml_in_step_with_the_canvas(
 
         # the canvas's changes show in the YAML: a node deleted there (the panel shows
         # the node while one is selected; YAML stays the chosen format)...
+        # (step-3 was added past the canvas's right edge: fit first, or the click may
+        # land on its last visible pixels, or on the minimap that now shows for it)
+        await page.get_by_role("button", name="Fit", exact=True).click()
         await node(page, "step-3").click()
+        await expect(node(page, "step-3")).to_have_class(re.compile(r"\bselected\b"))
         await page.keyboard.press("Delete")
         await expect(page.locator(".react-flow__node")).to_have_count(3)
         await page.get_by_role("tab", name="JSON").click()
