@@ -274,9 +274,7 @@ class SqlExecutionStore:
             for _tenant, execution_id, build in items:
                 db.execute("SAVEPOINT checkpoint")
                 try:
-                    ex = fast.lock_execution(db, execution_id)
-                    fx = build(ex, fast.FastStateReader(db, execution_id))
-                    fast.apply_effects(db, fx, clock.now())
+                    fx = _checkpoint_one(conn, execution_id, build, clock.now)
                 except Exception as e:
                     db.execute("ROLLBACK TO checkpoint")
                     out.append(e)
