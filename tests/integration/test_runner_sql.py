@@ -246,7 +246,9 @@ async def test_runner_sql_concurrency_limit(database_url: str) -> None:
         "settings": {"max_concurrent": 2},
         "nodes": [
             {"id": "t", "type": "trigger"},
-            {"id": "d", "type": "delay", "config": {"ms": 150}},
+            # Long enough that all six starts are in before the first two end, even on
+            # a loaded machine (at 150 ms a slow start saw the queue move already).
+            {"id": "d", "type": "delay", "config": {"ms": 1000}},
         ],
         "edges": [{"source": "t", "target": "d"}],
     }
@@ -260,7 +262,7 @@ async def test_runner_sql_concurrency_limit(database_url: str) -> None:
         ]
         queued = [await rt.executions.get_execution(i) for i in ids]
         assert [e.status for e in queued if e is not None].count(X.QUEUED) == 4
-        done = [await rt.engine.wait(i, timeout=10) for i in ids]
+        done = [await rt.engine.wait(i, timeout=30) for i in ids]
         assert all(e.status is X.SUCCEEDED for e in done)
         spans = sorted((e.started_at, e.completed_at) for e in done)
         for i, (start, _) in enumerate(spans):
