@@ -100,6 +100,14 @@ async def test_templates_expressions_go_to_the_evaluator_in_one_batch() -> None:
     assert fake.calls == [("expression", "n + 1"), ("expression", "n * 2")]
 
 
+async def test_templates_render_async_resolves_paths_beside_expressions() -> None:
+    fake = FakeCodeRunner({"n + 1": lambda s: s["n"] + 1})
+    out = await templates.render_async(
+        {"p": "{{ n }}", "e": "{{ n + 1 }}", "t": "{{ trigger.data.message }}"}, SCOPE, fake
+    )
+    assert out == {"p": 5, "e": 6, "t": "hi"}
+
+
 def test_templates_validation_flags_expressions_only_without_sandbox() -> None:
     assert templates.expression_issues("{{ a + 1 }}", expressions_enabled=True) == []
     issues = templates.expression_issues("{{ a + 1 }}", expressions_enabled=False)
@@ -123,6 +131,24 @@ def test_templates_scope_names_are_the_context_then_input_and_its_keys() -> None
         "n": 1,
     }
     assert Scope([1], {}).names() == {"input": [1]}
+
+
+def test_templates_index_into_a_blob_list_and_input_paths_ask_for_it() -> None:
+    from flowmill.blobs.ref import BlobRef
+
+    ref = BlobRef("01a24bea-cc0e-716c-89f9-8e6fde611bb4", 99, "application/json", "json")
+    scope = Scope({"rows": ref.to_value(), "doc": ref.to_value()}, {})
+    # "input" is not one of the input's keys here, so "input.doc" walks the input itself.
+    for text in ("{{rows[1]}}", "{{input.doc.items}}"):
+        with pytest.raises(NeedsBlob) as asked:
+            render(text, scope)
+        assert asked.value.ref == ref
+    scope.loaded[ref.id] = ["a", "b"]
+    assert render("{{rows[1]}}", scope) == "b"
+    assert render("{{rows[-1]}}", scope) == "b"
+    assert render("{{rows[2]}}", scope) is None
+    scope.loaded[ref.id] = {"items": [1, 2]}
+    assert render("{{input.doc.items}}", scope) == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -154,6 +180,7 @@ def test_templates_path_into_a_blob_reference_asks_for_it_and_a_whole_one_passes
         with pytest.raises(NeedsBlob) as asked:
             render(text, scope)
         assert asked.value.ref == ref
+        assert asked.value.args == (ref.id,)  # the log line names the blob to load
     scope.loaded[ref.id] = {"items": [{"name": "a"}, {"name": "b"}]}
     assert render("{{doc.items[1].name}}", scope) == "b"
     assert render("{{doc.items.length}}", scope) == 2
