@@ -133,3 +133,20 @@ def test_conditions_compare_table(left: Any, op: str, right: Any, expected: bool
 def test_conditions_compare_unknown_operator_is_named() -> None:
     with pytest.raises(ValueError, match="unknown operator 'nope'"):
         conditions.compare(1, "nope", 2)
+
+
+def test_conditions_unary_operators_do_not_render_a_right_operand() -> None:
+    # A stray "right" on "exists" is ignored, not rendered: rendering it could fail (a
+    # path into a node that has not run) and fail a condition that needs only "left".
+    rendered: list[Any] = []
+
+    def render(value: Any) -> Any:
+        rendered.append(value)
+        if value == "{{ boom }}":
+            raise AssertionError("the right operand of a unary operator was rendered")
+        return value
+
+    for op in ("exists", "not_exists", "is_empty", "is_not_empty"):
+        cond = adapter.validate_python({"left": "x", "op": op, "right": "{{ boom }}"})
+        conditions.evaluate(cond, render)
+    assert rendered == ["x"] * 4

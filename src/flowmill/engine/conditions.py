@@ -142,17 +142,11 @@ _ORDER: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
+def _number(v: str) -> float | None:
+    try:
+        return float(v.strip())
+    except ValueError:
         return None
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def _coerce(a: Any, b: Any) -> tuple[Any, Any]:
