@@ -100,6 +100,8 @@ def test_errors_a_node_failure_type_is_its_class_name(cls: type[NodeFailure]) ->
     assert cls("again", retriable=not cls.retriable_by_default).retriable is not (
         cls.retriable_by_default
     )
+    assert err.details == {}
+    assert cls("with facts", details={"status": 503}).details == {"status": 503}
 
 
 def test_errors_node_failure_types_users_see_are_unchanged() -> None:
