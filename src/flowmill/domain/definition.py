@@ -104,7 +104,7 @@ class _Reader:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
 
-    def add(self, path: str, message: str, code: str = "invalid") -> None:
+    def add(self, path: str, message: str, code: str) -> None:
         self.issues.append(Issue(path, message, code))
 
     def unknown_keys(self, path: str, data: Mapping[str, Any], allowed: set[str]) -> None:

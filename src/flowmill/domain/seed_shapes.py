@@ -233,7 +233,7 @@ class _Shaper:
             step = self._retry(step, f"{path.split('[')[0]}[{step_id}]")
             made = self._step(step, here)
             for source, handle in exits:
-                chain.edges.append(_edge(source, made.entry or step_id, handle))
+                chain.edges.append(_edge(source, step_id, handle))  # a step is entered at itself
             chain.nodes.extend(made.nodes)
             chain.edges.extend(made.edges)
             if chain.entry is None:

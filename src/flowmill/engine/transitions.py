@@ -360,7 +360,7 @@ def cancel_execution(ex: ExecutionRecord, now: datetime, reason: str = "cancelle
         error={"type": "Cancelled", "message": reason},
     )
     b.fx.cancel_live_runs = True
-    b.event(EventType.EXECUTION_CANCELLED, workflow_id=ex.workflow_id, reason=reason)
+    b.event(EventType.EXECUTION_CANCELLED, reason=reason)  # the builder adds workflow_id
     return b.fx
 
 
