@@ -46,13 +46,13 @@ def test_storable_check_json_accepts_integers_at_the_64_bit_bounds(good: int) ->
 
 @pytest.mark.parametrize("bad", [-(2**63) - 1, 2**64])
 def test_storable_check_json_refuses_integers_past_the_64_bit_bounds(bad: int) -> None:
-    with pytest.raises(UnstorableJson, match="^integers must fit in 64 bits$"):
+    with pytest.raises(UnstorableJson, match=r"^integers must fit in 64 bits$"):
         check_json([1, {"n": bad}])
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_storable_check_json_refuses_numbers_that_are_not_finite(bad: float) -> None:
-    with pytest.raises(UnstorableJson, match="^numbers must be finite$"):
+    with pytest.raises(UnstorableJson, match=r"^numbers must be finite$"):
         check_json({"a": [0.5, bad]})
 
 
@@ -81,10 +81,10 @@ def test_storable_check_json_walks_past_booleans_and_nulls_to_what_follows() -> 
 def test_storable_check_json_checks_object_keys() -> None:
     with pytest.raises(UnstorableJson, match="NUL"):
         check_json({"k\x00": 1})
-    with pytest.raises(UnstorableJson, match="^object keys must be strings$"):
+    with pytest.raises(UnstorableJson, match=r"^object keys must be strings$"):
         check_json({1: "x"})
 
 
 def test_storable_check_json_refuses_values_json_cannot_hold() -> None:
-    with pytest.raises(UnstorableJson, match="^unsupported JSON value of type bytes$"):
+    with pytest.raises(UnstorableJson, match=r"^unsupported JSON value of type bytes$"):
         check_json({"b": b"raw"})
