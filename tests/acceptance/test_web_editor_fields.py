@@ -2,7 +2,7 @@
 `{{ }}` completion from a test run's and a pin's data, highlighted JavaScript and
 Python, the credential picker (only the types a node takes; no secret on the page), the
 YAML view kept in step with the canvas, loop bodies and sub-workflows opened from the
-canvas, and Fit.
+canvas (with a test run's iterations and the body's problems on it), and Fit.
 
 Waits are Playwright's auto-retrying ``expect``, never sleeps.
 """
@@ -512,6 +512,71 @@ FITTED = """() => {
 async def fitted(page: Page) -> dict[str, float]:
     """The zoom, and how much of the canvas the nodes' box spans."""
     return dict(await page.evaluate(FITTED))
+
+
+async def test_web_editor_shows_a_test_run_and_problems_inside_a_loop_body(
+    served: Served,
+) -> None:
+    body = {
+        "nodes": [
+            {"id": "each", "type": "trigger", "config": {"triggerType": "manual"}},
+            {"id": "price", "type": "transform", "config": {"mapping": {"seen": "{{ item }}"}}},
+        ],
+        "edges": [{"source": "each", "target": "price"}],
+    }
+    definition = {
+        "name": "Prices",
+        "nodes": [
+            {"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}},
+            {"id": "orders", "type": "loop",
+             "config": {"items": "{{ trigger.data.orders }}", "body": body}},
+        ],
+        "edges": [{"source": "trigger", "target": "orders"}],
+    }  # fmt: skip
+    wf_id = await created(served, definition)
+    async with browser() as b:
+        page, errors = await new_page(b)
+        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
+        await page.get_by_label("Autosave").uncheck()
+        await run_test(page, '{"orders": [51, 73]}')
+
+        # inside the body: the run's first iteration on the canvas, any other on demand
+        await node(page, "orders").get_by_test_id("open-body").click()
+        iteration = page.get_by_label("Iteration of orders")
+        await expect(iteration.locator("option")).to_have_text(
+            ["0 · succeeded", "1 · succeeded"], timeout=15_000
+        )
+        await expect(iteration).to_have_value("0")
+        price = node(page, "price")
+        await expect(price.locator(".flow-node")).to_have_attribute("data-status", "succeeded")
+        await expect(price.get_by_test_id("node-output")).to_contain_text("51")
+        await iteration.select_option("1")
+        await expect(price.get_by_test_id("node-output")).to_contain_text("73")
+        await price.click()
+        panel = page.get_by_test_id("node-panel")
+        await expect(panel).to_contain_text("Test run, orders item 1: succeeded")
+        pin = panel.get_by_role("button", name="Pin this output as test data")
+        await expect(pin).to_have_count(0)  # an iteration's output is no test data
+        await shot(page, "editor-13c-loop-body-test-run")
+
+        # a problem in the body shows on the body's node and field, as at the top
+        await field(page, "mapping").fill("not a mapping")
+        await expect(price.locator(".flow-node")).to_have_attribute("data-problems", "1")
+        await expect(page.locator('[data-field="mapping"] .field-error')).to_have_count(1)
+        listed = page.get_by_test_id("problems").get_by_role("button", name="orders \u203a price")
+        await expect(listed).to_have_count(1)
+        # from the top, the problem's link opens the body with its node selected
+        await page.get_by_role("button", name="Back to the workflow").click()
+        await expect(node(page, "orders").locator(".flow-node")).to_have_attribute(
+            "data-problems", "1"
+        )
+        await listed.click()
+        await expect(page.get_by_test_id("scope-bar")).to_contain_text("orders: body")
+        await expect(panel).to_have_attribute("data-node-id", "price")
+        await field(page, "mapping").fill('{"seen": "{{ item }}"}')
+        await expect(page.get_by_test_id("problems")).to_have_attribute("data-count", "0")
+        await expect(price.locator(".flow-node")).to_have_attribute("data-problems", "0")
+        assert not errors, errors
 
 
 async def test_web_editor_fit_fills_the_canvas_and_far_out_skips_unreadable_text(
