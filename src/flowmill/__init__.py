@@ -15,6 +15,7 @@ from flowmill.nodes.base import (
     Suspend,
     TriggerNodeType,
 )
+from flowmill.nodes.fields import credential_field
 from flowmill.nodes.registry import NodeRegistry
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "NodeType",
     "Suspend",
     "TriggerNodeType",
+    "credential_field",
 ]
 __version__ = "0.1.0"

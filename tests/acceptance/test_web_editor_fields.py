@@ -1,7 +1,8 @@
 """The editor's config forms and views in a real browser against a real `flowmill serve`:
-`{{ }}` completion from a test run's and a pin's data, highlighted JavaScript, the
-credential picker (no secret on the page), the YAML view kept in step with the canvas,
-loop bodies and sub-workflows opened from the canvas, and Fit.
+`{{ }}` completion from a test run's and a pin's data, highlighted JavaScript and
+Python, the credential picker (only the types a node takes; no secret on the page), the
+YAML view kept in step with the canvas, loop bodies and sub-workflows opened from the
+canvas (with a test run's iterations and the body's problems on it), and Fit.
 
 Waits are Playwright's auto-retrying ``expect``, never sleeps.
 """
@@ -168,6 +169,66 @@ async def test_web_editor_highlights_javascript_in_code_fields(served: Served) -
         assert not errors, errors
 
 
+async def test_web_editor_highlights_python_in_a_python_code_node(served: Served) -> None:
+    source = (
+        "@staticmethod\n"
+        "def total(lines):  # the sum\n"
+        '    """Add them\n    up."""\n'
+        "    return sum(l['amount'] for l in lines) * 1.5 if lines else None\n"
+        "return {'total': total(input['data']['lines'])}"
+    )
+    definition = {
+        "name": "Totals",
+        "nodes": [
+            {"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}},
+            {"id": "sum", "type": "custom_code", "config": {"language": "python", "code": source}},
+        ],
+        "edges": [{"source": "trigger", "target": "sum"}],
+    }  # fmt: skip
+    wf_id = await created(served, definition)
+    async with browser() as b:
+        page, errors = await new_page(b)
+        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
+        await node(page, "sum").click()
+        code = field(page, "code")
+        await expect(code).to_have_attribute("data-language", "python")
+        await expect(page.locator('[data-field="code"] label')).to_contain_text("Python")
+        shown = page.get_by_test_id("code-field").locator(".code-highlight")
+        await expect(shown.locator(".tok-decorator")).to_have_text(["@staticmethod"])
+        await expect(shown.locator(".tok-keyword")).to_have_text(
+            ["def", "return", "for", "in", "if", "else", "return"]
+        )
+        await expect(shown.locator(".tok-comment")).to_have_text(["# the sum"])
+        await expect(shown.locator(".tok-string")).to_have_text(
+            ['"""Add them\n    up."""', "'amount'", "'total'", "'data'", "'lines'"]
+        )
+        await expect(shown.locator(".tok-number")).to_have_text(["1.5"])
+        await expect(shown.locator(".tok-literal")).to_have_text(["None"])
+        assert (await shown.text_content() or "").rstrip("\n") == source
+        plain = await shown.evaluate("e => getComputedStyle(e).color")
+        for kind in ("decorator", "keyword", "string", "comment", "number", "literal"):
+            colour = await shown.locator(f".tok-{kind}").first.evaluate(
+                "e => getComputedStyle(e).color"
+            )
+            assert colour != plain, kind
+        await page.get_by_test_id("code-field").screenshot(
+            path=str(SCREENSHOTS / "editor-09c-python-code-field.png")
+        )
+
+        # typed: a comment and a triple-quoted string as Python reads them
+        await code.fill("# note\ns = '''a # b'''\nreturn s")
+        await expect(shown.locator(".tok-comment")).to_have_text(["# note"])
+        await expect(shown.locator(".tok-string")).to_have_text(["'''a # b'''"])
+
+        # the same node set to JavaScript: highlighted as JavaScript at once
+        await field(page, "language").select_option("javascript")
+        await expect(code).to_have_attribute("data-language", "javascript")
+        await code.fill("// js\nconst s = 1;")
+        await expect(shown.locator(".tok-comment")).to_have_text(["// js"])
+        await expect(shown.locator(".tok-keyword")).to_have_text(["const"])
+        assert not errors, errors
+
+
 async def test_web_editor_picks_a_credential_and_never_shows_its_secret(served: Served) -> None:
     async with client(served) as c:
         r = await c.post(
@@ -222,6 +283,75 @@ async def test_web_editor_picks_a_credential_and_never_shows_its_secret(served: 
         async with client(served) as c:
             saved = (await c.get(f"/api/workflows/{wf_id}")).json()["definition"]
         assert saved["nodes"][1]["config"]["credential"] == "billing-api"
+        assert not errors, errors
+
+
+async def test_web_editor_lists_only_the_credentials_of_the_types_a_node_takes(
+    served: Served,
+) -> None:
+    smtp_password = "smtp_pw_web_picker_0123456789"
+    async with client(served) as c:
+        for body in (
+            {"name": "billing-api", "type": "bearer", "data": {"token": SECRET}},
+            {"name": "mail-server", "type": "smtp",
+             "data": {"host": "smtp.example.com", "username": "ops", "password": smtp_password}},
+            {"name": "backup-mail", "type": "smtp", "data": {"host": "smtp2.example.com"}},
+        ):  # fmt: skip
+            r = await c.post("/api/credentials", json=body)
+            assert r.status_code == 201, r.text
+    definition = {
+        "name": "Mails",
+        "nodes": [
+            {"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}},
+            # chosen before: a bearer token, which an e-mail node cannot use
+            {"id": "mail", "type": "email_send",
+             "config": {"credential": "billing-api", "from": "ops@example.com",
+                        "to": "{{ trigger.data.to }}", "subject": "Hi"}},
+        ],
+        "edges": [{"source": "trigger", "target": "mail"}],
+    }  # fmt: skip
+    wf_id = await created(served, definition)
+    async with browser() as b:
+        page, errors = await new_page(b)
+        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
+        await page.get_by_label("Autosave").uncheck()  # one save, by the button
+        await node(page, "mail").click()
+        picker = field(page, "credential")
+        await expect(picker).to_have_attribute("data-credential-types", "smtp")
+        box = page.locator('[data-field="credential"]')
+        # the chosen one stays, said to be of the wrong type
+        await expect(picker.locator("option:checked")).to_have_text("billing-api (bearer)")
+        await expect(box.locator(".field-error")).to_have_text(
+            "billing-api is a bearer credential; this node takes smtp."
+        )
+        await picker.select_option(label="mail-server (smtp)")
+        # once another is chosen, only the smtp ones are listed, then "Other…"
+        await expect(picker.locator("option")).to_have_text(
+            [
+                "Choose a credential (smtp)…",
+                "backup-mail (smtp)",
+                "mail-server (smtp)",
+                "Other (a name or a {{ }} template)…",
+            ]
+        )
+        await expect(box.locator(".field-error")).to_have_count(0)
+        await expect(page.get_by_test_id("credentials-hidden")).to_have_text(
+            "1 credential of other types not listed: this node takes smtp."
+        )
+        await picker.scroll_into_view_if_needed()
+        await box.screenshot(path=str(SCREENSHOTS / "editor-10b-credential-picker-by-type.png"))
+        # any other name still goes through "Other…"
+        await picker.select_option(label="Other (a name or a {{ }} template)…")
+        await box.locator('input[type="text"]').fill("{{ vars.mailer }}")
+        await expect(picker.locator("option:checked")).to_have_text("Other: {{ vars.mailer }}")
+        await picker.select_option(label="backup-mail (smtp)")
+        html = await page.content()
+        assert SECRET not in html and smtp_password not in html
+        await page.get_by_role("button", name="Save", exact=True).click()
+        await expect(page.get_by_test_id("save-state")).to_have_text("Saved as v2")
+        async with client(served) as c:
+            saved = (await c.get(f"/api/workflows/{wf_id}")).json()["definition"]
+        assert saved["nodes"][1]["config"]["credential"] == "backup-mail"
         assert not errors, errors
 
 
@@ -382,6 +512,71 @@ FITTED = """() => {
 async def fitted(page: Page) -> dict[str, float]:
     """The zoom, and how much of the canvas the nodes' box spans."""
     return dict(await page.evaluate(FITTED))
+
+
+async def test_web_editor_shows_a_test_run_and_problems_inside_a_loop_body(
+    served: Served,
+) -> None:
+    body = {
+        "nodes": [
+            {"id": "each", "type": "trigger", "config": {"triggerType": "manual"}},
+            {"id": "price", "type": "transform", "config": {"mapping": {"seen": "{{ item }}"}}},
+        ],
+        "edges": [{"source": "each", "target": "price"}],
+    }
+    definition = {
+        "name": "Prices",
+        "nodes": [
+            {"id": "trigger", "type": "trigger", "config": {"triggerType": "manual"}},
+            {"id": "orders", "type": "loop",
+             "config": {"items": "{{ trigger.data.orders }}", "body": body}},
+        ],
+        "edges": [{"source": "trigger", "target": "orders"}],
+    }  # fmt: skip
+    wf_id = await created(served, definition)
+    async with browser() as b:
+        page, errors = await new_page(b)
+        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
+        await page.get_by_label("Autosave").uncheck()
+        await run_test(page, '{"orders": [51, 73]}')
+
+        # inside the body: the run's first iteration on the canvas, any other on demand
+        await node(page, "orders").get_by_test_id("open-body").click()
+        iteration = page.get_by_label("Iteration of orders")
+        await expect(iteration.locator("option")).to_have_text(
+            ["0 · succeeded", "1 · succeeded"], timeout=15_000
+        )
+        await expect(iteration).to_have_value("0")
+        price = node(page, "price")
+        await expect(price.locator(".flow-node")).to_have_attribute("data-status", "succeeded")
+        await expect(price.get_by_test_id("node-output")).to_contain_text("51")
+        await iteration.select_option("1")
+        await expect(price.get_by_test_id("node-output")).to_contain_text("73")
+        await price.click()
+        panel = page.get_by_test_id("node-panel")
+        await expect(panel).to_contain_text("Test run, orders item 1: succeeded")
+        pin = panel.get_by_role("button", name="Pin this output as test data")
+        await expect(pin).to_have_count(0)  # an iteration's output is no test data
+        await shot(page, "editor-13c-loop-body-test-run")
+
+        # a problem in the body shows on the body's node and field, as at the top
+        await field(page, "mapping").fill("not a mapping")
+        await expect(price.locator(".flow-node")).to_have_attribute("data-problems", "1")
+        await expect(page.locator('[data-field="mapping"] .field-error')).to_have_count(1)
+        listed = page.get_by_test_id("problems").get_by_role("button", name="orders \u203a price")
+        await expect(listed).to_have_count(1)
+        # from the top, the problem's link opens the body with its node selected
+        await page.get_by_role("button", name="Back to the workflow").click()
+        await expect(node(page, "orders").locator(".flow-node")).to_have_attribute(
+            "data-problems", "1"
+        )
+        await listed.click()
+        await expect(page.get_by_test_id("scope-bar")).to_contain_text("orders: body")
+        await expect(panel).to_have_attribute("data-node-id", "price")
+        await field(page, "mapping").fill('{"seen": "{{ item }}"}')
+        await expect(page.get_by_test_id("problems")).to_have_attribute("data-count", "0")
+        await expect(price.locator(".flow-node")).to_have_attribute("data-problems", "0")
+        assert not errors, errors
 
 
 async def test_web_editor_fit_fills_the_canvas_and_far_out_skips_unreadable_text(

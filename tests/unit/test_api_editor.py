@@ -4,10 +4,12 @@ overwrite a version saved since (``base_version``)."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from flowmill.credentials.kinds import KINDS, CredentialKind
+from flowmill.nodes.fields import credential_field
 from tests.api_support import THREE_NODES, Api
 from tests.editor_support import GreetingNode
 
@@ -56,6 +58,31 @@ async def test_api_editor_node_types_include_a_plugin_with_its_schema(api: Api) 
     assert props["style"]["enum"] == ["plain", "shout"]
     assert (props["repeat"]["minimum"], props["repeat"]["maximum"]) == (1, 5)
     assert greeting["config_schema"]["required"] == ["name"]
+
+
+async def test_api_editor_node_types_say_which_credential_types_a_field_takes(api: Api) -> None:
+    r = await api.a.get("/api/node-types")
+    props = {i["type"]: i["config_schema"].get("properties", {}) for i in r.json()["items"]}
+    taken = {
+        t: p["credential"].get("x-credential-types") for t, p in props.items() if "credential" in p
+    }
+    assert taken == {
+        "http_request": ["header", "bearer", "basic", "query", "oauth2"],
+        "slack_message": ["bearer", "oauth2"],
+        "instagram_send": ["bearer", "oauth2"],
+        "gmail_send": ["oauth2"],
+        "email_send": ["smtp"],
+        "database_query": ["database"],
+        "sms_send": ["basic"],
+    }
+    # beside the anyOf of an optional field, where an editor finds it
+    assert "anyOf" in props["http_request"]["credential"]
+
+
+def test_api_editor_credential_kinds_name_every_credential_type() -> None:
+    assert set(get_args(CredentialKind)) == set(KINDS)
+    with pytest.raises(TypeError):
+        credential_field()
 
 
 async def test_api_editor_node_types_need_a_key(api: Api) -> None:

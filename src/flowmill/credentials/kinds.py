@@ -112,6 +112,11 @@ class Smtp(_Kind):
     password: str | None = None
 
 
+CredentialKind = Literal[
+    "header", "bearer", "basic", "query", "secret", "oauth2", "database", "smtp"
+]
+"""The name of a credential type: a key of :data:`KINDS` (a test keeps the two equal)."""
+
 KINDS: dict[str, type[_Kind]] = {
     "header": Header,
     "bearer": Bearer,

@@ -25,6 +25,7 @@ from flowmill.engine.services import HttpResponse
 from flowmill.engine.templates import stringify
 from flowmill.net.errors import HttpError, InvalidRequest, InvalidResponse, InvalidUrl
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
+from flowmill.nodes.fields import credential_field
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -68,7 +69,9 @@ class HttpRequestConfig(NodeConfig):
     response_format: Literal["auto", "json", "text", "binary"] = "auto"
     fail_on_status: bool = True
     idempotency_header: str | None = "Idempotency-Key"
-    credential: str | None = Field(default=None, min_length=1, max_length=200)
+    credential: str | None = credential_field(
+        "header", "bearer", "basic", "query", "oauth2", default=None, min_length=1, max_length=200
+    )
 
     @field_validator("method", mode="before")
     @classmethod

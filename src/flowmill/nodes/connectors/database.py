@@ -38,6 +38,7 @@ from flowmill.domain.errors import CredentialFailure, NodeError, NodeFailure, Ti
 from flowmill.engine.templates import stringify
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
 from flowmill.nodes.connectors._service import config_error, open_credential, required
+from flowmill.nodes.fields import credential_field
 
 
 class DatabaseUnavailable(NodeFailure):
@@ -66,7 +67,7 @@ ALLOWED_OPTIONS = frozenset({"ssl", "sslmode", "charset", "application_name", "c
 class DatabaseQueryConfig(NodeConfig):
     """Config of ``database_query``. ``sql`` is not a template; ``params`` are."""
 
-    credential: str = Field(min_length=1)
+    credential: str = credential_field("database", min_length=1)
     sql: str = Field(min_length=1, max_length=100_000)
     params: dict[str, Any] = Field(default_factory=dict)
     max_rows: int | None = Field(None, ge=1, le=100_000)

@@ -33,6 +33,7 @@ from flowmill.nodes.connectors._service import (
     open_credential,
     required,
 )
+from flowmill.nodes.fields import credential_field
 
 
 class SmtpConnectionError(NodeFailure):
@@ -45,7 +46,7 @@ class SmtpConnectionError(NodeFailure):
 class EmailSendConfig(NodeConfig):
     """Config of ``email_send``; strings are templates."""
 
-    credential: str = Field(min_length=1)
+    credential: str = credential_field("smtp", min_length=1)
     sender: str = Field(alias="from", min_length=1)
     to: Any
     subject: str = ""

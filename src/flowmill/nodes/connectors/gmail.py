@@ -26,6 +26,7 @@ from flowmill.nodes.connectors._service import (
     parse,
     required,
 )
+from flowmill.nodes.fields import credential_field
 
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})
 
@@ -34,7 +35,7 @@ class GmailSendConfig(NodeConfig):
     """Config of ``gmail_send``; strings are templates. ``to``/``cc``/``bcc`` take an
     address, a comma-separated list or a list."""
 
-    credential: str = Field(min_length=1)
+    credential: str = credential_field("oauth2", min_length=1)
     to: Any
     subject: str = ""
     text: str | None = None

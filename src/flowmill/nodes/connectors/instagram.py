@@ -28,6 +28,7 @@ from flowmill.nodes.connectors._service import (
     parse,
     required,
 )
+from flowmill.nodes.fields import credential_field
 
 #: Graph error codes that a later attempt may get past.
 TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 613})
@@ -40,7 +41,9 @@ class InstagramSendConfig(NodeConfig):
     text: str = Field(min_length=1)
     recipient_id: str = Field("{{trigger.metadata.customerId}}", min_length=1)
     account_id: str = Field("{{trigger.metadata.accountId}}", min_length=1)
-    credential: str = Field("{{trigger.metadata.replyCredential}}", min_length=1)
+    credential: str = credential_field(
+        "bearer", "oauth2", default="{{trigger.metadata.replyCredential}}", min_length=1
+    )
     base_url: str = Field("https://graph.facebook.com", pattern=r"^(https?://|\{\{)")
     api_version: str = Field("v21.0", pattern=r"^v\d+\.\d+$")
     timeout_s: float = Field(30.0, gt=0, le=300)

@@ -25,6 +25,7 @@ from flowmill.nodes.connectors._service import (
     parse,
     required,
 )
+from flowmill.nodes.fields import credential_field
 
 #: ``error`` values of an ``ok: false`` answer that a later attempt may get past.
 TRANSIENT_ERRORS = frozenset(
@@ -35,7 +36,7 @@ TRANSIENT_ERRORS = frozenset(
 class SlackMessageConfig(NodeConfig):
     """Config of ``slack_message``; strings are templates."""
 
-    credential: str = Field(min_length=1)
+    credential: str = credential_field("bearer", "oauth2", min_length=1)
     channel: str = Field(min_length=1)
     text: str = Field(min_length=1)
     blocks: Any = None

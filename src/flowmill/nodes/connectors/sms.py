@@ -26,12 +26,13 @@ from flowmill.nodes.connectors._service import (
     parse,
     required,
 )
+from flowmill.nodes.fields import credential_field
 
 
 class SmsSendConfig(NodeConfig):
     """Config of ``sms_send``; strings are templates."""
 
-    credential: str = Field(min_length=1)
+    credential: str = credential_field("basic", min_length=1)
     to: str = Field(min_length=1)
     body: str = Field(min_length=1)
     sender: str | None = Field(None, alias="from")

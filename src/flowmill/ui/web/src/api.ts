@@ -127,6 +127,8 @@ export const api = {
     get<Page<ExecutionSummary>>(`/api/workflows/${id}/executions`, q as Query),
   execution: (id: string, signal?: AbortSignal) =>
     get<ExecutionDetail>(`/api/executions/${id}`, undefined, signal),
+  children: (id: string, q: Query = {}, signal?: AbortSignal) =>
+    get<Page<ExecutionSummary>>(`/api/executions/${id}/children`, q, signal),
   logs: (id: string, q: Query = {}) => get<Page<LogLine>>(`/api/executions/${id}/logs`, q),
   cancel: (id: string) => post<{ status: string }>(`/api/executions/${id}/cancel`),
   retry: (id: string, fromStart: boolean) =>

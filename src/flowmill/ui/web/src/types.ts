@@ -107,6 +107,10 @@ export interface ExecutionSummary {
   duration_ms: number | null;
   retry_of: string | null;
   parent_execution_id: string | null;
+  /** The parent's loop or sub_workflow node that started it (a child execution). */
+  parent_node_id?: string | null;
+  /** The loop item's index (a loop's child). */
+  iteration?: number | null;
   [key: string]: unknown;
 }
 

@@ -1,20 +1,21 @@
-// A JavaScript code field: a plain textarea (so typing, undo, selection and screen
+// A code field (JavaScript, or Python for custom code set to it): a plain textarea (so typing, undo, selection and screen
 // readers behave as in any field) over a highlighted copy of its text that scrolls
 // with it. The textarea's text is transparent; its caret is not.
 import { useMemo, useRef } from "react";
-import { tokenize } from "./highlight";
+import { tokenize, type Language } from "./highlight";
 
 export function CodeField({
-  id, value, placeholder, rows = 8, onChange,
+  id, value, placeholder, rows = 8, language = "javascript", onChange,
 }: {
   id: string;
   value: string;
+  language?: Language;
   placeholder?: string;
   rows?: number;
   onChange: (text: string) => void;
 }) {
   const pre = useRef<HTMLPreElement>(null);
-  const tokens = useMemo(() => tokenize(value), [value]);
+  const tokens = useMemo(() => tokenize(value, language), [value, language]);
   return (
     <div className="code-field" data-testid="code-field">
       <pre ref={pre} className="code-highlight" aria-hidden="true">
@@ -30,7 +31,7 @@ export function CodeField({
         autoCapitalize="off"
         autoComplete="off"
         wrap="off"
-        data-language="javascript"
+        data-language={language}
         value={value}
         placeholder={placeholder}
         onScroll={(e) => {

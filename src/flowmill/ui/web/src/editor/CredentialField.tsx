@@ -1,9 +1,11 @@
 // A credential picker: the tenant's credentials by name and type, from
 // GET /api/credentials (which never sends a secret; the picker shows not even the
-// hint). A value that is not one of them (a `{{ }}` template, a credential deleted
-// since) stays, shown as such; "Other…" lets one type a name or a template.
+// hint), only those of the types the node takes when its schema says (credentials.ts).
+// A value that is not one of them (a `{{ }}` template, a credential deleted since)
+// stays, shown as such; "Other…" lets one type a name or a template.
 import { useEffect, useState } from "react";
 import { credentialChoices, type CredentialChoice } from "../api";
+import { credentialOptions } from "./credentials";
 
 let cached: Promise<CredentialChoice[] | null> | null = null;
 
@@ -19,9 +21,11 @@ function choices(refresh = false): Promise<CredentialChoice[] | null> {
 const OTHER = "\u0000other";
 
 export function CredentialField({
-  id, value, required, onChange, renderText,
+  id, value, required, types, onChange, renderText,
 }: {
   id: string;
+  /** The credential types the node takes; null: any. */
+  types: string[] | null;
   value: string | undefined;
   required: boolean;
   onChange: (v: string | undefined) => void;
@@ -40,13 +44,16 @@ export function CredentialField({
     );
   useEffect(() => void load(false), []);
   if (list === null) return <>{renderText(id)}</>; // no credentials API here
-  const known = list?.some((c) => c.name === value || c.id === value) ?? false;
+  const { shown, hidden, mismatch } = credentialOptions(list ?? [], types, value);
+  const known = shown.some((c) => c.name === value || c.id === value);
   const custom = value !== undefined && value !== "" && !known;
+  const kinds = types ? types.join(" or ") : "";
   return (
     <div className="credential-field">
       <select
         id={id}
         data-credential-picker=""
+        data-credential-types={types?.join(" ")}
         value={typing || custom ? OTHER : value ?? ""}
         onChange={(e) => {
           if (e.target.value === OTHER) {
@@ -57,8 +64,8 @@ export function CredentialField({
           onChange(e.target.value === "" ? undefined : e.target.value);
         }}
       >
-        <option value="">{list === undefined ? "Loading credentials…" : required ? "Choose a credential…" : "none"}</option>
-        {(list ?? []).map((c) => (
+        <option value="">{list === undefined ? "Loading credentials…" : required ? `Choose a credential${kinds ? ` (${kinds})` : ""}…` : "none"}</option>
+        {shown.map((c) => (
           <option key={c.id} value={c.name}>{`${c.name} (${c.type})`}</option>
         ))}
         <option value={OTHER}>{custom ? `Other: ${value}` : "Other (a name or a {{ }} template)…"}</option>
@@ -67,8 +74,18 @@ export function CredentialField({
         Refresh
       </button>
       {(typing || custom) && renderText(`text-${id}`)}
-      {list && list.length === 0 && (
-        <div className="muted small-text">No credentials yet: add one under Operations → Credentials.</div>
+      {list && shown.length === 0 && (
+        <div className="muted small-text">
+          No {kinds ? `${kinds} ` : ""}credentials yet: add one under Operations → Credentials.
+        </div>
+      )}
+      {hidden > 0 && (
+        <div className="muted small-text" data-testid="credentials-hidden">
+          {hidden === 1 ? "1 credential" : `${hidden} credentials`} of other types not listed: this node takes {kinds}.
+        </div>
+      )}
+      {mismatch && (
+        <div className="field-error">{`${mismatch.name} is a ${mismatch.type} credential; this node takes ${kinds}.`}</div>
       )}
       {error && <div className="field-error">Could not list credentials: {error}</div>}
     </div>

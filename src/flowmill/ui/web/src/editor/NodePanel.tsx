@@ -26,6 +26,7 @@ export function fieldProblems(problems: Problem[]): { fields: Record<string, str
 
 export function NodePanel({
   node, info, problems, run, count, onChange, onUseAsInput, pinned, onPin, canRunFrom, onRunFrom, paths,
+  runLabel = "Last test run", inBody = false,
 }: {
   node: DefNode | null;
   info: NodeTypeInfo | undefined;
@@ -39,6 +40,11 @@ export function NodePanel({
   canRunFrom: boolean;
   onRunFrom: () => void;
   paths: string[];
+  /** What the run card is titled ("Last test run", an iteration of a loop body). */
+  runLabel?: string;
+  /** In a loop's body: its runs are iterations, which are not pinned nor offered as
+   * the workflow's test input. */
+  inBody?: boolean;
 }) {
   if (!node) {
     return (
@@ -96,13 +102,13 @@ export function NodePanel({
       {pinned !== undefined && <PinnedEditor nodeId={node.id} value={pinned} onChange={onPin} />}
       {run && (
         <div className="card">
-          <strong>Last test run: {run.status}</strong>
+          <strong>{runLabel}: {run.status}</strong>
           {run.duration_ms !== null && <span className="muted"> · {Math.round(run.duration_ms)} ms</span>}
           {run.error ? <JsonView value={run.error} label={`${node.id} error`} /> : <JsonView value={run.output} label={`${node.id} output`} />}
-          {pinned === undefined && run.status === "succeeded" && (
+          {!inBody && pinned === undefined && run.status === "succeeded" && (
             <button type="button" className="small" onClick={() => onPin(run.output ?? null)}>Pin this output as test data</button>
           )}
-          {info?.is_trigger && run.output !== undefined && (
+          {!inBody && info?.is_trigger && run.output !== undefined && (
             <button type="button" className="small" onClick={() => onUseAsInput((run.output as { data?: unknown } | null)?.data ?? null)}>
               Use its data as test input
             </button>

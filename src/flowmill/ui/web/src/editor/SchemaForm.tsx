@@ -5,6 +5,8 @@
 import { useEffect, useState } from "react";
 import { CodeField } from "./CodeField";
 import { CredentialField } from "./CredentialField";
+import { credentialTypesOf } from "./credentials";
+import { languageOf, type Language } from "./highlight";
 import type { JsonSchema } from "./model";
 import { TemplateInput } from "./TemplateInput";
 
@@ -22,7 +24,9 @@ export function resolve(s: JsonSchema, root: JsonSchema): { schema: JsonSchema; 
     const nullable = options.length < cur.anyOf.length;
     if (options.length === 1) {
       const inner = resolve(options[0], root);
-      return { schema: { ...inner.schema, title: cur.title, description: cur.description ?? inner.schema.description, default: cur.default }, nullable };
+      // keywords of our own (x-credential-types) sit beside the anyOf: keep them
+      const own = Object.fromEntries(Object.entries(cur).filter(([k]) => k.startsWith("x-")));
+      return { schema: { ...inner.schema, ...own, title: cur.title, description: cur.description ?? inner.schema.description, default: cur.default }, nullable };
     }
     return { schema: { ...cur, anyOf: options }, nullable };
   }
@@ -37,12 +41,13 @@ const KIND_HINTS: Record<FieldKind, string> = {
 };
 
 /** How a field is edited. "script" is a type's code field holding source (JavaScript,
- * highlighted); a code field of another type (a loop's inline body) is JSON.
- * "credential" is a field naming a credential of the vault. */
+ * or Python when its config's `language` says so; highlighted); a code field of another type (a loop's inline body) is JSON.
+ * "credential" is a field naming a credential of the vault: one whose schema says
+ * which types it takes (`x-credential-types`), or one named `credential`. */
 export function kindOf(key: string, s: JsonSchema, codeFields: string[]): FieldKind {
   if (codeFields.includes(key)) return s.type === "string" ? "script" : s.type === "object" && s.properties ? "object" : "json";
   if (s.enum) return "enum";
-  if (key === "credential" && s.type === "string") return "credential";
+  if (s.type === "string" && (key === "credential" || credentialTypesOf(s))) return "credential";
   if (s.anyOf) return "json";
   switch (s.type) {
     case "string":
@@ -106,6 +111,8 @@ function ObjectFields({
           onChange(next, field);
         };
         const kind = kindOf(key, s, path ? [] : codeFields);
+        // custom code's `language` (or its default) says how its code is highlighted
+        const language = languageOf(value.language ?? props.language?.default);
         const label = s.title && s.title.toLowerCase().replace(/ /g, "") !== key.toLowerCase().replace(/_/g, "") ? s.title : key;
         const errors = problems[field] ?? [];
         const id = `f-${nodeId}-${field}`.replace(/[^A-Za-z0-9_-]/g, "_");
@@ -130,10 +137,10 @@ function ObjectFields({
               <span>
                 {label}
                 {required.has(key) && <span aria-hidden="true"> *</span>}
-                <span className="muted small-text"> {KIND_HINTS[kind]}</span>
+                <span className="muted small-text"> {kind === "script" && language === "python" ? "Python" : KIND_HINTS[kind]}</span>
               </span>
             </label>
-            <Field id={id} kind={kind} schema={s} value={value[key]} onChange={set} required={required.has(key)} paths={paths} />
+            <Field id={id} kind={kind} schema={s} value={value[key]} onChange={set} required={required.has(key)} paths={paths} language={language} />
             {paths.length > 0 && templated(kind, codeFields.includes(key), value[key]) && (
               <select
                 className="insert-path"
@@ -160,7 +167,7 @@ function ObjectFields({
 }
 
 function Field({
-  id, kind, schema, value, onChange, required, paths,
+  id, kind, schema, value, onChange, required, paths, language,
 }: {
   id: string;
   kind: FieldKind;
@@ -169,6 +176,7 @@ function Field({
   onChange: (v: unknown) => void;
   required: boolean;
   paths: string[];
+  language: Language;
 }) {
   const text = (t: string) => onChange(t === "" && !required ? undefined : t);
   switch (kind) {
@@ -177,11 +185,11 @@ function Field({
     case "code":
       return <TemplateInput id={id} multiline rows={5} className="code-input" paths={paths} value={typeof value === "string" ? value : ""} placeholder={placeholder(schema)} onChange={text} />;
     case "script":
-      return <CodeField id={id} value={typeof value === "string" ? value : ""} placeholder={placeholder(schema)} onChange={text} />;
+      return <CodeField id={id} language={language} value={typeof value === "string" ? value : ""} placeholder={placeholder(schema)} onChange={text} />;
     case "credential":
       return (
         <CredentialField
-          id={id} required={required} value={typeof value === "string" ? value : undefined} onChange={onChange}
+          id={id} required={required} types={credentialTypesOf(schema)} value={typeof value === "string" ? value : undefined} onChange={onChange}
           renderText={(textId) => (
             <TemplateInput id={textId} paths={paths} value={typeof value === "string" ? value : ""} placeholder="a credential's name, or a {{ }} template" onChange={text} />
           )}

@@ -16,7 +16,8 @@ import { Palette } from "../editor/Palette";
 import { NodePanel } from "../editor/NodePanel";
 import { JsonPanel } from "../editor/JsonPanel";
 import { TestRunPanel, usePins, useTestRun } from "../editor/TestRun";
-import { scopeOf, withScope } from "../editor/scope";
+import { useBodyRun, type BodyRun } from "../editor/bodyRun";
+import { nodeOfProblem, problemsIn, scopeOf, scopeOfProblem, withScope } from "../editor/scope";
 import { Link, navigate } from "../router";
 import type { Definition, VersionDiff } from "../types";
 import { ErrorBox, Loading } from "../ui";
@@ -94,6 +95,9 @@ export default function EditorPage({ id }: { id: string | null }) {
   useEffect(() => {
     if (scope.length && !scopeOf(root, scope)) setScope([]); // its loop is gone (undo)
   }, [root, scope]);
+  // a test run's iteration of the loop body being edited
+  const body = useBodyRun(run.execution, scope);
+  const states = scope.length ? body.states : run.states;
   const byType = useMemo(() => Object.fromEntries((types ?? []).map((t) => [t.type, t])), [types]);
   const dirty = saved === null ? nodesOf(root).length > 0 : !same(root, saved);
 
@@ -123,7 +127,8 @@ export default function EditorPage({ id }: { id: string | null }) {
     }, 300);
     return () => clearTimeout(t);
   }, [root, history]);
-  const places = useMemo(() => problemsByPlace(problems), [problems]);
+  // the problems of what the canvas shows (a body's, relative to it)
+  const places = useMemo(() => problemsByPlace(problemsIn(problems, root, scope)), [problems, root, scope]);
 
   const changeRoot = useCallback((next: Definition, key: string | null = null) => {
     setHistory((h) => (h ? record(h, next, key) : h));
@@ -258,10 +263,19 @@ export default function EditorPage({ id }: { id: string | null }) {
     };
   }, [def, selected, edit]);
 
-  function enterScope(next: string[]) {
+  function enterScope(next: string[], select: string[] = []) {
     setSelected([]);
     setScope(next);
+    toSelect.current = select;
   }
+  // a node to select in a scope just entered: once its canvas is there (a new canvas
+  // reports its empty selection first)
+  const toSelect = useRef<string[]>([]);
+  useEffect(() => {
+    if (!toSelect.current.length) return;
+    setSelected(toSelect.current);
+    toSelect.current = [];
+  }, [scope]);
 
   if (loadError) return <div className="page"><ErrorBox error={loadError} /></div>;
   if (!history || !types) return <Loading what="Opening the editor" />;
@@ -350,7 +364,8 @@ export default function EditorPage({ id }: { id: string | null }) {
               </span>
             ))}
             <span className="muted small-text"> · each iteration's trigger gets {"{item, index, items, input}"}</span>
-            <button type="button" className="small" onClick={() => enterScope(scope.slice(0, -1))}>Back to {scope.length > 1 ? `${scope[scope.length - 2]}: body` : "the workflow"}</button>
+            <button type="button" className="small scope-back" onClick={() => enterScope(scope.slice(0, -1))}>Back to {scope.length > 1 ? `${scope[scope.length - 2]}: body` : "the workflow"}</button>
+            {run.execution && <BodyRunBar body={body} />}
           </nav>
         )}
         <ReactFlowProvider key={`${generation}:${scope.join("/")}`}>
@@ -358,8 +373,8 @@ export default function EditorPage({ id }: { id: string | null }) {
             ref={canvas}
             def={def}
             types={byType}
-            problems={scope.length ? NO_PROBLEMS : places}
-            runs={scope.length ? NONE : run.states}
+            problems={places}
+            runs={states}
             pinned={scope.length ? NONE : pins}
             selected={selected}
             navigation={{
@@ -393,11 +408,13 @@ export default function EditorPage({ id }: { id: string | null }) {
               node={node}
               info={node ? byType[node.type] : undefined}
               problems={node ? places.nodes[node.id] ?? [] : []}
-              run={node ? run.states[node.id] : undefined}
+              run={node ? states[node.id] : undefined}
               count={selected.length}
               onChange={(change2, key) => node && edit((d) => updateNode(d, node.id, change2), key)}
-              pinned={node ? pins[node.id] : undefined}
-              paths={node ? templatePaths(def, node.id, scope.length ? {} : { ...outputsOf(run.states), ...pins }, scope.length ? LOOP_PATHS : []) : []}
+              pinned={node && !scope.length ? pins[node.id] : undefined}
+              inBody={scope.length > 0}
+              runLabel={scope.length ? `Test run, ${body.levels.map((l) => `${l.loopId} item ${l.shown?.index ?? "?"}`).join(", ")}` : undefined}
+              paths={node ? templatePaths(def, node.id, scope.length ? outputsOf(body.states) : { ...outputsOf(run.states), ...pins }, scope.length ? LOOP_PATHS : []) : []}
               onPin={(output) => node && pin(node.id, output)}
               canRunFrom={Boolean(run.execution && !run.running && workflowId) && problems.length === 0 && !scope.length}
               onRunFrom={async () => {
@@ -427,14 +444,26 @@ export default function EditorPage({ id }: { id: string | null }) {
             />
           )}
           {panel === "json" && <JsonPanel def={root} onChange={(d) => changeRoot(d, "json")} />}
-          <Problems problems={problems} checking={checking} onPick={(id2) => { if (scope.length) enterScope([]); setSelected([id2]); setPanel("node"); }} />
+          <Problems
+            problems={problems}
+            root={root}
+            checking={checking}
+            onPick={(p) => {
+              // a problem in a loop's body opens that body, with its node selected
+              const where = scopeOfProblem(p);
+              const id2 = nodeOfProblem(p, root);
+              if (where.join("/") !== scope.join("/")) enterScope(where, id2 ? [id2] : []);
+              else setSelected(id2 ? [id2] : []);
+              setPanel("node");
+            }}
+          />
         </aside>
       </div>
     </div>
   );
 }
 
-function Problems({ problems, checking, onPick }: { problems: Problem[]; checking: boolean; onPick: (nodeId: string) => void }) {
+function Problems({ problems, root, checking, onPick }: { problems: Problem[]; root: Definition; checking: boolean; onPick: (p: Problem) => void }) {
   return (
     <section className="editor-problems" aria-label="Problems" data-testid="problems" data-count={problems.length}>
       <h3>
@@ -448,7 +477,9 @@ function Problems({ problems, checking, onPick }: { problems: Problem[]; checkin
           {problems.map((p, i) => (
             <li key={i}>
               {p.node_id ? (
-                <button type="button" className="link-like" onClick={() => onPick(p.node_id!)}>{p.node_id}</button>
+                <button type="button" className="link-like" onClick={() => onPick(p)}>
+                  {[...scopeOfProblem(p), nodeOfProblem(p, root) ?? "body"].join(" › ")}
+                </button>
               ) : (
                 <code>{p.path || "workflow"}</code>
               )}{" "}
@@ -458,6 +489,34 @@ function Problems({ problems, checking, onPick }: { problems: Problem[]; checkin
         </ul>
       )}
     </section>
+  );
+}
+
+/** Which iteration of a test run the loop body's canvas shows, one choice per loop. */
+function BodyRunBar({ body }: { body: BodyRun }) {
+  if (!body.levels.length) return <div className="body-run muted small-text" data-testid="body-run">{body.loading ? "Reading the test run's iterations…" : "The test run has no iteration of this body yet."}</div>;
+  return (
+    <div className="body-run small-text" data-testid="body-run">
+      <span>Test run:</span>
+      {body.levels.map((l, depth) => (
+        <span key={l.loopId}>
+          {l.iterations.length === 0 ? (
+            <span className="muted">{l.loopId}: no iteration yet </span>
+          ) : (
+            <label>
+              {l.loopId} item
+              <select aria-label={`Iteration of ${l.loopId}`} value={l.shown?.index ?? ""} onChange={(e) => body.choose(depth, Number(e.target.value))}>
+                {l.iterations.map((it) => (
+                  <option key={it.id} value={it.index}>{`${it.index} · ${it.status}`}</option>
+                ))}
+              </select>
+              <span>of {l.iterations.length}{l.truncated ? "+" : ""}</span>
+            </label>
+          )}
+        </span>
+      ))}
+      {body.execution && <Link to={`/executions/${body.execution.id}`}>open this iteration ↗</Link>}
+    </div>
   );
 }
 
@@ -487,7 +546,6 @@ function PublishReview({ live, version, diff, onPublish, onCancel }: { live: num
 }
 
 const NONE: Record<string, never> = {};
-const NO_PROBLEMS = { nodes: {}, edges: {} };
 /** What a loop body's templates see besides its own nodes (docs/nodes.md, loop). */
 const LOOP_PATHS = ["item", "index", "trigger.data.item", "trigger.data.index", "trigger.data.items", "trigger.data.input"];
 
