@@ -203,3 +203,14 @@ def test_templates_path_into_a_blob_reference_asks_for_it_and_a_whole_one_passes
 )
 def test_templates_paths_walk_lengths_and_indexes(path: str, value: Any) -> None:
     assert templates.render(path, SCOPE) == value
+
+
+def test_templates_tag_scan_meets_adjacent_empty_and_overlapping_braces() -> None:
+    # Tags that touch, an empty tag with no space, and a "{{" inside a tag: each tag is
+    # found once, and the scan goes on right after its closing braces.
+    assert templates.count_tags("{{a}}{{b}}") == 2
+    assert render("{{n}}{{n}}", SCOPE) == "55"
+    assert templates.count_tags("{{}}") == 1
+    assert templates.expression_issues("{{}}", expressions_enabled=True) == ["empty {{ }}"]
+    assert templates.count_tags("{{a{{}}") == 1
+    assert templates.count_tags("x}}{{") == 0
