@@ -10,6 +10,8 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from flowmill.domain.execution import ExecutionRecord, NodeRun, NodeState
 from flowmill.domain.states import ExecutionStatus, NodeRunStatus
 from flowmill.engine import transitions as tx
@@ -219,3 +221,175 @@ def test_transitions_time_out_execution_fails_it_for_good() -> None:
 def test_transitions_time_out_execution_of_an_ended_one_writes_nothing() -> None:
     fx = tx.time_out_execution(execution(ExecutionStatus.CANCELLED), NOW)
     assert (fx.execution_update, fx.cancel_live_runs, fx.events) == (None, False, [])
+
+
+def failing(**node: Any) -> CompiledWorkflow:
+    """t -> a -> b, and a -> c on a's error handle when a routes its errors."""
+    from flowmill.engine.validation import load_and_compile
+
+    nodes = [{"id": "a", "type": "noop", **node}, {"id": "b", "type": "noop"}]
+    edges: list[tuple[str, ...]] = [("t", "a"), ("a", "b")]
+    if node.get("on_error") == "route":
+        nodes.append({"id": "c", "type": "noop"})
+        edges.append(("a", "c", "error"))
+    return load_and_compile(wf(nodes, edges), registry())
+
+
+def failed(details: dict[str, Any] | None = None, *, retriable: bool = True) -> tx.Failed:
+    from flowmill.domain.errors import NodeError
+
+    error = NodeError("boom", type="HttpError", retriable=retriable, details=details or {})
+    return tx.Failed(error, started_at=NOW - timedelta(milliseconds=250))
+
+
+RETRY = {"retry": {"max_attempts": 3, "backoff_ms": 1000, "strategy": "fixed"}}
+
+
+def test_transitions_a_retriable_failure_schedules_the_next_attempt() -> None:
+    fx = tx.after_step(failing(**RETRY), execution(), run(), failed(), Reader(), NOW, owner="w-1")
+    error = {"type": "HttpError", "message": "boom", "retriable": True, "attempt": 2}
+    [update] = fx.run_updates
+    assert (update.run_id, update.expect, update.status, update.error) == (
+        "run-a",
+        LIVE,
+        NodeRunStatus.FAILED,
+        error,
+    )
+    assert (update.started_at, update.completed_at) == (NOW - timedelta(milliseconds=250), NOW)
+    [again] = fx.new_runs
+    assert (again.execution_id, again.tenant_id, again.node_id, again.attempt) == (
+        "ex-1",
+        "t1",
+        "a",
+        3,
+    )
+    assert (again.status, again.created_at, again.not_before, again.owner) == (
+        NodeRunStatus.QUEUED,
+        NOW,
+        NOW + timedelta(seconds=1),
+        "w-1",
+    )
+    assert again.input == run().input and again.id != "run-a"
+    assert events(fx)[1:] == [
+        (
+            "node.failed",
+            {
+                "node_id": "a",
+                "attempt": 2,
+                "error": error,
+                "will_retry": True,
+                "duration_ms": 250,
+                "execution_id": "ex-1",
+                "workflow_id": "wf",
+            },
+        ),
+        (
+            "node.retry_scheduled",
+            {
+                "node_id": "a",
+                "attempt": 3,
+                "delay_ms": 1000,
+                "execution_id": "ex-1",
+                "workflow_id": "wf",
+            },
+        ),
+    ]
+    assert fx.execution_update is None
+
+
+@pytest.mark.parametrize(
+    ("asked", "delay_ms"),
+    [(5, 5000), (0.5, 1000), (0, 1000), (-3, 1000), (True, 1000), ("9", 1000), (2.5, 2500)],
+)
+def test_transitions_a_retry_waits_at_least_what_the_service_asked(
+    asked: Any, delay_ms: int
+) -> None:
+    fx = tx.after_step(
+        failing(**RETRY), execution(), run(), failed({"retry_after_s": asked}), Reader(), NOW
+    )
+    assert fx.new_runs[0].not_before == NOW + timedelta(milliseconds=delay_ms)
+    assert events(fx)[-1][1]["delay_ms"] == delay_ms
+
+
+def test_transitions_a_retry_without_backoff_is_due_at_once() -> None:
+    no_wait = {"retry": {"max_attempts": 3, "backoff_ms": 0, "strategy": "fixed"}}
+    fx = tx.after_step(failing(**no_wait), execution(), run(), failed(), Reader(), NOW)
+    assert fx.new_runs[0].not_before is None
+
+
+def test_transitions_a_final_failure_fails_the_execution() -> None:
+    ex = execution()
+    ex.started_at = NOW - timedelta(seconds=2)
+    fx = tx.after_step(failing(**RETRY), ex, run(), failed(retriable=False), Reader(), NOW)
+    error = {"type": "HttpError", "message": "boom", "retriable": False, "attempt": 2}
+    [update] = fx.run_updates
+    assert (update.expect, update.status, update.error, update.output, update.handles) == (
+        LIVE,
+        NodeRunStatus.FAILED,
+        error,
+        None,
+        None,
+    )
+    assert (update.started_at, update.completed_at) == (NOW - timedelta(milliseconds=250), NOW)
+    assert fx.new_runs == []
+    assert fx.execution_update is not None
+    assert (fx.execution_update.status, fx.execution_update.completed_at) == (
+        ExecutionStatus.FAILED,
+        NOW,
+    )
+    assert fx.execution_update.error == {**error, "node_id": "a"}
+    assert fx.cancel_live_runs is True
+    assert events(fx)[1:] == [
+        (
+            "node.failed",
+            {
+                "node_id": "a",
+                "attempt": 2,
+                "error": error,
+                "will_retry": False,
+                "duration_ms": 250,
+                "execution_id": "ex-1",
+                "workflow_id": "wf",
+            },
+        ),
+        (
+            "execution.failed",
+            {
+                "workflow_id": "wf",
+                "error": {**error, "node_id": "a"},
+                "duration_ms": 2000,
+                "execution_id": "ex-1",
+            },
+        ),
+    ]
+
+
+def test_transitions_the_last_attempt_is_final_even_when_retriable() -> None:
+    fx = tx.after_step(failing(**RETRY), execution(), run(), failed(), Reader(), NOW)
+    assert fx.new_runs and fx.execution_update is None  # attempt 2 of 3: once more
+    last = NodeRun("run-a", "ex-1", "t1", "a", 3, NodeRunStatus.QUEUED)
+    fx = tx.after_step(failing(**RETRY), execution(), last, failed(), Reader(), NOW)
+    assert fx.new_runs == []
+    assert fx.execution_update is not None
+    assert fx.execution_update.status is ExecutionStatus.FAILED
+
+
+@pytest.mark.parametrize(("on_error", "handles"), [("continue", None), ("route", ["error"])])
+def test_transitions_a_failure_that_goes_on_records_its_error_as_output(
+    on_error: str, handles: list[str] | None
+) -> None:
+    fx = tx.after_step(
+        failing(on_error=on_error), execution(), run(), failed(retriable=False), Reader(), NOW
+    )
+    error = {"type": "HttpError", "message": "boom", "retriable": False, "attempt": 2}
+    [update] = fx.run_updates
+    assert (update.expect, update.status, update.error) == (LIVE, NodeRunStatus.FAILED, error)
+    assert update.output == {"error": {**error, "node_id": "a"}}
+    assert update.handles == handles
+    assert (update.started_at, update.completed_at) == (NOW - timedelta(milliseconds=250), NOW)
+    assert fx.execution_update is None
+    skipped = [] if on_error == "continue" else ["node.skipped"]  # b: not on the error path
+    assert [t for t, _ in events(fx)] == ["node.started", "node.failed", *skipped]
+    # "continue" leads on to b; "route" only along the error edge, to c.
+    queued = [r.node_id for r in fx.new_runs if r.status is NodeRunStatus.QUEUED]
+    assert queued == (["b"] if on_error == "continue" else ["c"])
