@@ -214,3 +214,24 @@ def test_templates_tag_scan_meets_adjacent_empty_and_overlapping_braces() -> Non
     assert templates.expression_issues("{{}}", expressions_enabled=True) == ["empty {{ }}"]
     assert templates.count_tags("{{a{{}}") == 1
     assert templates.count_tags("x}}{{") == 0
+
+
+async def test_templates_expressions_inside_lists_get_their_values() -> None:
+    fake = FakeCodeRunner({"n + 1": lambda s: s["n"] + 1})
+    assert await templates.render_async(["{{ n + 1 }}", {"k": ["{{ n + 1 }}"]}], SCOPE, fake) == [
+        6,
+        {"k": [6]},
+    ]
+
+
+async def test_templates_without_a_sandbox_the_first_expression_is_named() -> None:
+    with pytest.raises(TemplateError, match=r"^\{\{a \+ 1\}\} is an expression"):
+        await templates.render_async(["{{ a + 1 }}", "{{ b + 2 }}"], SCOPE, None)
+
+
+def test_templates_a_scope_given_loaded_blobs_reads_them() -> None:
+    from flowmill.blobs.ref import BlobRef
+
+    ref = BlobRef("01a24bea-cc0e-716c-89f9-8e6fde611bb5", 9, "application/json", "json")
+    scope = Scope({"doc": ref.to_value()}, {}, loaded={ref.id: {"name": "x"}})
+    assert render("{{doc.name}}", scope) == "x"

@@ -393,3 +393,23 @@ def test_transitions_a_failure_that_goes_on_records_its_error_as_output(
     # "continue" leads on to b; "route" only along the error edge, to c.
     queued = [r.node_id for r in fx.new_runs if r.status is NodeRunStatus.QUEUED]
     assert queued == (["b"] if on_error == "continue" else ["c"])
+
+
+def test_transitions_claim_resumed_takes_a_parked_run_keeping_its_state() -> None:
+    parked = NodeRun("run-a", "ex-1", "t1", "a", 2, NodeRunStatus.WAITING, state={"k": 1})
+    fx = tx.claim_resumed(execution(ExecutionStatus.WAITING), parked, NOW, owner="w-2")
+    [update] = fx.run_updates
+    assert (update.run_id, update.expect, update.status, update.state, update.owner) == (
+        "run-a",
+        frozenset({NodeRunStatus.WAITING}),  # only if still parked: one copy wins
+        NodeRunStatus.RUNNING,
+        {"k": 1},
+        "w-2",
+    )
+    assert fx.execution_update is not None
+    assert fx.execution_update.status is ExecutionStatus.RUNNING
+    assert fx.events == []  # the node started when it first ran
+    # An execution already running keeps its row; an ended one is left alone.
+    assert tx.claim_resumed(execution(), parked, NOW).execution_update is None
+    ended = tx.claim_resumed(execution(ExecutionStatus.CANCELLED), parked, NOW)
+    assert (ended.run_updates, ended.execution_update) == ([], None)
