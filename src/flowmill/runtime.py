@@ -22,7 +22,7 @@ from flowmill.credentials.oauth2 import CredentialAccess
 from flowmill.credentials.vault import CredentialVault
 from flowmill.engine.engine import Engine, EngineOptions
 from flowmill.engine.news import NewsChannel
-from flowmill.engine.ports import ExecutionStore, JobQueue
+from flowmill.engine.ports import ExecutionStore, JobQueue, TriggerHandlers
 from flowmill.engine.services import NodeServices
 from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
@@ -254,6 +254,8 @@ async def open_runtime(
         if tracer is not None:
             # flushes what is left to export
             opened.push_async_callback(asyncio.to_thread, tracer.close)
+        # filled by the trigger side below: it needs the engine, the engine needs it
+        handlers = TriggerHandlers()
         engine = Engine(
             store=TimedExecutionStore(engine_store, metrics) if metrics else engine_store,
             middlewares=[
@@ -282,11 +284,13 @@ async def open_runtime(
             control_settings=settings.control_settings(),
             resume_key=settings.resume_key(),
             execution_cap=quotas.execution_cap,
+            trigger_handlers=handlers,
         )
         parts = build_trigger_parts(
             settings=settings,
             db=db,
             engine=engine,
+            handlers=handlers,
             workflows=workflows,
             clock=clock,
             vault=vault,
