@@ -74,13 +74,20 @@ class Runtime:
         return self.services.blobs
 
 
-def build_queue(settings: Settings, quotas: QuotaBook | None = None) -> JobQueue:
-    """The in-process queue, or BullMQ when a Redis URL is configured."""
+def build_queue(
+    settings: Settings, quotas: QuotaBook | None = None, clock: Clock | None = None
+) -> JobQueue:
+    """The in-process queue, or BullMQ when a Redis URL is configured.
+
+    ``clock`` is the engine's: the in-process queue holds delayed jobs by it.
+    """
     if settings.redis_url:
         return bullmq_queue(settings)
     if quotas is None:
-        return LocalQueue()
-    return LocalQueue(max_per_tenant=lambda t: quotas.concurrency(t, "concurrent_steps"))
+        return LocalQueue(clock=clock)
+    return LocalQueue(
+        max_per_tenant=lambda t: quotas.concurrency(t, "concurrent_steps"), clock=clock
+    )
 
 
 def bullmq_queue(settings: Settings) -> BullMQQueue:
@@ -237,7 +244,7 @@ async def open_runtime(
         services.blobs = build_blob_store(settings, db, clock)
         opened.push_async_callback(_close_services, services)
         # not `queue or ...`: an empty LocalQueue has len() 0 and would be replaced
-        q = queue if queue is not None else build_queue(settings, quotas)
+        q = queue if queue is not None else build_queue(settings, quotas, clock)
         opened.push_async_callback(q.close)
         engine_store: ExecutionStore = executions
         if settings.faults:
