@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table
+from _util import print_table, unverified_hook
 from flowmill.config import Settings
 from flowmill.ids import uuid7_floor
 from flowmill.runtime import open_store
@@ -162,12 +162,8 @@ async def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> l
             base_url=base, headers={"Authorization": f"Bearer {key}"}
         ) as c:
             wf = (await c.post("/api/workflows", json=WORKFLOW)).json()["id"]
-            hook = await c.post(
-                "/api/webhooks",
-                json={"workflow_id": wf, "node_id": "in", "provider": "none",
-                      "config": {"allow_unverified": True}},
-            )  # fmt: skip
-        path = f"/webhooks/{hook.json()['id']}/none"
+            hook = await unverified_hook(c, wf)
+        path = f"/webhooks/{hook}/none"
         raw = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
