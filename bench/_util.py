@@ -1,12 +1,10 @@
-"""Helpers shared by the benchmarks: statistics, table printing, and set-up."""
+"""Helpers shared by the benchmarks: statistics and table printing."""
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -30,27 +28,3 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     for row in rows:
         table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
     Console().print(table)
-
-
-async def unverified_hook(
-    api: httpx.AsyncClient,
-    workflow_id: str,
-    node_id: str = "in",
-    respond: Mapping[str, Any] | None = None,
-) -> str:
-    """Register an unverified webhook (provider ``none``) on a workflow's trigger node.
-
-    Returns:
-        Its id: requests go to ``/webhooks/{id}/none``.
-    """
-    body: dict[str, Any] = {
-        "workflow_id": workflow_id,
-        "node_id": node_id,
-        "provider": "none",
-        "config": {"allow_unverified": True},
-    }
-    if respond is not None:
-        body["respond"] = dict(respond)
-    hook = await api.post("/api/webhooks", json=body)
-    hook.raise_for_status()
-    return str(hook.json()["id"])

@@ -47,8 +47,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table, unverified_hook
-from flowmill.testing import free_port
+from _util import print_table
+from flowmill.testing import free_port, unverified_webhook
 from webhooks import fresh_database, process
 
 DB_NAME = os.environ.get("FLOWMILL_BENCH_PAYLOADS_DB", "flowmill_bench_payloads")
@@ -205,7 +205,7 @@ async def run_webhook(
         hook.raise_for_status()
         hook_id = hook.json()["id"]
     else:
-        hook_id = await unverified_hook(api, wf)
+        hook_id = await unverified_webhook(api, wf, "in")
     url = f"{base}/webhooks/{hook_id}/{'hmac' if signed else 'none'}"
 
     async def send(data: bytes) -> str:

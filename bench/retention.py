@@ -30,12 +30,12 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table, unverified_hook
+from _util import print_table
 from flowmill.config import Settings
 from flowmill.ids import uuid7_floor
 from flowmill.runtime import open_store
 from flowmill.store.tables import execution_logs, node_executions, workflow_executions
-from flowmill.testing import free_port
+from flowmill.testing import free_port, unverified_webhook
 from webhooks import PG, process, read_response, wait_up, with_db
 
 DB_NAME = "flowmill_bench_retention"
@@ -162,7 +162,7 @@ async def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> l
             base_url=base, headers={"Authorization": f"Bearer {key}"}
         ) as c:
             wf = (await c.post("/api/workflows", json=WORKFLOW)).json()["id"]
-            hook = await unverified_hook(c, wf)
+            hook = await unverified_webhook(c, wf, "in")
         path = f"/webhooks/{hook}/none"
         raw = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"

@@ -41,8 +41,8 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table, unverified_hook
-from flowmill.testing import free_port
+from _util import print_table
+from flowmill.testing import free_port, unverified_webhook
 from webhooks import REDIS, closed_loop_python, fresh_database, process, read_response, wait_up
 
 DB_NAME = "flowmill_bench_sync"
@@ -143,7 +143,7 @@ async def measure(
         ) as api:
             hook_wf = (await api.post("/api/workflows", json=HOOK_WORKFLOW)).json()["id"]
             respond = {"mode": "last_node", "timeout_s": 10}
-            hook = await unverified_hook(api, hook_wf, respond=respond)
+            hook = await unverified_webhook(api, hook_wf, "in", respond=respond)
             exec_wf = (await api.post("/api/workflows", json=EXEC_WORKFLOW)).json()["id"]
         hook_raw = raw_request("POST", f"/webhooks/{hook}/none", port, HOOK_BODY, None)
         exec_path = f"/api/workflows/{exec_wf}/execute?wait=10"

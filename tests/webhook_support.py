@@ -6,8 +6,9 @@ with the scheme, not merely with itself. Every signer takes ``(secret, [timestam
 body)`` in that order. The API served over loopback (``live_api``) is in
 ``tests/api_support.py``; its names are re-exported here for modules that import them
 from this one. The set-up many webhook tests share is here too: an unverified webhook
-on a workflow (``unverified_webhook``), and an event left ``received`` dispatched by a
-restarted process's trigger service (``dispatched_after_restart``).
+on a workflow (``unverified_webhook``, from :mod:`flowmill.testing`, which the benchmarks
+use too), and an event left ``received`` dispatched by a restarted process's trigger
+service (``dispatched_after_restart``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from flowmill.config import Settings
 from flowmill.domain.execution import ExecutionRecord
 from flowmill.runtime import open_runtime
 from flowmill.store.webhook_events import WebhookEventStatus
-from flowmill.testing import FakeClock, eventually, free_port
+from flowmill.testing import FakeClock, eventually, free_port, unverified_webhook
 from flowmill.triggers.providers import IncomingWebhook, WebhookProviderRegistry
 from flowmill.triggers.providers.base import WebhookProvider
 from tests.api_support import KEYS, SEED, Live, live_api
@@ -122,32 +121,6 @@ def last_node(timeout_s: float) -> dict[str, Any]:
     """The ``respond`` of a webhook answered with its execution's result, waited for
     at most ``timeout_s``."""
     return {"mode": "last_node", "timeout_s": timeout_s}
-
-
-async def unverified_webhook(
-    client: httpx.AsyncClient,
-    workflow_id: str,
-    node_id: str,
-    *,
-    respond: Mapping[str, Any] | None = None,
-) -> str:
-    """Register an unverified webhook (provider ``none``, posted to at
-    ``/webhooks/{id}/none``) on a workflow's trigger node, as ``client``'s tenant.
-
-    Returns:
-        The webhook's id.
-    """
-    body: dict[str, Any] = {
-        "workflow_id": workflow_id,
-        "node_id": node_id,
-        "provider": "none",
-        "config": {"allow_unverified": True},
-    }
-    if respond is not None:
-        body["respond"] = dict(respond)
-    created = await client.post("/api/webhooks", json=body)
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
 
 
 async def dispatched_after_restart(
