@@ -48,7 +48,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table
-from flowmill.testing import free_port
+from flowmill.testing import free_port, unverified_webhook
 from webhooks import fresh_database, process
 
 DB_NAME = os.environ.get("FLOWMILL_BENCH_PAYLOADS_DB", "flowmill_bench_payloads")
@@ -202,14 +202,11 @@ async def run_webhook(
     if signed:
         signed_hook = {"workflow_id": wf, "node_id": "in", "provider": "hmac", "secret": SECRET}
         hook = await api.post("/api/webhooks", json=signed_hook)
+        hook.raise_for_status()
+        hook_id = hook.json()["id"]
     else:
-        hook = await api.post(
-            "/api/webhooks",
-            json={"workflow_id": wf, "node_id": "in", "provider": "none",
-                  "config": {"allow_unverified": True}},
-        )  # fmt: skip
-    hook.raise_for_status()
-    url = f"{base}/webhooks/{hook.json()['id']}/{'hmac' if signed else 'none'}"
+        hook_id = await unverified_webhook(api, wf, "in")
+    url = f"{base}/webhooks/{hook_id}/{'hmac' if signed else 'none'}"
 
     async def send(data: bytes) -> str:
         headers = {"Content-Type": "application/json"}
@@ -220,7 +217,7 @@ async def run_webhook(
         r.raise_for_status()
         event = r.json()["event_id"]
         for _ in range(6000):
-            page = (await api.get(f"/api/webhooks/{hook.json()['id']}/events")).json()
+            page = (await api.get(f"/api/webhooks/{hook_id}/events")).json()
             item = next((i for i in page["items"] if i["id"] == event), None)
             if item and item["execution_ids"]:
                 return str(item["execution_ids"][0])

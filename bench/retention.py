@@ -35,7 +35,7 @@ from flowmill.config import Settings
 from flowmill.ids import uuid7_floor
 from flowmill.runtime import open_store
 from flowmill.store.tables import execution_logs, node_executions, workflow_executions
-from flowmill.testing import free_port
+from flowmill.testing import free_port, unverified_webhook
 from webhooks import PG, process, read_response, wait_up, with_db
 
 DB_NAME = "flowmill_bench_retention"
@@ -162,12 +162,8 @@ async def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> l
             base_url=base, headers={"Authorization": f"Bearer {key}"}
         ) as c:
             wf = (await c.post("/api/workflows", json=WORKFLOW)).json()["id"]
-            hook = await c.post(
-                "/api/webhooks",
-                json={"workflow_id": wf, "node_id": "in", "provider": "none",
-                      "config": {"allow_unverified": True}},
-            )  # fmt: skip
-        path = f"/webhooks/{hook.json()['id']}/none"
+            hook = await unverified_webhook(c, wf, "in")
+        path = f"/webhooks/{hook}/none"
         raw = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"

@@ -42,7 +42,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table
-from flowmill.testing import free_port
+from flowmill.testing import free_port, unverified_webhook
 from webhooks import REDIS, closed_loop_python, fresh_database, process, read_response, wait_up
 
 DB_NAME = "flowmill_bench_sync"
@@ -142,19 +142,10 @@ async def measure(
             base_url=base, headers={"Authorization": f"Bearer {key}"}
         ) as api:
             hook_wf = (await api.post("/api/workflows", json=HOOK_WORKFLOW)).json()["id"]
-            hook = await api.post(
-                "/api/webhooks",
-                json={
-                    "workflow_id": hook_wf,
-                    "node_id": "in",
-                    "provider": "none",
-                    "config": {"allow_unverified": True},
-                    "respond": {"mode": "last_node", "timeout_s": 10},
-                },
-            )
-            hook.raise_for_status()
+            respond = {"mode": "last_node", "timeout_s": 10}
+            hook = await unverified_webhook(api, hook_wf, "in", respond=respond)
             exec_wf = (await api.post("/api/workflows", json=EXEC_WORKFLOW)).json()["id"]
-        hook_raw = raw_request("POST", f"/webhooks/{hook.json()['id']}/none", port, HOOK_BODY, None)
+        hook_raw = raw_request("POST", f"/webhooks/{hook}/none", port, HOOK_BODY, None)
         exec_path = f"/api/workflows/{exec_wf}/execute?wait=10"
         exec_raw = raw_request("POST", exec_path, port, EXEC_BODY, key)
         health_raw = raw_request("GET", "/health", port, None, None)

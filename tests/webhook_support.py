@@ -5,7 +5,10 @@ separately from the code under test, so a test that passes shows the verifier ag
 with the scheme, not merely with itself. Every signer takes ``(secret, [timestamp,]
 body)`` in that order. The API served over loopback (``live_api``) is in
 ``tests/api_support.py``; its names are re-exported here for modules that import them
-from this one.
+from this one. The set-up many webhook tests share is here too: an unverified webhook
+on a workflow (``unverified_webhook``, from :mod:`flowmill.testing`, which the benchmarks
+use too), and an event left ``received`` dispatched by a restarted process's trigger
+service (``dispatched_after_restart``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flowmill.testing import FakeClock, free_port
+from flowmill.config import Settings
+from flowmill.domain.execution import ExecutionRecord
+from flowmill.runtime import open_runtime
+from flowmill.store.webhook_events import WebhookEventStatus
+from flowmill.testing import FakeClock, eventually, free_port, unverified_webhook
 from flowmill.triggers.providers import IncomingWebhook, WebhookProviderRegistry
 from flowmill.triggers.providers.base import WebhookProvider
 from tests.api_support import KEYS, SEED, Live, live_api
@@ -29,9 +36,11 @@ __all__ = [
     "Live",
     "b64_hmac",
     "clock_at",
+    "dispatched_after_restart",
     "free_port",
     "hex_hmac",
     "hub_signature",
+    "last_node",
     "live_api",
     "meta_signature",
     "post",
@@ -39,6 +48,7 @@ __all__ = [
     "slack_headers",
     "standard_signature",
     "stripe_header",
+    "unverified_webhook",
 ]
 
 REGISTRY = WebhookProviderRegistry.from_entry_points()
@@ -105,3 +115,38 @@ def hub_signature(secret: str, body: bytes | str) -> str:
 
 
 meta_signature = hub_signature
+
+
+def last_node(timeout_s: float) -> dict[str, Any]:
+    """The ``respond`` of a webhook answered with its execution's result, waited for
+    at most ``timeout_s``."""
+    return {"mode": "last_node", "timeout_s": timeout_s}
+
+
+async def dispatched_after_restart(
+    database_url: str, event_id: str, recovery_s: float
+) -> ExecutionRecord:
+    """Start a process on ``database_url`` anew (worker and trigger service), wait for
+    its recovery to dispatch the event left ``received``, and return the execution it
+    started once that has ended."""
+    settings = Settings(
+        database_url=database_url,
+        secret_keys=KEYS,
+        webhook_recovery_s=recovery_s,
+        scheduler_tick_s=0.05,
+        sweep_interval_s=0.05,
+        shutdown_grace_s=1,
+    )
+    async with open_runtime(settings) as rt, rt.engine.running():
+        events = rt.triggers.events
+        async with rt.triggers.service.running():
+
+            async def processed() -> bool:
+                row = await events.get(event_id)
+                return row is not None and row.status is WebhookEventStatus.PROCESSED
+
+            await eventually(processed, 15, "the event dispatched after the restart")
+        row = await events.get(event_id)
+        assert row is not None and row.execution_ids is not None
+        [execution_id] = row.execution_ids
+        return await rt.engine.wait(execution_id, timeout=10)

@@ -22,7 +22,7 @@ from flowmill.credentials.oauth2 import CredentialAccess
 from flowmill.credentials.vault import CredentialVault
 from flowmill.engine.engine import Engine, EngineOptions
 from flowmill.engine.news import NewsChannel
-from flowmill.engine.ports import ExecutionStore, JobQueue
+from flowmill.engine.ports import ExecutionStore, JobQueue, TriggerHandlers
 from flowmill.engine.services import NodeServices
 from flowmill.net.http import GuardedHttpClient
 from flowmill.net.settings import HttpSettings
@@ -74,13 +74,20 @@ class Runtime:
         return self.services.blobs
 
 
-def build_queue(settings: Settings, quotas: QuotaBook | None = None) -> JobQueue:
-    """The in-process queue, or BullMQ when a Redis URL is configured."""
+def build_queue(
+    settings: Settings, quotas: QuotaBook | None = None, clock: Clock | None = None
+) -> JobQueue:
+    """The in-process queue, or BullMQ when a Redis URL is configured.
+
+    ``clock`` is the engine's: the in-process queue holds delayed jobs by it.
+    """
     if settings.redis_url:
         return bullmq_queue(settings)
     if quotas is None:
-        return LocalQueue()
-    return LocalQueue(max_per_tenant=lambda t: quotas.concurrency(t, "concurrent_steps"))
+        return LocalQueue(clock=clock)
+    return LocalQueue(
+        max_per_tenant=lambda t: quotas.concurrency(t, "concurrent_steps"), clock=clock
+    )
 
 
 def bullmq_queue(settings: Settings) -> BullMQQueue:
@@ -237,7 +244,7 @@ async def open_runtime(
         services.blobs = build_blob_store(settings, db, clock)
         opened.push_async_callback(_close_services, services)
         # not `queue or ...`: an empty LocalQueue has len() 0 and would be replaced
-        q = queue if queue is not None else build_queue(settings, quotas)
+        q = queue if queue is not None else build_queue(settings, quotas, clock)
         opened.push_async_callback(q.close)
         engine_store: ExecutionStore = executions
         if settings.faults:
@@ -254,6 +261,8 @@ async def open_runtime(
         if tracer is not None:
             # flushes what is left to export
             opened.push_async_callback(asyncio.to_thread, tracer.close)
+        # filled by the trigger side below: it needs the engine, the engine needs it
+        handlers = TriggerHandlers()
         engine = Engine(
             store=TimedExecutionStore(engine_store, metrics) if metrics else engine_store,
             middlewares=[
@@ -282,11 +291,13 @@ async def open_runtime(
             control_settings=settings.control_settings(),
             resume_key=settings.resume_key(),
             execution_cap=quotas.execution_cap,
+            trigger_handlers=handlers,
         )
         parts = build_trigger_parts(
             settings=settings,
             db=db,
             engine=engine,
+            handlers=handlers,
             workflows=workflows,
             clock=clock,
             vault=vault,

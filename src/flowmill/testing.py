@@ -52,6 +52,7 @@ from flowmill.testkit.servers import (
     tcp_listener,
 )
 from flowmill.testkit.waiting import NeverHappened, eventually, eventually_sync
+from flowmill.testkit.webhooks import unverified_webhook
 
 __all__ = [
     "FakeBlobContent",
@@ -76,6 +77,7 @@ __all__ = [
     "resp_stub",
     "stub_api",
     "tcp_listener",
+    "unverified_webhook",
 ]
 
 

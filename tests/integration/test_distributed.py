@@ -32,6 +32,7 @@ from tests.engine_support import BRANCHY
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
 from tests.integration.private_servers import PrivatePostgres, PrivateRedis
 from tests.node_support import BULLMQ_PACKAGES, run_node_script
+from tests.webhook_support import last_node, unverified_webhook
 
 # Real worker processes started, killed and waited for: minutes on a loaded machine.
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(900)]
@@ -538,21 +539,11 @@ async def test_distributed_late_webhook_answer_in_an_api_process_hears_the_worke
     ) as api:
         assert api.runtime.engine.wait_poll_s == 5.0
         wf = await api.workflow({**GREETER, "status": "active"}, publish=False)
-        hook = await api.a.post(
-            "/api/webhooks",
-            json={
-                "workflow_id": wf,
-                "node_id": "t",
-                "provider": "none",
-                "config": {"allow_unverified": True},
-                "respond": {"mode": "last_node", "timeout_s": 30},
-            },
-        )
-        assert hook.status_code == 201, hook.text
+        hook = await unverified_webhook(api.a, wf, "t", respond=last_node(30))
         took: list[float] = []
         for n in range(5):
             t0 = time.monotonic()
-            r = await api.anon.post(f"/webhooks/{hook.json()['id']}/none", json={"message": n})
+            r = await api.anon.post(f"/webhooks/{hook}/none", json={"message": n})
             took.append(time.monotonic() - t0)
             assert (r.status_code, r.json()) == (200, {"said": n})
     # Left to the fallback read, each answer would take 5 s or more.

@@ -19,6 +19,7 @@ from flowmill.store.tables import blobs
 from flowmill.testing import FakeClock
 from flowmill.testkit.servers import Seen, StubHandler, stub_api
 from tests.api_support import Live
+from tests.webhook_support import unverified_webhook
 
 THRESHOLD = 64 * 1024
 BIG = {"items": [{"id": i, "name": f"item-{i}", "pad": "x" * 40} for i in range(5000)]}
@@ -91,16 +92,14 @@ async def test_payloads_webhook_body_passes_five_nodes_by_reference(live: Live) 
     # the trigger's output is {type, data, ...}: the first node takes the body from it
     doc["nodes"][1]["config"]["mapping"] = {"doc": "{{data}}"}
     wf = (await api.post("/api/workflows", json=doc)).json()["id"]
-    body = {"workflow_id": wf, "node_id": "hook", "provider": "none"}
-    hook = await api.post("/api/webhooks", json={**body, "config": {"allow_unverified": True}})
-    assert hook.status_code == 201, hook.text
+    hook = await unverified_webhook(api, wf, "hook")
     ack = await live.http.post(
-        f"/webhooks/{hook.json()['id']}/none",
+        f"/webhooks/{hook}/none",
         content=BIG_BYTES,
         headers={"Content-Type": "application/json"},
     )
     assert ack.status_code == 200, ack.text
-    event = await live.wait_event(api, hook.json()["id"], ack.json()["event_id"])
+    event = await live.wait_event(api, hook, ack.json()["event_id"])
     [execution_id] = event["execution_ids"]
     ex = await _ended(live, api, execution_id)
     assert ex["status"] == "succeeded", ex

@@ -17,6 +17,7 @@ import pytest
 
 from flowmill.engine.ports import Job
 from tests.api_support import Live
+from tests.webhook_support import last_node, unverified_webhook
 
 FALLBACK_S = 5.0
 WORKFLOW: dict[str, Any] = {
@@ -40,18 +41,8 @@ async def test_sync_path_answers_are_woken_not_polled(live: Live) -> None:
     assert live.runtime.engine.wait_poll_s == FALLBACK_S
     api = live.as_tenant("tenant-a")
     wf = (await api.post("/api/workflows", json=WORKFLOW)).json()["id"]
-    hook = await api.post(
-        "/api/webhooks",
-        json={
-            "workflow_id": wf,
-            "node_id": "in",
-            "provider": "none",
-            "config": {"allow_unverified": True},
-            "respond": {"mode": "last_node", "timeout_s": 30},
-        },
-    )
-    assert hook.status_code == 201, hook.text
-    url = f"/webhooks/{hook.json()['id']}/none"
+    hook = await unverified_webhook(api, wf, "in", respond=last_node(30))
+    url = f"/webhooks/{hook}/none"
 
     took: dict[str, list[float]] = {"webhook": [], "execute": []}
     for n in range(6):
@@ -91,18 +82,8 @@ async def test_sync_path_runs_in_place_without_a_queue_job(
     monkeypatch.setattr(queue, "put", spy)
     api = live.as_tenant("tenant-a")
     wf = (await api.post("/api/workflows", json=WORKFLOW)).json()["id"]
-    hook = await api.post(
-        "/api/webhooks",
-        json={
-            "workflow_id": wf,
-            "node_id": "in",
-            "provider": "none",
-            "config": {"allow_unverified": True},
-            "respond": {"mode": "last_node", "timeout_s": 30},
-        },
-    )
-    assert hook.status_code == 201, hook.text
-    r = await live.http.post(f"/webhooks/{hook.json()['id']}/none", json={"message": "hook"})
+    hook = await unverified_webhook(api, wf, "in", respond=last_node(30))
+    r = await live.http.post(f"/webhooks/{hook}/none", json={"message": "hook"})
     assert (r.status_code, r.json()) == (200, {"reply": "HOOK!"})
     r = await api.post(
         f"/api/workflows/{wf}/execute", params={"wait": 30}, json={"input": {"message": "x"}}
@@ -112,8 +93,8 @@ async def test_sync_path_runs_in_place_without_a_queue_job(
     assert jobs == []  # nothing went through the queue
 
     # Marked off the answer's path, with the execution that answered.
-    [item] = (await api.get(f"/api/webhooks/{hook.json()['id']}/events")).json()["items"]
-    event = await live.wait_event(api, hook.json()["id"], item["id"])
+    [item] = (await api.get(f"/api/webhooks/{hook}/events")).json()["items"]
+    event = await live.wait_event(api, hook, item["id"])
     assert event["status"] == "processed", event
     done = await live.execution(api, event["execution_ids"][0])
     assert done["output"] == {"reply": "HOOK!"}

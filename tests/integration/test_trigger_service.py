@@ -283,3 +283,31 @@ async def test_trigger_service_skips_a_start_that_cannot_be_made_but_not_a_bug(
         clock.advance(60)
         with pytest.raises(KeyError):
             await svc.round()
+
+
+async def test_trigger_service_webhook_cache_expires_by_the_runtime_clock(sqlite_url: str) -> None:
+    # The ingress reuses a resolved webhook for webhook_cache_s of its Clock, not of the
+    # wall clock: a webhook disabled behind its back is served for the hour of fake time,
+    # and dropped as soon as the fake clock has passed it.
+    clock = FakeClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
+    settings = Settings(database_url=sqlite_url, sandbox_enabled=False, webhook_cache_s=3600)
+    async with open_runtime(settings, clock=clock) as rt:
+        doc = schedule_workflow(cron="0 0 1 1 *")
+        doc["nodes"][0]["config"] = {"triggerType": "webhook"}
+        wf = await publish(rt, doc)
+        hooks = rt.triggers.triggers
+        hook = await hooks.create_webhook(
+            tenant_id=TENANT, workflow_id=wf, node_id="tick", name="h", provider="none",
+            config={"allow_unverified": True}, seal=lambda _tid: None,
+        )  # fmt: skip
+        ingress = rt.triggers.ingress
+        assert len(await ingress.by_trigger(hook.id)) == 1
+        await hooks.set_enabled(TENANT, hook.id, False)  # not through the ingress
+        assert len(await ingress.by_trigger(hook.id)) == 1  # still cached
+        clock.advance(3600 + 1)
+
+        async def dropped() -> bool:
+            return await ingress.by_trigger(hook.id) == []
+
+        # the first call past the expiry still answers from the cache while it reloads
+        await eventually(dropped, 10, "the disabled webhook dropped after its cache time")

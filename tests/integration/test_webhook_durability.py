@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 
-from flowmill.config import Settings
-from flowmill.runtime import Runtime, open_runtime
+from flowmill.runtime import Runtime
 from flowmill.store.webhook_events import WebhookEventStatus
 from flowmill.testing import eventually
 from tests.api_support import KEYS, THREE_NODES, Api, Live, live_api, open_api
+from tests.webhook_support import dispatched_after_restart, last_node, unverified_webhook
 
 RECOVERY_S = 0.05  # the trigger service picks up events ``received`` this long
 
@@ -25,15 +25,7 @@ async def _webhook(live: Live) -> tuple[httpx.AsyncClient, str, str]:
     """Tenant A's client, a published workflow and an unverified webhook on it."""
     api = live.as_tenant("tenant-a")
     wf = (await api.post("/api/workflows", json={**THREE_NODES, "status": "active"})).json()["id"]
-    body = {
-        "workflow_id": wf,
-        "node_id": "trigger-1",
-        "provider": "none",
-        "config": {"allow_unverified": True},
-    }
-    created = await api.post("/api/webhooks", json=body)
-    assert created.status_code == 201, created.text
-    return api, wf, created.json()["id"]
+    return api, wf, await unverified_webhook(api, wf, "trigger-1")
 
 
 async def _status(rt: Runtime, event_id: str) -> WebhookEventStatus | None:
@@ -90,26 +82,8 @@ async def test_webhook_durability_process_dies_after_the_ack_event_runs_after_re
         assert r.status_code == 200, r.text
         event_id = r.json()["event_id"]
         assert await _status(live.runtime, event_id) is WebhookEventStatus.RECEIVED
-    settings = Settings(
-        database_url=database_url,
-        secret_keys=KEYS,
-        webhook_recovery_s=RECOVERY_S,
-        scheduler_tick_s=0.05,
-        sweep_interval_s=0.05,
-        shutdown_grace_s=1,
-    )
-    async with open_runtime(settings) as rt, rt.engine.running():
-        async with rt.triggers.service.running():
-
-            async def processed() -> bool:
-                return await _status(rt, event_id) is WebhookEventStatus.PROCESSED
-
-            await eventually(processed, 15, "the event dispatched after the restart")
-        row = await rt.triggers.events.get(event_id)
-        assert row is not None and row.execution_ids is not None
-        [execution_id] = row.execution_ids
-        done = await rt.engine.wait(execution_id, timeout=10)
-        assert done.output == "The processed result is: survives processed"
+    done = await dispatched_after_restart(database_url, event_id, RECOVERY_S)
+    assert done.output == "The processed result is: survives processed"
 
 
 async def test_webhook_durability_late_answer_process_dies_while_waiting_runs_after_restart(
@@ -120,14 +94,7 @@ async def test_webhook_durability_late_answer_process_dies_while_waiting_runs_af
     anything ran: after a restart the execution runs, found by the event id."""
     async with open_api(database_url, worker=False, secret_keys=KEYS) as api:
         wf = await api.workflow({**THREE_NODES, "status": "active"}, publish=False)
-        hook = await api.a.post(
-            "/api/webhooks",
-            json={"workflow_id": wf, "node_id": "trigger-1", "provider": "none",
-                  "config": {"allow_unverified": True},
-                  "respond": {"mode": "last_node", "timeout_s": 60}},
-        )  # fmt: skip
-        assert hook.status_code == 201, hook.text
-        hook_id = hook.json()["id"]
+        hook_id = await unverified_webhook(api.a, wf, "trigger-1", respond=last_node(60))
         waiting = asyncio.create_task(
             api.anon.post(f"/webhooks/{hook_id}/none", json={"message": "late"}, timeout=60)
         )
@@ -142,26 +109,8 @@ async def test_webhook_durability_late_answer_process_dies_while_waiting_runs_af
         waiting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await waiting
-    settings = Settings(
-        database_url=database_url,
-        secret_keys=KEYS,
-        webhook_recovery_s=RECOVERY_S,
-        scheduler_tick_s=0.05,
-        sweep_interval_s=0.05,
-        shutdown_grace_s=1,
-    )
-    async with open_runtime(settings) as rt, rt.engine.running():
-        async with rt.triggers.service.running():
-
-            async def processed() -> bool:
-                return await _status(rt, event_id) is WebhookEventStatus.PROCESSED
-
-            await eventually(processed, 15, "the event dispatched after the restart")
-        row = await rt.triggers.events.get(event_id)
-        assert row is not None
-        [execution_id] = row.execution_ids
-        done = await rt.engine.wait(execution_id, timeout=10)
-        assert done.output == "The processed result is: late processed"
+    done = await dispatched_after_restart(database_url, event_id, RECOVERY_S)
+    assert done.output == "The processed result is: late processed"
 
 
 async def test_webhook_durability_no_ack_when_the_event_was_not_committed(
@@ -212,14 +161,7 @@ async def test_webhook_durability_late_answer_run_in_place_outlives_its_client(
         },
         publish=False,
     )  # fmt: skip
-    hook = await api.a.post(
-        "/api/webhooks",
-        json={"workflow_id": wf, "node_id": "in", "provider": "none",
-              "config": {"allow_unverified": True},
-              "respond": {"mode": "last_node", "timeout_s": 60}},
-    )  # fmt: skip
-    assert hook.status_code == 201, hook.text
-    hook_id = hook.json()["id"]
+    hook_id = await unverified_webhook(api.a, wf, "in", respond=last_node(60))
     waiting = asyncio.create_task(
         api.anon.post(f"/webhooks/{hook_id}/none", json={"message": "gone"}, timeout=60)
     )

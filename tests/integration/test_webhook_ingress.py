@@ -11,7 +11,13 @@ from typing import Any
 import httpx
 
 from tests.api_support import THREE_NODES, Live, live_api
-from tests.webhook_support import meta_signature, slack_headers, stripe_header
+from tests.webhook_support import (
+    last_node,
+    meta_signature,
+    slack_headers,
+    stripe_header,
+    unverified_webhook,
+)
 
 SECRET = "it-is-a-secret-of-some-length"
 STRIPE_SECRET = "whsec_test_0123456789abcdef"
@@ -244,7 +250,7 @@ async def test_webhook_ingress_respond_modes(live: Live) -> None:
         "none",
         None,
         config={"allow_unverified": True},
-        respond={"mode": "last_node", "timeout_s": 10},
+        respond=last_node(10),
     )
     r = await live.http.post(f"/webhooks/{last}/none", json={"message": "yo"})
     assert (r.status_code, r.text) == (200, "The processed result is: yo processed")
@@ -257,17 +263,8 @@ async def test_webhook_ingress_respond_modes(live: Live) -> None:
         "headers": {"X-Flow": "yes"},
     }
     wf2 = (await api.post("/api/workflows", json={**doc, "status": "active"})).json()["id"]
-    node = await api.post(
-        "/api/webhooks",
-        json={
-            "workflow_id": wf2,
-            "node_id": "trigger-1",
-            "provider": "none",
-            "config": {"allow_unverified": True},
-            "respond": {"mode": "response_node"},
-        },
-    )
-    r = await live.http.post(f"/webhooks/{node.json()['id']}/none", json={"message": "m"})
+    node = await unverified_webhook(api, wf2, "trigger-1", respond={"mode": "response_node"})
+    r = await live.http.post(f"/webhooks/{node}/none", json={"message": "m"})
     assert (r.status_code, r.json(), r.headers["x-flow"]) == (201, {"answer": "m processed"}, "yes")
 
     waiting = {
@@ -280,16 +277,7 @@ async def test_webhook_ingress_respond_modes(live: Live) -> None:
         "edges": [{"source": "t", "target": "pause"}],
     }
     wf3 = (await api.post("/api/workflows", json=waiting)).json()["id"]
-    slow = await api.post(
-        "/api/webhooks",
-        json={
-            "workflow_id": wf3,
-            "node_id": "t",
-            "provider": "none",
-            "config": {"allow_unverified": True},
-            "respond": {"mode": "last_node", "timeout_s": 0.5},
-        },
-    )
-    r = await live.http.post(f"/webhooks/{slow.json()['id']}/none", json={})
+    slow = await unverified_webhook(api, wf3, "t", respond=last_node(0.5))
+    r = await live.http.post(f"/webhooks/{slow}/none", json={})
     assert r.status_code == 202
     assert r.json()["status"] == "processed" and r.json()["execution_id"]

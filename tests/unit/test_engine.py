@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from flowmill.domain.events import EventType
 from flowmill.domain.states import ExecutionStatus as X
 from flowmill.domain.states import NodeRunStatus as S
-from flowmill.engine.ports import StepJob
+from flowmill.engine.ports import StepJob, TriggerJob
 from flowmill.testing import eventually
 from tests.engine_support import CALLS, Harness, wf
 
@@ -444,3 +445,23 @@ async def test_engine_worker_taken_for_dead_registers_again(harness: Harness) ->
     await engine.workers.unregister(engine.worker_id)
     await engine._heartbeat()
     assert engine.worker_id in {w.id for w in await engine.workers.list_workers()}
+
+
+async def test_engine_hands_webhook_jobs_to_the_handler_registered_after_it(
+    harness: Harness,
+) -> None:
+    seen: list[TriggerJob] = []
+
+    async def handle(job: TriggerJob) -> list[str]:
+        seen.append(job)
+        return ["e1"]
+
+    job = TriggerJob(tenant_id="t1", workflow_id="", trigger_type="webhook", data=None)
+    job = replace(job, webhook_event_id="ev1")
+    # nothing registered yet: the event is left for the trigger service to recover
+    assert await harness.engine.handle(job) == {"executionId": None, "executionIds": []}
+    harness.engine.trigger_handlers.register_webhook(handle)
+    assert await harness.engine.handle(job) == {"executionId": "e1", "executionIds": ["e1"]}
+    assert seen == [job]
+    with pytest.raises(RuntimeError, match="registered already"):
+        harness.engine.trigger_handlers.register_webhook(handle)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from flowmill.engine.ports import Job, StepJob
-from flowmill.queue.local import LocalQueue
+from flowmill.engine.ports import Job, JobInfo, StepJob
+from flowmill.queue.local import LOCAL_QUEUE, LocalQueue
+from flowmill.testing import FakeClock, eventually
 
 
 async def _drain(queue: LocalQueue, seen: list[Job], until: int, handler=None) -> None:  # type: ignore[no-untyped-def]
@@ -93,3 +94,36 @@ async def test_local_queue_consume_returns_when_stop_cuts_a_job_at_the_grace() -
     await q.stop(0.01)
     await asyncio.wait_for(consuming, 5)  # returns; does not raise CancelledError
     assert consuming.done() and not consuming.cancelled()
+
+
+async def test_local_queue_holds_a_delayed_job_until_its_clock_reaches_it() -> None:
+    # On a fake clock an hour's delay is tested without waiting for it: the job is due
+    # when the clock says so, and the time it then waited ready is the clock's too.
+    clock = FakeClock()
+    q = LocalQueue(clock=clock, reserve=0)
+    waited: list[float] = []  # seconds each job was ready before it was taken, in turn
+    q.wait_listeners.append(lambda _queue, s: waited.append(s))
+    seen: list[str] = []
+    late = StepJob("e", "late", 1, not_before=clock.now() + timedelta(hours=1))
+    await q.put([late, StepJob("e", "now", 1)])
+
+    async def _record(job: Job) -> None:
+        seen.append(job.node_id)  # type: ignore[union-attr]
+
+    consuming = asyncio.create_task(q.consume(_record, concurrency=1))
+    try:
+        await eventually(lambda: seen == ["now"], 5, "the ready job handled")
+        assert await q.inspect(late.job_id) == [JobInfo(LOCAL_QUEUE, late.job_id, "delayed")]
+        clock.advance(3600 - 1)
+        await q.put([StepJob("e", "early", 1)])  # a put makes the queue look at its clock
+        await eventually(lambda: seen == ["now", "early"], 5, "the next ready job handled")
+        assert await q.inspect(late.job_id) == [JobInfo(LOCAL_QUEUE, late.job_id, "delayed")]
+        clock.advance(1 + 2)  # due, then two seconds before the queue looks again
+        await q.put([StepJob("e", "next", 1)])
+        await eventually(lambda: seen == ["now", "early", "late", "next"], 5, "all handled")
+        assert await q.inspect(late.job_id) == []
+    finally:
+        await q.stop(1)
+        await asyncio.wait_for(consuming, 5)
+    # "late" waited from its due time, not from its put
+    assert waited == [0.0, 0.0, 2.0, 0.0]

@@ -50,6 +50,7 @@ from flowmill.engine.ports import (
     LimitCounts,
     NewExecution,
     StepJob,
+    TriggerHandlers,
     TriggerJob,
     WorkerRegistry,
 )
@@ -100,6 +101,8 @@ class Engine:
         resume_key: Key of resume URLs' HMAC (shared by every process of a deployment).
         execution_cap: A tenant's cap on its live top-level executions (0: none; the
             ``concurrent_executions`` quota); starts beyond it wait in ``queued``.
+        trigger_handlers: Where trigger jobs that carry a webhook event or a seed route
+            go; the trigger side registers its dispatcher there once it is built.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class Engine:
         control_settings: ControlSettings | None = None,
         resume_key: bytes | None = None,
         execution_cap: Callable[[str], Awaitable[int]] | None = None,
+        trigger_handlers: TriggerHandlers | None = None,
     ) -> None:
         self.store = store
         self._execution_cap = execution_cap
@@ -201,9 +205,7 @@ class Engine:
         )
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
-        # Set by the trigger service: handles TriggerJobs that carry a webhook event or a
-        # seed route, and returns the ids of the executions they started.
-        self.webhook_handler: Callable[[TriggerJob], Awaitable[list[str]]] | None = None
+        self.trigger_handlers = trigger_handlers or TriggerHandlers()
 
     # --- definitions ---------------------------------------------------------------
 
@@ -745,13 +747,17 @@ class Engine:
 
     async def _handle_trigger(self, job: TriggerJob) -> list[str]:
         if job.webhook_event_id is not None or job.route is not None:
-            if self.webhook_handler is None:
+            handler = self.trigger_handlers.webhook
+            if handler is None:
                 # A webhook event stays "received"; a trigger service recovers it.
+                # not ``event=``: structlog's message is its ``event`` argument
                 log.warning(
-                    "webhook job without a handler", event=job.webhook_event_id, route=job.route
+                    "webhook job without a handler",
+                    webhook_event_id=job.webhook_event_id,
+                    route=job.route,
                 )
                 return []
-            return await self.webhook_handler(job)
+            return await handler(job)
         version = job.version
         if version is None:
             version = await self.definitions.active_version(job.tenant_id, job.workflow_id)

@@ -283,6 +283,40 @@ results (BullMQ's ``returnvalue``): the engine returns the execution ids a trigg
 started."""
 
 
+TriggerHandler = Callable[[TriggerJob], Awaitable[list[str]]]
+"""Handles one trigger job the engine does not start itself; returns the ids of the
+executions it started."""
+
+
+class TriggerHandlers:
+    """Where the engine sends the trigger jobs that carry a webhook event or a seed route.
+
+    Handed to :class:`~flowmill.engine.engine.Engine` when it is built, and filled once by
+    whoever assembles the trigger side (``triggers.parts``): that side needs the engine to
+    start executions, so it is built after it, and registers here instead of setting an
+    attribute on the engine. Empty, such jobs are left for a trigger service to recover.
+    """
+
+    def __init__(self) -> None:
+        self._webhook: TriggerHandler | None = None
+
+    @property
+    def webhook(self) -> TriggerHandler | None:
+        """The handler of webhook-event and seed-route jobs, once registered."""
+        return self._webhook
+
+    def register_webhook(self, handler: TriggerHandler) -> None:
+        """Register the one handler of webhook-event and seed-route jobs.
+
+        Raises:
+            RuntimeError: One is registered already (two dispatchers over one engine
+                would each think it owns the events).
+        """
+        if self._webhook is not None:
+            raise RuntimeError("a webhook handler is registered already")
+        self._webhook = handler
+
+
 @dataclass(frozen=True)
 class JobInfo:
     """What a queue knows of one job (the database knows the rest).

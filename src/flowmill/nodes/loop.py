@@ -287,11 +287,7 @@ class LoopNode(NodeType[LoopConfig]):
                 ctx,
                 data=_data(ctx, config, index, items),
                 iteration=index,
-                workflow_id=config.workflow_id,
-                version=config.version,
-                body=ctx.node.id if config.body is not None else None,
-                trigger_type="loop",
-                mark={LOOP_MARK: True},
+                **_child_args(ctx, config),
             )
         except ControlError as e:
             raise start_failed(e) from e
@@ -308,11 +304,7 @@ class LoopNode(NodeType[LoopConfig]):
             started = await control.run_children(
                 ctx,
                 [(i, _data(ctx, config, i, items)) for i in indexes],
-                workflow_id=config.workflow_id,
-                version=config.version,
-                body=ctx.node.id if config.body is not None else None,
-                trigger_type="loop",
-                mark={LOOP_MARK: True},
+                **_child_args(ctx, config),
             )
         except ControlError as e:
             raise start_failed(e) from e
@@ -383,6 +375,17 @@ def _data(ctx: NodeContext, config: LoopConfig, index: int, items: list[Any] | N
         "index": index,
         "items": items if whole else None,
         "input": ctx.input,
+    }
+
+
+def _child_args(ctx: NodeContext, config: LoopConfig) -> dict[str, Any]:
+    """What every child of this loop is started with, whether one or a window at once."""
+    return {
+        "workflow_id": config.workflow_id,
+        "version": config.version,
+        "body": ctx.node.id if config.body is not None else None,
+        "trigger_type": "loop",
+        "mark": {LOOP_MARK: True},
     }
 
 

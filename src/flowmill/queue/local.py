@@ -10,13 +10,12 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
 
 import structlog
 
+from flowmill.clock import Clock, SystemClock
 from flowmill.constants import NODE_QUEUE, TRIGGER_QUEUE
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob
@@ -46,10 +45,21 @@ class LocalQueue:
         reserve: Consumers beyond ``concurrency`` for tenants with nothing running.
         max_per_tenant: Most jobs of one tenant running at once (0: no limit), or a
             function of the tenant giving it (its ``concurrent_steps`` quota).
+        clock: When delayed jobs are due (``not_before`` against its ``now``) and how
+            long jobs waited (its ``monotonic``): the engine's clock, so the two agree.
+            A fake clock holds delayed jobs until it is advanced; the queue notices at
+            its next put, finished job, or the due time as it stood when it last looked.
     """
 
-    def __init__(self, *, reserve: int = 1, max_per_tenant: int | Callable[[str], int] = 0) -> None:
+    def __init__(
+        self,
+        *,
+        reserve: int = 1,
+        max_per_tenant: int | Callable[[str], int] = 0,
+        clock: Clock | None = None,
+    ) -> None:
         self.reserve = reserve
+        self._clock = clock or SystemClock()
         self._cap: Callable[[str], int] = (
             max_per_tenant if callable(max_per_tenant) else (lambda _t: max_per_tenant)
         )
@@ -91,12 +101,13 @@ class LocalQueue:
 
     def _push(self, job: Job) -> None:
         not_before = getattr(job, "not_before", None)
-        wait = 0.0 if not_before is None else (not_before - datetime.now(UTC)).total_seconds()
+        clock = self._clock
+        wait = 0.0 if not_before is None else (not_before - clock.now()).total_seconds()
         if wait > 0:
-            heapq.heappush(self._delayed, (time.monotonic() + wait, next(self._seq), job))
+            heapq.heappush(self._delayed, (clock.monotonic() + wait, next(self._seq), job))
         else:
             seq = next(self._seq)
-            self._ready_at[seq] = time.monotonic()
+            self._ready_at[seq] = clock.monotonic()
             self._push_ready(job, seq)
 
     def _push_ready(self, job: Job, seq: int) -> None:
@@ -155,7 +166,7 @@ class LocalQueue:
 
     async def _next(self, *, reserve: bool = False) -> Job | None:
         while not self._stopping:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
                 due, seq, due_job = heapq.heappop(self._delayed)
                 self._ready_at[seq] = due

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import hashlib
 import math
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -217,7 +216,7 @@ class WebhookIngress:
         at the same instant and queued on the connection pool (a stall every second).
         Only a key never seen waits for its load, and then all its callers share it.
         """
-        now = time.monotonic()
+        now = self.clock.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
@@ -234,7 +233,7 @@ class WebhookIngress:
             targets: list[Target] = await load()
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key] = (time.monotonic() + self.cache_s, targets)
+            self._cache[key] = (self.clock.monotonic() + self.cache_s, targets)
             return targets
         finally:
             self._loading.pop(key, None)

@@ -11,6 +11,7 @@ from flowmill.channels.store import ChannelRepository
 from flowmill.clock import Clock
 from flowmill.config import Settings
 from flowmill.engine.engine import Engine
+from flowmill.engine.ports import TriggerHandlers
 from flowmill.quotas import QuotaBook
 from flowmill.store.database import Database
 from flowmill.store.event_feed import EventFeed
@@ -42,13 +43,18 @@ def build_trigger_parts(
     settings: Settings,
     db: Database,
     engine: Engine,
+    handlers: TriggerHandlers,
     workflows: WorkflowRepository,
     clock: Clock,
     vault: Any = None,
     quotas: QuotaBook | None = None,
     blobs: BlobStore | None = None,
 ) -> TriggerParts:
-    """Assemble the trigger side, and let ``engine`` hand webhook jobs to its dispatcher."""
+    """Assemble the trigger side, and register its dispatcher in ``handlers``.
+
+    ``handlers`` is the one the engine was built with: the dispatcher needs the engine,
+    so the engine is handed the handler map, not the dispatcher.
+    """
     triggers = TriggerRepository(db, clock)
     events = WebhookEventStore(db, clock)
     feed = EventFeed(db, clock)
@@ -75,7 +81,7 @@ def build_trigger_parts(
         channels=ChannelResolver(ChannelRepository(db, clock)),
         blobs=blobs,
     )
-    engine.webhook_handler = dispatcher.handle_job
+    handlers.register_webhook(dispatcher.handle_job)
     service = TriggerService(
         engine=engine,
         triggers=triggers,
