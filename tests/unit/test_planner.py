@@ -165,6 +165,39 @@ CASES = [
         {},
         [],
     ),
+    # Written for mutation survivors: each decides differently if one loop stops early.
+    (
+        "a started join any does not hold back the source's other successors",
+        "t>a, t>b, a>j*, b>j*, a>k",
+        {"a": OK},
+        {"j": RUNNING},
+        {"k": ("a",)},
+        [],
+    ),
+    (
+        "join any fires though a branch before it in the edge list still runs",
+        "t>a, t>b, a>j*, b>j*",
+        {"b": OK},
+        {"a": RUNNING},
+        {"j": ("b",)},
+        [],
+    ),
+    (
+        "a wide join any that already started is looked up, not started again",
+        ", ".join(f"t>b{i}, b{i}>j*" for i in range(6)),
+        {"b0": OK},
+        {"j": RUNNING, **{f"b{i}": RUNNING for i in range(1, 6)}},
+        {},
+        [],
+    ),
+    (
+        "a wide join still waiting does not keep the next successor from its reads",
+        ", ".join(f"t>b{i}, b{i}>j" for i in range(6)) + ", t>x, b0>k, x>k",
+        {"b0": OK},
+        {"x": OK, **{f"b{i}": RUNNING for i in range(1, 6)}},
+        {"k": ("b0", "x")},
+        [],
+    ),
 ]
 
 

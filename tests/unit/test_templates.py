@@ -235,3 +235,18 @@ def test_templates_a_scope_given_loaded_blobs_reads_them() -> None:
     ref = BlobRef("01a24bea-cc0e-716c-89f9-8e6fde611bb5", 9, "application/json", "json")
     scope = Scope({"doc": ref.to_value()}, {}, loaded={ref.id: {"name": "x"}})
     assert render("{{doc.name}}", scope) == "x"
+
+
+def test_templates_a_tag_may_be_max_tag_chars_long_and_no_longer() -> None:
+    limit = templates.MAX_TAG_CHARS
+    assert templates.expression_issues("{{" + "a" * limit + "}}", expressions_enabled=True) == []
+    assert templates.expression_issues(
+        "{{" + "a" * (limit + 1) + "}}", expressions_enabled=True
+    ) == [
+        f"a {{{{ }}}} of {limit + 1} characters is longer than {limit}; "
+        "put long logic in a code node"
+    ]
+    assert templates.expression_issues("{{ n + 1 }}", expressions_enabled=False) == [
+        "{{n + 1}} is an expression, not a path like {{input.field}}; "
+        "expressions need the JavaScript sandbox"
+    ]

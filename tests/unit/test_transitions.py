@@ -413,3 +413,23 @@ def test_transitions_claim_resumed_takes_a_parked_run_keeping_its_state() -> Non
     assert tx.claim_resumed(execution(), parked, NOW).execution_update is None
     ended = tx.claim_resumed(execution(ExecutionStatus.CANCELLED), parked, NOW)
     assert (ended.run_updates, ended.execution_update) == ([], None)
+
+
+def test_transitions_a_success_keeps_its_handles_and_turns() -> None:
+    from flowmill.domain.execution import ConversationTurn
+
+    turn = ConversationTurn("conv", "client", "user", "hi", NOW, 0)
+    outcome = tx.Succeeded({"x": 1}, handles=["true"], started_at=NOW, turns=[turn])
+    fx = tx.after_step(compiled(), execution(), run(), outcome, Reader(), NOW)
+    [update] = fx.run_updates
+    assert update.handles == ["true"]
+    assert (fx.turns, fx.turns_of) == ([turn], run().key)
+    completed = dict(events(fx))["node.completed"]
+    assert completed["handles"] == ["true"]
+
+
+def test_transitions_a_suspension_records_when_the_step_started() -> None:
+    started = NOW - timedelta(seconds=7)
+    outcome = tx.Suspended(NOW + timedelta(hours=1), {}, started_at=started)
+    fx = tx.after_step(compiled(), execution(), run(), outcome, Reader(), NOW)
+    assert fx.run_updates[0].started_at == started

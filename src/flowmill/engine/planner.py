@@ -78,11 +78,10 @@ def plan(graph: Graph, resolved: Mapping[str, NodeState], lookup: StateLookup) -
     frontier: deque[str] = deque(resolved)
     while frontier:
         source = frontier.popleft()
+        # Unique (Graph.of), so none of them is decided while this loop runs.
         successors = [s for s in graph.successors[source] if s not in decided]
         _fetch(known, lookup, _needed(graph, successors, known, lookup))
         for target in successors:
-            if target in decided:
-                continue
             if graph.nodes[target].join is JoinMode.ANY and target in known:
                 decided.add(target)  # a join-any node that already started
                 continue
