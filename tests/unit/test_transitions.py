@@ -269,7 +269,10 @@ def test_transitions_a_retriable_failure_schedules_the_next_attempt() -> None:
         NOW + timedelta(seconds=1),
         "w-1",
     )
-    assert again.input == run().input and again.id != "run-a"
+    assert again.id != "run-a"
+    given = NodeRun("run-a", "ex-1", "t1", "a", 2, NodeRunStatus.QUEUED, input={"x": 1})
+    fx2 = tx.after_step(failing(**RETRY), execution(), given, failed(), Reader(), NOW)
+    assert fx2.new_runs[0].input == {"x": 1}  # the retry gets the same input
     assert events(fx)[1:] == [
         (
             "node.failed",
@@ -300,6 +303,7 @@ def test_transitions_a_retriable_failure_schedules_the_next_attempt() -> None:
 @pytest.mark.parametrize(
     ("asked", "delay_ms"),
     [(5, 5000), (0.5, 1000), (0, 1000), (-3, 1000), (True, 1000), ("9", 1000), (2.5, 2500)],
+    # (asked 0 and the floor alike give the backoff: max(backoff, 0) is the backoff)
 )
 def test_transitions_a_retry_waits_at_least_what_the_service_asked(
     asked: Any, delay_ms: int
@@ -433,3 +437,39 @@ def test_transitions_a_suspension_records_when_the_step_started() -> None:
     outcome = tx.Suspended(NOW + timedelta(hours=1), {}, started_at=started)
     fx = tx.after_step(compiled(), execution(), run(), outcome, Reader(), NOW)
     assert fx.run_updates[0].started_at == started
+
+
+def test_transitions_a_retry_honours_a_sub_second_retry_after() -> None:
+    no_wait = {"retry": {"max_attempts": 3, "backoff_ms": 0, "strategy": "fixed"}}
+    fx = tx.after_step(
+        failing(**no_wait), execution(), run(), failed({"retry_after_s": 0.5}), Reader(), NOW
+    )
+    assert fx.new_runs[0].not_before == NOW + timedelta(milliseconds=500)
+
+
+def test_transitions_a_retry_jitters_with_the_given_randomness() -> None:
+    import random
+
+    jittery = {"retry": {"max_attempts": 3, "backoff_ms": 1000, "strategy": "fixed", "jitter": 0.5}}
+    expected = int(1000 * (1 - 0.5 * random.Random(7).random()))
+    for _ in range(2):  # the same seed, the same delay: the caller's rng is the one used
+        fx = tx.after_step(
+            failing(**jittery), execution(), run(), failed(), Reader(), NOW, rng=random.Random(7)
+        )
+        assert fx.new_runs[0].not_before == NOW + timedelta(milliseconds=expected)
+
+
+def test_transitions_a_success_gives_the_first_ready_step_to_the_inline_owner() -> None:
+    from flowmill.engine.validation import load_and_compile
+
+    fan = load_and_compile(
+        wf(
+            [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}, {"id": "c", "type": "noop"}],
+            [("t", "a"), ("a", "b"), ("a", "c")],
+        ),
+        registry(),
+    )
+    fx = tx.after_step(
+        fan, execution(), run(), tx.Succeeded({}), Reader(), NOW, owner="w-1", inline_owner="w-in"
+    )
+    assert [(r.node_id, r.owner) for r in fx.new_runs] == [("b", "w-in"), ("c", "w-1")]
