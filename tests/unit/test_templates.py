@@ -121,6 +121,10 @@ def test_templates_referenced_nodes() -> None:
     assert templates.referenced_nodes(value) == {"fetch", "b c"}
     assert templates.nodes_in_code("return nodes.a.output + nodes['b'].output") == {"a", "b"}
     assert templates.nodes_in_code('return nodes["c d"].output') == {"c d"}
+    # A whole node's output, and expressions indexing with either quote.
+    assert templates.referenced_nodes("{{nodes.fetch}}") == {"fetch"}
+    expr = {"x": "{{ nodes[\"c d\"].output + nodes['e'].output }}"}
+    assert templates.referenced_nodes(expr) == {"c d", "e"}
 
 
 def test_templates_scope_names_are_the_context_then_input_and_its_keys() -> None:

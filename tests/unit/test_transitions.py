@@ -473,3 +473,30 @@ def test_transitions_a_success_gives_the_first_ready_step_to_the_inline_owner() 
         fan, execution(), run(), tx.Succeeded({}), Reader(), NOW, owner="w-1", inline_owner="w-in"
     )
     assert [(r.node_id, r.owner) for r in fx.new_runs] == [("b", "w-in"), ("c", "w-1")]
+
+
+def test_transitions_a_failure_that_goes_on_hands_its_successors_to_the_owners() -> None:
+    from flowmill.engine.validation import load_and_compile
+
+    fan = load_and_compile(
+        wf(
+            [
+                {"id": "a", "type": "noop", "on_error": "continue"},
+                {"id": "b", "type": "noop"},
+                {"id": "c", "type": "noop"},
+            ],
+            [("t", "a"), ("a", "b"), ("a", "c")],
+        ),
+        registry(),
+    )
+    fx = tx.after_step(
+        fan,
+        execution(),
+        run(),
+        failed(retriable=False),
+        Reader(),
+        NOW,
+        owner="w-1",
+        inline_owner="w-in",
+    )
+    assert [(r.node_id, r.owner) for r in fx.new_runs] == [("b", "w-in"), ("c", "w-1")]
