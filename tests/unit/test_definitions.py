@@ -476,3 +476,67 @@ def test_definitions_error_str_lists_every_issue_with_its_path() -> None:
     err = DefinitionError([Issue("nodes[a]", "unknown type"), Issue("edges[2]", "no target")])
     assert str(err) == "nodes[a]: unknown type; edges[2]: no target"
     assert err.issues[0].code == "invalid"
+
+
+def _graph_issues(node_ids: list[str], edges: str) -> list[tuple[str, str, str]]:
+    """structural_issues of a workflow whose trigger is ``t``; edges as ``"a>b, b>c"``."""
+    from flowmill.domain.graph import structural_issues
+    from flowmill.domain.workflow import Edge, Node, Workflow
+
+    nodes = tuple(Node(id=n, type="trigger" if n == "t" else "noop") for n in node_ids)
+    pairs = [p.strip().split(">") for p in edges.split(",") if p.strip()]
+    workflow = Workflow(name="g", nodes=nodes, edges=tuple(Edge(s, t) for s, t in pairs))
+    return [(i.path, i.message, i.code) for i in structural_issues(workflow)]
+
+
+@pytest.mark.parametrize(
+    ("node_ids", "edges", "issues"),
+    [
+        (["t", "a", "a"], "t>a", [("nodes[a]", "node id is used 2 times", "duplicate_id")]),
+        (
+            ["t", "a"],
+            "t>a, x>a, a>y, x>y",
+            [
+                ("edges[1].source", "no node with id 'x'", "dangling_edge"),
+                ("edges[2].target", "no node with id 'y'", "dangling_edge"),
+                ("edges[3].source", "no node with id 'x'", "dangling_edge"),
+                ("edges[3].target", "no node with id 'y'", "dangling_edge"),
+            ],
+        ),
+        # A self-loop is told once, as itself, and kept out of the cycle search.
+        (["t", "b"], "t>b, b>b", [("edges[1]", "node 'b' points at itself", "cycle")]),
+        (
+            ["a"],
+            "",
+            [
+                (
+                    "nodes",
+                    "the workflow has no trigger node; add one of type 'trigger'",
+                    "no_trigger",
+                )
+            ],
+        ),
+        (
+            ["t", "a"],
+            "t>a, a>t",
+            [
+                ("nodes[t]", "a trigger node cannot have incoming edges", "trigger_input"),
+                (
+                    "edges",
+                    "the graph has a cycle through: a, t; use a loop node to repeat work",
+                    "cycle",
+                ),
+            ],
+        ),
+        (
+            ["t", "a", "z"],
+            "t>a",
+            [("nodes[z]", "no trigger reaches this node; connect it or remove it", "unreachable")],
+        ),
+    ],
+    ids=["duplicate", "dangling", "self-loop", "no trigger", "trigger input", "unreachable"],
+)
+def test_definitions_graph_rules_name_each_problem_exactly(
+    node_ids: list[str], edges: str, issues: list[tuple[str, str, str]]
+) -> None:
+    assert _graph_issues(node_ids, edges) == issues
