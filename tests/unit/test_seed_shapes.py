@@ -554,3 +554,90 @@ def test_seed_shapes_a_branch_of_several_steps_is_noted_by_their_ids() -> None:
         "steps[0]: (conditional with trueSteps/falseSteps) read as node c "
         "(true → a, b; false → the next step), both branches joining the next step"
     ]
+
+
+def _node_issues(node: dict[str, Any]) -> list[tuple[str, str, str]]:
+    doc = {"nodes": [step("t", "trigger"), node], "edges": [{"source": "t", "target": "a"}]}
+    return [(i.path, i.message, i.code) for i in read_seed_shapes(doc).issues]
+
+
+@pytest.mark.parametrize(
+    ("node", "issues"),
+    [
+        (
+            step("a", attempts=2, retry={"max_attempts": 2}),
+            [("nodes[a].attempts", "give retry or attempts/backoff, not both", "invalid")],
+        ),
+        (  # a node without a usable id is named by its place
+            {"id": 5, "type": "noop", "attempts": 2, "retry": {"max_attempts": 2}},
+            [("nodes[1].attempts", "give retry or attempts/backoff, not both", "invalid")],
+        ),
+        (
+            step("a", retry={"attempts": 3, "max_attempts": 4}),
+            [("nodes[a].retry.attempts", "disagrees with max_attempts", "conflict")],
+        ),
+        (
+            step("a", retry={"attempts": 2, "backoff": {"delay": 5, "jitter": 1}}),
+            [
+                (
+                    "nodes[a].retry.backoff.jitter",
+                    "unknown field; expected one of: delay, type",
+                    "unknown_field",
+                )
+            ],
+        ),
+        (
+            step("a", retry={"attempts": 2, "backoff": {"type": "linear"}}),
+            [("nodes[a].retry.backoff.type", "must be fixed or exponential", "enum")],
+        ),
+        (
+            step("a", attempts=2, backoff="2s"),
+            [
+                (
+                    "nodes[a].backoff",
+                    'must be a delay in ms or {"type": "exponential", "delay": 2000}',
+                    "type",
+                )
+            ],
+        ),
+        (
+            step("a", retry={"attempts": 2, "backoff": True}),
+            [
+                (
+                    "nodes[a].retry.backoff",
+                    'must be a delay in ms or {"type": "exponential", "delay": 2000}',
+                    "type",
+                )
+            ],
+        ),
+        (step("a", retry={"attempts": 2, "backoff": None}), []),
+    ],
+    ids=[
+        "both forms", "named by place", "attempts disagree", "unknown backoff key",
+        "unknown strategy", "backoff text", "backoff boolean", "backoff null",
+    ],
+)  # fmt: skip
+def test_seed_shapes_bullmq_retry_problems_are_named_exactly(
+    node: dict[str, Any], issues: list[tuple[str, str, str]]
+) -> None:
+    assert _node_issues(node) == issues
+
+
+@pytest.mark.parametrize(
+    ("retry", "expected"),
+    [
+        ({"attempts": 2}, (2, 1000, "exponential")),  # the rest: Flowmill's defaults
+        ({"backoff": 100}, (1, 100, "fixed")),
+        ({"attempts": 3, "max_attempts": 3}, (3, 1000, "exponential")),  # agreeing: fine
+    ],
+)
+def test_seed_shapes_bullmq_retry_with_one_of_its_keys_is_read(
+    retry: dict[str, Any], expected: tuple[int, int, str]
+) -> None:
+    doc = {
+        "name": "w",
+        "nodes": [step("t", "trigger"), step("a", retry=retry)],
+        "edges": [{"source": "t", "target": "a"}],
+    }
+    got = load_definition(doc).node("a").retry
+    assert got is not None and (got.max_attempts, got.backoff_ms, got.strategy) == expected

@@ -21,9 +21,7 @@ class Graph:
     Build it once per workflow version (:meth:`of`) and share it: it is immutable.
     """
 
-    workflow: Workflow
     nodes: Mapping[str, Node]
-    outgoing: Mapping[str, tuple[Edge, ...]]
     incoming: Mapping[str, tuple[Edge, ...]]
     predecessors: Mapping[str, tuple[str, ...]]
     successors: Mapping[str, tuple[str, ...]]
@@ -40,9 +38,7 @@ class Graph:
             inc[e.target].append(e)
         nodes = {n.id: n for n in workflow.nodes}
         return cls(
-            workflow=workflow,
             nodes=nodes,
-            outgoing={n: tuple(out.get(n, ())) for n in nodes},
             incoming={n: tuple(inc.get(n, ())) for n in nodes},
             predecessors={n: _unique(e.source for e in inc.get(n, ())) for n in nodes},
             successors={n: _unique(e.target for e in out.get(n, ())) for n in nodes},
