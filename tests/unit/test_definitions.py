@@ -540,3 +540,20 @@ def test_definitions_graph_rules_name_each_problem_exactly(
     node_ids: list[str], edges: str, issues: list[tuple[str, str, str]]
 ) -> None:
     assert _graph_issues(node_ids, edges) == issues
+
+
+@pytest.mark.parametrize("bad", ["10", True, None, [1]])
+def test_definitions_a_number_field_refuses_what_is_not_a_number(bad: Any) -> None:
+    doc = {
+        "name": "w",
+        "nodes": [{"id": "t", "type": "trigger"}, {"id": "a", "type": "noop", "timeout_s": bad}],
+        "edges": [{"source": "t", "target": "a"}],
+    }
+    if bad is None:  # absent and null alike: no timeout
+        assert load_definition(doc).node("a").timeout_s is None
+        return
+    with pytest.raises(DefinitionError) as e:
+        load_definition(doc)
+    assert [(i.path, i.message, i.code) for i in e.value.issues] == [
+        ("nodes[a].timeout_s", "must be a number", "type")
+    ]

@@ -254,3 +254,14 @@ def test_templates_a_tag_may_be_max_tag_chars_long_and_no_longer() -> None:
         "{{n + 1}} is an expression, not a path like {{input.field}}; "
         "expressions need the JavaScript sandbox"
     ]
+
+
+def test_templates_long_texts_render_uncached_alike() -> None:
+    text = "x" * 5000 + "{{n}}"  # past the cache's bound: parsed each time
+    assert render(text, SCOPE) == "x" * 5000 + "5"
+
+
+def test_templates_count_tags_walks_objects_and_lists_only() -> None:
+    assert templates.count_tags("plain text") == 0
+    assert templates.count_tags(7) == 0
+    assert templates.count_tags({"a": "{{x}}", "b": ["{{y}} {{z}}", 3, None], "c": True}) == 3
