@@ -557,3 +557,150 @@ def test_definitions_a_number_field_refuses_what_is_not_a_number(bad: Any) -> No
     assert [(i.path, i.message, i.code) for i in e.value.issues] == [
         ("nodes[a].timeout_s", "must be a number", "type")
     ]
+
+
+_T = {"id": "t", "type": "trigger"}
+_A = {"id": "a", "type": "noop"}
+_TA = [{"source": "t", "target": "a"}]
+
+
+def _doc(**over: Any) -> dict[str, Any]:
+    return {"name": "w", "nodes": [_T, _A], "edges": _TA, **over}
+
+
+def _a(**fields: Any) -> dict[str, Any]:
+    return _doc(nodes=[_T, {**_A, **fields}])
+
+
+_SHAPE_PROBLEMS: list[tuple[str, Any, list[tuple[str, str, str]]]] = [
+    ("not an object", [1], [("", "a workflow definition must be a JSON object", "type")]),
+    ("description", _doc(description=5), [("description", "must be a string", "type")]),
+    ("tags text", _doc(tags="x"), [("tags", "must be a list of strings", "type")]),
+    ("tags numbers", _doc(tags=[1]), [("tags", "must be a list of strings", "type")]),
+    ("tenant_id", _doc(tenant_id=5), [("tenant_id", "must be a string", "type")]),
+    ("status", _doc(status=5), [("status", "must be a string", "type")]),
+    (
+        "nodes and steps",
+        _doc(steps=[{"id": "b", "type": "noop"}]),
+        [("steps", "give either nodes+edges or steps, not both", "conflict")],
+    ),
+    (
+        "nodes and a trigger",
+        _doc(trigger={"type": "manual"}),
+        [("trigger", "a top-level trigger goes with steps; add a trigger node", "conflict")],
+    ),
+    (
+        "no nodes",
+        {"name": "w"},
+        [("nodes", "is required (or give an ordered list of steps)", "missing")],
+    ),
+    ("nodes text", _doc(nodes="x"), [("nodes", "must be a list of nodes", "type")]),
+    ("node not an object", _doc(nodes=[_T, 5]), [("nodes[1]", "must be an object", "type")]),
+    (
+        "node without type",
+        _doc(nodes=[_T, {"id": "a"}]),
+        [("nodes[a].type", "is required", "missing")],
+    ),
+    ("node name", _a(name=5), [("nodes[a].name", "must be a string", "type")]),
+    ("node config", _a(config=[]), [("nodes[a].config", "must be an object", "type")]),
+    ("node timeout", _a(timeout_s=0), [("nodes[a].timeout_s", "must be at least 0.001", "range")]),
+    (
+        "node on_error",
+        _a(on_error="explode"),
+        [("nodes[a].on_error", "must be one of: fail, continue, route", "enum")],
+    ),
+    ("node join", _a(join="some"), [("nodes[a].join", "must be one of: all, any", "enum")]),
+    ("edges text", _doc(edges="x"), [("edges", "must be a list of edges", "type")]),
+    (
+        "edge not an object",
+        _doc(edges=[5]),
+        [("edges[0]", "must be an object with source and target", "type")],
+    ),
+    (
+        "edge handle",
+        _doc(edges=[{"source": "t", "target": "a", "sourceHandle": 5}]),
+        [("edges[0].sourceHandle", "must be a string", "type")],
+    ),
+    ("edge target", _doc(edges=[{"source": "t"}]), [("edges[0].target", "is required", "missing")]),
+    (
+        "retry text",
+        _a(retry="x"),
+        [
+            (
+                "nodes[a].retry",
+                'must be an object like {"max_attempts": 3, "backoff_ms": 500}',
+                "type",
+            )
+        ],
+    ),
+    (
+        "retry attempts",
+        _a(retry={"max_attempts": 0}),
+        [("nodes[a].retry.max_attempts", "must be at least 1", "range")],
+    ),
+    (
+        "retry fraction",
+        _a(retry={"max_attempts": 1.5}),
+        [("nodes[a].retry.max_attempts", "must be a whole number", "type")],
+    ),
+    (
+        "retry strategy",
+        _a(retry={"strategy": "linear"}),
+        [("nodes[a].retry.strategy", "must be fixed or exponential", "enum")],
+    ),
+    (
+        "retry jitter",
+        _a(retry={"jitter": 2}),
+        [("nodes[a].retry.jitter", "must be between 0 and 1 (a fraction of the delay)", "range")],
+    ),
+    ("settings text", _doc(settings="x"), [("settings", "must be an object", "type")]),
+    (
+        "settings variables",
+        _doc(settings={"variables": "x"}),
+        [("settings.variables", "must be an object", "type")],
+    ),
+    (
+        "settings timezone",
+        _doc(settings={"timezone": 5}),
+        [("settings.timezone", "must be an IANA zone name like Europe/Paris", "type")],
+    ),
+    (
+        "settings error workflow",
+        _doc(settings={"error_workflow_id": 5}),
+        [("settings.error_workflow_id", "must be a workflow id", "type")],
+    ),
+    (
+        "settings priority high",
+        _doc(settings={"priority": 101}),
+        [("settings.priority", "must be at most 100", "range")],
+    ),
+    (
+        "settings priority low",
+        _doc(settings={"priority": -101}),
+        [("settings.priority", "must be at least -100", "range")],
+    ),
+    (
+        "settings max_concurrent",
+        _doc(settings={"max_concurrent": 0}),
+        [("settings.max_concurrent", "must be at least 1", "range")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("doc", "issues"), [c[1:] for c in _SHAPE_PROBLEMS], ids=[c[0] for c in _SHAPE_PROBLEMS]
+)
+def test_definitions_every_shape_problem_is_named_word_for_word(
+    doc: Any, issues: list[tuple[str, str, str]]
+) -> None:
+    assert [(i.path, i.message, i.code) for i in load_partial(doc)[2]] == issues
+
+
+def test_definitions_a_partly_bad_node_keeps_sound_defaults() -> None:
+    wf, _, issues = load_partial(_a(name=5, config=[]))
+    assert len(issues) == 2 and wf is not None
+    node = next(n for n in wf.nodes if n.id == "a")
+    assert (node.name, node.config) == ("a", {})  # the id for a name, an empty config
+    wf, _, issues = load_partial(_a(config=None))
+    assert issues == [] and wf is not None
+    assert next(n for n in wf.nodes if n.id == "a").config == {}
