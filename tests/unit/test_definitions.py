@@ -9,9 +9,17 @@ from typing import Any
 
 import pytest
 
-from flowmill.domain.definition import closest, dump_definition, load_definition, load_partial
+from flowmill.domain.definition import (
+    _RETRY_KEYS,
+    closest,
+    dump_definition,
+    load_definition,
+    load_partial,
+    unknown_field_message,
+)
 from flowmill.domain.diffing import EdgeKey, FieldChange, diff_definitions
 from flowmill.domain.errors import DefinitionError, Issue, NodeError
+from flowmill.domain.workflow import RetryPolicy
 from flowmill.engine.validation import compile_workflow, load_and_compile
 from flowmill.nodes.registry import NodeRegistry
 
@@ -653,6 +661,21 @@ _SHAPE_PROBLEMS: list[tuple[str, Any, list[tuple[str, str, str]]]] = [
         _a(retry={"jitter": 2}),
         [("nodes[a].retry.jitter", "must be between 0 and 1 (a fraction of the delay)", "range")],
     ),
+    (
+        "retry backoff fraction",
+        _a(retry={"backoff_ms": 1.5}),
+        [("nodes[a].retry.backoff_ms", "must be a whole number", "type")],
+    ),
+    (
+        "retry cap fraction",
+        _a(retry={"max_backoff_ms": 1.5}),
+        [("nodes[a].retry.max_backoff_ms", "must be a whole number", "type")],
+    ),
+    (
+        "retry unknown key",
+        _a(retry={"tries": 3}),
+        [("nodes[a].retry.tries", unknown_field_message("tries", _RETRY_KEYS), "unknown_field")],
+    ),
     ("settings text", _doc(settings="x"), [("settings", "must be an object", "type")]),
     (
         "settings variables",
@@ -694,6 +717,16 @@ def test_definitions_every_shape_problem_is_named_word_for_word(
     doc: Any, issues: list[tuple[str, str, str]]
 ) -> None:
     assert [(i.path, i.message, i.code) for i in load_partial(doc)[2]] == issues
+
+
+def test_definitions_retry_reads_every_field_and_a_boolean_jitter() -> None:
+    retry = {"max_attempts": 1, "backoff_ms": 10, "max_backoff_ms": 20, "jitter": True}
+    wf, _, issues = load_partial(_a(retry=retry))
+    assert issues == [] and wf is not None
+    got = next(n for n in wf.nodes if n.id == "a").retry
+    assert got == RetryPolicy(1, 10, "exponential", 0.25, 20)
+    wf, _, _ = load_partial(_a(retry={"jitter": False}))
+    assert wf is not None and next(n for n in wf.nodes if n.id == "a").retry == RetryPolicy()
 
 
 def test_definitions_a_partly_bad_node_keeps_sound_defaults() -> None:
