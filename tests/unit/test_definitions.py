@@ -11,6 +11,7 @@ import pytest
 
 from flowmill.domain.definition import (
     _RETRY_KEYS,
+    _WORKFLOW_KEYS,
     closest,
     dump_definition,
     load_definition,
@@ -676,6 +677,24 @@ _SHAPE_PROBLEMS: list[tuple[str, Any, list[tuple[str, str, str]]]] = [
         _a(retry={"tries": 3}),
         [("nodes[a].retry.tries", unknown_field_message("tries", _RETRY_KEYS), "unknown_field")],
     ),
+    (
+        "a boolean for a string",
+        _doc(nodes=[_T, {"id": True, "type": "noop"}]),
+        [
+            (
+                "nodes[1].id",
+                "must be a string, not a boolean (YAML reads yes/no/on/off/true/false as "
+                "booleans: put it in quotes)",
+                "type",
+            )
+        ],
+    ),
+    ("an empty string", _doc(name=" "), [("name", "must be a non-empty string", "type")]),
+    (
+        "top-level unknown key",
+        _doc(colour=1),
+        [("colour", unknown_field_message("colour", _WORKFLOW_KEYS), "unknown_field")],
+    ),
     ("settings text", _doc(settings="x"), [("settings", "must be an object", "type")]),
     (
         "settings variables",
@@ -727,6 +746,15 @@ def test_definitions_retry_reads_every_field_and_a_boolean_jitter() -> None:
     assert got == RetryPolicy(1, 10, "exponential", 0.25, 20)
     wf, _, _ = load_partial(_a(retry={"jitter": False}))
     assert wf is not None and next(n for n in wf.nodes if n.id == "a").retry == RetryPolicy()
+
+
+def test_definitions_bad_workflow_fields_fall_back_to_empty() -> None:
+    wf, _, issues = load_partial(_doc(description=5, tags="x", tenant_id=5, status=5))
+    assert len(issues) == 4 and wf is not None
+    assert (wf.description, wf.tags, wf.tenant_id, wf.status) == ("", (), None, None)
+    wf, _, _ = load_partial(_doc(description="d", tags=["x"], tenant_id="t1", status="draft"))
+    assert wf is not None
+    assert (wf.description, wf.tags, wf.tenant_id, wf.status) == ("d", ("x",), "t1", "draft")
 
 
 def test_definitions_a_partly_bad_node_keeps_sound_defaults() -> None:
