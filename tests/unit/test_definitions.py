@@ -603,6 +603,7 @@ _SHAPE_PROBLEMS: list[tuple[str, Any, list[tuple[str, str, str]]]] = [
         {"name": "w"},
         [("nodes", "is required (or give an ordered list of steps)", "missing")],
     ),
+    ("no edges at all", {"name": "w", "nodes": [_T]}, []),
     ("nodes text", _doc(nodes="x"), [("nodes", "must be a list of nodes", "type")]),
     ("node not an object", _doc(nodes=[_T, 5]), [("nodes[1]", "must be an object", "type")]),
     (
