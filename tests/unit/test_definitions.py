@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from flowmill.domain.definition import (
+    _EDGE_KEYS,
     _RETRY_KEYS,
+    _SETTINGS_KEYS,
     _WORKFLOW_KEYS,
     closest,
     dump_definition,
@@ -696,6 +698,30 @@ _SHAPE_PROBLEMS: list[tuple[str, Any, list[tuple[str, str, str]]]] = [
         _doc(colour=1),
         [("colour", unknown_field_message("colour", _WORKFLOW_KEYS), "unknown_field")],
     ),
+    (
+        "settings per_minute",
+        _doc(settings={"per_minute": 0}),
+        [("settings.per_minute", "must be at least 1", "range")],
+    ),
+    (
+        "settings fractions",
+        _doc(settings={"per_minute": 1.5, "max_concurrent": 2.5}),
+        [
+            ("settings.max_concurrent", "must be a whole number", "type"),
+            ("settings.per_minute", "must be a whole number", "type"),
+        ],
+    ),
+    (
+        "settings unknown key",
+        _doc(settings={"colour": 1}),
+        [("settings.colour", unknown_field_message("colour", _SETTINGS_KEYS), "unknown_field")],
+    ),
+    (
+        "edge unknown key",
+        _doc(edges=[{"source": "t", "target": "a", "weight": 2}]),
+        [("edges[0].weight", unknown_field_message("weight", _EDGE_KEYS), "unknown_field")],
+    ),
+    ("edge source", _doc(edges=[{"target": "a"}]), [("edges[0].source", "is required", "missing")]),
     ("settings text", _doc(settings="x"), [("settings", "must be an object", "type")]),
     (
         "settings variables",
@@ -766,3 +792,53 @@ def test_definitions_a_partly_bad_node_keeps_sound_defaults() -> None:
     wf, _, issues = load_partial(_a(config=None))
     assert issues == [] and wf is not None
     assert next(n for n in wf.nodes if n.id == "a").config == {}
+
+
+def test_definitions_settings_are_read_field_by_field() -> None:
+    raw = {
+        "vars": {"k": 1},
+        "timezone": "Europe/Paris",
+        "error_workflow_id": "wf-err",
+        "max_concurrent": 1,
+        "per_minute": 1,
+        "priority": -100,
+        "timeout_s": 2.5,
+    }
+    s = load_definition(_doc(settings=raw)).settings
+    assert (s.variables, s.timezone, s.error_workflow_id) == ({"k": 1}, "Europe/Paris", "wf-err")
+    assert (s.max_concurrent, s.per_minute, s.priority, s.timeout_s) == (1, 1, -100, 2.5)
+    assert load_definition(_doc(settings={"priority": 100})).settings.priority == 100
+    wf, _, issues = load_partial(
+        _doc(settings={"variables": "x", "timezone": 5, "error_workflow_id": 5, "priority": 101})
+    )
+    assert len(issues) == 4 and wf is not None
+    s = wf.settings
+    assert (s.variables, s.timezone, s.error_workflow_id, s.priority) == ({}, "UTC", None, 0)
+
+
+def test_definitions_edges_read_handles_their_aliases_and_yaml_booleans() -> None:
+    nodes = [_T, *({"id": n, "type": "noop"} for n in ("c", "y", "n"))]
+        _T,
+        {"id": "c", "type": "noop"},
+        {"id": "y", "type": "noop"},
+        {"id": "n", "type": "noop"},
+    ]
+    wf, _, issues = load_partial(
+        _doc(
+            nodes=nodes,
+            edges=[
+                5,  # refused, and the edges after it are still read
+                {"source": "t", "target": "c", "sourceHandle": ""},
+                {"source": "c", "target": "y", "sourceHandle": True},
+                {"source": "c", "target": "n", "source_handle": False},
+                {"source": "c"},
+            ],
+        )
+    )
+    assert wf is not None
+    assert [(e.source, e.target, e.source_handle) for e in wf.edges] == [
+        ("t", "c", None),
+        ("c", "y", "true"),
+        ("c", "n", "false"),
+    ]
+    assert [i.path for i in issues] == ["edges[0]", "edges[4].target"]
