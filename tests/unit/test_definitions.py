@@ -818,11 +818,6 @@ def test_definitions_settings_are_read_field_by_field() -> None:
 
 def test_definitions_edges_read_handles_their_aliases_and_yaml_booleans() -> None:
     nodes = [_T, *({"id": n, "type": "noop"} for n in ("c", "y", "n"))]
-        _T,
-        {"id": "c", "type": "noop"},
-        {"id": "y", "type": "noop"},
-        {"id": "n", "type": "noop"},
-    ]
     wf, _, issues = load_partial(
         _doc(
             nodes=nodes,
