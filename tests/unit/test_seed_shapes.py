@@ -641,3 +641,96 @@ def test_seed_shapes_bullmq_retry_with_one_of_its_keys_is_read(
     }
     got = load_definition(doc).node("a").retry
     assert got is not None and (got.max_attempts, got.backoff_ms, got.strategy) == expected
+
+
+_NODES = {"nodes": [step("t", "trigger"), step("a")], "edges": [{"source": "t", "target": "a"}]}
+
+
+@pytest.mark.parametrize(
+    ("doc", "notes", "issues", "read"),
+    [
+        (
+            {"tenantId": "t1", **_NODES},
+            ["tenantId: read as tenant_id"],
+            [],
+            {"tenant_id": "t1"},
+        ),
+        (
+            {"tenantId": "t1", "tenant_id": "t1", **_NODES},
+            ["tenantId: read as tenant_id"],
+            [],
+            {"tenant_id": "t1"},
+        ),
+        (
+            {"tenantId": "t1", "tenant_id": "t2", **_NODES},
+            [],
+            [("tenantId", "disagrees with tenant_id", "conflict")],
+            {"tenant_id": "t2"},
+        ),
+        ({"enabled": True, **_NODES}, ["enabled: read as status active"], [], {"status": "active"}),
+        (
+            {"enabled": False, **_NODES},
+            ["enabled: read as status inactive"],
+            [],
+            {"status": "inactive"},
+        ),
+        ({"enabled": "yes", **_NODES}, [], [("enabled", "must be true or false", "type")], {}),
+        (
+            {"enabled": True, "status": "inactive", **_NODES},
+            [],
+            [("enabled", "disagrees with status 'inactive'", "conflict")],
+            {"status": "inactive"},
+        ),
+        (
+            {"steps": [step("a")], "actions": [step("b")]},
+            [],
+            [("actions", "give steps or actions (one list), not both", "conflict")],
+            {},
+        ),
+        (
+            {"rateLimitPerMinute": 60, "retryBackoffMs": 5, **_NODES},
+            [
+                "rateLimitPerMinute: read as settings.per_minute = 60",
+                "retryBackoffMs: read as settings.retry.backoff_ms = 5",
+            ],
+            [],
+            {"settings": {"per_minute": 60, "retry": {"backoff_ms": 5}}},
+        ),
+        (
+            {"rateLimitPerMinute": "60", "retryMaxAttempts": 2.5, **_NODES},
+            [],
+            [
+                ("rateLimitPerMinute", "must be a whole number", "type"),
+                ("retryMaxAttempts", "must be a whole number", "type"),
+            ],
+            {},
+        ),
+        (
+            {"retryMaxAttempts": 3, "settings": {"retry": {"max_attempts": 4}}, **_NODES},
+            [],
+            [("retryMaxAttempts", "disagrees with settings.retry.max_attempts (4)", "conflict")],
+            {"settings": {"retry": {"max_attempts": 4}}},
+        ),
+        (  # settings.retry not an object: left for the loader, nothing read into it
+            {"retryMaxAttempts": 3, "settings": {"retry": 7}, **_NODES},
+            ["retryMaxAttempts: read as settings.retry.max_attempts = 3"],
+            [],
+            {"settings": {"retry": 7}},
+        ),
+        ({"rateLimitMaxConcurrent": None, **_NODES}, [], [], {}),  # Prisma's null: not given
+    ],
+    ids=[
+        "tenantId", "tenantId agreeing", "tenantId disagreeing", "enabled", "disabled",
+        "enabled text", "enabled against status", "steps and actions", "seed settings",
+        "seed settings not whole", "seed setting disagreeing", "settings.retry not an object",
+        "a null seed setting",
+    ],
+)  # fmt: skip
+def test_seed_shapes_document_fields_are_read_and_named_word_for_word(
+    doc: dict[str, Any], notes: list[str], issues: list[tuple[str, str, str]], read: dict[str, Any]
+) -> None:
+    shaped = read_seed_shapes(doc)
+    assert list(shaped.notes) == notes
+    assert [(i.path, i.message, i.code) for i in shaped.issues] == issues
+    for key, value in read.items():
+        assert shaped.document[key] == value, key
