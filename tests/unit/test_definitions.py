@@ -722,6 +722,32 @@ _SHAPE_PROBLEMS: list[tuple[str, Any, list[tuple[str, str, str]]]] = [
         [("edges[0].weight", unknown_field_message("weight", _EDGE_KEYS), "unknown_field")],
     ),
     ("edge source", _doc(edges=[{"target": "a"}]), [("edges[0].source", "is required", "missing")]),
+    (
+        "retry jitter text",
+        _a(retry={"jitter": "x"}),
+        [("nodes[a].retry.jitter", "must be a number", "type")],
+    ),
+    (
+        "settings retry",
+        _doc(settings={"retry": "x"}),
+        [
+            (
+                "settings.retry",
+                'must be an object like {"max_attempts": 3, "backoff_ms": 500}',
+                "type",
+            )
+        ],
+    ),
+    (
+        "settings timeout",
+        _doc(settings={"timeout_s": 0}),
+        [("settings.timeout_s", "must be at least 0.001", "range")],
+    ),
+    (
+        "settings priority fraction",
+        _doc(settings={"priority": 1.5}),
+        [("settings.priority", "must be a whole number", "type")],
+    ),
     ("settings text", _doc(settings="x"), [("settings", "must be an object", "type")]),
     (
         "settings variables",
@@ -837,3 +863,16 @@ def test_definitions_edges_read_handles_their_aliases_and_yaml_booleans() -> Non
         ("c", "n", "false"),
     ]
     assert [i.path for i in issues] == ["edges[0]", "edges[4].target"]
+
+
+def test_definitions_partial_loads_keep_what_they_can_and_no_more() -> None:
+    wf, _, _ = load_partial({"nodes": [_T, {"id": "b"}, {**_A, "position": {"x": 1}}]})
+    assert wf is not None
+    assert (wf.name, wf.description) == ("", "")  # absent: empty, not made up
+    assert [n.id for n in wf.nodes] == ["t", "a"]  # b has no type: left out
+    assert wf.nodes[1].extra == {"position": {"x": 1}}
+    wf, _, issues = load_partial(_a(retry={"strategy": "linear", "jitter": 2}))
+    assert len(issues) == 2 and wf is not None
+    assert wf.nodes[1].retry == RetryPolicy()  # the defaults in place of what was refused
+    wf, _, issues = load_partial(_a(retry={"jitter": 1}))
+    assert issues == [] and wf is not None and wf.nodes[1].retry == RetryPolicy(jitter=1.0)

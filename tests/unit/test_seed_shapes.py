@@ -734,3 +734,17 @@ def test_seed_shapes_document_fields_are_read_and_named_word_for_word(
     assert [(i.path, i.message, i.code) for i in shaped.issues] == issues
     for key, value in read.items():
         assert shaped.document[key] == value, key
+
+
+def test_seed_shapes_actions_alone_are_the_steps_and_anything_else_passes_through() -> None:
+    shaped = read_seed_shapes({"actions": [step("a")]})
+    assert "actions: read as steps" in shaped.notes
+    assert [n["id"] for n in shaped.document["nodes"] if n["id"] != "trigger"] == ["a"]
+    assert read_seed_shapes([1]).document == [1]  # not an object: left to the loader
+
+
+def test_seed_shapes_a_disagreeing_seed_setting_does_not_stop_the_next() -> None:
+    doc = {"retryMaxAttempts": 3, "retryBackoffMs": 5, "settings": {"retry": {"max_attempts": 4}}}
+    shaped = read_seed_shapes({**doc, **_NODES})
+    assert [i.path for i in shaped.issues] == ["retryMaxAttempts"]
+    assert shaped.document["settings"]["retry"] == {"max_attempts": 4, "backoff_ms": 5}
