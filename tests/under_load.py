@@ -9,7 +9,7 @@ exit status, the duration and pytest's summary line. The bench's output goes to
 ``bench.log`` in the log folder.
 
 It proves that the suite does not depend on an idle machine (issue "Tests that can
-fail": three runs in a row under load, without a failure). A run is long: about 25
+fail": three runs in a row under load, without a failure). A run is long: about 28
 minutes each on 2 CPUs, so three take well over an hour; start it on a quiet machine.
 
 Options:
