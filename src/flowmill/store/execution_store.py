@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from flowmill.engine.ports import (
 from flowmill.fairness import current_tenant
 from flowmill.store import executions as repo
 from flowmill.store import sqlite_fast as fast
+from flowmill.store import writer
 from flowmill.store.database import Database, PostgresDatabase
 from flowmill.store.tables import (
     LIVE_STATUSES,
@@ -58,9 +58,14 @@ class SqlExecutionStore:
         self.clock = clock or SystemClock()
         self._writes: Coalescer[WriteItem, WriteResult] | None = None
         self._loads: Coalescer[StepKey, LoadedStep | None] | None = None
+        # The writer's driver on a store connection: chosen here, once.
+        self._driver: Callable[[Connection], writer.Driver] = fast.driver
+        self._holder_in: Callable[[Connection, str, str], str | None] = _sqlite_holder
         if isinstance(db, PostgresDatabase):
             from flowmill.store import postgres_batch as pg_batch
+            from flowmill.store import postgres_fast as pg_fast
 
+            self._driver, self._holder_in = pg_fast.driver, _holder
             engine = db.engine
             self._plans = pg_batch.Plans()
             # Batches are filled from tenants in turn: a flood of starts or steps
@@ -116,32 +121,11 @@ class SqlExecutionStore:
             return await self._start_batched(execution, build(LimitCounts()), dedupe_key)
         now = self.clock.now()
         postgres = self.db.is_postgres
+        writer_on, holder_in = self._driver, self._holder_in
 
         def _tx(conn: Connection) -> Effects:
             if dedupe_key is not None:
-                existing = conn.execute(
-                    sa.select(we.c.id).where(
-                        we.c.tenant_id == execution.tenant_id, we.c.dedupe_key == dedupe_key
-                    )
-                ).scalar()
-                if existing is not None:
-                    raise DuplicateExecutionError(str(existing))
-            counts = (
-                _counts(conn, execution.workflow_id, execution.tenant_id, now, postgres)
-                if limited
-                else LimitCounts()
-            )
-            fx = build(counts)
-            repo.apply_effects(conn, fx, now, dedupe_key=dedupe_key)
-            return fx
-
-        def _sqlite_tx(conn: Connection) -> Effects:
-            # The raw connection, as checkpoints do: SQLAlchemy's statement machinery
-            # was two thirds of a start's time on the writer thread, which holds the
-            # GIL the event loop needs (bench/loops.py).
-            db = fast.raw(conn)
-            if dedupe_key is not None:
-                existing = fast.dedupe_holder(db, execution.tenant_id, dedupe_key)
+                existing = holder_in(conn, execution.tenant_id, dedupe_key)
                 if existing is not None:
                     raise DuplicateExecutionError(existing)
             counts = (
@@ -150,14 +134,12 @@ class SqlExecutionStore:
                 else LimitCounts()
             )
             fx = build(counts)
-            fast.apply_effects(db, fx, now, dedupe_key=dedupe_key)
+            writer.apply_effects(writer_on(conn), fx, now, dedupe_key=dedupe_key)
             return fx
 
         try:
-            return await self.db.write(_tx if postgres else _sqlite_tx)
-        except (sa.exc.IntegrityError, sqlite3.IntegrityError) as e:
-            if dedupe_key is None:
-                raise
+            return await self.db.write(_tx)
+        except writer.DedupeKeyTaken as e:
             # Lost a race with a concurrent start of the same event.
             existing = await self._holder_of(execution.tenant_id, dedupe_key)
             if existing is None:
@@ -194,7 +176,7 @@ class SqlExecutionStore:
                     done.append(DuplicateExecutionError(existing))
                     continue
                 fx = s.build(LimitCounts())
-                fast.apply_effects(db, fx, now, dedupe_key=key)
+                writer.apply_effects(writer.SqliteDriver(db), fx, now, dedupe_key=key)
                 done.append(fx)
             return done
 
@@ -380,18 +362,33 @@ class SqlExecutionStore:
     ) -> Effects | None:
         postgres = self.db.is_postgres
         clock = self.clock
+        writer_on = self._driver
 
         def _tx(conn: Connection) -> Effects | None:
-            ex = repo.lock_execution(conn, execution_id, postgres=postgres, payload=True)
+            ex = repo.lock_execution(conn, execution_id, postgres=postgres)
             if ex.status is not ExecutionStatus.QUEUED:
                 return None
             now = clock.now()
             fx = build(ex, _counts(conn, ex.workflow_id, ex.tenant_id, now, postgres))
             if fx is not None:
-                repo.apply_effects(conn, fx, now)
+                writer.apply_effects(writer_on(conn), fx, now)
             return fx
 
         return await self.db.write(_tx)
+
+
+def _holder(conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
+    """The id of the tenant's execution holding ``dedupe_key``, or ``None``."""
+    found = conn.execute(
+        sa.select(we.c.id).where(we.c.tenant_id == tenant_id, we.c.dedupe_key == dedupe_key)
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def _sqlite_holder(conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
+    # The raw connection: SQLAlchemy's statement machinery was two thirds of a start's
+    # time on the writer thread, which holds the GIL the event loop needs (bench/loops.py).
+    return fast.dedupe_holder(fast.raw(conn), tenant_id, dedupe_key)
 
 
 def _counts(
@@ -494,5 +491,5 @@ def _checkpoint_one(
     db = fast.raw(conn)
     ex = fast.lock_execution(db, execution_id)
     fx = build(ex, fast.FastStateReader(db, execution_id))
-    fast.apply_effects(db, fx, now())
+    writer.apply_effects(writer.SqliteDriver(db), fx, now())
     return fx
