@@ -129,10 +129,12 @@ class AsyncpgDriver:
     def __init__(self, pg: asyncpg.Connection) -> None:
         self._pg = pg
 
-    def mark(self, i: int) -> str:
+    @staticmethod
+    def mark(i: int) -> str:
         return f"${i}"
 
-    def in_set(self, i: int, values: list[str]) -> tuple[str, list[Any]]:
+    @staticmethod
+    def in_set(i: int, values: list[str]) -> tuple[str, list[Any]]:
         return f"= ANY(${i}::varchar[])", [values]
 
     @staticmethod
@@ -143,7 +145,7 @@ class AsyncpgDriver:
         status: str = await_(self._pg.execute(sql, *params))
         return int(status.rpartition(" ")[2])
 
-    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def executemany(self, sql: str, rows: list[list[Any]]) -> None:
         await_(self._pg.executemany(sql, rows))
 
     def value(self, sql: str, params: Iterable[Any]) -> Any:

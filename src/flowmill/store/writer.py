@@ -19,6 +19,8 @@ the batch, and compares the rows and events with the in-memory fake's.
 
 from __future__ import annotations
 
+import functools
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -59,19 +61,22 @@ class DedupeKeyTaken(FlowmillError):
 class Driver(Protocol):
     """A raw connection in the current transaction, as the writer needs it."""
 
-    def mark(self, i: int) -> str:
+    @staticmethod
+    def mark(i: int) -> str:
         """The placeholder of the ``i``-th parameter (from 1)."""
 
-    def in_set(self, i: int, values: list[str]) -> tuple[str, list[Any]]:
+    @staticmethod
+    def in_set(i: int, values: list[str]) -> tuple[str, list[Any]]:
         """``IN (...)`` for ``values`` from the ``i``-th parameter: SQL and parameters."""
 
-    def time(self, value: datetime | None) -> Any:
+    @staticmethod
+    def time(value: datetime | None) -> Any:
         """A time as the column type stores it on this database."""
 
     def execute(self, sql: str, params: Iterable[Any]) -> int:
         """Run one statement; the number of rows it changed."""
 
-    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def executemany(self, sql: str, rows: list[list[Any]]) -> None:
         """Run one statement for each row."""
 
     def value(self, sql: str, params: Iterable[Any]) -> Any:
@@ -98,18 +103,22 @@ class SqliteDriver:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    def mark(self, i: int) -> str:
+    @staticmethod
+    def mark(i: int) -> str:
         return "?"
 
-    def in_set(self, i: int, values: list[str]) -> tuple[str, list[Any]]:
+    @staticmethod
+    def in_set(i: int, values: list[str]) -> tuple[str, list[Any]]:
         return f"IN ({','.join('?' * len(values))})", values
 
-    time = staticmethod(sqlite_time)
+    @staticmethod
+    def time(value: datetime | None) -> str | None:
+        return sqlite_time(value)
 
     def execute(self, sql: str, params: Iterable[Any]) -> int:
         return self._db.execute(sql, tuple(params)).rowcount
 
-    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def executemany(self, sql: str, rows: list[list[Any]]) -> None:
         self._db.executemany(sql, rows)
 
     def value(self, sql: str, params: Iterable[Any]) -> Any:
@@ -125,29 +134,25 @@ class _Insert:
     def __init__(self, table: sa.Table) -> None:
         self.table = table.name
         self.columns = tuple(c.name for c in table.columns)
-        self._kinds = tuple(_kind(c) for c in table.columns)
+        self._values = operator.itemgetter(*self.columns)
+        self._json = [i for i, c in enumerate(table.columns) if isinstance(c.type, JsonText)]
+        self._times = [i for i, c in enumerate(table.columns) if isinstance(c.type, UTCDateTime)]
 
-    def sql(self, driver: Driver) -> str:
+    def sql(self, driver: type[Driver]) -> str:
         marks = ", ".join(driver.mark(i + 1) for i in range(len(self.columns)))
         names = ", ".join(f'"{c}"' for c in self.columns)
         return f"INSERT INTO {self.table} ({names}) VALUES ({marks})"
 
-    def row(self, driver: Driver, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    def row(self, driver: Driver, values: Mapping[str, Any]) -> list[Any]:
         """``values`` in column order; a column the shaper left out is a ``KeyError``
         naming it (a column added to ``tables.py`` and not to its shaper)."""
-        time = driver.time
-        return tuple(
-            jsonutil.dumps(v) if k == "json" else time(v) if k == "time" else v
-            for k, v in zip(self._kinds, (values[c] for c in self.columns), strict=True)
-        )
-
-
-def _kind(column: sa.Column[Any]) -> str:
-    if isinstance(column.type, JsonText):
-        return "json"
-    if isinstance(column.type, UTCDateTime):
-        return "time"
-    return "plain"
+        row = list(self._values(values))
+        dumps, time = jsonutil.dumps, driver.time
+        for i in self._json:
+            row[i] = dumps(row[i])
+        for i in self._times:
+            row[i] = time(row[i])
+        return row
 
 
 _EXECUTIONS = _Insert(workflow_executions)
@@ -172,7 +177,7 @@ class _Statements:
     bump_sequence: str
 
 
-def _statements(d: Driver) -> _Statements:
+def _statements(d: type[Driver]) -> _Statements:
     m = d.mark
     return _Statements(
         insert_execution=_EXECUTIONS.sql(d),
@@ -181,12 +186,14 @@ def _statements(d: Driver) -> _Statements:
         insert_event=_EVENTS.sql(d),
         insert_turn=_TURNS.sql(d),
         # The status set is the last parameter; its SQL depends on its size on SQLite.
-        update_run=lambda n: (
-            f"UPDATE node_executions SET status = {m(1)}, output = {m(2)}, error = {m(3)}, "
-            f"handles = {m(4)}, state = {m(5)}, completed_at = {m(6)}, "
-            f"not_before = coalesce({m(7)}, not_before), "
-            f"started_at = coalesce({m(8)}, started_at), owner = coalesce({m(9)}, owner) "
-            f"WHERE id = {m(10)} AND status " + d.in_set(11, ["x"] * n)[0]
+        update_run=functools.cache(
+            lambda n: (
+                f"UPDATE node_executions SET status = {m(1)}, output = {m(2)}, error = {m(3)}, "
+                f"handles = {m(4)}, state = {m(5)}, completed_at = {m(6)}, "
+                f"not_before = coalesce({m(7)}, not_before), "
+                f"started_at = coalesce({m(8)}, started_at), owner = coalesce({m(9)}, owner) "
+                f"WHERE id = {m(10)} AND status " + d.in_set(11, ["x"] * n)[0]
+            )
         ),
         cancel_live=(
             f"UPDATE node_executions SET status = 'cancelled', completed_at = {m(1)} "
@@ -225,7 +232,7 @@ def apply_effects(
     """
     s = _BY_DRIVER.get(type(driver))
     if s is None:
-        s = _BY_DRIVER[type(driver)] = _statements(driver)
+        s = _BY_DRIVER[type(driver)] = _statements(type(driver))
     j, t = jsonutil.dumps, driver.time
     if fx.new_execution is not None:
         row = _EXECUTIONS.row(driver, execution_values(fx.new_execution, dedupe_key))
