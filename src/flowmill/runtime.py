@@ -37,8 +37,12 @@ from flowmill.realtime.news import FeedNews, LocalFeedNews
 from flowmill.sandbox.sandbox import Sandbox
 from flowmill.store import migrate
 from flowmill.store.control import SqlControlStore
-from flowmill.store.database import Database, connect
-from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
+from flowmill.store.database import Database, PostgresDatabase, connect
+from flowmill.store.execution_store import (
+    SqlExecutionStore,
+    SqliteExecutionStore,
+    SqlWorkerRegistry,
+)
 from flowmill.store.quotas import QuotaStore
 from flowmill.store.workflows import WorkflowRepository
 from flowmill.triggers.parts import TriggerParts, build_trigger_parts
@@ -201,6 +205,17 @@ async def open_store(settings: Settings | None = None) -> AsyncIterator[Stores]:
         await db.close()
 
 
+def execution_store_for(db: Database, clock: Clock | None = None) -> SqlExecutionStore:
+    """The execution store of ``db``'s kind, chosen once, as the runtime is assembled."""
+    if isinstance(db, PostgresDatabase):
+        # Imported here: it needs asyncpg (the postgres extra), and the embedded
+        # default runs without it.
+        from flowmill.store.postgres_execution_store import PostgresExecutionStore
+
+        return PostgresExecutionStore(db, clock)
+    return SqliteExecutionStore(db, clock)
+
+
 async def _migrate(db: Database, settings: Settings) -> None:
     if settings.auto_migrate:
         before, after = await migrate.upgrade(db)
@@ -236,7 +251,7 @@ async def open_runtime(
         opened.push_async_callback(db.close)
         await _migrate(db, settings)
         workflows = WorkflowRepository(db, clock)
-        executions = SqlExecutionStore(db, clock)
+        executions = execution_store_for(db, clock)
         vault = CredentialVault(db, settings.keyring(), clock)
         quotas = QuotaBook(settings.quota_defaults(), QuotaStore(db, clock).all_overrides)
         await quotas.refresh()

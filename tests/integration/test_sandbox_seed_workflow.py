@@ -23,7 +23,7 @@ from flowmill.queue.local import LocalQueue
 from flowmill.sandbox import Sandbox, SandboxSettings
 from flowmill.store import migrate
 from flowmill.store.database import connect
-from flowmill.store.execution_store import SqlExecutionStore, SqlWorkerRegistry
+from flowmill.store.execution_store import SqliteExecutionStore, SqlWorkerRegistry
 from flowmill.store.workflows import WorkflowRepository
 
 SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "examples" / "seed-webhook-test.json"
@@ -62,7 +62,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, WorkflowReposito
     )
     repo = WorkflowRepository(db)
     eng = Engine(
-        store=SqlExecutionStore(db),
+        store=SqliteExecutionStore(db),
         definitions=repo,
         queue=LocalQueue(),
         registry=registry,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowmill.clock import Clock, SystemClock
 from flowmill.coalesce import Coalescer
-from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StaleStepError, StepKey
+from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun, StepKey
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.effects import StateReader
 from flowmill.engine.ports import (
@@ -26,7 +26,7 @@ from flowmill.fairness import current_tenant
 from flowmill.store import executions as repo
 from flowmill.store import sqlite_fast as fast
 from flowmill.store import writer
-from flowmill.store.database import Database, PostgresDatabase
+from flowmill.store.database import Database
 from flowmill.store.tables import (
     LIVE_STATUSES,
     node_executions,
@@ -34,12 +34,6 @@ from flowmill.store.tables import (
     workflow_executions,
     workflows,
 )
-
-if TYPE_CHECKING:
-    from flowmill.store.postgres_batch import WriteItem, WriteResult
-
-# The PostgreSQL modules import asyncpg (the postgres extra): they are imported where a
-# PostgresDatabase is in hand, so the embedded default runs without asyncpg.
 
 _SqliteCheckpoint = tuple[str | None, str, Callable[[ExecutionRecord, StateReader], Effects]]
 """(tenant, execution id, build) of a checkpoint waiting for the SQLite writer."""
@@ -50,64 +44,31 @@ _LIVE_EXECUTION = ("pending", "running", "waiting")
 _TENANT_LOCK = "flowmill:tenant-executions:"
 
 
-class SqlExecutionStore:
-    """Executions and node runs in SQLite or PostgreSQL."""
+class SqlExecutionStore(ABC):
+    """Executions and node runs in SQL: what both databases do alike.
+
+    The runtime picks the database's subclass once
+    (:func:`flowmill.runtime.execution_store_for`): :class:`SqliteExecutionStore` or
+    :class:`~flowmill.store.postgres_execution_store.PostgresExecutionStore`. They
+    differ in how writes are gathered (SQLite's one writer takes checkpoints in one
+    transaction; PostgreSQL batches steps and starts into one statement); every write
+    goes through :mod:`flowmill.store.writer` or PostgreSQL's batch.
+    """
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock = clock or SystemClock()
-        self._writes: Coalescer[WriteItem, WriteResult] | None = None
-        self._loads: Coalescer[StepKey, LoadedStep | None] | None = None
-        # The writer's driver on a store connection: chosen here, once.
-        self._driver: Callable[[Connection], writer.Driver] = fast.driver
-        self._holder_in: Callable[[Connection, str, str], str | None] = _sqlite_holder
-        if isinstance(db, PostgresDatabase):
-            from flowmill.store import postgres_batch as pg_batch
-            from flowmill.store import postgres_fast as pg_fast
 
-            self._driver, self._holder_in = pg_fast.driver, _holder
-            engine = db.engine
-            self._plans = pg_batch.Plans()
-            # Batches are filled from tenants in turn: a flood of starts or steps
-            # does not push another tenant's one write past the next flush.
-            self._writes = Coalescer(
-                self._write_batch,
-                key=lambda item: item.fx.execution_id,
-                share=lambda item: item.fx.tenant_id,
-            )
-            self._loads = Coalescer(lambda keys: pg_batch.load(engine, keys, self._plans))
-        else:
-            # SQLite has one writer: checkpoints that arrive together (the branches of
-            # a fan-out, steps of concurrent executions) share one transaction, each in
-            # a savepoint of its own, so they pay one BEGIN and one COMMIT. The commit
-            # and the begin were 40 % of the writer thread's time in a 200-way fan-out.
-            self._checkpoints = Coalescer(
-                self._checkpoint_batch, share=lambda item: item[0], max_batch=32
-            )
-        self._lone_checkpoints = 0
+    @abstractmethod
+    def _driver(self, conn: Connection) -> writer.Driver:
+        """The writer's driver on ``conn``, inside its transaction."""
 
-    async def _write_batch(self, items: list[WriteItem]) -> list[WriteResult | BaseException]:
-        assert isinstance(self.db, PostgresDatabase)
-        import asyncpg
-
-        from flowmill.store import postgres_batch as pg_batch
-        from flowmill.store import postgres_fast as pg_fast
-
-        engine, now = self.db.engine, self.clock.now()
-        try:
-            return list(await pg_batch.write(engine, items, now, self._plans))
-        except asyncpg.PostgresError as e:
-            if len(items) == 1 or isinstance(e, pg_fast.CONNECTION_LOST):
-                raise
-        # One item's error (or a deadlock between two batches) must not fail the
-        # others: each alone, so that only the culprit gets the error.
-        out: list[WriteResult | BaseException] = []
-        for item in items:
-            try:
-                out.extend(await pg_batch.write(engine, [item], now, self._plans))
-            except Exception as e:
-                out.append(e)
-        return out
+    def _holder_in(self, conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
+        """The id of the tenant's execution holding ``dedupe_key``, or ``None``."""
+        found = conn.execute(
+            sa.select(we.c.id).where(we.c.tenant_id == tenant_id, we.c.dedupe_key == dedupe_key)
+        ).scalar()
+        return None if found is None else str(found)
 
     async def start(
         self,
@@ -117,8 +78,6 @@ class SqlExecutionStore:
         dedupe_key: str | None = None,
         limited: bool = False,
     ) -> Effects:
-        if self._writes is not None and not limited:
-            return await self._start_batched(execution, build(LimitCounts()), dedupe_key)
         now = self.clock.now()
         postgres = self.db.is_postgres
         writer_on, holder_in = self._driver, self._holder_in
@@ -146,64 +105,13 @@ class SqlExecutionStore:
                 raise
             raise DuplicateExecutionError(str(existing)) from e
 
+    @abstractmethod
     async def start_many(
         self, starts: Sequence[NewExecution]
     ) -> list[Effects | DuplicateExecutionError]:
-        if self.db.is_postgres:
-            # Started together, the starts go in one flush of the write batcher.
-            results = await asyncio.gather(
-                *(self.start(s.execution, s.build, dedupe_key=s.dedupe_key) for s in starts),
-                return_exceptions=True,
-            )
-            out: list[Effects | DuplicateExecutionError] = []
-            for r in results:
-                if isinstance(r, (Effects, DuplicateExecutionError)):
-                    out.append(r)
-                else:
-                    raise r
-            return out
-        now = self.clock.now()
+        """Start several executions (the engine's port)."""
 
-        def _tx(conn: Connection) -> list[Effects | DuplicateExecutionError]:
-            # One commit for the window on SQLite's one writer: each start there was a
-            # hand-over to the writer thread and a commit of its own.
-            db = fast.raw(conn)
-            done: list[Effects | DuplicateExecutionError] = []
-            for s in starts:
-                ex, key = s.execution, s.dedupe_key
-                existing = None if key is None else fast.dedupe_holder(db, ex.tenant_id, key)
-                if existing is not None:
-                    done.append(DuplicateExecutionError(existing))
-                    continue
-                fx = s.build(LimitCounts())
-                writer.apply_effects(writer.SqliteDriver(db), fx, now, dedupe_key=key)
-                done.append(fx)
-            return done
-
-        return await self.db.write(_tx)
-
-    async def _start_batched(
-        self, execution: ExecutionRecord, fx: Effects, dedupe_key: str | None
-    ) -> Effects:
-        assert self._writes is not None
-        from flowmill.store.postgres_batch import WriteItem
-
-        result = await self._writes.submit(WriteItem(fx, dedupe_key=dedupe_key))
-        if result.done:
-            return fx
-        existing = await self._holder_of(execution.tenant_id, dedupe_key)
-        if dedupe_key is None or existing is None:  # pragma: no cover - the insert would say
-            raise RuntimeError(f"execution {execution.id} was not written")
-        raise DuplicateExecutionError(str(existing))
-
-    async def _holder_of(self, tenant_id: str, dedupe_key: str | None) -> Any:
-        """The id of the tenant's execution holding ``dedupe_key``, or ``None``."""
-        return await self.db.read(
-            lambda c: c.execute(
-                sa.select(we.c.id).where(we.c.tenant_id == tenant_id, we.c.dedupe_key == dedupe_key)
-            ).scalar()
-        )
-
+    @abstractmethod
     async def checkpoint(
         self,
         execution_id: str,
@@ -211,69 +119,16 @@ class SqlExecutionStore:
         *,
         assumed: ExecutionRecord | None = None,
     ) -> Effects:
-        clock = self.clock
-        if isinstance(self.db, PostgresDatabase):
-            from flowmill.store import postgres_batch as pg_batch
-            from flowmill.store import postgres_fast as pg_fast
-            from flowmill.store.postgres_batch import WriteItem
+        """Decide and write one step under the execution's guard (the engine's port)."""
 
-            if assumed is not None and self._writes is not None:
-                fx = pg_fast.quick_effects(assumed, build)
-                if fx is not None and pg_batch.fits(fx):
-                    result = await self._writes.submit(WriteItem(fx, assumed=assumed.status))
-                    if result.done:
-                        return fx
-                    if result.ok:  # the run had moved on: a duplicate finished it
-                        raise StaleStepError(fx.run_updates[0].run_id)
-                    # The execution changed under us: decide again under its lock.
-            return await pg_fast.checkpoint(self.db.engine, execution_id, build, clock.now)
-
-        if self._lone_checkpoints == 0 and self._checkpoints.idle:
-            # Alone (a chain's steps come one at a time): its own transaction, without
-            # the batch's extra turns of the event loop and its savepoint, which cost a
-            # 40-step chain 7 % (bench/engine.py). Checkpoints arriving meanwhile are
-            # batched as before.
-            self._lone_checkpoints += 1
-            try:
-                return await self.db.write(
-                    lambda conn: _checkpoint_one(conn, execution_id, build, clock.now)
-                )
-            finally:
-                self._lone_checkpoints -= 1
-        return await self._checkpoints.submit((current_tenant.get(), execution_id, build))
-
-    async def _checkpoint_batch(
-        self, items: list[_SqliteCheckpoint]
-    ) -> list[Effects | BaseException]:
-        """SQLite checkpoints in one transaction, in order, each in a savepoint: one
-        that raises (a stale step, an execution gone) is undone alone and gets its
-        error; the others commit together, and none is reported before the commit."""
-        clock = self.clock
-
-        def _tx(conn: Connection) -> list[Effects | BaseException]:
-            db = fast.raw(conn)
-            out: list[Effects | BaseException] = []
-            for _tenant, execution_id, build in items:
-                db.execute("SAVEPOINT checkpoint")
-                try:
-                    fx = _checkpoint_one(conn, execution_id, build, clock.now)
-                except Exception as e:
-                    db.execute("ROLLBACK TO checkpoint")
-                    out.append(e)
-                else:
-                    out.append(fx)
-                db.execute("RELEASE checkpoint")
-            return out
-
-        return await self.db.write(_tx)
+    async def _holder_of(self, tenant_id: str, dedupe_key: str | None) -> str | None:
+        """The id of the tenant's execution holding ``dedupe_key``, or ``None``."""
+        if dedupe_key is None:
+            return None
+        key = dedupe_key
+        return await self.db.read(lambda c: SqlExecutionStore._holder_in(self, c, tenant_id, key))
 
     async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
-        if self._loads is not None:
-            loaded = await self._loads.submit(key)
-            if loaded is not None and references:
-                loaded.outputs = await self.load_outputs(key.execution_id, references)
-            return loaded
-
         def _tx(conn: Connection) -> LoadedStep | None:
             run = repo.get_run(conn, key.execution_id, key.node_id, key.attempt)
             if run is None:
@@ -377,20 +232,6 @@ class SqlExecutionStore:
         return await self.db.write(_tx)
 
 
-def _holder(conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
-    """The id of the tenant's execution holding ``dedupe_key``, or ``None``."""
-    found = conn.execute(
-        sa.select(we.c.id).where(we.c.tenant_id == tenant_id, we.c.dedupe_key == dedupe_key)
-    ).scalar()
-    return None if found is None else str(found)
-
-
-def _sqlite_holder(conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
-    # The raw connection: SQLAlchemy's statement machinery was two thirds of a start's
-    # time on the writer thread, which holds the GIL the event loop needs (bench/loops.py).
-    return fast.dedupe_holder(fast.raw(conn), tenant_id, dedupe_key)
-
-
 def _counts(
     conn: Connection, workflow_id: str, tenant_id: str, now: datetime, postgres: bool
 ) -> LimitCounts:
@@ -436,6 +277,100 @@ def _counts(
         tenant_running=tenant_running,
         tenant_queued=tenant_queued,
     )
+
+
+class SqliteExecutionStore(SqlExecutionStore):
+    """Executions and node runs in SQLite, through its one writer thread."""
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        super().__init__(db, clock)
+        # SQLite has one writer: checkpoints that arrive together (the branches of a
+        # fan-out, steps of concurrent executions) share one transaction, each in a
+        # savepoint of its own, so they pay one BEGIN and one COMMIT. The commit and
+        # the begin were 40 % of the writer thread's time in a 200-way fan-out.
+        self._checkpoints = Coalescer(
+            self._checkpoint_batch, share=lambda item: item[0], max_batch=32
+        )
+        self._lone_checkpoints = 0
+
+    def _driver(self, conn: Connection) -> writer.Driver:
+        return fast.driver(conn)
+
+    def _holder_in(self, conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
+        # The raw connection: SQLAlchemy's statement machinery was two thirds of a
+        # start's time on the writer thread, which holds the GIL the event loop needs
+        # (bench/loops.py).
+        return fast.dedupe_holder(fast.raw(conn), tenant_id, dedupe_key)
+
+    async def start_many(
+        self, starts: Sequence[NewExecution]
+    ) -> list[Effects | DuplicateExecutionError]:
+        now = self.clock.now()
+
+        def _tx(conn: Connection) -> list[Effects | DuplicateExecutionError]:
+            # One commit for the window on SQLite's one writer: each start there was a
+            # hand-over to the writer thread and a commit of its own.
+            db = fast.raw(conn)
+            done: list[Effects | DuplicateExecutionError] = []
+            for s in starts:
+                ex, key = s.execution, s.dedupe_key
+                existing = None if key is None else fast.dedupe_holder(db, ex.tenant_id, key)
+                if existing is not None:
+                    done.append(DuplicateExecutionError(existing))
+                    continue
+                fx = s.build(LimitCounts())
+                writer.apply_effects(writer.SqliteDriver(db), fx, now, dedupe_key=key)
+                done.append(fx)
+            return done
+
+        return await self.db.write(_tx)
+
+    async def checkpoint(
+        self,
+        execution_id: str,
+        build: Callable[[ExecutionRecord, StateReader], Effects],
+        *,
+        assumed: ExecutionRecord | None = None,
+    ) -> Effects:
+        clock = self.clock
+        if self._lone_checkpoints == 0 and self._checkpoints.idle:
+            # Alone (a chain's steps come one at a time): its own transaction, without
+            # the batch's extra turns of the event loop and its savepoint, which cost a
+            # 40-step chain 7 % (bench/engine.py). Checkpoints arriving meanwhile are
+            # batched as before.
+            self._lone_checkpoints += 1
+            try:
+                return await self.db.write(
+                    lambda conn: _checkpoint_one(conn, execution_id, build, clock.now)
+                )
+            finally:
+                self._lone_checkpoints -= 1
+        return await self._checkpoints.submit((current_tenant.get(), execution_id, build))
+
+    async def _checkpoint_batch(
+        self, items: list[_SqliteCheckpoint]
+    ) -> list[Effects | BaseException]:
+        """SQLite checkpoints in one transaction, in order, each in a savepoint: one
+        that raises (a stale step, an execution gone) is undone alone and gets its
+        error; the others commit together, and none is reported before the commit."""
+        clock = self.clock
+
+        def _tx(conn: Connection) -> list[Effects | BaseException]:
+            db = fast.raw(conn)
+            out: list[Effects | BaseException] = []
+            for _tenant, execution_id, build in items:
+                db.execute("SAVEPOINT checkpoint")
+                try:
+                    fx = _checkpoint_one(conn, execution_id, build, clock.now)
+                except Exception as e:
+                    db.execute("ROLLBACK TO checkpoint")
+                    out.append(e)
+                else:
+                    out.append(fx)
+                db.execute("RELEASE checkpoint")
+            return out
+
+        return await self.db.write(_tx)
 
 
 class SqlWorkerRegistry:
