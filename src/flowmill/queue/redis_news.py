@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from flowmill.coalesce import Coalescer
 from flowmill.queue.bullmq_redis import make_client
+from flowmill.tasks import spawn
 
 log = structlog.get_logger("flowmill.news")
 
@@ -48,7 +49,7 @@ class RedisNews:
 
     def listen(self, on_ended: Callable[[str], None]) -> None:
         if self._listener is None:
-            self._listener = asyncio.create_task(self._listen(on_ended))
+            self._listener = spawn(self._listen(on_ended), name=f"news-listener:{self.channel}")
 
     async def _listen(self, on_ended: Callable[[str], None]) -> None:
         while True:

@@ -26,6 +26,7 @@ from flowmill.realtime.news import FeedNews
 from flowmill.store.database import Database
 from flowmill.store.event_feed import FeedEvent
 from flowmill.store.tables import event_store, node_executions, tenants, workflow_executions
+from flowmill.tasks import spawn
 
 log = structlog.get_logger("flowmill.realtime")
 Sink = Callable[[FeedEvent, StepDetails | None], Awaitable[None]]
@@ -80,7 +81,7 @@ class FeedFollower:
             if state is None:
                 state = TenantState(cursor=int(head or 0))
                 self.tenants[tenant_id] = state
-                state.task = asyncio.create_task(self._follow(tenant_id, state))
+                state.task = spawn(self._follow(tenant_id, state), name=f"feed:{tenant_id}")
         state.watchers += 1
         return state
 
