@@ -306,6 +306,7 @@ def test_definitions_dump_keeps_settings_that_differ_from_the_defaults() -> None
 def test_definitions_closest_names_the_field_a_word_misspells(word: str, guess: str | None) -> None:
     fields = ["on_error", "timeout_s", "error_workflow_id", "max_concurrent"]
     assert closest(word, fields) == guess
+    assert closest(word, iter(fields)) == guess  # choices that can be read only once
 
 
 def test_definitions_unknown_field_says_which_was_meant_or_lists_them() -> None:

@@ -82,9 +82,10 @@ _E = TypeVar("_E", OnError, JoinMode)
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice ``word`` most likely misspells (difflib), or ``None``."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    options = list(choices)  # read twice below: a generator would be empty the second time
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if not matches:  # case slips (onError vs on_error) and run-together words
-        folded = {c.lower().replace("_", ""): c for c in choices}
+        folded = {c.lower().replace("_", ""): c for c in options}
         return folded.get(word.lower().replace("_", "").replace("-", ""))
     return matches[0]
 
