@@ -150,6 +150,12 @@ async def _tenants(ctx: ApiContext, tenants: tuple[str, ...]) -> dict[str, str]:
     return keys
 
 
+# httpx's default is 5 s a read: a test's first request to a fresh server (a workflow
+# compiled, the first PostgreSQL connections) took longer than that when CI ran beside
+# bench/distributed.py (tests/under_load.py). A test that waits on purpose sets its own.
+LIVE_TIMEOUT = httpx.Timeout(30.0)
+
+
 @dataclass
 class Live:
     """The API served over loopback: what webhook senders and other processes call."""
@@ -164,7 +170,9 @@ class Live:
     def as_tenant(self, tenant: str) -> httpx.AsyncClient:
         """A client authenticated as ``tenant`` (closed with the server)."""
         client = httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.keys[tenant]}"}
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.keys[tenant]}"},
+            timeout=LIVE_TIMEOUT,
         )
         self.clients.append(client)
         return client
@@ -230,7 +238,7 @@ async def live_api(
             try:
                 await eventually(lambda: server.started, 30, "uvicorn serving")
                 base = f"http://127.0.0.1:{port}"
-                async with httpx.AsyncClient(base_url=base) as http:
+                async with httpx.AsyncClient(base_url=base, timeout=LIVE_TIMEOUT) as http:
                     live = Live(rt, base, http, keys, app=app)
                     try:
                         yield live
