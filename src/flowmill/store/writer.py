@@ -67,7 +67,9 @@ class Driver(Protocol):
 
     @staticmethod
     def in_set(i: int, values: list[str]) -> tuple[str, list[Any]]:
-        """``IN (...)`` for ``values`` from the ``i``-th parameter: SQL and parameters."""
+        """The test that a status is one of ``values`` (``IN (?, ?)`` on SQLite,
+        ``= ANY($11::varchar[])`` on PostgreSQL), from the ``i``-th parameter: the SQL
+        that follows the column, and the parameters."""
 
     @staticmethod
     def time(value: datetime | None) -> Any:
