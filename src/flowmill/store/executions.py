@@ -252,6 +252,19 @@ def log_values(tenant_id: str, execution_id: str, line: LogLine, now: datetime) 
     }
 
 
+def event_values(tenant_id: str, e: DomainEvent) -> dict[str, Any]:
+    """Column values of a new ``event_store`` row but its sequence number, which the
+    writer takes from the tenant's counter as it commits."""
+    return {
+        "id": e.id,
+        "tenant_id": tenant_id,
+        "stream_id": e.stream_id,
+        "event_type": e.type,
+        "payload": e.payload,
+        "timestamp": e.timestamp,
+    }
+
+
 def append_events(conn: Connection, tenant_id: str, events: list[DomainEvent]) -> None:
     """Store events with the tenant's next sequence numbers.
 
@@ -265,15 +278,7 @@ def append_events(conn: Connection, tenant_id: str, events: list[DomainEvent]) -
     conn.execute(
         _INSERT_EVENTS,
         [
-            {
-                "id": e.id,
-                "tenant_id": tenant_id,
-                "stream_id": e.stream_id,
-                "event_type": e.type,
-                "payload": e.payload,
-                "timestamp": e.timestamp,
-                "sequence_number": first + i,
-            }
+            {**event_values(tenant_id, e), "sequence_number": first + i}
             for i, e in enumerate(events)
         ],
     )

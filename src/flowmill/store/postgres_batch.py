@@ -31,11 +31,11 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowmill import jsonutil
-from flowmill.domain.events import DomainEvent
 from flowmill.domain.execution import Effects, StepKey
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine.ports import LoadedStep
 from flowmill.store.executions import (
+    event_values,
     execution_from_row,
     execution_values,
     log_values,
@@ -263,7 +263,9 @@ def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
             {"i": i, "row": log_values(fx.tenant_id, fx.execution_id, line, now)}
             for line in fx.logs
         )
-        events.extend({"i": i, "ord": k, **_event_row(fx, e)} for k, e in enumerate(fx.events))
+        events.extend(
+            {"i": i, "ord": k, **event_values(fx.tenant_id, e)} for k, e in enumerate(fx.events)
+        )
     arrays = dict(zip(KINDS, (steps, starts, runs, updates, logs, events), strict=True))
     return {kind: jsonutil.dumps(rows) for kind, rows in arrays.items() if rows}
 
@@ -363,7 +365,7 @@ def _one_step(item: WriteItem, now: datetime) -> tuple[str, list[Any]]:
         )
     if fx.events:
         n = p(len(fx.events), "::bigint")
-        events = [_event_row(fx, e) for e in fx.events]
+        events = [event_values(fx.tenant_id, e) for e in fx.events]
         ctes.append(
             f"s AS (UPDATE tenants SET event_seq = event_seq + {n} "
             f"WHERE id = {p(fx.tenant_id)} AND {done} RETURNING event_seq)"
@@ -386,18 +388,6 @@ def _one_step(item: WriteItem, now: datetime) -> tuple[str, list[Any]]:
 
 
 _json = jsonutil.dumps
-
-
-def _event_row(fx: Effects, e: DomainEvent) -> dict[str, Any]:
-    """An ``event_store`` row but its sequence number (the statement gives it)."""
-    return {
-        "id": e.id,
-        "tenant_id": fx.tenant_id,
-        "stream_id": e.stream_id,
-        "event_type": e.type,
-        "payload": e.payload,
-        "timestamp": e.timestamp,
-    }
 
 
 async def write(

@@ -10,8 +10,8 @@ how a status set is matched, and which driver error means "that dedupe key is ta
 
 Every insert's column list is the table's own (``tables.py``) and every row comes from
 one shaper per table (``execution_values``, ``run_values``, ``log_values``,
-``turn_rows`` in :mod:`flowmill.store.executions`, which PostgreSQL's set-based batch
-uses too): a column added to a table is written by every path, or the first write
+``event_values``, ``turn_rows`` in :mod:`flowmill.store.executions`, which PostgreSQL's
+set-based batch uses too): a column added to a table is written by every path, or the first write
 fails with the column's name. ``tests/integration/test_writer_contract.py`` replays
 every transition the planner makes through this writer on both databases, and through
 the batch, and compares the rows and events with the in-memory fake's.
@@ -31,9 +31,9 @@ import sqlalchemy as sa
 
 from flowmill import jsonutil
 from flowmill.domain.errors import FlowmillError
-from flowmill.domain.events import DomainEvent
 from flowmill.domain.execution import Effects, StaleStepError
 from flowmill.store.executions import (
+    event_values,
     execution_values,
     log_values,
     run_values,
@@ -294,20 +294,7 @@ def apply_effects(
         driver.executemany(
             s.insert_event,
             [
-                _EVENTS.row(driver, event_values(fx.tenant_id, e, first + i))
+                _EVENTS.row(driver, {**event_values(fx.tenant_id, e), "sequence_number": first + i})
                 for i, e in enumerate(fx.events)
             ],
         )
-
-
-def event_values(tenant_id: str, e: DomainEvent, sequence_number: int) -> dict[str, Any]:
-    """Column values of a new ``event_store`` row."""
-    return {
-        "id": e.id,
-        "tenant_id": tenant_id,
-        "stream_id": e.stream_id,
-        "event_type": e.type,
-        "payload": e.payload,
-        "timestamp": e.timestamp,
-        "sequence_number": sequence_number,
-    }
