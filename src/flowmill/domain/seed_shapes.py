@@ -146,15 +146,18 @@ class _Shaper:
                 self.issue(name, "must be a whole number", "type")
                 continue
             *parents, key = SEED_SETTINGS[name]
-            target = settings
+            target: dict[str, Any] | None = settings
             for parent in parents:
+                assert target is not None
                 inner = target.get(parent)
                 if inner is not None and not isinstance(inner, Mapping):
-                    target = {}  # a throwaway: the loader reports settings.retry
+                    target = None  # not read: the loader reports settings.retry
                     break
                 copied = dict(inner or {})
                 target[parent] = copied
                 target = copied
+            if target is None:
+                continue
             if key in target and target[key] != value:
                 where = ".".join(("settings", *SEED_SETTINGS[name]))
                 self.issue(name, f"disagrees with {where} ({target[key]!r})", "conflict")
