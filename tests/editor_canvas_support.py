@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Locator, Page
 
+from tests.browser_support import sign_in
 from tests.serve_support import Served
 
 
@@ -15,6 +16,13 @@ def client(s: Served) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=s.url, headers={"Authorization": f"Bearer {s.key}"}, timeout=30
     )
+
+
+async def open_editor(page: Page, s: Served, wf_id: str) -> None:
+    """Sign in straight into the workflow's editor, with autosave off: the test saves
+    once, by the button, and knows which version it made."""
+    await sign_in(page, s.url, s.key or "", f"/workflows/{wf_id}/edit")
+    await page.get_by_label("Autosave").uncheck()
 
 
 def node(page: Page, node_id: str) -> Locator:

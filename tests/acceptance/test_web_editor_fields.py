@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser_support import SCREENSHOTS, browser, new_page, shot, sign_in
-from tests.editor_canvas_support import chain, client, fan_out, field, node
+from tests.editor_canvas_support import chain, client, fan_out, field, node, open_editor
 from tests.serve_support import Served, serve
 from tests.stubs_support import eventually
 
@@ -249,8 +249,7 @@ async def test_web_editor_picks_a_credential_and_never_shows_its_secret(served: 
     wf_id = await created(served, definition)
     async with browser() as b:
         page, errors = await new_page(b)
-        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
-        await page.get_by_label("Autosave").uncheck()  # one save, by the button
+        await open_editor(page, served, wf_id)
         await node(page, "call").click()
         picker = field(page, "credential")
         await expect(picker).to_have_js_property("tagName", "SELECT")
@@ -313,8 +312,7 @@ async def test_web_editor_lists_only_the_credentials_of_the_types_a_node_takes(
     wf_id = await created(served, definition)
     async with browser() as b:
         page, errors = await new_page(b)
-        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
-        await page.get_by_label("Autosave").uncheck()  # one save, by the button
+        await open_editor(page, served, wf_id)
         await node(page, "mail").click()
         picker = field(page, "credential")
         await expect(picker).to_have_attribute("data-credential-types", "smtp")
@@ -443,8 +441,7 @@ async def test_web_editor_opens_a_loop_body_and_a_sub_workflow_from_the_canvas(
     wf_id = await created(served, parent)
     async with browser() as b:
         page, errors = await new_page(b)
-        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
-        await page.get_by_label("Autosave").uncheck()  # one save, by the button
+        await open_editor(page, served, wf_id)
         # the palette draws these types with icons of their own
         for t in ("loop", "sub_workflow", "wait"):
             icon = page.locator(f'.palette-item[data-node-type="{t}"] .palette-icon')
@@ -536,8 +533,7 @@ async def test_web_editor_shows_a_test_run_and_problems_inside_a_loop_body(
     wf_id = await created(served, definition)
     async with browser() as b:
         page, errors = await new_page(b)
-        await sign_in(page, served.url, served.key or "", f"/workflows/{wf_id}/edit")
-        await page.get_by_label("Autosave").uncheck()
+        await open_editor(page, served, wf_id)
         await run_test(page, '{"orders": [51, 73]}')
 
         # inside the body: the run's first iteration on the canvas, any other on demand
