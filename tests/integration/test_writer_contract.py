@@ -1,8 +1,9 @@
 """Every writer of the engine's ``Effects`` writes the same rows and events.
 
 The same effects are written three ways: the one statement writer
-(``store/writer.py``) on both databases (directly, and inside PostgreSQL's locked
-checkpoint of ``postgres_fast``), the batch statements (``postgres_batch``, set-based
+(``store/writer.py``) on both databases (on the raw connection, inside PostgreSQL's
+locked checkpoint of ``postgres_fast``, and through SQLAlchemy's connection as limited
+starts and promotions on PostgreSQL use it), the batch statements (``postgres_batch``, set-based
 and the one written for a single step) and the fake of ``flowmill.testing``. This
 suite builds one scenario with the pure transitions (every transition the planner makes: starts, a
 queued start and its promotion, a slow step announced, a retry scheduled, a suspension
@@ -383,6 +384,21 @@ def _writer_postgres(rt: Runtime) -> Write:
     return write
 
 
+def _writer_postgres_sqlalchemy(rt: Runtime) -> Write:
+    """The writer as a limited start and a promotion use it: inside SQLAlchemy's
+    transaction, through its connection."""
+    from flowmill.store import postgres_fast
+
+    async def write(step: Step) -> None:
+        await rt.db.write(
+            lambda c: statements.apply_effects(
+                postgres_fast.driver(c), step.fx, step.now, dedupe_key=step.dedupe_key
+            )
+        )
+
+    return write
+
+
 def _postgres_fast(rt: Runtime) -> Write:
     from flowmill.store import postgres_fast
 
@@ -433,6 +449,7 @@ def _postgres_batch(rt: Runtime, *, set_based: bool) -> Write:
 WRITERS: dict[str, tuple[str, Callable[[Runtime], Write]]] = {
     "writer-sqlite": ("sqlite", _writer_sqlite),
     "writer-postgres": ("postgres", _writer_postgres),
+    "writer-postgres-sqlalchemy": ("postgres", _writer_postgres_sqlalchemy),
     "postgres_fast": ("postgres", _postgres_fast),
     "postgres_batch-set": ("postgres", lambda rt: _postgres_batch(rt, set_based=True)),
     "postgres_batch-one": ("postgres", lambda rt: _postgres_batch(rt, set_based=False)),

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_, greenlet_spawn
@@ -83,7 +84,11 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connectio
     """A pooled connection's asyncpg connection, for statements written out by hand.
 
     Raw asyncpg errors bypass SQLAlchemy's disconnect handling: a connection lost
-    under one is invalidated here, so that it does not go back to the pool.
+    under one is invalidated here, so that it does not go back to the pool. So is one
+    left inside a transaction (its rollback cut short by a cancellation): SQLAlchemy's
+    reset on return knows only the transactions it began, and the next user's
+    ``BEGIN`` would fail with "cannot use Connection.transaction() in a manually
+    started transaction".
     """
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
@@ -94,6 +99,9 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connectio
         except CONNECTION_LOST:
             await conn.invalidate()
             raise
+        finally:
+            if not pg.is_closed() and pg.is_in_transaction():
+                await conn.invalidate()
 
 
 def _checkpoint(
@@ -155,13 +163,36 @@ class AsyncpgDriver:
         return isinstance(error, asyncpg.UniqueViolationError)
 
 
-def driver(conn: Connection) -> AsyncpgDriver:
-    """The writer's driver on the asyncpg connection under ``conn``, inside the
-    transaction SQLAlchemy began (it must have run a statement already)."""
-    pg = conn.connection.driver_connection
-    assert isinstance(pg, asyncpg.Connection)
-    assert pg.is_in_transaction()
-    return AsyncpgDriver(pg)
+class SqlAlchemyPgDriver(AsyncpgDriver):
+    """The writer's driver through a SQLAlchemy connection on PostgreSQL: the same
+    ``$n`` statements, run by SQLAlchemy's asyncpg adapter (``exec_driver_sql``).
+
+    For the writes that share a transaction with SQLAlchemy's own statements (a limited
+    start counts under locks first, a promotion reads the execution): raw asyncpg calls
+    there bypassed SQLAlchemy's handling of a lost connection and of its transaction,
+    so a connection could go back to its pool closed or inside a transaction (the
+    loaded CI run on 33dd844). Neither is on the step hot path.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Iterable[Any]) -> int:
+        return self._conn.exec_driver_sql(sql, tuple(params)).rowcount
+
+    def executemany(self, sql: str, rows: list[list[Any]]) -> None:
+        self._conn.exec_driver_sql(sql, [tuple(r) for r in rows])
+
+    def value(self, sql: str, params: Iterable[Any]) -> Any:
+        return self._conn.exec_driver_sql(sql, tuple(params)).scalar()
+
+    def is_unique_violation(self, error: BaseException) -> bool:
+        return isinstance(error, sa.exc.IntegrityError)
+
+
+def driver(conn: Connection) -> SqlAlchemyPgDriver:
+    """The writer's driver on ``conn``, inside SQLAlchemy's transaction."""
+    return SqlAlchemyPgDriver(conn)
 
 
 class PgStateReader:
