@@ -837,7 +837,13 @@ class Engine:
         await self.workers.register(self.worker_id, self.kind, socket.gethostname(), os.getpid())
         self._ready.set()
         try:
-            await self.sweep()
+            try:
+                await self.sweep()
+            except Exception:
+                # A database outage as the worker starts (a slow first sweep on a busy
+                # machine, PostgreSQL restarting meanwhile) must not end the worker: the
+                # periodic sweep below does the same work once the database is back.
+                log.exception("first sweep failed; the periodic sweep will retry")
             if self._stop.is_set():
                 return
             periodic: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
