@@ -126,7 +126,7 @@ class SqlExecutionStore(ABC):
         if dedupe_key is None:
             return None
         key = dedupe_key
-        return await self.db.read(lambda c: SqlExecutionStore._holder_in(self, c, tenant_id, key))
+        return await self.db.read(lambda c: self._holder_in(c, tenant_id, key))
 
     async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
         def _tx(conn: Connection) -> LoadedStep | None:
@@ -311,6 +311,7 @@ class SqliteExecutionStore(SqlExecutionStore):
             # One commit for the window on SQLite's one writer: each start there was a
             # hand-over to the writer thread and a commit of its own.
             db = fast.raw(conn)
+            driver = writer.SqliteDriver(db)
             done: list[Effects | DuplicateExecutionError] = []
             for s in starts:
                 ex, key = s.execution, s.dedupe_key
@@ -319,7 +320,7 @@ class SqliteExecutionStore(SqlExecutionStore):
                     done.append(DuplicateExecutionError(existing))
                     continue
                 fx = s.build(LimitCounts())
-                writer.apply_effects(writer.SqliteDriver(db), fx, now, dedupe_key=key)
+                writer.apply_effects(driver, fx, now, dedupe_key=key)
                 done.append(fx)
             return done
 
