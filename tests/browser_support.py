@@ -23,6 +23,12 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 SCREENSHOTS = ROOT / "tests" / "acceptance" / "screenshots"
 
+# Playwright's assertions wait 5 s by default, apart from the context's timeout. A page
+# beside a loaded CI run (issue "Tests that can fail": three runs under load) can take
+# longer to render a test run's result; a passing assertion returns as soon as it holds,
+# so the longer wait costs only failing runs.
+expect.set_options(timeout=15_000)
+
 
 def chromium() -> str:
     """The system's Chromium, or skip (fail in CI)."""

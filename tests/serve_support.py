@@ -49,7 +49,7 @@ async def _read_until_ready(proc: asyncio.subprocess.Process, url: str) -> list[
     # A deadline, not a count of tries: a start-up at load 15 took past the 300 tries
     # (~15 s) of before; a healthy one answers in a second or two.
     deadline = asyncio.get_running_loop().time() + 60
-    async with httpx.AsyncClient() as c:
+    async with httpx.AsyncClient(timeout=30) as c:
         while asyncio.get_running_loop().time() < deadline:
             with contextlib.suppress(TimeoutError):
                 raw = await asyncio.wait_for(proc.stdout.readline(), 0.05)

@@ -208,14 +208,14 @@ async def test_cli_daily_workflows_push_to_a_server(tmp_path: Path) -> None:
         changed = {**LOGS_AND_DELAY, "description": "second"}
         code, out, _ = await push(write(tmp_path, "wf2.json", changed), env=env)
         assert (code, out.strip()) == (0, workflow_id)  # same name: a new version
-        async with httpx.AsyncClient(base_url=served.url) as client:
+        async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
             got = await client.get(
                 f"/api/workflows/{workflow_id}", headers={"Authorization": f"Bearer {served.key}"}
             )
         assert (got.json()["latest_version"], got.json()["active_version"]) == (2, 1)
 
         # the read commands against the server, as they read the local database
-        async with httpx.AsyncClient(base_url=served.url) as client:
+        async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
             ran = await client.post(
                 f"/api/workflows/{workflow_id}/execute",
                 params={"wait": 30},

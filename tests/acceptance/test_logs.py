@@ -44,7 +44,7 @@ async def test_logs_are_json_and_correlated_and_filterable(tmp_path: Path) -> No
     env = {"FLOWMILL_LOG_FORMAT": "json", "FLOWMILL_LOG_LEVEL": "debug"}
     async with serve(tmp_path, env=env) as s:
         headers = {"Authorization": f"Bearer {s.key}", "X-Request-ID": "trace-77"}
-        async with httpx.AsyncClient(base_url=s.url, headers=headers) as c:
+        async with httpx.AsyncClient(base_url=s.url, headers=headers, timeout=30) as c:
             created = await c.post("/api/workflows", json=LOGGING)
             assert created.status_code == 201, created.text
             assert created.headers["x-request-id"] == "trace-77"

@@ -80,7 +80,7 @@ async def test_seed_000_integration_plan_test_procedure(tmp_path: Path) -> None:
         wf = made.json()
         assert (wf["status"], wf["active_version"], wf["tags"]) == ("active", 1, ["test"])
         # 2. Send a test webhook to the seed's route (no key: the route is the webhook's).
-        async with httpx.AsyncClient(base_url=s.url) as anyone:
+        async with httpx.AsyncClient(base_url=s.url, timeout=30) as anyone:
             ack = await anyone.post("/webhooks/test-client/webhook/test", json={"message": "hello"})
         assert ack.status_code == 200, ack.text
         assert ack.json()["status"] == "received"
@@ -162,7 +162,7 @@ async def test_seed_001_readme_api_endpoints(tmp_path: Path) -> None:
         webhook = hook.json()
         assert webhook["urls"][0] == f"{s.url}/webhooks/{webhook['id']}/none"
         assert (webhook["status"], webhook["workflow_id"]) == ("active", wf["id"])
-        async with httpx.AsyncClient() as sender:
+        async with httpx.AsyncClient(timeout=30) as sender:
             ack = await sender.post(webhook["urls"][0], json={"message": "via 001"})
         assert ack.json()["status"] == "received"
 
@@ -259,7 +259,7 @@ async def test_seed_002_testing_the_implementation(tmp_path: Path) -> None:
             "items"]] == [trigger_id]  # fmt: skip
         info = await c.get(f"/api/webhooks/{trigger_id}")
         assert info.json()["workflow_id"] == wf_id
-        async with httpx.AsyncClient(base_url=s.url) as sender:
+        async with httpx.AsyncClient(base_url=s.url, timeout=30) as sender:
             hit = await sender.post(f"/api/webhooks/{trigger_id}", json={"key": "value"})
         assert hit.json()["status"] == "received"
 
@@ -366,7 +366,7 @@ async def test_seed_003_nestjs_endpoints_with_jwt(tmp_path: Path) -> None:
 
         # The same scoping and errors as /api: no token, an expired or forged one,
         # another tenant's token.
-        async with httpx.AsyncClient(base_url=s.url) as anon:
+        async with httpx.AsyncClient(base_url=s.url, timeout=30) as anon:
             assert (await anon.get("/workflows")).status_code == 401
             for bad in (token("acme", expires_in=-120), token("acme", secret="x" * 40)):
                 r = await anon.get("/workflows", headers={"Authorization": f"Bearer {bad}"})
@@ -435,7 +435,7 @@ async def test_seed_004_cqrs_api_endpoints(tmp_path: Path) -> None:
 
         # POST /webhooks/:clientUuid/:triggerType/:actionType
         payload = {"entry": [{"messaging": [{"sender": {"id": "cust-7"}}]}]}
-        async with httpx.AsyncClient(base_url=s.url) as instagram:
+        async with httpx.AsyncClient(base_url=s.url, timeout=30) as instagram:
             ack = await instagram.post(f"/webhooks/{client}/instagram/message", json=payload)
         assert ack.json()["status"] == "received"
 
@@ -488,7 +488,7 @@ async def test_seed_004_cqrs_api_endpoints(tmp_path: Path) -> None:
         route = next(h for h in listed_hooks.json()["items"] if h["origin"] == "definition")
         assert hooks == {(hook_id, "api"), (route["id"], "definition")}
         assert route["urls"] == [f"{s.url}/webhooks/{client}/instagram/message"]
-        async with httpx.AsyncClient(base_url=s.url) as sender:
+        async with httpx.AsyncClient(base_url=s.url, timeout=30) as sender:
             await sender.post(f"/webhooks/{hook_id}/none", json=payload)
 
         async def processed() -> list[Any] | None:

@@ -46,7 +46,7 @@ async def test_serve_first_start_prints_a_key_once_and_runs_the_flow(tmp_path: P
     # A second start on the same database prints no key, and the first key still works.
     async with serve(tmp_path) as again:
         assert again.key is None, again.lines
-        async with httpx.AsyncClient(base_url=again.url, headers=headers) as c:
+        async with httpx.AsyncClient(base_url=again.url, headers=headers, timeout=30) as c:
             assert (await c.get("/api/workflows")).status_code == 200
 
 
@@ -59,7 +59,7 @@ async def test_serve_cli_tenants_and_keys_scope_requests(tmp_path: Path) -> None
     other_key = last_line(await cli(tmp_path, "keys", "create", "--tenant", other))
     listing = await cli(tmp_path, "keys", "list", "--tenant", tenant)
     assert key.split("_")[1] in listing and key not in listing  # prefix shown, secret not
-    async with serve(tmp_path) as s, httpx.AsyncClient(base_url=s.url) as c:
+    async with serve(tmp_path) as s, httpx.AsyncClient(base_url=s.url, timeout=30) as c:
         acme = {"Authorization": f"Bearer {key}"}
         me = (await c.get("/api/tenant", headers=acme)).json()
         assert me["id"] == tenant

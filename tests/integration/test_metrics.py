@@ -170,7 +170,7 @@ async def test_metrics_token_and_request_ids(sqlite_url: str) -> None:
 
 async def _get_until_up(url: str, timeout: float = 30) -> httpx.Response:
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         while True:
             try:
                 return await client.get(url)
