@@ -196,8 +196,8 @@ async def main(samples: int) -> None:
             ) as c:
                 ids = {}
                 for name, doc in {
-                    "laid out on open": fan_out(19, 26, positions=False),
-                    "saved positions": fan_out(19, 26, positions=True),
+                    "laid out on open": fan_out(16, 31, positions=False),
+                    "saved positions": fan_out(16, 31, positions=True),
                     "small": SMALL,
                 }.items():
                     r = await c.post("/api/workflows", json=doc)
@@ -218,10 +218,10 @@ async def main(samples: int) -> None:
                     )
                     drags = {
                         f"{big_n} nodes, all in view (zoom ~0.1)": await drag_frames(
-                            b, url, key, wf_big, "b9-s12"
+                            b, url, key, wf_big, "b8-s15"
                         ),
                         f"{big_n} nodes, zoomed to 100 %": await drag_frames(
-                            b, url, key, wf_big, "b9-s12", zoom_in=True
+                            b, url, key, wf_big, "b8-s15", zoom_in=True
                         ),
                         "ref: 3 nodes": await drag_frames(b, url, key, ids["small"][0], "answer"),
                         "ref: no move, the measurement's own cost": await drag_frames(
