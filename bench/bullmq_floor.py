@@ -30,7 +30,8 @@ import redis.asyncio as aioredis
 from bullmq import Queue, Worker
 
 from flowmill.engine.ports import Job, StepJob
-from flowmill.queue.bullmq import BullMQOptions, BullMQQueue
+from flowmill.queue.bullmq import BullMQQueue
+from flowmill.queue.bullmq_options import BullMQOptions
 from flowmill.queue.bullmq_redis import make_client
 
 DEFAULT_URL = os.environ.get("FLOWMILL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -106,7 +106,8 @@ def bullmq_queue(settings: Settings) -> BullMQQueue:
 
     for module in ("redis", "bullmq", "msgpack"):  # the redis extra
         require(module)
-    from flowmill.queue.bullmq import BullMQOptions, BullMQQueue, Retention
+    from flowmill.queue.bullmq import BullMQQueue
+    from flowmill.queue.bullmq_options import BullMQOptions, Retention
 
     kept = Retention(settings.queue_keep_completed, settings.queue_keep_completed_s)
     options = BullMQOptions(

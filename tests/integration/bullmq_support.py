@@ -14,7 +14,8 @@ from bullmq import Queue
 
 from flowmill.constants import NODE_QUEUE
 from flowmill.engine.ports import Job, JobHandler, StepJob
-from flowmill.queue.bullmq import BullMQOptions, BullMQQueue
+from flowmill.queue.bullmq import BullMQQueue
+from flowmill.queue.bullmq_options import BullMQOptions
 from flowmill.queue.bullmq_redis import make_client
 
 MakeQueue = Callable[..., BullMQQueue]

@@ -430,7 +430,8 @@ async def test_distributed_node_bullmq_job_runs_a_workflow_on_the_workers(
 
 async def test_distributed_settings_reach_the_queue() -> None:
     """The FLOWMILL_QUEUE_* settings are what the BullMQ adapter is built with."""
-    from flowmill.queue.bullmq import BullMQQueue, Retention
+    from flowmill.queue.bullmq import BullMQQueue
+    from flowmill.queue.bullmq_options import Retention
     from flowmill.runtime import build_queue
 
     queue = build_queue(

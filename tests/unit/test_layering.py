@@ -86,9 +86,6 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
     {
         # the agent port's HTTP client type, and NodeServices' agent backend type
         frozenset({"flowmill.agents.ports", "flowmill.engine.services"}),
-        # the queue hands itself to its consumer; the consumer calls back (issue 20: an
-        # owned BullMQ consumer)
-        frozenset({"flowmill.queue.bullmq", "flowmill.queue.bullmq_consumer"}),
         # the CLI's workflow commands register on the app that imports them
         frozenset({"flowmill.cli", "flowmill.cli_workflows"}),
     }

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,6 @@ from bullmq import Queue
 from redis.exceptions import NoScriptError
 
 from flowmill.coalesce import Coalescer
-from flowmill.constants import NODE_QUEUE, REDIS_PREFIX, TRIGGER_QUEUE
 from flowmill.domain.execution import StepKey
 from flowmill.engine.ports import Job, JobHandler, JobInfo, StepJob, TriggerJob
 from flowmill.queue.bullmq_codec import (
@@ -42,6 +41,8 @@ from flowmill.queue.bullmq_codec import (
     to_bullmq_priority,
 )
 from flowmill.queue.bullmq_consumer import Consumer
+from flowmill.queue.bullmq_internals import add_job, queue_keys, skip_script_check
+from flowmill.queue.bullmq_options import BullMQOptions
 from flowmill.queue.bullmq_redis import PRESENT_LUA, REVIVE_LUA, make_client
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -61,74 +62,6 @@ class _Put:
         """Whose jobs these are (the first job's tenant), for fair batching."""
         first = next(iter(self.steps.values()), None) or next(iter(self.triggers), None)
         return first.tenant_id if first is not None else ""
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How many finished jobs BullMQ keeps, for dashboards (the database keeps the record).
-
-    Attributes:
-        count: Newest jobs kept; 0 removes each job when it finishes; None: no limit.
-        age_s: Jobs older than this are removed; None: no limit.
-    """
-
-    count: int | None = None
-    age_s: int | None = None
-
-    def to_bullmq(self) -> bool | dict[str, int]:
-        """The ``removeOnComplete``/``removeOnFail`` option value."""
-        if self.count is None and self.age_s is None:
-            return False  # keep everything
-        out: dict[str, int] = {}
-        if self.count is not None:
-            out["count"] = self.count
-        if self.age_s is not None:
-            out["age"] = self.age_s
-        return out
-
-
-@dataclass(frozen=True)
-class BullMQOptions:
-    """Settings of the BullMQ adapter; the defaults suit production.
-
-    Attributes:
-        prefix: Redis key prefix (BullMQ's default, so Node.js producers find the queues).
-        remove_on_complete: Completed jobs kept.
-        remove_on_fail: Failed jobs kept (they carry the failure reason).
-        lock_duration_ms: A job whose worker stops renewing its lock this long is stalled.
-        stalled_interval_ms: How often workers look for stalled jobs; a dead worker's job
-            is back in wait after at most about ``lock_duration_ms + 2 * stalled_interval_ms``.
-        max_stalled_count: Stalls after which BullMQ fails a job (the sweeper re-adds it
-            while the database says it is not done).
-        drain_delay_s: Longest blocking wait of an idle worker before it polls again.
-        reconnect_delay_ms: Pause between attempts while Redis is unreachable.
-        trigger_concurrency: Trigger jobs taken at once (default: a quarter of the
-            consumer's concurrency, at least 1); all handlers share the concurrency.
-        hand_back_timeout_s: Time allowed to put a job back on shutdown.
-        trigger_queue: Name of the queue of trigger jobs.
-        node_queue: Name of the queue of step jobs (where Node.js producers may also
-            put jobs that start a workflow at a trigger node, as seed 004 does).
-
-    Raises:
-        ValueError: The two queue names are the same.
-    """
-
-    prefix: str = REDIS_PREFIX
-    remove_on_complete: Retention = field(default_factory=lambda: Retention(1000, 24 * 3600))
-    remove_on_fail: Retention = field(default_factory=lambda: Retention(10_000, 7 * 24 * 3600))
-    lock_duration_ms: int = 30_000
-    stalled_interval_ms: int = 30_000
-    max_stalled_count: int = 1
-    drain_delay_s: int = 5
-    reconnect_delay_ms: int = 1_000
-    trigger_concurrency: int | None = None
-    hand_back_timeout_s: float = 5.0
-    trigger_queue: str = TRIGGER_QUEUE
-    node_queue: str = NODE_QUEUE
-
-    def __post_init__(self) -> None:
-        if self.trigger_queue == self.node_queue:
-            raise ValueError(f"the trigger and node queues must differ ({self.node_queue!r})")
 
 
 class BullMQQueue:
@@ -200,7 +133,7 @@ class BullMQQueue:
         """Add jobs in one MULTI: each finished step job is replaced atomically."""
         async with self._client.pipeline(transaction=True) as pipe:
             if steps:
-                keys = self._nodes.keys
+                keys = queue_keys(self._nodes)
                 await self._revive(
                     keys=[keys["completed"], keys["failed"], keys["events"], keys["meta"]],
                     args=[keys[""], *steps],
@@ -209,17 +142,17 @@ class BullMQQueue:
                 for job_id, step in steps.items():
                     opts = self._job_opts(step.priority, step.not_before, now_ms)
                     opts["jobId"] = job_id
-                    await self._add(pipe, self._nodes, STEP_JOB_NAME, encode_step(step), opts)
+                    await add_job(pipe, self._nodes, STEP_JOB_NAME, encode_step(step), opts)
             for trigger in triggers:
                 opts = self._job_opts(trigger.priority, None, now_ms)
                 data = encode_trigger(trigger)
-                await self._add(pipe, self._triggers, TRIGGER_JOB_NAME, data, opts)
+                await add_job(pipe, self._triggers, TRIGGER_JOB_NAME, data, opts)
             if not load_scripts:
                 # redis-py sends SCRIPT EXISTS before every pipeline holding scripts: a
                 # round trip that doubled the cost of a put. The scripts are loaded
                 # already (by this process or another) except after a Redis restart,
                 # when the adds fail with NOSCRIPT and are redone below.
-                pipe.scripts.clear()
+                skip_script_check(pipe)
             replies = await pipe.execute(raise_on_error=False)
         for reply in replies:
             if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
@@ -255,18 +188,13 @@ class BullMQQueue:
             opts["delay"] = delay
         return opts
 
-    @staticmethod
-    async def _add(pipe: Any, queue: Any, name: str, data: Any, opts: dict[str, Any]) -> None:
-        # BullMQ's own add script (through its Scripts helper), queued on the pipeline.
-        await queue.scripts.addJob(BullJob(queue, name, data, opts), pipe)
-
     async def present(self, jobs: Collection[StepJob]) -> set[StepKey]:
         """Which of these steps have a job waiting, prioritized, delayed or active."""
         by_id = {j.job_id: j.key for j in jobs}
         if not by_id:
             return set()
         ids = list(by_id)
-        keys = self._nodes.keys
+        keys = queue_keys(self._nodes)
         async with self._client.pipeline(transaction=False) as pipe:
             for start in range(0, len(ids), _PRESENT_BATCH):
                 chunk = ids[start : start + _PRESENT_BATCH]

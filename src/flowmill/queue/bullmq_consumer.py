@@ -11,22 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-import msgpack
 import structlog
-from bullmq import DelayedError, UnrecoverableError, Worker
-from bullmq.scripts import raw2NextJobData
+from bullmq import DelayedError, UnrecoverableError
 from redis.exceptions import RedisError
 
-from flowmill.coalesce import Coalescer
 from flowmill.engine.ports import Job, JobHandler, StepJob
 from flowmill.queue.bullmq_codec import JobDataError, decode_node_job, decode_trigger
-from flowmill.queue.bullmq_redis import ScriptCall, make_client, run_scripts
-
-if TYPE_CHECKING:
-    from flowmill.queue.bullmq import BullMQOptions
+from flowmill.queue.bullmq_internals import BatchingWorker
+from flowmill.queue.bullmq_options import BullMQOptions
+from flowmill.queue.bullmq_redis import describe, make_client
 
 log = structlog.get_logger("flowmill.queue")
 
@@ -77,7 +73,7 @@ class Consumer:
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._handing_back = False
-        self._workers: list[Any] = []
+        self._workers: list[BatchingWorker] = []
         self._clients: list[Any] = []
         self._runs: list[asyncio.Future[Any]] = []
         self._stopped: asyncio.Future[None] | None = None
@@ -102,7 +98,7 @@ class Consumer:
             if not self._stopping.is_set():
                 ended = next(iter(done))
                 cause = None if ended.cancelled() else ended.exception()
-                log.error("a bullmq worker loop ended by itself; stopping", error=_describe(cause))
+                log.error("a bullmq worker loop ended by itself; stopping", error=describe(cause))
                 await self.stop(0)
                 raise RuntimeError("bullmq worker loop ended unexpectedly") from cause
             await asyncio.gather(*self._runs, return_exceptions=True)
@@ -111,7 +107,7 @@ class Consumer:
             for client in self._clients:  # closed by their worker already, unless it never ran
                 await client.aclose()
 
-    def _worker(self, queue: str, concurrency: int, decode: Decode, client: Any) -> Any:
+    def _worker(self, queue: str, concurrency: int, decode: Decode, client: Any) -> BatchingWorker:
         o = self._options
 
         async def process(job: Any, token: str) -> Any:
@@ -121,7 +117,7 @@ class Consumer:
             with contextlib.suppress(DelayedError):
                 await self._requeue(job, token, 0)
 
-        worker = _Worker(
+        worker = BatchingWorker(
             queue,
             process,
             {
@@ -141,7 +137,7 @@ class Consumer:
         )
         worker.late = late
         bound = log.bind(queue=queue)
-        worker.on("error", lambda err, *_: bound.warning("bullmq error", error=_describe(err)))
+        worker.on("error", lambda err, *_: bound.warning("bullmq error", error=describe(err)))
         worker.on("stalled", lambda job_id, *_: bound.warning("stalled job back", job_id=job_id))
         worker.on("failed", lambda job, err, *_: _log_failed(queue, job, err))
         return worker
@@ -151,14 +147,10 @@ class Consumer:
         while not self._stopping.is_set():
             try:
                 for worker in self._workers:
-                    # The port only learns the server's version (so that it may block
-                    # for fractions of a second) when asked; unasked, it rounds every
-                    # blocking wait up to whole seconds and delayed jobs run up to a
-                    # second late.
-                    await worker.blockingRedisConnection.getRedisVersion()
+                    await worker.learn_redis_version()
                 return True
             except (RedisError, OSError) as e:
-                log.warning("redis unreachable; retrying", error=_describe(e))
+                log.warning("redis unreachable; retrying", error=describe(e))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), self._options.reconnect_delay_ms / 1000
@@ -232,7 +224,7 @@ class Consumer:
             log.warning(
                 "could not hand a job back; it returns when its lock expires",
                 job_id=job.id,
-                error=_describe(e),
+                error=describe(e),
             )
         raise DelayedError()
 
@@ -271,143 +263,10 @@ class Consumer:
             # jobs still locked return to the queue when their locks expire.
             log.warning("bullmq workers did not close in time; cancelling their tasks")
             for worker in self._workers:
-                worker.forceClosing = True
-                worker.cancelProcessing()
+                worker.force_close()
             await asyncio.wait(pending, timeout=o.hand_back_timeout_s)
         if self._runs:
             await asyncio.wait(self._runs, timeout=o.hand_back_timeout_s)
-
-
-_MOVE_TO_ACTIVE_KEYS = [
-    "wait", "active", "prioritized", "events", "stalled", "limiter", "delayed", "paused",
-    "meta", "pc", "marker",
-]  # fmt: skip
-_MAX_FETCH = 32  # most moveToActive calls in one round trip
-_Finish = tuple[str, list[Any], list[Any]]  # job id, moveToFinished's keys and args
-
-
-class _Worker(Worker):  # type: ignore[misc]  # bullmq is untyped
-    """bullmq's ``Worker``, fetching and completing jobs in batches.
-
-    The Python port starts one fetch per free slot at once; when a job arrives on an
-    empty queue, one fetch takes it and every other one runs BullMQ's moveToActive
-    script for nothing. At concurrency 16 that doubled the time of a chain of jobs
-    (bench/bullmq_floor.py). So while the queue is drained, fetches take turns waiting
-    for its marker (as Node's worker does). While it has jobs, the fetches of free
-    slots go to Redis together, in one round trip, as many as the queue had jobs left
-    after the last fetch (counted in the same round trip); and the completions of jobs
-    that finish together go in one round trip too: per job the same BullMQ scripts,
-    one socket write for many.
-
-    Attributes:
-        late: Called with a job a fetch brought back after the worker was paused; it
-            must hand the job back (the worker will not process it).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._fetching = asyncio.Lock()
-        self._unreachable = False
-        self.late: Callable[[Any, str], Awaitable[None]] | None = None
-        self._actives: Coalescer[str, Any] = Coalescer(self._move_to_active_batch, max_batch=1)
-        self._left: int | None = None  # jobs waiting after the last fetch, if known
-        self._completions: Coalescer[_Finish, Any] = Coalescer(self._finish_batch)
-        self.backend.moveToCompleted = self._move_to_completed
-
-    async def getNextJob(self, token: str) -> Any:
-        if self.drained:
-            async with self._fetching:
-                if self.drained:  # still: wait for the queue's marker, one at a time
-                    return await self._next_job(token)
-        return await self._next_job(token)
-
-    async def _next_job(self, token: str) -> Any:
-        if self.closing or self.paused:
-            return None
-        try:
-            job = await super().getNextJob(token)
-        except Exception as e:
-            # bullmq retries connection errors without a word: say it once.
-            if self.isConnectionError(e) and not self._unreachable:
-                self._unreachable = True
-                log.warning("redis unreachable; retrying", queue=self.name, error=_describe(e))
-            raise
-        if self._unreachable:
-            self._unreachable = False
-            log.info("redis reachable again", queue=self.name)
-        if job is not None and (self.closing or self.paused) and self.late is not None:
-            await self.late(job, token)
-            return None
-        return job
-
-    async def moveToActive(self, token: str) -> Any:
-        job_data, job_id, limit_until, delay_until = await self._actives.submit(token)
-        job = await self.nextJobFromJobData(job_data, job_id, limit_until, delay_until, token)
-        if job is not None and self._left == 0:
-            # That was the last job: the next fetch waits for the queue's marker
-            # instead of asking an empty queue first.
-            self.drained = True
-        return job
-
-    async def _move_to_active_batch(self, tokens: list[str]) -> list[Any]:
-        # BullMQ's Scripts.moveToActive, for many tokens at once.
-        scripts = self.backend.scripts
-        keys = scripts.getKeys(_MOVE_TO_ACTIVE_KEYS)
-        now = round(time.time() * 1000)
-        calls: list[ScriptCall] = []
-        for token in tokens:
-            packed = msgpack.packb(
-                {
-                    "token": token,
-                    "lockDuration": self.opts.get("lockDuration", 0),
-                    "limiter": self.opts.get("limiter"),
-                },
-                use_bin_type=True,
-            )
-            calls.append((scripts.commands["moveToActive"], keys, [scripts.keys[""], now, packed]))
-        # Behind the fetches, in the same round trip: how many jobs are left.
-        left = [("LLEN", scripts.keys["wait"]), ("ZCARD", scripts.keys["prioritized"])]
-        replies = await run_scripts(self.backend.conn, calls, left)
-        counts = [r for r in replies[len(calls) :] if isinstance(r, int)]
-        self._left = sum(counts) if len(counts) == len(left) else None
-        # The next fetch asks for as many jobs as are left, so that free slots do not
-        # run BullMQ's script on an empty queue (it was two empty fetches per job).
-        self._actives.max_batch = min(max(self._left or 1, 1), _MAX_FETCH)
-        return [
-            r if isinstance(r, Exception) else raw2NextJobData(r) for r in replies[: len(calls)]
-        ]
-
-    async def _move_to_completed(
-        self, job: Any, value: Any, remove: Any, token: str, fetch_next: bool = True
-    ) -> dict[str, Any]:
-        # RedisBackend.moveToCompleted (never fetching the next job), through a batch.
-        keys, args = self.backend.scripts.moveToCompletedArgs(job, value, remove, token, False)
-        result = await self._completions.submit((job.id, keys, args))
-        return {"result": result, "finishedOn": args[1]}
-
-    async def _finish_batch(self, items: list[_Finish]) -> list[Any]:
-        scripts = self.backend.scripts
-        script = scripts.commands["moveToFinished"]
-        replies = await run_scripts(self.backend.conn, [(script, k, a) for _, k, a in items])
-        out: list[Any] = []
-        for (job_id, _, _), reply in zip(items, replies, strict=True):
-            if isinstance(reply, int) and reply < 0:
-                state = {"code": reply, "jobId": job_id, "command": "moveToFinished"}
-                reply = scripts.finishedErrors({**state, "state": "active"})
-            elif reply is not None and not isinstance(reply, Exception):
-                reply = raw2NextJobData(reply)
-            out.append(reply)
-        return out
-
-    async def settle(self) -> None:
-        """Wait for a fetch under way to end (after :meth:`pause`, none starts)."""
-        async with self._fetching:
-            pass
-
-
-def _describe(err: BaseException | None) -> str:
-    # redis-py 8's exceptions print as "network:ConnectionError"; say what happened.
-    return f"{type(err).__name__}: {err}" if err is not None else "none"
 
 
 def _log_failed(queue: str, job: Any, err: BaseException) -> None:

@@ -8,13 +8,11 @@ layout is BullMQ's wire format, shared with Node.js, so it is stable across vers
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, NoScriptError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
 # A peer silent for 10 s is probed every 5 s; three lost probes close the connection.
 _KEEPALIVE = {
@@ -107,46 +105,7 @@ def make_client(url: str, *, retries: int = 3) -> aioredis.Redis:
     )
 
 
-ScriptCall = tuple[Any, list[Any], list[Any]]  # (registered script, keys, args)
-
-
-async def run_scripts(
-    client: aioredis.Redis,
-    calls: Sequence[ScriptCall],
-    after: Sequence[tuple[Any, ...]] = (),
-) -> list[Any]:
-    """Run Lua scripts in one round trip (a pipeline, not a transaction); each reply,
-    or the exception it raised, in order; then the replies of the plain commands
-    ``after`` (run behind the scripts, in the same round trip).
-
-    redis-py asks ``SCRIPT EXISTS`` before every pipeline holding scripts, a second
-    round trip; the scripts are loaded already (by this process or another) except
-    after a Redis restart, when the calls that got ``NOSCRIPT`` are run once more with
-    their scripts loaded.
-    """
-    replies = await _pipeline(client, calls, after, load=False)
-    tail = replies[len(calls) :]
-    replies = replies[: len(calls)]
-    missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-    if missing:
-        again = await _pipeline(client, [calls[i] for i in missing], (), load=True)
-        for i, reply in zip(missing, again, strict=True):
-            replies[i] = reply
-    return replies + tail
-
-
-async def _pipeline(
-    client: aioredis.Redis,
-    calls: Sequence[ScriptCall],
-    after: Sequence[tuple[Any, ...]],
-    *,
-    load: bool,
-) -> list[Any]:
-    async with client.pipeline(transaction=False) as pipe:
-        for script, keys, args in calls:
-            await script(keys=keys, args=args, client=pipe)
-        for command in after:
-            pipe.execute_command(*command)
-        if not load:
-            pipe.scripts.clear()
-        return list(await pipe.execute(raise_on_error=False))
+def describe(err: BaseException | None) -> str:
+    """An error as ``Type: message``: redis-py 8's exceptions print as
+    "network:ConnectionError", which does not say what happened."""
+    return f"{type(err).__name__}: {err}" if err is not None else "none"
