@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from flowmill.clock import Clock
-from flowmill.domain.execution import Effects, ExecutionRecord
+from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow
@@ -136,18 +136,38 @@ class Sweeper:
         without waiting for a restart.
         """
         older = now - timedelta(seconds=self.options.orphan_grace_s)
-        mine = await self.store.live_runs(
-            alive_owners=(), owner=self.worker_id, created_before=older
-        )
-        candidates = [r for r in mine if r.key not in self.runner.active]
-        if not candidates:
+        candidates = await self._own_idle_runs(older)
+        missing = await self._without_job(candidates)
+        if not missing:
             return
-        jobs = {r.id: job_for(r, r.tenant_id) for r in candidates}
-        present = await self.queue.present(list(jobs.values()))
-        lost = [jobs[r.id] for r in candidates if jobs[r.id].key not in present]
+        # Read again: a step whose job ran between the read and the queue's answer
+        # (a loop's run, woken by every child that ends, parks under a new job id
+        # each time) is not lost. Only a run unchanged since the first read, and
+        # still without a job, is.
+        first = {r.id: (r.status, r.not_before) for r in missing}
+        again = [
+            r
+            for r in await self._own_idle_runs(older)
+            if first.get(r.id) == (r.status, r.not_before)
+        ]
+        lost = await self._without_job(again)
         if lost:
             log.warning("re-dispatching steps that fell off the queue", count=len(lost))
-            await self.dispatch(lost)
+            await self.dispatch([job_for(r, r.tenant_id) for r in lost])
+
+    async def _own_idle_runs(self, created_before: datetime) -> list[NodeRun]:
+        """This worker's live runs that it is not running now."""
+        mine = await self.store.live_runs(
+            alive_owners=(), owner=self.worker_id, created_before=created_before
+        )
+        return [r for r in mine if r.key not in self.runner.active]
+
+    async def _without_job(self, runs: list[NodeRun]) -> list[NodeRun]:
+        """Those of ``runs`` whose job is neither queued nor running."""
+        if not runs:
+            return []
+        present = await self.queue.present([job_for(r, r.tenant_id) for r in runs])
+        return [r for r in runs if r.key not in present]
 
     async def promote_queued(self, tenant_id: str | None = None, limit: int = 100) -> None:
         """Start ``queued`` executions whose workflow's and tenant's limits allow it,
