@@ -27,6 +27,7 @@ from flowmill.queue.bullmq_internals import (
     MOVE_TO_ACTIVE_KEYS,
     BatchingWorker,
     Internal,
+    UnsupportedBullMQ,
 )
 from flowmill.queue.bullmq_redis import make_client
 
@@ -65,9 +66,12 @@ def _owner(internal: Internal) -> Any:
 
 
 def test_bullmq_internals_are_written_for_the_installed_bullmq() -> None:
-    # The import check refuses any other version; the pin in pyproject.toml keeps it.
+    # The pin in pyproject.toml keeps it so; the import check refuses any other.
     assert importlib.metadata.version("bullmq") == bullmq_internals.BULLMQ_VERSION
     assert bullmq.__version__ == bullmq_internals.BULLMQ_VERSION
+    bullmq_internals.check_version(bullmq.__version__)
+    with pytest.raises(UnsupportedBullMQ, match=r"pip install bullmq==3\.4\.4"):
+        bullmq_internals.check_version("3.5.0")
 
 
 @pytest.mark.parametrize("internal", INTERNALS, ids=lambda i: f"{i.owner}.{i.name}")

@@ -41,7 +41,7 @@ from bullmq.scripts import raw2NextJobData
 from redis.exceptions import NoScriptError
 
 from flowmill.coalesce import Coalescer
-from flowmill.extras import MissingExtra
+from flowmill.domain.errors import FlowmillError
 from flowmill.queue.bullmq_redis import describe
 
 BULLMQ_VERSION = "3.4.4"
@@ -49,17 +49,25 @@ BULLMQ_VERSION = "3.4.4"
 log = structlog.get_logger("flowmill.queue")
 
 
-class UnsupportedBullMQ(MissingExtra):
+class UnsupportedBullMQ(FlowmillError, ImportError):
     """The installed bullmq is not the version the adapter's internals are written for."""
 
 
-_installed = importlib.metadata.version("bullmq")
-if _installed != BULLMQ_VERSION:  # pragma: no cover - the pin keeps it out of reach
-    raise UnsupportedBullMQ(
-        f"Flowmill's BullMQ adapter is written against bullmq {BULLMQ_VERSION} and "
-        f"bullmq {_installed} is installed; run `pip install bullmq=={BULLMQ_VERSION}` "
-        "(src/flowmill/queue/bullmq_internals.py says why the version is exact)"
-    )
+def check_version(installed: str) -> None:
+    """Refuse a bullmq other than :data:`BULLMQ_VERSION` (run at import).
+
+    Raises:
+        UnsupportedBullMQ: ``installed`` is another version.
+    """
+    if installed != BULLMQ_VERSION:
+        raise UnsupportedBullMQ(
+            f"Flowmill's BullMQ adapter is written against bullmq {BULLMQ_VERSION} and "
+            f"bullmq {installed} is installed; run `pip install bullmq=={BULLMQ_VERSION}` "
+            "(docs/queues.md says why the version is exact)"
+        )
+
+
+check_version(importlib.metadata.version("bullmq"))
 
 
 @dataclass(frozen=True)
