@@ -123,7 +123,9 @@ def test_bullmq_internals_the_replaced_completion_takes_the_backends_parameters(
 
 def test_bullmq_internals_are_used_in_one_module_only() -> None:
     # The rest of the adapter goes through bullmq's public API and bullmq_internals.
-    private = {i.name for i in INTERNALS} - {"keys", "conn", "opts", "scripts"}
+    # (names too common to tell apart from other objects' are left out; Queue.scripts
+    # and Pipeline.scripts are not)
+    private = {i.name for i in INTERNALS} - {"keys", "conn", "opts"}
     public_bullmq = {"Queue", "Job", "DelayedError", "UnrecoverableError"}
     for path in QUEUE_SRC.glob("*.py"):
         if path.name == "bullmq_internals.py":
@@ -136,5 +138,3 @@ def test_bullmq_internals_are_used_in_one_module_only() -> None:
                 assert names <= public_bullmq, (path.name, names - public_bullmq)
             if isinstance(node, ast.Attribute):
                 assert node.attr not in private, (path.name, node.lineno, node.attr)
-                if node.attr == "scripts":  # Queue.scripts and Pipeline.scripts
-                    raise AssertionError((path.name, node.lineno, "scripts"))
