@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 
 from flowmill.config import Settings
+from flowmill.engine.ports import Job, StepJob
 from flowmill.runs import register
 from flowmill.runtime import open_runtime
 from flowmill.testing import Seen, StubHandler, StubServer, eventually
@@ -525,9 +526,10 @@ async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
 async def test_distributed_late_webhook_answer_in_an_api_process_hears_the_worker_at_once(
     deployment: Deployment,
 ) -> None:
-    """A ``last_node`` webhook received by an API process without a worker is woken by
-    the worker's news twice (event dispatched, execution ended), with the database
-    fallback read set to 5 s."""
+    """A ``last_node`` webhook received by an API process without a worker is
+    dispatched by the request itself (its execution's step is the only job queued: no
+    trigger job, no hop through a worker to start it) and woken by the worker's news
+    when the execution ends, with the database fallback read set to 5 s."""
     await deployment.start_worker()
     settings = deployment.settings()
     async with open_api(
@@ -539,6 +541,15 @@ async def test_distributed_late_webhook_answer_in_an_api_process_hears_the_worke
         wait_fallback_s=5.0,
     ) as api:
         assert api.runtime.engine.wait_poll_s == 5.0
+        queue = api.runtime.engine.queue
+        put = queue.put
+        queued: list[Job] = []
+
+        async def spy(batch: Sequence[Job]) -> None:
+            queued.extend(batch)
+            await put(batch)
+
+        queue.put = spy  # type: ignore[method-assign]
         wf = await api.workflow({**GREETER, "status": "active"}, publish=False)
         hook = await unverified_webhook(api.a, wf, "t", respond=last_node(30))
         took: list[float] = []
@@ -547,6 +558,7 @@ async def test_distributed_late_webhook_answer_in_an_api_process_hears_the_worke
             r = await api.anon.post(f"/webhooks/{hook}/none", json={"message": n})
             took.append(time.monotonic() - t0)
             assert (r.status_code, r.json()) == (200, {"said": n})
+    assert queued and all(isinstance(job, StepJob) for job in queued), queued
     # Left to the fallback read, each answer would take 5 s or more.
     assert statistics.median(took) < 1.0, f"woken by a poll, not the news: {took}"
     assert max(took) < 4.0, f"woken by a poll, not the news: {took}"

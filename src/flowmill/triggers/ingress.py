@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -163,10 +163,12 @@ class WebhookIngress:
             answered 429 with ``Retry-After`` (the sender retries), and not recorded.
         blobs: Where bodies above its threshold go (verified as they stream in, never
             decoded here); the event row then holds the blob's id instead of the bytes.
-        runs_here: Whether this process's engine worker runs: then an event of a
-            late-answer webhook (one target) is dispatched in place by the request
-            waiting for it, and takes no queue job (a crash before its dispatch
-            leaves it ``received``, for recovery, as a lost job would).
+        dispatch_late: Whether an event of a late-answer webhook (one target) is
+            dispatched in place by the request waiting for it (the API's
+            :class:`~flowmill.triggers.respond.Responder` does), taking no queue job:
+            its steps run here when this process has a worker, and go to the queue
+            when it has none. A crash before its dispatch leaves it ``received``, for
+            recovery, as a lost job would.
     """
 
     def __init__(
@@ -182,10 +184,10 @@ class WebhookIngress:
         cache_s: float = 1.0,
         quotas: QuotaBook | None = None,
         blobs: BlobStore | None = None,
-        runs_here: Callable[[], bool] | None = None,
+        dispatch_late: bool = False,
     ) -> None:
         self.triggers = triggers
-        self._runs_here = runs_here
+        self._dispatch_late = dispatch_late
         self._here: set[str] = set()  # events whose request dispatches them itself
         self.events = events
         self.queue = queue
@@ -395,7 +397,7 @@ class WebhookIngress:
             )
         )
         late = mode is not RespondMode.IMMEDIATE
-        here = late and self._runs_here is not None and self._runs_here()
+        here = late and self._dispatch_late
         if here:
             self._here.add(row.id)
         status = await self._writer.submit(row)

@@ -70,7 +70,10 @@ def build_trigger_parts(
         cache_s=settings.webhook_cache_s,
         quotas=quotas,
         blobs=blobs,
-        runs_here=lambda: engine.runs_here,
+        # The request of a late answer dispatches its event itself, with or without a
+        # worker here: one queue hop (and, in an API without a worker, one process hop)
+        # less on the path someone is waiting on.
+        dispatch_late=True,
     )
     dispatcher = WebhookDispatcher(
         engine=engine,
