@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from flowmill.engine.ports import Job, TriggerJob
 from flowmill.runtime import Runtime
 from flowmill.store.webhook_events import WebhookEventStatus
 from flowmill.testing import eventually
@@ -43,20 +45,24 @@ async def test_webhook_durability_queue_down_at_the_ack_event_is_dispatched_by_r
 ) -> None:
     async with live_api(database_url, webhook_recovery_s=RECOVERY_S) as live:
         api, wf, hook = await _webhook(live)
-        ingress = live.runtime.triggers.ingress
-        put = ingress.queue.put
+        queue = live.runtime.triggers.ingress.queue
+        put = queue.put
+        refused: list[Job] = []
 
-        async def queue_down(jobs: Any) -> None:
-            raise ConnectionError("the queue is down")
+        async def queue_down(jobs: Sequence[Job]) -> None:
+            # Down for the ingress's jobs (sent after the answer, so down for as long as
+            # the test runs); the recovered execution's steps still get through.
+            if any(isinstance(job, TriggerJob) for job in jobs):
+                refused.extend(jobs)
+                raise ConnectionError("the queue is down")
+            await put(jobs)
 
-        ingress.queue.put = queue_down  # type: ignore[method-assign]
-        try:
-            r = await live.http.post(f"/webhooks/{hook}/none", json={"message": "kept"})
-        finally:
-            ingress.queue.put = put  # type: ignore[method-assign]
+        queue.put = queue_down  # type: ignore[method-assign]
+        r = await live.http.post(f"/webhooks/{hook}/none", json={"message": "kept"})
         assert r.status_code == 200, r.text
         event_id = r.json()["event_id"]
         assert r.json()["status"] == "received"
+        await eventually(lambda: bool(refused), 10, "the ingress trying to send the job")
         # Acknowledged, committed, and no job anywhere: nothing has started it.
         assert await _status(live.runtime, event_id) is WebhookEventStatus.RECEIVED
         assert await _executions(api, wf) == []
@@ -69,6 +75,45 @@ async def test_webhook_durability_queue_down_at_the_ack_event_is_dispatched_by_r
         done = await live.execution(api, execution_id)
         assert done["status"] == "succeeded"
         assert done["output"] == "The processed result is: kept processed"
+
+
+async def test_webhook_durability_ack_does_not_wait_for_a_stalled_queue(
+    database_url: str,
+) -> None:
+    """The acknowledgement needs the commit, not the job: with the queue stalled, events
+    are still answered 200 (committed, ``received``), and their job goes once it moves."""
+    async with live_api(database_url, worker=False) as live:
+        _, _, hook = await _webhook(live)
+        queue = live.runtime.triggers.ingress.queue
+        put = queue.put
+        moving = asyncio.Event()
+        sent: list[Job] = []
+
+        async def stalled(jobs: Sequence[Job]) -> None:
+            await moving.wait()
+            sent.extend(jobs)
+            await put(jobs)
+
+        queue.put = stalled  # type: ignore[method-assign]
+        try:
+            async with asyncio.timeout(10):  # (the in-process transport has none of its own)
+                answers = [
+                    await live.http.post(f"/webhooks/{hook}/none", json={"message": n})
+                    for n in range(3)
+                ]
+        except BaseException:
+            moving.set()  # unstick the waiting flushes, so that the app can close
+            raise
+        finally:
+            queue.put = put  # type: ignore[method-assign]
+        assert [r.status_code for r in answers] == [200, 200, 200], [r.text for r in answers]
+        ids = {r.json()["event_id"] for r in answers}
+        for event_id in ids:
+            assert await _status(live.runtime, event_id) is WebhookEventStatus.RECEIVED
+        assert not moving.is_set() and sent == []
+        moving.set()
+        await eventually(lambda: len(sent) == 3, 10, "the three jobs sent once the queue moves")
+        assert {job.webhook_event_id for job in sent if isinstance(job, TriggerJob)} == ids
 
 
 async def test_webhook_durability_process_dies_after_the_ack_event_runs_after_restart(

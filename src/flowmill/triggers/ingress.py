@@ -1,8 +1,9 @@
-"""Webhook ingress: raw request in → verify → record durably → enqueue → acknowledge.
+"""Webhook ingress: raw request in → verify → record durably → acknowledge → enqueue.
 
 In that order, so an acknowledged event is never lost: the answer is sent only after
-the ``webhook_events`` row is committed (and its job handed to the queue; if the
-queue is down the row is still there, and the trigger service dispatches it). Starting
+the ``webhook_events`` row is committed; its job is handed to the queue as the answer
+goes (if the queue is down, or the process goes first, the row is still there, and the
+trigger service dispatches it). Starting
 workflows happens off the request path, in a worker (:mod:`flowmill.triggers.dispatch`).
 
 Two ways to name the target:
@@ -50,6 +51,7 @@ from flowmill.ids import uuid7
 from flowmill.quotas import QuotaBook
 from flowmill.store.triggers import TriggerRecord, TriggerRepository
 from flowmill.store.webhook_events import WebhookEventRow, WebhookEventStatus, WebhookEventStore
+from flowmill.tasks import spawn
 from flowmill.triggers.batching import GroupCommit
 from flowmill.triggers.definitions import RespondMode, respond_of, route_of
 from flowmill.triggers.keys import webhook_dedupe_key
@@ -201,6 +203,7 @@ class WebhookIngress:
         self._cache: dict[str, tuple[float, list[Target]]] = {}
         self._loading: dict[str, asyncio.Future[list[Target]]] = {}
         self._writer: GroupCommit[WebhookEventRow, WebhookEventStatus] = GroupCommit(self._flush)
+        self._puts: set[asyncio.Task[None]] = set()  # jobs of acknowledged events, on their way
 
     @property
     def stream_after(self) -> int | None:
@@ -583,19 +586,26 @@ class WebhookIngress:
                 {"webhook_event_ids": received} if len(received) > 1 else None,
                 webhook_event_id=received[0],
             )
-            try:
-                await self.queue.put([job])
-            except Exception:
-                # Committed already: the trigger service finds received events whose job
-                # never arrived, so the acknowledgement still holds.
-                log.exception(
-                    "could not enqueue webhook events; recovery will", count=len(received)
-                )
+            # The acknowledgement needs the commit, not the job: the job is sent after
+            # the answers, so a slow queue (a busy Redis at the tail) delays no sender
+            # and holds no flush slot. A job that never arrives (the process gone, the
+            # queue down) is the trigger service's to recover, as it always was.
+            spawn(self._enqueue(job, len(received)), name="webhook-enqueue", keep=self._puts)
         return statuses
+
+    async def _enqueue(self, job: TriggerJob, count: int) -> None:
+        try:
+            await self.queue.put([job])
+        except Exception:
+            # Committed already: the trigger service finds received events whose job
+            # never arrived, so the acknowledgement still holds.
+            log.exception("could not enqueue webhook events; recovery will", count=count)
 
     async def close(self) -> None:
         """Wait for writes under way; release connections."""
         await self._writer.drain()
+        while self._puts:  # the jobs of what was acknowledged, sent before the queue closes
+            await asyncio.gather(*list(self._puts), return_exceptions=True)
         await self.events.close()
 
 
