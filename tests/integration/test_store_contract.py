@@ -274,6 +274,36 @@ async def test_store_contract_load_step_and_outputs(backend: Backend) -> None:
     assert await backend.store.load_step(missing, []) is None
 
 
+async def test_store_contract_load_step_many_at_once_each_gets_its_own(backend: Backend) -> None:
+    """Steps loaded at the same moment (a fan-out's branches taken from the queue
+    together, read in one batch where the store batches) each get their own execution,
+    run and outputs; a missing one gets ``None``."""
+    wf_id, compiled = await backend.workflow(CHAIN)
+    ids = [await backend.start(wf_id, compiled) for _ in range(5)]
+    keys = []
+    for n, execution_id in enumerate(ids):
+        a = await backend.run_of(execution_id, "a")
+        if n % 2:  # every other one a step further: its b is queued, with a's output
+            await backend.succeed(execution_id, compiled, a)
+            keys.append((await backend.run_of(execution_id, "b")).key)
+        else:
+            keys.append(a.key)
+    missing = NodeRun(uuid7(), ids[0], TENANT, "b", 9, NodeRunStatus.QUEUED).key
+    loaded = await asyncio.gather(
+        *(backend.store.load_step(k, ["a"]) for k in [*keys, missing, *keys])
+    )
+    assert loaded[len(keys)] is None
+    for key, got in zip([*keys, *keys], loaded[: len(keys)] + loaded[len(keys) + 1 :], strict=True):
+        assert got is not None
+        assert (got.execution.id, got.run.node_id, got.run.attempt) == (
+            key.execution_id,
+            key.node_id,
+            key.attempt,
+        )
+        assert got.execution.status is ExecutionStatus.RUNNING
+        assert got.outputs == ({"a": {"from": "a"}} if key.node_id == "b" else {})
+
+
 async def test_store_contract_live_runs_of_dead_and_unowned_workers(backend: Backend) -> None:
     wf_id, compiled = await backend.workflow(CHAIN)
     owned = await backend.start(wf_id, compiled, owner="worker-1")

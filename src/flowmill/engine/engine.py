@@ -63,7 +63,7 @@ from flowmill.fairness import FairShare, tenant_scope
 from flowmill.ids import uuid7
 from flowmill.nodes.base import TriggerNodeType
 from flowmill.nodes.registry import NodeRegistry
-from flowmill.observability.logcontext import job_context
+from flowmill.observability.logcontext import bound, job_context
 from flowmill.tasks import log_failure, run_every, spawn
 
 log = structlog.get_logger("flowmill.engine")
@@ -738,7 +738,7 @@ class Engine:
             "executionIds"}`` (the seed's trigger worker answers ``{executionId}``);
             BullMQ keeps it as the job's ``returnvalue``.
         """
-        with structlog.contextvars.bound_contextvars(**job_context(job)):
+        with bound(**job_context(job)):
             if isinstance(job, StepJob):
                 await self.runner.run_job(job)
                 return None

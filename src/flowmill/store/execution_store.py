@@ -292,9 +292,35 @@ class SqliteExecutionStore(SqlExecutionStore):
             self._checkpoint_batch, share=lambda item: item[0], max_batch=32
         )
         self._lone_checkpoints = 0
+        # Steps taken from the queue together (a fan-out's branches) are read together:
+        # one hand-over to a reader thread and two statements for the lot, instead of
+        # both per step.
+        self._loads: Coalescer[StepKey, LoadedStep | None] = Coalescer(
+            self._load_batch, max_batch=64
+        )
+        self._lone_loads = 0
 
     def _driver(self, conn: Connection) -> writer.Driver:
         return fast.driver(conn)
+
+    async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
+        if self._lone_loads == 0 and self._loads.idle:
+            # Alone (a chain's step): one hand-over with its outputs, as before. Loads
+            # arriving meanwhile are batched.
+            self._lone_loads += 1
+            try:
+                return await super().load_step(key, references)
+            finally:
+                self._lone_loads -= 1
+        loaded = await self._loads.submit(key)
+        if loaded is not None and references:
+            loaded.outputs = await self.load_outputs(key.execution_id, references)
+        return loaded
+
+    async def _load_batch(self, keys: list[StepKey]) -> list[LoadedStep | None]:
+        wanted = [(k.execution_id, k.node_id, k.attempt) for k in keys]
+        found = await self.db.read(lambda conn: repo.get_steps(conn, wanted))
+        return [LoadedStep(*pair, {}) if pair is not None else None for pair in found]
 
     def _holder_in(self, conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
         # The raw connection: SQLAlchemy's statement machinery was two thirds of a

@@ -9,7 +9,7 @@ cache lookup.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -178,6 +178,29 @@ def get_run(conn: Connection, execution_id: str, node_id: str, attempt: int) -> 
         _SELECT_RUN, {"execution_id": execution_id, "node_id": node_id, "attempt": attempt}
     ).first()
     return run_from_row(row) if row is not None else None
+
+
+def get_steps(
+    conn: Connection, keys: Sequence[tuple[str, str, int]]
+) -> list[tuple[ExecutionRecord, NodeRun] | None]:
+    """Several ``(execution_id, node_id, attempt)`` at once, each with its execution, in
+    two statements whatever their number; ``None`` where the run or execution is gone."""
+    if not keys:
+        return []
+    found = conn.execute(
+        sa.select(ne).where(sa.tuple_(ne.c.execution_id, ne.c.node_id, ne.c.attempt).in_(keys))
+    ).all()
+    runs = {(str(r.execution_id), r.node_id, r.attempt): run_from_row(r) for r in found}
+    ids = list({k[0] for k in keys})
+    executions = {
+        str(r.id): execution_from_row(r)
+        for r in conn.execute(sa.select(we).where(we.c.id.in_(ids)))
+    }
+    out: list[tuple[ExecutionRecord, NodeRun] | None] = []
+    for key in keys:
+        run, ex = runs.get(key), executions.get(key[0])
+        out.append((ex, run) if run is not None and ex is not None else None)
+    return out
 
 
 def outputs(conn: Connection, execution_id: str, node_ids: Collection[str]) -> dict[str, Any]:
