@@ -187,8 +187,17 @@ def get_steps(
     two statements whatever their number; ``None`` where the run or execution is gone."""
     if not keys:
         return []
+    # One equality per key, OR'd: each is a search of the unique index (SQLite scans the
+    # whole table for a row-value ``IN``).
     found = conn.execute(
-        sa.select(ne).where(sa.tuple_(ne.c.execution_id, ne.c.node_id, ne.c.attempt).in_(keys))
+        sa.select(ne).where(
+            sa.or_(
+                *(
+                    sa.and_(ne.c.execution_id == e, ne.c.node_id == n, ne.c.attempt == a)
+                    for e, n, a in keys
+                )
+            )
+        )
     ).all()
     runs = {(str(r.execution_id), r.node_id, r.attempt): run_from_row(r) for r in found}
     ids = list({k[0] for k in keys})
