@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from flowmill.domain.errors import NodeError
 from flowmill.domain.execution import ExecutionRecord, NodeRun
 from flowmill.engine.control import ControlSettings
 from flowmill.engine.engine import Engine, EngineOptions
+from flowmill.engine.ports import Job
 from flowmill.engine.runner import RunnerOptions
 from flowmill.engine.services import NodeServices
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType
@@ -201,3 +204,17 @@ async def open_harness(
     )
     async with engine.running():
         yield Harness(engine, store, definitions, signals)
+
+
+def spy_on_puts(queue: Any, monkeypatch: pytest.MonkeyPatch) -> list[Job]:
+    """Record every job put on ``queue`` from now on (they still go), until the test
+    ends."""
+    put = queue.put
+    jobs: list[Job] = []
+
+    async def spy(batch: Sequence[Job]) -> None:
+        jobs.extend(batch)
+        await put(batch)
+
+    monkeypatch.setattr(queue, "put", spy)
+    return jobs

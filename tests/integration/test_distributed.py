@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,12 @@ import asyncpg
 import pytest
 
 from flowmill.config import Settings
-from flowmill.engine.ports import Job, StepJob
+from flowmill.engine.ports import StepJob
 from flowmill.runs import register
 from flowmill.runtime import open_runtime
 from flowmill.testing import Seen, StubHandler, StubServer, eventually
 from tests.api_support import open_api
-from tests.engine_support import BRANCHY
+from tests.engine_support import BRANCHY, spy_on_puts
 from tests.integration.distributed_support import Deployment, read_records, wait_all_done
 from tests.integration.private_servers import PrivatePostgres, PrivateRedis
 from tests.node_support import BULLMQ_PACKAGES, run_node_script
@@ -524,7 +524,7 @@ async def test_distributed_wait_in_an_api_process_hears_the_worker_at_once(
 
 
 async def test_distributed_late_webhook_answer_in_an_api_process_hears_the_worker_at_once(
-    deployment: Deployment,
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A ``last_node`` webhook received by an API process without a worker is
     dispatched by the request itself (its execution's step is the only job queued: no
@@ -541,15 +541,7 @@ async def test_distributed_late_webhook_answer_in_an_api_process_hears_the_worke
         wait_fallback_s=5.0,
     ) as api:
         assert api.runtime.engine.wait_poll_s == 5.0
-        queue = api.runtime.engine.queue
-        put = queue.put
-        queued: list[Job] = []
-
-        async def spy(batch: Sequence[Job]) -> None:
-            queued.extend(batch)
-            await put(batch)
-
-        queue.put = spy  # type: ignore[method-assign]
+        queued = spy_on_puts(api.runtime.engine.queue, monkeypatch)
         wf = await api.workflow({**GREETER, "status": "active"}, publish=False)
         hook = await unverified_webhook(api.a, wf, "t", respond=last_node(30))
         took: list[float] = []

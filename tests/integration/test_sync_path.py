@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from flowmill.engine.ports import Job
 from tests.api_support import Live
+from tests.engine_support import spy_on_puts
 from tests.webhook_support import last_node, unverified_webhook
 
 FALLBACK_S = 5.0
@@ -71,15 +70,7 @@ async def test_sync_path_runs_in_place_without_a_queue_job(
     """With a worker in this process, neither the execute?wait's first step nor the
     late webhook's event takes the queue: the request runs them, and its answer is the
     work's result (the records are the usual ones)."""
-    queue = live.runtime.engine.queue
-    put = queue.put
-    jobs: list[Job] = []
-
-    async def spy(batch: Sequence[Job]) -> None:
-        jobs.extend(batch)
-        await put(batch)
-
-    monkeypatch.setattr(queue, "put", spy)
+    jobs = spy_on_puts(live.runtime.engine.queue, monkeypatch)
     api = live.as_tenant("tenant-a")
     wf = (await api.post("/api/workflows", json=WORKFLOW)).json()["id"]
     hook = await unverified_webhook(api, wf, "in", respond=last_node(30))
