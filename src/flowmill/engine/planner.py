@@ -132,20 +132,31 @@ def _fetch(known: dict[str, NodeState], lookup: StateLookup, need: set[str]) -> 
 
 def _decide(graph: Graph, target: str, known: Mapping[str, NodeState]) -> tuple[str, ...] | None:
     """``None``: not yet; empty tuple: skip; otherwise the sources that reached it."""
-    taken: list[str] = []
+    incoming = graph.incoming[target]
+    if graph.nodes[target].join is JoinMode.ALL:
+        # The last edges first (branches started in order end in order, as for the
+        # probe): a wide join's "not yet" is found at once, not after reading every
+        # edge, at each of its 200 branches' ends.
+        for edge in reversed(incoming):
+            state = known.get(edge.source)
+            if state is None or not state.resolved:
+                return None
+        # dict: the sources in edge order, each once
+        return tuple({e.source: None for e in incoming if edge_taken(e, known[e.source])})
+    taken: dict[str, None] = {}
     all_resolved = True
-    for edge in graph.incoming[target]:
+    for edge in incoming:
         state = known.get(edge.source)
         if state is None or not state.resolved:
             all_resolved = False
             continue
-        if edge_taken(edge, state) and edge.source not in taken:
-            taken.append(edge.source)
-    if graph.nodes[target].join is JoinMode.ANY and taken:
+        if edge_taken(edge, state):
+            taken[edge.source] = None
+    if taken:
         return tuple(taken)
     if not all_resolved:
         return None
-    return tuple(taken)
+    return ()
 
 
 def start_plan(graph: Graph, fired_trigger: str, lookup: StateLookup) -> Plan:

@@ -9,6 +9,7 @@ cache lookup.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,7 @@ _BUMP_SEQUENCE = (
     .returning(tenants.c.event_seq)
 )
 _SELECT_EXECUTION = sa.select(we).where(we.c.id == _bp("execution_id"))
+_EXECUTIONS = sa.select(we).where(we.c.id.in_(_bp("ids", expanding=True)))
 _LOCK_EXECUTION = _SELECT_EXECUTION.with_for_update()
 _SELECT_RUN = sa.select(ne).where(
     ne.c.execution_id == _bp("execution_id"),
@@ -180,6 +182,25 @@ def get_run(conn: Connection, execution_id: str, node_id: str, attempt: int) -> 
     return run_from_row(row) if row is not None else None
 
 
+@functools.lru_cache(maxsize=128)
+def _steps_statement(n: int) -> sa.Select[Any]:
+    """Runs of ``n`` keys: one equality per key, OR'd, each a search of the unique
+    index (SQLite scans the whole table for a row-value ``IN``). Built once per size:
+    building it per call was most of the batch's cost."""
+    return sa.select(ne).where(
+        sa.or_(
+            *(
+                sa.and_(
+                    ne.c.execution_id == _bp(f"e{i}"),
+                    ne.c.node_id == _bp(f"n{i}"),
+                    ne.c.attempt == _bp(f"a{i}"),
+                )
+                for i in range(n)
+            )
+        )
+    )
+
+
 def get_steps(
     conn: Connection, keys: Sequence[tuple[str, str, int]]
 ) -> list[tuple[ExecutionRecord, NodeRun] | None]:
@@ -187,24 +208,13 @@ def get_steps(
     two statements whatever their number; ``None`` where the run or execution is gone."""
     if not keys:
         return []
-    # One equality per key, OR'd: each is a search of the unique index (SQLite scans the
-    # whole table for a row-value ``IN``).
-    found = conn.execute(
-        sa.select(ne).where(
-            sa.or_(
-                *(
-                    sa.and_(ne.c.execution_id == e, ne.c.node_id == n, ne.c.attempt == a)
-                    for e, n, a in keys
-                )
-            )
-        )
-    ).all()
+    params: dict[str, Any] = {}
+    for i, (e, n, a) in enumerate(keys):
+        params[f"e{i}"], params[f"n{i}"], params[f"a{i}"] = e, n, a
+    found = conn.execute(_steps_statement(len(keys)), params).all()
     runs = {(str(r.execution_id), r.node_id, r.attempt): run_from_row(r) for r in found}
     ids = list({k[0] for k in keys})
-    executions = {
-        str(r.id): execution_from_row(r)
-        for r in conn.execute(sa.select(we).where(we.c.id.in_(ids)))
-    }
+    executions = {str(r.id): execution_from_row(r) for r in conn.execute(_EXECUTIONS, {"ids": ids})}
     out: list[tuple[ExecutionRecord, NodeRun] | None] = []
     for key in keys:
         run, ex = runs.get(key), executions.get(key[0])
