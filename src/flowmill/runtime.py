@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -330,25 +328,10 @@ async def open_runtime(
             _instrument(metrics, engine, q, parts)
         if tracer is not None:
             engine.hub.subscribe(tracer.committed)
-        freeze_startup_heap()
         yield Runtime(
             settings, db, workflows, executions, engine, q, services, vault, parts, quotas,
             feed_news, metrics,
         )  # fmt: skip
-
-
-@functools.cache  # once per process
-def freeze_startup_heap() -> None:
-    """Take what exists once the first runtime is up (modules, tables, schemas, node
-    types: about all of the long-lived heap) out of the garbage collector's sight.
-
-    A full collection otherwise walks it all, every time: 80 ms of an 800 ms
-    1,000-step chain (one pass) and 11 ms per 200-way fan-out on PostgreSQL and SQLite
-    (``bench/engine.py``, ``bench/loops.py``). It is what ``gc.freeze`` is for; a
-    collection first, so that no garbage is frozen with it.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _with_faults(
