@@ -17,6 +17,8 @@ maintenance database can create a scratch database (dropped afterwards).
     .venv/bin/python bench/loops.py [--items 1000] [--http-items 100]
         [--postgres postgresql://127.0.0.1:5432/postgres] [--rss 1000,100000 | --rss '']
         [--rss-only]
+The heap is frozen once the engine is up, as ``flowmill serve`` and ``flowmill worker``
+freeze theirs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 
 import asyncpg
 
-from _util import print_table
+from _util import freeze_heap_like_a_server, print_table
 from flowmill.config import Settings
 from flowmill.domain.states import ExecutionStatus
 from flowmill.runs import register
@@ -122,6 +124,7 @@ async def slow_http() -> AsyncIterator[str]:
 async def scenario(label: str, settings: Settings, items: int, http_items: int) -> list[list[Any]]:
     rows: list[list[Any]] = []
     async with open_runtime(settings) as rt, rt.engine.running(), slow_http() as url:
+        freeze_heap_like_a_server()
         await timed(rt, chain(20))  # warm-up: caches, connections
         await timed(rt, loop("warm", 5, ONE_NODE))
         plain = await timed(rt, chain(items))
