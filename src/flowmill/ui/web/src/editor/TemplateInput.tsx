@@ -34,12 +34,15 @@ export function TemplateInput({
     if (!el || !spot) return;
     const caret = el.selectionStart ?? value.length;
     const next = complete(value, caret, spot, path);
+    // The field shows the completed text, caret after it, now: not at React's next
+    // render and the next frame. A key typed in between went into the old text, at the
+    // old caret ("{{ vars.region }}at" for " at"), and was lost or misplaced. React
+    // leaves a field alone whose value already is the one it renders.
+    el.value = next.text;
+    el.focus();
+    el.setSelectionRange(next.caret, next.caret);
     onChange(next.text);
     setSpot(null);
-    requestAnimationFrame(() => {
-      el.focus();
-      el.setSelectionRange(next.caret, next.caret);
-    });
   };
   const props = {
     id,
