@@ -3,8 +3,9 @@
 In that order, so an acknowledged event is never lost: the answer is sent only after
 the ``webhook_events`` row is committed; its job is handed to the queue as the answer
 goes (if the queue is down, or the process goes first, the row is still there, and the
-trigger service dispatches it). Starting
-workflows happens off the request path, in a worker (:mod:`flowmill.triggers.dispatch`).
+trigger service dispatches it). Starting workflows happens off the request path, in a
+worker (:mod:`flowmill.triggers.dispatch`), except for a late-answer webhook's event:
+the request waiting for it dispatches it (:mod:`flowmill.triggers.respond`).
 
 Two ways to name the target:
 
