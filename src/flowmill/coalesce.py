@@ -56,6 +56,7 @@ class Coalescer(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # flushes done (for tests and benchmarks)
         self.items = 0  # items flushed
+        self._alone = 0  # calls under way that went alone (submit_or_alone)
 
     @property
     def idle(self) -> bool:
@@ -70,6 +71,22 @@ class Coalescer(Generic[T, R]):
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain())
         return await future
+
+    async def submit_or_alone(self, item: T, alone: Callable[[], Awaitable[R]]) -> R:
+        """``alone()`` when nothing else is under way (no flush, nothing pending, no
+        other lone call), else :meth:`submit` ``item``.
+
+        For a store whose batch costs more than a lone call (a savepoint, an extra turn
+        of the event loop): a request that comes alone, as a chain's steps do, takes
+        the cheaper path; requests arriving meanwhile are batched as usual.
+        """
+        if self._alone == 0 and self.idle:
+            self._alone += 1
+            try:
+                return await alone()
+            finally:
+                self._alone -= 1
+        return await self.submit(item)
 
     def _in_turns(self) -> list[tuple[T, asyncio.Future[R]]]:
         """The pending items ordered by turns of their parties: each party's first, then

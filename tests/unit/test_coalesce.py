@@ -5,7 +5,8 @@ go together in the next flush, that each caller gets its own result, that ``max_
 (also when changed between flushes) and ``key`` split batches in submission order, that
 a per-item exception fails that caller only while a raised one fails the whole batch
 without wedging the coalescer, that a caller cancelled before its batch is not flushed,
-and the ``batches`` / ``items`` counters.
+the ``batches`` / ``items`` counters, and that ``submit_or_alone`` goes alone only when
+nothing else is under way.
 """
 
 from __future__ import annotations
@@ -244,3 +245,27 @@ async def test_coalesce_fills_a_full_batch_from_parties_in_turn() -> None:
     # Each party's own items keep their order.
     flood_order = [i for call in flush.calls for i in call if i >= 100]
     assert flood_order == sorted(flood_order)
+
+
+async def test_coalesce_submit_or_alone_goes_alone_only_when_nothing_else_is_under_way() -> None:
+    flush = Flush()
+    c = Coalescer(flush)
+    gate = asyncio.Event()
+    alone_calls: list[int] = []
+
+    async def alone(n: int) -> int:
+        alone_calls.append(n)
+        await gate.wait()
+        return n * 100
+
+    first = asyncio.ensure_future(c.submit_or_alone(1, lambda: alone(1)))
+    await eventually(lambda: alone_calls == [1], 2, "the first call going alone")
+    # A lone call is under way: these are batched, together.
+    rest = [asyncio.ensure_future(c.submit_or_alone(n, lambda n=n: alone(n))) for n in (2, 3)]
+    assert await asyncio.gather(*rest) == [20, 30]
+    assert flush.calls == [[2, 3]]
+    gate.set()
+    assert await first == 100
+    # Nothing under way again: alone.
+    assert await c.submit_or_alone(4, lambda: alone(4)) == 400
+    assert alone_calls == [1, 4]

@@ -36,6 +36,7 @@ from flowmill.store.tables import (
 )
 
 _SqliteCheckpoint = tuple[str | None, str, Callable[[ExecutionRecord, StateReader], Effects]]
+_SqliteLoad = tuple[StepKey, Collection[str]]
 """(tenant, execution id, build) of a checkpoint waiting for the SQLite writer."""
 ne = node_executions
 we = workflow_executions
@@ -291,36 +292,34 @@ class SqliteExecutionStore(SqlExecutionStore):
         self._checkpoints = Coalescer(
             self._checkpoint_batch, share=lambda item: item[0], max_batch=32
         )
-        self._lone_checkpoints = 0
         # Steps taken from the queue together (a fan-out's branches) are read together:
-        # one hand-over to a reader thread and two statements for the lot, instead of
-        # both per step.
-        self._loads: Coalescer[StepKey, LoadedStep | None] = Coalescer(
+        # one hand-over to a reader thread and two statements for the lot (and one per
+        # step that needs outputs), instead of all of them per step.
+        self._loads: Coalescer[_SqliteLoad, LoadedStep | None] = Coalescer(
             self._load_batch, max_batch=64
         )
-        self._lone_loads = 0
 
     def _driver(self, conn: Connection) -> writer.Driver:
         return fast.driver(conn)
 
     async def load_step(self, key: StepKey, references: Collection[str]) -> LoadedStep | None:
-        if self._lone_loads == 0 and self._loads.idle:
-            # Alone (a chain's step): one hand-over with its outputs, as before. Loads
-            # arriving meanwhile are batched.
-            self._lone_loads += 1
-            try:
-                return await super().load_step(key, references)
-            finally:
-                self._lone_loads -= 1
-        loaded = await self._loads.submit(key)
-        if loaded is not None and references:
-            loaded.outputs = await self.load_outputs(key.execution_id, references)
-        return loaded
+        # Alone (a chain's step): its own statements, as any SQL store's.
+        one = super().load_step
+        return await self._loads.submit_or_alone((key, references), lambda: one(key, references))
 
-    async def _load_batch(self, keys: list[StepKey]) -> list[LoadedStep | None]:
-        wanted = [(k.execution_id, k.node_id, k.attempt) for k in keys]
-        found = await self.db.read(lambda conn: repo.get_steps(conn, wanted))
-        return [LoadedStep(*pair, {}) if pair is not None else None for pair in found]
+    async def _load_batch(self, loads: list[_SqliteLoad]) -> list[LoadedStep | None]:
+        def _read(conn: Connection) -> list[LoadedStep | None]:
+            wanted = [(k.execution_id, k.node_id, k.attempt) for k, _ in loads]
+            out: list[LoadedStep | None] = []
+            for (key, references), pair in zip(loads, repo.get_steps(conn, wanted), strict=True):
+                if pair is None:
+                    out.append(None)
+                    continue
+                outs = repo.outputs(conn, key.execution_id, references) if references else {}
+                out.append(LoadedStep(*pair, outs))
+            return out
+
+        return await self.db.read(_read)
 
     def _holder_in(self, conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
         # The raw connection: SQLAlchemy's statement machinery was two thirds of a
@@ -360,19 +359,15 @@ class SqliteExecutionStore(SqlExecutionStore):
         assumed: ExecutionRecord | None = None,
     ) -> Effects:
         clock = self.clock
-        if self._lone_checkpoints == 0 and self._checkpoints.idle:
-            # Alone (a chain's steps come one at a time): its own transaction, without
-            # the batch's extra turns of the event loop and its savepoint, which cost a
-            # 40-step chain 7 % (bench/engine.py). Checkpoints arriving meanwhile are
-            # batched as before.
-            self._lone_checkpoints += 1
-            try:
-                return await self.db.write(
-                    lambda conn: _checkpoint_one(conn, execution_id, build, clock.now)
-                )
-            finally:
-                self._lone_checkpoints -= 1
-        return await self._checkpoints.submit((current_tenant.get(), execution_id, build))
+        # Alone (a chain's steps come one at a time): its own transaction, without the
+        # batch's extra turns of the event loop and its savepoint, which cost a 40-step
+        # chain 7 % (bench/engine.py).
+        return await self._checkpoints.submit_or_alone(
+            (current_tenant.get(), execution_id, build),
+            lambda: self.db.write(
+                lambda conn: _checkpoint_one(conn, execution_id, build, clock.now)
+            ),
+        )
 
     async def _checkpoint_batch(
         self, items: list[_SqliteCheckpoint]
