@@ -207,6 +207,14 @@ class InMemoryExecutionStore:
             line if line.timestamp else dataclasses.replace(line, timestamp=now) for line in fx.logs
         )
         self.turns.extend((fx.tenant_id, fx.turns_of, t) for t in fx.turns if fx.turns_of)
+        follow = fx.follow
+        if follow is not None:  # a start carried by the checkpoint, as the writer does
+            key, tenant = follow.dedupe_key, follow.effects.tenant_id
+            holder = self.dedupe.get((tenant, key)) if key is not None else None
+            if holder is not None:
+                follow.taken_by = holder
+            else:
+                self._apply(follow.effects, key)
 
     async def start(
         self,

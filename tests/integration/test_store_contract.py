@@ -21,6 +21,7 @@ from flowmill.config import Settings
 from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
+    FollowingStart,
     NodeRun,
     RunUpdate,
     StaleStepError,
@@ -253,6 +254,48 @@ async def test_store_contract_checkpoint_of_an_unknown_execution_is_a_lookup_err
         await backend.store.checkpoint(
             uuid7(), lambda ex, r: tx.time_out_execution(ex, backend.clock.now())
         )
+
+
+@pytest.mark.parametrize("assumed", [True, False], ids=["assumed", "locked"])
+async def test_store_contract_checkpoint_carries_a_start(backend: Backend, assumed: bool) -> None:
+    """A checkpoint carrying a start (a sequential loop's next iteration) writes it in
+    its transaction; one whose key another execution holds writes the step alone and
+    names the holder. With the execution as the caller saw it (``assumed``) and
+    without (PostgreSQL's batched statement, and its locked transaction)."""
+    wf_id, compiled = await backend.workflow(CHAIN)
+    holder = await backend.start(wf_id, compiled, dedupe_key="held")
+    execution_id = await backend.start(wf_id, compiled)
+    outcomes = []
+    for node_id, key in (("a", "next-1"), ("b", "held")):
+        run = await backend.run_of(execution_id, node_id)
+        seen = await backend.store.get_execution(execution_id) if assumed else None
+        now = backend.clock.now()
+        nxt = ExecutionRecord(
+            uuid7(), TENANT, wf_id, 1, ExecutionStatus.PENDING, {"type": "loop"}, "loop", now
+        )
+        start = starts.start_execution(compiled, nxt, "t", {"i": 1}, now)
+
+        follow = FollowingStart(start, key)
+
+        def build(
+            ex: ExecutionRecord, reader: Any, run: NodeRun = run, follow: Any = follow
+        ) -> Effects:
+            fx = tx.after_step(compiled, ex, run, tx.Succeeded({}), reader, backend.clock.now())
+            fx.follow = follow
+            return fx
+
+        fx = await backend.store.checkpoint(execution_id, build, assumed=seen)
+        assert fx.follow is not None
+        outcomes.append((nxt.id, fx.follow.taken_by))
+    (carried, first), (refused, second) = outcomes
+    assert (first, second) == (None, holder)
+    ex = await backend.store.get_execution(carried)
+    assert ex is not None and ex.status is ExecutionStatus.RUNNING
+    assert [r.node_id for r in await backend.store.node_runs(carried)] == ["t", "a"]
+    assert await backend.store.get_execution(refused) is None
+    assert await backend.store.node_runs(refused) == []
+    done = await backend.store.get_execution(execution_id)
+    assert done is not None and done.status is ExecutionStatus.SUCCEEDED  # b was written
 
 
 async def test_store_contract_load_step_and_outputs(backend: Backend) -> None:

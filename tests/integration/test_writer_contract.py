@@ -8,7 +8,8 @@ and the one written for a single step) and the fake of ``flowmill.testing``. Thi
 suite builds one scenario with the pure transitions (every transition the planner makes: starts, a
 queued start and its promotion, a slow step announced, a retry scheduled, a suspension
 and its wake, a branch skipped, a failure that goes on, the end of an execution, a
-failure that cancels live runs, a cancellation, a timeout, a stale duplicate), replays
+failure that cancels live runs, a cancellation, a timeout, a stale duplicate, a step
+carrying another execution's start, and one whose carried start's key is taken), replays
 it through each writer and compares, after every step, the rows and events it left
 with those the fake holds. The fake is the yardstick because it is the one every unit
 test trusts; a writer that cannot take a kind of effects (a batch takes one run
@@ -34,6 +35,7 @@ from flowmill.domain.execution import (
     ConversationTurn,
     Effects,
     ExecutionRecord,
+    FollowingStart,
     LogLine,
     NodeRun,
     StaleStepError,
@@ -94,6 +96,7 @@ class Step:
     assumed: ExecutionStatus | None  # the execution's status the step was built from
     dedupe_key: str | None = None
     stale: bool = False  # a duplicate: every writer must refuse it and write nothing
+    taken_by: str | None = None  # a carried start's key was held by this execution
 
 
 Snapshot = dict[str, Any]
@@ -135,7 +138,45 @@ class Scenario:
             return build(ex, reader, now)
 
         fx = await self.store.checkpoint(execution_id, _build)
-        self._record(Step(name, fx, now, seen[0]))
+        taken_by = fx.follow.taken_by if fx.follow is not None else None
+        self._record(Step(name, fx, now, seen[0], taken_by=taken_by))
+
+    async def duplicate_carrying(self, name: str, key: str) -> None:
+        """Replay the step called ``name`` carrying a start with a fresh key: the step is
+        stale, so the start must not be written either."""
+        [original] = [step for step, _ in self.steps if step.name == name]
+        assert original.fx.follow is not None and original.fx.follow.effects.new_execution
+        nxt = dataclasses.replace(original.fx.follow.effects.new_execution, id=uuid7())
+        nxt.status = ExecutionStatus.PENDING
+        start = starts.start_execution(
+            self.compiled, nxt, "t", {"index": 1}, original.now, owner=None, inline_owner="w-1"
+        )
+        fx = dataclasses.replace(original.fx, follow=FollowingStart(start, key))
+        unchanged = self.steps[-1][1]
+        again = dataclasses.replace(original, fx=fx, stale=True, name=f"{name} again")
+        self.steps.append((again, unchanged))
+
+    async def carrying(self, name: str, execution_id: str, node_id: str, key: str) -> None:
+        """A step whose checkpoint carries the start of another execution (a sequential
+        loop's next iteration, started by the commit that ends the one before)."""
+        run = self.latest(execution_id, node_id)
+
+        def build(ex: ExecutionRecord, reader: StateReader, now: datetime) -> Effects:
+            fx = tx.after_step(
+                self.compiled, ex, run, tx.Succeeded({"n": 3}), reader, now, owner="w-1"
+            )
+            trigger = {"type": "loop", "data": {"index": 1}, "node_id": "t"}
+            nxt = ExecutionRecord(
+                uuid7(), TENANT, self.wf_id, 1, ExecutionStatus.PENDING, trigger, "loop", now
+            )
+            nxt.parent_execution_id, nxt.parent_node_id, nxt.iteration = ex.id, node_id, 1
+            start = starts.start_execution(
+                self.compiled, nxt, "t", {"index": 1}, now, owner=None, inline_owner="w-1"
+            )
+            fx.follow = FollowingStart(start, key)
+            return fx
+
+        await self.step(name, execution_id, build)
 
     async def run(self, execution_id: str, node_id: str, outcome: tx.Outcome, name: str) -> None:
         """A step ending the latest attempt of ``node_id`` with ``outcome``."""
@@ -249,6 +290,14 @@ async def build_scenario(wf_id: str, compiled: CompiledWorkflow) -> Scenario:
 
     # 5: a row with every column filled, so that no skipped column goes unseen
     await s.start_filled("every column filled", one)
+
+    # 6: a step carrying the start of another execution, written after it; then one
+    # whose carried start's key is held (by the first execution): only the step is
+    six = await s.start("sixth start")
+    await s.carrying("step carries a start", six, "a", "child:six:a:1")
+    await s.carrying("carried start's key taken", six, "c", "evt-1")
+    assert s.steps[-1][0].taken_by == one and s.steps[-2][0].taken_by is None
+    await s.duplicate_carrying("step carries a start", "child:six:a:again")
     return s
 
 
@@ -441,6 +490,9 @@ def _postgres_batch(rt: Runtime, *, set_based: bool) -> Write:
         )
         if not result.done:
             raise StaleStepError(fx.run_updates[0].run_id if fx.run_updates else fx.execution_id)
+        if fx.follow is not None:  # (the store asks who holds a key the batch found taken)
+            assert result.follow_done == (step.taken_by is None)
+            fx.follow.taken_by = step.taken_by
         return None
 
     return write
@@ -518,7 +570,11 @@ async def test_writer_contract_every_writer_leaves_the_rows_of_the_fake(
                 with pytest.raises(StaleStepError):
                     await write(step)
             else:
+                if step.fx.follow is not None:
+                    step.fx.follow.taken_by = None  # each writer says it again
                 await write(step)
+                if step.fx.follow is not None:
+                    assert step.fx.follow.taken_by == step.taken_by, step.name
             got = await rt.db.read(sql_snapshot)
             problems = _differences(expected, got)
             assert not problems, f"{name} after {step.name!r}:\n  " + "\n  ".join(problems)

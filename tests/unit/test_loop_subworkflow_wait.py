@@ -319,6 +319,54 @@ async def test_loop_driven_window_is_started_in_one_write() -> None:
     assert singles == [ex.id]  # the parent alone: no child started one by one
 
 
+CARRIED = [
+    # (name, config, items, iterations started, started by the commit ending the last)
+    ("all succeed", {}, [1, 2, 3, 4, 5], [0, 1, 2, 3, 4], 4),
+    ("fail stops at the failure", {}, [1, -2, 3, 4], [0, 1], 1),
+    ("continue goes past it", {"on_item_error": "continue"}, [1, -2, 3, 4], [0, 1, 2, 3], 3),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "items", "iterations", "carried"), CARRIED, ids=[c[0] for c in CARRIED]
+)
+async def test_loop_sequential_iteration_starts_with_the_commit_that_ends_the_last(
+    name: str, config: dict[str, Any], items: list[int], iterations: list[int], carried: int
+) -> None:
+    # Driven here, a sequential loop writes one commit per iteration, not two: the
+    # first iteration alone is started by a write of its own (start_many); each next
+    # one is carried by the checkpoint that ends the one before, if that end lets the
+    # loop go on. After a failure under ``fail`` no iteration starts.
+    async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=60)) as harness:
+        batches: list[int] = []
+        carriers: list[str] = []
+        start_many, checkpoint = harness.store.start_many, harness.store.checkpoint
+
+        async def counted_many(starts: Any) -> Any:
+            batches.append(len(starts))
+            return await start_many(starts)
+
+        async def counted(execution_id: str, build: Any, **kwargs: Any) -> Any:
+            fx = await checkpoint(execution_id, build, **kwargs)
+            if fx.follow is not None and fx.follow.taken_by is None:
+                carriers.append(execution_id)
+            return fx
+
+        harness.store.start_many = counted_many  # type: ignore[method-assign]
+        harness.store.checkpoint = counted  # type: ignore[method-assign]
+        ex, _runs = await harness.run(signed_loop(**config), {"xs": items})
+    kids = sorted(
+        (e for e in harness.store.executions.values() if e.parent_execution_id == ex.id),
+        key=lambda e: e.iteration or 0,
+    )
+    assert [k.iteration for k in kids] == iterations
+    assert batches == [1]
+    assert len(carriers) == carried
+    by_id = {k.id: k.iteration for k in kids}
+    assert [by_id[c] for c in carriers] == iterations[:carried]  # each by the one before
+    assert ex.status is (X.FAILED if name.startswith("fail") else X.SUCCEEDED), ex.error
+
+
 async def test_loop_child_driven_elsewhere_frees_its_place_when_it_ends() -> None:
     # The first iteration parks (a wait), so the loop's step stops driving it; with a
     # window of one, the next iteration starts only once it ends. Its end (a signal)

@@ -182,6 +182,24 @@ class ConversationTurn:
 
 
 @dataclass
+class FollowingStart:
+    """A start that a checkpoint carries: written in the same transaction, after the
+    checkpoint's own effects (a sequential loop's next iteration, started by the
+    commit that ends the one before, instead of by a commit of its own).
+
+    Attributes:
+        effects: The start's effects, as a start's builder gives them.
+        dedupe_key: Its key; if another execution of the tenant holds it, nothing of
+            the start is written and the store sets ``taken_by`` to that execution.
+        taken_by: Set by the store when the key was taken.
+    """
+
+    effects: Effects
+    dedupe_key: str | None = None
+    taken_by: str | None = None
+
+
+@dataclass
 class Effects:
     """Everything one transaction writes; the store applies it atomically.
 
@@ -202,6 +220,8 @@ class Effects:
     turns_of: StepKey | None = None
     # not written: tells whoever hears of the commit that a child ended (wake its parent)
     parent_execution_id: str | None = None
+    # another execution's start, written after these effects in their transaction
+    follow: FollowingStart | None = None
 
     @property
     def ready(self) -> list[NodeRun]:

@@ -145,9 +145,57 @@ class ControlStore(Protocol):
 
 StartChild = Callable[..., Awaitable[str]]
 DriveChild = Callable[..., Awaitable[tuple[str, ExecutionStatus | None]]]
-#: A child's first steps, to run in the caller's task (``None``: nothing to run here).
-ChildDrive = Coroutine[Any, Any, ExecutionStatus | None]
-DriveChildren = Callable[[Sequence[dict[str, Any]]], Awaitable[list[tuple[str, ChildDrive | None]]]]
+
+
+@dataclass(frozen=True)
+class Driven:
+    """What came of driving a child's first steps (:meth:`Control.run_children`).
+
+    Attributes:
+        status: Its final status if it ended meanwhile (``None``: it runs on or parked).
+        next: The next iteration, if the commit that ended this one started it (see
+            :class:`Successor`): its id and the drive of its first steps (``None`` if
+            it existed already).
+    """
+
+    status: ExecutionStatus | None
+    next: tuple[str, ChildDrive | None] | None = None
+
+
+#: A child's first steps, to run in the caller's task.
+ChildDrive = Coroutine[Any, Any, Driven]
+
+
+@dataclass(frozen=True)
+class Successor:
+    """How a sequential loop's iterations follow each other when driven here: the
+    commit that ends iteration ``i`` as ``on`` says also starts iteration ``i + 1``.
+
+    Attributes:
+        args: The start arguments of iteration ``i`` (``None``: there is none).
+        on: The ends of an iteration that start the next.
+        wanted: Asked before each checkpoint: whether the loop still drives (it stops
+            when its drive budget is spent, or it fails).
+    """
+
+    args: Callable[[int], Awaitable[dict[str, Any] | None]]
+    on: frozenset[ExecutionStatus]
+    wanted: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Then:
+    """A loop's side of :class:`Successor`: ``data(i)`` is iteration ``i``'s trigger
+    data in a 1-tuple, or ``None`` when there is no iteration ``i``."""
+
+    data: Callable[[int], tuple[Any] | None]
+    on: frozenset[ExecutionStatus]
+    wanted: Callable[[], bool]
+
+
+DriveChildren = Callable[
+    [Sequence[dict[str, Any]], Successor | None], Awaitable[list[tuple[str, ChildDrive | None]]]
+]
 
 
 def loop_scope(trigger: dict[str, Any]) -> dict[str, Any]:
@@ -372,24 +420,37 @@ class Control:
         body: str | None = None,
         trigger_type: str = "sub_workflow",
         mark: dict[str, Any] | None = None,
+        then: Then | None = None,
     ) -> list[tuple[str, ChildDrive | None]]:
         """:meth:`run_child` for several iterations ``(index, data)`` at once: their rows
         are written together, then each child's first steps are handed back to run
         (await each, or close it). A child started before (a start repeated after a
         crash) comes back without steps to run.
 
+        With ``then`` (a sequential loop) the end of each iteration driven here
+        starts the next in its own commit (see :class:`Successor`).
+
         Raises:
             ControlError: As :meth:`start_child`.
         """
-        many = [
-            await self._child_args(
+
+        async def args(index: int, data: Any) -> dict[str, Any]:
+            return await self._child_args(
                 ctx, data, index, workflow_id, version, body, trigger_type, mark, None
             )
-            for index, data in iterations
-        ]
-        if self._drive_many is not None:
-            return await self._drive_many(many)
-        return [(await self._start(**args), None) for args in many]
+
+        many = [await args(index, data) for index, data in iterations]
+        if self._drive_many is None:
+            return [(await self._start(**a), None) for a in many]
+        successor = None
+        if then is not None:
+
+            async def following(index: int) -> dict[str, Any] | None:
+                data = then.data(index)
+                return None if data is None else await args(index, data[0])
+
+            successor = Successor(following, then.on, then.wanted)
+        return await self._drive_many(many, successor)
 
     async def _child_args(
         self,

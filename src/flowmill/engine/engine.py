@@ -27,9 +27,12 @@ from flowmill.engine import transitions as tx
 from flowmill.engine.compiled import CompiledWorkflow, body_definition
 from flowmill.engine.control import (
     WAKE_CHILDREN,
+    ChildDrive,
     Control,
     ControlSettings,
     ControlStore,
+    Driven,
+    Successor,
 )
 from flowmill.engine.hub import EventHub
 from flowmill.engine.middleware import (
@@ -54,7 +57,7 @@ from flowmill.engine.ports import (
     TriggerJob,
     WorkerRegistry,
 )
-from flowmill.engine.runner import StepRunner, job_for, priority_of
+from flowmill.engine.runner import CarriedStart, StepRunner, job_for, priority_of
 from flowmill.engine.services import NodeServices
 from flowmill.engine.signals import SignalBox
 from flowmill.engine.sweeper import Sweeper, may_start
@@ -347,8 +350,7 @@ class Engine:
             final status; ``None`` otherwise (parked, branches on the queue, still
             running, not run here, or existing already): then :meth:`wait` for it.
         """
-        args: dict[str, Any] = {k: start.get(k) for k in _START_ARGS}
-        args["trigger_type"] = args["trigger_type"] or "manual"
+        args = _start_args(start)
         hold = self.runs_here and self._in_place < self.options.concurrency
         with tenant_scope(args["tenant_id"]):
             execution_id, held = await self._start(**args, hold=hold)
@@ -384,35 +386,33 @@ class Engine:
         """
         tenant_id = start["tenant_id"]
         with tenant_scope(tenant_id):
-            args: dict[str, Any] = {k: start.get(k) for k in _START_ARGS}
-            args["trigger_type"] = args["trigger_type"] or "manual"
-            execution_id, held = await self._start(**args, hold=True)
+            execution_id, held = await self._start(**_start_args(start), hold=True)
             if held is None:
                 return execution_id, None
             wf, ex, run = held
             return execution_id, await self.runner.drive(wf, ex, run)
 
     async def drive_children(
-        self, starts: Sequence[dict[str, Any]]
-    ) -> list[tuple[str, Coroutine[Any, Any, ExecutionStatus | None] | None]]:
+        self, starts: Sequence[dict[str, Any]], successor: Successor | None = None
+    ) -> list[tuple[str, ChildDrive | None]]:
         """:meth:`drive_child` for a window of children of one parent: their rows are
         written together (one transaction where the store can), then each child's
         first steps are handed back to run in the caller's tasks.
 
+        With ``successor`` (a sequential loop), the checkpoint that ends an iteration
+        as ``successor.on`` says also starts the next one, in its transaction: one
+        commit per iteration instead of two. Its drive comes back in the
+        :class:`~flowmill.engine.control.Driven` of the one before.
+
         Returns:
             Per start, in order: the child's id and a coroutine that runs its first steps
-            and returns its final status if it ended meanwhile (see :meth:`drive_child`);
-            no coroutine for a child that existed already. The caller must await or
-            close each coroutine.
+            and returns what came of them (see :meth:`drive_child`); no coroutine for a
+            child that existed already. The caller must await or close each coroutine.
         """
         if not starts:
             return []
         with tenant_scope(starts[0]["tenant_id"]):
-            prepared = []
-            for start in starts:
-                args: dict[str, Any] = {k: start.get(k) for k in _START_ARGS}
-                args["trigger_type"] = args["trigger_type"] or "manual"
-                prepared.append(await self._prepare(**args, hold=True))
+            prepared = [await self._prepare(**_start_args(s), hold=True) for s in starts]
             if any(p.limited for p in prepared):
                 # Counted under the workflow's lock one at a time, as single starts are.
                 held = [await self._commit_start(p) for p in prepared]
@@ -430,10 +430,45 @@ class Engine:
                     jobs.extend(ready)
                     held.append((child_id, run))
                 await self.dispatch(jobs)
-        out: list[tuple[str, Coroutine[Any, Any, ExecutionStatus | None] | None]] = []
+        out: list[tuple[str, ChildDrive | None]] = []
         for p, (child_id, run) in zip(prepared, held, strict=True):
-            out.append((child_id, None if run is None else self.runner.drive(p.wf, p.ex, run)))
+            drive = None if run is None else self._drive_iteration(p, run, successor)
+            out.append((child_id, drive))
         return out
+
+    async def _drive_iteration(
+        self, p: _PreparedStart, run: NodeRun, successor: Successor | None
+    ) -> Driven:
+        """Run a child's first steps; its successor (if any) is offered to their
+        checkpoints, and handed back, to be driven in turn, if one carried it."""
+        carry: CarriedStart | None = None
+        made: list[_PreparedStart] = []
+        index = p.ex.iteration
+        if successor is not None and index is not None:
+            start = await successor.args(index + 1)
+            if start is not None:
+                args = _start_args(start)
+                body = (args["metadata"] or {}).get("body")
+                wf = await self.compiled_body(args["workflow_id"], args["version"], body or None)
+                if not (wf.workflow.settings.max_concurrent or wf.workflow.settings.per_minute):
+
+                    def build() -> Effects:
+                        # In the checkpoint's transaction: stamped with its time.
+                        made.append(self._prepare_compiled(wf, 0, **args, hold=True))
+                        return made[0].build(LimitCounts())
+
+                    carry = CarriedStart(build, args["dedupe_key"], successor.on, successor.wanted)
+        status = await self.runner.drive(p.wf, p.ex, run, carry)
+        following = carry.carried if carry is not None else None
+        if following is None:
+            return Driven(status)
+        if following.taken_by is not None:
+            return Driven(status, (following.taken_by, None))
+        nxt = made[0]
+        child_id, held, jobs = self._after_start(nxt, following.effects)
+        await self.dispatch(jobs)
+        drive = None if held is None else self._drive_iteration(nxt, held, successor)
+        return Driven(status, (child_id, drive))
 
     async def _start(
         self,
@@ -484,6 +519,39 @@ class Engine:
         """Everything of a start but its transaction: the record and its effects' builder."""
         body = (metadata or {}).get("body")
         wf = await self.compiled_body(workflow_id, version, body if body else None)
+        cap = 0
+        if self._execution_cap is not None and parent_execution_id is None:
+            cap = await self._execution_cap(tenant_id)
+        return self._prepare_compiled(
+            wf, cap, tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
+            metadata, parent_execution_id, retry_of, execution_metadata, parent_node_id,
+            iteration, priority, hold=hold,
+        )  # fmt: skip
+
+    def _prepare_compiled(
+        self,
+        wf: CompiledWorkflow,
+        cap: int,
+        tenant_id: str,
+        workflow_id: str,
+        version: int,
+        data: Any,
+        trigger_type: str,
+        node_id: str | None,
+        dedupe_key: str | None,
+        metadata: dict[str, Any] | None,
+        parent_execution_id: str | None,
+        retry_of: str | None,
+        execution_metadata: dict[str, Any] | None,
+        parent_node_id: str | None = None,
+        iteration: int | None = None,
+        priority: int | None = None,
+        *,
+        hold: bool = False,
+    ) -> _PreparedStart:
+        """:meth:`_prepare` once the workflow is compiled and the tenant's cap known:
+        no awaits, so a checkpoint can prepare the start it carries in its transaction,
+        stamped with the time of that transaction."""
         if priority is None:
             priority = wf.workflow.settings.priority
         if priority:
@@ -521,9 +589,6 @@ class Engine:
             parent_node_id=parent_node_id,
             iteration=iteration,
         )
-        cap = 0
-        if self._execution_cap is not None and parent_execution_id is None:
-            cap = await self._execution_cap(tenant_id)
         limited = bool(settings.max_concurrent or settings.per_minute or cap)
         p = _PreparedStart(wf, ex, dedupe_key, limited, hold)
 
@@ -899,6 +964,13 @@ class Engine:
         assert self._execution_cap is not None
         if await self._execution_cap(tenant_id):
             await self._sweeper.promote_queued(tenant_id, limit=20)
+
+
+def _start_args(start: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of :meth:`Engine._prepare` among a start's."""
+    args = {k: start.get(k) for k in _START_ARGS}
+    args["trigger_type"] = args["trigger_type"] or "manual"
+    return args
 
 
 @dataclass

@@ -24,6 +24,7 @@ from flowmill.domain.errors import NodeError
 from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
+    FollowingStart,
     NodeRun,
     RunUpdate,
     StaleStepError,
@@ -83,6 +84,39 @@ def job_for(run: NodeRun, tenant_id: str, priority: int = 0) -> StepJob:
         priority=priority,
         wake=wake,
     )
+
+
+@dataclass
+class CarriedStart:
+    """A start offered to the checkpoints of a drive (:meth:`StepRunner.drive`): the
+    checkpoint that ends the execution with a status in ``on`` writes it in its own
+    transaction (:class:`~flowmill.domain.execution.FollowingStart`). A sequential
+    loop's next iteration starts so, with the commit that ends the one before.
+
+    Attributes:
+        build: The start's effects (called once, when first carried).
+        dedupe_key: The start's key.
+        on: The ends of the execution that carry it.
+        wanted: Asked before each checkpoint: whether the start is still wanted.
+        carried: Set once a committed checkpoint carried it (its ``taken_by`` says
+            whether it was written).
+    """
+
+    build: Callable[[], Effects]
+    dedupe_key: str | None
+    on: frozenset[ExecutionStatus]
+    wanted: Callable[[], bool]
+    carried: FollowingStart | None = None
+    _following: FollowingStart | None = None
+
+    def attach(self, fx: Effects) -> Effects:
+        """``fx``, carrying the start if it ends the execution as wanted."""
+        x = fx.execution_update
+        if x is not None and x.status in self.on:
+            if self._following is None:
+                self._following = FollowingStart(self.build(), self.dedupe_key)
+            fx.follow = self._following
+        return fx
 
 
 class StepRunner:
@@ -193,24 +227,35 @@ class StepRunner:
         return fx
 
     async def drive(
-        self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun
+        self,
+        wf: CompiledWorkflow,
+        ex: ExecutionRecord,
+        run: NodeRun,
+        carry: CarriedStart | None = None,
     ) -> ExecutionStatus | None:
         """Run a step this worker holds (``run.owner``) and what follows it inline, now,
-        in the caller's task. Returns the execution's status if it ended meanwhile."""
-        status = await self._run_chain(wf, ex, run)
+        in the caller's task. Returns the execution's status if it ended meanwhile.
+        ``carry`` is offered to the checkpoint that ends the execution inline."""
+        status = await self._run_chain(wf, ex, run, carry)
         return status if status is not None and status.terminal else None
 
     async def _run_chain(
-        self, wf: CompiledWorkflow, ex: ExecutionRecord, run: NodeRun
+        self,
+        wf: CompiledWorkflow,
+        ex: ExecutionRecord,
+        run: NodeRun,
+        carry: CarriedStart | None = None,
     ) -> ExecutionStatus | None:
         """Returns the last status the chain's checkpoints gave the execution."""
         chain_outputs: dict[str, Any] = {}
         status = None
         for depth in range(self.options.inline_limit + 1):
             inline = self.options.inline and depth < self.options.inline_limit
-            fx = await self._run_one(wf, ex, run, chain_outputs, inline=inline)
+            fx = await self._run_one(wf, ex, run, chain_outputs, inline=inline, carry=carry)
             if fx is None:
                 return status
+            if carry is not None and fx.follow is not None:
+                carry.carried = fx.follow
             if fx.execution_update is not None:
                 status = fx.execution_update.status
             next_run = None
@@ -239,10 +284,11 @@ class StepRunner:
         chain_outputs: dict[str, Any],
         *,
         inline: bool,
+        carry: CarriedStart | None = None,
     ) -> Effects | None:
         self.active.add(run.key)
         try:
-            return await self._run_step(wf, ex, run, chain_outputs, inline=inline)
+            return await self._run_step(wf, ex, run, chain_outputs, inline=inline, carry=carry)
         finally:
             self.active.discard(run.key)
             deferred = self._deferred.pop(run.key, None)
@@ -257,6 +303,7 @@ class StepRunner:
         chain_outputs: dict[str, Any],
         *,
         inline: bool,
+        carry: CarriedStart | None = None,
     ) -> Effects | None:
         node = wf.node(run.node_id)
         outputs = {k: chain_outputs[k] for k in node.references if k in chain_outputs}
@@ -278,9 +325,10 @@ class StepRunner:
         if outcome is None:
             return None
         inline_owner = self.worker_id if inline else None
-        fx = await self._checkpoint(
-            ex.id,
-            lambda e, reader: tx.after_step(
+        offer = carry if carry is not None and carry.wanted() else None
+
+        def build(e: ExecutionRecord, reader: tx.StateReader) -> Effects:
+            fx = tx.after_step(
                 wf,
                 e,
                 run,
@@ -290,9 +338,10 @@ class StepRunner:
                 owner=self._queue_owner,
                 inline_owner=inline_owner,
                 rng=self._rng,
-            ),
-            assumed=ex,
-        )
+            )
+            return offer.attach(fx) if offer is not None else fx
+
+        fx = await self._checkpoint(ex.id, build, assumed=ex)
         if fx is None:
             log.info(
                 "step finished elsewhere; result dropped",

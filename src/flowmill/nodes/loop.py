@@ -32,6 +32,8 @@ from flowmill.engine.control import (
     ChildDrive,
     Control,
     ControlError,
+    Driven,
+    Then,
 )
 from flowmill.nodes._children import child_failed, control_of, poll_delay, start_failed
 from flowmill.nodes.base import NodeConfig, NodeContext, NodeType, Suspend
@@ -130,7 +132,15 @@ class LoopNode(NodeType[LoopConfig]):
         # wait, a delay) or takes the queue is simply waited for like any child.
         drive = control.can_drive and config.body is not None and control.settings.drive_s > 0
         deadline = time.monotonic() + control.settings.drive_s
-        driving: dict[asyncio.Task[ExecutionStatus | None], int] = {}
+        then = None
+        if config.mode == "sequential" and items is not None:
+            # Each iteration driven here starts the next with the commit that ends it.
+            then = Then(
+                data=lambda i: (_data(ctx, config, i, items),) if i < len(items) else None,
+                on=_GO_ON[config.on_item_error],
+                wanted=lambda: time.monotonic() < deadline,
+            )
+        driving: dict[asyncio.Task[Driven], int] = {}
         ended = asyncio.Event()
         if drive:
             control.driving(ctx.execution_id, True)
@@ -175,7 +185,7 @@ class LoopNode(NodeType[LoopConfig]):
                         # The free places of the window in one write (one commit on
                         # SQLite), then each child's steps in a task of its own.
                         drives = await self._run_children(
-                            ctx, config, control, range(started, stop), items
+                            ctx, config, control, range(started, stop), items, then
                         )
                         for i, steps in zip(range(started, stop), drives, strict=True):
                             known.setdefault(i, ExecutionStatus.RUNNING)
@@ -195,7 +205,7 @@ class LoopNode(NodeType[LoopConfig]):
                     # (a slow body must not hold it past its own time-out); their ends
                     # wake it once it parks, as any child's do.
                     for task in driving:
-                        control.keep(task)
+                        control.keep(asyncio.ensure_future(_drain(task)))
                     driving.clear()
                     break
                 if others and ended.is_set():
@@ -217,9 +227,18 @@ class LoopNode(NodeType[LoopConfig]):
                 for fut in done:
                     if fut is watch:
                         continue  # another's end: read again at the top of the loop
-                    i = driving.pop(cast("asyncio.Task[ExecutionStatus | None]", fut))
-                    status = fut.result()
+                    i = driving.pop(cast("asyncio.Task[Driven]", fut))
+                    result: Driven = fut.result()
+                    status = result.status
                     known[i] = status if status is not None else ExecutionStatus.WAITING
+                    if result.next is not None:  # its end started the next iteration
+                        _child, steps = result.next
+                        known.setdefault(i + 1, ExecutionStatus.RUNNING)
+                        started = max(started, i + 2)
+                        if steps is not None:
+                            driving[asyncio.ensure_future(steps)] = i + 1
+                        else:
+                            ended.set()  # found started: read its state
         finally:
             await _cancel_all(driving)
             if drive:
@@ -299,11 +318,13 @@ class LoopNode(NodeType[LoopConfig]):
         control: Control,
         indexes: range,
         items: list[Any] | None,
+        then: Then | None,
     ) -> list[ChildDrive | None]:
         try:
             started = await control.run_children(
                 ctx,
                 [(i, _data(ctx, config, i, items)) for i in indexes],
+                then=then,
                 **_child_args(ctx, config),
             )
         except ControlError as e:
@@ -365,6 +386,11 @@ class LoopNode(NodeType[LoopConfig]):
 
 
 _BAD = (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+#: The ends of an iteration after which a sequential loop goes on, by ``on_item_error``.
+_GO_ON = {
+    "fail": frozenset({ExecutionStatus.SUCCEEDED}),
+    "continue": frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED}),
+}
 
 
 def _data(ctx: NodeContext, config: LoopConfig, index: int, items: list[Any] | None) -> Any:
@@ -397,14 +423,27 @@ def _others(known: dict[int, ExecutionStatus], driving: dict[Any, int]) -> list[
     return [i for i, s in known.items() if not s.terminal and i not in mine]
 
 
-async def _cancel_all(tasks: dict[asyncio.Task[Any], int]) -> None:
+async def _cancel_all(tasks: dict[asyncio.Task[Driven], int]) -> None:
     """Stop driving: the children keep their rows (cancelled with the parent, or taken
     over by the sweeper); only this step's hold on them ends."""
     for task in tasks:
         task.cancel()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is None:
+            nxt = task.result().next
+            if nxt is not None and nxt[1] is not None:
+                nxt[1].close()  # an iteration started as this one ended: the sweeper's
     tasks.clear()
+
+
+async def _drain(task: asyncio.Task[Driven]) -> None:
+    """Drive a handed-over iteration to its end, and the one its end started, if any
+    (an end just past the budget can still start one)."""
+    result = await task
+    while result.next is not None and result.next[1] is not None:
+        result = await result.next[1]
 
 
 def _saved(ctx: NodeContext, key: str, default: int) -> int:

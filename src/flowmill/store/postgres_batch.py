@@ -71,9 +71,11 @@ _STARTS = """
 nx AS (
   INSERT INTO workflow_executions
   SELECT (jsonb_populate_record(NULL::workflow_executions, x->'row')).*
-  FROM jsonb_array_elements({starts}::jsonb) x
+  FROM jsonb_array_elements({starts}::jsonb) x{after}
   ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
   RETURNING id)"""
+# A start carried by a step (``after``: the step's index) is written only if the step is.
+_AFTER = "\n  WHERE x->>'after' IS NULL OR (x->>'after')::int IN (SELECT i FROM u)"
 _DONE_STEPS = "SELECT i FROM u"
 _DONE_STARTS = """SELECT (x->>'i')::int AS i FROM jsonb_array_elements({starts}::jsonb) x
   WHERE (x->'row'->>'id')::uuid IN (SELECT id FROM nx)"""
@@ -142,7 +144,7 @@ def statement(present: frozenset[str]) -> str:
         parts.append(_STEPS)
         done.append(_DONE_STEPS)
     if "starts" in present:
-        parts.append(_STARTS)
+        parts.append(_STARTS.replace("{after}", _AFTER if "steps" in present else ""))
         done.append(_DONE_STARTS)
     parts.append(
         f"\ndone AS (\n  {' UNION ALL '.join(done) or 'SELECT NULL::int AS i WHERE false'})"
@@ -173,7 +175,8 @@ class WriteItem:
 
     Attributes:
         fx: What to write. A step: exactly one run update, no new execution, no
-            cancellation. A start: a new execution and no run update.
+            cancellation, and maybe a start it carries (``fx.follow``: written only if
+            the step is). A start: a new execution and no run update.
         assumed: For a step, the execution status the effects were built from.
         dedupe_key: For a start, its key (unique per tenant), if any.
     """
@@ -196,10 +199,13 @@ class WriteResult:
         ok: A step: its execution's status was as assumed. A start: always true.
         done: Everything was written (a step whose status was as assumed but whose
             run had moved on, or a start whose dedupe key was taken, is not done).
+        follow_done: The start the step carried was written (not: its key was taken,
+            or the step was not done).
     """
 
     ok: bool
     done: bool
+    follow_done: bool = False
 
 
 def fits(fx: Effects) -> bool:
@@ -214,23 +220,20 @@ def fits(fx: Effects) -> bool:
 
 def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
     """The batch's rows as JSON arrays, by kind (only the kinds it has)."""
-    steps: list[dict[str, Any]] = []
-    starts: list[dict[str, Any]] = []
-    runs: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    logs: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        fx = item.fx
-        if fx.new_execution is not None:
-            starts.append({"i": i, "row": execution_values(fx.new_execution, item.dedupe_key)})
+    rows = _Rows(now)
+    for item in items:
+        fx = rows.add(item.fx)
+        if item.fx.new_execution is not None:
+            rows.starts.append(
+                {"i": fx, "row": execution_values(item.fx.new_execution, item.dedupe_key)}
+            )
         else:
             assert item.assumed is not None
-            u = fx.run_updates[0]
-            steps.append(
+            u = item.fx.run_updates[0]
+            rows.steps.append(
                 {
-                    "i": i,
-                    "execution_id": fx.execution_id,
+                    "i": fx,
+                    "execution_id": item.fx.execution_id,
                     "expect_status": item.assumed.value,
                     "run_id": u.run_id,
                     "run_expect": [s.value for s in u.expect],
@@ -245,10 +248,44 @@ def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
                     "owner": u.owner,
                 }
             )
-        runs.extend({"i": i, "row": run_values(r)} for r in fx.new_runs)
+        follow = item.fx.follow
+        if follow is not None:
+            start = follow.effects
+            assert start.new_execution is not None
+            row = execution_values(start.new_execution, follow.dedupe_key)
+            rows.starts.append({"i": rows.add(start), "after": fx, "row": row})
+    arrays = dict(
+        zip(
+            KINDS,
+            (rows.steps, rows.starts, rows.runs, rows.updates, rows.logs, rows.events),
+            strict=True,
+        )
+    )
+    return {kind: jsonutil.dumps(r) for kind, r in arrays.items() if r}
+
+
+class _Rows:
+    """A batch's rows by kind; each written effects gets the next index (``i``), the
+    order its events take in the tenant's sequence. An item's carried start gets the
+    index after the item's."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.n = 0
+        self.steps: list[dict[str, Any]] = []
+        self.starts: list[dict[str, Any]] = []
+        self.runs: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.logs: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    def add(self, fx: Effects) -> int:
+        """The rows ``fx`` adds (runs, the execution's update, logs, events); its index."""
+        i, self.n = self.n, self.n + 1
+        self.runs.extend({"i": i, "row": run_values(r)} for r in fx.new_runs)
         x = fx.execution_update
         if x is not None:
-            updates.append(
+            self.updates.append(
                 {
                     "i": i,
                     "id": fx.execution_id,
@@ -259,15 +296,14 @@ def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
                     "completed_at": x.completed_at,
                 }
             )
-        logs.extend(
-            {"i": i, "row": log_values(fx.tenant_id, fx.execution_id, line, now)}
+        self.logs.extend(
+            {"i": i, "row": log_values(fx.tenant_id, fx.execution_id, line, self.now)}
             for line in fx.logs
         )
-        events.extend(
+        self.events.extend(
             {"i": i, "ord": k, **event_values(fx.tenant_id, e)} for k, e in enumerate(fx.events)
         )
-    arrays = dict(zip(KINDS, (steps, starts, runs, updates, logs, events), strict=True))
-    return {kind: jsonutil.dumps(rows) for kind, rows in arrays.items() if rows}
+        return i
 
 
 class Plans:
@@ -312,6 +348,15 @@ class _Prepared:
     statement: Any  # asyncpg.PreparedStatement
     uses: int
     refresh_at: int
+
+
+def _one_step_fits(item: WriteItem) -> bool:
+    """Whether :func:`_one_step` writes ``item``: a step, and the start it carries, if
+    any, is only an execution with its runs and events."""
+    if item.is_start:
+        return False
+    follow = item.fx.follow
+    return follow is None or not (follow.effects.logs or follow.effects.execution_update)
 
 
 def _one_step(item: WriteItem, now: datetime) -> tuple[str, list[Any]]:
@@ -363,26 +408,56 @@ def _one_step(item: WriteItem, now: datetime) -> tuple[str, list[Any]]:
             "l AS (INSERT INTO execution_logs SELECT * FROM jsonb_populate_recordset("
             f"NULL::execution_logs, {p(_json(logs), '::jsonb')}) WHERE {done} RETURNING 1)"
         )
-    if fx.events:
+    follow = fx.follow
+    started = "false"  # whether the carried start was written
+    if follow is not None:
+        # The start the step carries: its execution only if the step was written (and
+        # its key is free), its runs only if its execution was.
+        assert follow.effects.new_execution is not None
+        row = execution_values(follow.effects.new_execution, follow.dedupe_key)
+        ctes.append(
+            "nx AS (INSERT INTO workflow_executions SELECT * FROM jsonb_populate_record("
+            f"NULL::workflow_executions, {p(_json(row), '::jsonb')}) WHERE {done} "
+            "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING 1)"
+        )
+        started = "EXISTS (SELECT 1 FROM nx)"
+        runs = [run_values(r) for r in follow.effects.new_runs]
+        ctes.append(
+            "nr AS (INSERT INTO node_executions SELECT * FROM jsonb_populate_recordset("
+            f"NULL::node_executions, {p(_json(runs), '::jsonb')}) WHERE {started} RETURNING 1)"
+        )
+    follow_events = follow.effects.events if follow is not None else []
+    if fx.events or follow_events:
         n = p(len(fx.events), "::bigint")
-        events = [event_values(fx.tenant_id, e) for e in fx.events]
+        # the carried start's events follow the step's, when it was written
+        nf = "0"
+        if follow is not None:
+            nf = f"(CASE WHEN {started} THEN {p(len(follow_events), '::bigint')} ELSE 0 END)"
         ctes.append(
-            f"s AS (UPDATE tenants SET event_seq = event_seq + {n} "
-            f"WHERE id = {p(fx.tenant_id)} AND {done} RETURNING event_seq)"
+            f"s AS (UPDATE tenants SET event_seq = event_seq + {n} + {nf} "
+            f"WHERE id = {p(fx.tenant_id)} AND {done} RETURNING event_seq - {n} - {nf} AS base)"
         )
-        ctes.append(
-            "e AS (INSERT INTO event_store (id, tenant_id, stream_id, event_type, payload, "
-            "timestamp, sequence_number) SELECT v.id, v.tenant_id, v.stream_id, v.event_type, "
-            f"v.payload, v.timestamp, s.event_seq - {n} + v.ord FROM s, "
-            f"jsonb_populate_recordset(NULL::event_store, {p(_json(events), '::jsonb')}) "
-            "WITH ORDINALITY AS v(id, tenant_id, stream_id, event_type, payload, timestamp, "
-            "sequence_number, ord) RETURNING 1)"
-        )
+        for cte, offset, what, where in (
+            ("e", "", fx.events, ""),
+            ("ef", f" + {n}", follow_events, f" WHERE {started}"),
+        ):
+            if not what:
+                continue
+            rows = [event_values(fx.tenant_id, e) for e in what]
+            ctes.append(
+                f"{cte} AS (INSERT INTO event_store (id, tenant_id, stream_id, event_type, "
+                "payload, timestamp, sequence_number) SELECT v.id, v.tenant_id, v.stream_id, "
+                f"v.event_type, v.payload, v.timestamp, s.base{offset} + v.ord FROM s, "
+                f"jsonb_populate_recordset(NULL::event_store, {p(_json(rows), '::jsonb')}) "
+                "WITH ORDINALITY AS v(id, tenant_id, stream_id, event_type, payload, timestamp, "
+                f"sequence_number, ord){where} RETURNING 1)"
+            )
     sql = (
         "WITH "
         + ",\n".join(ctes)
         + "\nSELECT CASE WHEN EXISTS (SELECT 1 FROM ok) THEN '{0}'::int[] ELSE '{}' END AS ok,"
-        " CASE WHEN EXISTS (SELECT 1 FROM u) THEN '{0}'::int[] ELSE '{}' END AS done"
+        " CASE WHEN EXISTS (SELECT 1 FROM u) THEN '{0}'::int[] ELSE '{}' END AS done,"
+        f" {started} AS started"
     )
     return sql, params
 
@@ -407,18 +482,29 @@ async def write(
         asyncpg.PostgresError: The statement failed; nothing of the batch was written.
     """
     async with raw_connection(engine) as pg:
-        if one_step_statement and len(items) == 1 and not items[0].is_start:
+        if one_step_statement and len(items) == 1 and _one_step_fits(items[0]):
             sql, args = _one_step(items[0], now)
             row = await pg.fetchrow(sql, *args)
+            if items[0].fx.follow is not None:
+                return [WriteResult(ok=bool(row["ok"]), done=bool(row["done"]),
+                                    follow_done=row["started"])]  # fmt: skip
         else:
             params = parameters(items, now)
             prepared = await plans.get(pg, statement(frozenset(params)))
             row = await prepared.fetchrow(*(params[k] for k in KINDS if k in params))
     assert row is not None
     ok, done = set(row["ok"]), set(row["done"])
-    return [
-        WriteResult(ok=item.is_start or i in ok, done=i in done) for i, item in enumerate(items)
-    ]
+    out: list[WriteResult] = []
+    i = 0  # each item's index in the statement, as parameters() gave them
+    for item in items:
+        follows = item.fx.follow is not None
+        out.append(
+            WriteResult(
+                ok=item.is_start or i in ok, done=i in done, follow_done=follows and i + 1 in done
+            )
+        )
+        i += 2 if follows else 1
+    return out
 
 
 _EXECUTION_COLUMNS = (

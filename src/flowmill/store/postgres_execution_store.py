@@ -116,6 +116,13 @@ class PostgresExecutionStore(SqlExecutionStore):
             if fx is not None and pg_batch.fits(fx):
                 result = await self._writes.submit(WriteItem(fx, assumed=assumed.status))
                 if result.done:
+                    follow = fx.follow
+                    if follow is not None and not result.follow_done:
+                        # Not written with the step: another execution holds its key.
+                        holder = await self._holder_of(fx.tenant_id, follow.dedupe_key)
+                        if holder is None:  # pragma: no cover - the insert would say
+                            raise RuntimeError("a carried start was neither written nor taken")
+                        follow.taken_by = holder
                     return fx
                 if result.ok:  # the run had moved on: a duplicate finished it
                     raise StaleStepError(fx.run_updates[0].run_id)

@@ -177,6 +177,7 @@ class _Statements:
     cancel_live: str
     update_execution: str
     bump_sequence: str
+    dedupe_holder: str
 
 
 def _statements(d: type[Driver]) -> _Statements:
@@ -210,6 +211,11 @@ def _statements(d: type[Driver]) -> _Statements:
             f"UPDATE tenants SET event_seq = event_seq + {m(1)} WHERE id = {m(2)} "
             "RETURNING event_seq"
         ),
+        # (a subquery: one row, NULL when no execution holds the key)
+        dedupe_holder=(
+            "SELECT (SELECT id FROM workflow_executions "
+            f"WHERE tenant_id = {m(1)} AND dedupe_key = {m(2)})"
+        ),
     )
 
 
@@ -226,6 +232,9 @@ def apply_effects(
         fx: What the transition decided.
         now: The time of lines without one and of runs cancelled.
         dedupe_key: For a new execution, its key (unique per tenant).
+
+    A start that ``fx`` carries (``fx.follow``) is written after it, unless another
+    execution holds its dedupe key: then nothing of it is, and ``taken_by`` names it.
 
     Raises:
         StaleStepError: A run update found its run already moved on (a duplicate job
@@ -298,3 +307,13 @@ def apply_effects(
                 for i, e in enumerate(fx.events)
             ],
         )
+    follow = fx.follow
+    if follow is not None:
+        start, key = follow.effects, follow.dedupe_key
+        # Checked before the insert: on PostgreSQL a unique violation would abort the
+        # whole transaction, the checkpoint with it.
+        holder = None if key is None else driver.value(s.dedupe_holder, (start.tenant_id, key))
+        if holder is not None:
+            follow.taken_by = str(holder)
+        else:
+            apply_effects(driver, start, now, dedupe_key=key)
