@@ -12,6 +12,7 @@ from flowmill.domain.states import ExecutionStatus as X
 from flowmill.engine.control import ControlSettings
 from flowmill.engine.services import NodeServices
 from flowmill.engine.validation import load_and_compile
+from flowmill.nodes.loop import _Indexes
 from flowmill.testing import FakeCodeRunner, eventually
 from tests.engine_support import Harness, open_harness, registry, wf
 
@@ -293,11 +294,22 @@ async def test_loop_driven_body_slower_than_the_loop_step_time_out_still_ends() 
 
 async def test_loop_driven_window_is_started_in_one_write() -> None:
     # The free places of the window are started together: one start_many of three,
-    # never a start of one child alone.
+    # never a start of one child alone; each later iteration is started by the commit
+    # that ends one before it, in its place.
     async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=60)) as harness:
         batches: list[int] = []
         singles: list[str] = []
+        carried: list[str] = []
         start_many, start = harness.store.start_many, harness.store.start
+        checkpoint = harness.store.checkpoint
+
+        async def carrying(execution_id: str, build: Any, **kwargs: Any) -> Any:
+            fx = await checkpoint(execution_id, build, **kwargs)
+            if fx.follow is not None and fx.follow.taken_by is None:
+                carried.append(execution_id)
+            return fx
+
+        harness.store.checkpoint = carrying  # type: ignore[method-assign]
 
         async def counted_many(starts: Any) -> Any:
             batches.append(len(starts))
@@ -314,8 +326,8 @@ async def test_loop_driven_window_is_started_in_one_write() -> None:
         )
     assert ex.status is X.SUCCEEDED, ex.error
     assert runs["each"].output == [{"v": i, "i": i} for i in range(7)]
-    assert batches[0] == 3
-    assert sum(batches) == 7
+    assert batches == [3]
+    assert len(carried) == 4  # iterations 3 to 6, each by an ending one
     assert singles == [ex.id]  # the parent alone: no child started one by one
 
 
@@ -647,3 +659,19 @@ async def test_subworkflow_fire_and_forget_child_outlives_a_failing_parent(
     assert await harness.engine.signals.send("t1", child_id, "go", {"still": "here"})
     done = await harness.engine.wait(child_id, timeout=5)
     assert done.status is X.SUCCEEDED and done.output == {"still": "here"}
+
+
+def test_loop_indexes_given_back_come_first_and_bound_what_is_saved() -> None:
+    # A run of the loop's step hands out iterations in order, an index given back (a
+    # claim whose checkpoint did not carry the start) before any new one; what a
+    # suspension saves as started is below every index not surely started.
+    idx = _Indexes(4)
+    assert idx.take(2, 10) == [4, 5]
+    assert idx.claim(10) == 6 and idx.claim(10) == 7
+    assert idx.issued == 6  # 6 and 7 are claimed: maybe not started
+    idx.back(6)
+    idx.claimed.discard(7)  # 7 was started by its carrier
+    assert idx.issued == 6  # 6 was given back: not started
+    assert idx.take(3, 10) == [6, 8, 9]
+    assert idx.take(1, 10) == [] and idx.claim(10) is None
+    assert idx.issued == 10

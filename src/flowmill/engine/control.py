@@ -153,13 +153,13 @@ class Driven:
 
     Attributes:
         status: Its final status if it ended meanwhile (``None``: it runs on or parked).
-        next: The next iteration, if the commit that ended this one started it (see
-            :class:`Successor`): its id and the drive of its first steps (``None`` if
-            it existed already).
+        next: The iteration the commit that ended this one started (see :class:`Then`):
+            its index, its id and the drive of its first steps (``None`` if it existed
+            already).
     """
 
     status: ExecutionStatus | None
-    next: tuple[str, ChildDrive | None] | None = None
+    next: tuple[int, str, ChildDrive | None] | None = None
 
 
 #: A child's first steps, to run in the caller's task.
@@ -167,35 +167,44 @@ ChildDrive = Coroutine[Any, Any, Driven]
 
 
 @dataclass(frozen=True)
-class Successor:
-    """How a sequential loop's iterations follow each other when driven here: the
-    commit that ends iteration ``i`` as ``on`` says also starts iteration ``i + 1``.
+class Then:
+    """How a loop's iterations follow each other when driven here: the commit that
+    ends one as ``on`` says also starts another, in the ended one's place.
 
     Attributes:
-        args: The start arguments of iteration ``i`` (``None``: there is none).
-        on: The ends of an iteration that start the next.
-        wanted: Asked before each checkpoint: whether the loop still drives (it stops
-            when its drive budget is spent, or it fails).
+        claim: Before a checkpoint that may end an iteration: the index of the one its
+            end would start (``None``: none is wanted: no more items, or the loop's
+            drive budget is spent).
+        back: Gives back a claimed index that the checkpoint did not start.
+        data: The trigger data of iteration ``i``.
+        on: The ends of an iteration that start another.
     """
 
-    args: Callable[[int], Awaitable[dict[str, Any] | None]]
+    claim: Callable[[], int | None]
+    back: Callable[[int], None]
+    data: Callable[[int], Any]
     on: frozenset[ExecutionStatus]
-    wanted: Callable[[], bool]
 
 
 @dataclass(frozen=True)
-class Then:
-    """A loop's side of :class:`Successor`: ``data(i)`` is iteration ``i``'s trigger
-    data in a 1-tuple, or ``None`` when there is no iteration ``i``."""
+class Successor:
+    """:class:`Then` as the engine takes it: ``args(i)`` are iteration ``i``'s start
+    arguments (no awaits: it is called in the checkpoint's transaction)."""
 
-    data: Callable[[int], tuple[Any] | None]
+    claim: Callable[[], int | None]
+    back: Callable[[int], None]
+    args: Callable[[int], dict[str, Any]]
     on: frozenset[ExecutionStatus]
-    wanted: Callable[[], bool]
 
 
 DriveChildren = Callable[
     [Sequence[dict[str, Any]], Successor | None], Awaitable[list[tuple[str, ChildDrive | None]]]
 ]
+
+
+def child_key(parent_id: str, node_id: str, slot: str) -> str:
+    """The dedupe key of a node's child in ``slot`` (an iteration's index)."""
+    return f"child:{parent_id}:{node_id}:{slot}"
 
 
 def loop_scope(trigger: dict[str, Any]) -> dict[str, Any]:
@@ -427,29 +436,31 @@ class Control:
         (await each, or close it). A child started before (a start repeated after a
         crash) comes back without steps to run.
 
-        With ``then`` (a sequential loop) the end of each iteration driven here
-        starts the next in its own commit (see :class:`Successor`).
+        With ``then`` the end of each iteration driven here may start another in its
+        own commit (see :class:`Then`).
 
         Raises:
             ControlError: As :meth:`start_child`.
         """
 
-        async def args(index: int, data: Any) -> dict[str, Any]:
-            return await self._child_args(
+        many = [
+            await self._child_args(
                 ctx, data, index, workflow_id, version, body, trigger_type, mark, None
             )
-
-        many = [await args(index, data) for index, data in iterations]
+            for index, data in iterations
+        ]
         if self._drive_many is None:
             return [(await self._start(**a), None) for a in many]
         successor = None
-        if then is not None:
+        if then is not None and many:
+            # Every iteration's arguments are the first's but for its index and data.
+            first = many[0]
 
-            async def following(index: int) -> dict[str, Any] | None:
-                data = then.data(index)
-                return None if data is None else await args(index, data[0])
+            def args(index: int) -> dict[str, Any]:
+                key = child_key(ctx.execution_id, ctx.node.id, str(index))
+                return {**first, "data": then.data(index), "iteration": index, "dedupe_key": key}
 
-            successor = Successor(following, then.on, then.wanted)
+            successor = Successor(then.claim, then.back, args, then.on)
         return await self._drive_many(many, successor)
 
     async def _child_args(
@@ -490,7 +501,7 @@ class Control:
         inherited = ctx.trigger.get("priority")
         if slot is None:
             slot = str(iteration) if iteration is not None else "call"
-        key = f"child:{ctx.execution_id}:{ctx.node.id}:{slot}"
+        key = child_key(ctx.execution_id, ctx.node.id, slot)
         return {
             "tenant_id": ctx.tenant_id,
             "workflow_id": wf_id,

@@ -20,7 +20,7 @@ import structlog
 
 from flowmill.clock import Clock, SystemClock
 from flowmill.domain.errors import ExecutionNotFound, NotATrigger
-from flowmill.domain.execution import Effects, ExecutionRecord, NodeRun
+from flowmill.domain.execution import Effects, ExecutionRecord, FollowingStart, NodeRun
 from flowmill.domain.states import ExecutionStatus
 from flowmill.engine import starts
 from flowmill.engine import transitions as tx
@@ -57,7 +57,7 @@ from flowmill.engine.ports import (
     TriggerJob,
     WorkerRegistry,
 )
-from flowmill.engine.runner import CarriedStart, StepRunner, job_for, priority_of
+from flowmill.engine.runner import StepRunner, job_for, priority_of
 from flowmill.engine.services import NodeServices
 from flowmill.engine.signals import SignalBox
 from flowmill.engine.sweeper import Sweeper, may_start
@@ -439,36 +439,23 @@ class Engine:
     async def _drive_iteration(
         self, p: _PreparedStart, run: NodeRun, successor: Successor | None
     ) -> Driven:
-        """Run a child's first steps; its successor (if any) is offered to their
-        checkpoints, and handed back, to be driven in turn, if one carried it."""
-        carry: CarriedStart | None = None
-        made: list[_PreparedStart] = []
-        index = p.ex.iteration
-        if successor is not None and index is not None:
-            start = await successor.args(index + 1)
-            if start is not None:
-                args = _start_args(start)
-                body = (args["metadata"] or {}).get("body")
-                wf = await self.compiled_body(args["workflow_id"], args["version"], body or None)
-                if not (wf.workflow.settings.max_concurrent or wf.workflow.settings.per_minute):
-
-                    def build() -> Effects:
-                        # In the checkpoint's transaction: stamped with its time.
-                        made.append(self._prepare_compiled(wf, 0, **args, hold=True))
-                        return made[0].build(LimitCounts())
-
-                    carry = CarriedStart(build, args["dedupe_key"], successor.on, successor.wanted)
+        """Run a child's first steps; with ``successor``, their checkpoints are offered
+        the start of another iteration, handed back to be driven in turn if one
+        carried it."""
+        limited = p.wf.workflow.settings.max_concurrent or p.wf.workflow.settings.per_minute
+        carry = None
+        if successor is not None and not limited:  # (limited starts are counted, locked)
+            carry = _NextIteration(self, successor, p.wf)
         status = await self.runner.drive(p.wf, p.ex, run, carry)
-        following = carry.carried if carry is not None else None
-        if following is None:
+        if carry is None or carry.carried is None:
             return Driven(status)
+        index, following, nxt = carry.carried
         if following.taken_by is not None:
-            return Driven(status, (following.taken_by, None))
-        nxt = made[0]
+            return Driven(status, (index, following.taken_by, None))
         child_id, held, jobs = self._after_start(nxt, following.effects)
         await self.dispatch(jobs)
         drive = None if held is None else self._drive_iteration(nxt, held, successor)
-        return Driven(status, (child_id, drive))
+        return Driven(status, (index, child_id, drive))
 
     async def _start(
         self,
@@ -964,6 +951,46 @@ class Engine:
         assert self._execution_cap is not None
         if await self._execution_cap(tenant_id):
             await self._sweeper.promote_queued(tenant_id, limit=20)
+
+
+class _NextIteration:
+    """The :class:`~flowmill.engine.runner.Carry` of a driven loop iteration: an index
+    claimed from the loop before each checkpoint, its start prepared (in the
+    checkpoint's transaction, stamped with its time) only if that checkpoint ends the
+    iteration as the loop wants, and the index given back if it did not."""
+
+    def __init__(self, engine: Engine, successor: Successor, wf: CompiledWorkflow) -> None:
+        self._engine = engine
+        self._successor = successor
+        self._wf = wf  # every iteration of an inline body runs the same compiled body
+        self._index: int | None = None
+        self._following: tuple[FollowingStart, _PreparedStart] | None = None
+        self.carried: tuple[int, FollowingStart, _PreparedStart] | None = None
+
+    def claim(self) -> bool:
+        self._index = self._successor.claim()
+        self._following = None
+        return self._index is not None
+
+    def attach(self, fx: Effects) -> Effects:
+        x = fx.execution_update
+        if x is None or x.status not in self._successor.on or self._index is None:
+            return fx
+        if self._following is None:
+            args = _start_args(self._successor.args(self._index))
+            p = self._engine._prepare_compiled(self._wf, 0, **args, hold=True)
+            self._following = (FollowingStart(p.build(LimitCounts()), p.dedupe_key), p)
+        fx.follow = self._following[0]
+        return fx
+
+    def settle(self, fx: Effects | None) -> None:
+        index, self._index = self._index, None
+        if index is None:
+            return
+        if fx is not None and fx.follow is not None and self._following is not None:
+            self.carried = (index, *self._following)
+        else:
+            self._successor.back(index)
 
 
 def _start_args(start: dict[str, Any]) -> dict[str, Any]:

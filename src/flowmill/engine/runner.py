@@ -15,7 +15,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -24,7 +24,6 @@ from flowmill.domain.errors import NodeError
 from flowmill.domain.execution import (
     Effects,
     ExecutionRecord,
-    FollowingStart,
     NodeRun,
     RunUpdate,
     StaleStepError,
@@ -86,37 +85,25 @@ def job_for(run: NodeRun, tenant_id: str, priority: int = 0) -> StepJob:
     )
 
 
-@dataclass
-class CarriedStart:
+class Carry(Protocol):
     """A start offered to the checkpoints of a drive (:meth:`StepRunner.drive`): the
-    checkpoint that ends the execution with a status in ``on`` writes it in its own
-    transaction (:class:`~flowmill.domain.execution.FollowingStart`). A sequential
-    loop's next iteration starts so, with the commit that ends the one before.
+    checkpoint that ends the execution as the carry wants writes it in its own
+    transaction (:class:`~flowmill.domain.execution.FollowingStart`). A loop's next
+    iteration starts so, with the commit that ends one before it."""
 
-    Attributes:
-        build: The start's effects (called once, when first carried).
-        dedupe_key: The start's key.
-        on: The ends of the execution that carry it.
-        wanted: Asked before each checkpoint: whether the start is still wanted.
-        carried: Set once a committed checkpoint carried it (its ``taken_by`` says
-            whether it was written).
-    """
-
-    build: Callable[[], Effects]
-    dedupe_key: str | None
-    on: frozenset[ExecutionStatus]
-    wanted: Callable[[], bool]
-    carried: FollowingStart | None = None
-    _following: FollowingStart | None = None
+    def claim(self) -> bool:
+        """Before a checkpoint: whether a start is on offer to it (claimed for it)."""
+        ...
 
     def attach(self, fx: Effects) -> Effects:
-        """``fx``, carrying the start if it ends the execution as wanted."""
-        x = fx.execution_update
-        if x is not None and x.status in self.on:
-            if self._following is None:
-                self._following = FollowingStart(self.build(), self.dedupe_key)
-            fx.follow = self._following
-        return fx
+        """In the checkpoint's transaction: ``fx``, carrying the start if it ends the
+        execution as wanted."""
+        ...
+
+    def settle(self, fx: Effects | None) -> None:
+        """After the checkpoint: what it committed (``None``: nothing); a claim it did
+        not carry is given back."""
+        ...
 
 
 class StepRunner:
@@ -231,7 +218,7 @@ class StepRunner:
         wf: CompiledWorkflow,
         ex: ExecutionRecord,
         run: NodeRun,
-        carry: CarriedStart | None = None,
+        carry: Carry | None = None,
     ) -> ExecutionStatus | None:
         """Run a step this worker holds (``run.owner``) and what follows it inline, now,
         in the caller's task. Returns the execution's status if it ended meanwhile.
@@ -244,7 +231,7 @@ class StepRunner:
         wf: CompiledWorkflow,
         ex: ExecutionRecord,
         run: NodeRun,
-        carry: CarriedStart | None = None,
+        carry: Carry | None = None,
     ) -> ExecutionStatus | None:
         """Returns the last status the chain's checkpoints gave the execution."""
         chain_outputs: dict[str, Any] = {}
@@ -254,8 +241,6 @@ class StepRunner:
             fx = await self._run_one(wf, ex, run, chain_outputs, inline=inline, carry=carry)
             if fx is None:
                 return status
-            if carry is not None and fx.follow is not None:
-                carry.carried = fx.follow
             if fx.execution_update is not None:
                 status = fx.execution_update.status
             next_run = None
@@ -284,7 +269,7 @@ class StepRunner:
         chain_outputs: dict[str, Any],
         *,
         inline: bool,
-        carry: CarriedStart | None = None,
+        carry: Carry | None = None,
     ) -> Effects | None:
         self.active.add(run.key)
         try:
@@ -303,7 +288,7 @@ class StepRunner:
         chain_outputs: dict[str, Any],
         *,
         inline: bool,
-        carry: CarriedStart | None = None,
+        carry: Carry | None = None,
     ) -> Effects | None:
         node = wf.node(run.node_id)
         outputs = {k: chain_outputs[k] for k in node.references if k in chain_outputs}
@@ -325,7 +310,7 @@ class StepRunner:
         if outcome is None:
             return None
         inline_owner = self.worker_id if inline else None
-        offer = carry if carry is not None and carry.wanted() else None
+        offer = carry if carry is not None and carry.claim() else None
 
         def build(e: ExecutionRecord, reader: tx.StateReader) -> Effects:
             fx = tx.after_step(
@@ -341,7 +326,12 @@ class StepRunner:
             )
             return offer.attach(fx) if offer is not None else fx
 
-        fx = await self._checkpoint(ex.id, build, assumed=ex)
+        fx = None
+        try:
+            fx = await self._checkpoint(ex.id, build, assumed=ex)
+        finally:
+            if offer is not None:
+                offer.settle(fx)
         if fx is None:
             log.info(
                 "step finished elsewhere; result dropped",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
 import time
 from typing import Any, Literal, cast
 
@@ -125,7 +126,7 @@ class LoopNode(NodeType[LoopConfig]):
         low, issued = _saved(ctx, "low", 0), _saved(ctx, "issued", 0)
         known = await self._window(ctx, control, low, issued)
         window = 1 if config.mode == "sequential" else config.concurrency
-        started = issued
+        idx = _Indexes(issued)
         # An inline body's iterations are driven here (started and run in this step,
         # no queue round trip and no wake per iteration) for up to ``drive_s``; then the
         # node parks as below and goes on when it runs again. A body that parks (a
@@ -133,13 +134,17 @@ class LoopNode(NodeType[LoopConfig]):
         drive = control.can_drive and config.body is not None and control.settings.drive_s > 0
         deadline = time.monotonic() + control.settings.drive_s
         then = None
-        if config.mode == "sequential" and items is not None:
-            # Each iteration driven here starts the next with the commit that ends it.
+        if items is not None:
+            # An iteration driven here starts another, in its place, with the commit
+            # that ends it (one commit per iteration instead of two).
+            n = len(items)
             then = Then(
-                data=lambda i: (_data(ctx, config, i, items),) if i < len(items) else None,
+                claim=lambda: idx.claim(n) if time.monotonic() < deadline else None,
+                back=idx.back,
+                data=lambda i: _data(ctx, config, i, items),
                 on=_GO_ON[config.on_item_error],
-                wanted=lambda: time.monotonic() < deadline,
             )
+        began = False
         driving: dict[asyncio.Task[Driven], int] = {}
         ended = asyncio.Event()
         if drive:
@@ -156,14 +161,14 @@ class LoopNode(NodeType[LoopConfig]):
                 ended_n = low + sum(1 for s in known.values() if s.terminal)
                 total = len(items) if items is not None else None
                 if total is None:  # while: decide whether to go on when nothing runs
-                    if started == ended_n:
-                        if not await self._go_on(ctx, config, control, started):
-                            return await self._collect(ctx, config, control, started)
-                        if started >= cap:
+                    if idx.next == ended_n:
+                        if not await self._go_on(ctx, config, control, idx.next):
+                            return await self._collect(ctx, config, control, idx.next)
+                        if idx.next >= cap:
                             raise _too_many(cap)
-                        total = started + 1
+                        total = idx.next + 1
                     else:
-                        total = started
+                        total = idx.next
                 elif ended_n >= total:
                     return await self._collect(ctx, config, control, total)
                 stop = min(total, ended_n + window)
@@ -175,25 +180,27 @@ class LoopNode(NodeType[LoopConfig]):
                     await asyncio.gather(
                         *(self._start(ctx, config, control, i, items) for i in range(issued, stop))
                     )
-                    started = max(issued, stop)
+                    idx.next = max(issued, stop)
                     break
-                if time.monotonic() < deadline or started == issued:
+                if time.monotonic() < deadline or not began:
                     # (each run starts at least one window, so a spent budget still goes
                     # on; a start repeated after a crash finds its child: it comes back
                     # with nothing to drive, and its end is learnt as another's is)
-                    if stop > started:
+                    running = sum(1 for s in known.values() if not s.terminal)
+                    indexes = idx.take(window - running, total)
+                    if indexes:
                         # The free places of the window in one write (one commit on
                         # SQLite), then each child's steps in a task of its own.
+                        began = True
                         drives = await self._run_children(
-                            ctx, config, control, range(started, stop), items, then
+                            ctx, config, control, indexes, items, then
                         )
-                        for i, steps in zip(range(started, stop), drives, strict=True):
+                        for i, steps in zip(indexes, drives, strict=True):
                             known.setdefault(i, ExecutionStatus.RUNNING)
                             if steps is not None:
                                 driving[asyncio.ensure_future(steps)] = i
                             else:
                                 ended.set()  # found started (after a crash): read its state
-                    started = max(started, stop)
                 # Children of the window not driven by this run (handed over by an
                 # earlier run, found started, or queued): their ends set ``ended``.
                 others = _others(known, driving)
@@ -231,12 +238,12 @@ class LoopNode(NodeType[LoopConfig]):
                     result: Driven = fut.result()
                     status = result.status
                     known[i] = status if status is not None else ExecutionStatus.WAITING
-                    if result.next is not None:  # its end started the next iteration
-                        _child, steps = result.next
-                        known.setdefault(i + 1, ExecutionStatus.RUNNING)
-                        started = max(started, i + 2)
+                    if result.next is not None:  # its end started another in its place
+                        j, _child, steps = result.next
+                        idx.claimed.discard(j)
+                        known.setdefault(j, ExecutionStatus.RUNNING)
                         if steps is not None:
-                            driving[asyncio.ensure_future(steps)] = i + 1
+                            driving[asyncio.ensure_future(steps)] = j
                         else:
                             ended.set()  # found started: read its state
         finally:
@@ -247,14 +254,14 @@ class LoopNode(NodeType[LoopConfig]):
         all_ended = not any(not s.terminal for s in known.values())
 
         async def _more_ended() -> bool:
-            now = await self._window(ctx, control, low, started)
+            now = await self._window(ctx, control, low, idx.next)
             return sum(1 for s in now.values() if s.terminal) > seen
 
         return Suspend(
             # Out of time with everything started ended: go on at once (the worker is
             # free for other jobs between the two runs).
             until=ctx.now if all_ended and drive else ctx.now + poll_delay(control),
-            state={"low": low, "issued": started},
+            state={"low": low, "issued": idx.issued},
             wake_on=WAKE_CHILDREN,
             recheck=_more_ended,
         )
@@ -316,7 +323,7 @@ class LoopNode(NodeType[LoopConfig]):
         ctx: NodeContext,
         config: LoopConfig,
         control: Control,
-        indexes: range,
+        indexes: list[int],
         items: list[Any] | None,
         then: Then | None,
     ) -> list[ChildDrive | None]:
@@ -415,6 +422,50 @@ def _child_args(ctx: NodeContext, config: LoopConfig) -> dict[str, Any]:
     }
 
 
+class _Indexes:
+    """The iterations a run of the loop's step starts, in order: those given back
+    first (claimed for a start that an iteration's end did not carry), then new ones.
+
+    Attributes:
+        next: Every iteration below it was started, claimed or given back.
+        free: Given back, not started.
+        claimed: Claimed for a start that a checkpoint in flight may carry.
+    """
+
+    def __init__(self, issued: int) -> None:
+        self.next = issued
+        self.free: list[int] = []
+        self.claimed: set[int] = set()
+
+    def take(self, n: int, total: int) -> list[int]:
+        """Up to ``n`` iterations below ``total`` to start now."""
+        out: list[int] = []
+        while len(out) < n and self.free:
+            out.append(heapq.heappop(self.free))
+        while len(out) < n and self.next < total:
+            out.append(self.next)
+            self.next += 1
+        return out
+
+    def claim(self, total: int) -> int | None:
+        """An iteration for an ending one to start in its place (see ``Then``)."""
+        taken = self.take(1, total)
+        if not taken:
+            return None
+        self.claimed.add(taken[0])
+        return taken[0]
+
+    def back(self, index: int) -> None:
+        self.claimed.discard(index)
+        heapq.heappush(self.free, index)
+
+    @property
+    def issued(self) -> int:
+        """What a suspension saves: every iteration below it was started (one claimed
+        or given back may not have been: the next run starts it, or finds it)."""
+        return min([self.next, *self.free, *self.claimed])
+
+
 def _others(known: dict[int, ExecutionStatus], driving: dict[Any, int]) -> list[int]:
     """Iterations of the open window still running without this run driving them."""
     if len(known) == len(driving):
@@ -433,8 +484,8 @@ async def _cancel_all(tasks: dict[asyncio.Task[Driven], int]) -> None:
     for task in tasks:
         if not task.cancelled() and task.exception() is None:
             nxt = task.result().next
-            if nxt is not None and nxt[1] is not None:
-                nxt[1].close()  # an iteration started as this one ended: the sweeper's
+            if nxt is not None and nxt[2] is not None:
+                nxt[2].close()  # an iteration started as this one ended: the sweeper's
     tasks.clear()
 
 
@@ -442,8 +493,8 @@ async def _drain(task: asyncio.Task[Driven]) -> None:
     """Drive a handed-over iteration to its end, and the one its end started, if any
     (an end just past the budget can still start one)."""
     result = await task
-    while result.next is not None and result.next[1] is not None:
-        result = await result.next[1]
+    while result.next is not None and result.next[2] is not None:
+        result = await result.next[2]
 
 
 def _saved(ctx: NodeContext, key: str, default: int) -> int:
