@@ -399,10 +399,11 @@ class Engine:
         written together (one transaction where the store can), then each child's
         first steps are handed back to run in the caller's tasks.
 
-        With ``successor`` (a sequential loop), the checkpoint that ends an iteration
-        as ``successor.on`` says also starts the next one, in its transaction: one
-        commit per iteration instead of two. Its drive comes back in the
-        :class:`~flowmill.engine.control.Driven` of the one before.
+        With ``successor`` (a loop over items), the checkpoint that ends an iteration
+        as ``successor.on`` says also starts another (the index the loop sets aside
+        for it), in its transaction: one commit per iteration instead of two. Its
+        drive comes back in the :class:`~flowmill.engine.control.Driven` of the one
+        that started it.
 
         Returns:
             Per start, in order: the child's id and a coroutine that runs its first steps
