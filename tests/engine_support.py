@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -218,3 +218,42 @@ def spy_on_puts(queue: Any, monkeypatch: pytest.MonkeyPatch) -> list[Job]:
 
     monkeypatch.setattr(queue, "put", spy)
     return jobs
+
+
+@dataclass
+class StartSpy:
+    """What an execution store was asked to start, and how (see :func:`spy_on_starts`).
+
+    Attributes:
+        batches: The size of each ``start_many``.
+        singles: The execution of each ``start``.
+        carriers: The execution of each checkpoint that wrote a start it carried.
+    """
+
+    batches: list[int] = field(default_factory=list)
+    singles: list[str] = field(default_factory=list)
+    carriers: list[str] = field(default_factory=list)
+
+
+def spy_on_starts(store: Any) -> StartSpy:
+    """Record the starts ``store`` writes from now on (they are still written): alone,
+    in windows, or carried by checkpoints."""
+    spy = StartSpy()
+    start, start_many, checkpoint = store.start, store.start_many, store.checkpoint
+
+    async def counted(execution: Any, *args: Any, **kwargs: Any) -> Any:
+        spy.singles.append(execution.id)
+        return await start(execution, *args, **kwargs)
+
+    async def counted_many(starts: Any) -> Any:
+        spy.batches.append(len(starts))
+        return await start_many(starts)
+
+    async def carrying(execution_id: str, build: Any, **kwargs: Any) -> Any:
+        fx = await checkpoint(execution_id, build, **kwargs)
+        if fx.follow is not None and fx.follow.taken_by is None:
+            spy.carriers.append(execution_id)
+        return fx
+
+    store.start, store.start_many, store.checkpoint = counted, counted_many, carrying
+    return spy

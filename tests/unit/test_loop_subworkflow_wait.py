@@ -14,7 +14,7 @@ from flowmill.engine.services import NodeServices
 from flowmill.engine.validation import load_and_compile
 from flowmill.nodes.loop import _Indexes
 from flowmill.testing import FakeCodeRunner, eventually
-from tests.engine_support import Harness, open_harness, registry, wf
+from tests.engine_support import Harness, open_harness, registry, spy_on_starts, wf
 
 
 def loop_wf(
@@ -297,38 +297,15 @@ async def test_loop_driven_window_is_started_in_one_write() -> None:
     # never a start of one child alone; each later iteration is started by the commit
     # that ends one before it, in its place.
     async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=60)) as harness:
-        batches: list[int] = []
-        singles: list[str] = []
-        carried: list[str] = []
-        start_many, start = harness.store.start_many, harness.store.start
-        checkpoint = harness.store.checkpoint
-
-        async def carrying(execution_id: str, build: Any, **kwargs: Any) -> Any:
-            fx = await checkpoint(execution_id, build, **kwargs)
-            if fx.follow is not None and fx.follow.taken_by is None:
-                carried.append(execution_id)
-            return fx
-
-        harness.store.checkpoint = carrying  # type: ignore[method-assign]
-
-        async def counted_many(starts: Any) -> Any:
-            batches.append(len(starts))
-            return await start_many(starts)
-
-        async def counted(execution: Any, *args: Any, **kwargs: Any) -> Any:
-            singles.append(execution.id)
-            return await start(execution, *args, **kwargs)
-
-        harness.store.start_many = counted_many  # type: ignore[method-assign]
-        harness.store.start = counted  # type: ignore[method-assign]
+        spy = spy_on_starts(harness.store)
         ex, runs = await harness.run(
             loop_wf({"count": 7, "mode": "parallel", "concurrency": 3}), {}
         )
     assert ex.status is X.SUCCEEDED, ex.error
     assert runs["each"].output == [{"v": i, "i": i} for i in range(7)]
-    assert batches == [3]
-    assert len(carried) == 4  # iterations 3 to 6, each by an ending one
-    assert singles == [ex.id]  # the parent alone: no child started one by one
+    assert spy.batches == [3]
+    assert len(spy.carriers) == 4  # iterations 3 to 6, each by an ending one
+    assert spy.singles == [ex.id]  # the parent alone: no child started one by one
 
 
 CARRIED = [
@@ -350,32 +327,17 @@ async def test_loop_sequential_iteration_starts_with_the_commit_that_ends_the_la
     # one is carried by the checkpoint that ends the one before, if that end lets the
     # loop go on. After a failure under ``fail`` no iteration starts.
     async with open_harness(control=ControlSettings(poll_s=5.0, drive_s=60)) as harness:
-        batches: list[int] = []
-        carriers: list[str] = []
-        start_many, checkpoint = harness.store.start_many, harness.store.checkpoint
-
-        async def counted_many(starts: Any) -> Any:
-            batches.append(len(starts))
-            return await start_many(starts)
-
-        async def counted(execution_id: str, build: Any, **kwargs: Any) -> Any:
-            fx = await checkpoint(execution_id, build, **kwargs)
-            if fx.follow is not None and fx.follow.taken_by is None:
-                carriers.append(execution_id)
-            return fx
-
-        harness.store.start_many = counted_many  # type: ignore[method-assign]
-        harness.store.checkpoint = counted  # type: ignore[method-assign]
+        spy = spy_on_starts(harness.store)
         ex, _runs = await harness.run(signed_loop(**config), {"xs": items})
     kids = sorted(
         (e for e in harness.store.executions.values() if e.parent_execution_id == ex.id),
         key=lambda e: e.iteration or 0,
     )
     assert [k.iteration for k in kids] == iterations
-    assert batches == [1]
-    assert len(carriers) == carried
+    assert spy.batches == [1]
+    assert len(spy.carriers) == carried
     by_id = {k.id: k.iteration for k in kids}
-    assert [by_id[c] for c in carriers] == iterations[:carried]  # each by the one before
+    assert [by_id[c] for c in spy.carriers] == iterations[:carried]  # each by the one before
     assert ex.status is (X.FAILED if name.startswith("fail") else X.SUCCEEDED), ex.error
 
 

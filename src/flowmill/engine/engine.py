@@ -314,9 +314,11 @@ class Engine:
         """
         with tenant_scope(tenant_id):
             execution_id, _held = await self._start(
-                tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
-                metadata, parent_execution_id, retry_of, execution_metadata,
-                parent_node_id, iteration, priority,
+                tenant_id=tenant_id, workflow_id=workflow_id, version=version, data=data,
+                trigger_type=trigger_type, node_id=node_id, dedupe_key=dedupe_key,
+                metadata=metadata, parent_execution_id=parent_execution_id,
+                retry_of=retry_of, execution_metadata=execution_metadata,
+                parent_node_id=parent_node_id, iteration=iteration, priority=priority,
             )  # fmt: skip
             return execution_id
 
@@ -459,62 +461,22 @@ class Engine:
         return Driven(status, (index, child_id, drive))
 
     async def _start(
-        self,
-        tenant_id: str,
-        workflow_id: str,
-        version: int,
-        data: Any,
-        trigger_type: str,
-        node_id: str | None,
-        dedupe_key: str | None,
-        metadata: dict[str, Any] | None,
-        parent_execution_id: str | None,
-        retry_of: str | None,
-        execution_metadata: dict[str, Any] | None,
-        parent_node_id: str | None = None,
-        iteration: int | None = None,
-        priority: int | None = None,
-        *,
-        hold: bool = False,
+        self, *, hold: bool = False, **start: Any
     ) -> tuple[str, tuple[CompiledWorkflow, ExecutionRecord, NodeRun] | None]:
-        p = await self._prepare(
-            tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
-            metadata, parent_execution_id, retry_of, execution_metadata,
-            parent_node_id, iteration, priority, hold=hold,
-        )  # fmt: skip
+        """Prepare and commit a start (arguments of :meth:`_prepare_compiled`)."""
+        p = await self._prepare(**start, hold=hold)
         execution_id, run = await self._commit_start(p)
         return execution_id, ((p.wf, p.ex, run) if run is not None else None)
 
-    async def _prepare(
-        self,
-        tenant_id: str,
-        workflow_id: str,
-        version: int,
-        data: Any,
-        trigger_type: str,
-        node_id: str | None,
-        dedupe_key: str | None,
-        metadata: dict[str, Any] | None,
-        parent_execution_id: str | None,
-        retry_of: str | None,
-        execution_metadata: dict[str, Any] | None,
-        parent_node_id: str | None = None,
-        iteration: int | None = None,
-        priority: int | None = None,
-        *,
-        hold: bool = False,
-    ) -> _PreparedStart:
-        """Everything of a start but its transaction: the record and its effects' builder."""
-        body = (metadata or {}).get("body")
-        wf = await self.compiled_body(workflow_id, version, body if body else None)
+    async def _prepare(self, *, hold: bool = False, **start: Any) -> _PreparedStart:
+        """Everything of a start but its transaction: the record and its effects' builder
+        (arguments of :meth:`_prepare_compiled`)."""
+        body = (start.get("metadata") or {}).get("body")
+        wf = await self.compiled_body(start["workflow_id"], start["version"], body or None)
         cap = 0
-        if self._execution_cap is not None and parent_execution_id is None:
-            cap = await self._execution_cap(tenant_id)
-        return self._prepare_compiled(
-            wf, cap, tenant_id, workflow_id, version, data, trigger_type, node_id, dedupe_key,
-            metadata, parent_execution_id, retry_of, execution_metadata, parent_node_id,
-            iteration, priority, hold=hold,
-        )  # fmt: skip
+        if self._execution_cap is not None and start.get("parent_execution_id") is None:
+            cap = await self._execution_cap(start["tenant_id"])
+        return self._prepare_compiled(wf, cap, **start, hold=hold)
 
     def _prepare_compiled(
         self,
