@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -306,6 +307,40 @@ async def test_loop_driven_window_is_started_in_one_write() -> None:
     assert spy.batches == [3]
     assert len(spy.carriers) == 4  # iterations 3 to 6, each by an ending one
     assert spy.singles == [ex.id]  # the parent alone: no child started one by one
+
+
+async def test_loop_start_carried_past_the_budget_is_driven_and_found() -> None:
+    # The first iteration's end is committed only after the loop's step has spent its
+    # budget and parked, yet it carries the next start (claimed while time was left).
+    # The handed-over task drives that iteration; the step's next run, which saved it
+    # as perhaps not started, finds it by its key; every iteration runs once. (A
+    # budget of 1 s: the claim must come before it ends, even on a loaded machine.)
+    async with open_harness(control=ControlSettings(poll_s=60.0, drive_s=1.0)) as harness:
+        spy = spy_on_starts(harness.store)
+        gate = asyncio.Event()
+        held: list[str] = []
+        checkpoint = harness.store.checkpoint
+
+        async def first_waits(execution_id: str, build: Any, **kwargs: Any) -> Any:
+            ex = harness.store.executions.get(execution_id)
+            if ex is not None and ex.iteration == 0 and not held:
+                held.append(execution_id)
+                await gate.wait()  # until the loop's step has parked
+            return await checkpoint(execution_id, build, **kwargs)
+
+        harness.store.checkpoint = first_waits  # type: ignore[method-assign]
+        execution_id = await harness.start(loop_wf({"count": 3}), {})
+        await eventually(
+            lambda: parks_of(harness, execution_id, "each") >= 1, 10, "the loop's step parked"
+        )
+        gate.set()
+        ex = await harness.engine.wait(execution_id, timeout=10)
+        runs = await harness.latest(execution_id)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": i, "i": i} for i in range(3)]
+    kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+    assert sorted(k.iteration or 0 for k in kids) == [0, 1, 2]
+    assert held and held[0] in spy.carriers  # its end, after the park, started iteration 1
 
 
 CARRIED = [
