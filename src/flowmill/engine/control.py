@@ -188,13 +188,11 @@ class Then:
 
 @dataclass(frozen=True)
 class Successor:
-    """:class:`Then` as the engine takes it: ``args(i)`` are iteration ``i``'s start
-    arguments (no awaits: it is called in the checkpoint's transaction)."""
+    """A loop's :class:`Then` as the engine takes it, with ``args(i)``: iteration
+    ``i``'s start arguments (no awaits: it is called in the checkpoint's transaction)."""
 
-    claim: Callable[[], int | None]
-    back: Callable[[int], None]
+    then: Then
     args: Callable[[int], dict[str, Any]]
-    on: frozenset[ExecutionStatus]
 
 
 DriveChildren = Callable[
@@ -442,7 +440,6 @@ class Control:
         Raises:
             ControlError: As :meth:`start_child`.
         """
-
         many = [
             await self._child_args(
                 ctx, data, index, workflow_id, version, body, trigger_type, mark, None
@@ -460,7 +457,7 @@ class Control:
                 key = child_key(ctx.execution_id, ctx.node.id, str(index))
                 return {**first, "data": then.data(index), "iteration": index, "dedupe_key": key}
 
-            successor = Successor(then.claim, then.back, args, then.on)
+            successor = Successor(then, args)
         return await self._drive_many(many, successor)
 
     async def _child_args(

@@ -402,7 +402,7 @@ class Engine:
         first steps are handed back to run in the caller's tasks.
 
         With ``successor`` (a loop over items), the checkpoint that ends an iteration
-        as ``successor.on`` says also starts another (the index the loop sets aside
+        as ``successor.then.on`` says also starts another (the index the loop sets aside
         for it), in its transaction: one commit per iteration instead of two. Its
         drive comes back in the :class:`~flowmill.engine.control.Driven` of the one
         that started it.
@@ -445,9 +445,8 @@ class Engine:
         """Run a child's first steps; with ``successor``, their checkpoints are offered
         the start of another iteration, handed back to be driven in turn if one
         carried it."""
-        limited = p.wf.workflow.settings.max_concurrent or p.wf.workflow.settings.per_minute
         carry = None
-        if successor is not None and not limited:  # (limited starts are counted, locked)
+        if successor is not None and not p.limited:  # (limited starts are counted, locked)
             carry = _NextIteration(self, successor, p.wf)
         status = await self.runner.drive(p.wf, p.ex, run, carry)
         if carry is None or carry.carried is None:
@@ -931,13 +930,13 @@ class _NextIteration:
         self.carried: tuple[int, FollowingStart, _PreparedStart] | None = None
 
     def claim(self) -> bool:
-        self._index = self._successor.claim()
+        self._index = self._successor.then.claim()
         self._following = None
         return self._index is not None
 
     def attach(self, fx: Effects) -> Effects:
         x = fx.execution_update
-        if x is None or x.status not in self._successor.on or self._index is None:
+        if x is None or x.status not in self._successor.then.on or self._index is None:
             return fx
         if self._following is None:
             args = _start_args(self._successor.args(self._index))
@@ -953,7 +952,7 @@ class _NextIteration:
         if fx is not None and fx.follow is not None and self._following is not None:
             self.carried = (index, *self._following)
         else:
-            self._successor.back(index)
+            self._successor.then.back(index)
 
 
 def _start_args(start: dict[str, Any]) -> dict[str, Any]:

@@ -240,7 +240,7 @@ class LoopNode(NodeType[LoopConfig]):
                     known[i] = status if status is not None else ExecutionStatus.WAITING
                     if result.next is not None:  # its end started another in its place
                         j, _child, steps = result.next
-                        idx.claimed.discard(j)
+                        idx.carried(j)
                         known.setdefault(j, ExecutionStatus.RUNNING)
                         if steps is not None:
                             driving[asyncio.ensure_future(steps)] = j
@@ -393,7 +393,7 @@ class LoopNode(NodeType[LoopConfig]):
 
 
 _BAD = (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
-#: The ends of an iteration after which a sequential loop goes on, by ``on_item_error``.
+#: The ends of an iteration that start another, by ``on_item_error``.
 _GO_ON = {
     "fail": frozenset({ExecutionStatus.SUCCEEDED}),
     "continue": frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED}),
@@ -456,8 +456,13 @@ class _Indexes:
         return taken[0]
 
     def back(self, index: int) -> None:
+        """A claimed iteration the checkpoint did not start: the next to start."""
         self.claimed.discard(index)
         heapq.heappush(self.free, index)
+
+    def carried(self, index: int) -> None:
+        """A claimed iteration the checkpoint started."""
+        self.claimed.discard(index)
 
     @property
     def issued(self) -> int:

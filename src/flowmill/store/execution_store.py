@@ -36,8 +36,9 @@ from flowmill.store.tables import (
 )
 
 _SqliteCheckpoint = tuple[str | None, str, Callable[[ExecutionRecord, StateReader], Effects]]
-_SqliteLoad = tuple[StepKey, Collection[str]]
 """(tenant, execution id, build) of a checkpoint waiting for the SQLite writer."""
+_SqliteLoad = tuple[StepKey, Collection[str]]
+"""(step, the nodes whose outputs it reads) of a load waiting for a reader."""
 ne = node_executions
 we = workflow_executions
 _LIVE_EXECUTION = ("pending", "running", "waiting")

@@ -218,21 +218,24 @@ def fits(fx: Effects) -> bool:
     )
 
 
-def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
-    """The batch's rows as JSON arrays, by kind (only the kinds it has)."""
+def parameters(items: Sequence[WriteItem], now: datetime) -> tuple[dict[str, str], list[int]]:
+    """The batch's rows as JSON arrays, by kind (only the kinds it has), and each item's
+    index in them (a start an item carries has the index after the item's)."""
     rows = _Rows(now)
+    positions: list[int] = []
     for item in items:
-        fx = rows.add(item.fx)
+        i = rows.add(item.fx)
+        positions.append(i)
         if item.fx.new_execution is not None:
             rows.starts.append(
-                {"i": fx, "row": execution_values(item.fx.new_execution, item.dedupe_key)}
+                {"i": i, "row": execution_values(item.fx.new_execution, item.dedupe_key)}
             )
         else:
             assert item.assumed is not None
             u = item.fx.run_updates[0]
             rows.steps.append(
                 {
-                    "i": fx,
+                    "i": i,
                     "execution_id": item.fx.execution_id,
                     "expect_status": item.assumed.value,
                     "run_id": u.run_id,
@@ -253,7 +256,7 @@ def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
             start = follow.effects
             assert start.new_execution is not None
             row = execution_values(start.new_execution, follow.dedupe_key)
-            rows.starts.append({"i": rows.add(start), "after": fx, "row": row})
+            rows.starts.append({"i": rows.add(start), "after": i, "row": row})
     arrays = dict(
         zip(
             KINDS,
@@ -261,7 +264,7 @@ def parameters(items: Sequence[WriteItem], now: datetime) -> dict[str, str]:
             strict=True,
         )
     )
-    return {kind: jsonutil.dumps(r) for kind, r in arrays.items() if r}
+    return {kind: jsonutil.dumps(r) for kind, r in arrays.items() if r}, positions
 
 
 class _Rows:
@@ -484,27 +487,23 @@ async def write(
     async with raw_connection(engine) as pg:
         if one_step_statement and len(items) == 1 and _one_step_fits(items[0]):
             sql, args = _one_step(items[0], now)
-            row = await pg.fetchrow(sql, *args)
-            if items[0].fx.follow is not None:
-                return [WriteResult(ok=bool(row["ok"]), done=bool(row["done"]),
-                                    follow_done=row["started"])]  # fmt: skip
-        else:
-            params = parameters(items, now)
-            prepared = await plans.get(pg, statement(frozenset(params)))
-            row = await prepared.fetchrow(*(params[k] for k in KINDS if k in params))
+            one = await pg.fetchrow(sql, *args)
+            assert one is not None
+            return [WriteResult(ok=bool(one["ok"]), done=bool(one["done"]),
+                                follow_done=one["started"])]  # fmt: skip
+        params, positions = parameters(items, now)
+        prepared = await plans.get(pg, statement(frozenset(params)))
+        row = await prepared.fetchrow(*(params[k] for k in KINDS if k in params))
     assert row is not None
     ok, done = set(row["ok"]), set(row["done"])
-    out: list[WriteResult] = []
-    i = 0  # each item's index in the statement, as parameters() gave them
-    for item in items:
-        follows = item.fx.follow is not None
-        out.append(
-            WriteResult(
-                ok=item.is_start or i in ok, done=i in done, follow_done=follows and i + 1 in done
-            )
+    return [
+        WriteResult(
+            ok=item.is_start or i in ok,
+            done=i in done,
+            follow_done=item.fx.follow is not None and i + 1 in done,
         )
-        i += 2 if follows else 1
-    return out
+        for item, i in zip(items, positions, strict=True)
+    ]
 
 
 _EXECUTION_COLUMNS = (
