@@ -5,8 +5,9 @@ Each row is measured in the same run as its reference:
 - a sequential loop of N items over a one-node body, per iteration, beside the per-step
   cost of a plain N-step chain (an iteration is a child execution: its start, its two
   steps, its end and the parent's wake and resumption — target <= 2x a step);
-- the same loop with ``concurrency: 10`` over a body that waits 20 ms on a local HTTP
-  server, beside the sequential loop over that body (target >= 8x faster);
+- the same loop (``--http-items``, default 1,000 as in the target) with ``concurrency:
+  10`` over a body that waits 20 ms on a local HTTP server, beside the sequential loop
+  over that body (target >= 8x faster);
 - the peak RSS of a process running a LARGE-item loop beside one running a SMALL-item
   loop (``--rss SMALL,LARGE``, default 1,000 and 100,000; embedded, parallel mode, a
   fresh process each; target: within 1.5x).
@@ -14,7 +15,7 @@ Each row is measured in the same run as its reference:
 Embedded (SQLite) always; PostgreSQL too when ``--postgres URL`` names a server whose
 maintenance database can create a scratch database (dropped afterwards).
 
-    .venv/bin/python bench/loops.py [--items 1000] [--http-items 100]
+    .venv/bin/python bench/loops.py [--items 1000] [--http-items 1000]
         [--postgres postgresql://127.0.0.1:5432/postgres] [--rss 1000,100000 | --rss '']
         [--rss-only]
 The heap is frozen once the engine is up, as ``flowmill serve`` and ``flowmill worker``
@@ -240,7 +241,7 @@ async def main(items: int, http_items: int, postgres: str | None, rss: str | Non
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1000, help="items of the loop and chain")
-    parser.add_argument("--http-items", type=int, default=100, help="items of the HTTP loops")
+    parser.add_argument("--http-items", type=int, default=1000, help="items of the HTTP loops")
     parser.add_argument("--postgres", default=None, help="maintenance database URL")
     parser.add_argument(
         "--rss",

@@ -272,13 +272,37 @@ async def test_loop_inline_body_iterations_run_in_the_loop_step_without_parking(
 
 
 async def test_loop_drive_budget_spent_parks_and_goes_on() -> None:
-    # No budget: each run of the step still starts one window, hands the running child
-    # over and parks; the child's end wakes it (long before the 60 s poll).
+    # No budget: each run of the step parks as soon as a window runs, leaving it to its
+    # next run, which comes at once (long before the 60 s poll) and takes it over.
     async with open_harness(control=ControlSettings(poll_s=60.0, drive_s=1e-9)) as harness:
         ex, runs = await harness.run(loop_wf({"count": 6}), {}, timeout=20)
     assert ex.status is X.SUCCEEDED, ex.error
     assert runs["each"].output == [{"v": i, "i": i} for i in range(6)]
-    assert parks_of(harness, ex.id, "each") >= 5  # at least one a run, one item a run
+    assert parks_of(harness, ex.id, "each") >= 1
+    kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+    assert sorted(k.iteration or 0 for k in kids) == list(range(6))
+
+
+@pytest.mark.parametrize(("name", "config", "n"), DRIVEN, ids=[c[0] for c in DRIVEN])
+async def test_loop_drive_budget_spent_keeps_the_window_full_across_the_park(
+    name: str, config: dict[str, Any], n: int
+) -> None:
+    # Every run of the step spends its budget at once and parks with its iterations
+    # running; a relay longer than any run takes keeps them starting the next ones, and
+    # each next run of the step takes them over. So only the first window is started by
+    # a write of its own: every later iteration is carried by the end of another.
+    settings = ControlSettings(poll_s=60.0, drive_s=1e-9, relay_s=30.0)
+    async with open_harness(control=settings) as harness:
+        spy = spy_on_starts(harness.store)
+        ex, runs = await harness.run(loop_wf({"count": n, **config}), {}, timeout=20)
+    assert ex.status is X.SUCCEEDED, ex.error
+    assert runs["each"].output == [{"v": i, "i": i} for i in range(n)]
+    assert parks_of(harness, ex.id, "each") >= 2  # the budget was spent, more than once
+    window = config.get("concurrency", 1)
+    assert spy.batches == [window]
+    assert len(spy.carriers) == n - window
+    kids = [e for e in harness.store.executions.values() if e.parent_execution_id == ex.id]
+    assert sorted(k.iteration or 0 for k in kids) == list(range(n))
 
 
 async def test_loop_driven_body_slower_than_the_loop_step_time_out_still_ends() -> None:
@@ -312,10 +336,13 @@ async def test_loop_driven_window_is_started_in_one_write() -> None:
 async def test_loop_start_carried_past_the_budget_is_driven_and_found() -> None:
     # The first iteration's end is committed only after the loop's step has spent its
     # budget and parked, yet it carries the next start (claimed while time was left).
-    # The handed-over task drives that iteration; the step's next run, which saved it
-    # as perhaps not started, finds it by its key; every iteration runs once. (A
-    # budget of 1 s: the claim must come before it ends, even on a loaded machine.)
+    # The step's next run is elsewhere (it does not take over what this run left), so
+    # the iterations left running here drive that one; that run, which saved it as
+    # perhaps not started, finds it by its key; every iteration runs once. (A budget of
+    # 1 s: the claim must come before it ends, even on a loaded machine.)
     async with open_harness(control=ControlSettings(poll_s=60.0, drive_s=1.0)) as harness:
+        assert harness.engine.control is not None
+        harness.engine.control.pick_up = lambda *_: None  # type: ignore[method-assign]
         spy = spy_on_starts(harness.store)
         gate = asyncio.Event()
         held: list[str] = []

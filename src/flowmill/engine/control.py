@@ -248,6 +248,10 @@ class ControlSettings:
         drive_s: How long a loop's step runs inline-body iterations itself (started
             and run in its own task, no queue round trip) before it parks to let other
             jobs have the worker; 0 sends every iteration through the queue.
+        relay_s: How long the iterations a loop's step leaves running when it parks
+            (out of time) still start others in their place, for its next run here to
+            take over: about the time a re-run takes to come back through a queue that
+            is not busy. Longer lets a loop outrun its budget.
         public_url: Base URL of the API, for resume URLs.
     """
 
@@ -255,6 +259,7 @@ class ControlSettings:
     max_iterations: int = 100_000
     poll_s: float = 60.0
     drive_s: float = 0.5
+    relay_s: float = 0.1
     public_url: str = "http://127.0.0.1:8000"
 
 
@@ -299,6 +304,7 @@ class Control:
         self._drive_many = drive_children
         self._driving: Counter[str] = Counter()
         self._ended: dict[str, asyncio.Event] = {}
+        self._relays: dict[tuple[str, str], Any] = {}
         self._keep = keep
         self._resolve = resolve_version
         self._key = resume_key
@@ -378,6 +384,20 @@ class Control:
         else:
             _KEPT.add(task)
             task.add_done_callback(_KEPT.discard)
+
+    def leave(self, execution_id: str, node_id: str, relay: Any) -> None:
+        """Leave what a step drives here for its next run in this process to pick up
+        (a loop whose budget is spent keeps its iterations going while it parks)."""
+        self._relays[(execution_id, node_id)] = relay
+
+    def pick_up(self, execution_id: str, node_id: str) -> Any:
+        """What the step's last run here left (and no longer), or ``None``."""
+        return self._relays.pop((execution_id, node_id), None)
+
+    def forget(self, execution_id: str, node_id: str, relay: Any) -> None:
+        """Drop ``relay`` unless a later run left another in its place."""
+        if self._relays.get((execution_id, node_id)) is relay:
+            del self._relays[(execution_id, node_id)]
 
     def is_driving(self, execution_id: str) -> bool:
         """Whether a step of the execution drives its children here now."""

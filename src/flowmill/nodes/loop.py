@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import heapq
 import time
+from collections.abc import Iterable
 from typing import Any, Literal, cast
 
 from pydantic import Field, model_validator
@@ -124,28 +125,37 @@ class LoopNode(NodeType[LoopConfig]):
         # below ``issued`` were started. Only the iterations between are read, so a step
         # costs the same at item 10 and item 100,000.
         low, issued = _saved(ctx, "low", 0), _saved(ctx, "issued", 0)
-        known = await self._window(ctx, control, low, issued)
         window = 1 if config.mode == "sequential" else config.concurrency
-        idx = _Indexes(issued)
         # An inline body's iterations are driven here (started and run in this step,
         # no queue round trip and no wake per iteration) for up to ``drive_s``; then the
         # node parks as below and goes on when it runs again. A body that parks (a
         # wait, a delay) or takes the queue is simply waited for like any child.
         drive = control.can_drive and config.body is not None and control.settings.drive_s > 0
         deadline = time.monotonic() + control.settings.drive_s
+        # The iterations the last run of this step here left going when it parked.
+        lanes = control.pick_up(ctx.execution_id, ctx.node.id) if drive else None
+        if isinstance(lanes, _Lanes):
+            await lanes.adopt()
+            lanes.idx.next = max(lanes.idx.next, issued)
+        else:
+            lanes = _Lanes(_Indexes(issued))
+        idx, driving = lanes.idx, lanes.driving
+        lanes.until = max(lanes.until, deadline)
+        known = await self._window(ctx, control, low, idx.next)
+        for i in driving.values():
+            known[i] = ExecutionStatus.RUNNING  # (until its drive says how it ended)
         then = None
         if items is not None:
             # An iteration driven here starts another, in its place, with the commit
             # that ends it (one commit per iteration instead of two).
             n = len(items)
             then = Then(
-                claim=lambda: idx.claim(n) if time.monotonic() < deadline else None,
+                claim=lambda: lanes.claim(n),
                 back=idx.back,
                 data=lambda i: _data(ctx, config, i, items),
                 on=_GO_ON[config.on_item_error],
             )
-        began = False
-        driving: dict[asyncio.Task[Driven], int] = {}
+        began = handed_over = False
         ended = asyncio.Event()
         if drive:
             control.driving(ctx.execution_id, True)
@@ -209,11 +219,12 @@ class LoopNode(NodeType[LoopConfig]):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     # Out of time: the children still running go on without this step
-                    # (a slow body must not hold it past its own time-out); their ends
-                    # wake it once it parks, as any child's do.
-                    for task in driving:
-                        control.keep(asyncio.ensure_future(_drain(task)))
-                    driving.clear()
+                    # (a slow body must not hold it past its own time-out), handed to
+                    # its next run here; their ends wake it if it runs elsewhere.
+                    if driving:
+                        lanes.relay(control, ctx.execution_id, ctx.node.id)
+                        handed_over = True
+                        driving = {}
                     break
                 if others and ended.is_set():
                     ended.clear()  # before the read: an end during it sets it again
@@ -252,15 +263,16 @@ class LoopNode(NodeType[LoopConfig]):
                 control.driving(ctx.execution_id, False)
         seen = sum(1 for s in known.values() if s.terminal)
         all_ended = not any(not s.terminal for s in known.values())
+        go_on = drive and (all_ended or handed_over)
 
         async def _more_ended() -> bool:
             now = await self._window(ctx, control, low, idx.next)
             return sum(1 for s in now.values() if s.terminal) > seen
 
         return Suspend(
-            # Out of time with everything started ended: go on at once (the worker is
-            # free for other jobs between the two runs).
-            until=ctx.now if all_ended and drive else ctx.now + poll_delay(control),
+            # Out of time with everything started ended, or with drives relayed: go on
+            # at once (the worker is free for other jobs between the two runs).
+            until=ctx.now if go_on else ctx.now + poll_delay(control),
             state={"low": low, "issued": idx.issued},
             wake_on=WAKE_CHILDREN,
             recheck=_more_ended,
@@ -494,12 +506,92 @@ async def _cancel_all(tasks: dict[asyncio.Task[Driven], int]) -> None:
     tasks.clear()
 
 
-async def _drain(task: asyncio.Task[Driven]) -> None:
-    """Drive a handed-over iteration to its end, and the one its end started, if any
-    (an end just past the budget can still start one)."""
-    result = await task
-    while result.next is not None and result.next[2] is not None:
-        result = await result.next[2]
+class _Lanes:
+    """The iterations a loop's step drives in this process, and the indexes it hands
+    out to them.
+
+    A run whose budget is spent while iterations run leaves them to the step's next run
+    here (:meth:`relay`). For up to ``relay_s`` (a control setting) an ending one still
+    starts another, so the window stays full while the step parks and comes back
+    instead of emptying; the next run picks them up (:meth:`adopt`) with the indexes as
+    they are. If it runs in another process instead, they are driven to their ends
+    here, as the step's own drives are, and that run finds them as it finds any child.
+
+    Attributes:
+        idx: The indexes handed out.
+        until: Claims are refused from then on (``time.monotonic()``).
+        driving: Each drive in flight, by the index it runs.
+    """
+
+    def __init__(self, idx: _Indexes) -> None:
+        self.idx = idx
+        self.until = 0.0
+        self.driving: dict[asyncio.Task[Driven], int] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._adopting = False
+
+    def claim(self, total: int) -> int | None:
+        """An iteration for an ending one to start in its place, while time is left."""
+        return self.idx.claim(total) if time.monotonic() < self.until else None
+
+    def relay(self, control: Control, execution_id: str, node_id: str) -> None:
+        """Leave the drives in flight to the step's next run here."""
+        self.until = time.monotonic() + control.settings.relay_s
+        control.leave(execution_id, node_id, self)
+        self._keeper = asyncio.ensure_future(self._keep_driving(control, execution_id, node_id))
+        control.keep(self._keeper)
+
+    async def adopt(self) -> None:
+        """Stop driving in the background: the caller waits for :attr:`driving` now
+        (only drives still in flight: those that ended are settled here).
+
+        Raises:
+            Exception: A drive failed while relayed (as it would have failed the run
+                that drove it).
+        """
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            self._adopting = True
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            self._adopting = False
+        failure = self._settle([t for t in self.driving if t.done()])
+        if failure is None and keeper is not None and not keeper.cancelled():
+            failure = keeper.exception()
+        if failure is not None:
+            raise failure
+
+    def _settle(self, done: Iterable[asyncio.Task[Driven]]) -> BaseException | None:
+        """Take ended drives out, each one's carried iteration in (driven in its turn);
+        the first failure among them, if any."""
+        failure = None
+        for task in done:
+            del self.driving[task]
+            if task.cancelled():
+                continue
+            failure = failure or task.exception()
+            nxt = None if task.exception() is not None else task.result().next
+            if nxt is not None:  # its end started another in its place
+                j, _child, steps = nxt
+                self.idx.carried(j)
+                if steps is not None:
+                    self.driving[asyncio.ensure_future(steps)] = j
+        return failure
+
+    async def _keep_driving(self, control: Control, execution_id: str, node_id: str) -> None:
+        failure: BaseException | None = None
+        try:
+            while self.driving:
+                done, _ = await asyncio.wait(self.driving, return_when=asyncio.FIRST_COMPLETED)
+                failed = self._settle(done)
+                failure = failure or failed
+        except asyncio.CancelledError:
+            if not self._adopting:  # shut down: stop driving, as the step would
+                await _cancel_all(self.driving)
+            raise
+        control.forget(execution_id, node_id, self)
+        if failure is not None:
+            raise failure
 
 
 def _saved(ctx: NodeContext, key: str, default: int) -> int:
