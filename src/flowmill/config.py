@@ -121,6 +121,10 @@ class Settings(BaseSettings):
             PostgreSQL; 500 on SQLite, where a transaction blocks every other writer).
         projector_lease_s: Lease of the leading projector replica.
         socket_enabled: Serve Socket.IO at ``/api/socket`` (needs ``flowmill[realtime]``).
+        socket_compression: Offer per-message deflate on WebSocket connections (Socket.IO
+            and any other). Off by default, as in Socket.IO's own server: its events are
+            small, and compressing each frame for each recipient cost about a fifth of
+            the server's CPU per recipient (``bench/read_side.py``).
         cors_origins: Browser origins allowed to open Socket.IO connections
             (comma-separated; ``*`` for any); none means same-origin only.
         metrics_enabled: Count and time executions, steps, queues, webhooks, commits.
@@ -282,6 +286,7 @@ class Settings(BaseSettings):
     projector_batch: int | None = Field(None, ge=1, le=100_000)
     projector_lease_s: float = Field(15.0, gt=0)
     socket_enabled: bool = True
+    socket_compression: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_enabled: bool = True
     metrics_tenant_label: bool = False

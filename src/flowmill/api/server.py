@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -202,6 +203,25 @@ async def serve(
             await _serve(rt, settings, sock, host, port, worker, scheduler, say, freeze_heap)
 
 
+def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """How ``flowmill serve`` runs uvicorn with ``app``."""
+    debug = settings.log_level == "debug"
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # uvicorn's own lines repeat the banner; its warnings and errors still show
+        log_level=settings.log_level if debug else "warning",
+        # its records go through the root handler, in Flowmill's format (flowmill.logs)
+        log_config=None,
+        access_log=debug,
+        lifespan="off",
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
+        server_header=False,
+        ws_per_message_deflate=settings.socket_compression,
+    )
+
+
 async def _serve(
     rt: Runtime,
     settings: Settings,
@@ -218,20 +238,7 @@ async def _serve(
     base = _base_url(host, port)
     first = await bootstrap(ctx)
     mode = "API + worker" if worker else "API only (run `flowmill worker` for steps)"
-    debug = settings.log_level == "debug"
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        # uvicorn's own lines repeat the banner; its warnings and errors still show
-        log_level=settings.log_level if debug else "warning",
-        # its records go through the root handler, in Flowmill's format (flowmill.logs)
-        log_config=None,
-        access_log=debug,
-        lifespan="off",
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
-        server_header=False,
-    )
+    config = uvicorn_config(app, settings, host, port)
     server = _Server(config)
     async with contextlib.AsyncExitStack() as stack:
         # the projector replica runs wherever a trigger-service replica may
