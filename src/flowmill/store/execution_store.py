@@ -29,6 +29,7 @@ from flowmill.store import writer
 from flowmill.store.database import Database
 from flowmill.store.tables import (
     LIVE_STATUSES,
+    inline,
     node_executions,
     workers,
     workflow_executions,
@@ -166,20 +167,12 @@ class SqlExecutionStore(ABC):
         created_before: datetime | None = None,
         limit: int = 1000,
     ) -> list[NodeRun]:
-        if owner is not None:
-            who = [ne.c.owner == owner]
-            if created_before is not None:
-                who = [sa.and_(ne.c.owner == owner, ne.c.created_at < created_before)]
-        else:
-            orphaned = sa.and_(ne.c.owner.is_not(None), ne.c.owner.not_in(list(alive_owners)))
-            who = [orphaned]
-            if unowned_older_than is not None:
-                who.append(sa.and_(ne.c.owner.is_(None), ne.c.created_at < unowned_older_than))
-        stmt = (
-            sa.select(ne)
-            .where(ne.c.status.in_(LIVE_STATUSES), sa.or_(*who))
-            .order_by(ne.c.id)
-            .limit(limit)
+        stmt = live_runs_query(
+            alive_owners=alive_owners,
+            unowned_older_than=unowned_older_than,
+            owner=owner,
+            created_before=created_before,
+            limit=limit,
         )
         return await self.db.read(lambda c: [repo.run_from_row(r) for r in c.execute(stmt)])
 
@@ -194,11 +187,7 @@ class SqlExecutionStore(ABC):
         await self.db.write(lambda c: c.execute(stmt))
 
     async def overdue_executions(self, now: datetime, limit: int = 100) -> list[str]:
-        stmt = (
-            sa.select(we.c.id)
-            .where(we.c.status.in_(_LIVE_EXECUTION), we.c.deadline_at < now)
-            .limit(limit)
-        )
+        stmt = overdue_query(now, limit)
         return await self.db.read(lambda c: [str(x) for x in c.execute(stmt).scalars()])
 
     async def queued_executions(
@@ -248,7 +237,7 @@ def _counts(
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
     running = conn.execute(
         sa.select(sa.func.count()).where(
-            we.c.workflow_id == workflow_id, we.c.status.in_(_LIVE_EXECUTION)
+            we.c.workflow_id == workflow_id, we.c.status.in_(_LIVE_EXECUTION_INLINE)
         )
     ).scalar_one()
     queued = conn.execute(
@@ -451,3 +440,43 @@ def _checkpoint_one(
     fx = build(ex, fast.FastStateReader(db, execution_id))
     writer.apply_effects(writer.SqliteDriver(db), fx, now())
     return fx
+
+
+#: The live statuses written into statements, so that PostgreSQL can use the partial
+#: indexes of live rows (see :func:`~flowmill.store.tables.inline`).
+_LIVE_EXECUTION_INLINE = [inline(s) for s in _LIVE_EXECUTION]
+_LIVE_RUN_INLINE = [inline(s) for s in LIVE_STATUSES]
+
+
+def overdue_query(now: datetime, limit: int) -> sa.Select[Any]:
+    """Live executions past their deadline: the sweeper's, every few seconds on every
+    worker, so it walks the index of live executions, never the table."""
+    live = _LIVE_EXECUTION_INLINE
+    return sa.select(we.c.id).where(we.c.status.in_(live), we.c.deadline_at < now).limit(limit)
+
+
+def live_runs_query(
+    *,
+    alive_owners: Collection[str],
+    unowned_older_than: datetime | None = None,
+    owner: str | None = None,
+    created_before: datetime | None = None,
+    limit: int = 1000,
+) -> sa.Select[Any]:
+    """Live runs of dead (or one) owners, or long unowned (see ``live_runs``): the
+    sweeper's, every few seconds on every worker, so it walks the index of live runs."""
+    if owner is not None:
+        who = [ne.c.owner == owner]
+        if created_before is not None:
+            who = [sa.and_(ne.c.owner == owner, ne.c.created_at < created_before)]
+    else:
+        orphaned = sa.and_(ne.c.owner.is_not(None), ne.c.owner.not_in(list(alive_owners)))
+        who = [orphaned]
+        if unowned_older_than is not None:
+            who.append(sa.and_(ne.c.owner.is_(None), ne.c.created_at < unowned_older_than))
+    return (
+        sa.select(ne)
+        .where(ne.c.status.in_(_LIVE_RUN_INLINE), sa.or_(*who))
+        .order_by(ne.c.id)
+        .limit(limit)
+    )

@@ -177,11 +177,35 @@ def _summary(row: Any) -> ExecutionSummary:
 
 def explain(conn: Connection, q: sa.Select[Any]) -> list[str]:
     """PostgreSQL's plan of a query, one line per row (for tests and the benchmark)."""
-    compiled = q.compile(dialect=conn.dialect)
+    compiled = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     positional = tuple(params[k] for k in compiled.positiontup or ())
     rows = conn.exec_driver_sql(f"EXPLAIN {compiled}", positional).all()
     return [str(r[0]) for r in rows]
+
+
+def explain_generic(conn: Connection, q: sa.Select[Any]) -> list[str]:
+    """PostgreSQL's generic plan of a query: the one a statement run often gets, made
+    for any parameters (after five runs; forced here), one line per row."""
+    compiled = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    values = [params[k] for k in compiled.positiontup or ()]
+    conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+    conn.exec_driver_sql(f"PREPARE flowmill_plan AS {compiled}")
+    try:
+        args = ", ".join(_sql_literal(v) for v in values)
+        rows = conn.exec_driver_sql(f"EXPLAIN EXECUTE flowmill_plan({args})").all()
+    finally:
+        conn.exec_driver_sql("DEALLOCATE flowmill_plan")
+    return [str(r[0]) for r in rows]
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, datetime):
+        return f"'{value.isoformat()}'"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class ExecutionQueries:

@@ -25,7 +25,7 @@ from flowmill.domain.events import DomainEvent, EventType
 from flowmill.ids import uuid7
 from flowmill.store.database import Database, PostgresDatabase
 from flowmill.store.executions import append_events
-from flowmill.store.tables import webhook_events, workflow_executions
+from flowmill.store.tables import inline, webhook_events, workflow_executions
 
 if TYPE_CHECKING:  # the postgres extra; the embedded default runs without it
     import asyncpg
@@ -355,12 +355,7 @@ class WebhookEventStore:
 
     async def stale_received(self, older_than: datetime, limit: int = 100) -> list[str]:
         """Ids of events still ``received`` since before ``older_than`` (lost jobs)."""
-        q = (
-            sa.select(wh.c.id)
-            .where(wh.c.status == WebhookEventStatus.RECEIVED.value, wh.c.received_at < older_than)
-            .order_by(wh.c.received_at)
-            .limit(limit)
-        )
+        q = stale_received_query(older_than, limit)
         rows = await self.db.read(lambda c: c.execute(q).scalars().all())
         return [str(r) for r in rows]
 
@@ -382,3 +377,15 @@ class WebhookEventStore:
         q = q.order_by(wh.c.id.desc()).limit(limit + 1)
         rows = await self.db.read(lambda c: c.execute(q).all())
         return [event_from_row(r) for r in rows[:limit]], len(rows) > limit
+
+
+def stale_received_query(older_than: datetime, limit: int) -> sa.Select[Any]:
+    """Events still ``received`` since before ``older_than``, oldest first: run every few
+    seconds, so it walks the partial index of received events, never the table."""
+    return (
+        sa.select(wh.c.id)
+        .where(wh.c.status == inline(WebhookEventStatus.RECEIVED.value))
+        .where(wh.c.received_at < older_than)
+        .order_by(wh.c.received_at)
+        .limit(limit)
+    )
