@@ -202,7 +202,21 @@ def _call_and_validate(case: Any, live_api: LiveApi) -> None:
                 key = "workflow" if name == "workflow_id" else "execution"
                 case.path_parameters[name] = live_api.ids[key]
     headers = {} if _negated(case, "header") else {"Authorization": f"Bearer {live_api.key}"}
-    case.call_and_validate(base_url=live_api.url, headers=headers, checks=CHECKS, timeout=30)
+    response = case.call(base_url=live_api.url, headers=headers, timeout=30)
+    if _refused_by_the_http_server(response):
+        return  # never reached the API: nothing of it to check
+    case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+def _refused_by_the_http_server(response: Any) -> bool:
+    """uvicorn's own answer to a request its HTTP/1.1 parser refuses (the fuzzer once
+    sent an empty ``Content-Length`` header): plain text, before any routing, so no
+    route of the API answered it."""
+    return bool(
+        response.status_code == 400
+        and response.headers.get("content-type", [""])[0].startswith("text/plain")
+        and response.content == b"Invalid HTTP request received."
+    )
 
 
 def _stable_half(value: Any) -> bool:
