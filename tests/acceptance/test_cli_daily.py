@@ -126,19 +126,24 @@ def test_cli_daily_follow_tracks_a_running_execution(flowmill: Flowmill, tmp_pat
     try:
 
         def started() -> list[dict[str, object]]:
+            if running.poll() is not None:  # a run that ended early will never be listed
+                out, err = running.communicate()
+                raise RuntimeError(f"run exited {running.returncode}: {out!r} {err!r}")
             # the two processes may both be creating the database at first: try again
             listed = flowmill("executions", "list", "--json")
-            return listed.json() if listed.code == 0 else []
+            assert listed.code == 0, listed.stderr
+            return listed.json()
 
-        listed = eventually_sync(started, 30, "the run's execution")
+        # a loaded CI machine once took over 30 s to start the run
+        listed = eventually_sync(started, 60, "the run's execution")
         followed = flowmill("executions", "follow", listed[0]["id"])
         assert followed.code == 0, followed.stderr
         assert "wait  waiting" in followed.stdout  # seen while it waited
         assert re.search(r"execution \S+ succeeded", followed.stdout)
         assert "hello from js" in followed.stdout
     finally:
-        out, _ = running.communicate(timeout=60)
-    assert json.loads(out)["status"] == "succeeded"
+        out, err = running.communicate(timeout=60) if running.returncode is None else ("", "")
+    assert json.loads(out)["status"] == "succeeded", err
 
 
 def test_cli_daily_workflows_import_list_export(flowmill: Flowmill, tmp_path: Path) -> None:
