@@ -14,7 +14,9 @@ the next one (the way PostgreSQL's own group commit works).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -36,6 +38,10 @@ class Coalescer(Generic[T, R]):
         share: The tenant (or other party) an item is for. With it, a full batch is
             filled from the parties in turn rather than first-come: one party's flood
             of pending items cannot push another's single item past the next flush.
+        lone_parties: With ``share``, how many :meth:`submit_or_alone` calls may go
+            alone at once for parties with nothing pending or under way, while other
+            parties' batches flush: a quiet tenant's one item does not wait for a
+            flood's batch to finish first (0: only when nothing at all is under way).
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class Coalescer(Generic[T, R]):
         max_batch: int = 64,
         key: Callable[[T], Hashable] | None = None,
         share: Callable[[T], Hashable] | None = None,
+        lone_parties: int = 0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -57,6 +64,8 @@ class Coalescer(Generic[T, R]):
         self.batches = 0  # flushes done (for tests and benchmarks)
         self.items = 0  # items flushed
         self._alone = 0  # calls under way that went alone (submit_or_alone)
+        self._lone_parties = lone_parties if share is not None else 0
+        self._busy: Counter[Hashable] = Counter()  # party -> its items pending or under way
 
     @property
     def idle(self) -> bool:
@@ -70,7 +79,28 @@ class Coalescer(Generic[T, R]):
         self._pending.append((item, future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain())
-        return await future
+        if not self._lone_parties:
+            return await future
+        with self._busy_party(item):
+            return await future
+
+    def _party(self, item: T) -> Hashable:
+        assert self._share is not None
+        try:
+            return self._share(item)
+        except Exception:
+            return None
+
+    @contextlib.contextmanager
+    def _busy_party(self, item: T) -> Iterator[None]:
+        party = self._party(item)
+        self._busy[party] += 1
+        try:
+            yield
+        finally:
+            self._busy[party] -= 1
+            if not self._busy[party]:
+                del self._busy[party]
 
     async def submit_or_alone(self, item: T, alone: Callable[[], Awaitable[R]]) -> R:
         """``alone()`` when nothing else is under way (no flush, nothing pending, no
@@ -78,15 +108,24 @@ class Coalescer(Generic[T, R]):
 
         For a store whose batch costs more than a lone call (a savepoint, an extra turn
         of the event loop): a request that comes alone, as a chain's steps do, takes
-        the cheaper path; requests arriving meanwhile are batched as usual.
+        the cheaper path; requests arriving meanwhile are batched as usual. With
+        ``lone_parties``, a request whose party has nothing pending or under way also
+        goes alone (up to that many at once).
         """
         if self._alone == 0 and self.idle:
-            self._alone += 1
-            try:
+            first = True
+        elif self._alone < self._lone_parties and not self._busy[self._party(item)]:
+            first = False  # its party has nothing under way: don't queue behind others'
+        else:
+            return await self.submit(item)
+        self._alone += 1
+        try:
+            if first and not self._lone_parties:
                 return await alone()
-            finally:
-                self._alone -= 1
-        return await self.submit(item)
+            with self._busy_party(item):
+                return await alone()
+        finally:
+            self._alone -= 1
 
     def _in_turns(self) -> list[tuple[T, asyncio.Future[R]]]:
         """The pending items ordered by turns of their parties: each party's first, then

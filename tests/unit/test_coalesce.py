@@ -6,7 +6,7 @@ go together in the next flush, that each caller gets its own result, that ``max_
 a per-item exception fails that caller only while a raised one fails the whole batch
 without wedging the coalescer, that a caller cancelled before its batch is not flushed,
 the ``batches`` / ``items`` counters, and that ``submit_or_alone`` goes alone only when
-nothing else is under way.
+nothing else is under way (or, with ``lone_parties``, nothing of its party).
 """
 
 from __future__ import annotations
@@ -269,3 +269,34 @@ async def test_coalesce_submit_or_alone_goes_alone_only_when_nothing_else_is_und
     # Nothing under way again: alone.
     assert await c.submit_or_alone(4, lambda: alone(4)) == 400
     assert alone_calls == [1, 4]
+
+
+async def test_coalesce_submit_or_alone_lets_a_party_with_nothing_under_way_go_alone() -> None:
+    """With ``lone_parties``, a party's first request goes alone while another party's
+    batch is held; its next one, made while the first is under way, is batched; so is
+    a request past the limit of lone calls."""
+    flush = Flush()
+    # Items 100+ are the flood's; each item below 100 is a party of its own.
+    c = Coalescer(flush, share=lambda item: "flood" if item >= 100 else item, lone_parties=1)
+    first = await _hold_first_flush(flush, c)
+    gate = asyncio.Event()
+    alone_calls: list[int] = []
+
+    async def alone(n: int) -> int:
+        alone_calls.append(n)
+        await gate.wait()
+        return n * 100
+
+    quiet = asyncio.ensure_future(c.submit_or_alone(7, lambda: alone(7)))
+    await eventually(lambda: alone_calls == [7], 2, "the quiet party's call going alone")
+    again = asyncio.ensure_future(c.submit_or_alone(7, lambda: alone(7)))  # 7 is under way
+    other = asyncio.ensure_future(c.submit_or_alone(8, lambda: alone(8)))  # over the limit
+    flood = asyncio.ensure_future(c.submit_or_alone(101, lambda: alone(101)))
+    gate.set()
+    assert await quiet == 700
+    assert flush.gate is not None
+    flush.gate.set()
+    assert await asyncio.gather(first, again, other, flood) == [0, 70, 80, 1010]
+    assert alone_calls == [7]
+    # Nothing under way: the first call goes alone as without lone_parties.
+    assert await c.submit_or_alone(9, lambda: alone(9)) == 900

@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +49,13 @@ class Database(ABC):
     @abstractmethod
     async def read(self, fn: Work[T]) -> T:
         """Run ``fn`` in a read transaction."""
+
+    def turn_of(self, tenants: Collection[str], *, reading: bool = False) -> str:
+        """The tenant, of ``tenants``, in whose turn work shared by all of them should
+        wait for the writer (or, ``reading``, a reader); see
+        :meth:`FairExecutor.soonest`. A database that does not queue work per tenant:
+        any of them."""
+        return next(iter(tenants), "")
 
     async def read_statements(self, fn: Work[T]) -> T:
         """Run ``fn``'s reads each as its own statement, without a transaction around
@@ -262,6 +269,11 @@ class SqliteDatabase(Database):
     def _run_read(self, fn: Work[T]) -> T:
         with self.reader_engine.connect() as conn, conn.begin():
             return fn(conn)
+
+    def turn_of(self, tenants: Collection[str], *, reading: bool = False) -> str:
+        if not tenants:
+            return ""
+        return (self._readers if reading else self._writer).soonest(tenants)
 
     async def write(self, fn: Work[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._run_write, fn)
