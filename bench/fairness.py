@@ -6,6 +6,7 @@ and then. B's latency while A floods is printed beside B's latency on the idle s
 measured in the same run: the target is at most 2x.
 
     .venv/bin/python bench/fairness.py [--flood 5000] [--probes 15] [--busy-ms 20]
+        [--queued-first]
     .venv/bin/python bench/fairness.py --postgres postgresql://... --redis redis://...
 
 With ``--redis`` the flood and the probes go through BullMQ to two ``flowmill worker``
@@ -101,7 +102,10 @@ async def scenario(settings: Settings, args: argparse.Namespace) -> dict[str, li
         await probe(rt, quiet, 3, 0)  # warm up
         idle = await probe(rt, quiet, args.probes, 0.05)
         flooding = asyncio.create_task(flood(rt, noisy, args.flood))
-        await asyncio.sleep(1.0)  # a backlog builds up
+        if args.queued_first:
+            await flooding  # every start of A's done: a backlog, no starts arriving
+        else:
+            await asyncio.sleep(1.0)  # a backlog builds up while A's starts pour in
         loaded = await probe(rt, quiet, args.probes, 0.2)
         await flooding
         return {"idle": idle, "loaded": loaded}
@@ -176,7 +180,9 @@ async def main(args: argparse.Namespace) -> None:
     print_table(
         f"Noisy neighbour ({layout}): tenant A floods {args.flood} executions spinning "
         f"{args.busy_ms} ms each in the JS sandbox; tenant B's trigger -> code node, "
-        f"{args.probes} probes; load average {os.getloadavg()[0]:.1f}",
+        f"{args.probes} probes "
+        + ("once A's starts were all made" if args.queued_first else "while A's starts arrive")
+        + f"; load average {os.getloadavg()[0]:.1f}",
         ["tenant B", "median (ms)", "p95 (ms)", "ratio to idle", "target"],
         [
             ["idle system", median_ms(idle), p95_ms(idle), "1.0x", ""],
@@ -196,6 +202,11 @@ if __name__ == "__main__":
     parser.add_argument("--flood", type=int, default=5000, help="executions tenant A starts")
     parser.add_argument("--probes", type=int, default=15, help="tenant B's measured runs")
     parser.add_argument("--busy-ms", type=int, default=20, help="CPU each A code node spins")
+    parser.add_argument(
+        "--queued-first",
+        action="store_true",
+        help="probe once A's starts are all made (its backlog queued), not while they arrive",
+    )
     parser.add_argument("--postgres", default="", help="PostgreSQL URL (distributed layout)")
     parser.add_argument("--redis", default="", help="Redis URL: run on BullMQ with 2 workers")
     asyncio.run(main(parser.parse_args()))
