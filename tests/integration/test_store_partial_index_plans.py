@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowmill.store.database import connect
-from flowmill.store.execution_store import live_runs_query, overdue_query
+from flowmill.store.execution_store import live_runs_query, overdue_query, queued_query
 from flowmill.store.queries import explain_generic
 from flowmill.store.webhook_events import stale_received_query
 
@@ -42,7 +42,34 @@ FROM generate_series(1, 30000) AS g
 """
 
 
+# The same, in time order as uuid7 ids are, the live rows the newest: the primary key
+# walked from the oldest row reads every ended one before the first live one.
+_EXECUTIONS_IN_ORDER = """
+INSERT INTO workflow_executions
+    (id, tenant_id, workflow_id, version, status, trigger_type, trigger, created_at)
+SELECT lpad(to_hex(g), 32, '0')::uuid, 't', '01900000-0000-7000-8000-000000000000', 1,
+       CASE WHEN g > 29970 THEN 'queued' ELSE 'succeeded' END,
+       'manual', '{}'::jsonb, now()
+FROM generate_series(1, 30000) AS g
+"""
+_RUNS_IN_ORDER = """
+INSERT INTO node_executions
+    (id, tenant_id, execution_id, node_id, attempt, status, input, created_at, owner)
+SELECT lpad(to_hex(g), 32, '0')::uuid, 't', lpad(to_hex(g), 32, '0')::uuid, 'n', 1,
+       CASE WHEN g > 29970 THEN 'queued' ELSE 'succeeded' END, '{}'::jsonb,
+       now() - interval '1 hour', 'gone-worker'
+FROM generate_series(1, 30000) AS g
+"""
+
+
 async def _generic_plan(url: str, seeds: list[str], table: str, query: sa.Select[Any]) -> str:
+    [plan] = await _generic_plans(url, seeds, table, [query])
+    return plan
+
+
+async def _generic_plans(
+    url: str, seeds: list[str], table: str, queries: list[sa.Select[Any]]
+) -> list[str]:
     db = connect(url)
     try:
 
@@ -53,7 +80,9 @@ async def _generic_plan(url: str, seeds: list[str], table: str, query: sa.Select
 
         await db.write(_seed)
 
-        return "\n".join(await db.read(lambda c: explain_generic(c, query)))
+        return [
+            "\n".join(await db.read(lambda c, q=query: explain_generic(c, q))) for query in queries
+        ]
     finally:
         await db.close()
 
@@ -84,3 +113,26 @@ async def test_store_partial_index_plans_live_runs_of_dead_workers_walk_the_live
     query = live_runs_query(alive_owners=["w1"], unowned_older_than=datetime.now(UTC))
     plan = await _generic_plan(postgres_url, [_EXECUTIONS, _RUNS], "node_executions", query)
     assert "ix_node_executions_live" in plan and "Seq Scan" not in plan, plan
+
+
+async def test_store_partial_index_plans_oldest_live_runs_do_not_walk_the_primary_key(
+    postgres_url: str,
+) -> None:
+    query = live_runs_query(alive_owners=["w1"], unowned_older_than=datetime.now(UTC))
+    plan = await _generic_plan(
+        postgres_url, [_EXECUTIONS_IN_ORDER, _RUNS_IN_ORDER], "node_executions", query
+    )
+    assert "ix_node_executions_live_id" in plan, plan
+    assert "pk_node_executions" not in plan and "Seq Scan" not in plan, plan
+
+
+async def test_store_partial_index_plans_oldest_queued_executions_walk_the_queued_index(
+    postgres_url: str,
+) -> None:
+    queries = [queued_query(), queued_query(tenant_id="t")]
+    plans = await _generic_plans(
+        postgres_url, [_EXECUTIONS_IN_ORDER], "workflow_executions", queries
+    )
+    for plan in plans:
+        assert "ix_executions_queued" in plan, plan
+        assert "pk_workflow_executions" not in plan and "Seq Scan" not in plan, plan

@@ -193,12 +193,7 @@ class SqlExecutionStore(ABC):
     async def queued_executions(
         self, workflow_id: str | None = None, limit: int = 100, *, tenant_id: str | None = None
     ) -> list[ExecutionRecord]:
-        stmt = sa.select(we).where(we.c.status == ExecutionStatus.QUEUED.value)
-        if workflow_id is not None:
-            stmt = stmt.where(we.c.workflow_id == workflow_id)
-        if tenant_id is not None:
-            stmt = stmt.where(we.c.tenant_id == tenant_id)
-        stmt = stmt.order_by(we.c.id).limit(limit)
+        stmt = queued_query(workflow_id, tenant_id, limit)
         return await self.db.read(lambda c: [repo.execution_from_row(r) for r in c.execute(stmt)])
 
     async def promote(
@@ -465,6 +460,19 @@ def overdue_query(now: datetime, limit: int) -> sa.Select[Any]:
     worker, so it walks the index of live executions, never the table."""
     live = _LIVE_EXECUTION_INLINE
     return sa.select(we.c.id).where(we.c.status.in_(live), we.c.deadline_at < now).limit(limit)
+
+
+def queued_query(
+    workflow_id: str | None = None, tenant_id: str | None = None, limit: int = 100
+) -> sa.Select[Any]:
+    """The oldest queued executions (of a workflow, of a tenant): every sweep and every
+    end of a limited execution asks, so it walks the partial index of queued ones."""
+    stmt = sa.select(we).where(we.c.status == inline(ExecutionStatus.QUEUED.value))
+    if workflow_id is not None:
+        stmt = stmt.where(we.c.workflow_id == workflow_id)
+    if tenant_id is not None:
+        stmt = stmt.where(we.c.tenant_id == tenant_id)
+    return stmt.order_by(we.c.id).limit(limit)
 
 
 def live_runs_query(

@@ -38,6 +38,7 @@ def inline(value: str) -> sa.BindParameter[str]:
 
 
 _live_exec_sql = sa.text("status IN ('pending', 'queued', 'running', 'waiting')")
+_queued_exec_sql = sa.text("status = 'queued'")
 
 tenants = sa.Table(
     "tenants",
@@ -205,6 +206,14 @@ workflow_executions = sa.Table(
         sqlite_where=_live_exec_sql,
         postgresql_where=_live_exec_sql,
     ),
+    # the oldest queued executions (the sweep that starts them), without walking the
+    # primary key past every ended one
+    sa.Index(
+        "ix_executions_queued",
+        "id",
+        sqlite_where=_queued_exec_sql,
+        postgresql_where=_queued_exec_sql,
+    ),
 )
 
 node_executions = sa.Table(
@@ -245,6 +254,14 @@ node_executions = sa.Table(
     sa.Index(
         "ix_node_executions_live_execution",
         "execution_id",
+        sqlite_where=_live_sql,
+        postgresql_where=_live_sql,
+    ),
+    # the sweeper's oldest live runs of dead workers (ORDER BY id LIMIT): the primary
+    # key walked from the oldest row, past every ended run, took 100-250 ms in a soak
+    sa.Index(
+        "ix_node_executions_live_id",
+        "id",
         sqlite_where=_live_sql,
         postgresql_where=_live_sql,
     ),

@@ -2,4 +2,4 @@
 
 #: The newest revision. Start-up compares it with the database without loading Alembic;
 #: ``tests/integration/test_migrations.py`` checks it is Alembic's head.
-HEAD = "0007"
+HEAD = "0008"
