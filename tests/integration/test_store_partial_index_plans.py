@@ -9,7 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowmill.store.database import connect
-from flowmill.store.execution_store import live_runs_query, overdue_query, queued_query
+from flowmill.store.execution_store import (
+    live_count_query,
+    live_runs_query,
+    overdue_query,
+    queued_query,
+)
 from flowmill.store.queries import explain_generic
 from flowmill.store.webhook_events import stale_received_query
 
@@ -136,3 +141,11 @@ async def test_store_partial_index_plans_oldest_queued_executions_walk_the_queue
     for plan in plans:
         assert "ix_executions_queued" in plan, plan
         assert "pk_workflow_executions" not in plan and "Seq Scan" not in plan, plan
+
+
+async def test_store_partial_index_plans_limited_start_counts_the_live_index(
+    postgres_url: str,
+) -> None:
+    query = live_count_query("01900000-0000-7000-8000-000000000000")
+    plan = await _generic_plan(postgres_url, [_EXECUTIONS], "workflow_executions", query)
+    assert "ix_executions_live" in plan and "Seq Scan" not in plan, plan

@@ -304,7 +304,7 @@ class Control:
         self._drive_many = drive_children
         self._driving: Counter[str] = Counter()
         self._ended: dict[str, asyncio.Event] = {}
-        self._relays: dict[tuple[str, str], Any] = {}
+        self._relays: dict[tuple[str, str], object] = {}  # opaque here: the node's own
         self._keep = keep
         self._resolve = resolve_version
         self._key = resume_key
@@ -385,16 +385,17 @@ class Control:
             _KEPT.add(task)
             task.add_done_callback(_KEPT.discard)
 
-    def leave(self, execution_id: str, node_id: str, relay: Any) -> None:
+    def leave(self, execution_id: str, node_id: str, relay: object) -> None:
         """Leave what a step drives here for its next run in this process to pick up
         (a loop whose budget is spent keeps its iterations going while it parks)."""
         self._relays[(execution_id, node_id)] = relay
 
-    def pick_up(self, execution_id: str, node_id: str) -> Any:
-        """What the step's last run here left (and no longer), or ``None``."""
+    def pick_up(self, execution_id: str, node_id: str) -> object:
+        """What the step's last run here left (and no longer), or ``None``; the node
+        checks its type (the engine does not know the node's classes)."""
         return self._relays.pop((execution_id, node_id), None)
 
-    def forget(self, execution_id: str, node_id: str, relay: Any) -> None:
+    def forget(self, execution_id: str, node_id: str, relay: object) -> None:
         """Drop ``relay`` unless a later run left another in its place."""
         if self._relays.get((execution_id, node_id)) is relay:
             del self._relays[(execution_id, node_id)]

@@ -230,11 +230,7 @@ def _counts(
         )
         key = sa.func.hashtextextended(_TENANT_LOCK + tenant_id, 0)
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-    running = conn.execute(
-        sa.select(sa.func.count()).where(
-            we.c.workflow_id == workflow_id, we.c.status.in_(_LIVE_EXECUTION_INLINE)
-        )
-    ).scalar_one()
+    running = conn.execute(live_count_query(workflow_id)).scalar_one()
     queued = conn.execute(
         sa.select(sa.func.count()).where(
             we.c.workflow_id == workflow_id, we.c.status == ExecutionStatus.QUEUED.value
@@ -460,6 +456,14 @@ def overdue_query(now: datetime, limit: int) -> sa.Select[Any]:
     worker, so it walks the index of live executions, never the table."""
     live = _LIVE_EXECUTION_INLINE
     return sa.select(we.c.id).where(we.c.status.in_(live), we.c.deadline_at < now).limit(limit)
+
+
+def live_count_query(workflow_id: str) -> sa.Select[Any]:
+    """How many executions of the workflow are live: every start of a workflow with
+    ``max_concurrent`` counts, so it reads the partial index of live executions."""
+    return sa.select(sa.func.count()).where(
+        we.c.workflow_id == workflow_id, we.c.status.in_(_LIVE_EXECUTION_INLINE)
+    )
 
 
 def queued_query(
