@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from _util import median_ms, p95_ms, print_table
+from bullmq_floor import _drop_prefix as drop_prefix
 from distributed import temp_database
 from flowmill.config import Settings
 from flowmill.domain.states import ExecutionStatus
@@ -123,19 +124,6 @@ def workers(env: dict[str, str], count: int, home: Path) -> list[subprocess.Pope
     return out
 
 
-async def forget_queue(redis_url: str, prefix: str) -> None:
-    """Delete the run's queue keys: A's backlog left in Redis, thousands of jobs a run."""
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        for i in range(0, len(keys), 1000):
-            await client.unlink(*keys[i : i + 1000])
-    finally:
-        await client.aclose()
-
-
 async def main(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
@@ -168,7 +156,8 @@ async def main(args: argparse.Namespace) -> None:
                     p.send_signal(signal.SIGTERM)
                 for p in procs:
                     p.wait(30)
-                await forget_queue(args.redis, env["FLOWMILL_QUEUE_PREFIX"])
+                # A's backlog is left in Redis, thousands of jobs a run
+                await drop_prefix(args.redis, env["FLOWMILL_QUEUE_PREFIX"])
             layout = "distributed: PostgreSQL + BullMQ, 2 workers"
         else:
             settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", log_level="warning")

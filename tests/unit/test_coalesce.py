@@ -12,7 +12,7 @@ nothing else is under way (or, with ``lone_parties``, nothing of its party).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -42,6 +42,23 @@ class Flush:
         finally:
             self.running -= 1
         return [item * 10 for item in items]
+
+
+class Alone:
+    """``alone()`` calls for :meth:`Coalescer.submit_or_alone`: each recorded, each held
+    until ``gate`` is set, answering ``n * 100``."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.gate = asyncio.Event()
+
+    def __call__(self, n: int) -> Callable[[], Awaitable[int]]:
+        async def _alone() -> int:
+            self.calls.append(n)
+            await self.gate.wait()
+            return n * 100
+
+        return _alone
 
 
 async def _hold_first_flush(flush: Flush, coalescer: Coalescer[int, int]) -> asyncio.Task[int]:
@@ -250,25 +267,18 @@ async def test_coalesce_fills_a_full_batch_from_parties_in_turn() -> None:
 async def test_coalesce_submit_or_alone_goes_alone_only_when_nothing_else_is_under_way() -> None:
     flush = Flush()
     c = Coalescer(flush)
-    gate = asyncio.Event()
-    alone_calls: list[int] = []
-
-    async def alone(n: int) -> int:
-        alone_calls.append(n)
-        await gate.wait()
-        return n * 100
-
-    first = asyncio.ensure_future(c.submit_or_alone(1, lambda: alone(1)))
-    await eventually(lambda: alone_calls == [1], 2, "the first call going alone")
+    alone = Alone()
+    first = asyncio.ensure_future(c.submit_or_alone(1, alone(1)))
+    await eventually(lambda: alone.calls == [1], 2, "the first call going alone")
     # A lone call is under way: these are batched, together.
-    rest = [asyncio.ensure_future(c.submit_or_alone(n, lambda n=n: alone(n))) for n in (2, 3)]
+    rest = [asyncio.ensure_future(c.submit_or_alone(n, alone(n))) for n in (2, 3)]
     assert await asyncio.gather(*rest) == [20, 30]
     assert flush.calls == [[2, 3]]
-    gate.set()
+    alone.gate.set()
     assert await first == 100
     # Nothing under way again: alone.
-    assert await c.submit_or_alone(4, lambda: alone(4)) == 400
-    assert alone_calls == [1, 4]
+    assert await c.submit_or_alone(4, alone(4)) == 400
+    assert alone.calls == [1, 4]
 
 
 async def test_coalesce_submit_or_alone_lets_a_party_with_nothing_under_way_go_alone() -> None:
@@ -279,24 +289,17 @@ async def test_coalesce_submit_or_alone_lets_a_party_with_nothing_under_way_go_a
     # Items 100+ are the flood's; each item below 100 is a party of its own.
     c = Coalescer(flush, share=lambda item: "flood" if item >= 100 else item, lone_parties=1)
     first = await _hold_first_flush(flush, c)
-    gate = asyncio.Event()
-    alone_calls: list[int] = []
-
-    async def alone(n: int) -> int:
-        alone_calls.append(n)
-        await gate.wait()
-        return n * 100
-
-    quiet = asyncio.ensure_future(c.submit_or_alone(7, lambda: alone(7)))
-    await eventually(lambda: alone_calls == [7], 2, "the quiet party's call going alone")
-    again = asyncio.ensure_future(c.submit_or_alone(7, lambda: alone(7)))  # 7 is under way
-    other = asyncio.ensure_future(c.submit_or_alone(8, lambda: alone(8)))  # over the limit
-    flood = asyncio.ensure_future(c.submit_or_alone(101, lambda: alone(101)))
-    gate.set()
+    alone = Alone()
+    quiet = asyncio.ensure_future(c.submit_or_alone(7, alone(7)))
+    await eventually(lambda: alone.calls == [7], 2, "the quiet party's call going alone")
+    again = asyncio.ensure_future(c.submit_or_alone(7, alone(7)))  # 7 is under way
+    other = asyncio.ensure_future(c.submit_or_alone(8, alone(8)))  # over the limit
+    flood = asyncio.ensure_future(c.submit_or_alone(101, alone(101)))
+    alone.gate.set()
     assert await quiet == 700
     assert flush.gate is not None
     flush.gate.set()
     assert await asyncio.gather(first, again, other, flood) == [0, 70, 80, 1010]
-    assert alone_calls == [7]
+    assert alone.calls == [7]
     # Nothing under way: the first call goes alone as without lone_parties.
-    assert await c.submit_or_alone(9, lambda: alone(9)) == 900
+    assert await c.submit_or_alone(9, alone(9)) == 900
