@@ -47,13 +47,14 @@ FROM generate_series(1, 30000) AS g
 """
 
 
-# The same, in time order as uuid7 ids are, the live rows the newest: the primary key
-# walked from the oldest row reads every ended one before the first live one.
+# In time order, as uuid7 ids are, a fifth of them live and the newest (a backlog):
+# for ORDER BY id LIMIT, PostgreSQL expects to meet live rows early in the primary key
+# and walks it, reading every ended one before the first live one.
 _EXECUTIONS_IN_ORDER = """
 INSERT INTO workflow_executions
     (id, tenant_id, workflow_id, version, status, trigger_type, trigger, created_at)
 SELECT lpad(to_hex(g), 32, '0')::uuid, 't', '01900000-0000-7000-8000-000000000000', 1,
-       CASE WHEN g > 29970 THEN 'queued' ELSE 'succeeded' END,
+       CASE WHEN g > 24000 THEN 'queued' ELSE 'succeeded' END,
        'manual', '{}'::jsonb, now()
 FROM generate_series(1, 30000) AS g
 """
@@ -61,8 +62,8 @@ _RUNS_IN_ORDER = """
 INSERT INTO node_executions
     (id, tenant_id, execution_id, node_id, attempt, status, input, created_at, owner)
 SELECT lpad(to_hex(g), 32, '0')::uuid, 't', lpad(to_hex(g), 32, '0')::uuid, 'n', 1,
-       CASE WHEN g > 29970 THEN 'queued' ELSE 'succeeded' END, '{}'::jsonb,
-       now() - interval '1 hour', 'gone-worker'
+       CASE WHEN g > 24000 THEN 'queued' ELSE 'succeeded' END, '{}'::jsonb,
+       now() - interval '1 hour', 'w' || (g % 4)::text
 FROM generate_series(1, 30000) AS g
 """
 
@@ -127,7 +128,7 @@ async def test_store_partial_index_plans_oldest_live_runs_do_not_walk_the_primar
     plan = await _generic_plan(
         postgres_url, [_EXECUTIONS_IN_ORDER, _RUNS_IN_ORDER], "node_executions", query
     )
-    assert "ix_node_executions_live_id" in plan, plan
+    assert "ix_node_executions_live" in plan, plan  # either index of live runs
     assert "pk_node_executions" not in plan and "Seq Scan" not in plan, plan
 
 

@@ -498,9 +498,13 @@ def live_runs_query(
         who = [orphaned]
         if unowned_older_than is not None:
             who.append(sa.and_(ne.c.owner.is_(None), ne.c.created_at < unowned_older_than))
+    # Oldest first by creation time, not id: ordered by id, PostgreSQL walked the
+    # primary key from the oldest run of the table past every ended one (100-250 ms in
+    # a soak); an index of live runs by id would serve it, but cost a chain of steps
+    # 17 % more per step. The live runs are few: found by their index, then sorted.
     return (
         sa.select(ne)
         .where(ne.c.status.in_(_LIVE_RUN_INLINE), sa.or_(*who))
-        .order_by(ne.c.id)
+        .order_by(ne.c.created_at, ne.c.id)
         .limit(limit)
     )

@@ -257,14 +257,6 @@ node_executions = sa.Table(
         sqlite_where=_live_sql,
         postgresql_where=_live_sql,
     ),
-    # the sweeper's oldest live runs of dead workers (ORDER BY id LIMIT): the primary
-    # key walked from the oldest row, past every ended run, took 100-250 ms in a soak
-    sa.Index(
-        "ix_node_executions_live_id",
-        "id",
-        sqlite_where=_live_sql,
-        postgresql_where=_live_sql,
-    ),
 )
 
 execution_signals = sa.Table(
