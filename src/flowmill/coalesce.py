@@ -79,10 +79,14 @@ class Coalescer(Generic[T, R]):
         self._pending.append((item, future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain())
+        return await self._as_party(item, future)
+
+    async def _as_party(self, item: T, work: Awaitable[R]) -> R:
+        """``work``, counting ``item``'s party as busy meanwhile (with ``lone_parties``)."""
         if not self._lone_parties:
-            return await future
+            return await work
         with self._busy_party(item):
-            return await future
+            return await work
 
     def _party(self, item: T) -> Hashable:
         assert self._share is not None
@@ -112,18 +116,14 @@ class Coalescer(Generic[T, R]):
         ``lone_parties``, a request whose party has nothing pending or under way also
         goes alone (up to that many at once).
         """
-        if self._alone == 0 and self.idle:
-            first = True
-        elif self._alone < self._lone_parties and not self._busy[self._party(item)]:
-            first = False  # its party has nothing under way: don't queue behind others'
-        else:
+        nothing_under_way = self._alone == 0 and self.idle
+        # with lone_parties: its party has nothing under way, so don't queue behind others'
+        party_free = self._alone < self._lone_parties and not self._busy[self._party(item)]
+        if not (nothing_under_way or party_free):
             return await self.submit(item)
         self._alone += 1
         try:
-            if first and not self._lone_parties:
-                return await alone()
-            with self._busy_party(item):
-                return await alone()
+            return await self._as_party(item, alone())
         finally:
             self._alone -= 1
 

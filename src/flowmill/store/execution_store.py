@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
@@ -305,9 +306,17 @@ class SqliteExecutionStore(SqlExecutionStore):
                 out.append(LoadedStep(*pair, outs))
             return out
 
-        # In the turn of the batch's quietest tenant, as checkpoints are written.
-        with tenant_scope(self.db.turn_of({tenant for tenant, _, _ in loads}, reading=True)):
+        with self._quietest_turn({tenant for tenant, _, _ in loads}, reading=True):
             return await self.db.read(_read)
+
+    def _quietest_turn(
+        self, tenants: Collection[str], *, reading: bool = False
+    ) -> contextlib.AbstractContextManager[None]:
+        """Run a batch shared by ``tenants`` in the turn of the quietest of them. It
+        would inherit the context of whoever started the flush: in a flood's turn, a
+        quiet tenant's step waited behind the flood's queued commits (bench/fairness.py).
+        """
+        return tenant_scope(self.db.turn_of(tenants, reading=reading))
 
     def _holder_in(self, conn: Connection, tenant_id: str, dedupe_key: str) -> str | None:
         # The raw connection: SQLAlchemy's statement machinery was two thirds of a
@@ -364,10 +373,6 @@ class SqliteExecutionStore(SqlExecutionStore):
         that raises (a stale step, an execution gone) is undone alone and gets its
         error; the others commit together, and none is reported before the commit."""
         clock = self.clock
-        # The batch is written in the turn of its quietest tenant: it inherited the
-        # context of whoever started the flush, and in a flood's turn a quiet tenant's
-        # checkpoint waited behind the flood's queued commits (bench/fairness.py).
-        turn = self.db.turn_of({tenant or "" for tenant, _, _ in items})
 
         def _tx(conn: Connection) -> list[Effects | BaseException]:
             db = fast.raw(conn)
@@ -384,7 +389,7 @@ class SqliteExecutionStore(SqlExecutionStore):
                 db.execute("RELEASE checkpoint")
             return out
 
-        with tenant_scope(turn):
+        with self._quietest_turn({tenant or "" for tenant, _, _ in items}):
             return await self.db.write(_tx)
 
 
